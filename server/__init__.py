@@ -1,0 +1,1 @@
+"""server: the IO edge — CLI, HTTP service, storage, delivery."""

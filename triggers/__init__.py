@@ -1,0 +1,4 @@
+"""triggers: the pure decision core — presence (enter/dwell/exit), campaigns, decisions.
+
+Pure: time and configuration are parameters; no IO, no clock, no environment.
+"""

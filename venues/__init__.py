@@ -1,0 +1,1 @@
+"""venues: the venue model, validation, file import and catalogue snapshots."""
