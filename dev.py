@@ -49,7 +49,7 @@ def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> int:
 
 def ensure_venv() -> None:
     """Create .venv and (re)install the project when pyproject.toml changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit("geopush needs Python 3.11 or newer")
     if not PY.exists():
         _say(f"creating virtual environment in {VENV}")

@@ -38,12 +38,18 @@ def test_pure_core_module_does_no_io_and_reads_no_clock(path: Path) -> None:
             names = []
         problems += [f"line {node.lineno}: imports {n}" for n in names
                      if n.split(".")[0] in FORBIDDEN_IMPORTS]
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if (node.value.id, node.attr) in FORBIDDEN_CALLS:
-                problems.append(f"line {node.lineno}: uses {node.value.id}.{node.attr}")
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in {"open", "input", "print"}:
-                problems.append(f"line {node.lineno}: calls {node.func.id}()")
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and (node.value.id, node.attr) in FORBIDDEN_CALLS
+        ):
+            problems.append(f"line {node.lineno}: uses {node.value.id}.{node.attr}")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"open", "input", "print"}
+        ):
+            problems.append(f"line {node.lineno}: calls {node.func.id}()")
     assert problems == [], f"{path.relative_to(ROOT)} breaks the pure-core rule: {problems}"
 
 
