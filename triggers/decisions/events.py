@@ -1,0 +1,43 @@
+"""What the decision needs of a presence event, as a protocol.
+
+The presence engine's event type satisfies :class:`EventLike` structurally, so decisions do
+not import the engine (and a test or the simulator can pass any object with these fields).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Protocol
+
+
+class EventLike(Protocol):
+    """A presence event (DESIGN.md, Presence). Read-only attributes."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def venue_id(self) -> str: ...
+    @property
+    def kind(self) -> object:
+        """``"enter"`` / ``"dwell"`` / ``"exit"``, or an enum whose value is one of them."""
+    @property
+    def at(self) -> float:
+        """Event time, epoch seconds."""
+    @property
+    def visit_id(self) -> str: ...
+    @property
+    def dwell_s(self) -> float | None:
+        """Seconds inside the venue so far (DWELL) or in all (EXIT)."""
+    @property
+    def confidence(self) -> object: ...
+    @property
+    def reason(self) -> object: ...
+    @property
+    def stale(self) -> bool:
+        """True when the event came from a ping too old to act on: record, never push."""
+
+
+def kind_of(event: EventLike) -> str:
+    """The event kind as its string value, whatever enum the engine uses."""
+    kind = event.kind
+    return str(kind.value) if isinstance(kind, Enum) else str(kind)

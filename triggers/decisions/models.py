@@ -1,0 +1,393 @@
+"""The inputs of a decision: profiles, campaigns and the tenant policy (DESIGN.md).
+
+All models are pydantic v2 and frozen: the scenario loader and the HTTP API build them with
+``Model.model_validate(data)`` from YAML/JSON and get a ``pydantic.ValidationError`` whose
+``errors()`` name the field path (``("variants", 1, "weight")``); the core only reads them.
+Unknown keys are rejected (``extra="forbid"``) so that a typo in a campaign is an error, not a
+silently ignored rule — except in :class:`Attributes`, which is open by design.
+
+Times are float epoch seconds (``*_at``, ``first_seen``, ``start``); on input they may also be
+ISO-8601 strings with an offset or aware datetimes. Durations carry ``_s`` and are seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from triggers.decisions.hours import parse_window
+
+
+def _to_epoch(value: Any) -> Any:
+    """Accept epoch seconds, an aware datetime or an ISO-8601 string with offset."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("datetime needs a UTC offset")
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"not an ISO-8601 time or epoch seconds: {value!r}") from exc
+        if parsed.tzinfo is None:
+            raise ValueError(f"time {value!r} needs a UTC offset")
+        return parsed.timestamp()
+    return value
+
+
+EpochSeconds = Annotated[float, BeforeValidator(_to_epoch)]
+"""Epoch seconds; input may be a number, an aware datetime or an ISO-8601 string with offset."""
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def _check_window(value: str | None) -> str | None:
+    if value is not None:
+        parse_window(value)
+    return value
+
+
+TimeZoneName = Annotated[str, BeforeValidator(_check_timezone)]
+LocalWindow = Annotated[str, BeforeValidator(_check_window)]
+"""A local time window ``"HH:MM-HH:MM"``; the end may be ``24:00``; ``22:00-08:00`` wraps."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventKind(StrEnum):
+    """The presence event kinds a campaign can be triggered by (DESIGN.md, Presence)."""
+
+    ENTER = "enter"
+    DWELL = "dwell"
+    EXIT = "exit"
+
+
+CHANNELS = ("inbox", "webhook", "mqtt", "fcm", "apns", "email", "sms")
+"""Delivery channels known to the service; ``inbox`` is the built-in in-app inbox."""
+
+ALL_CHANNELS = "*"
+"""In ``Profile.opt_outs``: the user opted out of every channel."""
+
+
+# --------------------------------------------------------------------------- profile
+
+
+class Attributes(BaseModel):
+    """A user's attributes. The named ones are used by rules; any other key is kept and
+    reaches templates as ``user.<key>`` (JSON scalars only)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    age: int | None = Field(default=None, ge=0, le=150)
+    gender: str | None = None
+    locale: str | None = None
+    """BCP 47-ish, ``zh-CN`` or ``zh_CN``; used for audience and content variants."""
+    timezone: TimeZoneName | None = None
+    """IANA zone; schedules, quiet hours and the calendar-day cap use it."""
+    first_name: str | None = None
+    city: str | None = None
+    occupation: str | None = None
+    country: str | None = None
+    """ISO 3166-1 alpha-2; selects the holiday calendar for greetings."""
+
+    @model_validator(mode="after")
+    def _extras_are_scalars(self) -> Attributes:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str | int | float | bool | None):
+                raise ValueError(f"attribute {key!r} must be a JSON scalar")
+        return self
+
+
+class Item(_Frozen):
+    """An item the user viewed (and did not buy), for "still thinking about ..." content."""
+
+    id: str
+    name: str
+    url: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    viewed_at: EpochSeconds | None = None
+
+
+class NextStop(_Frozen):
+    """Where the user usually goes next from a station (learned by
+    :func:`triggers.decisions.routes.learn_next_stops`)."""
+
+    venue_id: str
+    name: str
+    line_ids: tuple[str, ...] = ()
+    trips: int = Field(default=1, ge=1)
+    """How many observed trips support it."""
+
+
+class Profile(_Frozen):
+    """What the decision knows about a user. Everything but ``user_id`` is optional."""
+
+    user_id: str = Field(min_length=1)
+    attributes: Attributes = Attributes()
+    tags: tuple[str, ...] = ()
+    """Interest tags set by the tenant (``mother_baby``)."""
+    scene_tags: tuple[str, ...] = ()
+    """Tags learned from visits (``commuter``, ``shopper``), see ``segments.derive_scene_tags``."""
+    first_seen: EpochSeconds | None = None
+    last_active: EpochSeconds | None = None
+    opt_outs: tuple[str, ...] = ()
+    """Channels the user refused; ``"*"`` means all of them."""
+    channels: tuple[str, ...] | None = None
+    """Channels the user can be reached on (has a token / address); ``None`` = all."""
+    language: str | None = None
+    """Preferred content language; overrides ``attributes.locale`` for variants."""
+    recently_viewed: Item | None = None
+    next_stops: dict[str, NextStop] = {}
+    """Station venue id → the user's usual next station from there (route tips)."""
+
+    @property
+    def content_locale(self) -> str | None:
+        """The locale content is chosen for: ``language``, else ``attributes.locale``."""
+        return self.language or self.attributes.locale
+
+    @property
+    def all_tags(self) -> frozenset[str]:
+        """Interest tags and scene tags together, as audiences see them."""
+        return frozenset(self.tags) | frozenset(self.scene_tags)
+
+
+# --------------------------------------------------------------------------- campaign
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class Segment(StrEnum):
+    """Lifecycle segments, see ``segments.segment_of`` for the thresholds."""
+
+    NEW = "new"
+    ACTIVE = "active"
+    DORMANT = "dormant"
+
+
+class Trigger(_Frozen):
+    event: EventKind
+    dwell_s: float | None = Field(default=None, gt=0)
+    """Only for ``dwell``: the campaign fires on a DWELL event whose ``dwell_s`` is at least
+    this; ``None`` accepts the venue's own threshold."""
+
+    @model_validator(mode="after")
+    def _dwell_only_for_dwell(self) -> Trigger:
+        if self.dwell_s is not None and self.event is not EventKind.DWELL:
+            raise ValueError("dwell_s is only meaningful with event: dwell")
+        return self
+
+
+class VenueSelector(_Frozen):
+    """Which venues a campaign listens to. Within a field any value matches; the fields
+    given must all match (``{kinds: [mall], tags: [premium]}`` = premium malls). An empty
+    selector matches every venue."""
+
+    ids: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    parent: str | None = None
+    """A venue id: matches the venues inside it (``parent_id``), e.g. the stores of a mall."""
+
+
+class AgeRange(_Frozen):
+    """Inclusive bounds in years; a user with no age never matches a range."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+class Audience(_Frozen):
+    """Who a campaign is for. Every given criterion must hold; empty = everyone.
+    Tags are matched against interest tags and scene tags together."""
+
+    all_of_tags: tuple[str, ...] = ()
+    any_of_tags: tuple[str, ...] = ()
+    none_of_tags: tuple[str, ...] = ()
+    age: AgeRange | None = None
+    gender: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
+    """``zh`` matches ``zh-CN``; ``zh-CN`` matches only ``zh-CN`` (``_`` and ``-`` alike)."""
+    segments: tuple[Segment, ...] = ()
+
+
+_DAY_NAMES = ("mo", "tu", "we", "th", "fr", "sa", "su")
+
+
+class Schedule(_Frozen):
+    """When a campaign may send, in local time (the user's zone, else the venue's)."""
+
+    start: EpochSeconds | None = None
+    end: EpochSeconds | None = None
+    """Exclusive."""
+    days: tuple[str, ...] = ()
+    """Two-letter day names (``mo`` … ``su``, any case); empty = every day."""
+    hours: LocalWindow | None = None
+    """``"10:00-21:00"`` local; a window may wrap midnight. ``None`` = all day."""
+    respect_opening_hours: bool = True
+    """Skip (``venue_closed``) when the venue's ``opening_hours`` say it is closed."""
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, days: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(d.lower() for d in days)
+        unknown = [d for d in lowered if d not in _DAY_NAMES]
+        if unknown:
+            raise ValueError(f"unknown day names {unknown}; use {list(_DAY_NAMES)}")
+        return lowered
+
+    @property
+    def weekdays(self) -> frozenset[int]:
+        """The allowed days as ``datetime.weekday()`` numbers (Monday = 0)."""
+        return frozenset(_DAY_NAMES.index(d) for d in self.days)
+
+
+class PerUserCap(_Frozen):
+    count: int = Field(ge=1)
+    period_s: float = Field(gt=0)
+    """A rolling window ending now."""
+
+
+class Caps(_Frozen):
+    per_user: PerUserCap | None = None
+    cooldown_s: float | None = Field(default=None, gt=0)
+    """Minimum time between two pushes of this campaign to one user at one venue."""
+
+
+class Style(StrEnum):
+    """Content tone matched to the user's age band, see ``content.age_band``."""
+
+    CASUAL = "casual"
+    NEUTRAL = "neutral"
+    FORMAL = "formal"
+
+
+class Variant(_Frozen):
+    """One rendition of an experiment arm.
+
+    Entries sharing an ``id`` are one arm: the arm is drawn by ``weight`` (all its entries
+    must carry the same weight), then the rendition by ``locale`` and ``style``.
+    """
+
+    id: str = Field(min_length=1)
+    weight: float = Field(default=1.0, ge=0)
+    title: str
+    body: str
+    locale: str | None = None
+    style: Style | None = None
+
+
+class Campaign(_Frozen):
+    """A location-triggered campaign (DESIGN.md, Campaign).
+
+    Built from the scenario YAML / API JSON with ``Campaign.model_validate(data)``; the YAML
+    key for the venue selector is ``venues``.
+    """
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    status: CampaignStatus = CampaignStatus.ACTIVE
+    """Scenario files list campaigns to run, so a campaign is active unless it says not."""
+    trigger: Trigger
+    venues: VenueSelector = VenueSelector()
+    audience: Audience = Audience()
+    schedule: Schedule = Schedule()
+    caps: Caps = Caps()
+    priority: int = 0
+    """Higher wins; ties go to the smaller campaign id (a stable, documented order)."""
+    variants: tuple[Variant, ...] = Field(min_length=1)
+    control_pct: float = Field(default=0.0, ge=0, le=100)
+    """Share of users (by hash of campaign and user) held out as the control group."""
+    channels: tuple[str, ...] = ("inbox",)
+    """In order of preference; the first one the user can receive and did not refuse wins."""
+    offer_ttl_s: float = Field(default=3600.0, gt=0)
+    """An undelivered push expires after this; one hour, since a location offer is about
+    being near the venue now."""
+    offer: dict[str, str | int | float | bool | None] = {}
+    """Free offer data (code, discount) for templates as ``offer.<key>``."""
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in channels if c not in CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown channels {unknown}; use {list(CHANNELS)}")
+        return channels
+
+    @model_validator(mode="after")
+    def _arms_are_consistent(self) -> Campaign:
+        weights: dict[str, float] = {}
+        renditions: set[tuple[str, str | None, str | None]] = set()
+        for variant in self.variants:
+            if weights.setdefault(variant.id, variant.weight) != variant.weight:
+                raise ValueError(f"variant {variant.id!r}: renditions disagree on weight")
+            key = (variant.id, norm_locale(variant.locale), variant.style)
+            if key in renditions:
+                raise ValueError(f"variant {variant.id!r}: duplicate locale/style rendition")
+            renditions.add(key)
+        if sum(weights.values()) <= 0:
+            raise ValueError("variant weights must not all be zero")
+        return self
+
+    @property
+    def arms(self) -> tuple[tuple[str, float], ...]:
+        """``(variant id, weight)`` per arm, in first-declared order."""
+        seen: dict[str, float] = {}
+        for variant in self.variants:
+            seen.setdefault(variant.id, variant.weight)
+        return tuple(seen.items())
+
+
+def norm_locale(locale: str | None) -> str | None:
+    """``zh_CN`` / ``zh-CN`` → ``zh-cn``: one spelling for comparing locales."""
+    return None if locale is None else locale.replace("_", "-").lower()
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class TenantPolicy(_Frozen):
+    """Tenant-wide rules over all campaigns. Every default is what a tenant gets by saying
+    nothing; ``None`` switches a rule off."""
+
+    quiet_hours: LocalWindow | None = "22:00-08:00"
+    """User-local; a location push held past quiet hours is pointless, so it is dropped."""
+    max_per_day: int | None = Field(default=3, ge=0)
+    """Pushes per calendar day in the user's zone (a 23- or 25-hour day across DST)."""
+    max_per_week: int | None = Field(default=None, ge=0)
+    """Pushes per rolling 7 × 24 h; off by default (the daily cap and min gap bound it)."""
+    min_gap_s: float = Field(default=1800.0, ge=0)
+    """Minimum time between any two pushes to one user: 30 minutes."""
+    fatigue_after_ignored: int | None = Field(default=3, ge=1)
+    """K: after K pushes ignored in a row (dismissed, or expired unopened) the daily cap is
+    halved — ``max(1, max_per_day // 2)``, never 0, since only a push can be clicked — until
+    the user clicks. Without a daily cap there is nothing to halve and the rule is idle."""
+    one_push_per_event: Literal[True] = True
+    """One event sends at most one push (the highest-priority eligible campaign). The
+    decision contract carries one ``chosen``, so this cannot be switched off."""
+    default_timezone: TimeZoneName = "UTC"
+    """Local time when neither the user nor the venue names a zone."""
+

@@ -1,0 +1,126 @@
+"""The decision record: what was sent for an event, and why every other campaign was not.
+
+This is the answer to "why didn't user X get it?" and the ``decisions`` of
+``simulate --json``. ``Decision.to_json()`` is deterministic (fixed field order, no clock),
+so the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from triggers.decisions.ledger import LedgerEntry
+
+
+class Reason(StrEnum):
+    """Reason codes of ``considered[].reason`` (DESIGN.md, Decision, plus
+    ``template_error``). Listed in the order the checks run."""
+
+    STALE_EVENT = "stale_event"
+    NOT_IN_AUDIENCE = "not_in_audience"
+    OUTSIDE_SCHEDULE = "outside_schedule"
+    VENUE_CLOSED = "venue_closed"
+    QUIET_HOURS = "quiet_hours"
+    NO_CHANNEL = "no_channel"
+    OPTED_OUT = "opted_out"
+    CAMPAIGN_CAP = "campaign_cap"
+    COOLDOWN = "cooldown"
+    GLOBAL_CAP = "global_cap"
+    FATIGUE = "fatigue"
+    MIN_GAP = "min_gap"
+    HELD_OUT_CONTROL = "held_out_control"
+    TEMPLATE_ERROR = "template_error"
+    LOWER_PRIORITY = "lower_priority"
+    SENT = "sent"
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+    """A rule stopped it; the reason says which."""
+    HELD_OUT = "held_out"
+    """Eligible, but the user is in the campaign's control group."""
+    ERROR = "error"
+    """Eligible and chosen, but its content failed to render."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Considered(_Record):
+    campaign_id: str
+    outcome: Outcome
+    reason: Reason
+    variant_id: str | None = None
+    """The arm, where one was drawn (sent, held out, template error)."""
+    detail: str | None = None
+    """Human words for the reason (which cap, which window, the template error)."""
+
+
+class Chosen(_Record):
+    campaign_id: str
+    variant_id: str
+    title: str
+    body: str
+    channel: str
+    locale: str | None = None
+    """The locale of the rendition sent (``None`` for a locale-neutral one)."""
+    expires_at: float
+    """Epoch seconds: decided_at + the campaign's ``offer_ttl_s``."""
+
+
+class Decision(_Record):
+    """The outcome of one event: at most one push, and a line per campaign considered.
+
+    ``considered`` lists every active campaign whose trigger and venue selector matched the
+    event, in arbitration order (priority, then campaign id).
+    """
+
+    user_id: str
+    venue_id: str
+    event: str
+    """``enter`` / ``dwell`` / ``exit``."""
+    at: float
+    """Event time, epoch seconds."""
+    visit_id: str
+    decided_at: float
+    """The ``now`` the rules were evaluated at; a push is recorded at this time."""
+    chosen: Chosen | None
+    considered: tuple[Considered, ...]
+    notes: tuple[str, ...] = ()
+    """Caveats, e.g. opening hours the parser does not understand (treated as open)."""
+
+    def ledger_entries(self) -> list[LedgerEntry]:
+        """What the caller records in the ledger, in the same transaction as the delivery:
+        the push sent, and a control entry per campaign held out."""
+        entries = [
+            LedgerEntry(
+                user_id=self.user_id,
+                campaign_id=c.campaign_id,
+                venue_id=self.venue_id,
+                variant_id=c.variant_id or "",
+                at=self.decided_at,
+                control=True,
+            )
+            for c in self.considered
+            if c.reason is Reason.HELD_OUT_CONTROL
+        ]
+        if self.chosen is not None:
+            entries.append(
+                LedgerEntry(
+                    user_id=self.user_id,
+                    campaign_id=self.chosen.campaign_id,
+                    venue_id=self.venue_id,
+                    variant_id=self.chosen.variant_id,
+                    at=self.decided_at,
+                    channel=self.chosen.channel,
+                )
+            )
+        return entries
+
+    def to_json(self) -> str:
+        """Compact JSON; byte-identical for identical decisions."""
+        return self.model_dump_json()
