@@ -1,14 +1,152 @@
-"""Placeholder: the subcommand module is being written (see the open issues)."""
+"""``geopush venues validate FILE``: check a venue file and say exactly what to fix.
+
+Prints one line per problem (``FILE: feature 12 (id 'x'): field: message [code]``),
+then a summary. Exit status: 0 when nothing was rejected (warnings allowed), 1 when
+the file was read but has errors (features rejected, or no features), 2 when it could
+not be read at all (then one ``geopush: error:`` line on stderr).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
+
+from server.cli_common import CliError
+from venues import Problem, VenueFileError, VenueLoad, load_venues
+from venues.webmap import venue_map
+
+PROGRESS_MIN_FEATURES = 1000
+"""Below this a file validates in about a second: a progress bar would only flicker."""
 
 
 def register(sub: Any) -> None:
-    """Register nothing yet."""
-    del sub
+    """Add ``venues validate`` to the ``geopush`` subcommands."""
+    venues = sub.add_parser("venues", help="check venue files",
+                            description="Check venue files (GeoJSON, GeoPackage, "
+                                        "zipped Shapefile, KML).")
+    actions = venues.add_subparsers(dest="venues_command", required=True, metavar="ACTION")
+    validate = actions.add_parser(
+        "validate", help="validate a venue file and report every problem",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("file", type=Path, metavar="FILE",
+                          help="GeoJSON, GeoPackage, Shapefile (.shp, .zip, .shp.zip) or KML")
+    validate.add_argument("--map", type=Path, metavar="OUT.html",
+                          help="write a Leaflet map of the venues and the problems")
+    validate.add_argument("--strict", action="store_true",
+                          help="reject the whole file when any feature has an error")
+    validate.add_argument("--repair", action="store_true",
+                          help="repair invalid polygons with make_valid (reported as warnings)")
+    validate.add_argument("--max-area-km2", type=_positive_float, default=50.0, metavar="N",
+                          help="largest polygon area accepted, in km² (default: 50)")
+    validate.add_argument("--json", action="store_true",
+                          help="print the report as JSON on stdout instead of text")
+    validate.set_defaults(func=_validate)
 
 
-_ = argparse
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _validate(args: argparse.Namespace) -> int:
+    source = str(args.file)
+    with _Progress() as progress:
+        try:
+            load = load_venues(source, strict=args.strict, repair=args.repair,
+                               max_area_km2=args.max_area_km2, progress=progress)
+        except VenueFileError as exc:
+            problem = exc.problem
+            if args.json:
+                print(json.dumps({"source": source, "readable": False,
+                                  "problems": [_problem_json(problem)]}, ensure_ascii=False))
+            location = f"{source}:{exc.line}" if exc.line is not None else source
+            raise CliError(f"{problem.message} [{problem.code}]", location=location,
+                           field=problem.field or None) from exc
+    if args.json:
+        print(json.dumps(_load_json(load), ensure_ascii=False, indent=2))
+    else:
+        for problem in load.problems:
+            print(problem.describe(source))
+        _print_summary(load)
+    if args.map is not None:
+        _write_map(load, args.map, quiet=args.json)
+    return 0 if load.summary.errors == 0 else 1
+
+
+def _print_summary(load: VenueLoad) -> None:
+    s = load.summary
+    strict = " (strict: whole file rejected)" if s.strict_rejected else ""
+    print(f"{load.source}: {s.features} features read: {s.valid} valid, "
+          f"{s.rejected} rejected{strict}, {s.repaired} repaired; "
+          f"{s.errors} error{'' if s.errors == 1 else 's'}, "
+          f"{s.warnings} warning{'' if s.warnings == 1 else 's'}")
+    if s.by_kind:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in s.by_kind.items())
+        print(f"{load.source}: venues by kind: {kinds}")
+
+
+def _write_map(load: VenueLoad, path: Path, *, quiet: bool) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        venue_map(load).save(str(path))
+    except OSError as exc:
+        raise CliError(f"cannot write the map: {exc.strerror or exc}", location=str(path),
+                       exit_status=2) from exc
+    if not quiet:
+        print(f"map: {path}")
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    data = asdict(problem)
+    data["severity"] = problem.severity.value
+    data["at"] = [problem.at.lat, problem.at.lng] if problem.at is not None else None
+    return data
+
+
+def _load_json(load: VenueLoad) -> dict[str, Any]:
+    return {
+        "source": load.source,
+        "readable": True,
+        "summary": asdict(load.summary),
+        "problems": [_problem_json(p) for p in load.problems],
+        "venues": [v.id for v in load.venues],
+    }
+
+
+class _Progress:
+    """A tqdm bar on stderr for big files on a terminal; silent otherwise.
+
+    Used as the ``progress(done, total)`` hook of :func:`venues.load_venues`; the bar
+    is created on the first call, once the feature count is known.
+    """
+
+    def __init__(self) -> None:
+        self._bar: tqdm[Any] | None = None
+        self._enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self._enabled or total < PROGRESS_MIN_FEATURES:
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit="feature", desc="validating", file=sys.stderr,
+                             leave=False)
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

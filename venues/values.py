@@ -1,0 +1,47 @@
+"""Helpers for untrusted JSON-like values: type tests and short renderings for messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class NonFinite:
+    """Stands in for a ``NaN`` / ``Infinity`` / ``-Infinity`` literal found in a JSON file.
+
+    Python's json module accepts these literals, but they are not JSON (RFC 8259) and
+    no coordinate or radius may be non-finite; parsing keeps a marker instead of a float
+    so that validation can name the exact field that held one.
+    """
+
+    literal: str
+
+
+def is_number(value: object) -> bool:
+    """True for an int or float that is not a bool (``True`` is an int in Python)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def type_name(value: object) -> str:
+    """The JSON name of a value's type, for messages (``string``, ``array``, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, NonFinite):
+        return value.literal
+    if is_number(value):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def show(value: object, limit: int = 40) -> str:
+    """``value`` as a short literal for a message; long values are cut with ``...``."""
+    text = value.literal if isinstance(value, NonFinite) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
