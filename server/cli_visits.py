@@ -1,14 +1,276 @@
-"""Placeholder: the subcommand module is being written (see the open issues)."""
+"""``geopush visits``: replay a pings CSV through the presence engine.
+
+The file is streamed in chunks of ``--chunk-rows`` rows, each chunk one
+:func:`triggers.presence.process_batch` call on a virtual clock that reads the latest
+ping time seen so far. So the rules are the server's, with the file order as arrival
+order:
+
+- within a chunk, pings may come in any order (they are sorted per user);
+- across chunks, a ping older than its user's last processed ping is *late*: counted
+  and ignored, as a server would. A file sorted by ``ts`` (or grouped by user, each
+  user's pings in time order) gives the same events whatever the chunk size;
+- events of pings older than the clock by more than ``stale_after_s`` get no special
+  row: the output lists every event (``stale`` only matters for pushing).
+
+At end of input the clock stays at the last ping time: DWELL timers due by then have
+fired; visits still open stay open (a file ending is not the user leaving); the summary
+on stderr says how many.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import contextlib
+import csv
+import datetime as dt
+import math
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+from tqdm import tqdm
+
+from geo.errors import GeoError
+from geo.index import GeofenceIndex
+from server.cli_common import CliError
+from triggers.errors import TriggerError
+from triggers.pings import PingBatch
+from triggers.presence import process_batch
+from triggers.presence_events import PresenceEvent
+from triggers.presence_policy import PresencePolicy
+from triggers.presence_state import new_state
+from venues import VenueError, load_venues
+
+REQUIRED = ("user_id", "ts", "lat", "lng")
+OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id")
+OUT_HEADER = ("user_id", "venue_id", "kind", "at", "visit_id", "dwell_s", "confidence", "reason")
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n", ""}
 
 
 def register(sub: Any) -> None:
-    """Register nothing yet."""
-    del sub
+    """Add the ``visits`` subcommand to the ``geopush`` parser."""
+    parser = sub.add_parser(
+        "visits",
+        help="replay pings through the presence engine (enter/dwell/exit)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--venues", required=True, metavar="FILE", help="venue file")
+    parser.add_argument("--pings", required=True, metavar="FILE.csv", help="pings CSV")
+    parser.add_argument("--out", metavar="FILE.csv", help="output CSV (default: stdout)")
+    parser.add_argument("--chunk-rows", type=int, default=100_000, metavar="N",
+                        help="pings per engine batch (default 100000)")
+    parser.set_defaults(func=run)
 
 
-_ = argparse
+def run(args: argparse.Namespace) -> int:
+    if args.chunk_rows < 1:
+        raise CliError("must be >= 1", field="--chunk-rows")
+    try:
+        load = load_venues(args.venues)
+    except VenueError as exc:
+        raise CliError(str(exc)) from exc
+    venues = [v for v in load.venues if v.enabled]
+    try:
+        index = GeofenceIndex.build([v.fence() for v in venues])
+    except GeoError as exc:
+        raise CliError(str(exc), location=args.venues) from exc
+    policy = PresencePolicy().with_venues((v.id, v.dwell_s) for v in venues)
+
+    pings_path = Path(args.pings)
+    with contextlib.ExitStack() as stack:
+        try:
+            source = stack.enter_context(pings_path.open(newline="", encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(exc.strerror or str(exc), location=args.pings) from exc
+        out: TextIO = sys.stdout
+        if args.out:
+            try:
+                out = stack.enter_context(Path(args.out).open("w", newline="", encoding="utf-8"))
+            except OSError as exc:
+                raise CliError(exc.strerror or str(exc), location=args.out) from exc
+        n_events, state = _replay(source, out, chunk_rows=args.chunk_rows, index=index,
+                                  policy=policy, path=pings_path)
+    c = state.counters
+    open_visits = sum(len(v) for v in state.visits.values())
+    print(f"geopush visits: {c.received} pings ({c.accepted} accepted, {c.late} late, "
+          f"{c.duplicate} duplicate, {c.inaccurate} inaccurate, {c.teleport} teleport, "
+          f"{c.mock} mock, {c.future} future), {n_events} events, "
+          f"{open_visits} visits still open", file=sys.stderr)
+    return 0
+
+
+def _replay(
+    source: TextIO,
+    out: TextIO,
+    *,
+    chunk_rows: int,
+    index: GeofenceIndex,
+    policy: PresencePolicy,
+    path: Path,
+) -> tuple[int, Any]:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(OUT_HEADER)
+    state = new_state()
+    clock = -math.inf
+    n_events = 0
+    size = os.fstat(source.fileno()).st_size
+    with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="pings",
+              disable=None, leave=False) as bar:
+        for batch, consumed in _chunks(source, str(path), chunk_rows):
+            clock = max(clock, float(batch.ts.max()))
+            try:
+                state, events = process_batch(state, index, batch, policy, clock)
+            except (TriggerError, GeoError) as exc:
+                raise CliError(str(exc), location=str(path)) from exc
+            for event in events:
+                writer.writerow(_row(event))
+            n_events += len(events)
+            bar.update(consumed)
+    return n_events, state
+
+
+def _row(e: PresenceEvent) -> list[str]:
+    dwell = "" if e.dwell_s is None else (
+        str(int(e.dwell_s)) if float(e.dwell_s).is_integer() else f"{e.dwell_s:.3f}")
+    return [e.user_id, e.venue_id, e.kind.value, _iso(e.at), e.visit_id, dwell,
+            e.confidence.value, "" if e.reason is None else e.reason.value]
+
+
+def _iso(ts: float) -> str:
+    when = dt.datetime.fromtimestamp(ts, dt.UTC)
+    spec = "seconds" if float(ts).is_integer() else "milliseconds"
+    return when.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBatch, int]]:
+    """Parse the CSV into batches; yields (batch, bytes consumed since the last one)."""
+    reader = csv.reader(source)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CliError("empty file: expected a header user_id,ts,lat,lng",
+                       location=name) from None
+    except csv.Error as exc:
+        raise CliError(str(exc), location=f"{name}:1") from exc
+    header = [h.strip() for h in header]
+    for col in header:
+        if col not in REQUIRED and col not in OPTIONAL:
+            raise CliError(f"unknown column (expected {', '.join(REQUIRED + OPTIONAL)})",
+                           location=f"{name}:1", field=col)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise CliError(f"missing column(s) {', '.join(missing)}", location=f"{name}:1")
+    pos = {c: header.index(c) for c in header}
+    cols: dict[str, list[Any]] = {c: [] for c in ("user_id", "ts", "lat", "lng", "accuracy_m",
+                                                   "speed_mps", "heading_deg", "mock")}
+    last_offset = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise CliError(str(exc), location=f"{name}:{reader.line_num}") from exc
+        if not record or all(not f.strip() for f in record):
+            continue
+        where = f"{name}:{reader.line_num}"
+        if len(record) != len(header):
+            raise CliError(f"{len(record)} fields, the header has {len(header)}", location=where)
+        _parse_row(record, pos, cols, where)
+        if len(cols["ts"]) >= chunk_rows:
+            offset = _tell(source, last_offset)
+            yield _batch(cols), offset - last_offset
+            last_offset = offset
+            cols = {c: [] for c in cols}
+    if cols["ts"]:
+        offset = _tell(source, last_offset)
+        yield _batch(cols), offset - last_offset
+
+
+def _tell(source: TextIO, fallback: int) -> int:
+    # The byte offset of the file descriptor (read-ahead included): good enough for a
+    # progress bar, and text-mode tell() is unavailable while csv iterates.
+    try:
+        return os.lseek(source.fileno(), 0, os.SEEK_CUR)
+    except OSError:
+        return fallback
+
+
+def _batch(cols: dict[str, list[Any]]) -> PingBatch:
+    return PingBatch.from_columns(
+        np.array(cols["user_id"], dtype=str), cols["ts"], cols["lat"], cols["lng"],
+        accuracy_m=cols["accuracy_m"], speed_mps=cols["speed_mps"],
+        heading_deg=cols["heading_deg"], mock=cols["mock"],
+    )
+
+
+def _parse_row(record: list[str], pos: dict[str, int], cols: dict[str, list[Any]],
+               where: str) -> None:
+    user = record[pos["user_id"]].strip()
+    if not user:
+        raise CliError("must not be empty", location=where, field="user_id")
+    cols["user_id"].append(user)
+    cols["ts"].append(_parse_ts(record[pos["ts"]], where))
+    lat = _number(record, pos, "lat", where, required=True)
+    lng = _number(record, pos, "lng", where, required=True)
+    if not -90.0 <= lat <= 90.0:
+        raise CliError(f"{lat!r} is outside [-90, 90]", location=where, field="lat")
+    if not -180.0 <= lng <= 180.0:
+        raise CliError(f"{lng!r} is outside [-180, 180]", location=where, field="lng")
+    cols["lat"].append(lat)
+    cols["lng"].append(lng)
+    acc = _number(record, pos, "accuracy_m", where)
+    if acc < 0:
+        raise CliError(f"{acc!r} must be >= 0", location=where, field="accuracy_m")
+    cols["accuracy_m"].append(acc)
+    cols["speed_mps"].append(_number(record, pos, "speed_mps", where))
+    cols["heading_deg"].append(_number(record, pos, "heading_deg", where))
+    _number(record, pos, "altitude_m", where)
+    mock = record[pos["mock"]].strip().lower() if "mock" in pos else ""
+    if mock not in _TRUE and mock not in _FALSE:
+        raise CliError(f"{mock!r} is not a boolean (true/false)", location=where, field="mock")
+    cols["mock"].append(mock in _TRUE)
+
+
+def _number(record: list[str], pos: dict[str, int], field: str, where: str, *,
+            required: bool = False) -> float:
+    if field not in pos:
+        return math.nan
+    text = record[pos[field]].strip()
+    if not text:
+        if required:
+            raise CliError("must not be empty", location=where, field=field)
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"{text!r} is not a number", location=where, field=field) from None
+    if not math.isfinite(value):
+        raise CliError(f"{text!r} is not a finite number", location=where, field=field)
+    return value
+
+
+def _parse_ts(text: str, where: str) -> float:
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(value):
+            raise CliError(f"{text!r} is not a finite time", location=where, field="ts")
+        return value
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{text!r} is neither ISO-8601 nor epoch seconds",
+                       location=where, field="ts") from None
+    if when.tzinfo is None:
+        raise CliError(f"{text!r} has no UTC offset (add Z or +hh:mm)",
+                       location=where, field="ts")
+    return when.timestamp()
