@@ -1,0 +1,548 @@
+"""The embedded store: everything in this process's memory. No setup; the default of
+``geopush serve`` and ``geopush simulate``.
+
+**Durability: the process's lifetime only.** A restart loses every tenant, key, venue,
+campaign, profile, presence record, decision and delivery. Use PostgreSQL
+(``--database-url``) for anything that must survive a restart or be shared between
+processes; this store serves one process (one node) only.
+
+Concurrency: one ``asyncio.Lock`` per tenant serialises batch transactions (and
+erasures) of the tenant, which is what makes a batch's read-decide-write atomic here.
+Catalogue writes are single synchronous dict updates, atomic in the event loop. A
+batch buffers its writes and applies them at a clean exit, so an exception inside
+the ``async with`` leaves nothing behind. Runs in the event loop; nothing blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from server.store.base import (
+    BBox,
+    Catalog,
+    DecisionRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    KeyedEntry,
+    KeyRecord,
+    LedgerSnapshot,
+    NewDelivery,
+    PolicyRecord,
+    Readiness,
+    Role,
+    StoredPresence,
+    TenantRecord,
+)
+from server.store.codec import (
+    bbox_intersects,
+    merge_patch,
+    venue_bbox,
+    venue_feature,
+    venue_from_feature,
+)
+from server.store.errors import ConflictError, NotFoundError, OutsideBatchError, StoreError
+from triggers.decisions import (
+    Campaign,
+    CampaignStatus,
+    FeedbackKind,
+    LedgerEntry,
+    Profile,
+)
+from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
+from triggers.pings import PingBatch
+from venues.model import Venue
+
+PingRow = tuple[float, float, float, float, float, float, bool, float]
+"""(ts, lat, lng, accuracy_m, speed_mps, heading_deg, mock, received_at)."""
+
+
+@dataclass(slots=True)
+class _Tenant:
+    record: TenantRecord
+    version: int = 0
+    policy: PolicyRecord = field(default_factory=PolicyRecord)
+    venues: dict[str, tuple[str, BBox]] = field(default_factory=dict)
+    """id → (feature JSON text, bbox): kept as text so a reader never shares objects."""
+    campaigns: dict[str, Campaign] = field(default_factory=dict)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    presence: dict[str, tuple[str, float | None]] = field(default_factory=dict)
+    pings: dict[str, list[PingRow]] = field(default_factory=dict)
+    events: dict[str, dict[str, EventRecord]] = field(default_factory=dict)
+    decisions: dict[str, dict[str, DecisionRecord]] = field(default_factory=dict)
+    ledger: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
+    streaks: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[str, DeliveryRecord] = field(default_factory=dict)
+    delivery_keys: dict[str, str] = field(default_factory=dict)
+    """idempotency key → delivery id (UNIQUE per tenant)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def bump(self) -> None:
+        self.version += 1
+
+
+class MemoryStore:
+    """The :class:`~server.store.base.Store` held in memory (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._tenants: dict[str, _Tenant] = {}
+        self._keys: dict[str, KeyRecord] = {}
+        self._closed = False
+
+    def _t(self, tenant_id: str) -> _Tenant:
+        if self._closed:
+            raise StoreError("store is closed")
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return tenant
+
+    def _r(self, tenant_id: str) -> _Tenant:
+        """For reads: an unknown tenant reads as an empty one (as in SQL)."""
+        if self._closed:
+            raise StoreError("store is closed")
+        tenant = self._tenants.get(tenant_id)
+        return _Tenant(TenantRecord(tenant_id, "", 0.0)) if tenant is None else tenant
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def ready(self) -> Readiness:
+        if self._closed:
+            return Readiness(False, "closed")
+        return Readiness(True, "embedded store (in memory, process lifetime)")
+
+    async def close(self) -> None:
+        self._closed = True
+
+    # -- tenants and keys ------------------------------------------------------------
+
+    async def ensure_tenant(self, tenant_id: str, *, name: str = "") -> TenantRecord:
+        if self._closed:
+            raise StoreError("store is closed")
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            tenant = self._tenants[tenant_id] = _Tenant(
+                TenantRecord(tenant_id, name, time.time()))
+        return tenant.record
+
+    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        tenant = self._tenants.get(tenant_id)
+        return None if tenant is None else tenant.record
+
+    async def list_tenants(self) -> list[TenantRecord]:
+        return [self._tenants[t].record for t in sorted(self._tenants)]
+
+    async def create_key(
+        self, tenant_id: str, *, key_id: str, key_hash: str, role: Role, name: str = ""
+    ) -> KeyRecord:
+        self._t(tenant_id)
+        if key_hash in self._keys:
+            raise ConflictError("a key with this hash exists")
+        if any(k.tenant_id == tenant_id and k.key_id == key_id for k in self._keys.values()):
+            raise ConflictError(f"key {key_id!r} exists")
+        record = KeyRecord(tenant_id, key_id, Role(role), name, time.time())
+        self._keys[key_hash] = record
+        return record
+
+    async def find_key(self, key_hash: str) -> KeyRecord | None:
+        return self._keys.get(key_hash)
+
+    async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
+        return sorted((k for k in self._keys.values() if k.tenant_id == tenant_id),
+                      key=lambda k: k.key_id)
+
+    async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
+        for key_hash, record in self._keys.items():
+            if record.tenant_id == tenant_id and record.key_id == key_id:
+                self._keys[key_hash] = replace(record, revoked=True)
+                return True
+        return False
+
+    # -- venues ----------------------------------------------------------------------
+
+    async def put_venue(self, tenant_id: str, venue: Venue) -> bool:
+        return await self.put_venues(tenant_id, [venue]) == 1
+
+    async def put_venues(self, tenant_id: str, venues: Sequence[Venue]) -> int:
+        tenant = self._t(tenant_id)
+        rows = {v.id: (json.dumps(venue_feature(v)), venue_bbox(v)) for v in venues}
+        created = sum(1 for vid in rows if vid not in tenant.venues)
+        tenant.venues.update(rows)
+        tenant.bump()
+        return created
+
+    async def get_venue(self, tenant_id: str, venue_id: str) -> Venue | None:
+        row = self._r(tenant_id).venues.get(venue_id)
+        return None if row is None else venue_from_feature(json.loads(row[0]))
+
+    async def delete_venue(self, tenant_id: str, venue_id: str) -> bool:
+        tenant = self._r(tenant_id)
+        if tenant.venues.pop(venue_id, None) is None:
+            return False
+        tenant.bump()
+        return True
+
+    async def list_venues(
+        self,
+        tenant_id: str,
+        *,
+        bbox: BBox | None = None,
+        kind: str | None = None,
+        tag: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Venue]:
+        tenant = self._r(tenant_id)
+        out: list[Venue] = []
+        for venue_id in sorted(tenant.venues):
+            if after is not None and venue_id <= after:
+                continue
+            text, box = tenant.venues[venue_id]
+            if bbox is not None and not bbox_intersects(box, bbox):
+                continue
+            venue = venue_from_feature(json.loads(text))
+            if (kind is not None and venue.kind.value != kind) or (
+                    tag is not None and tag not in venue.tags):
+                continue
+            out.append(venue)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    async def catalog_version(self, tenant_id: str) -> int:
+        return self._t(tenant_id).version
+
+    async def load_catalog(self, tenant_id: str) -> Catalog:
+        tenant = self._t(tenant_id)
+        # Synchronous from here on: no other coroutine can change the tenant meanwhile.
+        venues = tuple(venue_from_feature(json.loads(tenant.venues[v][0]))
+                       for v in sorted(tenant.venues))
+        campaigns = tuple(tenant.campaigns[c] for c in sorted(tenant.campaigns))
+        return Catalog(tenant_id, tenant.version, venues, campaigns, tenant.policy)
+
+    # -- profiles --------------------------------------------------------------------
+
+    async def put_profile(self, tenant_id: str, profile: Profile) -> bool:
+        tenant = self._t(tenant_id)
+        created = profile.user_id not in tenant.profiles
+        tenant.profiles[profile.user_id] = profile
+        return created
+
+    async def patch_profile(
+        self, tenant_id: str, user_id: str, patch: Mapping[str, Any]
+    ) -> Profile:
+        tenant = self._t(tenant_id)
+        current = tenant.profiles.get(user_id)
+        if current is None:
+            raise NotFoundError(f"no profile {user_id!r}")
+        merged = merge_patch(current.model_dump(mode="json"), patch)
+        merged["user_id"] = user_id
+        profile = Profile.model_validate(merged)
+        tenant.profiles[user_id] = profile
+        return profile
+
+    async def get_profile(self, tenant_id: str, user_id: str) -> Profile | None:
+        return self._r(tenant_id).profiles.get(user_id)
+
+    async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
+        tenant = self._r(tenant_id)
+        async with tenant.lock:
+            counts = {
+                "profiles": int(tenant.profiles.pop(user_id, None) is not None),
+                "pings": len(tenant.pings.pop(user_id, [])),
+                "presence": int(tenant.presence.pop(user_id, None) is not None),
+                "events": len(tenant.events.pop(user_id, {})),
+                "decisions": len(tenant.decisions.pop(user_id, {})),
+                "ledger": len(tenant.ledger.pop(user_id, {})),
+                "streaks": int(tenant.streaks.pop(user_id, None) is not None),
+            }
+            gone = [d for d in tenant.deliveries.values() if d.user_id == user_id]
+            for delivery in gone:
+                del tenant.deliveries[delivery.delivery_id]
+                del tenant.delivery_keys[delivery.idempotency_key]
+            counts["deliveries"] = len(gone)
+            return counts
+
+    # -- campaigns and policy --------------------------------------------------------
+
+    async def create_campaign(self, tenant_id: str, campaign: Campaign) -> None:
+        tenant = self._t(tenant_id)
+        if campaign.id in tenant.campaigns:
+            raise ConflictError(f"campaign {campaign.id!r} exists")
+        tenant.campaigns[campaign.id] = campaign
+        tenant.bump()
+
+    async def put_campaign(self, tenant_id: str, campaign: Campaign) -> bool:
+        tenant = self._t(tenant_id)
+        created = campaign.id not in tenant.campaigns
+        tenant.campaigns[campaign.id] = campaign
+        tenant.bump()
+        return created
+
+    async def get_campaign(self, tenant_id: str, campaign_id: str) -> Campaign | None:
+        return self._r(tenant_id).campaigns.get(campaign_id)
+
+    async def list_campaigns(
+        self, tenant_id: str, *, status: CampaignStatus | None = None
+    ) -> list[Campaign]:
+        tenant = self._r(tenant_id)
+        return [tenant.campaigns[c] for c in sorted(tenant.campaigns)
+                if status is None or tenant.campaigns[c].status is status]
+
+    async def delete_campaign(self, tenant_id: str, campaign_id: str) -> bool:
+        tenant = self._r(tenant_id)
+        if tenant.campaigns.pop(campaign_id, None) is None:
+            return False
+        tenant.bump()
+        return True
+
+    async def set_campaign_status(
+        self, tenant_id: str, campaign_id: str, status: CampaignStatus
+    ) -> Campaign | None:
+        tenant = self._r(tenant_id)
+        campaign = tenant.campaigns.get(campaign_id)
+        if campaign is None:
+            return None
+        campaign = campaign.model_copy(update={"status": CampaignStatus(status)})
+        tenant.campaigns[campaign_id] = campaign
+        tenant.bump()
+        return campaign
+
+    async def get_policy(self, tenant_id: str) -> PolicyRecord:
+        return self._t(tenant_id).policy
+
+    async def put_policy(self, tenant_id: str, record: PolicyRecord) -> None:
+        tenant = self._t(tenant_id)
+        tenant.policy = PolicyRecord(record.policy, dict(record.presence))
+        tenant.bump()
+
+    # -- history ---------------------------------------------------------------------
+
+    async def list_decisions(
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+    ) -> list[DecisionRecord]:
+        rows = self._r(tenant_id).decisions.get(user_id, {}).values()
+        chosen = [r for r in rows if before is None or r.decision.decided_at < before]
+        chosen.sort(key=lambda r: (r.decision.decided_at, r.decision.at, r.decision_key),
+                    reverse=True)
+        return chosen[:limit]
+
+    async def list_events(
+        self, tenant_id: str, user_id: str, *, limit: int = 100
+    ) -> list[EventRecord]:
+        rows = sorted(self._r(tenant_id).events.get(user_id, {}).values(),
+                      key=lambda r: (r.event.at, r.recorded_at, r.event_key))
+        return rows[-limit:] if limit > 0 else []
+
+    # -- deliveries ------------------------------------------------------------------
+
+    async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRecord | None:
+        return self._r(tenant_id).deliveries.get(delivery_id)
+
+    async def list_deliveries(
+        self,
+        tenant_id: str,
+        *,
+        user_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRecord]:
+        rows = [d for d in self._r(tenant_id).deliveries.values()
+                if (user_id is None or d.user_id == user_id)
+                and (status is None or d.status is status)]
+        rows.sort(key=lambda d: (d.created_at, d.delivery_id))
+        return rows[:limit]
+
+    async def update_delivery(
+        self,
+        tenant_id: str,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        attempts: int | None = None,
+        next_attempt_at: float | None = None,
+        last_error: str | None = None,
+        now: float,
+    ) -> DeliveryRecord | None:
+        tenant = self._r(tenant_id)
+        row = tenant.deliveries.get(delivery_id)
+        if row is None:
+            return None
+        row = replace(row, status=DeliveryStatus(status),
+                      attempts=row.attempts if attempts is None else attempts,
+                      next_attempt_at=next_attempt_at, last_error=last_error, updated_at=now)
+        tenant.deliveries[delivery_id] = row
+        return row
+
+    async def record_feedback(
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+    ) -> DeliveryRecord | None:
+        tenant = self._r(tenant_id)
+        row = tenant.deliveries.get(delivery_id)
+        if row is None:
+            return None
+        kind = FeedbackKind(kind)
+        row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now)
+        tenant.deliveries[delivery_id] = row
+        if kind in IGNORED_KINDS:
+            tenant.streaks[row.user_id] = tenant.streaks.get(row.user_id, 0) + 1
+        elif kind in ENGAGED_KINDS:
+            tenant.streaks[row.user_id] = 0
+        return row
+
+    # -- processing ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def batch(
+        self, tenant_id: str, user_ids: Sequence[str], *, skip_locked: bool = False
+    ) -> AsyncIterator[_MemoryTx]:
+        tenant = self._t(tenant_id)
+        users = tuple(sorted(set(user_ids)))
+        if skip_locked and tenant.lock.locked():
+            # The tenant lock covers every user: all of them are held by another batch.
+            yield _MemoryTx(tenant, ())
+            return
+        async with tenant.lock:
+            tx = _MemoryTx(tenant, users)
+            yield tx
+            tx.commit()
+
+    async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
+        tenant = self._r(tenant_id)
+        due = sorted((d, u) for u, (_, d) in tenant.presence.items()
+                     if d is not None and d <= now)
+        return [u for _, u in due[:limit]]
+
+
+class _MemoryTx:
+    """A batch transaction of :class:`MemoryStore`: reads committed data, buffers
+    writes, applies them in :meth:`commit` (synchronously, so atomically)."""
+
+    def __init__(self, tenant: _Tenant, users: tuple[str, ...]) -> None:
+        self._tenant = tenant
+        self._users = users
+        self._allowed = frozenset(users)
+        self._pings: list[tuple[str, PingRow]] = []
+        self._events: dict[str, EventRecord] = {}
+        self._decisions: dict[str, DecisionRecord] = {}
+        self._ledger: dict[str, LedgerEntry] = {}
+        self._deliveries: dict[str, DeliveryRecord] = {}
+        self._presence: dict[str, tuple[str, float | None]] = {}
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant.record.tenant_id
+
+    @property
+    def user_ids(self) -> tuple[str, ...]:
+        return self._users
+
+    def _check(self, user_id: str) -> None:
+        if user_id not in self._allowed:
+            raise OutsideBatchError(f"user {user_id!r} is not locked by this batch")
+
+    async def load_presence(self) -> dict[str, StoredPresence]:
+        out: dict[str, StoredPresence] = {}
+        for user_id in self._users:
+            row = self._tenant.presence.get(user_id)
+            if row is not None:
+                out[user_id] = StoredPresence(user_id, json.loads(row[0]), row[1])
+        return out
+
+    async def load_profiles(self) -> dict[str, Profile]:
+        profiles = self._tenant.profiles
+        return {u: profiles[u] for u in self._users if u in profiles}
+
+    async def load_ledger(self, since: float) -> LedgerSnapshot:
+        entries: list[LedgerEntry] = []
+        for user_id in self._users:
+            own = [e for e in self._tenant.ledger.get(user_id, {}).values() if e.at >= since]
+            entries.extend(sorted(own, key=lambda e: e.at))
+        streaks = {u: self._tenant.streaks[u] for u in self._users if u in self._tenant.streaks}
+        return LedgerSnapshot(tuple(entries), streaks)
+
+    async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:
+        users = [str(u) for u in pings.user_id.tolist()]
+        for user_id in set(users):
+            self._check(user_id)
+        columns = zip(users, pings.ts.tolist(), pings.lat.tolist(), pings.lng.tolist(),
+                      pings.accuracy_m.tolist(), pings.speed_mps.tolist(),
+                      pings.heading_deg.tolist(), pings.mock.tolist(), strict=True)
+        for user_id, *row in columns:
+            self._pings.append((user_id, (*row, received_at)))
+        return len(users)
+
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
+        new = 0
+        for record in events:
+            self._check(record.event.user_id)
+            committed = self._tenant.events.get(record.event.user_id, {})
+            if record.event_key not in committed and record.event_key not in self._events:
+                self._events[record.event_key] = record
+                new += 1
+        return new
+
+    async def insert_decisions(self, decisions: Sequence[DecisionRecord]) -> int:
+        new = 0
+        for record in decisions:
+            self._check(record.decision.user_id)
+            committed = self._tenant.decisions.get(record.decision.user_id, {})
+            if record.decision_key not in committed and record.decision_key not in self._decisions:
+                self._decisions[record.decision_key] = record
+                new += 1
+        return new
+
+    async def insert_ledger(self, entries: Sequence[KeyedEntry]) -> int:
+        new = 0
+        for keyed in entries:
+            self._check(keyed.entry.user_id)
+            committed = self._tenant.ledger.get(keyed.entry.user_id, {})
+            if keyed.entry_key not in committed and keyed.entry_key not in self._ledger:
+                self._ledger[keyed.entry_key] = keyed.entry
+                new += 1
+        return new
+
+    async def insert_deliveries(self, deliveries: Sequence[NewDelivery]) -> list[DeliveryRecord]:
+        created: list[DeliveryRecord] = []
+        for new in deliveries:
+            self._check(new.user_id)
+            key = new.idempotency_key
+            if key in self._tenant.delivery_keys or key in self._deliveries:
+                continue
+            record = DeliveryRecord(
+                delivery_id=new.delivery_id, idempotency_key=key, user_id=new.user_id,
+                campaign_id=new.campaign_id, variant_id=new.variant_id, venue_id=new.venue_id,
+                visit_id=new.visit_id, event=new.event, channel=new.channel, title=new.title,
+                body=new.body, locale=new.locale, created_at=new.created_at,
+                expires_at=new.expires_at, updated_at=new.created_at,
+            )
+            self._deliveries[key] = record
+            created.append(record)
+        return created
+
+    async def save_presence(self, records: Sequence[StoredPresence]) -> None:
+        for record in records:
+            self._check(record.user_id)
+            # Stored as text, like a JSONB column: no caller can alias stored state.
+            self._presence[record.user_id] = (json.dumps(record.data), record.next_due_s)
+
+    def commit(self) -> None:
+        t = self._tenant
+        for user_id, row in self._pings:
+            t.pings.setdefault(user_id, []).append(row)
+        for key, event in self._events.items():
+            t.events.setdefault(event.event.user_id, {})[key] = event
+        for key, decision in self._decisions.items():
+            t.decisions.setdefault(decision.decision.user_id, {})[key] = decision
+        for key, entry in self._ledger.items():
+            t.ledger.setdefault(entry.user_id, {})[key] = entry
+        for key, delivery in self._deliveries.items():
+            t.deliveries[delivery.delivery_id] = delivery
+            t.delivery_keys[key] = delivery.delivery_id
+        t.presence.update(self._presence)

@@ -1,0 +1,807 @@
+"""The PostgreSQL store (production): asyncpg pool, SQL migrations, JSONB records.
+
+- **Schema** from ordered migrations (:mod:`server.store.migrate`) applied at
+  :meth:`PostgresStore.open` under an advisory lock; every connection of the pool has
+  ``search_path`` set to the store's schema (``public`` unless told otherwise; tests
+  use one schema per session).
+- **Statements** are parameterised and prepared once per connection (asyncpg's
+  statement cache); batch writes are one round trip each (``COPY`` for pings,
+  ``INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` for the keyed rows,
+  which also tells how many rows were new).
+- **Batch locks**: ``pg_advisory_xact_lock`` on a 64-bit hash of (tenant, user) for
+  every user of a batch, in ascending key order (``geopush_lock_users``), released by
+  the commit or rollback; the timer loop's claim uses ``pg_try_advisory_xact_lock``
+  (``geopush_try_lock_users``) and takes only the free users. See
+  :mod:`server.pipeline` for why this is enough for "nothing doubled".
+- **Errors**: asyncpg and socket errors leave as
+  :class:`~server.store.errors.StoreUnavailableError`; integrity errors as ``NotFoundError`` /
+  ``ConflictError`` where a method documents them.
+
+Runs in the event loop; nothing blocks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+
+from server.store.base import (
+    BBox,
+    Catalog,
+    DecisionRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    EventRecord,
+    KeyedEntry,
+    KeyRecord,
+    LedgerSnapshot,
+    NewDelivery,
+    PolicyRecord,
+    Readiness,
+    Role,
+    StoredPresence,
+    TenantRecord,
+)
+from server.store.codec import (
+    event_from_row,
+    ledger_from_row,
+    merge_patch,
+    policy_from_json,
+    policy_json,
+    venue_bbox,
+    venue_feature,
+    venue_from_feature,
+)
+from server.store.errors import (
+    ConflictError,
+    NotFoundError,
+    OutsideBatchError,
+    StoreError,
+    StoreUnavailableError,
+)
+from server.store.migrate import migrate, pending
+from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
+from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
+from triggers.pings import PingBatch
+from venues.model import Venue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
+                 "user_streaks", "deliveries")
+"""Every table with a user_id column; erase_user deletes the user from each."""
+
+_STREAK_KEY = {"user_streaks": "streaks"}
+
+
+def lock_key(tenant_id: str, user_id: str) -> int:
+    """The advisory lock key of (tenant, user): 64 bits of SHA-256, signed for bigint.
+
+    A collision would only make two users share a lock (serialise), never break one.
+    """
+    digest = hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _translated(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Backend errors leave as StoreUnavailableError (the caller knows one tree)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+
+    return wrapper
+
+
+def _count(status: str) -> int:
+    """Rows affected, from a command status such as ``INSERT 0 3`` or ``DELETE 2``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _opt(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
+                              schema="pg_catalog")
+
+
+class PostgresStore:
+    """The :class:`~server.store.base.Store` on PostgreSQL. Build with :meth:`open`."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        """Private: use :meth:`open`."""
+        self._pool = pool
+        self.schema = schema
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 10,
+        apply_migrations: bool = True,
+    ) -> PostgresStore:
+        """Connect a pool to ``url`` and (by default) apply pending migrations.
+
+        Raises :class:`StoreUnavailableError` when the server cannot be reached and
+        :class:`~server.store.migrate.MigrationError` on a diverged history.
+        """
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, init=_init_connection,
+                server_settings={"search_path": schema, "application_name": "geopush"},
+            )
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+        assert pool is not None
+        store = cls(pool, schema)
+        if apply_migrations:
+            try:
+                async with pool.acquire() as conn:
+                    await migrate(conn, schema)
+            except BaseException:
+                await pool.close()
+                raise
+        return store
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def ready(self) -> Readiness:
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                missing = await pending(conn, self.schema)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            return Readiness(False, f"PostgreSQL unreachable: {exc}")
+        if missing:
+            return Readiness(False, f"migrations not applied: {missing}")
+        return Readiness(True, f"PostgreSQL, schema {self.schema}, migrations applied")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    # -- tenants and keys ------------------------------------------------------------
+
+    @_translated
+    async def ensure_tenant(self, tenant_id: str, *, name: str = "") -> TenantRecord:
+        row = await self._pool.fetchrow(
+            "WITH ins AS (INSERT INTO tenants (tenant_id, name, created_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING RETURNING tenant_id, name, created_at)"
+            " SELECT * FROM ins UNION ALL"
+            " SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1 LIMIT 1",
+            tenant_id, name, time.time(),
+        )
+        assert row is not None
+        return TenantRecord(row["tenant_id"], row["name"], row["created_at"])
+
+    @_translated
+    async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
+        row = await self._pool.fetchrow(
+            "SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1", tenant_id)
+        return None if row is None else TenantRecord(row[0], row[1], row[2])
+
+    @_translated
+    async def list_tenants(self) -> list[TenantRecord]:
+        rows = await self._pool.fetch(
+            "SELECT tenant_id, name, created_at FROM tenants ORDER BY tenant_id")
+        return [TenantRecord(r[0], r[1], r[2]) for r in rows]
+
+    @_translated
+    async def create_key(
+        self, tenant_id: str, *, key_id: str, key_hash: str, role: Role, name: str = ""
+    ) -> KeyRecord:
+        now = time.time()
+        try:
+            await self._pool.execute(
+                "INSERT INTO api_keys (key_hash, tenant_id, key_id, role, name, created_at)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                key_hash, tenant_id, key_id, Role(role).value, name, now,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFoundError(f"no tenant {tenant_id!r}") from exc
+        except asyncpg.UniqueViolationError as exc:
+            raise ConflictError(f"key {key_id!r} (or its secret) exists") from exc
+        return KeyRecord(tenant_id, key_id, Role(role), name, now)
+
+    @staticmethod
+    def _key(row: Mapping[str, Any]) -> KeyRecord:
+        return KeyRecord(row["tenant_id"], row["key_id"], Role(row["role"]), row["name"],
+                         row["created_at"], row["revoked"])
+
+    @_translated
+    async def find_key(self, key_hash: str) -> KeyRecord | None:
+        row = await self._pool.fetchrow("SELECT * FROM api_keys WHERE key_hash = $1", key_hash)
+        return None if row is None else self._key(row)
+
+    @_translated
+    async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY key_id", tenant_id)
+        return [self._key(r) for r in rows]
+
+    @_translated
+    async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
+        status = await self._pool.execute(
+            "UPDATE api_keys SET revoked = true WHERE tenant_id = $1 AND key_id = $2",
+            tenant_id, key_id)
+        return _count(status) > 0
+
+    # -- venues ----------------------------------------------------------------------
+
+    @staticmethod
+    async def _bump(conn: asyncpg.Connection, tenant_id: str) -> int:
+        """Bump the catalogue version (first, so the tenant row is locked and known)."""
+        version = await conn.fetchval(
+            "UPDATE tenants SET catalog_version = catalog_version + 1 WHERE tenant_id = $1"
+            " RETURNING catalog_version", tenant_id)
+        if version is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return int(version)
+
+    @_translated
+    async def put_venue(self, tenant_id: str, venue: Venue) -> bool:
+        return await self.put_venues(tenant_id, [venue]) == 1
+
+    @_translated
+    async def put_venues(self, tenant_id: str, venues: Sequence[Venue]) -> int:
+        if not venues:
+            await self._bump_alone(tenant_id)
+            return 0
+        rows = []
+        for v in venues:
+            box = venue_bbox(v)
+            rows.append((v.id, json.dumps(venue_feature(v)), v.kind.value, list(v.tags),
+                         box.min_lng, box.min_lat, box.max_lng, box.max_lat))
+        now = time.time()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._bump(conn, tenant_id)
+            inserted = await conn.fetch(
+                "INSERT INTO venues (tenant_id, venue_id, feature, kind, tags, min_lng,"
+                " min_lat, max_lng, max_lat, updated_at)"
+                " SELECT $1, v.id, v.f::jsonb, v.k, ARRAY(SELECT jsonb_array_elements_text("
+                "   v.t::jsonb)), v.a, v.b, v.c, v.d, $2"
+                " FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],"
+                "   $8::float8[], $9::float8[], $10::float8[]) AS v(id, f, k, t, a, b, c, d)"
+                " ON CONFLICT (tenant_id, venue_id) DO UPDATE SET feature = EXCLUDED.feature,"
+                "   kind = EXCLUDED.kind, tags = EXCLUDED.tags, min_lng = EXCLUDED.min_lng,"
+                "   min_lat = EXCLUDED.min_lat, max_lng = EXCLUDED.max_lng,"
+                "   max_lat = EXCLUDED.max_lat, updated_at = EXCLUDED.updated_at"
+                " RETURNING (xmax = 0) AS created",
+                tenant_id, now, [r[0] for r in rows], [r[1] for r in rows],
+                [r[2] for r in rows], [json.dumps(r[3]) for r in rows],
+                [r[4] for r in rows], [r[5] for r in rows], [r[6] for r in rows],
+                [r[7] for r in rows],
+            )
+        return sum(1 for r in inserted if r["created"])
+
+    async def _bump_alone(self, tenant_id: str) -> None:
+        async with self._pool.acquire() as conn:
+            await self._bump(conn, tenant_id)
+
+    @_translated
+    async def get_venue(self, tenant_id: str, venue_id: str) -> Venue | None:
+        feature = await self._pool.fetchval(
+            "SELECT feature FROM venues WHERE tenant_id = $1 AND venue_id = $2",
+            tenant_id, venue_id)
+        return None if feature is None else venue_from_feature(feature)
+
+    @_translated
+    async def delete_venue(self, tenant_id: str, venue_id: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "DELETE FROM venues WHERE tenant_id = $1 AND venue_id = $2", tenant_id, venue_id)
+            if _count(status) == 0:
+                return False
+            await self._bump(conn, tenant_id)
+            return True
+
+    @_translated
+    async def list_venues(
+        self,
+        tenant_id: str,
+        *,
+        bbox: BBox | None = None,
+        kind: str | None = None,
+        tag: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Venue]:
+        box = bbox or BBox(-math.inf, -math.inf, math.inf, math.inf)
+        rows = await self._pool.fetch(
+            "SELECT feature FROM venues WHERE tenant_id = $1"
+            " AND min_lng <= $4 AND max_lng >= $2 AND min_lat <= $5 AND max_lat >= $3"
+            " AND ($6::text IS NULL OR kind = $6) AND ($7::text IS NULL OR tags @> ARRAY[$7])"
+            " AND ($8::text IS NULL OR venue_id COLLATE \"C\" > $8)"
+            " ORDER BY venue_id COLLATE \"C\" LIMIT $9",
+            tenant_id, box.min_lng, box.min_lat, box.max_lng, box.max_lat, kind, tag, after,
+            limit,
+        )
+        return [venue_from_feature(r["feature"]) for r in rows]
+
+    @_translated
+    async def catalog_version(self, tenant_id: str) -> int:
+        version = await self._pool.fetchval(
+            "SELECT catalog_version FROM tenants WHERE tenant_id = $1", tenant_id)
+        if version is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return int(version)
+
+    @_translated
+    async def load_catalog(self, tenant_id: str) -> Catalog:
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            tenant = await conn.fetchrow(
+                "SELECT catalog_version, policy FROM tenants WHERE tenant_id = $1", tenant_id)
+            if tenant is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            venues = await conn.fetch(
+                "SELECT feature FROM venues WHERE tenant_id = $1 ORDER BY venue_id COLLATE \"C\"",
+                tenant_id)
+            campaigns = await conn.fetch(
+                "SELECT body FROM campaigns WHERE tenant_id = $1"
+                " ORDER BY campaign_id COLLATE \"C\"", tenant_id)
+        return Catalog(
+            tenant_id, int(tenant["catalog_version"]),
+            tuple(venue_from_feature(r["feature"]) for r in venues),
+            tuple(Campaign.model_validate(r["body"]) for r in campaigns),
+            policy_from_json(tenant["policy"]),
+        )
+
+    # -- profiles --------------------------------------------------------------------
+
+    @_translated
+    async def put_profile(self, tenant_id: str, profile: Profile) -> bool:
+        try:
+            created = await self._pool.fetchval(
+                "INSERT INTO profiles (tenant_id, user_id, body, updated_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id) DO UPDATE"
+                " SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at"
+                " RETURNING (xmax = 0)",
+                tenant_id, profile.user_id, profile.model_dump(mode="json"), time.time())
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFoundError(f"no tenant {tenant_id!r}") from exc
+        return bool(created)
+
+    @_translated
+    async def patch_profile(
+        self, tenant_id: str, user_id: str, patch: Mapping[str, Any]
+    ) -> Profile:
+        async with self._pool.acquire() as conn, conn.transaction():
+            body = await conn.fetchval(
+                "SELECT body FROM profiles WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
+                tenant_id, user_id)
+            if body is None:
+                raise NotFoundError(f"no profile {user_id!r}")
+            merged = merge_patch(body, patch)
+            merged["user_id"] = user_id
+            profile = Profile.model_validate(merged)
+            await conn.execute(
+                "UPDATE profiles SET body = $3, updated_at = $4"
+                " WHERE tenant_id = $1 AND user_id = $2",
+                tenant_id, user_id, profile.model_dump(mode="json"), time.time())
+        return profile
+
+    @_translated
+    async def get_profile(self, tenant_id: str, user_id: str) -> Profile | None:
+        body = await self._pool.fetchval(
+            "SELECT body FROM profiles WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id)
+        return None if body is None else Profile.model_validate(body)
+
+    @_translated
+    async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The user's batch lock: a batch in flight finishes first, and none starts
+            # until the erasure commits, so nothing is written back afterwards.
+            await conn.execute("SELECT geopush_lock_users($1::bigint[])",
+                               [lock_key(tenant_id, user_id)])
+            for table in _ERASE_TABLES:
+                status = await conn.execute(
+                    f"DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2",
+                    tenant_id, user_id)
+                counts[_STREAK_KEY.get(table, table)] = _count(status)
+        return counts
+
+    # -- campaigns and policy --------------------------------------------------------
+
+    async def _upsert_campaign(self, tenant_id: str, campaign: Campaign, *, create: bool) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._bump(conn, tenant_id)
+            conflict = "DO NOTHING" if create else (
+                "(tenant_id, campaign_id) DO UPDATE SET status = EXCLUDED.status,"
+                " body = EXCLUDED.body, updated_at = EXCLUDED.updated_at")
+            created = await conn.fetchval(
+                "INSERT INTO campaigns (tenant_id, campaign_id, status, body, updated_at)"
+                f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT {conflict} RETURNING (xmax = 0)",
+                tenant_id, campaign.id, campaign.status.value, campaign.model_dump(mode="json"),
+                time.time())
+            if create and created is None:
+                raise ConflictError(f"campaign {campaign.id!r} exists")
+        return bool(created)
+
+    @_translated
+    async def create_campaign(self, tenant_id: str, campaign: Campaign) -> None:
+        await self._upsert_campaign(tenant_id, campaign, create=True)
+
+    @_translated
+    async def put_campaign(self, tenant_id: str, campaign: Campaign) -> bool:
+        return await self._upsert_campaign(tenant_id, campaign, create=False)
+
+    @_translated
+    async def get_campaign(self, tenant_id: str, campaign_id: str) -> Campaign | None:
+        body = await self._pool.fetchval(
+            "SELECT body FROM campaigns WHERE tenant_id = $1 AND campaign_id = $2",
+            tenant_id, campaign_id)
+        return None if body is None else Campaign.model_validate(body)
+
+    @_translated
+    async def list_campaigns(
+        self, tenant_id: str, *, status: CampaignStatus | None = None
+    ) -> list[Campaign]:
+        rows = await self._pool.fetch(
+            "SELECT body FROM campaigns WHERE tenant_id = $1"
+            " AND ($2::text IS NULL OR status = $2) ORDER BY campaign_id COLLATE \"C\"",
+            tenant_id, None if status is None else CampaignStatus(status).value)
+        return [Campaign.model_validate(r["body"]) for r in rows]
+
+    @_translated
+    async def delete_campaign(self, tenant_id: str, campaign_id: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "DELETE FROM campaigns WHERE tenant_id = $1 AND campaign_id = $2",
+                tenant_id, campaign_id)
+            if _count(status) == 0:
+                return False
+            await self._bump(conn, tenant_id)
+            return True
+
+    @_translated
+    async def set_campaign_status(
+        self, tenant_id: str, campaign_id: str, status: CampaignStatus
+    ) -> Campaign | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            body = await conn.fetchval(
+                "SELECT body FROM campaigns WHERE tenant_id = $1 AND campaign_id = $2"
+                " FOR UPDATE", tenant_id, campaign_id)
+            if body is None:
+                return None
+            campaign = Campaign.model_validate(body).model_copy(
+                update={"status": CampaignStatus(status)})
+            await self._bump(conn, tenant_id)
+            await conn.execute(
+                "UPDATE campaigns SET status = $3, body = $4, updated_at = $5"
+                " WHERE tenant_id = $1 AND campaign_id = $2",
+                tenant_id, campaign_id, campaign.status.value,
+                campaign.model_dump(mode="json"), time.time())
+        return campaign
+
+    @_translated
+    async def get_policy(self, tenant_id: str) -> PolicyRecord:
+        row = await self._pool.fetchrow(
+            "SELECT policy FROM tenants WHERE tenant_id = $1", tenant_id)
+        if row is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return policy_from_json(row["policy"])
+
+    @_translated
+    async def put_policy(self, tenant_id: str, record: PolicyRecord) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._bump(conn, tenant_id)
+            await conn.execute("UPDATE tenants SET policy = $2 WHERE tenant_id = $1",
+                               tenant_id, policy_json(record))
+
+    # -- history ---------------------------------------------------------------------
+
+    @_translated
+    async def list_decisions(
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+    ) -> list[DecisionRecord]:
+        rows = await self._pool.fetch(
+            "SELECT decision_key, body FROM decisions WHERE tenant_id = $1 AND user_id = $2"
+            " AND ($3::float8 IS NULL OR decided_at < $3)"
+            " ORDER BY decided_at DESC, at DESC, decision_key DESC LIMIT $4",
+            tenant_id, user_id, before, limit)
+        return [DecisionRecord(r["decision_key"], Decision.model_validate(r["body"]))
+                for r in rows]
+
+    @_translated
+    async def list_events(
+        self, tenant_id: str, user_id: str, *, limit: int = 100
+    ) -> list[EventRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT * FROM events WHERE tenant_id = $1 AND user_id = $2"
+            " ORDER BY at DESC, recorded_at DESC, event_key DESC LIMIT $3) last"
+            " ORDER BY at, recorded_at, event_key",
+            tenant_id, user_id, limit)
+        return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
+
+    # -- deliveries ------------------------------------------------------------------
+
+    @staticmethod
+    def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
+        return DeliveryRecord(
+            delivery_id=row["delivery_id"], idempotency_key=row["idempotency_key"],
+            user_id=row["user_id"], campaign_id=row["campaign_id"],
+            variant_id=row["variant_id"], venue_id=row["venue_id"], visit_id=row["visit_id"],
+            event=row["event"], channel=row["channel"], title=row["title"], body=row["body"],
+            locale=row["locale"], created_at=row["created_at"], expires_at=row["expires_at"],
+            status=DeliveryStatus(row["status"]), attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
+            feedback=tuple(row["feedback"]), updated_at=row["updated_at"],
+        )
+
+    @_translated
+    async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRecord | None:
+        row = await self._pool.fetchrow(
+            "SELECT * FROM deliveries WHERE tenant_id = $1 AND delivery_id = $2",
+            tenant_id, delivery_id)
+        return None if row is None else self._delivery(row)
+
+    @_translated
+    async def list_deliveries(
+        self,
+        tenant_id: str,
+        *,
+        user_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM deliveries WHERE tenant_id = $1"
+            " AND ($2::text IS NULL OR user_id = $2) AND ($3::text IS NULL OR status = $3)"
+            " ORDER BY created_at, delivery_id COLLATE \"C\" LIMIT $4",
+            tenant_id, user_id, None if status is None else DeliveryStatus(status).value, limit)
+        return [self._delivery(r) for r in rows]
+
+    @_translated
+    async def update_delivery(
+        self,
+        tenant_id: str,
+        delivery_id: str,
+        *,
+        status: DeliveryStatus,
+        attempts: int | None = None,
+        next_attempt_at: float | None = None,
+        last_error: str | None = None,
+        now: float,
+    ) -> DeliveryRecord | None:
+        row = await self._pool.fetchrow(
+            "UPDATE deliveries SET status = $3, attempts = coalesce($4, attempts),"
+            " next_attempt_at = $5, last_error = $6, updated_at = $7"
+            " WHERE tenant_id = $1 AND delivery_id = $2 RETURNING *",
+            tenant_id, delivery_id, DeliveryStatus(status).value, attempts, next_attempt_at,
+            last_error, now)
+        return None if row is None else self._delivery(row)
+
+    @_translated
+    async def record_feedback(
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+    ) -> DeliveryRecord | None:
+        kind = FeedbackKind(kind)
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4"
+                " WHERE tenant_id = $1 AND delivery_id = $2 RETURNING *",
+                tenant_id, delivery_id, kind.value, now)
+            if row is None:
+                return None
+            if kind in IGNORED_KINDS or kind in ENGAGED_KINDS:
+                await conn.execute(
+                    "INSERT INTO user_streaks (tenant_id, user_id, ignored_streak)"
+                    " VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO UPDATE SET"
+                    " ignored_streak = CASE WHEN $3 = 0 THEN 0"
+                    "   ELSE user_streaks.ignored_streak + 1 END",
+                    tenant_id, row["user_id"], 1 if kind in IGNORED_KINDS else 0)
+        return self._delivery(row)
+
+    # -- processing ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def batch(
+        self, tenant_id: str, user_ids: Sequence[str], *, skip_locked: bool = False
+    ) -> AsyncIterator[_PgTx]:
+        users = sorted(set(user_ids))
+        keys = {u: lock_key(tenant_id, u) for u in users}
+        ordered = sorted(set(keys.values()))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if skip_locked:
+                    row = await conn.fetchrow(
+                        "SELECT geopush_try_lock_users($2::bigint[]),"
+                        " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)",
+                        tenant_id, ordered)
+                    assert row is not None
+                    got = set(row[0])
+                    users = [u for u in users if keys[u] in got]
+                else:
+                    row = await conn.fetchrow(
+                        "SELECT geopush_lock_users($2::bigint[]),"
+                        " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)",
+                        tenant_id, ordered)
+                    assert row is not None
+                if not row[1]:
+                    raise NotFoundError(f"no tenant {tenant_id!r}")
+                yield _PgTx(conn, tenant_id, tuple(users))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+
+    @_translated
+    async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT user_id FROM presence WHERE tenant_id = $1 AND next_due_s <= $2"
+            " ORDER BY next_due_s, user_id COLLATE \"C\" LIMIT $3", tenant_id, now, limit)
+        return [r["user_id"] for r in rows]
+
+
+class _PgTx:
+    """A batch transaction of :class:`PostgresStore` on one connection (see ``batch``)."""
+
+    def __init__(self, conn: asyncpg.Connection, tenant_id: str, users: tuple[str, ...]) -> None:
+        self._conn = conn
+        self._tenant = tenant_id
+        self._users = users
+        self._allowed = frozenset(users)
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant
+
+    @property
+    def user_ids(self) -> tuple[str, ...]:
+        return self._users
+
+    def _check(self, user_ids: Sequence[str]) -> None:
+        outside = set(user_ids) - self._allowed
+        if outside:
+            raise OutsideBatchError(f"users {sorted(outside)} are not locked by this batch")
+
+    async def load_presence(self) -> dict[str, StoredPresence]:
+        rows = await self._conn.fetch(
+            "SELECT user_id, record, next_due_s FROM presence"
+            " WHERE tenant_id = $1 AND user_id = ANY($2::text[])", self._tenant, self._users)
+        return {r[0]: StoredPresence(r[0], r[1], r[2]) for r in rows}
+
+    async def load_profiles(self) -> dict[str, Profile]:
+        rows = await self._conn.fetch(
+            "SELECT user_id, body FROM profiles WHERE tenant_id = $1"
+            " AND user_id = ANY($2::text[])", self._tenant, self._users)
+        return {r[0]: Profile.model_validate(r[1]) for r in rows}
+
+    async def load_ledger(self, since: float) -> LedgerSnapshot:
+        rows = await self._conn.fetch(
+            "SELECT * FROM ledger WHERE tenant_id = $1 AND user_id = ANY($2::text[])"
+            " AND at >= $3 ORDER BY user_id COLLATE \"C\", at, seq",
+            self._tenant, self._users, since)
+        streaks = await self._conn.fetch(
+            "SELECT user_id, ignored_streak FROM user_streaks WHERE tenant_id = $1"
+            " AND user_id = ANY($2::text[])", self._tenant, self._users)
+        return LedgerSnapshot(tuple(ledger_from_row(r) for r in rows),
+                              {r[0]: r[1] for r in streaks})
+
+    async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:
+        users = [str(u) for u in pings.user_id.tolist()]
+        self._check(users)
+        records = [
+            (self._tenant, u, ts, lat, lng, _opt(acc), _opt(spd), _opt(hdg), mock, received_at)
+            for u, ts, lat, lng, acc, spd, hdg, mock in zip(
+                users, pings.ts.tolist(), pings.lat.tolist(), pings.lng.tolist(),
+                pings.accuracy_m.tolist(), pings.speed_mps.tolist(),
+                pings.heading_deg.tolist(), pings.mock.tolist(), strict=True)
+        ]
+        if records:
+            await self._conn.copy_records_to_table(
+                "pings", records=records,
+                columns=["tenant_id", "user_id", "ts", "lat", "lng", "accuracy_m",
+                         "speed_mps", "heading_deg", "mock", "received_at"])
+        return len(records)
+
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
+        if not events:
+            return 0
+        self._check([r.event.user_id for r in events])
+        ev = [r.event for r in events]
+        status = await self._conn.execute(
+            "INSERT INTO events (tenant_id, event_key, user_id, venue_id, kind, at, visit_id,"
+            " dwell_s, confidence, reason, stale, recorded_at)"
+            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],"
+            " $6::float8[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::bool[],"
+            " $12::float8[]) ON CONFLICT DO NOTHING",
+            self._tenant, [r.event_key for r in events], [e.user_id for e in ev],
+            [e.venue_id for e in ev], [e.kind.value for e in ev], [e.at for e in ev],
+            [e.visit_id for e in ev], [e.dwell_s for e in ev], [e.confidence.value for e in ev],
+            [None if e.reason is None else e.reason.value for e in ev], [e.stale for e in ev],
+            [r.recorded_at for r in events],
+        )
+        return _count(status)
+
+    async def insert_decisions(self, decisions: Sequence[DecisionRecord]) -> int:
+        if not decisions:
+            return 0
+        ds = [r.decision for r in decisions]
+        self._check([d.user_id for d in ds])
+        status = await self._conn.execute(
+            "INSERT INTO decisions (tenant_id, decision_key, user_id, decided_at, at, body)"
+            " SELECT $1, k, u, d, a, b::jsonb FROM unnest($2::text[], $3::text[],"
+            " $4::float8[], $5::float8[], $6::text[]) AS v(k, u, d, a, b)"
+            " ON CONFLICT DO NOTHING",
+            self._tenant, [r.decision_key for r in decisions], [d.user_id for d in ds],
+            [d.decided_at for d in ds], [d.at for d in ds], [d.to_json() for d in ds],
+        )
+        return _count(status)
+
+    async def insert_ledger(self, entries: Sequence[KeyedEntry]) -> int:
+        if not entries:
+            return 0
+        es = [k.entry for k in entries]
+        self._check([e.user_id for e in es])
+        # unnest WITH ORDINALITY + ORDER BY keeps the recording order in `seq`.
+        status = await self._conn.execute(
+            "INSERT INTO ledger (tenant_id, entry_key, user_id, campaign_id, venue_id,"
+            " variant_id, at, channel, control)"
+            " SELECT $1, k, u, c, v, va, a, ch, ct FROM unnest($2::text[], $3::text[],"
+            " $4::text[], $5::text[], $6::text[], $7::float8[], $8::text[], $9::bool[])"
+            " WITH ORDINALITY AS x(k, u, c, v, va, a, ch, ct, n) ORDER BY n"
+            " ON CONFLICT DO NOTHING",
+            self._tenant, [k.entry_key for k in entries], [e.user_id for e in es],
+            [e.campaign_id for e in es], [e.venue_id for e in es], [e.variant_id for e in es],
+            [e.at for e in es], [e.channel for e in es], [e.control for e in es],
+        )
+        return _count(status)
+
+    async def insert_deliveries(self, deliveries: Sequence[NewDelivery]) -> list[DeliveryRecord]:
+        if not deliveries:
+            return []
+        self._check([d.user_id for d in deliveries])
+        ds = deliveries
+        rows = await self._conn.fetch(
+            "INSERT INTO deliveries (tenant_id, delivery_id, idempotency_key, user_id,"
+            " campaign_id, variant_id, venue_id, visit_id, event, channel, title, body, locale,"
+            " created_at, expires_at, updated_at)"
+            " SELECT $1, di, k, u, c, va, v, vi, e, ch, t, b, l, ca, ea, ca"
+            " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+            " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
+            " $13::text[], $14::float8[], $15::float8[])"
+            " WITH ORDINALITY AS x(di, k, u, c, va, v, vi, e, ch, t, b, l, ca, ea, n) ORDER BY n"
+            " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *",
+            self._tenant, [d.delivery_id for d in ds], [d.idempotency_key for d in ds],
+            [d.user_id for d in ds], [d.campaign_id for d in ds], [d.variant_id for d in ds],
+            [d.venue_id for d in ds], [d.visit_id for d in ds], [d.event for d in ds],
+            [d.channel for d in ds], [d.title for d in ds], [d.body for d in ds],
+            [d.locale for d in ds], [d.created_at for d in ds], [d.expires_at for d in ds],
+        )
+        by_key = {r["idempotency_key"]: PostgresStore._delivery(r) for r in rows}
+        return [by_key[d.idempotency_key] for d in ds if d.idempotency_key in by_key]
+
+    async def save_presence(self, records: Sequence[StoredPresence]) -> None:
+        if not records:
+            return
+        self._check([r.user_id for r in records])
+        await self._conn.execute(
+            "INSERT INTO presence (tenant_id, user_id, record, next_due_s, updated_at)"
+            " SELECT $1, u, r::jsonb, d, $5 FROM unnest($2::text[], $3::text[], $4::float8[])"
+            " AS x(u, r, d)"
+            " ON CONFLICT (tenant_id, user_id) DO UPDATE SET record = EXCLUDED.record,"
+            " next_due_s = EXCLUDED.next_due_s, updated_at = EXCLUDED.updated_at",
+            self._tenant, [r.user_id for r in records], [json.dumps(r.data) for r in records],
+            [r.next_due_s for r in records], time.time(),
+        )
+
+
+__all__ = ["PostgresStore", "StoreError", "lock_key"]

@@ -1,0 +1,109 @@
+"""What only PostgreSQL has: migrations, readiness, the erasure seen from SQL itself."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from server.store import PostgresStore, Role, hash_key
+from server.store.migrate import migrate, pending, quote_ident, shipped_migrations
+from tests.server.store.test_contract import _everything_about
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.needs_postgres]
+
+
+@pytest.fixture
+async def fresh_schema(database_url: str) -> AsyncIterator[str]:
+    schema = f"geopush_fresh_{uuid.uuid4().hex[:10]}"
+    yield schema
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def test_migrations_apply_once_then_are_a_no_op(database_url: str, fresh_schema: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await pending(conn, fresh_schema) == [m.version for m in shipped_migrations()]
+        assert await migrate(conn, fresh_schema) == [m.version for m in shipped_migrations()]
+        assert await migrate(conn, fresh_schema) == []
+        assert await pending(conn, fresh_schema) == []
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_start_ups_migrate_exactly_once(
+    database_url: str, fresh_schema: str
+) -> None:
+    conns = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        applied = await asyncio.gather(*(migrate(c, fresh_schema) for c in conns))
+        rows = await conns[0].fetch(
+            f"SELECT version FROM {quote_ident(fresh_schema)}.schema_migrations ORDER BY 1")
+    finally:
+        for conn in conns:
+            await conn.close()
+    shipped = [m.version for m in shipped_migrations()]
+    assert sorted(applied, key=len) == [[], [], shipped]
+    assert [r["version"] for r in rows] == shipped
+
+
+async def test_not_ready_until_migrations_are_applied(database_url: str, fresh_schema: str) -> None:
+    store = await PostgresStore.open(database_url, schema=fresh_schema, apply_migrations=False)
+    try:
+        readiness = await store.ready()
+        assert not readiness.ok and "migrations not applied" in readiness.detail
+        async with store._pool.acquire() as conn:
+            await migrate(conn, fresh_schema)
+        assert (await store.ready()).ok
+    finally:
+        await store.close()
+
+
+async def test_erase_user_leaves_no_row_of_the_user_in_any_table(pg_store: PostgresStore) -> None:
+    tenant = "acme"
+    await pg_store.ensure_tenant(tenant)
+    for user_id in ("u1", "u2"):
+        await _everything_about(pg_store, tenant, user_id)
+    await pg_store.erase_user(tenant, "u1")
+    async with pg_store._pool.acquire() as conn:
+        tables = [r[0] for r in await conn.fetch(
+            "SELECT table_name FROM information_schema.columns"
+            " WHERE table_schema = $1 AND column_name = 'user_id' ORDER BY 1", pg_store.schema)]
+        left = {t: await conn.fetchval(
+            f"SELECT count(*) FROM {quote_ident(t)} WHERE user_id = 'u1'") for t in tables}
+        kept = {t: await conn.fetchval(
+            f"SELECT count(*) FROM {quote_ident(t)} WHERE user_id = 'u2'") for t in tables}
+    assert set(tables) >= {"profiles", "pings", "presence", "events", "decisions", "ledger",
+                           "user_streaks", "deliveries"}
+    assert left == dict.fromkeys(tables, 0)
+    assert all(n > 0 for n in kept.values()), kept
+
+
+async def test_api_key_secrets_never_reach_the_database(pg_store: PostgresStore) -> None:
+    await pg_store.ensure_tenant("acme")
+    secret = "gp_secret_" + uuid.uuid4().hex
+    await pg_store.create_key("acme", key_id="k1", key_hash=hash_key(secret), role=Role.ADMIN)
+    async with pg_store._pool.acquire() as conn:
+        dump = await conn.fetchval("SELECT string_agg(t::text, ' ') FROM api_keys t")
+    assert secret not in dump and hash_key(secret) in dump
+
+
+async def test_batches_locking_shared_users_in_any_order_never_deadlock(
+    pg_store: PostgresStore,
+) -> None:
+    await pg_store.ensure_tenant("acme")
+    users = [f"u{i}" for i in range(20)]
+
+    async def one(order: list[str]) -> None:
+        async with pg_store.batch("acme", order):
+            await asyncio.sleep(0.01)
+
+    orders = [users, users[::-1], users[5:] + users[:5], users[::2] + users[1::2]]
+    await asyncio.wait_for(asyncio.gather(*(one(o) for o in orders * 2)), timeout=20)
