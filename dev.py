@@ -154,24 +154,22 @@ def cmd_test(extra: list[str]) -> int:
 
 
 def cmd_demo(extra: list[str]) -> int:
+    """The main job: the flagship scenario (a Saturday in Helsinki's malls) replayed
+    through the engine, with its timeline, summary, map and plot."""
     ensure_venv()
     out = ROOT / "out"
     out.mkdir(exist_ok=True)
     geopush = BIN / "geopush"
-    venues_file = ROOT / "fixtures" / "venues" / "beijing_venues.geojson"
-    points_file = ROOT / "fixtures" / "points" / "beijing_sample.csv"
-    steps: list[list[str | Path]] = [
-        [geopush, "venues", "validate", venues_file, "--map", out / "venues.html"],
-        [geopush, "locate", "--venues", venues_file, "--points", points_file,
-         "--out", out / "located.csv"],
-    ]
-    for step in steps:
-        _say("$ " + " ".join(str(s.relative_to(ROOT) if isinstance(s, Path) and
-                                   s.is_relative_to(ROOT) else s) for s in step))
-        rc = _run(*step, *extra)
-        if rc != 0:
-            return rc
-    _say(f"done: open {out / 'venues.html'} for the map, {out / 'located.csv'} for the join")
+    flagship = ROOT / "fixtures" / "scenarios" / "helsinki_saturday_mall.yaml"
+    step: list[str | Path] = [geopush, "simulate", flagship, "--map", out / "flagship.html",
+                              "--plot", out / "flagship.png"]
+    _say("$ " + " ".join(str(s.relative_to(ROOT) if isinstance(s, Path) and
+                               s.is_relative_to(ROOT) else s) for s in step))
+    rc = _run(*step, *extra)
+    if rc != 0:
+        return rc
+    _say(f"done: open {out / 'flagship.html'} for the map, {out / 'flagship.png'} for the "
+         "timeline plot")
     return 0
 
 

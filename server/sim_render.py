@@ -1,0 +1,329 @@
+"""Showing a simulation: the text timeline and summary, a folium map, a matplotlib plot."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import folium
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+
+from triggers.decisions.records import Decision, Outcome
+from triggers.presence_events import EventKind, PresenceEvent
+from triggers.simulation import Scenario, SimulationResult
+from venues.geometry import representative
+from venues.model import Venue
+from venues.webmap import KIND_COLOURS, OSM_ATTRIBUTION
+
+MAX_PLOTTED_USERS = 30
+MAX_MAPPED_POINTS = 600
+"""Per user polyline: thinned to this many vertices (an HTML map of every ping is slow)."""
+LAYERS = ("venues", "trajectories", "events", "pushes")
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _decision_key(d: Decision) -> tuple[str, str, str, float]:
+    return d.user_id, d.visit_id, d.event, d.at
+
+
+def _local(ts: float, venue: Venue | None, scenario: Scenario) -> datetime:
+    tz = ZoneInfo(venue.timezone) if venue is not None and venue.timezone else scenario.spec.tz
+    return datetime.fromtimestamp(ts, tz)
+
+
+def timeline_lines(result: SimulationResult, scenario: Scenario, limit: int) -> list[str]:
+    """One line per presence event with its push or the reasons it sent none."""
+    venues = scenario.venues_by_id
+    decisions = {_decision_key(d): d for d in result.decisions}
+    width = max((len(e.user_id) for e in result.events), default=4)
+    lines: list[str] = []
+    day = None
+    for n, event in enumerate(result.events):
+        if n >= limit:
+            lines.append(f"… {len(result.events) - limit} more events (use --json for all)")
+            break
+        venue = venues.get(event.venue_id)
+        local = _local(event.at, venue, scenario)
+        if local.date() != day:
+            day = local.date()
+            lines.append(f"── {local:%A %Y-%m-%d} ({local.tzname()})")
+        what = event.kind.value
+        if event.kind is EventKind.DWELL:
+            what = f"dwell {event.dwell_s:.0f}s"
+        elif event.kind is EventKind.EXIT:
+            what = f"exit ({event.reason.value if event.reason else '?'}, " \
+                   f"{(event.dwell_s or 0) / 60:.0f} min)"
+        name = venue.name if venue is not None else event.venue_id
+        decision = decisions.get((event.user_id, event.visit_id, event.kind.value, event.at))
+        lines.append(f"{local:%H:%M:%S}  {event.user_id:<{width}}  {name[:28]:<28}  "
+                     f"{what:<18}  {_outcome(decision)}")
+    return lines
+
+
+def _outcome(decision: Decision | None) -> str:
+    if decision is None or not decision.considered:
+        return "·"
+    if decision.chosen is not None:
+        c = decision.chosen
+        tail = [f"{line.campaign_id}: {line.reason.value}" for line in decision.considered
+                if line.outcome is not Outcome.SENT]
+        more = f"  (also {', '.join(tail)})" if tail else ""
+        return f"PUSH {c.campaign_id}/{c.variant_id} “{c.title}”{more}"
+    reasons = ", ".join(f"{line.campaign_id}: {line.reason.value}"
+                        for line in decision.considered)
+    return f"no push — {reasons}"
+
+
+def summary_lines(result: SimulationResult) -> list[str]:
+    s = result.summary()
+    pings = s["pings"]
+    lines = [
+        f"Summary — {s['scenario']} ({s['start']} → {s['end']})",
+        f"  users {s['users']}; pings {pings.get('received', 0)} received, "
+        f"{pings.get('accepted', 0)} accepted"
+        + "".join(f", {pings[k]} {k}" for k in ("late", "duplicate", "inaccurate", "teleport",
+                                                "mock", "future") if pings.get(k)),
+        f"  visits {s['visits']} (events: enter {s['events']['enter']}, dwell "
+        f"{s['events']['dwell']}, exit {s['events']['exit']}; "
+        f"{s['open_visits_at_end']} open at the end)",
+        f"  pushes {s['pushes']}"
+        + "".join(f"; {cid}: " + ", ".join(f"{v}={n}" for v, n in by.items())
+                  for cid, by in s["pushes_by_campaign"].items()),
+    ]
+    if s["held_out_by_campaign"]:
+        lines.append("  held out (control): " + ", ".join(
+            f"{c}={n}" for c, n in s["held_out_by_campaign"].items()))
+    if s["suppressions_by_reason"]:
+        lines.append("  suppressions: " + ", ".join(
+            f"{r} {n}" for r, n in s["suppressions_by_reason"].items()))
+    per_user = result.stats.per_user_day
+    if per_user and len(per_user) <= MAX_PLOTTED_USERS:
+        lines.append("  pushes per user per day: " + ", ".join(
+            f"{u} {d}: {n}" for (u, d), n in sorted(per_user.items())))
+    else:
+        for day, info in s["pushes_per_user_per_day"].items():
+            hist = ", ".join(f"{k} push{'es' if k != '1' else ''}: {n} users"
+                             for k, n in info["histogram"].items())
+            lines.append(f"  pushes per user on {day}: {hist} (max {info['max']})")
+    return lines
+
+
+def backtest_lines(report: dict[str, Any]) -> list[str]:
+    d = report["displaced"]
+    lines = [
+        f"Back-test of {report['candidate']}"
+        + (" (replacing the live campaign of that id)" if report["replaces_live_campaign"]
+           else "") + " — nothing sent",
+        f"  would send {report['pushes']} pushes to {report['users_reached']} users"
+        + (" (" + ", ".join(f"{v}={n}" for v, n in report["pushes_by_variant"].items()) + ")"
+           if report["pushes_by_variant"] else "")
+        + f"; {report['held_out_control']} held out as control",
+    ]
+    if report["suppressions_by_reason"]:
+        lines.append("  stopped: " + ", ".join(
+            f"{r} {n}" for r, n in report["suppressions_by_reason"].items()))
+    lines.append(f"  live pushes displaced: {d['total']}"
+                 + "".join(f"; by priority over {c}: {n}" for c, n in d["by_priority"].items())
+                 + "".join(f"; {c} by {r}: {n}" for c, rs in d["by_caps"].items()
+                           for r, n in rs.items()))
+    if report["live_pushes_gained"]:
+        lines.append("  live pushes gained: " + ", ".join(
+            f"{c}={n}" for c, n in report["live_pushes_gained"].items()))
+    lines.append(f"  all pushes: {report['live_pushes_without']} without → "
+                 f"{report['pushes_with']} with the candidate")
+    return lines
+
+
+# --------------------------------------------------------------------------- map
+
+
+def _position(result: SimulationResult, user: str, at: float,
+              venue: Venue | None) -> tuple[float, float] | None:
+    track = result.tracks.get(user)
+    if track is not None:
+        ts, lat, lng = track.arrays()
+        if ts.shape[0]:
+            i = int(np.clip(np.searchsorted(ts, at), 0, ts.shape[0] - 1))
+            return float(lat[i]), float(lng[i])
+    if venue is None:
+        return None
+    p = venue.center if venue.center is not None else representative(venue.shape)
+    return p.lat, p.lng
+
+
+def _used_venues(result: SimulationResult, scenario: Scenario) -> list[Venue]:
+    """Venues with an event, plus those inside the trajectories' bounding box."""
+    by_id = scenario.venues_by_id
+    keep = {e.venue_id for e in result.events}
+    lats: list[float] = []
+    lngs: list[float] = []
+    for track in result.tracks.values():
+        _, lat, lng = track.arrays()
+        lats.extend(lat.tolist()[:: max(1, lat.shape[0] // 50)])
+        lngs.extend(lng.tolist()[:: max(1, lng.shape[0] // 50)])
+    if lats:
+        lo_lat, hi_lat, lo_lng, hi_lng = min(lats), max(lats), min(lngs), max(lngs)
+        for v in scenario.venues:
+            p = v.center if v.center is not None else representative(v.shape)
+            if lo_lat - 0.003 <= p.lat <= hi_lat + 0.003 and lo_lng - 0.005 <= p.lng <= \
+                    hi_lng + 0.005:
+                keep.add(v.id)
+    return [by_id[i] for i in sorted(keep) if i in by_id]
+
+
+def render_map(result: SimulationResult, scenario: Scenario, path: Path) -> None:
+    """Write a Leaflet map: FeatureGroups venues, trajectories, events, pushes."""
+    fmap = folium.Map(tiles=None, control_scale=True)
+    attribution = (f"{OSM_ATTRIBUTION} "
+                   '(<a href="https://www.openstreetmap.org/copyright">ODbL</a>)')
+    if scenario.attribution:
+        attribution += f" — venue data: {html.escape(scenario.attribution)}"
+    folium.TileLayer("OpenStreetMap", attr=attribution, name="OpenStreetMap").add_to(fmap)
+    groups = {name: folium.FeatureGroup(name=name, show=True) for name in LAYERS}
+
+    bounds: list[list[float]] = []
+    for venue in _used_venues(result, scenario):
+        colour = KIND_COLOURS[venue.kind]
+        tip = html.escape(f"{venue.name} ({venue.kind.value}) {venue.id}")
+        if venue.shape is not None:
+            feature = {"type": "Feature", "properties": {"id": venue.id, "name": venue.name},
+                       "geometry": venue.shape.__geo_interface__}
+            folium.GeoJson(feature, tooltip=tip, style_function=lambda _f, c=colour: {
+                "color": c, "weight": 2, "fillOpacity": 0.2}).add_to(groups["venues"])
+            minx, miny, maxx, maxy = venue.shape.bounds
+            bounds += [[miny, minx], [maxy, maxx]]
+        elif venue.center is not None and venue.radius_m is not None:
+            folium.Circle([venue.center.lat, venue.center.lng], radius=venue.radius_m,
+                          color=colour, fill=True, fill_opacity=0.2, tooltip=tip
+                          ).add_to(groups["venues"])
+            bounds.append([venue.center.lat, venue.center.lng])
+
+    for k, (user, track) in enumerate(sorted(result.tracks.items())):
+        _, lat, lng = track.arrays()
+        if lat.shape[0] == 0:
+            continue
+        step = max(1, lat.shape[0] // MAX_MAPPED_POINTS)
+        points = [[float(a), float(b)] for a, b in zip(lat[::step], lng[::step], strict=True)]
+        line = folium.PolyLine(  # type: ignore[no-untyped-call]
+            points, color=_COLOURS[k % len(_COLOURS)], weight=3, opacity=0.8,
+            tooltip=html.escape(user))
+        line.add_to(groups["trajectories"])
+        bounds += [points[0], points[-1]]
+
+    venues = scenario.venues_by_id
+    for event in result.events:
+        at_venue = venues.get(event.venue_id)
+        where = _position(result, event.user_id, event.at, at_venue)
+        if where is None:
+            continue
+        local = _local(event.at, at_venue, scenario)
+        label = (f"{local:%H:%M:%S} {event.user_id} {event.kind.value} "
+                 f"{at_venue.name if at_venue else event.venue_id}")
+        folium.CircleMarker(list(where), radius=4, color="#333333", fill=True,
+                            fill_opacity=0.7, tooltip=html.escape(label)
+                            ).add_to(groups["events"])
+    for d in result.deliveries:
+        pushed_at = venues.get(d.venue_id)
+        where = _position(result, d.user_id, d.at, pushed_at)
+        if where is None:
+            continue
+        local = _local(d.at, pushed_at, scenario)
+        popup = (f"<b>{html.escape(d.title)}</b><br>{html.escape(d.body)}<br>"
+                 f"{local:%H:%M:%S} {html.escape(d.user_id)} · {html.escape(d.campaign_id)}/"
+                 f"{html.escape(d.variant_id)} · {html.escape(d.channel)}")
+        folium.Marker(list(where), popup=folium.Popup(popup, max_width=320),
+                      tooltip=html.escape(d.title),
+                      icon=folium.Icon(color="red", icon="bell")).add_to(groups["pushes"])
+    for group in groups.values():
+        group.add_to(fmap)
+    folium.LayerControl(collapsed=False).add_to(fmap)
+    if bounds:
+        lats = [b[0] for b in bounds]
+        lngs = [b[1] for b in bounds]
+        fmap.fit_bounds([[min(lats), min(lngs)], [max(lats), max(lngs)]])
+    fmap.save(str(path))
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def _visits(events: list[PresenceEvent], end: float) -> list[tuple[str, str, float, float]]:
+    """(user, venue, start, end) per visit; visits still open run to ``end``."""
+    open_: dict[str, tuple[str, str, float]] = {}
+    out = []
+    for e in events:
+        if e.kind is EventKind.ENTER:
+            open_[e.visit_id] = (e.user_id, e.venue_id, e.at)
+        elif e.kind is EventKind.EXIT and e.visit_id in open_:
+            user, venue, start = open_.pop(e.visit_id)
+            out.append((user, venue, start, e.at))
+    out += [(u, v, s, end) for u, v, s in open_.values()]
+    return out
+
+
+def render_plot(result: SimulationResult, scenario: Scenario, path: Path) -> None:
+    """Write a PNG: a row per user (at most 30), visits as bars coloured by venue, pushes
+    as markers, x in the scenario's local time."""
+    visits = _visits(result.events, result.end)
+    users = sorted({u for u, *_ in visits} | {d.user_id for d in result.deliveries})
+    shown = users[:MAX_PLOTTED_USERS]
+    row = {u: i for i, u in enumerate(shown)}
+    venues = scenario.venues_by_id
+    counts = Counter(v for u, v, *_ in visits if u in row)
+    palette = {vid: _COLOURS[i % len(_COLOURS)] for i, (vid, _) in
+               enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+    tz = scenario.spec.tz
+
+    def x(ts: float) -> float:
+        return float(mdates.date2num(  # type: ignore[no-untyped-call]
+            datetime.fromtimestamp(ts, tz)))
+
+    fig, ax = plt.subplots(figsize=(12, 1.5 + 0.45 * max(len(shown), 1)), dpi=100)
+    labelled: set[str] = set()
+    for user, vid, start, stop in visits:
+        if user not in row:
+            continue
+        venue = venues.get(vid)
+        name = venue.name if venue is not None else vid
+        nested = venue is not None and venue.parent_id is not None
+        # A store inside a mall: a thinner bar drawn over the mall's.
+        ax.barh(row[user], max(x(stop) - x(start), 1e-4), left=x(start),
+                height=0.3 if nested else 0.6, zorder=3 if nested else 2,
+                color=palette[vid], alpha=0.85, edgecolor="black", linewidth=0.3,
+                label=None if vid in labelled else name[:30])
+        labelled.add(vid)
+    pushed = [(row[d.user_id], x(d.at)) for d in result.deliveries if d.user_id in row]
+    if pushed:
+        ax.scatter([p[1] for p in pushed], [p[0] for p in pushed], marker="v", s=90,
+                   color="crimson", edgecolor="black", zorder=5, label="push")
+    ax.set_yticks(range(len(shown)), shown)
+    ax.invert_yaxis()
+    ax.xaxis_date(tz)
+    ax.xaxis.set_major_formatter(
+        mdates.DateFormatter("%H:%M", tz=tz))  # type: ignore[no-untyped-call]
+    ax.set_xlim(x(result.start), x(result.end))
+    ax.set_xlabel(f"local time ({datetime.fromtimestamp(result.start, tz).tzname()})")
+    title = f"{result.name}: visits and pushes"
+    if len(users) > len(shown):
+        title += f" (first {len(shown)} of {len(users)} users)"
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    if labelled or pushed:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

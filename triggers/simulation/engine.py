@@ -1,0 +1,288 @@
+"""The simulator: the service's engine on a virtual clock. Pure (time is virtual).
+
+One engine: every ping goes through :func:`triggers.presence.process_batch`, every timer
+through :func:`triggers.presence.advance`, every event through
+:func:`triggers.decisions.decide` — the functions the service calls — with ``now`` the
+virtual time. The loop, per slice of ``batch_s`` virtual seconds:
+
+1. fire the timers due before the slice's first delivery, each at its due time (so a
+   DWELL is decided at the instant it is due, as the service's timer loop would);
+2. feed the pings delivered in the slice, in delivery order, as ONE batch, at ``now`` =
+   the last delivery time (a server processes a batch when the last ping is in);
+3. fire the timers due up to the end of the slice.
+
+Each event is decided with the user's profile (an empty one for users without), the
+:class:`CampaignIndex`, the venue, the tenant policy and an :class:`InMemoryLedger`;
+the decision's ledger entries are recorded before the next event (the service does
+both in one transaction), and a chosen push becomes a :class:`Delivery`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from geo.index import GeofenceIndex
+from triggers.decisions import CampaignIndex, InMemoryLedger, Profile, decide, selector_matches
+from triggers.decisions.models import Campaign, EventKind, TenantPolicy
+from triggers.decisions.records import Decision
+from triggers.presence import advance, process_batch
+from triggers.presence_events import PresenceEvent
+from triggers.presence_state import new_state
+from triggers.simulation.backtest import BacktestTally
+from triggers.simulation.result import Delivery, SimulationResult, Stats, Track, idempotency_key
+from triggers.simulation.routes import resolve
+from triggers.simulation.scenario import Crowd, GenerateSpec, Scenario
+from triggers.simulation.stream import Device, PingStream, lay_out
+from triggers.trajectory import PingColumns, TrajectorySpec
+from venues.model import Venue
+
+Progress = Callable[[float, float], None]
+"""Called with (virtual seconds done, virtual seconds in all) after each slice."""
+
+
+@dataclass
+class _World:
+    """A set of live campaigns with its own ledger (the scenario's, or a back-test's)."""
+
+    index: CampaignIndex
+    thresholds: dict[str, frozenset[int]]
+    """Venue id → the DWELL thresholds this world's campaigns asked for (+ the venue's)."""
+    ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+
+    def sees(self, event: PresenceEvent) -> bool:
+        """DWELL events at thresholds only another world asked for are not this world's:
+        a live campaign with no ``dwell_s`` must not fire again at a candidate's 900 s."""
+        if event.kind.value != EventKind.DWELL.value or event.dwell_s is None:
+            return True
+        wanted = self.thresholds.get(event.venue_id)
+        return wanted is None or int(event.dwell_s) in wanted
+
+
+def dwell_thresholds(
+    campaigns: Iterable[Campaign], venues: Sequence[Venue]
+) -> dict[str, frozenset[int]]:
+    """Per venue: its own ``dwell_s`` and every DWELL ``dwell_s`` of a campaign whose
+    venue selector matches it (what presence must time, see ``PresencePolicy``)."""
+    dwell = [c for c in campaigns if c.trigger.event is EventKind.DWELL
+             and c.trigger.dwell_s is not None]
+    out: dict[str, frozenset[int]] = {}
+    for venue in venues:
+        wanted = {venue.dwell_s}
+        for campaign in dwell:
+            if selector_matches(campaign.venues, venue):
+                assert campaign.trigger.dwell_s is not None
+                wanted.add(math.ceil(campaign.trigger.dwell_s))
+        out[venue.id] = frozenset(wanted)
+    return out
+
+
+def devices(scenario: Scenario) -> tuple[list[Device], dict[str, int]]:
+    """Every generated device, and user id → crowd index for crowd users."""
+    spec = scenario.spec
+    venues = scenario.venues_by_id
+    cache: dict[str, list[Venue]] = {}
+    out: list[Device] = []
+    crowd_of: dict[str, int] = {}
+
+    def add(user_id: str, gen: GenerateSpec, rng: np.random.Generator, offset_s: float) -> None:
+        plan = resolve(gen.route, venues, rng, gen.approach_deg, cache)
+        start_ts = (gen.start if gen.start is not None else scenario.start_ts) \
+            + gen.start_offset_s + offset_s
+        template = TrajectorySpec(
+            user_id=user_id, start=plan.start, route=plan.legs, start_ts=start_ts,
+            speed_mps=gen.speed_mps, interval_s=gen.interval_s, noise_m=gen.noise_m,
+            accuracy_m=gen.accuracy_m, gaps=gen.gaps, teleport_rate=gen.teleport_rate,
+            teleport_m=gen.teleport_m, burst_rate=gen.burst_rate, burst_len=gen.burst_len,
+            burst_delay_s=gen.burst_delay_s, latency_s=gen.latency_s, mock_rate=gen.mock_rate,
+        )
+        out.append(lay_out(user_id, len(out), plan.start, plan.legs, start_ts=start_ts,
+                           template=template))
+
+    seed = spec.seed & 0xFFFFFFFF
+    for i, entry in enumerate(spec.trajectories):
+        add(entry.user_id, entry.generate, np.random.default_rng([seed, 0, i]), 0.0)
+    for g, crowd in enumerate(spec.users):
+        for n in range(1, crowd.count + 1):
+            uid = crowd.user_id(n)
+            rng = np.random.default_rng([seed, g + 1, n])
+            offset = float(rng.uniform(0.0, crowd.start_spread_s)) if crowd.start_spread_s else 0.0
+            add(uid, crowd.generate, rng, offset)
+            crowd_of[uid] = g
+    return out, crowd_of
+
+
+class _Profiles:
+    """Profiles by user id: the scenario's, a crowd's template, or an empty one."""
+
+    def __init__(self, profiles: Iterable[Profile], crowds: Sequence[Crowd],
+                 crowd_of: dict[str, int]) -> None:
+        self._given = {p.user_id: p for p in profiles}
+        self._crowds = crowds
+        self._crowd_of = crowd_of
+        self._made: dict[str, Profile] = {}
+
+    def __call__(self, user_id: str) -> Profile:
+        found = self._given.get(user_id) or self._made.get(user_id)
+        if found is not None:
+            return found
+        crowd = self._crowd_of.get(user_id)
+        if crowd is not None:
+            made: Profile = self._crowds[crowd].profile.model_copy(update={"user_id": user_id})
+        else:
+            made = Profile(user_id=user_id)
+        self._made[user_id] = made
+        return made
+
+
+def simulate(
+    scenario: Scenario,
+    *,
+    candidate: Campaign | None = None,
+    keep_records: bool = True,
+    track_users: int = 0,
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Run ``scenario`` (see the module docstring); with ``candidate``, back-test it.
+
+    ``keep_records=False`` keeps only counters (for very large runs); ``track_users``
+    keeps the pings of that many users (smallest ids first) for maps and plots.
+    """
+    spec = scenario.spec
+    tz = spec.tz
+    venues = scenario.venues
+    by_id = scenario.venues_by_id
+    tenant: TenantPolicy = spec.policy.tenant()
+    live = list(spec.campaigns)
+    worlds = [_World(CampaignIndex(live), dwell_thresholds(live, venues))]
+    tally: BacktestTally | None = None
+    if candidate is not None:
+        shadow = [c for c in live if c.id != candidate.id] + [candidate]
+        worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, venues)))
+        tally = BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+    presence = spec.policy.presence.build().with_venues(
+        ((v.id, v.dwell_s) for v in venues),
+        {vid: tuple(sorted(set().union(*(w.thresholds[vid] for w in worlds))))
+         for vid in by_id},
+    )
+    index = GeofenceIndex.build([v.fence() for v in venues if v.enabled])
+
+    devs, crowd_of = devices(scenario)
+    profiles = _Profiles(spec.profiles, spec.users, crowd_of)
+    stream = PingStream(devs, scenario.recorded, spec.seed, _end_hint(scenario, devs))
+    user_ids = {d.user_id for d in devs}
+    if scenario.recorded is not None:
+        user_ids.update(np.unique(scenario.recorded.user_id).tolist())
+    tracked = sorted(user_ids)[:track_users]
+    tracks = {u: Track() for u in tracked}
+    tracked_arr = np.asarray(tracked, dtype=str)
+
+    begin = min(scenario.start_ts, stream.first_delivery)
+    end = (spec.end.timestamp() if spec.end is not None
+           else math.ceil(max(begin, stream.last_activity) + presence.silence_timeout_s
+                             + spec.batch_s))
+    result = SimulationResult(
+        name=spec.name, tz=tz, start=begin, end=end, users=len(user_ids), events=[],
+        decisions=[], deliveries=[], stats=Stats(), counters={}, tracks=tracks,
+        open_visits=0,
+    )
+    state = new_state()
+
+    def handle(events: Sequence[PresenceEvent], now: float) -> None:
+        for event in events:
+            result.stats.add_event(event)
+            if keep_records:
+                result.events.append(event)
+            venue = by_id[event.venue_id]
+            profile = profiles(event.user_id)
+            decided: list[Decision | None] = []
+            for k, world in enumerate(worlds):
+                if not world.sees(event):
+                    decided.append(None)
+                    continue
+                decision = decide(event, profile, world.index, venue, tenant, world.ledger, now)
+                for entry in decision.ledger_entries():
+                    world.ledger.record(entry)
+                decided.append(decision)
+                if k == 0:
+                    _record(result, event, decision, keep_records)
+            if tally is not None:
+                tally.add(decided[0], decided[1])
+
+    def fire(until: float) -> None:
+        while state.timers and state.timers[0][0] <= until:
+            due = state.timers[0][0]
+            handle(advance(state, due, presence), due)
+
+    clock = begin
+    total = max(end - begin, 1e-9)
+    while clock < end:
+        slice_end = min(clock + spec.batch_s, end)
+        cols = stream.take_until(slice_end)
+        if cols is not None:
+            fire(float(cols.delivery_ts[0]))
+            now = float(cols.delivery_ts[-1])
+            state, events = process_batch(state, index, cols.to_batch(), presence, now)
+            handle(events, now)
+            if tracks:
+                _track(tracks, tracked_arr, cols)
+        fire(slice_end)
+        clock = slice_end
+        if progress is not None:
+            progress(clock - begin, total)
+
+    result.counters = state.counters.as_dict()
+    result.open_visits = sum(len(v) for v in state.visits.values())
+    if tally is not None:
+        result.backtest = tally.report()
+    return result
+
+
+def _end_hint(scenario: Scenario, devs: Sequence[Device]) -> float:
+    """The last time any ping may be generated: the scenario end, else the last device's."""
+    if scenario.spec.end is not None:
+        return scenario.spec.end.timestamp()
+    return max([d.end_ts for d in devs], default=scenario.start_ts)
+
+
+def _record(result: SimulationResult, event: PresenceEvent, decision: Decision,
+            keep: bool) -> None:
+    day = result_day(decision.decided_at, result)
+    result.stats.add_decision(decision, day)
+    if not keep:
+        return
+    result.decisions.append(decision)
+    chosen = decision.chosen
+    if chosen is not None:
+        result.deliveries.append(Delivery(
+            key=idempotency_key(event, chosen.campaign_id), user_id=decision.user_id,
+            venue_id=decision.venue_id, campaign_id=chosen.campaign_id,
+            variant_id=chosen.variant_id, channel=chosen.channel, title=chosen.title,
+            body=chosen.body, at=decision.decided_at, expires_at=chosen.expires_at,
+            event=decision.event, event_at=event.at, visit_id=event.visit_id,
+        ))
+
+
+def result_day(ts: float, result: SimulationResult) -> str:
+    """The local date (scenario zone) that "pushes per user per day" counts ``ts`` in."""
+    return datetime.fromtimestamp(ts, result.tz).date().isoformat()
+
+
+def _track(tracks: dict[str, Track], tracked: NDArray[np.str_], cols: PingColumns) -> None:
+    mask = np.isin(cols.user_id, tracked)
+    if not bool(mask.any()):
+        return
+    idx = np.flatnonzero(mask)
+    users = cols.user_id[idx]
+    for user in np.unique(users).tolist():
+        pick = idx[users == user]
+        track = tracks[str(user)]
+        track.ts.append(cols.ts[pick])
+        track.lat.append(cols.lat[pick])
+        track.lng.append(cols.lng[pick])
+
