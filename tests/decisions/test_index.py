@@ -63,3 +63,23 @@ def test_candidates_are_in_arbitration_order() -> None:
     index = CampaignIndex([campaign("b", priority=1), campaign("c", priority=3),
                            campaign("a", priority=1)])
     assert [c.id for c in index.candidates(venue(FORUM), "enter", None)] == ["c", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("campaign_dwell_s", "event_dwell_s", "matches"),
+    [
+        (None, 300, True),  # the venue's own threshold (Forum: the 300 s default)
+        (None, 600, False),  # a later threshold that another campaign asked for
+        (600, 600, True),
+        (600, 300, False),
+        (600, 900, False),  # "at least" would offer the campaign again at 900 s
+    ],
+)
+def test_dwell_campaign_matches_only_its_own_threshold(
+    campaign_dwell_s: int | None, event_dwell_s: int, matches: bool
+) -> None:
+    trigger: dict[str, Any] = {"event": "dwell"}
+    if campaign_dwell_s is not None:
+        trigger["dwell_s"] = campaign_dwell_s
+    index = CampaignIndex([campaign(trigger=trigger)])
+    assert bool(index.candidates(venue(FORUM), "dwell", event_dwell_s)) is matches

@@ -65,8 +65,10 @@ def test_timeline_names_venues_pushes_and_suppressions(
     assert "Saturday 2026-11-28" in out
     assert "aino" in out and "Forum" in out and "Moomin Shop" in out
     assert "PUSH forum-baby-care/" in out
-    assert "no push — forum-stores-gift: campaign_cap" in out
     assert "Expectations: 7/7 met" in out
+    status, out, _ = _run(capsys, "simulate", str(SCENARIOS / "quiet_hours_night.yaml"))
+    assert status == 0
+    assert "no push — station-coffee: quiet_hours" in out
 
 
 def test_map_carries_venue_trajectory_event_and_push_layers(

@@ -100,8 +100,10 @@ class CampaignIndex:
     def candidates(self, venue: Venue, event_kind: str, dwell_s: float | None) -> list[Campaign]:
         """Active campaigns whose trigger and venue selector match, in arbitration order.
 
-        A DWELL campaign with a ``dwell_s`` matches a DWELL event that has lasted at least
-        that long (``None`` on the campaign accepts the venue's own threshold).
+        A DWELL campaign matches only the DWELL event of its own threshold: its
+        ``dwell_s``, or the venue's ``dwell_s`` when it names none. The presence engine
+        fires one DWELL per threshold of a visit (the venue's and every campaign's), so
+        matching "at least" would offer the same campaign again at each later threshold.
         """
         buckets = self._by_trigger.get(event_kind)
         if buckets is None or not venue.enabled:
@@ -110,8 +112,11 @@ class CampaignIndex:
         for campaign in buckets.lookup(venue):
             if campaign.id in found or not selector_matches(campaign.venues, venue):
                 continue
-            wanted = campaign.trigger.dwell_s
-            if wanted is not None and (dwell_s is None or dwell_s < wanted):
-                continue
+            if event_kind == "dwell":
+                wanted = campaign.trigger.dwell_s
+                if wanted is None:
+                    wanted = venue.dwell_s
+                if dwell_s is None or int(dwell_s) != int(wanted):
+                    continue
             found[campaign.id] = campaign
         return sorted(found.values(), key=arbitration_key)
