@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python3 dev.py bench [--quick] [--only geo|presence] [...]``.
+"""Run the benchmarks: ``python3 dev.py bench [--quick] [--only geo|presence|simulate] [...]``.
 
 Everything runs on one thread per library (the figures are per core): the thread-pool
 variables are set here before numpy, shapely or h3ronpy is imported, and the build
@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("geo", "presence")
+SECTIONS = ("geo", "presence", "simulate")
 
 
 def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
@@ -37,17 +37,19 @@ def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
     return parser
 
 
-def _run_presence(quick: bool) -> dict[str, object]:
+def _run_section(name: str, quick: bool) -> dict[str, object]:
+    """Run ``tests/bench/bench_<name>.py``'s ``main``, which prints its own table."""
+    module = f"tests.bench.bench_{name}"
     try:
-        presence = importlib.import_module("tests.bench.bench_presence")
+        section = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("tests.bench.bench_presence",):
+        if exc.name != module:
             raise
-        print("presence benchmark not available (tests/bench/bench_presence.py is missing)")
+        print(f"{name} benchmark not available ({module} is missing)")
         return {"available": False}
     t0 = time.perf_counter()
     try:
-        rc = int(presence.main(["--quick"] if quick else []))
+        rc = int(section.main(["--quick"] if quick else []))
     except Exception:  # one broken section must not lose the other's results
         traceback.print_exc()
         rc = 1
@@ -81,11 +83,14 @@ def main(argv: list[str] | None = None) -> int:
             payload["geo"] = {"error": "the geo benchmark failed; traceback above"}
             rc = 1
         print()
-    if args.only in (None, "presence"):
-        print("== Presence engine")
-        presence = _run_presence(args.quick)
-        payload["presence"] = presence
-        rc = max(rc, int(presence.get("rc", 0)))  # type: ignore[call-overload]
+    for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day")):
+        if args.only in (None, name):
+            print(f"== {title}")
+            section = _run_section(name, args.quick)
+            payload[name] = section
+            section_rc = section.get("rc", 0)
+            rc = max(rc, section_rc if isinstance(section_rc, int) else 1)
+            print()
     payload["total_wall_s"] = time.perf_counter() - t0
     with contextlib.suppress(OSError):
         payload["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
