@@ -1,0 +1,364 @@
+"""Users, campaigns, policy and keys.
+
+- ``PUT/PATCH/DELETE /v1/users/{id}`` and ``GET /v1/users/{id}/decisions``;
+- ``POST /v1/campaigns``, ``GET /v1/campaigns``, ``GET/PUT/DELETE /v1/campaigns/{id}``,
+  ``POST /v1/campaigns/{id}/activate`` / ``pause``, ``GET /v1/campaigns/{id}/stats``;
+- ``GET/PUT /v1/policy``; ``POST /v1/keys``.
+
+Every body is a core model validated with ``model_validate``; a failure answers 422
+with the field path (``variants[1].weight``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.context import json_response, path_id, query_int, read_json, store
+from server.api.registry import ADMIN, MANAGE, Body, Operation, Param, not_found
+from server.api.schemas import (
+    CampaignIn,
+    CampaignList,
+    DecisionsResponse,
+    Deleted,
+    KeyCreate,
+    KeyCreated,
+    ProfileIn,
+)
+from server.auth import Principal, generate_key, hash_key, new_key_id
+from server.errors import ApiError, validate_body
+from server.store.base import DeliveryStatus, PolicyRecord
+from server.store.errors import NotFoundError
+from triggers.decisions import Campaign, CampaignStatus, Profile, TenantPolicy
+from triggers.errors import TriggerError
+from triggers.presence_policy import PresencePolicy
+
+MAX_STATS_DELIVERIES = 100_000
+"""Deliveries scanned for a campaign's stats (see the note in ``campaign_stats``)."""
+
+# --------------------------------------------------------------------------- users
+
+
+def _profile_json(profile: Profile) -> dict[str, Any]:
+    out: dict[str, Any] = profile.model_dump(mode="json")
+    return out
+
+
+async def put_user(request: web.Request, principal: Principal) -> web.Response:
+    uid = path_id(request)
+    body = await read_json(request)
+    if isinstance(body, dict) and body.get("user_id") not in (None, "", uid):
+        raise ApiError(422, "conflicting_id", f"user_id is {body['user_id']!r} but the path "
+                                              f"names {uid!r}", field="user_id")
+    validate_body(ProfileIn, body)
+    profile = validate_body(Profile, {**body, "user_id": uid})
+    created = await store(request).put_profile(principal.tenant_id, profile)
+    return json_response(_profile_json(profile), status=201 if created else 200)
+
+
+async def patch_user(request: web.Request, principal: Principal) -> web.Response:
+    uid = path_id(request)
+    patch = await read_json(request)
+    if not isinstance(patch, dict):
+        raise ApiError(422, "validation_error", "a merge patch is a JSON object", field=None)
+    if patch.get("user_id") not in (None, uid):
+        raise ApiError(422, "conflicting_id", "user_id cannot be changed", field="user_id")
+    patch.pop("user_id", None)
+    try:
+        profile = await store(request).patch_profile(principal.tenant_id, uid, patch)
+    except NotFoundError as exc:
+        raise not_found("user", uid) from exc
+    except TypeError as exc:  # see validate_body: a core validator's type slip
+        raise ApiError(422, "validation_error",
+                       f"a value has the wrong type (expected text): {exc}") from exc
+    return json_response(_profile_json(profile))
+
+
+async def delete_user(request: web.Request, principal: Principal) -> web.Response:
+    uid = path_id(request)
+    erased = await store(request).erase_user(principal.tenant_id, uid)
+    return json_response({"id": uid, "erased": erased})
+
+
+async def get_decisions(request: web.Request, principal: Principal) -> web.Response:
+    uid = path_id(request)
+    limit = query_int(request, "limit", default=50, minimum=1, maximum=500)
+    before_text = request.query.get("before")
+    before = None
+    if before_text:
+        try:
+            before = float(before_text)
+        except ValueError:
+            raise ApiError(422, "validation_error", "before must be epoch seconds",
+                           field="before") from None
+    records = await store(request).list_decisions(principal.tenant_id, uid, limit=limit,
+                                                  before=before)
+    return json_response(DecisionsResponse(user_id=uid,
+                                           decisions=[r.decision for r in records]))
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+def _campaign(body: Any, campaign_id: str) -> Campaign:
+    if not isinstance(body, dict):
+        raise ApiError(422, "validation_error", "a campaign is a JSON object", field=None)
+    if body.get("id") not in (None, "", campaign_id):
+        raise ApiError(422, "conflicting_id", f"id is {body['id']!r} but the path names "
+                                              f"{campaign_id!r}", field="id")
+    parsed = validate_body(CampaignIn, body)
+    return validate_body(Campaign, {**parsed.model_dump(), "id": campaign_id})
+
+
+async def create_campaign(request: web.Request, principal: Principal) -> web.Response:
+    body = await read_json(request)
+    given = body.get("id") if isinstance(body, dict) else None
+    if given not in (None, ""):
+        validate_body(CampaignIn, body)  # id format errors name the field
+        campaign_id = str(given)
+    else:
+        campaign_id = "c_" + secrets.token_hex(8)
+    campaign = _campaign(body, campaign_id)
+    await store(request).create_campaign(principal.tenant_id, campaign)
+    return json_response(campaign, status=201)
+
+
+async def list_campaigns(request: web.Request, principal: Principal) -> web.Response:
+    status_text = request.query.get("status") or None
+    status = None
+    if status_text is not None:
+        try:
+            status = CampaignStatus(status_text)
+        except ValueError:
+            raise ApiError(422, "validation_error", f"status must be one of "
+                           f"{[s.value for s in CampaignStatus]}", field="status") from None
+    campaigns = await store(request).list_campaigns(principal.tenant_id, status=status)
+    return json_response(CampaignList(campaigns=campaigns))
+
+
+async def get_campaign(request: web.Request, principal: Principal) -> web.Response:
+    cid = path_id(request)
+    campaign = await store(request).get_campaign(principal.tenant_id, cid)
+    if campaign is None:
+        raise not_found("campaign", cid)
+    return json_response(campaign)
+
+
+async def put_campaign(request: web.Request, principal: Principal) -> web.Response:
+    cid = path_id(request)
+    campaign = _campaign(await read_json(request), cid)
+    created = await store(request).put_campaign(principal.tenant_id, campaign)
+    return json_response(campaign, status=201 if created else 200)
+
+
+async def delete_campaign(request: web.Request, principal: Principal) -> web.Response:
+    cid = path_id(request)
+    if not await store(request).delete_campaign(principal.tenant_id, cid):
+        raise not_found("campaign", cid)
+    return json_response(Deleted(id=cid))
+
+
+async def _set_status(
+    request: web.Request, principal: Principal, status: CampaignStatus
+) -> web.Response:
+    cid = path_id(request)
+    current = await store(request).get_campaign(principal.tenant_id, cid)
+    if current is None:
+        raise not_found("campaign", cid)
+    if current.status is CampaignStatus.ENDED:
+        raise ApiError(409, "campaign_ended", f"campaign {cid!r} has ended; create a new one")
+    updated = await store(request).set_campaign_status(principal.tenant_id, cid, status)
+    if updated is None:
+        raise not_found("campaign", cid)
+    return json_response(updated)
+
+
+async def activate_campaign(request: web.Request, principal: Principal) -> web.Response:
+    return await _set_status(request, principal, CampaignStatus.ACTIVE)
+
+
+async def pause_campaign(request: web.Request, principal: Principal) -> web.Response:
+    return await _set_status(request, principal, CampaignStatus.PAUSED)
+
+
+class VariantStats(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant_id: str
+    deliveries: int
+    feedback: dict[str, int]
+
+
+class CampaignStats(BaseModel):
+    """Counts from the outbox (basic: delivery feedback arrives in a later issue)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    deliveries: int = Field(description="pushes created for the campaign")
+    by_status: dict[str, int] = Field(description="outbox status → count")
+    feedback: dict[str, int] = Field(description="feedback kind → deliveries with it")
+    by_variant: list[VariantStats]
+    truncated: bool = Field(description=f"more than {MAX_STATS_DELIVERIES} deliveries: "
+                                        "counts cover the first ones only")
+
+
+async def campaign_stats(request: web.Request, principal: Principal) -> web.Response:
+    cid = path_id(request)
+    if await store(request).get_campaign(principal.tenant_id, cid) is None:
+        raise not_found("campaign", cid)
+    # The store has no per-campaign aggregate yet, so this scans the tenant's outbox
+    # (bounded); an aggregate query belongs in the store (see the hand-over note).
+    rows = await store(request).list_deliveries(principal.tenant_id,
+                                                limit=MAX_STATS_DELIVERIES)
+    mine = [d for d in rows if d.campaign_id == cid]
+    by_variant: dict[str, tuple[int, Counter[str]]] = {}
+    feedback: Counter[str] = Counter()
+    for d in mine:
+        count, kinds = by_variant.setdefault(d.variant_id, (0, Counter()))
+        kinds.update(set(d.feedback))
+        by_variant[d.variant_id] = (count + 1, kinds)
+        feedback.update(set(d.feedback))
+    status_counts = Counter(d.status.value for d in mine)
+    return json_response(CampaignStats(
+        campaign_id=cid, deliveries=len(mine),
+        by_status={s.value: status_counts.get(s.value, 0) for s in DeliveryStatus},
+        feedback=dict(feedback),
+        by_variant=[VariantStats(variant_id=v, deliveries=n, feedback=dict(k))
+                    for v, (n, k) in sorted(by_variant.items())],
+        truncated=len(rows) >= MAX_STATS_DELIVERIES,
+    ))
+
+
+# --------------------------------------------------------------------------- policy
+
+_PRESENCE_FIELDS = tuple(
+    name for name in PresencePolicy.__dataclass_fields__ if name != "venues")
+
+
+class PolicyIn(BaseModel):
+    """The tenant policy: decision rules and presence thresholds (see
+    ``triggers.presence_policy.PresencePolicy`` for names, units and defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: TenantPolicy = TenantPolicy()
+    presence: dict[str, float] = Field(
+        default_factory=dict,
+        description="presence overrides by name: " + ", ".join(_PRESENCE_FIELDS))
+
+
+class PolicyOut(PolicyIn):
+    tenant_id: str
+
+
+def _policy_json(tenant_id: str, record: PolicyRecord) -> PolicyOut:
+    return PolicyOut(tenant_id=tenant_id, policy=record.policy,
+                     presence={k: float(v) for k, v in record.presence.items()})
+
+
+async def get_policy(request: web.Request, principal: Principal) -> web.Response:
+    record = await store(request).get_policy(principal.tenant_id)
+    return json_response(_policy_json(principal.tenant_id, record))
+
+
+async def put_policy(request: web.Request, principal: Principal) -> web.Response:
+    parsed = validate_body(PolicyIn, await read_json(request))
+    presence: dict[str, float | int] = {}
+    for name, value in parsed.presence.items():
+        if name not in _PRESENCE_FIELDS:
+            raise ApiError(422, "validation_error", f"unknown presence setting {name!r}; "
+                           f"known: {', '.join(_PRESENCE_FIELDS)}", field=f"presence.{name}")
+        integral = PresencePolicy.__dataclass_fields__[name].type in ("int", int)
+        if integral and value != int(value):
+            raise ApiError(422, "validation_error", f"{name} must be a whole number",
+                           field=f"presence.{name}")
+        presence[name] = int(value) if integral else value
+    try:
+        PresencePolicy(**presence)  # type: ignore[arg-type]
+    except TriggerError as exc:
+        culprit = next((n for n in presence if str(exc).startswith(n)), None)
+        raise ApiError(422, "validation_error", str(exc),
+                       field=f"presence.{culprit}" if culprit else "presence") from exc
+    record = PolicyRecord(policy=parsed.policy, presence=presence)
+    await store(request).put_policy(principal.tenant_id, record)
+    return json_response(_policy_json(principal.tenant_id, record))
+
+
+# --------------------------------------------------------------------------- keys
+
+
+async def create_key(request: web.Request, principal: Principal) -> web.Response:
+    body = validate_body(KeyCreate, await read_json(request))
+    key = generate_key()
+    record = await store(request).create_key(
+        principal.tenant_id, key_id=new_key_id(), key_hash=hash_key(key), role=body.role,
+        name=body.name)
+    return json_response(KeyCreated(id=record.key_id, key=key, tenant_id=record.tenant_id,
+                                    role=record.role, name=record.name), status=201)
+
+
+# --------------------------------------------------------------------------- operations
+
+_MERGE_PATCH = {"type": "object", "description": "RFC 7396 merge patch of the profile",
+                "additionalProperties": True}
+
+OPERATIONS = [
+    Operation("PUT", "/v1/users/{id}", "putUser", "Create or replace a user profile", "users",
+              put_user, MANAGE, body=Body(ProfileIn), responses={200: Profile, 201: Profile},
+              errors=(400, 413, 422)),
+    Operation("PATCH", "/v1/users/{id}", "patchUser", "Update a profile (JSON merge patch)",
+              "users", patch_user, MANAGE,
+              body=Body(media={"application/merge-patch+json": _MERGE_PATCH,
+                               "application/json": _MERGE_PATCH}),
+              responses={200: Profile}, errors=(400, 404, 413, 422)),
+    Operation("DELETE", "/v1/users/{id}", "eraseUser",
+              "Erase everything about a user (profile, pings, visits, decisions, deliveries)",
+              "users", delete_user, ADMIN,
+              responses={200: {"type": "object", "properties": {
+                  "id": {"type": "string"},
+                  "erased": {"type": "object", "additionalProperties": {"type": "integer"}}},
+                  "required": ["id", "erased"]}}, errors=(422,)),
+    Operation("GET", "/v1/users/{id}/decisions", "getDecisions",
+              "Decision log: why a push was or was not sent", "users", get_decisions, MANAGE,
+              params=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                      Param("before", {"type": "number"}, "decided before (epoch s)")),
+              responses={200: DecisionsResponse}, errors=(422,)),
+    Operation("POST", "/v1/campaigns", "createCampaign", "Create a campaign (a draft unless "
+              "it says otherwise)", "campaigns", create_campaign, MANAGE, body=Body(CampaignIn),
+              responses={201: Campaign}, errors=(400, 409, 413, 422)),
+    Operation("GET", "/v1/campaigns", "listCampaigns", "List campaigns", "campaigns",
+              list_campaigns, MANAGE,
+              params=(Param("status", {"type": "string",
+                                       "enum": [s.value for s in CampaignStatus]}),),
+              responses={200: CampaignList}, errors=(422,)),
+    Operation("GET", "/v1/campaigns/{id}", "getCampaign", "A campaign", "campaigns",
+              get_campaign, MANAGE, responses={200: Campaign}, errors=(404, 422)),
+    Operation("PUT", "/v1/campaigns/{id}", "putCampaign", "Create or replace a campaign",
+              "campaigns", put_campaign, MANAGE, body=Body(CampaignIn),
+              responses={200: Campaign, 201: Campaign}, errors=(400, 413, 422)),
+    Operation("DELETE", "/v1/campaigns/{id}", "deleteCampaign", "Delete a campaign",
+              "campaigns", delete_campaign, MANAGE, responses={200: Deleted},
+              errors=(404, 422)),
+    Operation("POST", "/v1/campaigns/{id}/activate", "activateCampaign", "Start sending",
+              "campaigns", activate_campaign, MANAGE, responses={200: Campaign},
+              errors=(404, 409, 422)),
+    Operation("POST", "/v1/campaigns/{id}/pause", "pauseCampaign", "Stop sending",
+              "campaigns", pause_campaign, MANAGE, responses={200: Campaign},
+              errors=(404, 409, 422)),
+    Operation("GET", "/v1/campaigns/{id}/stats", "campaignStats", "Delivery counts",
+              "campaigns", campaign_stats, MANAGE, responses={200: CampaignStats},
+              errors=(404, 422)),
+    Operation("GET", "/v1/policy", "getPolicy", "The tenant policy", "policy", get_policy,
+              MANAGE, responses={200: PolicyOut}),
+    Operation("PUT", "/v1/policy", "putPolicy", "Replace the tenant policy", "policy",
+              put_policy, ADMIN, body=Body(PolicyIn), responses={200: PolicyOut},
+              errors=(400, 413, 422)),
+    Operation("POST", "/v1/keys", "createKey", "Create an API key of this tenant", "keys",
+              create_key, ADMIN, body=Body(KeyCreate), responses={201: KeyCreated},
+              errors=(400, 413, 422)),
+]

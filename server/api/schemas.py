@@ -1,0 +1,265 @@
+"""Request and response bodies of the HTTP API, as pydantic models.
+
+The OpenAPI document is generated from these (``server/openapi.py``), so what the docs
+say and what the server checks are one thing. Core models (``Campaign``, ``Profile``,
+``TenantPolicy``, ``Decision``) are used as they are; the models here are the API's own
+envelopes. Unknown fields are refused (``extra="forbid"``): a misspelt ``accuracy`` is
+an error that names it, not a silently missing value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from server.auth import Role
+from triggers.decisions import Campaign, CampaignStatus, Decision, Profile
+
+
+def to_epoch_s(value: Any) -> Any:
+    """Epoch seconds from a number or an ISO-8601 string with a UTC offset.
+
+    Strings that hold a number are read as epoch seconds. Anything else is left for
+    pydantic to reject with its usual message.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError("must be epoch seconds or ISO-8601 with an offset") from exc
+        if parsed.tzinfo is None:
+            raise ValueError("an ISO-8601 time needs a UTC offset (e.g. +08:00 or Z)")
+        return parsed.timestamp()
+    if isinstance(value, bool):
+        raise ValueError("must be epoch seconds or ISO-8601 with an offset")
+    return value
+
+
+EpochS = Annotated[float, BeforeValidator(to_epoch_s), Field(ge=0, lt=1e11), WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date-time"}]})]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorDetail(_Strict):
+    field: str | None
+    code: str
+    message: str
+
+
+class ErrorInfo(_Strict):
+    code: str = Field(description="stable snake_case code, e.g. validation_error, not_found")
+    message: str
+    field: str | None = Field(description="request path at fault, e.g. pings[3].lat")
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(_Strict):
+    error: ErrorInfo
+
+
+# --------------------------------------------------------------------------- pings
+
+
+class PingIn(_Strict):
+    """One location fix (DESIGN, Ping)."""
+
+    user_id: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ts: EpochS = Field(description="event time: epoch seconds or ISO-8601 with offset")
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0, le=1e6)
+    speed_mps: float | None = Field(default=None, ge=0, le=1e4)
+    heading_deg: float | None = Field(default=None, ge=0, le=360)
+    altitude_m: float | None = Field(default=None, ge=-1e5, le=1e6)
+    mock: bool = False
+    device_id: str | None = Field(default=None, max_length=256)
+
+
+
+class PingsRequest(_Strict):
+    pings: list[PingIn] = Field(max_length=1000, description="at most 1000 pings")
+
+
+class RejectedPing(_Strict):
+    index: int = Field(description="position in the request's pings array")
+    code: str = Field(description="validation code (missing, less_than_equal, ...) or the "
+                                  "engine's: future_ts")
+    field: str | None = Field(description="e.g. pings[3].lat")
+    message: str
+
+
+class EventOut(_Strict):
+    user_id: str
+    venue_id: str
+    kind: Literal["enter", "dwell", "exit"]
+    at: float
+    visit_id: str
+    dwell_s: float | None
+    confidence: Literal["high", "medium", "low"]
+    reason: Literal["left", "timeout", "venue_removed"] | None
+    stale: bool
+
+
+class DeliveryOut(BaseModel):
+    """A push put in the outbox (fields beyond these may be added)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    user_id: str
+    campaign_id: str
+    variant_id: str | None = None
+    venue_id: str | None = None
+    channel: str
+    title: str | None = None
+    body: str | None = None
+    status: str | None = None
+
+
+class PingsResponse(_Strict):
+    accepted: int = Field(description="pings handed to the engine")
+    rejected: list[RejectedPing]
+    ignored: dict[str, int] = Field(
+        default_factory=dict, description="pings the engine took but that changed nothing, "
+        "by rule: duplicate, late, inaccurate, mock, teleport, ...")
+    events: list[EventOut]
+    deliveries: list[DeliveryOut]
+
+
+class OsmAndResponse(_Strict):
+    accepted: int
+    rejected: list[RejectedPing]
+
+
+# --------------------------------------------------------------------------- venues
+
+
+class GeoJsonGeometry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    coordinates: Any = None
+
+
+class VenueFeature(BaseModel):
+    """A venue as a GeoJSON Feature: the venue fields are ``properties``
+    (``name``, ``kind``, ``tags``, ``parent_id``, ``dwell_s``, ``opening_hours``,
+    ``timezone``, ``metadata``, ``enabled``, and ``radius_m`` with a Point)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["Feature"]
+    id: str | int | None = None
+    properties: dict[str, Any] | None = None
+    geometry: GeoJsonGeometry | None = None
+
+
+class VenueCollection(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["FeatureCollection"]
+    features: list[VenueFeature]
+
+
+class ProblemOut(_Strict):
+    feature_index: int = Field(description="0-based feature position; -1 = the whole file")
+    feature_id: str | None
+    field: str
+    code: str
+    message: str
+    severity: Literal["error", "warning"]
+
+
+class ImportSummary(_Strict):
+    features: int
+    valid: int
+    rejected: int
+    repaired: int
+    errors: int
+    warnings: int
+    by_kind: dict[str, int]
+    strict_rejected: bool
+
+
+class ImportReport(_Strict):
+    dry_run: bool
+    imported: int = Field(description="venues written (0 on a dry run)")
+    summary: ImportSummary
+    problems: list[ProblemOut]
+    venues: list[str] = Field(description="ids of the valid venues, in file order")
+
+
+# --------------------------------------------------------------------------- users
+
+
+class ProfileIn(Profile):
+    """A profile as PUT: ``user_id`` comes from the path (if given it must match)."""
+
+    user_id: str = Field(default="", max_length=256)
+
+
+class DecisionsResponse(_Strict):
+    user_id: str
+    decisions: list[Decision]
+
+
+class Deleted(_Strict):
+    deleted: bool = True
+    id: str
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+class CampaignIn(Campaign):
+    """A campaign as created or replaced. ``id`` may be left out on POST (one is made
+    up) and on PUT (the path's is used). A campaign created through the API is a
+    ``draft`` unless it says otherwise: it starts sending on ``/activate``."""
+
+    id: str = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
+    status: CampaignStatus = CampaignStatus.DRAFT
+
+
+class CampaignList(_Strict):
+    campaigns: list[Campaign]
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class KeyCreate(_Strict):
+    role: Role
+    name: str = Field(default="", max_length=200, description="a label for people")
+
+
+class KeyCreated(_Strict):
+    id: str
+    key: str = Field(description="the secret; shown once, stored only as a hash")
+    tenant_id: str
+    role: Role
+    name: str
+
+
+# --------------------------------------------------------------------------- health
+
+
+class Health(_Strict):
+    status: Literal["ok"]
+
+
+class Ready(_Strict):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str]

@@ -1,0 +1,69 @@
+"""Public service routes: ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/openapi.json``,
+``/docs``. None needs a key; ``/metrics`` should be reachable only from the scraper's
+network (it says how busy the service is, nothing about users)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from server.api.context import METRICS, OPENAPI, json_response, store
+from server.api.registry import Operation
+from server.api.schemas import Health, Ready
+from server.openapi import docs_html
+from server.store.base import DeliveryStatus
+
+log = logging.getLogger("geopush.http")
+
+OUTBOX_SAMPLE_LIMIT = 10_000
+"""Pending deliveries counted per tenant per scrape; the gauge saturates above it."""
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response(Health(status="ok"))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    readiness = await store(request).ready()
+    return json_response(Ready(status="ready" if readiness.ok else "not_ready",
+                               checks={"store": readiness.detail}),
+                         status=200 if readiness.ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m = request.app[METRICS]
+    the_store = store(request)
+    depth = 0
+    for tenant in await the_store.list_tenants():
+        pending = await the_store.list_deliveries(
+            tenant.tenant_id, status=DeliveryStatus.PENDING, limit=OUTBOX_SAMPLE_LIMIT)
+        depth += len(pending)
+    m.outbox_depth.set(depth)
+    return web.Response(body=m.render(), headers={"Content-Type": m.content_type})
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def docs(request: web.Request) -> web.Response:
+    doc: dict[str, Any] = request.app[OPENAPI]
+    return web.Response(text=docs_html(doc), content_type="text/html")
+
+
+_TEXT = {"type": "string"}
+
+OPERATIONS = [
+    Operation("GET", "/healthz", "healthz", "Liveness", "service", healthz, None,
+              responses={200: Health}),
+    Operation("GET", "/readyz", "readyz", "Readiness: the store is reachable and migrated",
+              "service", readyz, None, responses={200: Ready, 503: Ready}),
+    Operation("GET", "/metrics", "metrics", "Prometheus metrics (text format)", "service",
+              metrics, None, responses={200: None}),
+    Operation("GET", "/v1/openapi.json", "openapi", "This document", "service", openapi_json,
+              None, responses={200: {"type": "object"}}),
+    Operation("GET", "/docs", "docs", "Human-readable API docs (HTML)", "service", docs, None,
+              responses={200: None}),
+]

@@ -1,0 +1,348 @@
+"""Venues: ``PUT/GET/DELETE /v1/venues/{id}``, ``GET /v1/venues``, ``POST
+/v1/venues/import``.
+
+Every venue goes through the same validation as ``geopush venues validate``
+(:func:`venues.parse_feature_collection` / :func:`venues.load_venues`), off the event
+loop (geometry checks of a big file take seconds). A ``parent_id`` may name a venue
+already stored: its feature (and its own ancestors) join the validation, so "a store
+inside its mall" is checked against the stored mall; their problems are not reported.
+Multipart files (GeoPackage, zipped Shapefile, KML) must carry their parents in the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_request import FileField
+
+from server.api.context import (
+    json_response,
+    path_id,
+    query_bool,
+    query_int,
+    read_form,
+    read_json,
+    store,
+)
+from server.api.registry import MANAGE, Body, Operation, Param, not_found
+from server.api.schemas import Deleted, ImportReport, VenueCollection, VenueFeature
+from server.auth import Principal
+from server.errors import ApiError, core_errors
+from server.store.base import BBox
+from venues import (
+    FILE_LEVEL,
+    Problem,
+    VenueKind,
+    VenueLoad,
+    load_venues,
+    parse_feature_collection,
+    venue_to_feature,
+)
+from venues.model import Venue
+
+MAX_PARENT_DEPTH = 16
+"""Ancestors fetched for a parent check: malls hold stores, not 16 levels of nesting."""
+_SUFFIXES = (".gpkg", ".zip", ".shp.zip", ".kml", ".kmz", ".geojson", ".json")
+
+
+def _problem_json(p: Problem) -> dict[str, Any]:
+    return {"feature_index": p.feature_index, "feature_id": p.feature_id, "field": p.field,
+            "code": p.code, "message": p.message, "severity": p.severity.value}
+
+
+async def _ancestors(request: web.Request, tenant: str, parent_ids: Sequence[str],
+                     known: set[str]) -> list[Venue]:
+    """Stored venues named as parents (and their parents), not already in ``known``."""
+    found: list[Venue] = []
+    todo = [p for p in parent_ids if p not in known]
+    depth = 0
+    while todo and depth < MAX_PARENT_DEPTH:
+        depth += 1
+        nxt: list[str] = []
+        for pid in dict.fromkeys(todo):
+            if pid in known:
+                continue
+            known.add(pid)
+            venue = await store(request).get_venue(tenant, pid)
+            if venue is not None:
+                found.append(venue)
+                if venue.parent_id is not None:
+                    nxt.append(venue.parent_id)
+        todo = nxt
+    return found
+
+
+def _parent_of(feature: Any) -> str | None:
+    if isinstance(feature, Mapping):
+        props = feature.get("properties")
+        if isinstance(props, Mapping) and isinstance(props.get("parent_id"), str):
+            return str(props["parent_id"])
+    return None
+
+
+def _id_of(feature: Any) -> str | None:
+    if not isinstance(feature, Mapping):
+        return None
+    props = feature.get("properties")
+    if isinstance(props, Mapping) and isinstance(props.get("id"), str | int):
+        return str(props["id"])
+    fid = feature.get("id")
+    return str(fid) if isinstance(fid, str | int) else None
+
+
+async def _validate_with_parents(
+    request: web.Request, tenant: str, features: list[Any], *, extra: Mapping[str, Any],
+    repair: bool, strict: bool = False,
+) -> tuple[VenueLoad, int, set[str]]:
+    """Validate ``features`` with the stored ancestors they name appended; returns the
+    load, the number of features that came from the request, and the appended ids."""
+    own_ids = {i for f in features if (i := _id_of(f)) is not None}
+    parents = [p for f in features if (p := _parent_of(f)) is not None]
+    stored = await _ancestors(request, tenant, parents, set(own_ids))
+    collection = {**extra, "type": "FeatureCollection",
+                  "features": [*features, *(venue_to_feature(v) for v in stored)]}
+    with core_errors():
+        load = await asyncio.to_thread(parse_feature_collection, collection,
+                                       source="request body", strict=strict, repair=repair)
+    return load, len(features), {v.id for v in stored}
+
+
+# --------------------------------------------------------------------------- one venue
+
+
+async def put_venue(request: web.Request, principal: Principal) -> web.Response:
+    vid = path_id(request)
+    obj = await read_json(request)
+    VenueFeature.model_validate(obj)
+    feature = dict(obj)
+    props = dict(feature.get("properties") or {})
+    for field, given in (("id", feature.get("id")), ("properties.id", props.get("id"))):
+        if given is not None and str(given) != vid:
+            raise ApiError(422, "conflicting_id",
+                           f"{field} is {given!r} but the path names {vid!r}", field=field)
+    props["id"] = vid
+    feature["id"] = vid
+    feature["properties"] = props
+    repair = query_bool(request, "repair")
+    load, _, _ = await _validate_with_parents(request, principal.tenant_id, [feature],
+                                              extra={}, repair=repair)
+    problems = [p for p in load.problems if p.feature_index in (0, FILE_LEVEL)
+                and p.code != "not_a_feature_collection"]
+    errors = [p for p in problems if p.is_error]
+    venue = next((v for v in load.venues if v.id == vid), None)
+    if errors or venue is None:
+        first = errors[0] if errors else None
+        raise ApiError(
+            422, first.code if first else "invalid_venue",
+            first.message if first else "the venue was rejected",
+            field=(first.field or None) if first else None,
+            details=[{"field": p.field or None, "code": p.code, "message": p.message}
+                     for p in errors])
+    created = await store(request).put_venue(principal.tenant_id, venue)
+    out = venue_to_feature(venue)
+    warnings = [_problem_json(p) for p in problems if not p.is_error]
+    if warnings:
+        out["warnings"] = warnings
+    return json_response(out, status=201 if created else 200)
+
+
+async def get_venue(request: web.Request, principal: Principal) -> web.Response:
+    vid = path_id(request)
+    venue = await store(request).get_venue(principal.tenant_id, vid)
+    if venue is None:
+        raise not_found("venue", vid)
+    return json_response(venue_to_feature(venue))
+
+
+async def delete_venue(request: web.Request, principal: Principal) -> web.Response:
+    vid = path_id(request)
+    if not await store(request).delete_venue(principal.tenant_id, vid):
+        raise not_found("venue", vid)
+    return json_response(Deleted(id=vid))
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _bbox(text: str | None) -> BBox | None:
+    if text is None or text == "":
+        return None
+    parts = text.split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise ApiError(422, "validation_error",
+                       "bbox must be min_lng,min_lat,max_lng,max_lat in degrees", field="bbox")
+    min_lng, min_lat, max_lng, max_lat = values
+    if not (-180 <= min_lng <= max_lng <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise ApiError(422, "validation_error",
+                       "bbox must satisfy -180 <= min_lng <= max_lng <= 180 and "
+                       "-90 <= min_lat <= max_lat <= 90", field="bbox")
+    return BBox(min_lng, min_lat, max_lng, max_lat)
+
+
+async def list_venues(request: web.Request, principal: Principal) -> web.Response:
+    bbox = _bbox(request.query.get("bbox"))
+    kind = request.query.get("kind") or None
+    if kind is not None and kind not in {k.value for k in VenueKind}:
+        raise ApiError(422, "validation_error",
+                       f"kind must be one of {sorted(k.value for k in VenueKind)}", field="kind")
+    tag = request.query.get("tag") or None
+    after = request.query.get("after") or None
+    limit = query_int(request, "limit", default=100, minimum=1, maximum=1000)
+    venues = await store(request).list_venues(principal.tenant_id, bbox=bbox, kind=kind,
+                                              tag=tag, after=after, limit=limit + 1)
+    page = venues[:limit]
+    return json_response({
+        "type": "FeatureCollection",
+        "features": [venue_to_feature(v) for v in page],
+        "next_after": page[-1].id if len(venues) > limit else None,
+    })
+
+
+# --------------------------------------------------------------------------- import
+
+
+async def import_venues(request: web.Request, principal: Principal) -> web.Response:
+    dry_run = query_bool(request, "dry_run")
+    strict = query_bool(request, "strict")
+    repair = query_bool(request, "repair")
+    if request.content_type.startswith("multipart/"):
+        load = await _load_upload(request, strict=strict, repair=repair)
+        problems, venues, summary = list(load.problems), list(load.venues), _summary(load)
+    else:
+        obj = await read_json(request)
+        if isinstance(obj, dict) and obj.get("type") == "FeatureCollection" and isinstance(
+                obj.get("features"), list):
+            features = list(obj["features"])
+            extra = {k: v for k, v in obj.items() if k not in {"type", "features"}}
+            load, n, appended = await _validate_with_parents(
+                request, principal.tenant_id, features, extra=extra, repair=repair,
+                strict=strict)
+            problems, venues, summary = _trimmed(load, n, appended)
+        else:
+            with core_errors():
+                load = await asyncio.to_thread(parse_feature_collection, obj,
+                                               source="request body", strict=strict,
+                                               repair=repair)
+            problems, venues, summary = list(load.problems), list(load.venues), _summary(load)
+    imported = 0
+    if not dry_run and venues:
+        await store(request).put_venues(principal.tenant_id, venues)
+        imported = len(venues)
+    report = ImportReport.model_validate({
+        "dry_run": dry_run, "imported": imported, "summary": summary,
+        "problems": [_problem_json(p) for p in problems], "venues": [v.id for v in venues]})
+    return json_response(report)
+
+
+def _summary(load: VenueLoad) -> dict[str, Any]:
+    s = load.summary
+    return {"features": s.features, "valid": s.valid, "rejected": s.rejected,
+            "repaired": s.repaired, "errors": s.errors, "warnings": s.warnings,
+            "by_kind": dict(s.by_kind), "strict_rejected": s.strict_rejected}
+
+
+def _trimmed(
+    load: VenueLoad, n: int, appended: set[str]
+) -> tuple[list[Problem], list[Venue], dict[str, Any]]:
+    """Problems, venues and summary of the request's own ``n`` features, leaving out
+    the stored ancestors appended for the parent check."""
+    if not appended:
+        return list(load.problems), list(load.venues), _summary(load)
+    problems = [p for p in load.problems if p.feature_index < n]
+    venues = [v for v in load.venues if v.id not in appended]
+    with_any = {p.feature_index for p in problems if p.feature_index >= 0}
+    return problems, venues, {
+        "features": n,
+        "valid": n - len(with_any),
+        "rejected": n - len(venues),
+        "repaired": load.summary.repaired,
+        "errors": sum(p.is_error for p in problems),
+        "warnings": sum(not p.is_error for p in problems),
+        "by_kind": dict(Counter(v.kind.value for v in venues)),
+        "strict_rejected": load.summary.strict_rejected,
+    }
+
+
+async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> VenueLoad:
+    form = await read_form(request)
+    upload = form.get("file")
+    if not isinstance(upload, FileField):
+        raise ApiError(422, "validation_error",
+                       "send the venue file as the multipart field 'file'", field="file")
+    name = Path(upload.filename or "upload").name.lower()
+    suffix = next((s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.endswith(s)),
+                  "")
+    if not suffix:
+        raise ApiError(422, "unsupported_format",
+                       f"file {name!r}: expected .gpkg, .zip (Shapefile), .kml, .kmz or "
+                       ".geojson", field="file")
+    def load() -> VenueLoad:
+        data = upload.file.read()
+        fd, path = tempfile.mkstemp(prefix="geopush-import-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            return load_venues(path, strict=strict, repair=repair)
+        finally:
+            os.unlink(path)
+
+    with core_errors(field="file"):
+        return await asyncio.to_thread(load)
+
+
+# --------------------------------------------------------------------------- operations
+
+_ID_PARAM_DOC = "venue id"
+_FEATURE_MEDIA = {"application/geo+json": VenueFeature}
+
+OPERATIONS = [
+    Operation("PUT", "/v1/venues/{id}", "putVenue", "Create or replace a venue", "venues",
+              put_venue, MANAGE,
+              body=Body(VenueFeature, media=_FEATURE_MEDIA,
+                        description="a GeoJSON Feature; the path's id wins"),
+              params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),),
+              responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422)),
+    Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
+              get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
+    Operation("DELETE", "/v1/venues/{id}", "deleteVenue", "Delete a venue (open visits end "
+              "with venue_removed)", "venues", delete_venue, MANAGE,
+              responses={200: Deleted}, errors=(404, 422)),
+    Operation("GET", "/v1/venues", "listVenues", "List venues", "venues", list_venues, MANAGE,
+              params=(
+                  Param("bbox", {"type": "string"}, "min_lng,min_lat,max_lng,max_lat"),
+                  Param("kind", {"type": "string", "enum": [k.value for k in VenueKind]}),
+                  Param("tag", {"type": "string"}),
+                  Param("after", {"type": "string"}, "page after this venue id"),
+                  Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+              ),
+              responses={200: VenueCollection}, errors=(422,)),
+    Operation("POST", "/v1/venues/import", "importVenues",
+              "Validate (and unless dry_run, import) a venue file", "venues",
+              import_venues, MANAGE,
+              body=Body(media={
+                  "application/json": VenueCollection,
+                  "application/geo+json": VenueCollection,
+                  "multipart/form-data": {"type": "object", "properties": {
+                      "file": {"type": "string", "format": "binary"}}, "required": ["file"]},
+              }),
+              params=(Param("dry_run", {"type": "boolean"}, "validate only"),
+                      Param("strict", {"type": "boolean"}, "any error rejects the file"),
+                      Param("repair", {"type": "boolean"}, "repair invalid polygons")),
+              responses={200: ImportReport}, errors=(400, 413, 422),
+              description="Answers the validation report: problems with feature index, "
+                          "id, field and code. Valid venues are imported unless dry_run."),
+]
+
+__all__ = ["OPERATIONS", "VenueCollection"]

@@ -1,0 +1,178 @@
+"""The composition root: :func:`create_app` wires settings, store, cores, metrics, rate
+limiter, routes and the background timer loop into one aiohttp application.
+
+No globals: everything hangs on the app under typed ``web.AppKey`` s
+(``server.api.context``); the store and the timer loop live in ``cleanup_ctx`` so they
+open at start-up and close at shutdown, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib import metadata
+from typing import TextIO
+
+from aiohttp import web
+
+from server.api import ingest_routes, manage_routes, service_routes, venue_routes
+from server.api.context import (
+    CLOCK,
+    CORES,
+    LIMITER,
+    METRICS,
+    OPENAPI,
+    SETTINGS,
+    STORE,
+)
+from server.api.registry import Operation, add_routes
+from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
+from server.errors import error_middleware
+from server.logs import request_id_middleware
+from server.metrics import Metrics
+from server.openapi import build_openapi
+from server.pipeline import fire_timers
+from server.settings import Settings
+from server.store import MemoryStore, Store, open_store
+from server.tenant_core import TenantCores
+
+log = logging.getLogger("geopush.app")
+
+OPERATIONS: list[Operation] = [
+    *ingest_routes.OPERATIONS,
+    *venue_routes.OPERATIONS,
+    *manage_routes.OPERATIONS,
+    *service_routes.OPERATIONS,
+]
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("geopush")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
+API_VERSION = _package_version()
+"""Read at import: the lookup reads files, which ``create_app`` (possibly called inside
+a running loop, as tests do) must not."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+    announce: TextIO | None = None,
+) -> web.Application:
+    """The service as an aiohttp application.
+
+    ``store``: a store the caller owns (tests); it is used as is and not closed. Without
+    one the app opens the store of ``settings.database_url`` at start-up (PostgreSQL,
+    migrations applied; embedded otherwise) and closes it at shutdown.
+    ``clock``: wall time in epoch seconds (default ``time.time``; tests pass a fake).
+    ``announce``: where a generated admin key is printed (stdout by default).
+    """
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or time.time
+    app[METRICS] = Metrics()
+    app[CORES] = TenantCores()
+    app[LIMITER] = RateLimiter(lambda role: settings.rate_for(role.value))
+    app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION)
+    if store is not None:
+        app[STORE] = store
+    add_routes(app, OPERATIONS)
+    app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_timer_ctx)
+    return app
+
+
+def _store_ctx(
+    owned: bool, announce: TextIO | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        if owned:
+            app[STORE] = await open_store(settings.database_url)
+        the_store = app[STORE]
+        try:
+            await _bootstrap_admin(the_store, settings, generate=owned and isinstance(
+                the_store, MemoryStore), announce=announce)
+            yield
+        finally:
+            if owned:
+                await the_store.close()
+
+    return ctx
+
+
+async def _bootstrap_admin(
+    store: Store, settings: Settings, *, generate: bool, announce: TextIO | None
+) -> None:
+    """``--admin-key`` / ``GEOPUSH_ADMIN_KEY`` becomes an admin key of tenant
+    ``default``; without one, an embedded store gets a generated key, printed once."""
+    key = settings.admin_key
+    if key is None and not generate:
+        return
+    await store.ensure_tenant(DEFAULT_TENANT, name="default")
+    if key is not None:
+        if await store.find_key(hash_key(key)) is None:
+            await store.create_key(DEFAULT_TENANT, key_id=new_key_id(), key_hash=hash_key(key),
+                                   role=Role.ADMIN, name="--admin-key")
+        return
+    key = generate_key()
+    await store.create_key(DEFAULT_TENANT, key_id=new_key_id(), key_hash=hash_key(key),
+                           role=Role.ADMIN, name="generated at start-up")
+    out = announce or sys.stdout
+    print(f"geopush: admin key of tenant 'default' (shown once; embedded store): {key}",
+          file=out, flush=True)
+
+
+async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_timer_loop(app), name="geopush-timers")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _timer_loop(app: web.Application) -> None:
+    """Fire due DWELL / silence-EXIT timers of every tenant every interval.
+
+    One tenant's failure is logged and skipped (the others still fire, the loop goes
+    on); only cancellation ends the loop. Runs in the event loop.
+    """
+    settings, metrics, cores = app[SETTINGS], app[METRICS], app[CORES]
+    while True:
+        await asyncio.sleep(settings.timer_interval_s)
+        store = app[STORE]
+        try:
+            tenants = await store.list_tenants()
+        except Exception:
+            log.exception("timer loop: cannot list tenants; retrying next round")
+            metrics.timer_errors.inc()
+            continue
+        for tenant in tenants:
+            try:
+                result = await fire_timers(store, cores, tenant.tenant_id, app[CLOCK]())
+            except Exception:
+                log.exception("timer loop: tenant %s failed; skipped this round",
+                              tenant.tenant_id)
+                metrics.timer_errors.inc()
+                continue
+            for event in result.events:
+                metrics.events.labels(kind=event.kind.value).inc()
+            for decision in result.decisions:
+                for considered in decision.considered:
+                    metrics.decisions.labels(reason=considered.reason.value).inc()
+            metrics.deliveries.inc(len(result.deliveries))

@@ -1,0 +1,129 @@
+"""Service configuration: read once (by the CLI), validated, frozen, passed down.
+
+Every key comes from the environment with the ``GEOPUSH_`` prefix (``GEOPUSH_PORT``),
+except the database URL, which is also read from the conventional ``DATABASE_URL``.
+Command-line flags override the environment: the CLI passes them as keyword arguments
+to :func:`load_settings`. Nothing else in the service reads ``os.environ``.
+
+A bad value raises :class:`SettingsError`, whose message names the environment key
+(``GEOPUSH_PORT: Input should be a valid integer``), never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GEOPUSH_"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    """One JSON object per line (production: log shippers parse it)."""
+    TEXT = "text"
+    """``time level logger message`` for a person at a terminal."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``burst`` requests at once, refilled at ``per_s`` per second."""
+
+    per_s: float
+    burst: int
+
+
+class SettingsError(ValueError):
+    """Configuration that cannot be used; the message names the key."""
+
+
+class Settings(BaseSettings):
+    """What the server needs to start. Defaults are for a laptop: embedded store,
+    port 8080 on localhost, JSON logs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", populate_by_name=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    """0 picks a free port (tests)."""
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("database_url", "GEOPUSH_DATABASE_URL", "DATABASE_URL"),
+    )
+    """PostgreSQL DSN (``postgresql://...``); ``None`` selects the embedded store."""
+    admin_key: str | None = Field(default=None, min_length=16)
+    """Made an admin key of tenant ``default`` at start-up (``--admin-key``). At least
+    16 characters: it is the only thing between the internet and every tenant setting."""
+
+    # Per-key token buckets, by role. They live in each process's memory, so with N
+    # nodes behind a load balancer a key gets up to N times these rates.
+    rate_sdk_per_s: float = Field(default=50.0, gt=0)
+    """SDKs post batches; 50 requests/s per key is far above any sane upload rhythm."""
+    rate_sdk_burst: int = Field(default=200, ge=1)
+    rate_manager_per_s: float = Field(default=10.0, gt=0)
+    rate_manager_burst: int = Field(default=50, ge=1)
+    rate_admin_per_s: float = Field(default=20.0, gt=0)
+    rate_admin_burst: int = Field(default=100, ge=1)
+
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
+    """Pings per ``POST /v1/pings``: 1000 keeps one batch's transaction short."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Request bodies larger than this (after gzip decoding) get 413. 16 MiB fits a
+    venue import of a few thousand polygons."""
+    timer_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    """How often the background loop fires due DWELL / silence-EXIT timers. One second
+    keeps DESIGN's "DWELL within 1 s of the threshold" promise on a live server."""
+    log_format: LogFormat = LogFormat.JSON
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (or unset for the embedded store)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return upper
+
+    def rate_for(self, role: str) -> RateLimit:
+        """The bucket of a role (``admin``, ``manager``, ``sdk``)."""
+        return RateLimit(per_s=float(getattr(self, f"rate_{role}_per_s")),
+                         burst=int(getattr(self, f"rate_{role}_burst")))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with ``overrides`` (CLI flags; ``None`` = not
+    given) on top. Raises :class:`SettingsError` naming the offending key."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, given)) from exc
+
+
+def _describe(exc: ValidationError, given: dict[str, Any]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = loc[0] if loc else "?"
+        if key in given:
+            name = f"--{key.replace('_', '-')}"
+        elif key == "database_url":
+            name = "DATABASE_URL"
+        else:
+            name = ENV_PREFIX + key.upper()
+        lines.append(f"{name}: {error['msg']}")
+    return "; ".join(lines)

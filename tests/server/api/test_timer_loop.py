@@ -1,0 +1,52 @@
+"""The background timer loop of ``create_app``: DWELL fires at its threshold without
+another ping, and one failing tenant does not stop the loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from server.app import create_app
+from server.auth import Role
+from server.store import MemoryStore
+from tests.server.api.conftest import FakeClock, add_key, make_settings, ping, venue_feature
+from tests.server.conftest import TENANT
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+class _BrokenTenantStore(MemoryStore):
+    """A store whose ``due_users`` fails for one tenant (a poisoned row)."""
+
+    async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
+        if tenant_id == "broken":
+            raise RuntimeError("poisoned presence row")
+        return await super().due_users(tenant_id, now, limit)
+
+
+async def test_dwell_fires_by_timer_and_a_bad_tenant_is_skipped(clock: FakeClock) -> None:
+    store = _BrokenTenantStore()
+    await store.ensure_tenant("broken")
+    app = create_app(make_settings(timer_interval_s=0.02), store=store, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        admin = {"Authorization": f"Bearer {await add_key(store, TENANT, Role.ADMIN)}"}
+        resp = await client.put("/v1/venues/senate", json=venue_feature(dwell_s=300),
+                                headers=admin)
+        assert resp.status == 201
+        resp = await client.post("/v1/pings", headers=admin, json={
+            "pings": [ping(ts=clock.now - 20), ping(ts=clock.now - 10)]})
+        assert [e["kind"] for e in (await resp.json())["events"]] == ["enter"]
+        clock.advance(400)  # past the 300 s threshold; no ping follows
+        for _ in range(200):
+            events = await store.list_events(TENANT, "u1")
+            if any(r.event.kind.value == "dwell" for r in events):
+                break
+            await asyncio.sleep(0.02)
+        kinds = [r.event.kind.value for r in await store.list_events(TENANT, "u1")]
+        assert "dwell" in kinds
+        metrics = await (await client.get("/metrics")).text()
+        assert 'geopush_events_total{kind="dwell"} 1.0' in metrics
+        assert "geopush_timer_errors_total" in metrics
+        assert "geopush_timer_errors_total 0.0" not in metrics
