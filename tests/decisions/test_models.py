@@ -69,6 +69,7 @@ BASE: dict[str, Any] = {"id": "c", "trigger": {"event": "enter"},
         ({"trigger": {"event": "enter", "dwell_s": 300}}, ("trigger",)),
         ({"trigger": {"event": "linger"}}, ("trigger", "event")),
         ({"schedule": {"hours": "10-21"}}, ("schedule", "hours")),
+        ({"schedule": {"hours": 5}}, ("schedule", "hours")),
         ({"schedule": {"days": ["mon"]}}, ("schedule", "days")),
         ({"schedule": {"start": "2026-11-28T10:00:00"}}, ("schedule", "start")),
         ({"caps": {"per_user": {"count": 0, "period_s": 60}}}, ("caps", "per_user", "count")),
@@ -94,6 +95,7 @@ def test_variant_renditions_must_agree_on_weight() -> None:
     ("data", "loc"),
     [
         ({"user_id": "u", "attributes": {"timezone": "Mars/Olympus"}}, ("attributes", "timezone")),
+        ({"user_id": "u", "attributes": {"timezone": 8}}, ("attributes", "timezone")),
         ({"user_id": "u", "attributes": {"age": -1}}, ("attributes", "age")),
         ({"user_id": "u", "attributes": {"pets": ["cat"]}}, ("attributes",)),
         ({"user_id": ""}, ("user_id",)),
@@ -106,6 +108,8 @@ def test_profile_errors_name_the_field(data: dict[str, Any], loc: tuple[Any, ...
 
 def test_policy_errors_name_the_field() -> None:
     assert ("quiet_hours",) in _error_locs(TenantPolicy, {"quiet_hours": "late"})
+    assert ("quiet_hours",) in _error_locs(TenantPolicy, {"quiet_hours": 22})
+    assert ("default_timezone",) in _error_locs(TenantPolicy, {"default_timezone": 8})
     assert ("one_push_per_event",) in _error_locs(TenantPolicy, {"one_push_per_event": False})
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from triggers.decisions.hours import parse_window
 
@@ -63,8 +63,10 @@ def _check_window(value: str | None) -> str | None:
     return value
 
 
-TimeZoneName = Annotated[str, BeforeValidator(_check_timezone)]
-LocalWindow = Annotated[str, BeforeValidator(_check_window)]
+# After-validators: pydantic first checks the value is a string (so a number is a
+# field-named validation error), then these check what the string says.
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+LocalWindow = Annotated[str, AfterValidator(_check_window)]
 """A local time window ``"HH:MM-HH:MM"``; the end may be ``24:00``; ``22:00-08:00`` wraps."""
 
 
