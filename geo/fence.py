@@ -38,6 +38,8 @@ class Fence:
                 f"fence {self.fence_id!r}: shape must be a Polygon or MultiPolygon, "
                 f"not {self.shape.geom_type}"
             )
+        if self.shape is not None and self.shape.is_empty:
+            raise GeoError(f"fence {self.fence_id!r}: shape is empty")
         if self.radius_m is not None and not self.radius_m > 0:
             raise GeoError(f"fence {self.fence_id!r}: radius_m must be positive")
 

@@ -14,7 +14,14 @@ columns on every batch would cost more than the batch); :func:`snapshot` copies.
 2. one index query for all accepted pings (``near_m`` = their exit margin);
 3. the per-user state machine runs only for users with an open visit or entry
    candidate, or whose pings hit a fence. A ping far from every venue by a user with
-   nothing open costs a few vectorised array operations and nothing else.
+   nothing open costs a few vectorised array operations and nothing else; the two
+   commonest busy pings (inside the venue of one's only open visit with no timer due;
+   near one venue, outside it, with no visit open) update the state inline, exactly
+   as the full step would.
+
+Integer user codes (``PingBatch``) are looked up through a hash cache of codes
+(:func:`~triggers.presence_state.code_rows`), and a batch holding each user once is
+grouped by a linear-time scatter: at 1e5 users a batch spends ~3 ms on users, not ~35.
 
 **Rules** (thresholds in :class:`~triggers.presence_policy.PresencePolicy`), with
 ``d`` the signed distance to the edge (positive inside) and ``a`` the accuracy:
@@ -67,7 +74,7 @@ from triggers.presence_events import (
     visit_id_for,
 )
 from triggers.presence_policy import PresencePolicy
-from triggers.presence_state import PresenceState, Visit, schedule, user_rows
+from triggers.presence_state import PresenceState, Visit, code_rows, schedule, user_rows
 
 _M_PER_DEG = 111_195.0
 """Metres per degree of great circle on the mean Earth sphere: the teleport check
@@ -213,6 +220,37 @@ def _user_keys(uid: NDArray[Any]) -> tuple[NDArray[np.bytes_], NDArray[np.intp]]
     return uniq, inverse
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _rows(state: PresenceState, uid: NDArray[Any]) -> NDArray[np.int64]:
+    """The state row of each ping's user, adding unknown users."""
+    if uid.dtype.kind == "i" or (
+        uid.dtype.kind == "u" and uid.shape[0] and int(uid.max()) <= _INT64_MAX
+    ):
+        return code_rows(state, uid.astype(np.int64, copy=False))
+    keys, inverse = _user_keys(uid)
+    rows: NDArray[np.int64] = user_rows(state, keys)[inverse]
+    return rows
+
+
+def _by_row(rows: NDArray[np.int64], n_users: int) -> NDArray[np.intp]:
+    """A stable sort permutation of ``rows`` (all in ``[0, n_users)``).
+
+    The common batch holds one ping per user: then a scatter into a row-sized array
+    sorts in linear time, ~10x faster than a comparison sort of 1e5 rows.
+    """
+    m = rows.shape[0]
+    if m * 4 >= n_users:
+        slot = np.full(n_users, -1, dtype=np.intp)
+        slot[rows] = np.arange(m, dtype=np.intp)
+        order = slot[slot >= 0]
+        if order.shape[0] == m:  # no user twice: the scatter lost nothing
+            return order
+    out: NDArray[np.intp] = np.argsort(rows, kind="stable")
+    return out
+
+
 def _hygiene(
     state: PresenceState, pings: PingBatch, policy: PresencePolicy, now: float
 ) -> _Accepted | None:
@@ -235,10 +273,9 @@ def _hygiene(
     if idx.shape[0] == 0:
         return None
 
-    keys, inverse = _user_keys(pings.user_id[idx])
-    rows = user_rows(state, keys)[inverse]
+    rows = _rows(state, pings.user_id[idx])
     t = ts[idx]
-    order = np.argsort(rows, kind="stable")
+    order = _by_row(rows, state.n_users)
     r, t = rows[order], t[order]
     same = r[1:] == r[:-1]
     if bool(np.any(same & (t[1:] < t[:-1]))):
@@ -328,20 +365,31 @@ def _teleports(
     lat, lng = lat_all[src], lng_all[src]
     first = np.ones(m, dtype=np.bool_)
     first[1:] = r[1:] != r[:-1]
-    prev_ts = np.empty(m)
-    prev_lat = np.empty(m)
-    prev_lng = np.empty(m)
-    prev_ts[1:], prev_lat[1:], prev_lng[1:] = t[:-1], lat[:-1], lng[:-1]
-    rf = r[first]
-    prev_ts[first] = state.anchor_ts[rf]
-    prev_lat[first] = state.anchor_lat[rf]
-    prev_lng[first] = state.anchor_lng[rf]
+    one_each = bool(first.all())
+    if one_each:
+        # One ping per user (a server tick's usual shape): each ping's predecessor is
+        # the user's stored anchor, and each ping ends its user's group.
+        prev_ts = state.anchor_ts[r]
+        prev_lat = state.anchor_lat[r]
+        prev_lng = state.anchor_lng[r]
+    else:
+        prev_ts = np.empty(m)
+        prev_lat = np.empty(m)
+        prev_lng = np.empty(m)
+        prev_ts[1:], prev_lat[1:], prev_lng[1:] = t[:-1], lat[:-1], lng[:-1]
+        rf = r[first]
+        prev_ts[first] = state.anchor_ts[rf]
+        prev_lat[first] = state.anchor_lat[rf]
+        prev_lng[first] = state.anchor_lng[rf]
     with np.errstate(invalid="ignore"):
         speed = _distance_m(prev_lat, prev_lng, lat, lng) / (t - prev_ts)
         fast = speed > policy.max_speed_mps  # NaN (no anchor yet) is never fast
     accepted = np.ones(m, dtype=np.bool_)
-    group_end = np.ones(m, dtype=np.bool_)
-    group_end[:-1] = first[1:]
+    if one_each:
+        group_end = first
+    else:
+        group_end = np.ones(m, dtype=np.bool_)
+        group_end[:-1] = first[1:]
     if bool(fast.any()):
         # Rare: replay those users one ping at a time, since a rejection changes the
         # anchor every later ping of the user is measured from.
@@ -352,12 +400,18 @@ def _teleports(
         clean_end = group_end & ~np.isin(r, np.unique(r[fast]))
     else:
         clean_end = group_end
-    rc = r[clean_end]
-    state.anchor_ts[rc] = t[clean_end]
-    state.anchor_lat[rc] = lat[clean_end]
-    state.anchor_lng[rc] = lng[clean_end]
+    if clean_end is first:  # one ping per user, none too fast: every ping is an end
+        rc, tc, lat_c, lng_c = r, t, lat, lng
+    else:
+        rc, tc, lat_c, lng_c = r[clean_end], t[clean_end], lat[clean_end], lng[clean_end]
+    state.anchor_ts[rc] = tc
+    state.anchor_lat[rc] = lat_c
+    state.anchor_lng[rc] = lng_c
     state.reject_streak[rc] = 0
-    c.accepted += int(accepted.sum())
+    n_accepted = int(accepted.sum())
+    c.accepted += n_accepted
+    if n_accepted == m:
+        return _Accepted(r, t, lat, lng, a, prev_ts)
     return _Accepted(r[accepted], t[accepted], lat[accepted], lng[accepted], a[accepted],
                      prev_ts[accepted])
 
@@ -408,7 +462,10 @@ def _distance_m(
 ) -> NDArray[np.float64]:
     """Equirectangular distance in metres: ~0.1 % at city scale, and far distances
     (the teleports it must catch) only need to come out large."""
-    dlng = (lng2 - lng1 + 180.0) % 360.0 - 180.0
+    dlng = lng2 - lng1
+    wrap = np.abs(dlng) > 180.0  # rare: the pair straddles the antimeridian
+    if bool(wrap.any()):
+        dlng = np.where(wrap, (dlng + 180.0) % 360.0 - 180.0, dlng)
     x = dlng * np.cos(np.radians((lat1 + lat2) * 0.5))
     out: NDArray[np.float64] = np.hypot(x, lat2 - lat1) * _M_PER_DEG
     return out
@@ -446,11 +503,35 @@ def _transitions(ctx: _Ctx, index: FenceQuery, acc: _Accepted) -> None:
     prevs = acc.prev_ts[slow].tolist()
     visits_of = state.visits
     cands_of = state.candidates
+    high, medium = Confidence.HIGH, Confidence.MEDIUM
     for k in range(len(rows)):
         row = rows[k]
         a, b = lo[k], hi[k]
         if a == b and row not in visits_of and row not in cands_of:
             continue
+        if b - a == 1 and not h_inside[a] and row not in visits_of:
+            # Next commonest: no open visit, near one venue but outside it. _step_user
+            # would only replace the user's candidates with this ping's touch, if any.
+            cands_of.pop(row, None)
+            if h_edge[a] > -accs[k]:
+                cands_of[row] = {fence_ids[h_fence[a]]: (tss[k], 1)}
+            continue
+        if b - a == 1 and h_inside[a] and row not in cands_of:
+            # The commonest busy ping: a user inside the one venue of their one open
+            # visit, no timer of it due yet (its live entry is not before ``ts``, and
+            # its true next due is never earlier), no entry candidate. _step_user would
+            # only refresh the visit; do just that.
+            vs = visits_of.get(row)
+            ts = tss[k]
+            if vs is not None and len(vs) == 1:
+                visit = vs.get(fence_ids[h_fence[a]])
+                if visit is not None and visit.scheduled_s > ts:
+                    d = h_edge[a]
+                    visit.last_inside_at = ts
+                    visit.out_streak = 0
+                    # NaN (deeper than near_m) compares False: HIGH, as +inf would.
+                    visit.confidence = medium if d < accs[k] else high
+                    continue
         pairs = {
             fence_ids[h_fence[j]]: (h_edge[j] if h_edge[j] == h_edge[j]
                                     else (math.inf if h_inside[j] else -math.inf))

@@ -4,8 +4,10 @@ Layout, chosen for the batch hot path and for memory:
 
 - **Users** are rows of numpy columns (id bytes, last processed ts, the last accepted
   ping, a teleport streak), looked up vectorised with ``searchsorted`` through a sort
-  permutation. A user with nothing open costs ~60 bytes plus its id (the benchmark
-  measures it), and a batch touches them without a Python loop.
+  permutation; integer user codes go through a hash cache of the codes first
+  (:func:`code_rows`). A user with nothing open costs ~60 bytes plus its id (~16 more
+  when it comes as an integer code; the benchmark measures it), and a batch touches
+  them without a Python loop.
 - **Open visits** and **entry candidates** are small dicts keyed by user row: few users
   have them at any time, and only those users' pings run the per-user state machine.
 - **Timers** are a heap of ``(due_s, row, venue_id, visit_id)`` with lazy deletion:
@@ -78,6 +80,13 @@ class PresenceState:
     counters: PresenceCounters = field(default_factory=PresenceCounters)
     fence_ids: tuple[str, ...] | None = None
     """The venue ids of the index last seen: a different index means reconcile."""
+    code_slots: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    """An open-addressing table of the integer user codes seen so far: each slot holds
+    a row (-1: empty) whose code is ``row_code[row]``. A cache in front of ``ids`` for
+    batches that carry integer codes (see :func:`code_rows`); derived data, not in
+    snapshots, refilled as users reappear after a restore. ~16 bytes a user."""
+    row_code: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    n_codes: int = 0
 
     def user_id(self, row: int) -> str:
         return bytes(self.ids[row]).decode()
@@ -131,6 +140,91 @@ def user_rows(state: PresenceState, keys: NDArray[np.bytes_]) -> NDArray[np.int6
     return rows
 
 
+def code_rows(state: PresenceState, codes: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Rows of integer-coded users, one per entry of ``codes`` (repeats allowed),
+    adding the unknown ones; an int code is the user id written in decimal.
+
+    A known code costs a hash probe or two (vectorised): no code is turned into text
+    once its user is known. A code not in the cache goes through :func:`user_rows` by
+    its decimal text, so a user first seen as the string ``"42"`` and later as the
+    code 42 (or the reverse) keeps one row.
+    """
+    rows = _code_find(state, codes)
+    miss = np.flatnonzero(rows < 0)
+    if miss.shape[0]:
+        new = np.unique(codes[miss])
+        # Decimal text no wider than the widest code (int64 would otherwise give S21).
+        width = max(len(str(int(new[0]))), len(str(int(new[-1]))))
+        text = new.astype(f"S{width}")
+        perm = np.argsort(text, kind="stable")
+        new_rows = np.empty(new.shape[0], dtype=np.int64)
+        new_rows[perm] = user_rows(state, text[perm])
+        _code_insert(state, new, new_rows)
+        rows[miss] = new_rows[np.searchsorted(new, codes[miss])]
+    return rows
+
+
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _code_slots(codes: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    """Home slot of each code in a table of ``size`` (a power of two) slots."""
+    bits = np.uint64(64 - (size.bit_length() - 1))
+    mixed = np.ascontiguousarray(codes, dtype=np.int64).view(np.uint64) * _FIBONACCI
+    out: NDArray[np.int64] = (mixed >> bits).astype(np.int64)
+    return out
+
+
+def _code_find(state: PresenceState, codes: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Row of each code, -1 where the cache does not hold it (linear probing)."""
+    rows = np.full(codes.shape[0], -1, dtype=np.int64)
+    size = state.code_slots.shape[0]
+    if not size or not codes.shape[0]:
+        return rows
+    slot = _code_slots(codes, size)
+    active: NDArray[np.intp] | None = None  # None: every entry
+    want = codes
+    while slot.shape[0]:
+        held = state.code_slots[slot]
+        full = held >= 0
+        # An empty slot (-1) reads the last row's code: harmless, ``full`` masks it.
+        match = full & (state.row_code[held] == want)
+        where = np.flatnonzero(match)
+        rows[where if active is None else active[where]] = held[where]
+        probe = np.flatnonzero(full & ~match)
+        active = probe if active is None else active[probe]
+        want = want[probe]
+        slot = (slot[probe] + 1) & (size - 1)
+    return rows
+
+
+def _code_insert(state: PresenceState, codes: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
+    """Add distinct codes absent from the cache; the table stays at most 2/3 full."""
+    if state.row_code.shape[0] < state.ids.shape[0]:  # e.g. after a restore
+        state.row_code = _with_capacity(state.row_code, state.ids.shape[0])
+    state.row_code[rows] = codes
+    size = state.code_slots.shape[0]
+    needed = state.n_codes + codes.shape[0]
+    if needed * 3 > size * 2:
+        held = state.code_slots[state.code_slots >= 0].astype(np.int64)
+        rows = np.concatenate([held, rows])
+        size = max(1024, 1 << (needed * 3 // 2).bit_length())
+        state.code_slots = np.full(size, -1, dtype=np.int32)
+    slots = state.code_slots
+    slot = _code_slots(state.row_code[rows], size)
+    pending = np.arange(rows.shape[0])
+    while pending.shape[0]:
+        free = slots[slot] < 0
+        # Of several codes wanting one free slot, the first takes it; the rest probe on.
+        taken, first = np.unique(slot[free], return_index=True)
+        slots[taken] = rows[pending[free][first]]
+        placed = np.zeros(pending.shape[0], dtype=np.bool_)
+        placed[np.flatnonzero(free)[first]] = True
+        pending = pending[~placed]
+        slot = (slot[~placed] + 1) & (size - 1)
+    state.n_codes = needed
+
+
 def _with_capacity(a: NDArray[Any], capacity: int) -> NDArray[Any]:
     out = np.zeros(capacity, dtype=a.dtype)
     out[: a.shape[0]] = a
@@ -146,6 +240,8 @@ def _grow(state: PresenceState, needed: int) -> None:
     state.ids = _with_capacity(state.ids, new_cap)
     for name in ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "reject_streak"):
         setattr(state, name, _with_capacity(getattr(state, name), new_cap))
+    if state.row_code.shape[0]:
+        state.row_code = _with_capacity(state.row_code, new_cap)
 
 
 def schedule(state: PresenceState, row: int, visit: Visit, due_s: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from h3.api import basic_int as h3i
+from shapely.geometry import Polygon
 
 from geo import Fence, GeoError, GeofenceIndex, LatLng
 from tests.geo.builders import ngon
@@ -121,3 +122,8 @@ def test_query_rejects_mismatched_shapes_and_nan_near_m() -> None:
         index.query(np.zeros(3), np.zeros(2))
     with pytest.raises(GeoError, match=r"near_m\[1\] is NaN"):
         index.query(np.zeros(2), np.zeros(2), near_m=np.array([1.0, np.nan]))
+
+
+def test_empty_shape_is_refused_as_a_fence() -> None:
+    with pytest.raises(GeoError, match=r"'hole': shape is empty"):
+        Fence("hole", shape=Polygon())
