@@ -19,22 +19,34 @@ from typing import TextIO
 
 from aiohttp import web
 
-from server.api import ingest_routes, manage_routes, service_routes, venue_routes
+from server.api import (
+    delivery_routes,
+    ingest_routes,
+    manage_routes,
+    service_routes,
+    venue_routes,
+)
 from server.api.context import (
     CLOCK,
     CORES,
+    HUB,
     LIMITER,
     METRICS,
     OPENAPI,
+    OUTBOX,
+    OUTBOX_METRICS,
     SETTINGS,
     STORE,
 )
 from server.api.registry import Operation, add_routes
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
+from server.channels.inapp import StreamHub
 from server.errors import error_middleware
 from server.logs import request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
+from server.outbox.metrics import OutboxMetrics
+from server.outbox.service import Outbox
 from server.pipeline import fire_timers
 from server.settings import Settings
 from server.store import MemoryStore, Store, open_store
@@ -46,6 +58,7 @@ OPERATIONS: list[Operation] = [
     *ingest_routes.OPERATIONS,
     *venue_routes.OPERATIONS,
     *manage_routes.OPERATIONS,
+    *delivery_routes.OPERATIONS,
     *service_routes.OPERATIONS,
 ]
 
@@ -84,6 +97,8 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or time.time
     app[METRICS] = Metrics()
+    app[OUTBOX_METRICS] = OutboxMetrics(app[METRICS].registry)
+    app[HUB] = StreamHub()
     app[CORES] = TenantCores()
     app[LIMITER] = RateLimiter(lambda role: settings.rate_for(role.value))
     app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION)
@@ -91,8 +106,31 @@ def create_app(
         app[STORE] = store
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
+    app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox dispatchers (``outbox_workers`` of them; none when 0)."""
+    settings = app[SETTINGS]
+    if settings.outbox_workers == 0:
+        yield
+        return
+    outbox = Outbox(app[STORE], settings, hub=app[HUB], metrics=app[OUTBOX_METRICS],
+                    clock=app[CLOCK])
+    app[OUTBOX] = outbox
+    outbox.start()
+    try:
+        yield
+    finally:
+        await outbox.aclose()
+
+
+async def _close_streams(app: web.Application) -> None:
+    """End every live stream at shutdown, so the WebSocket handlers return."""
+    app[HUB].close_all()
 
 
 def _store_ctx(
@@ -176,3 +214,5 @@ async def _timer_loop(app: web.Application) -> None:
                 for considered in decision.considered:
                     metrics.decisions.labels(reason=considered.reason.value).inc()
             metrics.deliveries.inc(len(result.deliveries))
+            if result.deliveries and OUTBOX in app:
+                app[OUTBOX].wake()

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from server import cli_locate, cli_serve, cli_simulate, cli_venues, cli_visits
+from server import cli_locate, cli_serve, cli_simulate, cli_stats, cli_venues, cli_visits
 from server.cli_common import CliError
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_visits.register(sub)
     cli_simulate.register(sub)
     cli_serve.register(sub)
+    cli_stats.register(sub)
     return parser
 
 

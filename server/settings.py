@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     timer_interval_s: float = Field(default=1.0, gt=0, le=3600)
     """How often the background loop fires due DWELL / silence-EXIT timers. One second
     keeps DESIGN's "DWELL within 1 s of the threshold" promise on a live server."""
+    outbox_workers: int = Field(default=1, ge=0, le=64)
+    """Outbox dispatchers in this process (0: none — another process delivers). Several
+    per node and several nodes are safe: claims never overlap (``SKIP LOCKED``)."""
+    outbox_interval_s: float = Field(default=0.5, gt=0, le=3600)
+    """How long an idle dispatcher waits before looking again (new deliveries made by
+    this process wake it at once)."""
+    outbox_lease_s: float = Field(default=60.0, ge=1, le=3600)
+    """How long a claim lasts: a killed dispatcher's deliveries are resent after it."""
+    outbox_batch: int = Field(default=100, ge=1, le=10_000)
+    outbox_concurrency: int = Field(default=32, ge=1, le=1024)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=600.0, gt=0)
+    retry_max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_jitter_seed: int | None = None
+    """Seeds the retry jitter (tests, replays); unset: random."""
+    stream_token_ttl_s: float = Field(default=3600.0, ge=60, le=30 * 86_400)
+    """Default lifetime of a minted in-app stream token."""
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
 

@@ -15,8 +15,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
 from server.auth import RateLimiter
+from server.channels.inapp import StreamHub
 from server.errors import ApiError, parse_json
 from server.metrics import Metrics
+from server.outbox.metrics import OutboxMetrics
+from server.outbox.service import Outbox
 from server.settings import Settings
 from server.store.base import Store
 from server.tenant_core import TenantCores
@@ -35,6 +38,10 @@ CLOCK = web.AppKey[Clock]("clock")
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", RateLimiter)
 OPENAPI = web.AppKey[dict[str, Any]]("openapi")
+HUB = web.AppKey("hub", StreamHub)
+OUTBOX_METRICS = web.AppKey("outbox_metrics", OutboxMetrics)
+OUTBOX = web.AppKey("outbox", Outbox)
+"""Set while the app runs (``cleanup_ctx``); absent when ``outbox_workers`` is 0."""
 
 ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"
 """Ids (users, venues, campaigns): 1 to 256 characters, no control characters (the

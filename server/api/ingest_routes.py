@@ -16,6 +16,7 @@ from aiohttp import web
 from server.api.context import (
     CORES,
     METRICS,
+    OUTBOX,
     SETTINGS,
     json_response,
     now,
@@ -69,6 +70,8 @@ async def _ingest(
         for considered in decision.considered:
             metrics.decisions.labels(reason=considered.reason.value).inc()
     metrics.deliveries.inc(len(result.deliveries))
+    if result.deliveries and OUTBOX in app:
+        app[OUTBOX].wake()  # send now rather than after the dispatcher's poll interval
     return screened, result
 
 

@@ -12,7 +12,6 @@ with the field path (``variants[1].weight``).
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -29,16 +28,14 @@ from server.api.schemas import (
     KeyCreated,
     ProfileIn,
 )
+from server.api.stats import CampaignStats, campaign_stats_doc
 from server.auth import Principal, generate_key, hash_key, new_key_id
 from server.errors import ApiError, validate_body
-from server.store.base import DeliveryStatus, PolicyRecord
+from server.store.base import PolicyRecord
 from server.store.errors import NotFoundError
 from triggers.decisions import Campaign, CampaignStatus, Profile, TenantPolicy
 from triggers.errors import TriggerError
 from triggers.presence_policy import PresencePolicy
-
-MAX_STATS_DELIVERIES = 100_000
-"""Deliveries scanned for a campaign's stats (see the note in ``campaign_stats``)."""
 
 # --------------------------------------------------------------------------- users
 
@@ -185,53 +182,12 @@ async def pause_campaign(request: web.Request, principal: Principal) -> web.Resp
     return await _set_status(request, principal, CampaignStatus.PAUSED)
 
 
-class VariantStats(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    variant_id: str
-    deliveries: int
-    feedback: dict[str, int]
-
-
-class CampaignStats(BaseModel):
-    """Counts from the outbox (basic: delivery feedback arrives in a later issue)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    campaign_id: str
-    deliveries: int = Field(description="pushes created for the campaign")
-    by_status: dict[str, int] = Field(description="outbox status → count")
-    feedback: dict[str, int] = Field(description="feedback kind → deliveries with it")
-    by_variant: list[VariantStats]
-    truncated: bool = Field(description=f"more than {MAX_STATS_DELIVERIES} deliveries: "
-                                        "counts cover the first ones only")
-
-
 async def campaign_stats(request: web.Request, principal: Principal) -> web.Response:
     cid = path_id(request)
     if await store(request).get_campaign(principal.tenant_id, cid) is None:
         raise not_found("campaign", cid)
-    # The store has no per-campaign aggregate yet, so this scans the tenant's outbox
-    # (bounded); an aggregate query belongs in the store (see the hand-over note).
-    rows = await store(request).list_deliveries(principal.tenant_id,
-                                                limit=MAX_STATS_DELIVERIES)
-    mine = [d for d in rows if d.campaign_id == cid]
-    by_variant: dict[str, tuple[int, Counter[str]]] = {}
-    feedback: Counter[str] = Counter()
-    for d in mine:
-        count, kinds = by_variant.setdefault(d.variant_id, (0, Counter()))
-        kinds.update(set(d.feedback))
-        by_variant[d.variant_id] = (count + 1, kinds)
-        feedback.update(set(d.feedback))
-    status_counts = Counter(d.status.value for d in mine)
-    return json_response(CampaignStats(
-        campaign_id=cid, deliveries=len(mine),
-        by_status={s.value: status_counts.get(s.value, 0) for s in DeliveryStatus},
-        feedback=dict(feedback),
-        by_variant=[VariantStats(variant_id=v, deliveries=n, feedback=dict(k))
-                    for v, (n, k) in sorted(by_variant.items())],
-        truncated=len(rows) >= MAX_STATS_DELIVERIES,
-    ))
+    aggregate = await store(request).campaign_stats(principal.tenant_id, cid)
+    return json_response(campaign_stats_doc(aggregate))
 
 
 # --------------------------------------------------------------------------- policy
@@ -350,7 +306,8 @@ OPERATIONS = [
     Operation("POST", "/v1/campaigns/{id}/pause", "pauseCampaign", "Stop sending",
               "campaigns", pause_campaign, MANAGE, responses={200: Campaign},
               errors=(404, 409, 422)),
-    Operation("GET", "/v1/campaigns/{id}/stats", "campaignStats", "Delivery counts",
+    Operation("GET", "/v1/campaigns/{id}/stats", "campaignStats",
+              "Decisions, deliveries, CTR and lift against the control group",
               "campaigns", campaign_stats, MANAGE, responses={200: CampaignStats},
               errors=(404, 422)),
     Operation("GET", "/v1/policy", "getPolicy", "The tenant policy", "policy", get_policy,

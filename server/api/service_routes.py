@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.context import METRICS, OPENAPI, json_response, store
+from server.api.context import HUB, METRICS, OPENAPI, OUTBOX_METRICS, json_response, store
 from server.api.registry import Operation
 from server.api.schemas import Health, Ready
 from server.openapi import docs_html
@@ -17,8 +17,6 @@ from server.store.base import DeliveryStatus
 
 log = logging.getLogger("geopush.http")
 
-OUTBOX_SAMPLE_LIMIT = 10_000
-"""Pending deliveries counted per tenant per scrape; the gauge saturates above it."""
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -37,10 +35,10 @@ async def metrics(request: web.Request) -> web.Response:
     the_store = store(request)
     depth = 0
     for tenant in await the_store.list_tenants():
-        pending = await the_store.list_deliveries(
-            tenant.tenant_id, status=DeliveryStatus.PENDING, limit=OUTBOX_SAMPLE_LIMIT)
-        depth += len(pending)
+        for status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):  # waiting to go
+            depth += await the_store.count_deliveries(tenant.tenant_id, status)
     m.outbox_depth.set(depth)
+    request.app[OUTBOX_METRICS].streams.set(request.app[HUB].online_count())
     return web.Response(body=m.render(), headers={"Content-Type": m.content_type})
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 from server.store.base import (
     BatchTx,
     BBox,
+    CampaignAggregate,
     Catalog,
     DecisionRecord,
+    DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
+    ExpirySweep,
     KeyedEntry,
     KeyRecord,
     LedgerSnapshot,
@@ -24,6 +27,7 @@ from server.store.base import (
     Store,
     StoredPresence,
     TenantRecord,
+    VariantAggregate,
     hash_key,
 )
 from server.store.errors import (
@@ -48,12 +52,15 @@ async def open_store(database_url: str | None, *, schema: str = "public") -> Sto
 __all__ = [
     "BBox",
     "BatchTx",
+    "CampaignAggregate",
     "Catalog",
     "ConflictError",
     "DecisionRecord",
+    "DeliveryOutcome",
     "DeliveryRecord",
     "DeliveryStatus",
     "EventRecord",
+    "ExpirySweep",
     "KeyRecord",
     "KeyedEntry",
     "LedgerSnapshot",
@@ -70,6 +77,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoredPresence",
     "TenantRecord",
+    "VariantAggregate",
     "hash_key",
     "open_store",
 ]

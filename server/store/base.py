@@ -239,8 +239,73 @@ class DeliveryRecord:
     next_attempt_at: float | None = None
     last_error: str | None = None
     feedback: tuple[str, ...] = ()
-    """Feedback kinds received, in arrival order (``delivered``, ``opened``, ...)."""
+    """Feedback kinds received, in arrival order (``delivered``, ``opened``, ...); each
+    kind at most once (feedback is idempotent)."""
     updated_at: float | None = None
+    claimed_until: float | None = None
+    """A dispatcher owns the row until then (see :meth:`Store.claim_deliveries`)."""
+    claimed_by: str | None = None
+    """The claim (one per :meth:`Store.claim_deliveries` call) that owns the row."""
+    provider_id: str | None = None
+    """The channel's id for the accepted message (``Delivered.provider_id``)."""
+    settled: bool = False
+    """A sent offer past its TTL whose fatigue outcome has been recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What one claimed delivery came to, written by :meth:`Store.complete_deliveries`.
+
+    ``status``: ``sent``, ``failed`` (retry at ``next_attempt_at``), ``dead`` or
+    ``expired``; ``channel``: the channel actually used (the dispatcher may pick another
+    than the decision did, e.g. the in-app inbox while the app is open)."""
+
+    delivery_id: str
+    status: DeliveryStatus
+    channel: str | None = None
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+    provider_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpirySweep:
+    """What :meth:`Store.expire_deliveries` did: offers expired undelivered, and sent
+    offers whose TTL passed without any reaction (recorded as ``ignored``)."""
+
+    expired: tuple[DeliveryRecord, ...] = ()
+    ignored: tuple[DeliveryRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VariantAggregate:
+    """One variant's outbox numbers (see :meth:`Store.campaign_stats`)."""
+
+    variant_id: str
+    deliveries: int
+    by_status: Mapping[str, int]
+    """Outbox status → deliveries."""
+    feedback: Mapping[str, int]
+    """Feedback kind → deliveries that got it (each delivery counts once per kind)."""
+    users: int
+    """Distinct users with a delivery of this variant (treated, whatever the outcome)."""
+    converted_users: int
+    """Of those, users who converted (``converted`` feedback or a reported conversion)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignAggregate:
+    """A campaign's numbers, aggregated by the store (no row scan in Python)."""
+
+    campaign_id: str
+    decisions: Mapping[tuple[str, str], int]
+    """(outcome, reason) → how often the campaign was considered with that result."""
+    variants: tuple[VariantAggregate, ...]
+    """By variant id."""
+    control_users: int
+    """Distinct users held out (control ledger entries of the campaign)."""
+    control_converted: int
+    """Of those, users with a reported conversion for the campaign."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,8 +563,89 @@ class Store(Protocol):
         self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
     ) -> DeliveryRecord | None:
         """Append feedback to the delivery and update the user's ignored streak in the
-        same transaction (dismissed/ignored +1, clicked/converted → 0). None when the
-        delivery does not exist."""
+        same transaction (dismissed/ignored +1, clicked/converted → 0). Idempotent: a
+        kind the delivery already has changes nothing (the same report twice counts
+        once). None when the delivery does not exist."""
+        ...
+
+    async def count_deliveries(self, tenant_id: str, status: DeliveryStatus) -> int:
+        """How many of the tenant's deliveries have ``status`` (the outbox depth gauge)."""
+        ...
+
+    async def list_inbox(
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+    ) -> list[DeliveryRecord]:
+        """The user's in-app messages (channel ``inbox``, status ``sent``), newest
+        first (by creation time, then id); ``before``: created earlier (paging)."""
+        ...
+
+    # -- the outbox dispatcher -------------------------------------------------------
+
+    async def claim_deliveries(
+        self, tenant_id: str, *, now: float, limit: int, lease_s: float, claim: str
+    ) -> list[DeliveryRecord]:
+        """Claim up to ``limit`` due deliveries for one dispatcher: status ``pending`` or
+        ``failed``, ``next_attempt_at`` (or creation) at or before ``now``, offer not
+        expired (``expires_at > now``), and no live claim (``claimed_until`` unset or
+        past). Claimed rows get ``claimed_until = now + lease_s``, ``claimed_by =
+        claim`` and ``attempts + 1``; others calling at the same time get other rows
+        (PostgreSQL: ``FOR UPDATE SKIP LOCKED``). Oldest due first. A dispatcher that
+        dies leaves its rows to whoever claims after the lease."""
+        ...
+
+    async def complete_deliveries(
+        self, tenant_id: str, claim: str, outcomes: Sequence[DeliveryOutcome], *, now: float
+    ) -> int:
+        """Write the outcomes of claimed deliveries and release their claims, in one
+        transaction. Rows no longer held by ``claim`` (its lease ran out and another
+        dispatcher took them) are left alone. Returns how many were written."""
+        ...
+
+    async def expire_deliveries(self, tenant_id: str, *, now: float, limit: int) -> ExpirySweep:
+        """Settle offers whose TTL passed (``expires_at <= now``): unclaimed pending or
+        failed ones become ``expired`` (never sent); sent ones not yet settled get
+        ``ignored`` feedback (and the user's ignored streak +1) unless the user already
+        reacted (opened, clicked, dismissed, converted), and are marked settled. At most
+        ``limit`` of each; one transaction."""
+        ...
+
+    # -- contacts, channel settings, stream secrets ----------------------------------
+
+    async def get_profiles(self, tenant_id: str, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """The profiles of ``user_ids`` that exist."""
+        ...
+
+    async def remove_contact(
+        self, tenant_id: str, user_id: str, channel: str, address: str
+    ) -> bool:
+        """Remove a dead address from the user's contacts (a device token for ``fcm`` /
+        ``apns``, the ``email`` or the ``phone`` for ``sms``); True when it was there."""
+        ...
+
+    async def get_channel_config(self, tenant_id: str) -> dict[str, Any] | None:
+        """The tenant's channel settings as stored (validated by the caller), or None."""
+        ...
+
+    async def put_channel_config(self, tenant_id: str, config: Mapping[str, Any]) -> None:
+        """Replace the tenant's channel settings; ``NotFoundError`` for an unknown tenant."""
+        ...
+
+    async def stream_secret(self, tenant_id: str) -> str:
+        """The tenant's secret for in-app stream tokens, made (random, 256 bits) on first
+        use; ``NotFoundError`` for an unknown tenant."""
+        ...
+
+    # -- stats -----------------------------------------------------------------------
+
+    async def record_conversion(
+        self, tenant_id: str, campaign_id: str, user_id: str, *, at: float
+    ) -> bool:
+        """Record that ``user_id`` converted for ``campaign_id`` (exposed or held out);
+        True when new (one conversion per campaign and user)."""
+        ...
+
+    async def campaign_stats(self, tenant_id: str, campaign_id: str) -> CampaignAggregate:
+        """The campaign's decisions, deliveries, feedback and conversions, aggregated."""
         ...
 
     # -- processing ------------------------------------------------------------------

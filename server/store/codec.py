@@ -19,6 +19,7 @@ from shapely.geometry import shape
 from geo.latlng import LatLng
 from server.store.base import BBox, PolicyRecord
 from triggers.decisions import LedgerEntry, TenantPolicy
+from triggers.decisions.models import Contacts
 from triggers.presence_events import Confidence, EventKind, ExitReason, PresenceEvent
 from venues import venue_to_feature
 from venues.model import Venue, VenueKind
@@ -111,3 +112,26 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge_patch(out.get(key), value)
     return out
+
+
+def without_contact(contacts: Contacts, channel: str, address: str) -> Contacts | None:
+    """``contacts`` without the dead ``address`` of ``channel`` (a device token of
+    ``fcm`` / ``apns``, the ``email``, the ``phone`` of ``sms``); None when it is not
+    there (nothing to change)."""
+    if channel in ("fcm", "apns"):
+        kept = tuple(d for d in contacts.devices
+                     if not (d.platform == channel and d.token == address))
+        if len(kept) == len(contacts.devices):
+            return None
+        return contacts.model_copy(update={"devices": kept})
+    if channel == "email" and contacts.email == address:
+        return contacts.model_copy(update={"email": None})
+    if channel == "sms" and contacts.phone == address:
+        return contacts.model_copy(update={"phone": None})
+    return None
+
+
+def expired_reason(previous: str | None) -> str:
+    """``last_error`` of a delivery expired undelivered (keeping the last failure)."""
+    base = "expired: the offer's TTL passed before it could be delivered"
+    return base if not previous else f"{base} (last failure: {previous})"

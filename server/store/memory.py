@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -25,11 +26,14 @@ from typing import Any
 
 from server.store.base import (
     BBox,
+    CampaignAggregate,
     Catalog,
     DecisionRecord,
+    DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
+    ExpirySweep,
     KeyedEntry,
     KeyRecord,
     LedgerSnapshot,
@@ -39,13 +43,16 @@ from server.store.base import (
     Role,
     StoredPresence,
     TenantRecord,
+    VariantAggregate,
 )
 from server.store.codec import (
     bbox_intersects,
+    expired_reason,
     merge_patch,
     venue_bbox,
     venue_feature,
     venue_from_feature,
+    without_contact,
 )
 from server.store.errors import ConflictError, NotFoundError, OutsideBatchError, StoreError
 from triggers.decisions import (
@@ -81,10 +88,47 @@ class _Tenant:
     deliveries: dict[str, DeliveryRecord] = field(default_factory=dict)
     delivery_keys: dict[str, str] = field(default_factory=dict)
     """idempotency key → delivery id (UNIQUE per tenant)."""
+    outbox: set[str] = field(default_factory=set)
+    """Ids of pending / failed deliveries (what a dispatcher may claim)."""
+    unsettled: set[str] = field(default_factory=set)
+    """Ids of sent deliveries whose TTL outcome is not recorded yet."""
+    conversions: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(campaign id, user id) → when the conversion was reported."""
+    channels: str | None = None
+    """The channel settings as JSON text (like a JSONB column)."""
+    stream_secret: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def bump(self) -> None:
         self.version += 1
+
+    def put_delivery(self, row: DeliveryRecord) -> None:
+        """Store ``row`` and keep the dispatcher's indexes in step with its status."""
+        self.deliveries[row.delivery_id] = row
+        did = row.delivery_id
+        if row.status in _CLAIMABLE:
+            self.outbox.add(did)
+        else:
+            self.outbox.discard(did)
+        if row.status is DeliveryStatus.SENT and not row.settled:
+            self.unsettled.add(did)
+        else:
+            self.unsettled.discard(did)
+
+    def drop_delivery(self, row: DeliveryRecord) -> None:
+        del self.deliveries[row.delivery_id]
+        del self.delivery_keys[row.idempotency_key]
+        self.outbox.discard(row.delivery_id)
+        self.unsettled.discard(row.delivery_id)
+
+
+_CLAIMABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.FAILED})
+_REACTIONS = frozenset({"opened", "clicked", "dismissed", "converted", "ignored"})
+"""Feedback that means the user saw and reacted (or the TTL outcome is recorded)."""
+
+
+def _due_at(row: DeliveryRecord) -> float:
+    return row.created_at if row.next_attempt_at is None else row.next_attempt_at
 
 
 class MemoryStore:
@@ -264,9 +308,12 @@ class MemoryStore:
             }
             gone = [d for d in tenant.deliveries.values() if d.user_id == user_id]
             for delivery in gone:
-                del tenant.deliveries[delivery.delivery_id]
-                del tenant.delivery_keys[delivery.idempotency_key]
+                tenant.drop_delivery(delivery)
             counts["deliveries"] = len(gone)
+            converted = [k for k in tenant.conversions if k[1] == user_id]
+            for key in converted:
+                del tenant.conversions[key]
+            counts["conversions"] = len(converted)
             return counts
 
     # -- campaigns and policy --------------------------------------------------------
@@ -377,7 +424,7 @@ class MemoryStore:
         row = replace(row, status=DeliveryStatus(status),
                       attempts=row.attempts if attempts is None else attempts,
                       next_attempt_at=next_attempt_at, last_error=last_error, updated_at=now)
-        tenant.deliveries[delivery_id] = row
+        tenant.put_delivery(row)
         return row
 
     async def record_feedback(
@@ -388,13 +435,178 @@ class MemoryStore:
         if row is None:
             return None
         kind = FeedbackKind(kind)
+        if kind.value in row.feedback:
+            return row  # the same report again: counted once
         row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now)
-        tenant.deliveries[delivery_id] = row
-        if kind in IGNORED_KINDS:
-            tenant.streaks[row.user_id] = tenant.streaks.get(row.user_id, 0) + 1
-        elif kind in ENGAGED_KINDS:
-            tenant.streaks[row.user_id] = 0
+        tenant.put_delivery(row)
+        self._streak(tenant, row.user_id, kind)
         return row
+
+    @staticmethod
+    def _streak(tenant: _Tenant, user_id: str, kind: FeedbackKind) -> None:
+        if kind in IGNORED_KINDS:
+            tenant.streaks[user_id] = tenant.streaks.get(user_id, 0) + 1
+        elif kind in ENGAGED_KINDS:
+            tenant.streaks[user_id] = 0
+
+    async def count_deliveries(self, tenant_id: str, status: DeliveryStatus) -> int:
+        tenant = self._r(tenant_id)
+        status = DeliveryStatus(status)
+        if status in _CLAIMABLE:
+            return sum(1 for d in tenant.outbox if tenant.deliveries[d].status is status)
+        return sum(1 for d in tenant.deliveries.values() if d.status is status)
+
+    async def list_inbox(
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+    ) -> list[DeliveryRecord]:
+        rows = [d for d in self._r(tenant_id).deliveries.values()
+                if d.user_id == user_id and d.channel == "inbox"
+                and d.status is DeliveryStatus.SENT
+                and (before is None or d.created_at < before)]
+        rows.sort(key=lambda d: (d.created_at, d.delivery_id), reverse=True)
+        return rows[:limit]
+
+    # -- the outbox dispatcher -------------------------------------------------------
+
+    async def claim_deliveries(
+        self, tenant_id: str, *, now: float, limit: int, lease_s: float, claim: str
+    ) -> list[DeliveryRecord]:
+        tenant = self._r(tenant_id)
+        # Synchronous from here on: two dispatchers in this process cannot interleave.
+        due = [d for d in (tenant.deliveries[i] for i in tenant.outbox)
+               if _due_at(d) <= now < d.expires_at
+               and (d.claimed_until is None or d.claimed_until <= now)]
+        due.sort(key=lambda d: (_due_at(d), d.delivery_id))
+        claimed: list[DeliveryRecord] = []
+        for row in due[:max(0, limit)]:
+            mine = replace(row, claimed_until=now + lease_s, claimed_by=claim,
+                           attempts=row.attempts + 1, updated_at=now)
+            tenant.put_delivery(mine)
+            claimed.append(mine)
+        return claimed
+
+    async def complete_deliveries(
+        self, tenant_id: str, claim: str, outcomes: Sequence[DeliveryOutcome], *, now: float
+    ) -> int:
+        tenant = self._r(tenant_id)
+        written = 0
+        for outcome in outcomes:
+            row = tenant.deliveries.get(outcome.delivery_id)
+            if row is None or row.claimed_by != claim:
+                continue
+            tenant.put_delivery(replace(
+                row, status=DeliveryStatus(outcome.status),
+                channel=outcome.channel or row.channel,
+                next_attempt_at=outcome.next_attempt_at, last_error=outcome.last_error,
+                provider_id=outcome.provider_id or row.provider_id,
+                claimed_until=None, claimed_by=None, updated_at=now))
+            written += 1
+        return written
+
+    async def expire_deliveries(self, tenant_id: str, *, now: float, limit: int) -> ExpirySweep:
+        tenant = self._r(tenant_id)
+        stale = sorted((tenant.deliveries[i] for i in tenant.outbox),
+                       key=lambda d: (d.expires_at, d.delivery_id))
+        expired: list[DeliveryRecord] = []
+        for row in stale:
+            if len(expired) >= limit or row.expires_at > now:
+                break
+            if row.claimed_until is not None and row.claimed_until > now:
+                continue  # a dispatcher holds it; it checks the TTL itself before sending
+            gone = replace(row, status=DeliveryStatus.EXPIRED,
+                           last_error=expired_reason(row.last_error), claimed_until=None,
+                           claimed_by=None, updated_at=now)
+            tenant.put_delivery(gone)
+            expired.append(gone)
+        ended = sorted((tenant.deliveries[i] for i in tenant.unsettled),
+                       key=lambda d: (d.expires_at, d.delivery_id))
+        ignored: list[DeliveryRecord] = []
+        for row in ended[:limit]:
+            if row.expires_at > now:
+                break
+            settled = replace(row, settled=True, updated_at=now)
+            if _REACTIONS.isdisjoint(row.feedback):
+                settled = replace(settled, feedback=(*row.feedback, FeedbackKind.IGNORED.value))
+                self._streak(tenant, row.user_id, FeedbackKind.IGNORED)
+                ignored.append(settled)
+            tenant.put_delivery(settled)
+        return ExpirySweep(tuple(expired), tuple(ignored))
+
+    # -- contacts, channel settings, stream secrets ----------------------------------
+
+    async def get_profiles(self, tenant_id: str, user_ids: Sequence[str]) -> dict[str, Profile]:
+        profiles = self._r(tenant_id).profiles
+        return {u: profiles[u] for u in dict.fromkeys(user_ids) if u in profiles}
+
+    async def remove_contact(
+        self, tenant_id: str, user_id: str, channel: str, address: str
+    ) -> bool:
+        tenant = self._r(tenant_id)
+        current = tenant.profiles.get(user_id)
+        if current is None:
+            return False
+        contacts = without_contact(current.contacts, channel, address)
+        if contacts is None:
+            return False
+        tenant.profiles[user_id] = current.model_copy(update={"contacts": contacts})
+        return True
+
+    async def get_channel_config(self, tenant_id: str) -> dict[str, Any] | None:
+        text = self._r(tenant_id).channels
+        return None if text is None else dict(json.loads(text))
+
+    async def put_channel_config(self, tenant_id: str, config: Mapping[str, Any]) -> None:
+        self._t(tenant_id).channels = json.dumps(dict(config))
+
+    async def stream_secret(self, tenant_id: str) -> str:
+        tenant = self._t(tenant_id)
+        if tenant.stream_secret is None:
+            tenant.stream_secret = secrets.token_urlsafe(32)
+        return tenant.stream_secret
+
+    # -- stats -----------------------------------------------------------------------
+
+    async def record_conversion(
+        self, tenant_id: str, campaign_id: str, user_id: str, *, at: float
+    ) -> bool:
+        tenant = self._t(tenant_id)
+        key = (campaign_id, user_id)
+        if key in tenant.conversions:
+            return False
+        tenant.conversions[key] = at
+        return True
+
+    async def campaign_stats(self, tenant_id: str, campaign_id: str) -> CampaignAggregate:
+        tenant = self._r(tenant_id)
+        decisions: dict[tuple[str, str], int] = {}
+        for by_key in tenant.decisions.values():
+            for record in by_key.values():
+                for c in record.decision.considered:
+                    if c.campaign_id == campaign_id:
+                        key = (c.outcome.value, c.reason.value)
+                        decisions[key] = decisions.get(key, 0) + 1
+        converted = {u for (c, u) in tenant.conversions if c == campaign_id}
+        mine = [d for d in tenant.deliveries.values() if d.campaign_id == campaign_id]
+        for d in mine:
+            if FeedbackKind.CONVERTED.value in d.feedback:
+                converted.add(d.user_id)
+        variants = []
+        for variant_id in sorted({d.variant_id for d in mine}):
+            rows = [d for d in mine if d.variant_id == variant_id]
+            by_status: dict[str, int] = {}
+            feedback: dict[str, int] = {}
+            for d in rows:
+                by_status[d.status.value] = by_status.get(d.status.value, 0) + 1
+                for kind in set(d.feedback):
+                    feedback[kind] = feedback.get(kind, 0) + 1
+            users = {d.user_id for d in rows}
+            variants.append(VariantAggregate(variant_id, len(rows), by_status, feedback,
+                                             len(users), len(users & converted)))
+        control = {e.user_id for entries in tenant.ledger.values() for e in entries.values()
+                   if e.control and e.campaign_id == campaign_id}
+        conversions = {u for (c, u) in tenant.conversions if c == campaign_id}
+        return CampaignAggregate(campaign_id, decisions, tuple(variants), len(control),
+                                 len(control & conversions))
 
     # -- processing ------------------------------------------------------------------
 
@@ -543,6 +755,6 @@ class _MemoryTx:
         for key, entry in self._ledger.items():
             t.ledger.setdefault(entry.user_id, {})[key] = entry
         for key, delivery in self._deliveries.items():
-            t.deliveries[delivery.delivery_id] = delivery
+            t.put_delivery(delivery)
             t.delivery_keys[key] = delivery.delivery_id
         t.presence.update(self._presence)

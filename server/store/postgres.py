@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -35,11 +36,14 @@ import asyncpg
 
 from server.store.base import (
     BBox,
+    CampaignAggregate,
     Catalog,
     DecisionRecord,
+    DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
+    ExpirySweep,
     KeyedEntry,
     KeyRecord,
     LedgerSnapshot,
@@ -49,9 +53,11 @@ from server.store.base import (
     Role,
     StoredPresence,
     TenantRecord,
+    VariantAggregate,
 )
 from server.store.codec import (
     event_from_row,
+    expired_reason,
     ledger_from_row,
     merge_patch,
     policy_from_json,
@@ -59,6 +65,7 @@ from server.store.codec import (
     venue_bbox,
     venue_feature,
     venue_from_feature,
+    without_contact,
 )
 from server.store.errors import (
     ConflictError,
@@ -77,7 +84,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
-                 "user_streaks", "deliveries")
+                 "user_streaks", "deliveries", "conversions")
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
@@ -545,6 +552,8 @@ class PostgresStore:
             status=DeliveryStatus(row["status"]), attempts=row["attempts"],
             next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
             feedback=tuple(row["feedback"]), updated_at=row["updated_at"],
+            claimed_until=row["claimed_until"], claimed_by=row["claimed_by"],
+            provider_id=row["provider_id"], settled=row["settled"],
         )
 
     @_translated
@@ -598,10 +607,14 @@ class PostgresStore:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4"
-                " WHERE tenant_id = $1 AND delivery_id = $2 RETURNING *",
+                " WHERE tenant_id = $1 AND delivery_id = $2 AND NOT ($3 = ANY(feedback))"
+                " RETURNING *",
                 tenant_id, delivery_id, kind.value, now)
-            if row is None:
-                return None
+            if row is None:  # unknown, or the same report again (counted once)
+                again = await conn.fetchrow(
+                    "SELECT * FROM deliveries WHERE tenant_id = $1 AND delivery_id = $2",
+                    tenant_id, delivery_id)
+                return None if again is None else self._delivery(again)
             if kind in IGNORED_KINDS or kind in ENGAGED_KINDS:
                 await conn.execute(
                     "INSERT INTO user_streaks (tenant_id, user_id, ignored_streak)"
@@ -610,6 +623,237 @@ class PostgresStore:
                     "   ELSE user_streaks.ignored_streak + 1 END",
                     tenant_id, row["user_id"], 1 if kind in IGNORED_KINDS else 0)
         return self._delivery(row)
+
+    @_translated
+    async def count_deliveries(self, tenant_id: str, status: DeliveryStatus) -> int:
+        n = await self._pool.fetchval(
+            "SELECT count(*) FROM deliveries WHERE tenant_id = $1 AND status = $2",
+            tenant_id, DeliveryStatus(status).value)
+        return int(n)
+
+    @_translated
+    async def list_inbox(
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+    ) -> list[DeliveryRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM deliveries WHERE tenant_id = $1 AND user_id = $2"
+            " AND channel = 'inbox' AND status = 'sent'"
+            " AND ($3::float8 IS NULL OR created_at < $3)"
+            " ORDER BY created_at DESC, delivery_id COLLATE \"C\" DESC LIMIT $4",
+            tenant_id, user_id, before, limit)
+        return [self._delivery(r) for r in rows]
+
+    # -- the outbox dispatcher -------------------------------------------------------
+
+    @_translated
+    async def claim_deliveries(
+        self, tenant_id: str, *, now: float, limit: int, lease_s: float, claim: str
+    ) -> list[DeliveryRecord]:
+        # SKIP LOCKED: concurrent claimers (other dispatchers, other nodes) pass over the
+        # rows this statement is taking instead of waiting for them; the lease column
+        # then keeps them away after this short transaction commits.
+        rows = await self._pool.fetch(
+            "WITH due AS (SELECT delivery_id FROM deliveries WHERE tenant_id = $1"
+            "   AND status IN ('pending', 'failed')"
+            "   AND coalesce(next_attempt_at, created_at) <= $2 AND expires_at > $2"
+            "   AND (claimed_until IS NULL OR claimed_until <= $2)"
+            "   ORDER BY coalesce(next_attempt_at, created_at), delivery_id"
+            "   LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            " UPDATE deliveries d SET claimed_until = $2 + $4, claimed_by = $5,"
+            "   attempts = d.attempts + 1, updated_at = $2"
+            " FROM due WHERE d.tenant_id = $1 AND d.delivery_id = due.delivery_id"
+            " RETURNING d.*",
+            tenant_id, now, limit, lease_s, claim)
+        out = [self._delivery(r) for r in rows]
+        out.sort(key=lambda d: (d.created_at if d.next_attempt_at is None
+                                else d.next_attempt_at, d.delivery_id))
+        return out
+
+    @_translated
+    async def complete_deliveries(
+        self, tenant_id: str, claim: str, outcomes: Sequence[DeliveryOutcome], *, now: float
+    ) -> int:
+        if not outcomes:
+            return 0
+        os_ = outcomes
+        status = await self._pool.execute(
+            "UPDATE deliveries d SET status = x.s, channel = coalesce(x.ch, d.channel),"
+            " next_attempt_at = x.n, last_error = x.e,"
+            " provider_id = coalesce(x.p, d.provider_id), claimed_until = NULL,"
+            " claimed_by = NULL, updated_at = $3"
+            " FROM unnest($4::text[], $5::text[], $6::text[], $7::float8[], $8::text[],"
+            " $9::text[]) AS x(id, s, ch, n, e, p)"
+            " WHERE d.tenant_id = $1 AND d.delivery_id = x.id AND d.claimed_by = $2",
+            tenant_id, claim, now, [o.delivery_id for o in os_],
+            [DeliveryStatus(o.status).value for o in os_], [o.channel for o in os_],
+            [o.next_attempt_at for o in os_], [o.last_error for o in os_],
+            [o.provider_id for o in os_])
+        return _count(status)
+
+    @_translated
+    async def expire_deliveries(self, tenant_id: str, *, now: float, limit: int) -> ExpirySweep:
+        async with self._pool.acquire() as conn, conn.transaction():
+            stale = await conn.fetch(
+                "SELECT delivery_id, last_error FROM deliveries WHERE tenant_id = $1"
+                " AND status IN ('pending', 'failed') AND expires_at <= $2"
+                " AND (claimed_until IS NULL OR claimed_until <= $2)"
+                " ORDER BY expires_at, delivery_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                tenant_id, now, limit)
+            expired = await conn.fetch(
+                "UPDATE deliveries d SET status = 'expired', last_error = x.e,"
+                " claimed_until = NULL, claimed_by = NULL, updated_at = $2"
+                " FROM unnest($3::text[], $4::text[]) AS x(id, e)"
+                " WHERE d.tenant_id = $1 AND d.delivery_id = x.id RETURNING d.*",
+                tenant_id, now, [r["delivery_id"] for r in stale],
+                [expired_reason(r["last_error"]) for r in stale]) if stale else []
+            ignored = await conn.fetch(
+                "WITH ended AS (SELECT delivery_id, NOT (feedback &&"
+                "   ARRAY['opened', 'clicked', 'dismissed', 'converted', 'ignored']) AS quiet"
+                "   FROM deliveries WHERE tenant_id = $1 AND status = 'sent' AND NOT settled"
+                "   AND expires_at <= $2 ORDER BY expires_at, delivery_id LIMIT $3"
+                "   FOR UPDATE SKIP LOCKED)"
+                " UPDATE deliveries d SET settled = true, updated_at = $2,"
+                "   feedback = CASE WHEN ended.quiet THEN d.feedback || 'ignored'::text"
+                "   ELSE d.feedback END"
+                " FROM ended WHERE d.tenant_id = $1 AND d.delivery_id = ended.delivery_id"
+                " RETURNING d.*, ended.quiet",
+                tenant_id, now, limit)
+            quiet = [r for r in ignored if r["quiet"]]
+            per_user: dict[str, int] = {}
+            for r in quiet:
+                per_user[r["user_id"]] = per_user.get(r["user_id"], 0) + 1
+            if per_user:
+                await conn.execute(
+                    "INSERT INTO user_streaks (tenant_id, user_id, ignored_streak)"
+                    " SELECT $1, u, n FROM unnest($2::text[], $3::int[]) AS x(u, n)"
+                    " ON CONFLICT (tenant_id, user_id) DO UPDATE SET"
+                    " ignored_streak = user_streaks.ignored_streak + EXCLUDED.ignored_streak",
+                    tenant_id, list(per_user), list(per_user.values()))
+        return ExpirySweep(tuple(self._delivery(r) for r in expired),
+                           tuple(self._delivery(r) for r in quiet))
+
+    # -- contacts, channel settings, stream secrets ----------------------------------
+
+    @_translated
+    async def get_profiles(self, tenant_id: str, user_ids: Sequence[str]) -> dict[str, Profile]:
+        rows = await self._pool.fetch(
+            "SELECT user_id, body FROM profiles WHERE tenant_id = $1"
+            " AND user_id = ANY($2::text[])", tenant_id, list(dict.fromkeys(user_ids)))
+        return {r[0]: Profile.model_validate(r[1]) for r in rows}
+
+    @_translated
+    async def remove_contact(
+        self, tenant_id: str, user_id: str, channel: str, address: str
+    ) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            body = await conn.fetchval(
+                "SELECT body FROM profiles WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE",
+                tenant_id, user_id)
+            if body is None:
+                return False
+            profile = Profile.model_validate(body)
+            contacts = without_contact(profile.contacts, channel, address)
+            if contacts is None:
+                return False
+            profile = profile.model_copy(update={"contacts": contacts})
+            await conn.execute(
+                "UPDATE profiles SET body = $3, updated_at = $4"
+                " WHERE tenant_id = $1 AND user_id = $2",
+                tenant_id, user_id, profile.model_dump(mode="json"), time.time())
+        return True
+
+    @_translated
+    async def get_channel_config(self, tenant_id: str) -> dict[str, Any] | None:
+        config = await self._pool.fetchval(
+            "SELECT channels FROM tenants WHERE tenant_id = $1", tenant_id)
+        return None if config is None else dict(config)
+
+    @_translated
+    async def put_channel_config(self, tenant_id: str, config: Mapping[str, Any]) -> None:
+        status = await self._pool.execute(
+            "UPDATE tenants SET channels = $2 WHERE tenant_id = $1", tenant_id, dict(config))
+        if _count(status) == 0:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+
+    @_translated
+    async def stream_secret(self, tenant_id: str) -> str:
+        # Read first: every stream connection asks, and only the first one may write.
+        row = await self._pool.fetchrow(
+            "SELECT stream_secret FROM tenants WHERE tenant_id = $1", tenant_id)
+        if row is not None and row["stream_secret"] is not None:
+            return str(row["stream_secret"])
+        secret = await self._pool.fetchval(
+            "UPDATE tenants SET stream_secret = coalesce(stream_secret, $2)"
+            " WHERE tenant_id = $1 RETURNING stream_secret",
+            tenant_id, secrets.token_urlsafe(32))
+        if secret is None:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        return str(secret)
+
+    # -- stats -----------------------------------------------------------------------
+
+    @_translated
+    async def record_conversion(
+        self, tenant_id: str, campaign_id: str, user_id: str, *, at: float
+    ) -> bool:
+        if not await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)", tenant_id):
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        status = await self._pool.execute(
+            "INSERT INTO conversions (tenant_id, campaign_id, user_id, at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            tenant_id, campaign_id, user_id, at)
+        return _count(status) == 1
+
+    @_translated
+    async def campaign_stats(self, tenant_id: str, campaign_id: str) -> CampaignAggregate:
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            decided = await conn.fetch(
+                "SELECT c->>'outcome' AS o, c->>'reason' AS r, count(*) AS n"
+                " FROM decisions d, jsonb_array_elements(d.body->'considered') c"
+                " WHERE d.tenant_id = $1 AND c->>'campaign_id' = $2 GROUP BY 1, 2",
+                tenant_id, campaign_id)
+            statuses = await conn.fetch(
+                "SELECT variant_id, status, count(*) AS n FROM deliveries"
+                " WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY 1, 2",
+                tenant_id, campaign_id)
+            kinds = await conn.fetch(
+                "SELECT variant_id, f, count(*) AS n FROM deliveries, unnest(feedback) f"
+                " WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY 1, 2",
+                tenant_id, campaign_id)
+            users = await conn.fetch(
+                "WITH treated AS (SELECT variant_id, user_id,"
+                "   bool_or('converted' = ANY(feedback)) AS fb FROM deliveries"
+                "   WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY 1, 2)"
+                " SELECT variant_id, count(*) AS users, count(*) FILTER (WHERE fb OR EXISTS"
+                "   (SELECT 1 FROM conversions c WHERE c.tenant_id = $1"
+                "    AND c.campaign_id = $2 AND c.user_id = treated.user_id)) AS converted"
+                " FROM treated GROUP BY 1",
+                tenant_id, campaign_id)
+            control = await conn.fetchrow(
+                "WITH held AS (SELECT DISTINCT user_id FROM ledger WHERE tenant_id = $1"
+                "   AND campaign_id = $2 AND control)"
+                " SELECT count(*) AS users, count(*) FILTER (WHERE EXISTS (SELECT 1"
+                "   FROM conversions c WHERE c.tenant_id = $1 AND c.campaign_id = $2"
+                "   AND c.user_id = held.user_id)) AS converted FROM held",
+                tenant_id, campaign_id)
+        assert control is not None
+        by_variant: dict[str, dict[str, Any]] = {}
+        for r in statuses:
+            v = by_variant.setdefault(r["variant_id"], {"status": {}, "feedback": {}})
+            v["status"][r["status"]] = int(r["n"])
+        for r in kinds:
+            by_variant.setdefault(r["variant_id"], {"status": {}, "feedback": {}})[
+                "feedback"][r["f"]] = int(r["n"])
+        treated = {r["variant_id"]: (int(r["users"]), int(r["converted"])) for r in users}
+        variants = tuple(
+            VariantAggregate(vid, sum(v["status"].values()), v["status"], v["feedback"],
+                             *treated.get(vid, (0, 0)))
+            for vid, v in sorted(by_variant.items()))
+        return CampaignAggregate(
+            campaign_id, {(r["o"], r["r"]): int(r["n"]) for r in decided}, variants,
+            int(control["users"]), int(control["converted"]))
 
     # -- processing ------------------------------------------------------------------
 

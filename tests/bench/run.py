@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("geo", "presence", "simulate")
+SECTIONS = ("geo", "presence", "simulate", "delivery")
 
 
 def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             payload["geo"] = {"error": "the geo benchmark failed; traceback above"}
             rc = 1
         print()
-    for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day")):
+    for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day"),
+                        ("delivery", "Delivery")):
         if args.only in (None, name):
             print(f"== {title}")
             section = _run_section(name, args.quick)

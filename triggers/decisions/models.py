@@ -148,6 +148,31 @@ class NextStop(_Frozen):
     """How many observed trips support it."""
 
 
+class Device(_Frozen):
+    """A push token of one of the user's app installs."""
+
+    platform: Literal["fcm", "apns"]
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class Contacts(_Frozen):
+    """Where the service can reach the user, by channel. The in-app inbox needs nothing;
+    the tenant's webhook and MQTT broker are tenant settings. A dead address (uninstalled
+    app, unknown mailbox) is removed by the delivery service when a channel says so."""
+
+    devices: tuple[Device, ...] = ()
+    """Push tokens; a push goes to every token of its platform."""
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    """As the user gave it; the SMS channel normalises it to E.164."""
+    mqtt_topic: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Overrides the tenant's per-user MQTT topic template for this user."""
+
+    def tokens(self, platform: str) -> tuple[str, ...]:
+        """The user's tokens on ``platform`` (``fcm`` / ``apns``), in order, once each."""
+        return tuple(dict.fromkeys(d.token for d in self.devices if d.platform == platform))
+
+
 class Profile(_Frozen):
     """What the decision knows about a user. Everything but ``user_id`` is optional."""
 
@@ -168,6 +193,8 @@ class Profile(_Frozen):
     recently_viewed: Item | None = None
     next_stops: dict[str, NextStop] = {}
     """Station venue id → the user's usual next station from there (route tips)."""
+    contacts: Contacts = Contacts()
+    """Push tokens and addresses the delivery service sends to (not used by decisions)."""
 
     @property
     def content_locale(self) -> str | None:

@@ -477,6 +477,7 @@ async def _everything_about(store: Store, tenant: str, user_id: str) -> None:
         await tx.save_presence([presence(user_id)])
     await store.record_feedback(tenant, created[0].delivery_id, FeedbackKind.DISMISSED,
                                 now=T0)
+    await store.record_conversion(tenant, "c1", user_id, at=T0)
 
 
 async def test_erase_user_deletes_everything_about_the_user_only(
@@ -488,7 +489,7 @@ async def test_erase_user_deletes_everything_about_the_user_only(
 
     counts = await store.erase_user(tenant, "u1")
     assert counts == {"profiles": 1, "pings": 3, "presence": 1, "events": 1, "decisions": 1,
-                      "ledger": 1, "streaks": 1, "deliveries": 1}
+                      "ledger": 1, "streaks": 1, "deliveries": 1, "conversions": 1}
     assert await store.get_profile(tenant, "u1") is None
     assert await store.list_events(tenant, "u1") == []
     assert await store.list_decisions(tenant, "u1") == []

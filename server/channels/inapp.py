@@ -1,0 +1,302 @@
+"""In-app delivery: the per-user inbox, live WebSocket streams, and stream tokens.
+
+- :class:`StreamHub` — which (tenant, user) pairs have a live stream open *in this
+  process*, and a way to hand each of them a message. It is presence, not truth: the
+  inbox store is the record, so a message the hub could not hand over is still read from
+  the inbox on the next app open. (With several nodes, a user's socket lives on one of
+  them; fanning a publish out to the others — e.g. a NATS subject per user — is the
+  composition root's job and does not change this interface.)
+- :func:`stream_to_websocket` — what the ``GET /v1/stream`` handler runs after the
+  upgrade: subscribe, forward every message as JSON until the client goes away.
+- :func:`issue_stream_token` / :func:`verify_stream_token` — the per-user token the app
+  presents on ``/v1/stream?token=``: ``v1.<payload>.<mac>``, base64url, where payload is
+  ``{"t": tenant, "u": user, "e": expiry}`` and mac is HMAC-SHA256 with the tenant's
+  secret over ``v1.<payload>``. The tenant's backend issues it for its logged-in user;
+  ours verifies it in constant time.
+- :class:`InboxChannel` — the ``inbox`` channel: store in the inbox, then publish live.
+
+A stream frame is ``{"type": "message", "message": <OutboundMessage.payload()>}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+
+from server.channels.base import (
+    INBOX,
+    BaseChannel,
+    ChannelError,
+    Delivered,
+    OutboundMessage,
+    SendObserver,
+    SendResult,
+)
+
+TOKEN_VERSION = "v1"
+STREAM_QUEUE_SIZE = 100
+"""Frames buffered per connection. A client this far behind is not reading; older
+frames are dropped (they stay in the inbox) rather than growing memory without bound."""
+
+UserKey = tuple[str, str]
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+class StreamTokenError(ChannelError):
+    """A stream token that must be refused; ``reason`` is ``malformed``,
+    ``bad_signature`` or ``expired`` (say which to the client: none helps a forger)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"stream token {reason.replace('_', ' ')}")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClaims:
+    """Who a verified stream token lets in, and until when (epoch seconds)."""
+
+    tenant_id: str
+    user_id: str
+    expires_at: int
+
+
+def issue_stream_token(
+    tenant_secret: str | bytes, tenant_id: str, user_id: str, expires_at: float
+) -> str:
+    """A token letting ``user_id`` of ``tenant_id`` open the stream until ``expires_at``
+    (epoch seconds, truncated to whole seconds). Pure."""
+    claims = {"t": tenant_id, "u": user_id, "e": int(expires_at)}
+    payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
+    return f"{TOKEN_VERSION}.{payload}.{_b64(_mac(tenant_secret, payload))}"
+
+
+def peek_stream_token_tenant(token: str) -> str:
+    """The tenant a token *claims*, unverified — only to look up the secret to verify it
+    with. Raises :class:`StreamTokenError` (``malformed``)."""
+    return _claims(_split(token)[0]).tenant_id
+
+
+def verify_stream_token(tenant_secret: str | bytes, token: str, *, now: float) -> StreamClaims:
+    """The claims of ``token`` when ``tenant_secret`` signed it and it has not expired at
+    ``now`` (epoch seconds). Raises :class:`StreamTokenError` otherwise. Pure."""
+    payload, mac = _split(token)
+    try:
+        given = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise StreamTokenError("malformed") from exc
+    if not hmac.compare_digest(given, _mac(tenant_secret, payload)):
+        raise StreamTokenError("bad_signature")
+    claims = _claims(payload)
+    if now >= claims.expires_at:
+        raise StreamTokenError("expired")
+    return claims
+
+
+def _mac(secret: str | bytes, payload: str) -> bytes:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, f"{TOKEN_VERSION}.{payload}".encode(), hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _split(token: str) -> tuple[str, str]:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_VERSION or not parts[1] or not parts[2]:
+        raise StreamTokenError("malformed")
+    return parts[1], parts[2]
+
+
+def _claims(payload: str) -> StreamClaims:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise StreamTokenError("malformed") from exc
+    if not (isinstance(raw, dict) and isinstance(raw.get("t"), str)
+            and isinstance(raw.get("u"), str) and type(raw.get("e")) is int):
+        raise StreamTokenError("malformed")
+    return StreamClaims(tenant_id=raw["t"], user_id=raw["u"], expires_at=raw["e"])
+
+
+# --------------------------------------------------------------------------- hub
+
+
+class Subscription:
+    """One open stream's queue of frames; iterate it to receive them in order."""
+
+    def __init__(self, key: UserKey, maxsize: int) -> None:
+        self.key = key
+        self._frames: deque[Mapping[str, Any]] = deque()
+        self._maxsize = maxsize
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+        """Frames discarded because this client fell :data:`STREAM_QUEUE_SIZE` behind."""
+
+    def offer(self, frame: Mapping[str, Any]) -> None:
+        """Queue ``frame`` without waiting; the oldest frame goes when the queue is full."""
+        if len(self._frames) >= self._maxsize:
+            self._frames.popleft()
+            self.dropped += 1
+        self._frames.append(frame)
+        self._ready.set()
+
+    def close(self) -> None:
+        """End iteration once the queued frames are consumed."""
+        self._closed = True
+        self._ready.set()
+
+    async def __aiter__(self) -> AsyncIterator[Mapping[str, Any]]:
+        while True:
+            while self._frames:
+                yield self._frames.popleft()
+            if self._closed:
+                return
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class StreamHub:
+    """Live streams in this process by (tenant, user). Runs in the event loop; not
+    thread-safe (every caller is in the loop)."""
+
+    def __init__(self, *, queue_size: int = STREAM_QUEUE_SIZE) -> None:
+        self._queue_size = queue_size
+        self._streams: defaultdict[UserKey, set[Subscription]] = defaultdict(set)
+
+    @contextlib.contextmanager
+    def subscribe(self, tenant_id: str, user_id: str) -> Iterator[Subscription]:
+        """Register a stream for the duration of the ``with`` block."""
+        key = (tenant_id, user_id)
+        sub = Subscription(key, self._queue_size)
+        self._streams[key].add(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._streams.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._streams[key]
+            sub.close()
+
+    def is_online(self, tenant_id: str, user_id: str) -> bool:
+        """Whether the user has at least one stream open here."""
+        return bool(self._streams.get((tenant_id, user_id)))
+
+    def online_count(self) -> int:
+        """Users (not connections) with a stream open here, for ``/metrics``."""
+        return len(self._streams)
+
+    def publish(self, tenant_id: str, user_id: str, frame: Mapping[str, Any]) -> int:
+        """Hand ``frame`` to every open stream of the user; returns how many got it.
+        Never waits (a slow client cannot hold up delivery to anyone else)."""
+        subs = self._streams.get((tenant_id, user_id), ())
+        for sub in subs:
+            sub.offer(frame)
+        return len(subs)
+
+    def close_all(self) -> None:
+        """End every stream (service shutdown): the handlers return and close sockets."""
+        for subs in self._streams.values():
+            for sub in subs:
+                sub.close()
+
+
+async def stream_to_websocket(
+    hub: StreamHub, ws: web.WebSocketResponse, tenant_id: str, user_id: str
+) -> None:
+    """Forward the user's frames to ``ws`` (already prepared) until the client closes
+    it or the hub ends the stream. Whatever the client sends is ignored."""
+    with hub.subscribe(tenant_id, user_id) as sub:
+
+        async def forward() -> None:
+            async for frame in sub:
+                await ws.send_json(frame)
+            await ws.close()
+
+        forwarding = asyncio.create_task(forward())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            forwarding.cancel()
+            # A send to a socket the client just closed fails in its own ways; the
+            # stream is over either way.
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await forwarding
+
+
+# --------------------------------------------------------------------------- channel
+
+
+class InboxStore(Protocol):
+    """Where inbox messages are kept (``GET /v1/users/{id}/inbox`` reads them)."""
+
+    async def put(self, message: OutboundMessage) -> None:
+        """Keep ``message``; a second put with the same idempotency key is a no-op."""
+        ...
+
+
+class MemoryInbox:
+    """An :class:`InboxStore` in this process's memory: the newest ``per_user`` messages
+    of each user. For the embedded mode and tests; PostgreSQL deployments use the store's
+    table."""
+
+    def __init__(self, *, per_user: int = 100) -> None:
+        self._per_user = per_user
+        self._messages: defaultdict[UserKey, deque[OutboundMessage]] = defaultdict(deque)
+
+    async def put(self, message: OutboundMessage) -> None:
+        box = self._messages[message.tenant_id, message.user_id]
+        if any(m.idempotency_key == message.idempotency_key for m in box):
+            return
+        box.append(message)
+        if len(box) > self._per_user:
+            box.popleft()
+
+    def messages(self, tenant_id: str, user_id: str) -> list[OutboundMessage]:
+        """The user's inbox, oldest first."""
+        return list(self._messages.get((tenant_id, user_id), ()))
+
+
+class InboxChannel(BaseChannel):
+    """The ``inbox`` channel: keeps the message in the inbox, then hands it to the user's
+    open streams. ``Delivered`` once stored; ``provider_id`` says ``live:<n>`` when n
+    streams got it at once, ``stored`` when the user was offline. An exception from the
+    store propagates (it is ours, not a peer's answer)."""
+
+    name = INBOX
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        store: InboxStore,
+        *,
+        observer: SendObserver | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(observer=observer, clock=clock)
+        self._hub = hub
+        self._store = store
+
+    async def _send(self, message: OutboundMessage) -> SendResult:
+        await self._store.put(message)
+        live = self._hub.publish(message.tenant_id, message.user_id,
+                                 {"type": "message", "message": message.payload()})
+        return Delivered(f"live:{live}" if live else "stored")

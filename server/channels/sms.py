@@ -1,0 +1,171 @@
+"""SMS through Twilio's Messages resource (or any provider speaking its shape).
+
+``POST {base_url}/2010-04-01/Accounts/{AccountSid}/Messages.json``, form-encoded ``To``,
+``From`` or ``MessagingServiceSid``, ``Body`` (title and body, cut to 1,600 characters,
+Twilio's limit) and, with a messaging service, ``ValidityPeriod`` from the offer's
+expiry (Twilio drops a message still queued after it); HTTP Basic auth
+``AccountSid:AuthToken``.
+
+The number is parsed and normalised to E.164 with ``phonenumbers`` first (numbers
+without ``+`` read in ``default_region``); one that is not a valid number fails
+permanently without a request.
+
+**Quiet hours.** Not texting people at night is a decision-layer rule (the ``quiet_hours``
+reason). A retry, though, can come due hours after the decision; ``in_quiet_hours`` is a
+last guard at send time: when it says the recipient is in quiet hours now, the SMS is not
+sent and the result is a permanent ``Failed("quiet_hours")`` — a location offer held
+until morning is pointless (DESIGN: the default is drop).
+
+Answers map to results:
+
+==================================================  =====================================
+201 (or 200)                                         ``Delivered`` (the message ``sid``)
+400 with code 21211 (invalid 'To'), 21614 (not a     ``TokenInvalid``
+mobile number), 21612 (unreachable 'To')
+400 with code 21610 (recipient replied STOP)         ``Failed``, permanent (an opt-out)
+429 (Twilio 20429), 5xx, timeouts                    ``Retry`` (with Retry-After)
+401 / 403 / 404 (credentials, account)               ``Failed``, not permanent (config)
+other 4xx                                            ``Failed``, permanent
+==================================================  =====================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import phonenumbers
+
+from server.channels._http import json_object, status_result, transport_result
+from server.channels.base import (
+    SMS,
+    BaseChannel,
+    ChannelConfigError,
+    Delivered,
+    Failed,
+    OutboundMessage,
+    Retry,
+    SendObserver,
+    SendResult,
+    TokenInvalid,
+)
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+MAX_BODY_CHARS = 1600
+"""Twilio refuses longer bodies (error 21617); we cut instead of failing the offer."""
+MAX_VALIDITY_S = 14_400
+"""Twilio's ceiling for ``ValidityPeriod`` (4 hours)."""
+_DEAD_NUMBER_CODES = frozenset({21211, 21612, 21614})
+_OPTED_OUT_CODE = 21610
+
+QuietHoursGuard = Callable[[OutboundMessage, float], bool]
+"""``(message, now) -> True`` when the recipient is inside quiet hours at ``now``."""
+
+
+def normalise_phone(number: str, default_region: str | None = None) -> str | None:
+    """``number`` in E.164 (``+8613812345678``), or ``None`` when it is not a valid
+    phone number. Pure."""
+    try:
+        parsed = phonenumbers.parse(number, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class SmsChannel(BaseChannel):
+    """Texts ``message.recipient.phone`` (see module doc). Give exactly one of
+    ``from_number`` and ``messaging_service_sid``."""
+
+    name = SMS
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        default_region: str | None = None,
+        in_quiet_hours: QuietHoursGuard | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        client: httpx.AsyncClient | None = None,
+        timeout_s: float = 10.0,
+        observer: SendObserver | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(observer=observer, clock=clock)
+        if not account_sid or not auth_token:
+            raise ChannelConfigError("sms account_sid and auth_token are required")
+        if (from_number is None) == (messaging_service_sid is None):
+            raise ChannelConfigError("sms needs exactly one of from_number and "
+                                     "messaging_service_sid")
+        sender: dict[str, str]
+        if from_number is not None:
+            e164 = normalise_phone(from_number, default_region)
+            if e164 is None:
+                raise ChannelConfigError(f"sms from_number {from_number!r} is not a valid number")
+            sender = {"From": e164}
+        else:
+            sender = {"MessagingServiceSid": str(messaging_service_sid)}
+        self._sender = sender
+        self._auth = httpx.BasicAuth(account_sid, auth_token)
+        self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self._default_region = default_region
+        self._in_quiet_hours = in_quiet_hours
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
+        self._timeout = httpx.Timeout(timeout_s)
+
+    def form(self, message: OutboundMessage, to: str) -> dict[str, str]:
+        """The request's form fields for ``message`` to the E.164 number ``to``."""
+        text = f"{message.title}\n{message.body}" if message.title else message.body
+        if len(text) > MAX_BODY_CHARS:
+            text = text[: MAX_BODY_CHARS - 1] + "…"
+        fields = {"To": to, **self._sender, "Body": text}
+        if "MessagingServiceSid" in self._sender:
+            # Twilio honours ValidityPeriod only for messages sent through a service.
+            ttl = int(min(MAX_VALIDITY_S, max(1.0, self.ttl_s(message))))
+            fields["ValidityPeriod"] = str(ttl)
+        return fields
+
+    async def _send(self, message: OutboundMessage) -> SendResult:
+        if not message.recipient.phone:
+            return Failed("recipient has no phone number", permanent=True)
+        to = normalise_phone(message.recipient.phone, self._default_region)
+        if to is None:
+            return Failed(f"not a valid phone number: {message.recipient.phone!r}",
+                          permanent=True)
+        if self._in_quiet_hours is not None and self._in_quiet_hours(message, self._clock()):
+            return Failed("quiet_hours", permanent=True)
+        try:
+            response = await self._client.post(
+                self._url, data=self.form(message, to), auth=self._auth, timeout=self._timeout,
+                headers={"Accept": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            return transport_result(exc, "twilio")
+        status = response.status_code
+        body = json_object(response)
+        if status in {200, 201}:
+            sid = body.get("sid")
+            return Delivered(sid if isinstance(sid, str) else None)
+        code = body.get("code")
+        detail = f"twilio {status} {code}: {body.get('message', '')}".rstrip(": ")
+        if code in _DEAD_NUMBER_CODES:
+            return TokenInvalid(detail)
+        if code == _OPTED_OUT_CODE:
+            return Failed(detail, permanent=True)
+        if status in {401, 403, 404}:
+            return Failed(detail, permanent=False)
+        result = status_result(response, self._clock(), "twilio")
+        if isinstance(result, Retry):
+            return Retry(detail, after_s=result.after_s)
+        return Failed(detail, permanent=True)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+

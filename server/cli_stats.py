@@ -1,0 +1,93 @@
+"""``geopush stats --campaign ID [--database-url URL | --target URL --key K] [--json]``:
+a campaign's decisions, outbox, CTR (Wilson 95%) and lift against its control group —
+the document of ``GET /v1/campaigns/{id}/stats``, read straight from the database or
+from a running server, printed as a table (or as JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from server.api.stats import campaign_stats_doc, render_table
+from server.auth import DEFAULT_TENANT
+from server.cli_common import CliError
+from server.store import PostgresStore, StoreError
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "stats", help="a campaign's delivery stats, CTR and lift",
+        description="Print a campaign's decisions, outbox, CTR with Wilson 95%% intervals "
+                    "and lift against its control group (two-proportion z-test).")
+    parser.add_argument("--campaign", required=True, help="campaign id")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--database-url", default=None,
+                        help="read PostgreSQL directly (default: $DATABASE_URL)")
+    source.add_argument("--target", default=None, help="ask a running server (its URL)")
+    parser.add_argument("--key", default=None,
+                        help="API key for --target (default: $GEOPUSH_API_KEY)")
+    parser.add_argument("--tenant", default=DEFAULT_TENANT,
+                        help="tenant, with --database-url (default: default)")
+    parser.add_argument("--schema", default="public",
+                        help="PostgreSQL schema, with --database-url (default: public)")
+    parser.add_argument("--json", action="store_true", help="print the JSON document")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target:
+        doc = _from_server(args.target, args.key or os.environ.get("GEOPUSH_API_KEY"),
+                           args.campaign)
+    else:
+        url = args.database_url or os.environ.get("DATABASE_URL")
+        if not url:
+            raise CliError("give --database-url (or DATABASE_URL) or --target URL --key K; "
+                           "the embedded store lives only inside a running server")
+        doc = asyncio.run(_from_database(url, args.schema, args.tenant, args.campaign))
+    print(json.dumps(doc, indent=2) if args.json else render_table(doc))
+    return 0
+
+
+async def _from_database(
+    url: str, schema: str, tenant_id: str, campaign_id: str
+) -> dict[str, Any]:
+    try:
+        # Read-only: a stats query never migrates the database under a running service.
+        store = await PostgresStore.open(url, schema=schema, min_size=1, max_size=1,
+                                         apply_migrations=False)
+    except StoreError as exc:
+        raise CliError(str(exc), field="--database-url") from exc
+    try:
+        if await store.get_campaign(tenant_id, campaign_id) is None:
+            raise CliError(f"no campaign {campaign_id!r} in tenant {tenant_id!r}",
+                           field="--campaign")
+        doc: dict[str, Any] = campaign_stats_doc(
+            await store.campaign_stats(tenant_id, campaign_id)).model_dump(mode="json")
+        return doc
+    finally:
+        await store.close()
+
+
+def _from_server(target: str, key: str | None, campaign_id: str) -> dict[str, Any]:
+    if not key:
+        raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
+                       field="--key")
+    url = f"{target.rstrip('/')}/v1/campaigns/{quote(campaign_id, safe='')}/stats"
+    try:
+        response = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise CliError(f"{response.status_code}: {message}", field="--target")
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,0 +1,133 @@
+"""A tenant's channel settings: what ``PUT /v1/channels`` takes and the store keeps.
+
+One JSON document per tenant, every channel optional (the in-app inbox needs nothing)::
+
+    {"webhook": {"url": "https://hooks.example.com/geopush", "secret": "whsec_..."},
+     "mqtt":    {"host": "broker.example.com", "port": 8883, "tls": true,
+                 "topic_template": "geopush/{tenant_id}/users/{user_id}"},
+     "fcm":     {"service_account": {<the Google service-account key file>}},
+     "apns":    {"team_id": "...", "key_id": "...", "private_key": "-----BEGIN ...",
+                 "topic": "com.example.app", "base_url": "https://api.push.apple.com"},
+     "email":   {"host": "smtp.example.com", "port": 587, "sender": "Offers <o@ex.com>",
+                 "username": "...", "password": "..."},
+     "sms":     {"account_sid": "AC...", "auth_token": "...", "from_number": "+1..."}}
+
+Per-user addresses (push tokens, email, phone, an MQTT topic of their own) live in the
+profile's ``contacts``; a channel is *configured* when its section is present. Secrets
+are stored as given (the database is the trust boundary) and never read back: ``GET
+/v1/channels`` answers with them masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from server.channels.apns import PRODUCTION_URL
+from server.channels.base import INBOX
+from server.channels.fcm import DEFAULT_BASE_URL as FCM_BASE_URL
+from server.channels.mqtt import DEFAULT_TOPIC_TEMPLATE
+from server.channels.sms import DEFAULT_BASE_URL as SMS_BASE_URL
+
+MASK = "********"
+_SECRET_FIELDS = frozenset({"secret", "password", "private_key", "auth_token",
+                            "service_account"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+class WebhookSettings(_Section):
+    url: str = Field(max_length=2048, description="where signed POSTs go")
+    secret: str = Field(min_length=16, max_length=256,
+                        description="HMAC-SHA256 key the receiver verifies with")
+
+    _url = field_validator("url")(_http_url)
+
+
+class MqttSettings(_Section):
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
+    port: int = Field(default=1883, ge=1, le=65535)
+    topic_template: str = Field(default=DEFAULT_TOPIC_TEMPLATE, max_length=1024,
+                                description="{tenant_id} and {user_id} are filled in")
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+class FcmSettings(_Section):
+    service_account: dict[str, Any] = Field(description="the service-account key file")
+    base_url: str = FCM_BASE_URL
+    token_uri: str | None = None
+
+    _base = field_validator("base_url")(_http_url)
+
+
+class ApnsSettings(_Section):
+    team_id: str = Field(min_length=1, max_length=32)
+    key_id: str = Field(min_length=1, max_length=32)
+    private_key: str = Field(min_length=1, max_length=8192, description=".p8 PEM text")
+    topic: str = Field(min_length=1, max_length=255, description="the app's bundle id")
+    base_url: str = PRODUCTION_URL
+    ca_pem: str | None = Field(default=None, max_length=65536,
+                               description="trust this CA instead of the system store "
+                                           "(a private gateway)")
+
+    _base = field_validator("base_url")(_http_url)
+
+
+class EmailSettings(_Section):
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=587, ge=1, le=65535)
+    sender: str = Field(min_length=3, max_length=320)
+    username: str | None = None
+    password: str | None = None
+    start_tls: bool | None = None
+    use_tls: bool = False
+
+
+class SmsSettings(_Section):
+    account_sid: str = Field(min_length=1, max_length=64)
+    auth_token: str = Field(min_length=1, max_length=256)
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    base_url: str = SMS_BASE_URL
+
+    _base = field_validator("base_url")(_http_url)
+
+
+class ChannelSettings(_Section):
+    """A tenant's channels; a missing section means the channel is not set up."""
+
+    webhook: WebhookSettings | None = None
+    mqtt: MqttSettings | None = None
+    fcm: FcmSettings | None = None
+    apns: ApnsSettings | None = None
+    email: EmailSettings | None = None
+    sms: SmsSettings | None = None
+
+    def configured(self) -> frozenset[str]:
+        """The channels this tenant can send on (the inbox always)."""
+        names = {INBOX}
+        for name in ("webhook", "mqtt", "fcm", "apns", "email", "sms"):
+            if getattr(self, name) is not None:
+                names.add(name)
+        return frozenset(names)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as JSON with every secret replaced by :data:`MASK`."""
+        out: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
+        for section in out.values():
+            for key in list(section):
+                if key in _SECRET_FIELDS and section[key] is not None:
+                    section[key] = MASK
+        return out

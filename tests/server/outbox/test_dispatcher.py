@@ -1,0 +1,161 @@
+"""The dispatcher against a real signed-webhook receiver, on both stores: retries with
+backoff, TTL expiry, dead letters, a dispatcher killed mid-send, several dispatchers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+
+import pytest
+
+from server.channels.inapp import StreamHub
+from server.outbox.backoff import Backoff
+from server.outbox.channels import ChannelRegistry
+from server.outbox.dispatcher import Dispatcher
+from server.store import DeliveryStatus, Store
+from tests.server.api.conftest import FakeClock
+from tests.server.outbox.conftest import WEBHOOK_SECRET, dispatcher, webhook_receiver
+from tests.server.store.builders import delivery
+from triggers.decisions import FeedbackKind
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _webhook_deliveries(store: Store, tenant: str, url: str, n: int, *,
+                              clock: FakeClock, ttl_s: float = 3600.0) -> list[str]:
+    await store.put_channel_config(tenant, {"webhook": {"url": url, "secret": WEBHOOK_SECRET}})
+    rows = [replace(delivery(f"u{i}", "k", at=clock.now), channel="webhook",
+                    expires_at=clock.now + ttl_s) for i in range(n)]
+    ids: list[str] = []
+    for row in rows:
+        async with store.batch(tenant, [row.user_id]) as tx:
+            ids += [d.delivery_id for d in await tx.insert_deliveries([row])]
+    return ids
+
+
+async def test_webhook_that_fails_then_answers_gets_the_message_after_a_retry(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock, 500) as rx, dispatcher(store, clock) as d:
+        [did] = await _webhook_deliveries(store, tenant, rx.url, 1, clock=clock)
+        first = await d.run_once([tenant])
+        row = await store.get_delivery(tenant, did)
+        assert first.count(DeliveryStatus.FAILED) == 1
+        assert row is not None and row.status is DeliveryStatus.FAILED and row.attempts == 1
+        assert row.last_error == "webhook answered 500"
+        assert row.next_attempt_at is not None
+        # Backoff: base 2 s, jitter takes off at most half.
+        assert clock.now + 1.0 <= row.next_attempt_at <= clock.now + 2.0
+        assert (await d.run_once([tenant])).claimed == 0  # not due yet
+        clock.advance(2.0)
+        assert (await d.run_once([tenant])).count(DeliveryStatus.SENT) == 1
+        row = await store.get_delivery(tenant, did)
+        assert row is not None and row.status is DeliveryStatus.SENT and row.attempts == 2
+        assert len(rx.accepted) == 1 and rx.bad_signatures == 0
+
+
+async def test_offer_past_its_ttl_is_never_sent(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock) as rx, dispatcher(store, clock) as d:
+        [did] = await _webhook_deliveries(store, tenant, rx.url, 1, clock=clock, ttl_s=60)
+        clock.advance(61)
+        result = await d.run_once([tenant])
+        assert (result.claimed, result.expired) == (0, 1)
+        row = await store.get_delivery(tenant, did)
+        assert row is not None and row.status is DeliveryStatus.EXPIRED
+        assert rx.accepted == []
+
+
+async def test_retry_that_would_land_after_the_ttl_expires_the_offer(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock, 503) as rx, dispatcher(store, clock) as d:
+        [did] = await _webhook_deliveries(store, tenant, rx.url, 1, clock=clock, ttl_s=1.5)
+        await d.run_once([tenant])
+        row = await store.get_delivery(tenant, did)
+        assert row is not None and row.status is DeliveryStatus.EXPIRED
+        assert row.last_error is not None and "webhook answered 503" in row.last_error
+
+
+async def test_permanent_refusal_is_dead_lettered_with_the_reason(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock, 410) as rx, dispatcher(store, clock) as d:
+        [did] = await _webhook_deliveries(store, tenant, rx.url, 1, clock=clock)
+        await d.run_once([tenant])
+        row = await store.get_delivery(tenant, did)
+        assert row is not None and row.status is DeliveryStatus.DEAD
+        assert row.last_error == "webhook answered 410" and rx.accepted == []
+
+
+async def test_attempts_run_out_into_the_dead_letter(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    registry = ChannelRegistry(StreamHub(), observer=lambda *_: None, clock=clock)
+    async with webhook_receiver(clock, *[500] * 10) as rx:
+        [did] = await _webhook_deliveries(store, tenant, rx.url, 1, clock=clock)
+        d = Dispatcher(store, registry, clock=clock, rng=random.Random(1),
+                       backoff=Backoff(base_s=1.0, max_s=1.0, max_attempts=3))
+        for _ in range(3):
+            await d.run_once([tenant])
+            clock.advance(1.0)
+        row = await store.get_delivery(tenant, did)
+        assert row is not None and row.status is DeliveryStatus.DEAD and row.attempts == 3
+        assert row.last_error == "gave up after 3 attempts: webhook answered 500"
+    await registry.aclose()
+
+
+async def test_killed_dispatcher_mid_send_is_resent_after_the_lease_and_seen_once(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock) as rx, dispatcher(store, clock, lease_s=30) as first:
+        ids = await _webhook_deliveries(store, tenant, rx.url, 3, clock=clock)
+        rx.hold = asyncio.Event()
+        task = asyncio.create_task(first.run_once([tenant]))
+        await asyncio.wait_for(rx.holding.wait(), 10)
+        task.cancel()  # killed mid-send: its claims stay until the lease runs out
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        rx.hold.set()  # the receiver answers, but nobody is listening any more
+        await asyncio.sleep(0.05)
+        rows = [await store.get_delivery(tenant, i) for i in ids]
+        assert all(r is not None and r.status is DeliveryStatus.PENDING for r in rows)
+        async with dispatcher(store, clock) as second:
+            assert (await second.run_once([tenant])).claimed == 0  # still leased
+            clock.advance(30)
+            assert (await second.run_once([tenant])).count(DeliveryStatus.SENT) == 3
+        rows = [await store.get_delivery(tenant, i) for i in ids]
+        assert all(r is not None and r.status is DeliveryStatus.SENT for r in rows)
+        # Some requests may have arrived twice; the client shows each message once.
+        assert len(rx.accepted) >= 3
+        assert rx.unique_keys == {r.idempotency_key for r in rows if r is not None}
+
+
+async def test_several_dispatchers_share_the_outbox_without_doubles(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock) as rx:
+        ids = await _webhook_deliveries(store, tenant, rx.url, 40, clock=clock)
+        registry = ChannelRegistry(StreamHub(), observer=lambda *_: None, clock=clock)
+        workers = [Dispatcher(store, registry, clock=clock, batch=7) for _ in range(4)]
+        while len(rx.accepted) < len(ids):
+            results = await asyncio.gather(*(w.run_once([tenant]) for w in workers))
+            assert sum(r.claimed for r in results) > 0
+        await registry.aclose()
+        assert len(rx.accepted) == len(rx.unique_keys) == 40
+
+
+async def test_sent_offer_expiring_unopened_extends_the_ignored_streak(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    async with webhook_receiver(clock) as rx, dispatcher(store, clock) as d:
+        quiet, clicked = await _webhook_deliveries(store, tenant, rx.url, 2, clock=clock, ttl_s=60)
+        await d.run_once([tenant])
+        await store.record_feedback(tenant, clicked, FeedbackKind.CLICKED, now=clock.now)
+        clock.advance(60)
+        result = await d.run_once([tenant])
+        assert result.ignored == 1
+        row = await store.get_delivery(tenant, quiet)
+        assert row is not None and row.feedback == ("ignored",)
