@@ -137,6 +137,15 @@ def cmd_test(extra: list[str]) -> int:
         if _run(*cmd) != 0:
             _say(f"{name} failed")
             return 1
+    mqtt = urlparse(os.environ.get("TEST_MQTT_URL", "mqtt://127.0.0.1:1883"))
+    if _port_open(mqtt.hostname or "127.0.0.1", mqtt.port or 1883):
+        _say(f"MQTT: using the broker at {mqtt.hostname}:{mqtt.port or 1883}")
+    elif require:
+        _say("REQUIRE_SERVICES=1 but no MQTT broker answers (TEST_MQTT_URL): failing")
+        return 1
+    else:
+        _say("SKIPPING the MQTT channel tests: no broker answers at "
+             f"{mqtt.hostname}:{mqtt.port or 1883} (start mosquitto or set TEST_MQTT_URL)")
     with postgres() as pg_url:
         env = dict(os.environ)
         if pg_url is None:
