@@ -208,11 +208,6 @@ async def _timer_loop(app: web.Application) -> None:
                               tenant.tenant_id)
                 metrics.timer_errors.inc()
                 continue
-            for event in result.events:
-                metrics.events.labels(kind=event.kind.value).inc()
-            for decision in result.decisions:
-                for considered in decision.considered:
-                    metrics.decisions.labels(reason=considered.reason.value).inc()
-            metrics.deliveries.inc(len(result.deliveries))
+            metrics.count_result(result)
             if result.deliveries and OUTBOX in app:
                 app[OUTBOX].wake()

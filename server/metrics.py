@@ -8,6 +8,7 @@ of truth for anything (DESIGN, scale-out).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,10 @@ from prometheus_client import (
 
 _BATCH_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """A 1000-ping batch should take milliseconds; the tail buckets catch a slow database."""
+
+
+if TYPE_CHECKING:
+    from server.pipeline import IngestResult
 
 
 class Metrics:
@@ -52,6 +57,15 @@ class Metrics:
             registry=r)
         self.timer_errors = Counter(
             "geopush_timer_errors", "Timer-loop items that failed and were skipped", registry=r)
+
+    def count_result(self, result: IngestResult) -> None:
+        """Count what one ingest or timer round produced: events, decision reasons, deliveries."""
+        for event in result.events:
+            self.events.labels(kind=event.kind.value).inc()
+        for decision in result.decisions:
+            for considered in decision.considered:
+                self.decisions.labels(reason=considered.reason.value).inc()
+        self.deliveries.inc(len(result.deliveries))
 
     def count_rejections(self, by_reason: Mapping[str, int]) -> None:
         for reason, n in by_reason.items():

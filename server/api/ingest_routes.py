@@ -64,12 +64,7 @@ async def _ingest(
     counters = result.counters.as_dict()
     metrics.pings_accepted.labels(source=source).inc(len(screened.pings))
     metrics.count_rejections({f"engine_{k}": counters.get(k, 0) for k in _ENGINE_REJECTIONS})
-    for event in result.events:
-        metrics.events.labels(kind=event.kind.value).inc()
-    for decision in result.decisions:
-        for considered in decision.considered:
-            metrics.decisions.labels(reason=considered.reason.value).inc()
-    metrics.deliveries.inc(len(result.deliveries))
+    metrics.count_result(result)
     if result.deliveries and OUTBOX in app:
         app[OUTBOX].wake()  # send now rather than after the dispatcher's poll interval
     return screened, result
