@@ -4,6 +4,7 @@ writes a working key into PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,8 +13,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from tests.server.api.conftest import venue_feature
@@ -118,11 +123,32 @@ def test_serve_refuses_bad_settings_naming_the_key() -> None:
     assert "GEOPUSH_PORT" in proc.stderr
 
 
+@pytest.fixture
+def scratch_database_url(database_url: str) -> Iterator[str]:
+    """A database of its own, dropped afterwards: the CLI migrates whatever it is given,
+    so pointing it at the shared test database would leave a schema behind."""
+    name = f"geopush_cli_{uuid.uuid4().hex[:12]}"
+    admin = urlsplit(database_url)
+
+    async def _sql(statement: str) -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(admin._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.mark.needs_postgres
-def test_keys_create_writes_a_key_into_postgres(database_url: str) -> None:
+def test_keys_create_writes_a_key_into_postgres(scratch_database_url: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "server.cli", "keys", "create", "--tenant", "cli-tenant",
-         "--role", "sdk", "--database-url", database_url],
+         "--role", "sdk", "--database-url", scratch_database_url],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout.splitlines()[0]
