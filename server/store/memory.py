@@ -686,9 +686,18 @@ class _MemoryTx:
         columns = zip(users, pings.ts.tolist(), pings.lat.tolist(), pings.lng.tolist(),
                       pings.accuracy_m.tolist(), pings.speed_mps.tolist(),
                       pings.heading_deg.tolist(), pings.mock.tolist(), strict=True)
+        # A retried batch (its answer was lost) must not store its pings twice: skip a
+        # (user, ts) already stored, as the PostgreSQL store does.
+        stored = {(u, row[0]) for u in set(users) for row in self._tenant.pings.get(u, ())}
+        stored.update((u, row[0]) for u, row in self._pings)
+        new = 0
         for user_id, *row in columns:
+            if (user_id, row[0]) in stored:
+                continue
+            stored.add((user_id, row[0]))
             self._pings.append((user_id, (*row, received_at)))
-        return len(users)
+            new += 1
+        return new
 
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
         new = 0

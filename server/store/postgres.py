@@ -950,6 +950,22 @@ class _PgTx:
                 pings.heading_deg.tolist(), pings.mock.tolist(), strict=True)
         ]
         if records:
+            # A retried batch (its answer was lost: a timeout, a killed server) must not
+            # store its pings twice. The batch holds these users' locks, so the pings
+            # already stored for them cannot change under us: skip those (same user, ts).
+            ts = [r[2] for r in records]
+            stored = await self._conn.fetch(
+                "SELECT user_id, ts FROM pings WHERE tenant_id = $1"
+                " AND user_id = ANY($2::text[]) AND ts BETWEEN $3 AND $4",
+                self._tenant, sorted(set(users)), min(ts), max(ts))
+            seen = {(r["user_id"], r["ts"]) for r in stored}
+            fresh = []
+            for record in records:  # a (user, ts) twice in one batch is one ping too
+                if (record[1], record[2]) not in seen:
+                    seen.add((record[1], record[2]))
+                    fresh.append(record)
+            records = fresh
+        if records:
             await self._conn.copy_records_to_table(
                 "pings", records=records,
                 columns=["tenant_id", "user_id", "ts", "lat", "lng", "accuracy_m",

@@ -36,6 +36,7 @@ from tests.server.store.builders import (
     venue,
 )
 from triggers.decisions import CampaignStatus, FeedbackKind, TenantPolicy
+from triggers.pings import PingBatch
 from venues import venue_to_feature
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -291,6 +292,17 @@ async def test_policy_is_default_until_put(store: Store, tenant: str) -> None:
 
 
 # --------------------------------------------------------------------------- batches
+
+
+async def test_pings_of_a_retried_batch_are_stored_once(store: Store, tenant: str) -> None:
+    async with store.batch(tenant, ["u1"]) as tx:
+        assert await tx.insert_pings(pings("u1"), received_at=T0 + 30) == 3
+    async with store.batch(tenant, ["u1"]) as tx:  # the client never saw the answer
+        assert await tx.insert_pings(pings("u1", n=4), received_at=T0 + 60) == 1
+        twice = PingBatch.concat([pings("u1", n=1, t0=T0 + 100)] * 2)
+        assert await tx.insert_pings(twice, received_at=T0 + 60) == 1
+    erased = await store.erase_user(tenant, "u1")
+    assert erased["pings"] == 5
 
 
 async def test_batch_commits_every_write_at_a_clean_exit(store: Store, tenant: str) -> None:
