@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python3 dev.py bench [--quick] [--only geo|presence|simulate] [...]``.
+"""Run the benchmarks: ``python3 dev.py bench [--quick] [--only geo|presence|...|decide]``.
 
 Everything runs on one thread per library (the figures are per core): the thread-pool
 variables are set here before numpy, shapely or h3ronpy is imported, and the build
@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("geo", "presence", "simulate", "delivery")
+SECTIONS = ("geo", "presence", "simulate", "delivery", "decide", "service")
 
 
 def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             rc = 1
         print()
     for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day"),
-                        ("delivery", "Delivery")):
+                        ("delivery", "Delivery"), ("decide", "Campaign decisions"),
+                        ("service", "HTTP service")):
         if args.only in (None, name):
             print(f"== {title}")
             section = _run_section(name, args.quick)

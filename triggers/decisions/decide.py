@@ -129,6 +129,11 @@ class _Context:
         self.local = local_time(self.now, self.tz)
 
     @cached_property
+    def tags(self) -> frozenset[str]:
+        """Interest and scene tags, as audiences see them (once per event, not per campaign)."""
+        return self.profile.all_tags
+
+    @cached_property
     def segment(self) -> str:
         return str(segment_of(self.profile, self.now))
 
@@ -206,7 +211,7 @@ def _first_block(ctx: _Context, campaign: Campaign) -> Considered | str:
 
     if ctx.event.stale:
         return skip(Reason.STALE_EVENT)
-    miss = _audience_miss(campaign.audience, ctx.profile, ctx.segment)
+    miss = _audience_miss(campaign.audience, ctx.profile, ctx.segment, ctx.tags)
     if miss is not None:
         return skip(Reason.NOT_IN_AUDIENCE, miss)
     miss = _schedule_miss(campaign, ctx)
@@ -248,8 +253,11 @@ def _first_block(ctx: _Context, campaign: Campaign) -> Considered | str:
     return allowed[0]
 
 
-def _audience_miss(audience: Audience, profile: Profile, segment: str) -> str | None:
-    tags = profile.all_tags
+def _audience_miss(
+    audience: Audience, profile: Profile, segment: str, tags: frozenset[str] | None = None
+) -> str | None:
+    if tags is None:
+        tags = profile.all_tags
     if audience.all_of_tags and not set(audience.all_of_tags) <= tags:
         return f"lacks tags {sorted(set(audience.all_of_tags) - tags)}"
     if audience.any_of_tags and not set(audience.any_of_tags) & tags:

@@ -14,6 +14,7 @@ _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 MINUTES_PER_DAY = 24 * 60
 
 
+@lru_cache(maxsize=1024)  # decide parses the same few windows per candidate per event
 def parse_window(text: str) -> tuple[int, int]:
     """``"HH:MM-HH:MM"`` → (start, end) in minutes after local midnight.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -299,7 +300,14 @@ class Schedule(_Frozen):
     @property
     def weekdays(self) -> frozenset[int]:
         """The allowed days as ``datetime.weekday()`` numbers (Monday = 0)."""
-        return frozenset(_DAY_NAMES.index(d) for d in self.days)
+        return _weekday_numbers(self.days)
+
+
+@lru_cache(maxsize=256)
+def _weekday_numbers(days: tuple[str, ...]) -> frozenset[int]:
+    # Memoised: ``decide`` asks for it per candidate campaign per event, and a pydantic
+    # model cannot hold a cached_property of its own without joining its fields.
+    return frozenset(_DAY_NAMES.index(d) for d in days)
 
 
 class PerUserCap(_Frozen):
