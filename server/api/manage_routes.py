@@ -234,8 +234,9 @@ async def put_policy(request: web.Request, principal: Principal) -> web.Response
             raise ApiError(422, "validation_error", f"{name} must be a whole number",
                            field=f"presence.{name}")
         presence[name] = int(value) if integral else value
+    checked: dict[str, Any] = dict(presence)  # PresencePolicy checks each value's range
     try:
-        PresencePolicy(**presence)  # type: ignore[arg-type]
+        PresencePolicy(**checked)
     except TriggerError as exc:
         culprit = next((n for n in presence if str(exc).startswith(n)), None)
         raise ApiError(422, "validation_error", str(exc),

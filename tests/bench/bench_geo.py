@@ -621,8 +621,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sets: dict[str, dict[str, Any]] = {}
     try:
         bj_ids, bj_geoms = load_beijing_venues()
-        bounds_a = tuple(float(x) for x in shapely.total_bounds(bj_geoms))
-        lat, lng = uniform_points(n_points, bounds_a, seed=args.seed)  # type: ignore[arg-type]
+        min_lng, min_lat, max_lng, max_lat = (float(x) for x in shapely.total_bounds(bj_geoms))
+        lat, lng = uniform_points(n_points, (min_lng, min_lat, max_lng, max_lat), seed=args.seed)
         sets["a"] = run_set("a: shipped Beijing venues, points in their bbox", bj_ids,
                             bj_geoms, lat, lng, cls=cls, reps=args.reps, pg=pg, loop=loop)
         sets["a"]["label"] = "a"

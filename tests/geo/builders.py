@@ -122,7 +122,8 @@ def points_near_edges(
                 ]
             )
         else:
-            boundary = fence.shape.boundary  # type: ignore[union-attr]
+            assert fence.shape is not None  # not a circle, so a polygonal shape
+            boundary = fence.shape.boundary
             verts = shapely.get_coordinates(boundary)
             mids = shapely.get_coordinates(
                 shapely.line_interpolate_point(boundary, rng.uniform(0, 1, 8), normalized=True)
