@@ -42,6 +42,7 @@ from server.api.registry import Operation, add_routes
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
 from server.channels.inapp import StreamHub
 from server.errors import error_middleware
+from server.group_commit import GROUPS, GroupCommitter
 from server.logs import request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
@@ -106,10 +107,21 @@ def create_app(
         app[STORE] = store
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_groups_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
     app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _groups_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Group commit of ping requests (see :mod:`server.group_commit`)."""
+    groups = GroupCommitter(app[STORE], app[CORES], max_pings=app[SETTINGS].group_max_pings)
+    app[GROUPS] = groups
+    try:
+        yield
+    finally:
+        await groups.close()
 
 
 async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -184,6 +196,10 @@ async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
+TIMER_ROUND_USERS = 50
+"""Users per timer transaction: ~50 decisions, a few milliseconds of the event loop."""
+
+
 async def _timer_loop(app: web.Application) -> None:
     """Fire due DWELL / silence-EXIT timers of every tenant every interval.
 
@@ -201,13 +217,21 @@ async def _timer_loop(app: web.Application) -> None:
             metrics.timer_errors.inc()
             continue
         for tenant in tenants:
-            try:
-                result = await fire_timers(store, cores, tenant.tenant_id, app[CLOCK]())
-            except Exception:
-                log.exception("timer loop: tenant %s failed; skipped this round",
-                              tenant.tenant_id)
-                metrics.timer_errors.inc()
-                continue
-            metrics.count_result(result)
-            if result.deliveries and OUTBOX in app:
-                app[OUTBOX].wake()
+            # Small transactions, one after another until none is due: a burst of due
+            # timers (a crowd that entered together reaching its dwell threshold) must
+            # not hold the tenant's users, or the event loop, for long at a time.
+            while True:
+                try:
+                    result = await fire_timers(store, cores, tenant.tenant_id, app[CLOCK](),
+                                               limit=TIMER_ROUND_USERS)
+                except Exception:
+                    log.exception("timer loop: tenant %s failed; skipped this round",
+                                  tenant.tenant_id)
+                    metrics.timer_errors.inc()
+                    break
+                metrics.count_result(result)
+                if result.deliveries and OUTBOX in app:
+                    app[OUTBOX].wake()
+                if len(result.users) < TIMER_ROUND_USERS:
+                    break
+                await asyncio.sleep(0)  # let waiting requests in between rounds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     if scenario is not None:
         app.on_startup.append(_preloader(scenario))
+    app.on_startup.append(_freeze_startup_objects)
     store_label = "PostgreSQL" if settings.database_url else "embedded (in-memory) store"
     web.run_app(
         app, host=settings.host, port=settings.port, shutdown_timeout=args.shutdown_timeout,
@@ -82,6 +84,15 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=None,
     )
     return 0
+
+
+async def _freeze_startup_objects(_app: web.Application) -> None:
+    """Move everything alive after start-up (modules, classes, the store's catalogue)
+    out of the cyclic GC's reach: a full collection otherwise walks those ~200k objects
+    each time, a 100-200 ms pause of every request in flight. What is created later is
+    collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 def _read_scenario(path: Path) -> Scenario:

@@ -51,6 +51,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -63,16 +64,14 @@ from server.store.base import (
     KeyedEntry,
     NewDelivery,
     Store,
-    StoredPresence,
 )
 from server.store.errors import StoreError
 from server.tenant_core import CoreBuildError, TenantCore, TenantCores
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
-from triggers.presence import advance, process_batch, reconcile_venues
+from triggers.presence import Verdict, advance, process_batch, reconcile_venues
 from triggers.presence_events import EventKind, PresenceCounters, PresenceEvent
-from triggers.presence_records import split_state, state_from_records
 from triggers.presence_state import PresenceState
 
 log = logging.getLogger("geopush.pipeline")
@@ -142,19 +141,92 @@ async def ingest(
     unknown tenant, :class:`PipelineError` when the core refuses the batch, and
     :class:`~server.store.errors.StoreError` when storage fails (nothing written).
     """
+    [result] = await ingest_parts(store, cores, tenant_id, [pings], now=now)
+    return result
+
+
+async def ingest_parts(
+    store: Store, cores: TenantCores, tenant_id: str, parts: Sequence[PingBatch], *,
+    now: float,
+) -> list[IngestResult]:
+    """:func:`ingest` of several batches whose users do not overlap (several requests,
+    see :mod:`server.ingest.group`) as ONE batch in ONE transaction; returns each part's
+    own result: its users' events, decisions and deliveries, and its pings' counters.
+
+    The outcome for each user is the one :func:`ingest` of its part alone would give
+    (the engine never looks at two users at once), at a fraction of the cost: one
+    state-machine pass, one lock set, one write per table. Raises ``ValueError`` when
+    two parts share a user.
+    """
     core = await _core(store, cores, tenant_id)
-    user_ids = _user_ids(pings)
-    if not user_ids:
-        return IngestResult()
-    async with store.batch(tenant_id, user_ids) as tx:
+    part_users = [_user_ids(p) for p in parts]
+    owner: dict[str, int] = {}
+    for i, users in enumerate(part_users):
+        for user_id in users:
+            if owner.setdefault(user_id, i) != i:
+                raise ValueError(f"user {user_id!r} is in two parts of one group")
+    if not owner:
+        return [IngestResult() for _ in parts]
+    pings = parts[0] if len(parts) == 1 else PingBatch.concat(list(parts))
+    verdicts = np.zeros(len(pings), dtype=np.int8)
+    async with store.batch(tenant_id, sorted(owner)) as tx:
         state = await _load_state(tx)
         try:
             events = reconcile_venues(state, core.index, now, core.presence)
-            state, more = process_batch(state, core.index, pings, core.presence, now)
+            state, more = process_batch(state, core.index, pings, core.presence, now,
+                                        verdicts=verdicts)
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)
-        return await _settle(tx, core, state, _merge(events, more), now)
+        result = await _settle(tx, core, state, _merge(events, more), now)
+    if len(parts) == 1:
+        return [result]
+    return _split(result, parts, part_users, owner, verdicts)
+
+
+def _split(
+    result: IngestResult, parts: Sequence[PingBatch], part_users: Sequence[list[str]],
+    owner: dict[str, int], verdicts: np.ndarray[Any, np.dtype[np.int8]],
+) -> list[IngestResult]:
+    events: list[list[PresenceEvent]] = [[] for _ in parts]
+    for event in result.events:
+        events[owner[event.user_id]].append(event)
+    decisions: list[list[Decision]] = [[] for _ in parts]
+    for decision in result.decisions:
+        decisions[owner[decision.user_id]].append(decision)
+    deliveries: list[list[DeliveryRecord]] = [[] for _ in parts]
+    for delivery in result.deliveries:
+        deliveries[owner[delivery.user_id]].append(delivery)
+    out: list[IngestResult] = []
+    start = 0
+    for i, part in enumerate(parts):
+        end = start + len(part)
+        out.append(IngestResult(
+            events=tuple(events[i]), decisions=tuple(decisions[i]),
+            deliveries=tuple(deliveries[i]),
+            counters=_counters(verdicts[start:end], part, events[i]),
+            users=tuple(part_users[i]),
+        ))
+        start = end
+    return out
+
+
+def _counters(
+    verdicts: np.ndarray[Any, np.dtype[np.int8]], pings: PingBatch,
+    events: Sequence[PresenceEvent],
+) -> PresenceCounters:
+    """A part's hygiene counters from its pings' verdicts (what the engine counted)."""
+    n = np.bincount(verdicts, minlength=len(Verdict)).tolist()
+    fresh = ~np.isin(verdicts, (Verdict.INVALID, Verdict.FUTURE, Verdict.MOCK,
+                                Verdict.DUPLICATE, Verdict.LATE))
+    return PresenceCounters(
+        received=len(pings), accepted=n[Verdict.ACCEPTED] + n[Verdict.RELOCATED],
+        invalid=n[Verdict.INVALID], future=n[Verdict.FUTURE], mock=n[Verdict.MOCK],
+        duplicate=n[Verdict.DUPLICATE], late=n[Verdict.LATE],
+        inaccurate=n[Verdict.INACCURATE], teleport=n[Verdict.TELEPORT],
+        assumed_accuracy=int((fresh & np.isnan(pings.accuracy_m)).sum()),
+        relocated=n[Verdict.RELOCATED], stale_events=sum(e.stale for e in events),
+    )
 
 
 async def fire_timers(
@@ -237,9 +309,8 @@ def _user_ids(pings: PingBatch) -> list[str]:
 
 
 async def _load_state(tx: BatchTx) -> PresenceState:
-    records = await tx.load_presence()
     try:
-        return state_from_records(r.data for r in records.values())
+        return await tx.load_state()
     except TriggerError as exc:
         raise PipelineError(f"tenant {tx.tenant_id}: presence record refused: {exc}") from exc
 
@@ -306,14 +377,12 @@ async def _settle(
         await tx.insert_events(event_rows)
     if decision_rows:
         await tx.insert_decisions(decision_rows)
-    records = split_state(state)
-    await tx.save_presence([
-        StoredPresence(uid, rec.data, rec.next_due_s) for uid, rec in records.items()
-    ])
+    counters = state.counters
+    await tx.save_state(state)  # handed over: ``state`` is not used after this
     return IngestResult(
         events=tuple(events),
         decisions=tuple(decisions),
         deliveries=tuple(created),
-        counters=state.counters,
+        counters=counters,
         users=tx.user_ids,
     )

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
 
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     """Pings per ``POST /v1/pings``: 1000 keeps one batch's transaction short."""
+    group_max_pings: int = Field(default=2000, ge=1, le=100_000)
+    """Pings per group commit: concurrent ping requests of a tenant share one
+    transaction up to this many pings (see :mod:`server.group_commit`); 1 turns
+    grouping off (a request is never split, so a group always holds at least one)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Request bodies larger than this (after gzip decoding) get 413. 16 MiB fits a
     venue import of a few thousand polygons."""

@@ -59,6 +59,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, Protocol
 
 import numpy as np
@@ -79,6 +80,21 @@ from triggers.presence_state import PresenceState, Visit, code_rows, schedule, u
 _M_PER_DEG = 111_195.0
 """Metres per degree of great circle on the mean Earth sphere: the teleport check
 needs speed to a few percent, not geodesy."""
+
+
+class Verdict(IntEnum):
+    """What hygiene made of one ping (see :class:`PresenceCounters`): accepted, or the
+    counter that rejected it; ``RELOCATED`` is accepted and counted as relocated."""
+
+    ACCEPTED = 0
+    INVALID = 1
+    FUTURE = 2
+    MOCK = 3
+    DUPLICATE = 4
+    LATE = 5
+    INACCURATE = 6
+    TELEPORT = 7
+    RELOCATED = 8
 
 
 class FenceQuery(Protocol):
@@ -143,6 +159,8 @@ def process_batch(
     pings: PingBatch,
     policy: PresencePolicy,
     now: float,
+    *,
+    verdicts: NDArray[np.int8] | None = None,
 ) -> tuple[PresenceState, list[PresenceEvent]]:
     """Run a batch of pings through presence at wall/virtual time ``now`` (epoch s).
 
@@ -152,13 +170,19 @@ def process_batch(
     counted, ignored. Ends with :func:`advance` to ``now``. Updates ``state`` in place
     and returns it with the events. If ``index`` holds other venues than the last
     one, open visits of vanished venues end first (see :func:`reconcile_venues`).
+
+    ``verdicts``, when given (one int8 per ping, zeros), receives each ping's
+    :class:`Verdict`: what the hygiene counters counted it as, per ping, so a caller
+    that merged several requests into one batch can tell each its own counts.
     """
+    if verdicts is not None and verdicts.shape != (len(pings),):
+        raise ValueError(f"verdicts has shape {verdicts.shape}, pings {len(pings)}")
     ctx = _Ctx(state, policy, now, [], {})
     if state.fence_ids is None:
         state.fence_ids = index.fence_ids
     elif state.fence_ids is not index.fence_ids and state.fence_ids != index.fence_ids:
         _reconcile(ctx, index)
-    accepted = _hygiene(state, pings, policy, now)
+    accepted = _hygiene(state, pings, policy, now, verdicts)
     if accepted is not None:
         _transitions(ctx, index, accepted)
     _advance(ctx)
@@ -252,7 +276,8 @@ def _by_row(rows: NDArray[np.int64], n_users: int) -> NDArray[np.intp]:
 
 
 def _hygiene(
-    state: PresenceState, pings: PingBatch, policy: PresencePolicy, now: float
+    state: PresenceState, pings: PingBatch, policy: PresencePolicy, now: float,
+    verdicts: NDArray[np.int8] | None,
 ) -> _Accepted | None:
     c = state.counters
     n = len(pings)
@@ -269,6 +294,10 @@ def _hygiene(
     c.invalid += int(n - valid.sum())
     c.future += int(future.sum())
     c.mock += int(mock.sum())
+    if verdicts is not None:
+        verdicts[~valid] = Verdict.INVALID
+        verdicts[future] = Verdict.FUTURE
+        verdicts[mock] = Verdict.MOCK
     idx = np.flatnonzero(keep)
     if idx.shape[0] == 0:
         return None
@@ -300,6 +329,10 @@ def _hygiene(
     a = np.where(missing, policy.default_accuracy_m, a)
     inaccurate = fresh & (a > policy.max_accuracy_m)
     c.inaccurate += int(inaccurate.sum())
+    if verdicts is not None:
+        verdicts[src[late]] = Verdict.LATE
+        verdicts[src[dup]] = Verdict.DUPLICATE
+        verdicts[src[inaccurate]] = Verdict.INACCURATE
 
     # Every fresh ping (inaccurate ones too) moves the user's clock: it is the latest
     # the device said, so anything older that arrives later is late.
@@ -310,7 +343,7 @@ def _hygiene(
 
     usable = fresh & ~inaccurate
     return _teleports(state, policy, r=r[usable], t=t[usable], src=src[usable], a=a[usable],
-                      lat_all=lat, lng_all=lng)
+                      lat_all=lat, lng_all=lng, verdicts=verdicts)
 
 
 def _break_ties(
@@ -356,6 +389,7 @@ def _teleports(
     a: NDArray[np.float64],
     lat_all: NDArray[np.float64],
     lng_all: NDArray[np.float64],
+    verdicts: NDArray[np.int8] | None,
 ) -> _Accepted | None:
     """Drop pings implausibly far from the user's last accepted one; update anchors."""
     c = state.counters
@@ -395,8 +429,10 @@ def _teleports(
         # anchor every later ping of the user is measured from.
         for row in np.unique(r[fast]).tolist():
             lo, hi = np.searchsorted(r, [row, row + 1])
-            _replay_user(state, policy, row, (int(lo), int(hi)), t=t, lat=lat, lng=lng,
-                         accepted=accepted, prev_ts=prev_ts)
+            relocated = _replay_user(state, policy, row, (int(lo), int(hi)), t=t, lat=lat,
+                                     lng=lng, accepted=accepted, prev_ts=prev_ts)
+            if verdicts is not None and relocated:
+                verdicts[src[relocated]] = Verdict.RELOCATED
         clean_end = group_end & ~np.isin(r, np.unique(r[fast]))
     else:
         clean_end = group_end
@@ -410,6 +446,8 @@ def _teleports(
     state.reject_streak[rc] = 0
     n_accepted = int(accepted.sum())
     c.accepted += n_accepted
+    if verdicts is not None and n_accepted < m:
+        verdicts[src[~accepted]] = Verdict.TELEPORT
     if n_accepted == m:
         return _Accepted(r, t, lat, lng, a, prev_ts)
     return _Accepted(r[accepted], t[accepted], lat[accepted], lng[accepted], a[accepted],
@@ -427,8 +465,10 @@ def _replay_user(
     lng: NDArray[np.float64],
     accepted: NDArray[np.bool_],
     prev_ts: NDArray[np.float64],
-) -> None:
+) -> list[int]:
+    """Replay one user's pings one at a time; returns the positions relocated."""
     c = state.counters
+    relocated: list[int] = []
     lo, hi = span
     a_ts = float(state.anchor_ts[row])
     a_lat = float(state.anchor_lat[row])
@@ -443,6 +483,7 @@ def _replay_user(
                 streak += 1
                 if streak >= policy.teleport_confirm_pings:
                     c.relocated += 1
+                    relocated.append(i)
                 else:
                     ok = False
                     c.teleport += 1
@@ -454,6 +495,7 @@ def _replay_user(
     state.anchor_lat[row] = a_lat
     state.anchor_lng[row] = a_lng
     state.reject_streak[row] = min(streak, 255)
+    return relocated
 
 
 def _distance_m(

@@ -7,16 +7,19 @@ them without importing the composition root (which imports the routes).
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
 from server.auth import RateLimiter
 from server.channels.inapp import StreamHub
-from server.errors import ApiError, parse_json
+from server.errors import ApiError, field_path, parse_json
 from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
@@ -71,15 +74,72 @@ async def read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
-async def read_json(request: web.Request, *, allow_empty: bool = False) -> Any:
+async def read_json(
+    request: web.Request, *, allow_empty: bool = False, whole_body_text: bool = True
+) -> Any:
     """The body as JSON: 400 ``invalid_json`` when it is not, or empty (unless
-    ``allow_empty``, which returns ``None`` for an empty body)."""
+    ``allow_empty``, which returns ``None`` for an empty body); 422 ``invalid_text`` for
+    a string no database can store (see :func:`loads`). ``whole_body_text=False`` leaves
+    that check to the caller's per-item validation (ping batches: one bad ping must not
+    sink the others)."""
     body = await read_body(request)
     if not body.strip():
         if allow_empty:
             return None
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
-    return parse_json(body)
+    return loads(body, check_text=whole_body_text)
+
+
+# Every byte to b"0" if it is a digit, else b" ": a run of 19 digits shows as b"0" * 19.
+_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def loads(body: bytes, *, check_text: bool = True) -> Any:
+    """:func:`~server.errors.parse_json`'s answer, orjson's speed (about 4x on a batch of
+    pings). orjson refuses some JSON the standard library takes (a byte order mark, a
+    lone ``\\ud800`` escape, ``1e400``) and reads an integer beyond 64 bits as a float:
+    on any refusal, and when the body has a run of 19 digits, the standard library reads
+    it instead, so values, and the messages of a 400, stay what they were.
+
+    With ``check_text``, a string holding NUL or a lone surrogate is a 422 naming it:
+    PostgreSQL's text and jsonb refuse both, and a client error must not become a 5xx."""
+    if _LONG_NUMBER not in body.translate(_DIGITS):
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if check_text and b"\\u0000" in body:
+                _refuse_unstorable_text(value, ())
+            return value
+    value = parse_json(body)
+    if check_text:
+        _refuse_unstorable_text(value, ())
+    return value
+
+
+def _refuse_unstorable_text(value: Any, path: tuple[int | str, ...]) -> None:
+    """422 ``invalid_text`` naming the first string (value or key) that no database text
+    column can hold: one with a NUL character, or a lone UTF-16 surrogate (``\\ud800``
+    escaped alone) that has no UTF-8 form. Valid JSON, so the parser let it through."""
+    if isinstance(value, str):
+        if "\x00" in value or _LONE_SURROGATE(value):
+            raise ApiError(422, "invalid_text",
+                           "text must not contain NUL characters or lone surrogates",
+                           field=field_path(path))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable_text(key, (*path, key))
+            _refuse_unstorable_text(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_unstorable_text(item, (*path, i))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]").search
+"""A Python str holds a surrogate only when JSON escaped one alone (pairs decode to one
+character)."""
 
 
 async def read_form(request: web.Request) -> Any:
@@ -127,4 +187,29 @@ def json_response(data: Any, *, status: int = 200) -> web.Response:
     if isinstance(data, BaseModel):
         return web.Response(status=status, text=data.model_dump_json(),
                             content_type="application/json")
-    return web.json_response(data, status=status)
+    return web.Response(status=status, body=dumps(data), content_type="application/json",
+                        charset="utf-8")
+
+
+def dumps(data: Any) -> bytes:
+    """``data`` as JSON, by orjson (about 10x the standard library's speed). orjson
+    writes a NaN or an infinity as ``null`` where the standard library writes ``NaN``,
+    and refuses keys that are not strings and integers beyond 64 bits: for those the
+    standard library writes the answer, as it always did."""
+    try:
+        body = orjson.dumps(data)
+    except TypeError:
+        body = None
+    if body is None or (b"null" in body and _has_non_finite(data)):
+        return json.dumps(data).encode()
+    return body
+
+
+def _has_non_finite(data: Any) -> bool:
+    if isinstance(data, float):
+        return not math.isfinite(data)
+    if isinstance(data, dict):
+        return any(_has_non_finite(v) for v in data.values())
+    if isinstance(data, list | tuple):
+        return any(_has_non_finite(v) for v in data)
+    return False

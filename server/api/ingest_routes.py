@@ -34,10 +34,11 @@ from server.api.schemas import (
 )
 from server.auth import Principal, basic_credentials
 from server.errors import ApiError, parse_json
+from server.group_commit import GROUPS
 from server.ingest.osmand import TraccarJson, parse_osmand_params, parse_traccar_json
 from server.ingest.owntracks import parse_owntracks
 from server.ingest.pings import Screened, screen, to_batch
-from server.pipeline import IngestResult, ingest
+from server.pipeline import IngestResult
 from server.store.base import DeliveryRecord
 
 _ENGINE_REJECTIONS = ("invalid", "future", "mock", "duplicate", "late", "inaccurate",
@@ -58,8 +59,7 @@ async def _ingest(
     if not screened.pings:
         return screened, IngestResult()
     started = time.perf_counter()
-    result = await ingest(store(request), app[CORES], principal.tenant_id,
-                          to_batch(screened.pings), now=at)
+    result = await app[GROUPS].ingest(principal.tenant_id, to_batch(screened.pings), now=at)
     metrics.batch_latency.labels(source=source).observe(time.perf_counter() - started)
     counters = result.counters.as_dict()
     metrics.pings_accepted.labels(source=source).inc(len(screened.pings))
@@ -91,7 +91,7 @@ def delivery_json(d: DeliveryRecord) -> dict[str, Any]:
 
 
 async def post_pings(request: web.Request, principal: Principal) -> web.Response:
-    body = await read_json(request)
+    body = await read_json(request, whole_body_text=False)
     if not isinstance(body, dict):
         raise ApiError(422, "validation_error", "the body must be an object {\"pings\": [...]}",
                        field=None)
@@ -122,7 +122,7 @@ async def post_pings(request: web.Request, principal: Principal) -> web.Response
 
 
 async def post_owntracks(request: web.Request, principal: Principal) -> web.Response:
-    payload = await read_json(request, allow_empty=True)
+    payload = await read_json(request, allow_empty=True, whole_body_text=False)
     creds = basic_credentials(request)
     pings = parse_owntracks(
         payload,

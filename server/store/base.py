@@ -47,6 +47,7 @@ from triggers.decisions import (
 )
 from triggers.pings import PingBatch
 from triggers.presence_events import PresenceEvent
+from triggers.presence_state import PresenceState
 from venues.model import Venue
 
 # --------------------------------------------------------------------------- tenants, keys
@@ -131,19 +132,6 @@ class Catalog:
 
 
 # --------------------------------------------------------------------------- hot-path records
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPresence:
-    """One user's presence record (see :mod:`triggers.presence_records`).
-
-    ``next_due_s``: when the user's earliest timer fires (None: no open visit); the
-    timer loop asks :meth:`Store.due_users` by it.
-    """
-
-    user_id: str
-    data: Mapping[str, Any]
-    next_due_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +322,11 @@ class BatchTx(Protocol):
         """The users locked, sorted (with ``skip_locked``: those actually claimed)."""
         ...
 
-    async def load_presence(self) -> dict[str, StoredPresence]:
-        """Presence records of the locked users that have one."""
+    async def load_state(self) -> PresenceState:
+        """The locked users' presence as one engine state, holding exactly the locked
+        users that have presence (zero counters, ``fence_ids`` unset: the caller
+        reconciles against the current venues). A private copy: changing it changes
+        nothing stored until :meth:`save_state`."""
         ...
 
     async def load_profiles(self) -> dict[str, Profile]:
@@ -368,8 +359,10 @@ class BatchTx(Protocol):
         NOTHING). Returns the rows created now, in the order given."""
         ...
 
-    async def save_presence(self, records: Sequence[StoredPresence]) -> None:
-        """Replace the users' presence records (and so their next due times)."""
+    async def save_state(self, state: PresenceState) -> None:
+        """Replace the presence of every user ``state`` holds (each must be locked; the
+        state is handed over and must not be used afterwards). A user's next due time —
+        what :meth:`Store.due_users` orders by — is its earliest open-visit timer."""
         ...
 
 

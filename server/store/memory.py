@@ -6,6 +6,16 @@ campaign, profile, presence record, decision and delivery. Use PostgreSQL
 (``--database-url``) for anything that must survive a restart or be shared between
 processes; this store serves one process (one node) only.
 
+**Pings are kept for the most recent** :data:`PING_RETENTION` **per tenant** (oldest
+dropped first, columnar chunks of a batch each): the raw record is for debugging and
+erasure here, not an archive; the retried-batch check (a (user, ts) already stored is
+not stored again) covers the retained pings.
+
+Presence is one live :class:`~triggers.presence_state.PresenceState` per tenant. A batch
+works on a private copy of its users (:func:`~triggers.presence_subset.extract_users`)
+and its result is merged back at commit, so a batch that fails changes nothing and no
+per-user record is encoded or decoded on the hot path.
+
 Concurrency: one ``asyncio.Lock`` per tenant serialises batch transactions (and
 erasures) of the tenant, which is what makes a batch's read-decide-write atomic here.
 Catalogue writes are single synchronous dict updates, atomic in the event loop. A
@@ -19,10 +29,13 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from server.store.base import (
     BBox,
@@ -41,7 +54,6 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
-    StoredPresence,
     TenantRecord,
     VariantAggregate,
 )
@@ -64,10 +76,64 @@ from triggers.decisions import (
 )
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
 from triggers.pings import PingBatch
+from triggers.presence_state import PresenceState, new_state
+from triggers.presence_subset import (
+    drop_users,
+    due_user_ids,
+    extract_users,
+    merge_users,
+    user_ids,
+)
 from venues.model import Venue
 
-PingRow = tuple[float, float, float, float, float, float, bool, float]
-"""(ts, lat, lng, accuracy_m, speed_mps, heading_deg, mock, received_at)."""
+PING_RETENTION = 250_000
+"""Pings kept per tenant by the embedded store (about 200 bytes each with the retry
+check). Bounded also because the retry check is one Python set, which each full
+collection of the cyclic GC walks: a million entries would be a ~20 ms pause."""
+
+
+@dataclass(slots=True)
+class _PingChunk:
+    users: list[str]
+    columns: np.ndarray[Any, np.dtype[np.float64]]
+    """One row per ping: ts, lat, lng, accuracy_m, speed_mps, heading_deg, mock, received_at."""
+
+
+@dataclass(slots=True)
+class _PingLog:
+    """A tenant's retained pings, oldest chunk first, and their (user, ts) keys."""
+
+    limit: int = PING_RETENTION
+    chunks: deque[_PingChunk] = field(default_factory=deque)
+    keys: set[tuple[str, float]] = field(default_factory=set)
+    count: int = 0
+
+    def append(self, chunk: _PingChunk) -> None:
+        self.chunks.append(chunk)
+        self.keys.update(zip(chunk.users, chunk.columns[:, 0].tolist(), strict=True))
+        self.count += len(chunk.users)
+        while self.count > self.limit and len(self.chunks) > 1:
+            old = self.chunks.popleft()
+            self.keys.difference_update(zip(old.users, old.columns[:, 0].tolist(), strict=True))
+            self.count -= len(old.users)
+
+    def erase(self, user_id: str) -> int:
+        gone = 0
+        kept: deque[_PingChunk] = deque()
+        for chunk in self.chunks:
+            mask = np.array([u != user_id for u in chunk.users])
+            n = int((~mask).sum())
+            if not n:
+                kept.append(chunk)
+                continue
+            gone += n
+            self.keys.difference_update((user_id, ts) for ts in chunk.columns[~mask, 0].tolist())
+            if n < len(chunk.users):
+                kept.append(_PingChunk([u for u in chunk.users if u != user_id],
+                                       chunk.columns[mask]))
+        self.chunks = kept
+        self.count -= gone
+        return gone
 
 
 @dataclass(slots=True)
@@ -79,8 +145,8 @@ class _Tenant:
     """id → (feature JSON text, bbox): kept as text so a reader never shares objects."""
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
-    presence: dict[str, tuple[str, float | None]] = field(default_factory=dict)
-    pings: dict[str, list[PingRow]] = field(default_factory=dict)
+    presence: PresenceState = field(default_factory=new_state)
+    pings: _PingLog = field(default_factory=_PingLog)
     events: dict[str, dict[str, EventRecord]] = field(default_factory=dict)
     decisions: dict[str, dict[str, DecisionRecord]] = field(default_factory=dict)
     ledger: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
@@ -299,8 +365,8 @@ class MemoryStore:
         async with tenant.lock:
             counts = {
                 "profiles": int(tenant.profiles.pop(user_id, None) is not None),
-                "pings": len(tenant.pings.pop(user_id, [])),
-                "presence": int(tenant.presence.pop(user_id, None) is not None),
+                "pings": tenant.pings.erase(user_id),
+                "presence": drop_users(tenant.presence, [user_id]),
                 "events": len(tenant.events.pop(user_id, {})),
                 "decisions": len(tenant.decisions.pop(user_id, {})),
                 "ledger": len(tenant.ledger.pop(user_id, {})),
@@ -626,10 +692,7 @@ class MemoryStore:
             tx.commit()
 
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
-        tenant = self._r(tenant_id)
-        due = sorted((d, u) for u, (_, d) in tenant.presence.items()
-                     if d is not None and d <= now)
-        return [u for _, u in due[:limit]]
+        return due_user_ids(self._r(tenant_id).presence, now, limit)
 
 
 class _MemoryTx:
@@ -640,12 +703,13 @@ class _MemoryTx:
         self._tenant = tenant
         self._users = users
         self._allowed = frozenset(users)
-        self._pings: list[tuple[str, PingRow]] = []
+        self._pings: list[_PingChunk] = []
+        self._ping_keys: set[tuple[str, float]] = set()
         self._events: dict[str, EventRecord] = {}
         self._decisions: dict[str, DecisionRecord] = {}
         self._ledger: dict[str, LedgerEntry] = {}
         self._deliveries: dict[str, DeliveryRecord] = {}
-        self._presence: dict[str, tuple[str, float | None]] = {}
+        self._state: PresenceState | None = None
 
     @property
     def tenant_id(self) -> str:
@@ -659,13 +723,13 @@ class _MemoryTx:
         if user_id not in self._allowed:
             raise OutsideBatchError(f"user {user_id!r} is not locked by this batch")
 
-    async def load_presence(self) -> dict[str, StoredPresence]:
-        out: dict[str, StoredPresence] = {}
-        for user_id in self._users:
-            row = self._tenant.presence.get(user_id)
-            if row is not None:
-                out[user_id] = StoredPresence(user_id, json.loads(row[0]), row[1])
-        return out
+    def _check_all(self, user_ids: Iterable[str]) -> None:
+        outside = set(user_ids) - self._allowed
+        if outside:
+            self._check(min(outside))
+
+    async def load_state(self) -> PresenceState:
+        return extract_users(self._tenant.presence, self._users)
 
     async def load_profiles(self) -> dict[str, Profile]:
         profiles = self._tenant.profiles
@@ -681,23 +745,33 @@ class _MemoryTx:
 
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:
         users = [str(u) for u in pings.user_id.tolist()]
-        for user_id in set(users):
-            self._check(user_id)
-        columns = zip(users, pings.ts.tolist(), pings.lat.tolist(), pings.lng.tolist(),
-                      pings.accuracy_m.tolist(), pings.speed_mps.tolist(),
-                      pings.heading_deg.tolist(), pings.mock.tolist(), strict=True)
+        self._check_all(users)
+        keys = list(zip(users, pings.ts.tolist(), strict=True))
         # A retried batch (its answer was lost) must not store its pings twice: skip a
         # (user, ts) already stored, as the PostgreSQL store does.
-        stored = {(u, row[0]) for u in set(users) for row in self._tenant.pings.get(u, ())}
-        stored.update((u, row[0]) for u, row in self._pings)
-        new = 0
-        for user_id, *row in columns:
-            if (user_id, row[0]) in stored:
-                continue
-            stored.add((user_id, row[0]))
-            self._pings.append((user_id, (*row, received_at)))
-            new += 1
-        return new
+        stored, mine = self._tenant.pings.keys, self._ping_keys
+        distinct = set(keys)
+        if len(distinct) == len(keys) and stored.isdisjoint(distinct) and \
+                mine.isdisjoint(distinct):
+            keep = list(range(len(keys)))  # the usual batch: every ping is new
+            mine |= distinct
+        else:
+            keep = []
+            for i, key in enumerate(keys):
+                if key not in stored and key not in mine:
+                    mine.add(key)
+                    keep.append(i)
+        if not keep:
+            return 0
+        columns = np.column_stack([
+            pings.ts, pings.lat, pings.lng, pings.accuracy_m, pings.speed_mps,
+            pings.heading_deg, pings.mock.astype(np.float64),
+            np.full(len(pings), received_at)])
+        if len(keep) < len(users):
+            columns = columns[keep]
+            users = [users[i] for i in keep]
+        self._pings.append(_PingChunk(users, columns))
+        return len(keep)
 
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
         new = 0
@@ -747,16 +821,15 @@ class _MemoryTx:
             created.append(record)
         return created
 
-    async def save_presence(self, records: Sequence[StoredPresence]) -> None:
-        for record in records:
-            self._check(record.user_id)
-            # Stored as text, like a JSONB column: no caller can alias stored state.
-            self._presence[record.user_id] = (json.dumps(record.data), record.next_due_s)
+    async def save_state(self, state: PresenceState) -> None:
+        self._check_all(user_ids(state))
+        # Merged at commit; the caller must not use ``state`` afterwards (it is moved in).
+        self._state = state
 
     def commit(self) -> None:
         t = self._tenant
-        for user_id, row in self._pings:
-            t.pings.setdefault(user_id, []).append(row)
+        for chunk in self._pings:
+            t.pings.append(chunk)
         for key, event in self._events.items():
             t.events.setdefault(event.event.user_id, {})[key] = event
         for key, decision in self._decisions.items():
@@ -766,4 +839,5 @@ class _MemoryTx:
         for key, delivery in self._deliveries.items():
             t.put_delivery(delivery)
             t.delivery_keys[key] = delivery.delivery_id
-        t.presence.update(self._presence)
+        if self._state is not None:
+            merge_users(t.presence, self._state)

@@ -61,9 +61,11 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def migrate(conn: asyncpg.Connection, schema: str) -> list[int]:
-    """Apply the pending migrations to ``schema`` (created if missing); returns the
-    versions applied now. Safe to run from many processes at once."""
+async def migrate(conn: asyncpg.Connection, schema: str, *, up_to: int | None = None) -> list[int]:
+    """Apply the pending migrations to ``schema`` (created if missing), those numbered
+    at most ``up_to`` when given (a database left at an older version, as the tests of
+    a migration need); returns the versions applied now. Safe to run from many
+    processes at once."""
     ident = quote_ident(schema)
     shipped = await asyncio.to_thread(shipped_migrations)
     await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", LOCK_CLASS, schema)
@@ -78,6 +80,8 @@ async def migrate(conn: asyncpg.Connection, schema: str) -> list[int]:
         applied = {r["version"]: r["checksum"] for r in rows}
         done: list[int] = []
         for migration in shipped:
+            if up_to is not None and migration.version > up_to:
+                break
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
                     raise MigrationError(

@@ -1,18 +1,26 @@
-"""The PostgreSQL store (production): asyncpg pool, SQL migrations, JSONB records.
+"""The PostgreSQL store (production): asyncpg pool, SQL migrations, typed presence rows.
 
 - **Schema** from ordered migrations (:mod:`server.store.migrate`) applied at
   :meth:`PostgresStore.open` under an advisory lock; every connection of the pool has
   ``search_path`` set to the store's schema (``public`` unless told otherwise; tests
   use one schema per session).
 - **Statements** are parameterised and prepared once per connection (asyncpg's
-  statement cache); batch writes are one round trip each (``COPY`` for pings,
-  ``INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`` for the keyed rows,
-  which also tells how many rows were new).
-- **Batch locks**: ``pg_advisory_xact_lock`` on a 64-bit hash of (tenant, user) for
-  every user of a batch, in ascending key order (``geopush_lock_users``), released by
-  the commit or rollback; the timer loop's claim uses ``pg_try_advisory_xact_lock``
-  (``geopush_try_lock_users``) and takes only the free users. See
-  :mod:`server.pipeline` for why this is enough for "nothing doubled".
+  statement cache); batch writes are one round trip each (``INSERT … SELECT FROM
+  unnest(arrays) ON CONFLICT DO NOTHING`` for the keyed rows and for pings, unique per
+  (user, ts); the count tells how many rows were new).
+- **Presence** is one row per user of typed columns (migration 0003), moved in and out
+  as whole-batch arrays through :func:`triggers.presence_subset.to_columns` /
+  ``from_columns``; only the users with an open visit or candidate carry JSON (``open``).
+- **Batch locks**: ``pg_advisory_xact_lock`` on a 64-bit hash of (tenant, user)
+  (``geopush_lock_key``) for every user of a batch, in ascending key order, released
+  by the commit or rollback; ``geopush_lock_load_presence`` takes them and then reads
+  the users' presence, in one round trip. The timer loop's claim tries each lock
+  (``pg_try_advisory_xact_lock``) and takes only the free users. See
+  :mod:`server.pipeline` for why this is enough for "nothing doubled". Each lock is an
+  entry of PostgreSQL's shared lock table, which holds about
+  ``max_locks_per_transaction`` × ``max_connections`` entries for all sessions
+  together (12,800 with the defaults) and fails any session's lock when full: the users
+  of the batches in flight at once must stay well below it.
 - **Errors**: asyncpg and socket errors leave as
   :class:`~server.store.errors.StoreUnavailableError`; integrity errors as ``NotFoundError`` /
   ``ConflictError`` where a method documents them.
@@ -23,7 +31,6 @@ Runs in the event loop; nothing blocks it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import secrets
@@ -33,6 +40,8 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
+import numpy as np
+import orjson
 
 from server.store.base import (
     BBox,
@@ -51,7 +60,6 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
-    StoredPresence,
     TenantRecord,
     VariantAggregate,
 )
@@ -78,6 +86,8 @@ from server.store.migrate import migrate, pending
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
 from triggers.pings import PingBatch
+from triggers.presence_state import PresenceState
+from triggers.presence_subset import PresenceColumns, from_columns, to_columns
 from venues.model import Venue
 
 P = ParamSpec("P")
@@ -88,15 +98,6 @@ _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
-
-
-def lock_key(tenant_id: str, user_id: str) -> int:
-    """The advisory lock key of (tenant, user): 64 bits of SHA-256, signed for bigint.
-
-    A collision would only make two users share a lock (serialise), never break one.
-    """
-    digest = hashlib.sha256(f"{tenant_id}\x1f{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _translated(
@@ -119,13 +120,40 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def _opt(x: float) -> float | None:
-    return None if math.isnan(x) else x
+_NO_PRESENCE = PresenceColumns([], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0),
+                               np.zeros(0, np.int16), [], np.zeros(0))
+
+
+def _presence_state(row: Mapping[str, Any]) -> PresenceState:
+    """A state from one row of presence arrays (NULL arrays: no user has presence)."""
+    users = row["user_ids"]
+    if users is None:
+        return from_columns(_NO_PRESENCE)
+    n = len(users)
+    return from_columns(PresenceColumns(
+        user_ids=users,
+        last_ts=np.array(row["last_ts"], dtype=np.float64),
+        anchor_ts=np.array(row["anchor_ts"], dtype=np.float64),
+        anchor_lat=np.array(row["anchor_lat"], dtype=np.float64),
+        anchor_lng=np.array(row["anchor_lng"], dtype=np.float64),
+        reject_streak=np.array(row["reject_streak"], dtype=np.int16),
+        open=[None if o is None else orjson.loads(o) for o in row["open"]],
+        # Not read back: from_columns rebuilds the timers from the open visits.
+        next_due_s=np.full(n, np.nan),
+    ))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
                               schema="pg_catalog")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond asyncpg's own (which rolls back an
+    open transaction). The default sends ``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`` — a round trip per acquire, for session state this store
+    never leaves behind: locks are transaction-scoped (migrate unlocks its own), cursors
+    live in transactions, nothing listens, settings are SET LOCAL or connect-time."""
 
 
 class PostgresStore:
@@ -154,6 +182,7 @@ class PostgresStore:
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init_connection,
+                reset=_keep_session,
                 server_settings={"search_path": schema, "application_name": "geopush"},
             )
         except (asyncpg.PostgresError, OSError) as exc:
@@ -417,8 +446,8 @@ class PostgresStore:
         async with self._pool.acquire() as conn, conn.transaction():
             # The user's batch lock: a batch in flight finishes first, and none starts
             # until the erasure commits, so nothing is written back afterwards.
-            await conn.execute("SELECT geopush_lock_users($1::bigint[])",
-                               [lock_key(tenant_id, user_id)])
+            await conn.execute("SELECT pg_advisory_xact_lock(geopush_lock_key($1, $2))",
+                               tenant_id, user_id)
             for table in _ERASE_TABLES:
                 status = await conn.execute(
                     f"DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2",
@@ -862,27 +891,20 @@ class PostgresStore:
         self, tenant_id: str, user_ids: Sequence[str], *, skip_locked: bool = False
     ) -> AsyncIterator[_PgTx]:
         users = sorted(set(user_ids))
-        keys = {u: lock_key(tenant_id, u) for u in users}
-        ordered = sorted(set(keys.values()))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                if skip_locked:
-                    row = await conn.fetchrow(
-                        "SELECT geopush_try_lock_users($2::bigint[]),"
-                        " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)",
-                        tenant_id, ordered)
-                    assert row is not None
-                    got = set(row[0])
-                    users = [u for u in users if keys[u] in got]
-                else:
-                    row = await conn.fetchrow(
-                        "SELECT geopush_lock_users($2::bigint[]),"
-                        " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)",
-                        tenant_id, ordered)
-                    assert row is not None
-                if not row[1]:
+                # Lock (or, skip_locked, claim), then read the users' presence: one round
+                # trip (see migration 0003 for why the read sees what the lock waited for).
+                presence = await conn.fetchrow(
+                    "SELECT * FROM geopush_lock_load_presence($1, $2::text[], $3)",
+                    tenant_id, users, skip_locked)
+                assert presence is not None
+                if not presence["tenant_known"]:
                     raise NotFoundError(f"no tenant {tenant_id!r}")
-                yield _PgTx(conn, tenant_id, tuple(users))
+                if skip_locked:
+                    claimed = set(presence["locked"])
+                    users = [u for u in users if u in claimed]
+                yield _PgTx(conn, tenant_id, tuple(users), presence)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
 
@@ -897,11 +919,27 @@ class PostgresStore:
 class _PgTx:
     """A batch transaction of :class:`PostgresStore` on one connection (see ``batch``)."""
 
-    def __init__(self, conn: asyncpg.Connection, tenant_id: str, users: tuple[str, ...]) -> None:
+    _LOAD = ("SELECT array_agg(p.user_id) AS user_ids, array_agg(last_ts) AS last_ts,"
+             " array_agg(anchor_ts) AS anchor_ts, array_agg(anchor_lat) AS anchor_lat,"
+             " array_agg(anchor_lng) AS anchor_lng, array_agg(reject_streak) AS reject_streak,"
+             " array_agg(open::text) AS open"
+             " FROM unnest($2::text[]) AS u(user_id) JOIN presence p"
+             " ON p.tenant_id = $1 AND p.user_id = u.user_id")
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        users: tuple[str, ...],
+        presence: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``presence``: the users' presence arrays read right after the locks, if the
+        batch did (valid until this transaction writes presence)."""
         self._conn = conn
         self._tenant = tenant_id
         self._users = users
         self._allowed = frozenset(users)
+        self._presence = presence
 
     @property
     def tenant_id(self) -> str:
@@ -916,11 +954,12 @@ class _PgTx:
         if outside:
             raise OutsideBatchError(f"users {sorted(outside)} are not locked by this batch")
 
-    async def load_presence(self) -> dict[str, StoredPresence]:
-        rows = await self._conn.fetch(
-            "SELECT user_id, record, next_due_s FROM presence"
-            " WHERE tenant_id = $1 AND user_id = ANY($2::text[])", self._tenant, self._users)
-        return {r[0]: StoredPresence(r[0], r[1], r[2]) for r in rows}
+    async def load_state(self) -> PresenceState:
+        row = self._presence
+        if row is None:
+            row = await self._conn.fetchrow(self._LOAD, self._tenant, self._users)
+            assert row is not None  # an aggregate without GROUP BY: always one row
+        return _presence_state(row)
 
     async def load_profiles(self) -> dict[str, Profile]:
         rows = await self._conn.fetch(
@@ -940,37 +979,28 @@ class _PgTx:
                               {r[0]: r[1] for r in streaks})
 
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:
+        if not len(pings):
+            return 0
         users = [str(u) for u in pings.user_id.tolist()]
         self._check(users)
-        records = [
-            (self._tenant, u, ts, lat, lng, _opt(acc), _opt(spd), _opt(hdg), mock, received_at)
-            for u, ts, lat, lng, acc, spd, hdg, mock in zip(
-                users, pings.ts.tolist(), pings.lat.tolist(), pings.lng.tolist(),
-                pings.accuracy_m.tolist(), pings.speed_mps.tolist(),
-                pings.heading_deg.tolist(), pings.mock.tolist(), strict=True)
-        ]
-        if records:
-            # A retried batch (its answer was lost: a timeout, a killed server) must not
-            # store its pings twice. The batch holds these users' locks, so the pings
-            # already stored for them cannot change under us: skip those (same user, ts).
-            ts = [r[2] for r in records]
-            stored = await self._conn.fetch(
-                "SELECT user_id, ts FROM pings WHERE tenant_id = $1"
-                " AND user_id = ANY($2::text[]) AND ts BETWEEN $3 AND $4",
-                self._tenant, sorted(set(users)), min(ts), max(ts))
-            seen = {(r["user_id"], r["ts"]) for r in stored}
-            fresh = []
-            for record in records:  # a (user, ts) twice in one batch is one ping too
-                if (record[1], record[2]) not in seen:
-                    seen.add((record[1], record[2]))
-                    fresh.append(record)
-            records = fresh
-        if records:
-            await self._conn.copy_records_to_table(
-                "pings", records=records,
-                columns=["tenant_id", "user_id", "ts", "lat", "lng", "accuracy_m",
-                         "speed_mps", "heading_deg", "mock", "received_at"])
-        return len(records)
+        # A retried batch (its answer was lost: a timeout, a killed server) must not
+        # store its pings twice: pings are unique per (tenant, user, ts), so the ones
+        # stored already are skipped, and so is the second of a (user, ts) given twice
+        # (rows go in the order given). NaN (not given) is NULL.
+        status = await self._conn.execute(
+            "INSERT INTO pings (tenant_id, user_id, ts, lat, lng, accuracy_m, speed_mps,"
+            " heading_deg, mock, received_at)"
+            " SELECT $1, u, t, la, ln, nullif(ac, 'NaN'), nullif(sp, 'NaN'),"
+            "   nullif(hd, 'NaN'), m, $10"
+            " FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[],"
+            "   $6::float8[], $7::float8[], $8::float8[], $9::bool[])"
+            "   WITH ORDINALITY AS x(u, t, la, ln, ac, sp, hd, m, n)"
+            " ORDER BY n ON CONFLICT DO NOTHING",
+            self._tenant, users, pings.ts.tolist(), pings.lat.tolist(), pings.lng.tolist(),
+            pings.accuracy_m.tolist(), pings.speed_mps.tolist(), pings.heading_deg.tolist(),
+            pings.mock.tolist(), received_at,
+        )
+        return _count(status)
 
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
         if not events:
@@ -1049,19 +1079,30 @@ class _PgTx:
         by_key = {r["idempotency_key"]: PostgresStore._delivery(r) for r in rows}
         return [by_key[d.idempotency_key] for d in ds if d.idempotency_key in by_key]
 
-    async def save_presence(self, records: Sequence[StoredPresence]) -> None:
-        if not records:
+    async def save_state(self, state: PresenceState) -> None:
+        columns = to_columns(state)
+        if not len(columns):
             return
-        self._check([r.user_id for r in records])
+        self._check(columns.user_ids)
+        self._presence = None  # what batch() read is stale now
+        # next_due_s: NaN (no open visit) is NULL, out of the partial due index.
         await self._conn.execute(
-            "INSERT INTO presence (tenant_id, user_id, record, next_due_s, updated_at)"
-            " SELECT $1, u, r::jsonb, d, $5 FROM unnest($2::text[], $3::text[], $4::float8[])"
-            " AS x(u, r, d)"
-            " ON CONFLICT (tenant_id, user_id) DO UPDATE SET record = EXCLUDED.record,"
-            " next_due_s = EXCLUDED.next_due_s, updated_at = EXCLUDED.updated_at",
-            self._tenant, [r.user_id for r in records], [json.dumps(r.data) for r in records],
-            [r.next_due_s for r in records], time.time(),
+            "INSERT INTO presence (tenant_id, user_id, last_ts, anchor_ts, anchor_lat,"
+            " anchor_lng, reject_streak, open, next_due_s, updated_at)"
+            " SELECT $1, u, a, b, c, d, r, o::jsonb, nullif(n, 'NaN'), $10"
+            " FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],"
+            "   $7::int2[], $8::text[], $9::float8[]) AS x(u, a, b, c, d, r, o, n)"
+            " ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_ts = EXCLUDED.last_ts,"
+            " anchor_ts = EXCLUDED.anchor_ts, anchor_lat = EXCLUDED.anchor_lat,"
+            " anchor_lng = EXCLUDED.anchor_lng, reject_streak = EXCLUDED.reject_streak,"
+            " open = EXCLUDED.open, next_due_s = EXCLUDED.next_due_s,"
+            " updated_at = EXCLUDED.updated_at",
+            self._tenant, columns.user_ids, columns.last_ts.tolist(),
+            columns.anchor_ts.tolist(), columns.anchor_lat.tolist(),
+            columns.anchor_lng.tolist(), columns.reject_streak.tolist(),
+            [None if o is None else orjson.dumps(o).decode() for o in columns.open],
+            columns.next_due_s.tolist(), time.time(),
         )
 
 
-__all__ = ["PostgresStore", "StoreError", "lock_key"]
+__all__ = ["PostgresStore", "StoreError"]

@@ -9,8 +9,16 @@ import aiohttp
 import pytest
 
 from server.auth import Role
-from tests.server.api.conftest import HELSINKI, Api, campaign_body, ping, venue_feature
+from tests.server.api.conftest import (
+    HELSINKI,
+    NOON_UTC,
+    Api,
+    campaign_body,
+    ping,
+    venue_feature,
+)
 from tests.server.api.test_service import assert_error
+from tests.server.conftest import TENANT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 LAT, LNG = HELSINKI
@@ -275,3 +283,32 @@ async def test_decisions_bad_query(api: Api) -> None:
     assert_error(answer, "validation_error", "limit")
     _, answer = await api.call("GET", "/v1/users/u1/decisions?before=yesterday", expect=422)
     assert_error(answer, "validation_error", "before")
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (b'{"attributes": {"gender": "f\\u0000"}}', "attributes.gender"),
+    (b'{"tags": ["ok", "bad\\ud809"]}', "tags[1]"),
+    (b'{"attributes": {"first_name": "Ann"}, "next_stops": {"x\\u0000": {}}}',
+     "next_stops.x\x00"),
+])
+async def test_text_no_database_can_store_is_a_422_naming_the_field(
+    api: Api, raw: bytes, field: str,
+) -> None:
+    """NUL and lone surrogates are valid JSON but no text column holds them: a 422 that
+    names the field, on both stores (PostgreSQL answered 503 before)."""
+    resp = await api.client.put("/v1/users/u1", data=raw, headers={
+        **api.auth(), "Content-Type": "application/json"})
+    body = await resp.json()
+    assert resp.status == 422, body
+    assert body["error"]["code"] == "invalid_text"
+    assert body["error"]["field"] == field
+    assert await api.store.get_profile(TENANT, "u1") is None
+
+
+async def test_a_nul_in_one_ping_rejects_that_ping_only(api: Api) -> None:
+    pings = [{"user_id": "u1", "ts": NOON_UTC - 5, "lat": 60.17, "lng": 24.94},
+             {"user_id": "u\u0000", "ts": NOON_UTC - 5, "lat": 60.17, "lng": 24.94}]
+    _, body = await api.call("POST", "/v1/pings", role=Role.SDK, expect=200,
+                             json_body={"pings": pings})
+    assert body["accepted"] == 1
+    assert [r["field"] for r in body["rejected"]] == ["pings[1].user_id"]

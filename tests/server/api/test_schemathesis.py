@@ -1,6 +1,7 @@
 """Property tests over the OpenAPI document: schemathesis generates requests for every
 operation (valid ones, and with ``negative`` deliberately invalid ones) against a live
-server on the embedded store and asserts the server never answers 5xx.
+server on each store (embedded, and PostgreSQL in a schema of its own) and asserts the
+server never answers 5xx.
 
 The app runs on a real port in a background thread (aiohttp is not ASGI); generation is
 deterministic (``derandomize``) and bounded so the module stays well under a minute.
@@ -9,9 +10,12 @@ deterministic (``derandomize``) and bounded so the module stays well under a min
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import uuid
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 import schemathesis
 from aiohttp import web
@@ -21,7 +25,9 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from server.app import create_app
-from server.store import MemoryStore
+from server.store import MemoryStore, Store
+from server.store.migrate import migrate, quote_ident
+from server.store.postgres import PostgresStore
 from tests.server.api.conftest import make_settings
 
 ADMIN_KEY = "gpk_schemathesis-admin-key-0123456789"
@@ -29,15 +35,40 @@ POSITIVE_EXAMPLES = 15
 NEGATIVE_EXAMPLES = 8
 
 
-@pytest.fixture(scope="module")
-def live_url() -> Iterator[str]:
+async def _open_store(kind: str, database_url: str, schema: str) -> Store:
+    if kind == "memory":
+        return MemoryStore()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn, schema)
+    finally:
+        await conn.close()
+    return await PostgresStore.open(database_url, schema=schema, min_size=1, max_size=4)
+
+
+async def _drop_schema(database_url: str, schema: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module", params=[
+    "memory", pytest.param("postgres", marks=pytest.mark.needs_postgres)])
+def live_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    kind = str(request.param)
+    database_url = str(request.getfixturevalue("database_url")) if kind == "postgres" else ""
+    schema = f"geopush_schemathesis_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, object] = {}
 
     async def start() -> None:
+        store = await _open_store(kind, database_url, schema)
         app = create_app(make_settings(admin_key=ADMIN_KEY, rate_admin_burst=100_000,
-                                       rate_admin_per_s=10_000.0), store=MemoryStore())
+                                       rate_admin_per_s=10_000.0), store=store)
+        holder["store"] = store
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -56,6 +87,12 @@ def live_url() -> Iterator[str]:
         runner = holder["runner"]
         assert isinstance(runner, web.AppRunner)
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        store = holder["store"]
+        assert isinstance(store, (MemoryStore, PostgresStore))
+        asyncio.run_coroutine_threadsafe(store.close(), loop).result(timeout=30)
+        if kind == "postgres":
+            asyncio.run_coroutine_threadsafe(_drop_schema(database_url, schema),
+                                             loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()

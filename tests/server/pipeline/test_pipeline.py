@@ -15,6 +15,7 @@ from server.store.base import BatchTx, DecisionRecord
 from server.tenant_core import CoreBuildError, TenantCores
 from tests.decisions.builders import campaign
 from tests.server.pipeline.builders import FORUM, T0, Fix, batch, setup_tenant, walk_into_forum
+from tests.server.store.builders import described, dues
 from tests.triggers.builders import offset
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -88,12 +89,12 @@ async def test_replaying_events_from_an_older_state_sends_nothing_twice(
     store, cores = ready_store, TenantCores()
     await _walk_in(store, cores)
     async with store.batch(TENANT, ["u1"]) as tx:
-        before = await tx.load_presence()
-    dwell_at = before["u1"].next_due_s
+        before = await tx.load_state()
+    dwell_at = dues(before)["u1"]
     assert dwell_at is not None
     await fire_timers(store, cores, TENANT, dwell_at)
     async with store.batch(TENANT, ["u1"]) as tx:
-        await tx.save_presence(list(before.values()))
+        await tx.save_state(before)
     replay = await fire_timers(store, cores, TENANT, dwell_at + 5)
     assert kinds(replay.events) == [f"dwell:{FORUM}"]
     assert replay.deliveries == ()
@@ -136,8 +137,8 @@ async def test_an_exception_mid_batch_leaves_no_half_state(ready_store: Store) -
     store, cores = ready_store, TenantCores()
     await _walk_in(store, cores)
     async with store.batch(TENANT, ["u1"]) as tx:
-        before = await tx.load_presence()
-    dwell_at = before["u1"].next_due_s
+        before = described(await tx.load_state())
+    dwell_at = dues(await tx.load_state())["u1"]
     assert dwell_at is not None
 
     with pytest.raises(RuntimeError, match="disk on fire"):
@@ -146,7 +147,7 @@ async def test_an_exception_mid_batch_leaves_no_half_state(ready_store: Store) -
     assert await store.list_deliveries(TENANT) == []
     assert kinds(e.event for e in await store.list_events(TENANT, "u1")) == [f"enter:{FORUM}"]
     async with store.batch(TENANT, ["u1"]) as tx:
-        assert await tx.load_presence() == before
+        assert described(await tx.load_state()) == before
         assert (await tx.load_ledger(0.0)).entries == ()
     # Nothing was lost either: the timer is still due and fires on the next round.
     retried = await fire_timers(store, cores, TENANT, dwell_at + 1)

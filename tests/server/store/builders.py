@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from geo.latlng import LatLng
-from server.store import DecisionRecord, EventRecord, KeyedEntry, NewDelivery, StoredPresence
+from server.store import DecisionRecord, EventRecord, KeyedEntry, NewDelivery
 from tests.decisions.builders import FORUM, KLUUVI, MARIMEKKO, campaign, profile, venue
 from triggers.decisions import Chosen, Considered, Decision, LedgerEntry, Outcome, Reason
 from triggers.pings import PingBatch
 from triggers.presence_events import Confidence, EventKind, PresenceEvent
+from triggers.presence_state import PresenceState, Visit
+from triggers.presence_subset import PresenceColumns, from_columns, to_columns
 from venues.model import Venue, VenueKind
 
 T0 = 1_764_320_400.0  # 2025-11-28T09:00:00Z
@@ -68,6 +70,40 @@ def delivery(user_id: str, key: str = "k1", at: float = T0) -> NewDelivery:
     )
 
 
-def presence(user_id: str, next_due_s: float | None = T0 + 300) -> StoredPresence:
-    return StoredPresence(user_id, {"user_id": user_id, "note": "opaque to the store"},
-                          next_due_s)
+def presences(due: dict[str, float | None]) -> PresenceState:
+    """A state of the given users: each last seen at T0 near Forum, with one open visit
+    at Forum whose timer is due at the given time (``None``: nothing open)."""
+    users = sorted(due)
+    n = len(users)
+    opened: list[list[object] | None] = []
+    for user_id in users:
+        at = due[user_id]
+        if at is None:
+            opened.append(None)
+            continue
+        visit = Visit(FORUM, f"{user_id}-v1", T0 - 60, T0, T0 - 60, 0, 0, Confidence.HIGH, at)
+        opened.append([[[visit.venue_id, visit.visit_id, visit.enter_at, visit.last_inside_at,
+                         visit.last_event_at, visit.dwell_done_s, visit.out_streak,
+                         visit.confidence.value, visit.scheduled_s]], [[KLUUVI, T0, 1]]])
+    return from_columns(PresenceColumns(
+        users, np.full(n, T0), np.full(n, T0), np.full(n, 60.17), np.full(n, 24.94),
+        np.zeros(n, np.int16), opened, np.full(n, np.nan)))
+
+
+def presence(user_id: str, next_due_s: float | None = T0 + 300) -> PresenceState:
+    return presences({user_id: next_due_s})
+
+
+def described(state: PresenceState) -> dict[str, tuple[object, ...]]:
+    """Each user's presence as comparable values, by user id."""
+    c = to_columns(state)
+    return {u: (c.last_ts[i], c.anchor_ts[i], c.anchor_lat[i], c.anchor_lng[i],
+                int(c.reject_streak[i]), repr(c.open[i]), repr(c.next_due_s[i]))
+            for i, u in enumerate(c.user_ids)}
+
+
+def dues(state: PresenceState) -> dict[str, float | None]:
+    """Each user's next due time (``None``: no open visit)."""
+    c = to_columns(state)
+    return {u: None if np.isnan(d) else float(d) for u, d in zip(c.user_ids, c.next_due_s,
+                                                                  strict=True)}

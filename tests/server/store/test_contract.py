@@ -28,10 +28,13 @@ from tests.server.store.builders import (
     circle,
     decision_row,
     delivery,
+    described,
+    dues,
     event_row,
     ledger_row,
     pings,
     presence,
+    presences,
     profile,
     venue,
 )
@@ -308,13 +311,13 @@ async def test_pings_of_a_retried_batch_are_stored_once(store: Store, tenant: st
 async def test_batch_commits_every_write_at_a_clean_exit(store: Store, tenant: str) -> None:
     async with store.batch(tenant, ["u1"]) as tx:
         assert tx.user_ids == ("u1",)
-        assert await tx.load_presence() == {}
+        assert described(await tx.load_state()) == {}
         assert await tx.insert_pings(pings("u1"), received_at=T0 + 30) == 3
         assert await tx.insert_events([event_row("u1")]) == 1
         assert await tx.insert_decisions([decision_row("u1")]) == 1
         assert await tx.insert_ledger([ledger_row("u1")]) == 1
         created = await tx.insert_deliveries([delivery("u1")])
-        await tx.save_presence([presence("u1")])
+        await tx.save_state(presence("u1"))
     assert [d.delivery_id for d in created] == [delivery("u1").delivery_id]
     assert created[0].status is DeliveryStatus.PENDING
     assert [e.event_key for e in await store.list_events(tenant, "u1")] == ["u1:e1"]
@@ -322,7 +325,7 @@ async def test_batch_commits_every_write_at_a_clean_exit(store: Store, tenant: s
         decision_row("u1").decision]
     assert await store.list_deliveries(tenant, user_id="u1") == created
     async with store.batch(tenant, ["u1"]) as tx:
-        assert await tx.load_presence() == {"u1": presence("u1")}
+        assert described(await tx.load_state()) == described(presence("u1"))
         snap = await tx.load_ledger(T0 - 1)
         assert snap.entries == (ledger_row("u1").entry,)
         assert (await tx.load_ledger(T0 + 1)).entries == ()
@@ -332,7 +335,7 @@ async def test_batch_rolls_back_everything_when_the_block_raises(
     store: Store, tenant: str
 ) -> None:
     async with store.batch(tenant, ["u1"]) as tx:
-        await tx.save_presence([presence("u1", T0 + 300)])
+        await tx.save_state(presence("u1", T0 + 300))
     with pytest.raises(RuntimeError, match="boom"):
         async with store.batch(tenant, ["u1"]) as tx:
             await tx.insert_pings(pings("u1"), received_at=T0)
@@ -340,13 +343,13 @@ async def test_batch_rolls_back_everything_when_the_block_raises(
             await tx.insert_decisions([decision_row("u1")])
             await tx.insert_ledger([ledger_row("u1")])
             await tx.insert_deliveries([delivery("u1")])
-            await tx.save_presence([presence("u1", T0 + 999)])
+            await tx.save_state(presence("u1", T0 + 999))
             raise RuntimeError("boom")
     assert await store.list_events(tenant, "u1") == []
     assert await store.list_decisions(tenant, "u1") == []
     assert await store.list_deliveries(tenant) == []
     async with store.batch(tenant, ["u1"]) as tx:
-        assert (await tx.load_presence())["u1"].next_due_s == T0 + 300
+        assert dues(await tx.load_state()) == {"u1": T0 + 300}
         assert (await tx.load_ledger(0.0)).entries == ()
 
 
@@ -380,7 +383,7 @@ async def test_batch_refuses_rows_of_users_it_did_not_lock(store: Store, tenant:
             await tx.insert_deliveries([delivery("u2")])
     with pytest.raises(OutsideBatchError):
         async with store.batch(tenant, ["u1"]) as tx:
-            await tx.save_presence([presence("u2")])
+            await tx.save_state(presence("u2"))
     with pytest.raises(OutsideBatchError):
         async with store.batch(tenant, ["u1"]) as tx:
             await tx.insert_pings(pings("u2"), received_at=T0)
@@ -388,8 +391,8 @@ async def test_batch_refuses_rows_of_users_it_did_not_lock(store: Store, tenant:
 
 async def test_due_users_come_earliest_first(store: Store, tenant: str) -> None:
     async with store.batch(tenant, ["a", "b", "c", "d"]) as tx:
-        await tx.save_presence([presence("a", T0 + 30), presence("b", T0 + 10),
-                                presence("c", None), presence("d", T0 + 90)])
+        await tx.save_state(presences({"a": T0 + 30, "b": T0 + 10, "c": None,
+                                       "d": T0 + 90}))
     assert await store.due_users(tenant, T0 + 60, 10) == ["b", "a"]
     assert await store.due_users(tenant, T0 + 60, 1) == ["b"]
     assert await store.due_users(OTHER_TENANT, T0 + 60, 10) == []
@@ -426,14 +429,14 @@ async def test_a_second_batch_of_a_user_waits_for_the_first(store: Store, tenant
         async with store.batch(tenant, ["u1", "u2"]) as tx:
             inside.set()
             await asyncio.sleep(0.05)
-            await tx.save_presence([presence("u1", T0 + 1)])
+            await tx.save_state(presence("u1", T0 + 1))
             order.append("first")
 
     async def second() -> None:
         await inside.wait()
         async with store.batch(tenant, ["u2", "u1"]) as tx:
-            seen = await tx.load_presence()
-            order.append(f"second saw {seen['u1'].next_due_s - T0 if 'u1' in seen else None}")
+            seen = dues(await tx.load_state())
+            order.append(f"second saw {seen['u1'] - T0 if seen.get('u1') else None}")
 
     await asyncio.wait_for(asyncio.gather(first(), second()), timeout=10)
     assert order == ["first", "second saw 1.0"]
@@ -486,7 +489,7 @@ async def _everything_about(store: Store, tenant: str, user_id: str) -> None:
         await tx.insert_decisions([decision_row(user_id)])
         await tx.insert_ledger([ledger_row(user_id)])
         created = await tx.insert_deliveries([delivery(user_id)])
-        await tx.save_presence([presence(user_id)])
+        await tx.save_state(presence(user_id))
     await store.record_feedback(tenant, created[0].delivery_id, FeedbackKind.DISMISSED,
                                 now=T0)
     await store.record_conversion(tenant, "c1", user_id, at=T0)
@@ -508,7 +511,7 @@ async def test_erase_user_deletes_everything_about_the_user_only(
     assert await store.list_deliveries(tenant, user_id="u1") == []
     assert await store.due_users(tenant, T0 + 1000, 10) == ["u2"]
     async with store.batch(tenant, ["u1"]) as tx:
-        assert await tx.load_presence() == {}
+        assert described(await tx.load_state()) == {}
         snap = await tx.load_ledger(0.0)
         assert snap.entries == () and snap.streaks == {}
     # The other user, and the same user id in another tenant, keep everything.
