@@ -221,6 +221,11 @@ class Deleted(_Strict):
     id: str
 
 
+class VenueDeleted(Deleted):
+    also: list[str] = Field(default_factory=list,
+                            description="venues below it deleted with it (cascade=true)")
+
+
 # --------------------------------------------------------------------------- campaigns
 
 

@@ -33,10 +33,11 @@ from server.api.context import (
     store,
 )
 from server.api.registry import MANAGE, Body, Operation, Param, not_found
-from server.api.schemas import Deleted, ImportReport, VenueCollection, VenueFeature
+from server.api.schemas import ImportReport, VenueCollection, VenueDeleted, VenueFeature
 from server.auth import Principal
 from server.errors import ApiError, core_errors
 from server.store.base import BBox
+from server.store.errors import VenueHasChildrenError
 from venues import (
     FILE_LEVEL,
     Problem,
@@ -164,9 +165,14 @@ async def get_venue(request: web.Request, principal: Principal) -> web.Response:
 
 async def delete_venue(request: web.Request, principal: Principal) -> web.Response:
     vid = path_id(request)
-    if not await store(request).delete_venue(principal.tenant_id, vid):
+    cascade = query_bool(request, "cascade")
+    try:
+        gone = await store(request).delete_venue(principal.tenant_id, vid, cascade=cascade)
+    except VenueHasChildrenError as exc:
+        raise ApiError(409, "venue_has_children", str(exc), field="id") from exc
+    if not gone:
         raise not_found("venue", vid)
-    return json_response(Deleted(id=vid))
+    return json_response(VenueDeleted(id=vid, also=list(gone[1:])))
 
 
 # --------------------------------------------------------------------------- listing
@@ -317,8 +323,12 @@ OPERATIONS = [
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
     Operation("DELETE", "/v1/venues/{id}", "deleteVenue", "Delete a venue (open visits end "
-              "with venue_removed)", "venues", delete_venue, MANAGE,
-              responses={200: Deleted}, errors=(404, 422)),
+              "with venue_removed); a parent only with cascade=true, which deletes every "
+              "venue below it too", "venues", delete_venue, MANAGE,
+              params=(Param("cascade", {"type": "boolean"},
+                            "also delete the venues whose parent_id leads to this one "
+                            "(without it, deleting a parent answers 409 venue_has_children)"),),
+              responses={200: VenueDeleted}, errors=(404, 409, 422)),
     Operation("GET", "/v1/venues", "listVenues", "List venues", "venues", list_venues, MANAGE,
               params=(
                   Param("bbox", {"type": "string"}, "min_lng,min_lat,max_lng,max_lat"),

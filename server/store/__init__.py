@@ -35,6 +35,7 @@ from server.store.errors import (
     OutsideBatchError,
     StoreError,
     StoreUnavailableError,
+    VenueHasChildrenError,
 )
 from server.store.memory import MemoryStore
 from server.store.postgres import PostgresStore
@@ -76,6 +77,7 @@ __all__ = [
     "StoreUnavailableError",
     "TenantRecord",
     "VariantAggregate",
+    "VenueHasChildrenError",
     "hash_key",
     "open_store",
 ]

@@ -423,8 +423,14 @@ class Store(Protocol):
 
     async def get_venue(self, tenant_id: str, venue_id: str) -> Venue | None: ...
 
-    async def delete_venue(self, tenant_id: str, venue_id: str) -> bool:
-        """Delete; True when it existed (and the version was bumped)."""
+    async def delete_venue(
+        self, tenant_id: str, venue_id: str, *, cascade: bool = False
+    ) -> tuple[str, ...]:
+        """Delete the venue, and with ``cascade`` every venue below it (children,
+        grandchildren, by ``parent_id``); returns the ids deleted, the venue's first
+        (empty: no such venue; else the version was bumped). Without ``cascade`` a venue
+        that is a parent raises :class:`~server.store.errors.VenueHasChildrenError` and
+        nothing is deleted."""
         ...
 
     async def list_venues(

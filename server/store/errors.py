@@ -23,6 +23,18 @@ class ConflictError(StoreError):
     """A create met an existing row with the same id (campaign, key, tenant)."""
 
 
+class VenueHasChildrenError(ConflictError):
+    """A venue asked to be deleted is the ``parent_id`` of others (stores of a mall):
+    deleting it alone would leave them naming a parent that does not exist."""
+
+    def __init__(self, venue_id: str, children: tuple[str, ...]) -> None:
+        shown = ", ".join(children[:10]) + (" ..." if len(children) > 10 else "")
+        super().__init__(f"venue {venue_id!r} is the parent of {len(children)} venue(s): "
+                         f"{shown}; delete them first, or delete with cascade")
+        self.venue_id = venue_id
+        self.children = children
+
+
 class StoreUnavailableError(StoreError):
     """The backend could not be reached or failed; the operation did not happen
     (a batch transaction is rolled back whole)."""

@@ -66,7 +66,13 @@ from server.store.codec import (
     venue_from_feature,
     without_contact,
 )
-from server.store.errors import ConflictError, NotFoundError, OutsideBatchError, StoreError
+from server.store.errors import (
+    ConflictError,
+    NotFoundError,
+    OutsideBatchError,
+    StoreError,
+    VenueHasChildrenError,
+)
 from triggers.decisions import (
     Campaign,
     CampaignStatus,
@@ -193,6 +199,29 @@ _REACTIONS = frozenset({"opened", "clicked", "dismissed", "converted", "ignored"
 """Feedback that means the user saw and reacted (or the TTL outcome is recorded)."""
 
 
+def _parent_of(tenant: _Tenant, venue_id: str) -> str | None:
+    parent = json.loads(tenant.venues[venue_id][0]).get("properties", {}).get("parent_id")
+    return parent if isinstance(parent, str) else None
+
+
+def _descendants(tenant: _Tenant, venue_id: str) -> set[str]:
+    """Every venue below ``venue_id`` by ``parent_id`` (cycles cannot loop: each venue
+    is visited once)."""
+    children: dict[str, list[str]] = {}
+    for vid in tenant.venues:
+        parent = _parent_of(tenant, vid)
+        if parent is not None:
+            children.setdefault(parent, []).append(vid)
+    found: set[str] = set()
+    todo = [venue_id]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found and child != venue_id:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def _due_at(row: DeliveryRecord) -> float:
     return row.created_at if row.next_attempt_at is None else row.next_attempt_at
 
@@ -291,12 +320,21 @@ class MemoryStore:
         row = self._r(tenant_id).venues.get(venue_id)
         return None if row is None else venue_from_feature(json.loads(row[0]))
 
-    async def delete_venue(self, tenant_id: str, venue_id: str) -> bool:
+    async def delete_venue(
+        self, tenant_id: str, venue_id: str, *, cascade: bool = False
+    ) -> tuple[str, ...]:
         tenant = self._r(tenant_id)
-        if tenant.venues.pop(venue_id, None) is None:
-            return False
+        if venue_id not in tenant.venues:
+            return ()
+        below = _descendants(tenant, venue_id)
+        if below and not cascade:
+            raise VenueHasChildrenError(venue_id, tuple(sorted(
+                v for v in below if _parent_of(tenant, v) == venue_id)))
+        gone = (venue_id, *sorted(below))
+        for vid in gone:
+            del tenant.venues[vid]
         tenant.bump()
-        return True
+        return gone
 
     async def list_venues(
         self,

@@ -81,6 +81,7 @@ from server.store.errors import (
     OutsideBatchError,
     StoreError,
     StoreUnavailableError,
+    VenueHasChildrenError,
 )
 from server.store.migrate import migrate, pending
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
@@ -339,14 +340,35 @@ class PostgresStore:
         return None if feature is None else venue_from_feature(feature)
 
     @_translated
-    async def delete_venue(self, tenant_id: str, venue_id: str) -> bool:
+    async def delete_venue(
+        self, tenant_id: str, venue_id: str, *, cascade: bool = False
+    ) -> tuple[str, ...]:
         async with self._pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(
-                "DELETE FROM venues WHERE tenant_id = $1 AND venue_id = $2", tenant_id, venue_id)
-            if _count(status) == 0:
-                return False
+            # The venue row locked first: two deletes (or a delete and a child's insert
+            # under it, which takes no lock here) see one order.
+            found = await conn.fetchval(
+                "SELECT venue_id FROM venues WHERE tenant_id = $1 AND venue_id = $2"
+                " FOR UPDATE", tenant_id, venue_id)
+            if found is None:
+                return ()
+            rows = await conn.fetch(
+                "WITH RECURSIVE below(venue_id, parent_id) AS ("
+                " SELECT venue_id, feature->'properties'->>'parent_id' FROM venues"
+                "  WHERE tenant_id = $1 AND feature->'properties'->>'parent_id' = $2"
+                " UNION"
+                " SELECT v.venue_id, v.feature->'properties'->>'parent_id' FROM venues v"
+                "  JOIN below b ON v.feature->'properties'->>'parent_id' = b.venue_id"
+                "  WHERE v.tenant_id = $1 AND v.venue_id <> $2)"
+                " SELECT venue_id, parent_id FROM below ORDER BY venue_id", tenant_id, venue_id)
+            below = [r["venue_id"] for r in rows]
+            if below and not cascade:
+                raise VenueHasChildrenError(
+                    venue_id, tuple(r["venue_id"] for r in rows if r["parent_id"] == venue_id))
+            gone = (venue_id, *below)
+            await conn.execute("DELETE FROM venues WHERE tenant_id = $1"
+                               " AND venue_id = ANY($2::text[])", tenant_id, list(gone))
             await self._bump(conn, tenant_id)
-            return True
+            return gone
 
     @_translated
     async def list_venues(

@@ -60,6 +60,19 @@ async def test_venue_put_get_list_delete(api: Api) -> None:
     await api.call("DELETE", "/v1/venues/senate", expect=404)
 
 
+async def test_deleting_a_parent_venue_needs_cascade(api: Api) -> None:
+    await api.call("PUT", "/v1/venues/senate", expect=201, json_body=venue_feature())
+    await api.call("PUT", "/v1/venues/shop", expect=201, json_body=venue_feature(
+        "shop", radius_m=10.0, kind="store", parent_id="senate"))
+    _, refused = await api.call("DELETE", "/v1/venues/senate", expect=409)
+    assert_error(refused, "venue_has_children", "id")
+    assert "shop" in refused["error"]["message"]
+    await api.call("GET", "/v1/venues/shop", expect=200)
+    _, deleted = await api.call("DELETE", "/v1/venues/senate?cascade=true", expect=200)
+    assert deleted == {"deleted": True, "id": "senate", "also": ["shop"]}
+    await api.call("GET", "/v1/venues/shop", expect=404)
+
+
 @pytest.mark.parametrize(("body", "code", "field"), [
     ({**venue_feature(), "geometry": None}, "missing_geometry", "geometry"),
     (venue_feature(radius_m=-5), "radius_out_of_range", "properties.radius_m"),

@@ -16,6 +16,7 @@ from server.store import (
     PolicyRecord,
     Role,
     Store,
+    VenueHasChildrenError,
     hash_key,
 )
 from tests.server.conftest import OTHER_TENANT
@@ -115,6 +116,23 @@ async def test_put_venue_says_whether_it_created(store: Store, tenant: str) -> N
     got = await store.get_venue(tenant, FORUM)
     assert got is not None and got.name == "Forum (renamed)"
     assert await store.put_venues(tenant, [venue(FORUM), venue(KLUUVI), circle()]) == 2
+
+
+async def test_a_parent_venue_is_deleted_only_with_cascade(store: Store, tenant: str) -> None:
+    kiosk = circle("kiosk-in-marimekko", parent_id=MARIMEKKO)
+    await store.put_venues(tenant, [venue(FORUM), venue(MARIMEKKO), kiosk, venue(KLUUVI)])
+    version = await store.catalog_version(tenant)
+    with pytest.raises(VenueHasChildrenError) as refused:
+        await store.delete_venue(tenant, FORUM)
+    assert refused.value.children == (MARIMEKKO,)  # children only, not grandchildren
+    assert await store.catalog_version(tenant) == version  # nothing deleted
+    assert await store.get_venue(tenant, MARIMEKKO) is not None
+    gone = await store.delete_venue(tenant, FORUM, cascade=True)
+    assert gone == (FORUM, "kiosk-in-marimekko", MARIMEKKO)
+    assert [v.id for v in await store.list_venues(tenant)] == [KLUUVI]
+    assert await store.catalog_version(tenant) > version
+    # A leaf needs no cascade; another tenant's tree is untouched.
+    assert await store.delete_venue(tenant, KLUUVI) == (KLUUVI,)
 
 
 async def test_every_catalogue_change_bumps_the_version(store: Store, tenant: str) -> None:
