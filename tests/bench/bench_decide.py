@@ -61,6 +61,7 @@ from triggers.decisions import (  # noqa: E402
     selector_matches,
 )
 from triggers.decisions.index import arbitration_key  # noqa: E402
+from triggers.decisions.rules import CampaignRules  # noqa: E402
 from venues.model import Venue, VenueKind  # noqa: E402
 
 T0 = 1_795_996_800.0  # 2026-11-30 08:00 Asia/Shanghai (a Monday): the baseline
@@ -320,12 +321,22 @@ class ScanIndex:
 
     The same tests as ``CampaignIndex.candidates`` (active, trigger, ``selector_matches``,
     the dwell threshold) and the same arbitration order; shares the index's
-    ``ContentEngine`` (templates compiled once either way).
+    ``ContentEngine`` (templates compiled once either way), its tag vocabulary and its
+    compiled campaign rules (looked up by id per candidate), but not its bucket lookup
+    or the memo of each venue's candidates.
     """
 
     def __init__(self, campaigns: list[Campaign], index: CampaignIndex) -> None:
         self._campaigns = campaigns
+        self._index = index
         self.content = index.content
+        self.tags = index.tags
+
+    def candidate_rules(self, venue: Venue, event_kind: str,
+                        dwell_s: float | None) -> tuple[CampaignRules, ...]:
+        """What ``decide`` asks for: the scan's candidates as the index's compiled rules
+        (shared like the templates, so both runs check candidates the same way)."""
+        return self._index.rules_of(self.candidates(venue, event_kind, dwell_s))
 
     def candidates(self, venue: Venue, event_kind: str, dwell_s: float | None) -> list[Campaign]:
         if not venue.enabled:

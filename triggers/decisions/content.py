@@ -141,6 +141,7 @@ class ContentEngine:
 
     def __init__(self) -> None:
         self._env = _Sandbox(undefined=StrictUndefined, autoescape=False)
+        self._globals = dict(self._env.globals)
         self._templates: dict[str, Template | TemplateFailure] = {}
         self._calendars: dict[tuple[str, str | None, int], holidays.HolidayBase | None] = {}
 
@@ -174,7 +175,7 @@ class ContentEngine:
             if isinstance(compiled, TemplateFailure):
                 return TemplateFailure(f"{field_name}: {compiled.message}")
             try:
-                text = compiled.render(context)
+                text = self._render(compiled, context)
             # A template is tenant input: whatever it raises (UndefinedError, SecurityError,
             # ZeroDivisionError, TypeError…) is its failure, never the decision's.
             except Exception as exc:
@@ -183,6 +184,21 @@ class ContentEngine:
                 return TemplateFailure(f"{field_name}: {len(text)} characters, limit {limit}")
             out.append(text.strip())
         return Rendered(title=out[0], body=out[1])
+
+    def _render(self, template: Template, context: Mapping[str, Any]) -> str:
+        """``template.render(context)``, through Jinja's low-level API: ``render`` copies
+        the environment's globals out of a ``ChainMap`` into every new context (twice),
+        about two thirds of a short template's time; here they are a plain dict made
+        once. Same variables, same globals, same output and exceptions."""
+        env = self._env
+        ctx = env.context_class(
+            env,
+            {**self._globals, **context},
+            template.name,
+            template.blocks,
+            globals=self._globals,
+        )
+        return env.concat(template.root_render_func(ctx))
 
     def holiday(self, country: str | None, day: date, locale: str | None) -> str | None:
         """The public holiday on ``day`` in ``country`` (ISO alpha-2), named in the user's
@@ -219,8 +235,10 @@ def _holiday_language(supported: Sequence[str], locale: str | None) -> str | Non
     language = wanted.split("-")[0]
     if language in by_norm:
         return by_norm[language]
-    return next((lang for norm, lang in sorted(by_norm.items()) if norm and
-                 norm.split("-")[0] == language), None)
+    return next(
+        (lang for norm, lang in sorted(by_norm.items()) if norm and norm.split("-")[0] == language),
+        None,
+    )
 
 
 def build_context(
@@ -260,13 +278,14 @@ def build_context(
     )
     expires_at = now + campaign.offer_ttl_s
     expires_local = datetime.fromtimestamp(expires_at, local.tzinfo)
+    # f-strings, not strftime("%H:%M"): the same text at a fraction of the cost.
     offer: dict[str, Any] = dict(campaign.offer)
     offer.update(
         campaign_id=campaign.id,
         variant_id=variant_id,
         ttl_s=campaign.offer_ttl_s,
         expires_at=expires_at,
-        expires_local=expires_local.strftime("%H:%M"),
+        expires_local=f"{expires_local.hour:02d}:{expires_local.minute:02d}",
     )
     return {
         "user": user,
@@ -287,7 +306,7 @@ def build_context(
         },
         "offer": offer,
         "time_of_day": time_of_day(local),
-        "local_time": local.strftime("%H:%M"),
+        "local_time": f"{local.hour:02d}:{local.minute:02d}",
         "holiday": holiday,
         "recently_viewed": None
         if profile.recently_viewed is None

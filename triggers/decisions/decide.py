@@ -28,40 +28,36 @@ the next is tried. The first that renders is ``sent``; the rest are ``lower_prio
 
 "Local time" is the user's zone, else the venue's, else the policy's default. Rules are
 evaluated at ``now`` (when the push would go out), not at the event time.
+
+An event has ~30 candidates, so this is the service's hot path: the checks read each
+campaign's :class:`~triggers.decisions.rules.CampaignRules` (compiled once by the index:
+bit masks, numbers, sets, and the lines it can reuse) against the event's facts, which
+``_Facts`` computes once per event, not per candidate.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from collections.abc import Hashable
+from functools import lru_cache
+from typing import cast
 
 from triggers.decisions.content import Rendered, age_band, build_context, pick_rendition
 from triggers.decisions.events import EventLike, kind_of
 from triggers.decisions.experiments import assign
-from triggers.decisions.hours import (
-    in_window,
-    local_day_bounds,
-    local_time,
-    minute_of_day,
-    parse_window,
-)
+from triggers.decisions.hours import day_bounds, in_window, local_time, parse_window
 from triggers.decisions.index import CampaignIndex
 from triggers.decisions.ledger import WEEK_S, Ledger
-from triggers.decisions.models import (
-    ALL_CHANNELS,
-    Audience,
-    Campaign,
-    Profile,
-    TenantPolicy,
-    norm_locale,
-)
+from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
 from triggers.decisions.opening_hours import OpeningHours, parse_opening_hours
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
 from triggers.decisions.routes import route_tip
+from triggers.decisions.rules import CampaignRules, TagBits
 from triggers.decisions.segments import segment_of
 from triggers.errors import TriggerError
 from venues.model import Venue
+
+_SKIPPED = Outcome.SKIPPED
 
 
 # The seven positional parameters are the documented contract the service and the
@@ -85,18 +81,27 @@ def decide(  # noqa: PLR0917
     if event.venue_id != venue.id:
         raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
     kind = kind_of(event)
-    ctx = _Context(event, profile, venue, policy, ledger, now)
-    considered: list[Considered] = []
-    eligible: list[tuple[Campaign, str]] = []
-    candidates = campaigns.candidates(venue, kind, event.dwell_s)
-    for campaign in candidates:
-        blocked = _first_block(ctx, campaign)
-        if isinstance(blocked, str):
-            eligible.append((campaign, blocked))
-        else:
-            considered.append(blocked)
-    chosen = _arbitrate(ctx, campaigns, eligible, kind, considered)
-    order = {c.id: i for i, c in enumerate(candidates)}
+    candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
+    facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags)
+    # One line per candidate, in candidate (= arbitration) order; an eligible campaign's
+    # line is filled in by the arbitration.
+    lines: list[Considered | None]
+    eligible: list[tuple[int, CampaignRules, str]] = []
+    if event.stale:
+        lines = [rules.stale_line for rules in candidates]
+    else:
+        lines = []
+        for rules in candidates:
+            # Most lines are audience misses: checked here, saving a call per candidate.
+            blocked = (not rules.audience_free and _audience_miss(facts, rules)) or (
+                _later_block(facts, rules)
+            )
+            if isinstance(blocked, str):
+                eligible.append((len(lines), rules, blocked))
+                lines.append(None)
+            else:
+                lines.append(blocked)
+    chosen = _arbitrate(facts, campaigns, eligible, kind, lines) if eligible else None
     return Decision(
         user_id=profile.user_id,
         venue_id=venue.id,
@@ -105,71 +110,171 @@ def decide(  # noqa: PLR0917
         visit_id=event.visit_id,
         decided_at=now,
         chosen=chosen,
-        considered=tuple(sorted(considered, key=lambda c: order[c.campaign_id])),
-        notes=tuple(ctx.notes),
+        # _arbitrate has filled every eligible campaign's line.
+        considered=cast("tuple[Considered, ...]", tuple(lines)),
+        notes=tuple(facts.notes),
     )
 
 
-@dataclass
-class _Context:
-    """One event's inputs, with the user-level facts each computed at most once."""
+_UNKNOWN = object()
+"""A fact not computed yet."""
 
-    event: EventLike
-    profile: Profile
-    venue: Venue
-    policy: TenantPolicy
-    ledger: Ledger
-    now: float
 
-    def __post_init__(self) -> None:
+class _Facts:
+    """One event's user, clock and venue facts: computed once, read by every candidate."""
+
+    __slots__ = (
+        "_global",
+        "_outside_key",
+        "_quiet_key",
+        "_reach",
+        "_venue_open",
+        "age",
+        "event",
+        "gender",
+        "language",
+        "ledger",
+        "local",
+        "locale",
+        "minute",
+        "norm_locale",
+        "notes",
+        "now",
+        "open_channels",
+        "policy",
+        "profile",
+        "quiet",
+        "segment",
+        "tag_mask",
+        "tags_not_held",
+        "tz",
+        "user_id",
+        "venue",
+        "weekday",
+    )
+
+    # Mirrors decide's parameters (one event's inputs).
+    def __init__(  # noqa: PLR0917
+        self,
+        event: EventLike,
+        profile: Profile,
+        venue: Venue,
+        policy: TenantPolicy,
+        ledger: Ledger,
+        now: float,
+        tags: TagBits,
+    ) -> None:
+        self.event = event
+        self.profile = profile
+        self.venue = venue
+        self.policy = policy
+        self.ledger = ledger
+        self.now = now
         self.notes: list[str] = []
-        self.tz = (
-            self.profile.attributes.timezone or self.venue.timezone or self.policy.default_timezone
-        )
-        self.local = local_time(self.now, self.tz)
+        self.user_id = profile.user_id
+        attributes = profile.attributes
+        self.tz = attributes.timezone or venue.timezone or policy.default_timezone
+        self.local = local = local_time(now, self.tz)
+        self.minute = local.hour * 60 + local.minute
+        self.weekday = local.weekday()
+        self.tag_mask = tags.of_user(profile)
+        """Interest and scene tags, as audiences see them (see ``TagBits``)."""
+        self.tags_not_held = ~self.tag_mask
+        self.age = attributes.age
+        self.gender = attributes.gender
+        self.locale = profile.content_locale
+        self.norm_locale = norm_locale(self.locale)
+        self.language = None if self.norm_locale is None else self.norm_locale.split("-")[0]
+        self.segment = str(segment_of(profile, now))
+        window = policy.quiet_hours
+        self.quiet = window is not None and in_window(parse_window(window), self.minute)
+        self.open_channels = profile.channels is None and not profile.opt_outs
+        """Reachable on every channel and refusing none: a campaign's first channel wins."""
+        self._outside_key: tuple[Reason, str] | None = None
+        self._quiet_key: tuple[Reason, str] | None = None
+        self._venue_open: bool | None = None
+        self._reach: dict[tuple[str, ...], str | tuple[Reason, str]] = {}
+        self._global: object = _UNKNOWN
 
-    @cached_property
     def tags(self) -> frozenset[str]:
-        """Interest and scene tags, as audiences see them (once per event, not per campaign)."""
+        """Interest and scene tags by name (for the text of a tag line)."""
         return self.profile.all_tags
 
-    @cached_property
-    def segment(self) -> str:
-        return str(segment_of(self.profile, self.now))
+    def outside_key(self) -> tuple[Reason, str]:
+        """Key of the schedule-hours lines (see ``CampaignRules.remember_clock``): the
+        reason and ``"HH:MM zone"``, local."""
+        if self._outside_key is None:
+            local = self.local
+            # f"{local:%H:%M}", without strftime's cost
+            clock = f"{local.hour:02d}:{local.minute:02d} {self.tz}"
+            self._outside_key = (Reason.OUTSIDE_SCHEDULE, clock)
+        return self._outside_key
 
-    @cached_property
+    def quiet_key(self) -> tuple[Reason, str]:
+        """Key of the quiet-hours lines: the reason and the line's detail."""
+        if self._quiet_key is None:
+            clock = self.outside_key()[1]
+            self._quiet_key = (Reason.QUIET_HOURS, f"{clock} in {self.policy.quiet_hours}")
+        return self._quiet_key
+
     def venue_open(self) -> bool:
-        text = self.venue.opening_hours
-        if text is None and isinstance(self.venue.metadata.get("opening_hours"), str):
+        """The venue's opening hours at ``now``; unknown hours count as open, with a note."""
+        if self._venue_open is None:
+            self._venue_open = self._compute_venue_open()
+        return self._venue_open
+
+    def _compute_venue_open(self) -> bool:
+        venue = self.venue
+        text = venue.opening_hours
+        if text is None and isinstance(venue.metadata.get("opening_hours"), str):
             # Venue files from OSM often keep opening_hours in metadata only.
-            text = self.venue.metadata["opening_hours"]
+            text = venue.metadata["opening_hours"]
         if text is None:
             return True
         hours = _parse_cached(text)
         if hours is None:
             self.notes.append(
-                f"opening_hours {text!r} of venue {self.venue.id} not understood; treated as open"
+                f"opening_hours {text!r} of venue {venue.id} not understood; treated as open"
             )
             return True
-        return hours.is_open(local_time(self.now, self.venue.timezone or self.tz))
+        return hours.is_open(local_time(self.now, venue.timezone or self.tz))
 
-    @cached_property
-    def quiet(self) -> bool:
-        window = self.policy.quiet_hours
-        return window is not None and in_window(parse_window(window), minute_of_day(self.local))
+    def reach(self, channels: tuple[str, ...]) -> str | tuple[Reason, str]:
+        """The channel a campaign with ``channels`` would use, or why there is none."""
+        found = self._reach.get(channels)
+        if found is None:
+            profile = self.profile
+            reachable = [
+                ch for ch in channels if profile.channels is None or ch in profile.channels
+            ]
+            refused = set(profile.opt_outs)
+            allowed = [ch for ch in reachable if ch not in refused and ALL_CHANNELS not in refused]
+            if not reachable:
+                found = (Reason.NO_CHANNEL, f"user reachable on none of {list(channels)}")
+            elif not allowed:
+                found = (Reason.OPTED_OUT, f"opted out of {reachable}")
+            else:
+                found = allowed[0]
+            self._reach[channels] = found
+        return found
 
-    @cached_property
     def global_block(self) -> tuple[Reason, str] | None:
         """``global_cap`` / ``fatigue`` / ``min_gap`` for the user, or ``None``."""
-        user_id, policy = self.profile.user_id, self.policy
+        if self._global is _UNKNOWN:
+            self._global = self._compute_global_block()
+        return cast("tuple[Reason, str] | None", self._global)
+
+    def _compute_global_block(self) -> tuple[Reason, str] | None:
+        user_id, policy, ledger, now = self.user_id, self.policy, self.ledger, self.now
         if policy.max_per_day is not None:
-            day_start, day_end = local_day_bounds(self.now, self.tz)
-            today = self.ledger.count_pushes(user_id, day_start, day_end)
+            day_start, day_end = day_bounds(self.local.date(), self.tz)
+            today = ledger.count_pushes(user_id, day_start, day_end)
             if today >= policy.max_per_day:
-                return Reason.GLOBAL_CAP, (
-                    f"{today} pushes today ({self.tz}), cap {policy.max_per_day}"
+                return (
+                    Reason.GLOBAL_CAP,
+                    f"{today} pushes today ({self.tz}), cap {policy.max_per_day}",
                 )
-            streak = self.ledger.ignored_streak(user_id)
+            streak = ledger.ignored_streak(user_id)
             if policy.fatigue_after_ignored is not None and streak >= policy.fatigue_after_ignored:
                 # Halved, but never below one a day: the user needs a push to click on to
                 # leave the fatigued state.
@@ -179,14 +284,12 @@ class _Context:
                         f"{streak} ignored in a row; {today} today, halved cap {halved}"
                     )
         if policy.max_per_week is not None:
-            week = self.ledger.count_pushes(user_id, _after(self.now - WEEK_S), math.inf)
+            week = ledger.count_pushes(user_id, _after(now - WEEK_S), math.inf)
             if week >= policy.max_per_week:
                 return Reason.GLOBAL_CAP, f"{week} pushes in 7 days, cap {policy.max_per_week}"
-        last = self.ledger.last_push_at(user_id)
-        if last is not None and self.now - last < policy.min_gap_s:
-            return Reason.MIN_GAP, (
-                f"last push {self.now - last:.0f} s ago, gap {policy.min_gap_s:.0f} s"
-            )
+        last = ledger.last_push_at(user_id)
+        if last is not None and now - last < policy.min_gap_s:
+            return Reason.MIN_GAP, f"last push {now - last:.0f} s ago, gap {policy.min_gap_s:.0f} s"
         return None
 
 
@@ -201,192 +304,214 @@ def _parse_cached(text: str) -> OpeningHours | None:
     return parse_opening_hours(text)
 
 
-def _first_block(ctx: _Context, campaign: Campaign) -> Considered | str:
-    """The first rule that stops ``campaign`` (as its ``Considered``), or the channel."""
+# Lines remembered per campaign are looked up as ``rules.lines.get(key) or
+# rules.remember(key, ...)``: on a hit the detail text is not even formatted.
 
-    def skip(reason: Reason, detail: str | None = None) -> Considered:
-        return Considered(
-            campaign_id=campaign.id, outcome=Outcome.SKIPPED, reason=reason, detail=detail
-        )
 
-    if ctx.event.stale:
-        return skip(Reason.STALE_EVENT)
-    miss = _audience_miss(campaign.audience, ctx.profile, ctx.segment, ctx.tags)
-    if miss is not None:
-        return skip(Reason.NOT_IN_AUDIENCE, miss)
-    miss = _schedule_miss(campaign, ctx)
-    if miss is not None:
-        return skip(Reason.OUTSIDE_SCHEDULE, miss)
-    if campaign.schedule.respect_opening_hours and not ctx.venue_open:
-        return skip(Reason.VENUE_CLOSED)
-    if ctx.quiet:
-        return skip(Reason.QUIET_HOURS, f"{ctx.local:%H:%M} {ctx.tz} in {ctx.policy.quiet_hours}")
-    reachable = [
-        ch
-        for ch in campaign.channels
-        if ctx.profile.channels is None or ch in ctx.profile.channels
-    ]
-    if not reachable:
-        return skip(Reason.NO_CHANNEL, f"user reachable on none of {list(campaign.channels)}")
-    refused = set(ctx.profile.opt_outs)
-    allowed = [ch for ch in reachable if ch not in refused and ALL_CHANNELS not in refused]
-    if not allowed:
-        return skip(Reason.OPTED_OUT, f"opted out of {reachable}")
-    user_id = ctx.profile.user_id
-    cap = campaign.caps.per_user
-    if cap is not None:
-        sent = ctx.ledger.count_pushes(
-            user_id, _after(ctx.now - cap.period_s), math.inf, campaign_id=campaign.id
+def _later_block(facts: _Facts, rules: CampaignRules) -> Considered | str:
+    """The first rule after the audience that stops the campaign (as its line), or the
+    channel it would use."""
+    if not rules.schedule_free:
+        miss = _schedule_miss(facts, rules)
+        if miss is not None:
+            return miss
+    if rules.respects_opening_hours and not facts.venue_open():
+        return rules.lines.get(Reason.VENUE_CLOSED) or rules.remember(
+            Reason.VENUE_CLOSED, Reason.VENUE_CLOSED
         )
-        if sent >= cap.count:
-            return skip(Reason.CAMPAIGN_CAP, f"{sent} in {cap.period_s:.0f} s, cap {cap.count}")
-    cooldown = campaign.caps.cooldown_s
-    if cooldown is not None:
-        last = ctx.ledger.last_push_at(user_id, campaign_id=campaign.id, venue_id=ctx.venue.id)
-        if last is not None and ctx.now - last < cooldown:
-            return skip(
-                Reason.COOLDOWN, f"last here {ctx.now - last:.0f} s ago, cooldown {cooldown:.0f} s"
+    if facts.quiet:
+        key = facts.quiet_key()
+        return rules.clock_lines.get(key) or rules.remember_clock(key, key[1])
+    if facts.open_channels and rules.channels:
+        channel = rules.channels[0]
+    else:
+        reach = facts.reach(rules.channels)
+        if not isinstance(reach, str):
+            return rules.lines.get(reach) or rules.remember(reach, *reach)
+        channel = reach
+    return _history_block(facts, rules) or channel
+
+
+def _history_block(facts: _Facts, rules: CampaignRules) -> Considered | None:
+    """The ledger's rules: campaign cap, cooldown, then the user's global ones."""
+    if rules.cap_count is not None:
+        sent = facts.ledger.count_pushes(
+            facts.user_id, _after(facts.now - rules.cap_period_s), math.inf, campaign_id=rules.id
+        )
+        if sent >= rules.cap_count:
+            key = (Reason.CAMPAIGN_CAP, sent)
+            return rules.lines.get(key) or rules.remember(
+                key,
+                Reason.CAMPAIGN_CAP,
+                f"{sent} in {rules.cap_period_s:.0f} s, cap {rules.cap_count}",
             )
-    block = ctx.global_block
-    if block is not None:
-        return skip(*block)
-    return allowed[0]
+    cooldown = rules.cooldown_s
+    if cooldown is not None:
+        last = facts.ledger.last_push_at(
+            facts.user_id, campaign_id=rules.id, venue_id=facts.venue.id
+        )
+        if last is not None and facts.now - last < cooldown:
+            return Considered(
+                rules.id,
+                _SKIPPED,
+                Reason.COOLDOWN,
+                None,
+                f"last here {facts.now - last:.0f} s ago, cooldown {cooldown:.0f} s",
+            )
+    block = facts.global_block()
+    if block is None:
+        return None
+    if block[0] is Reason.MIN_GAP:  # names seconds: built per decision
+        return Considered(rules.id, _SKIPPED, block[0], None, block[1])
+    return rules.lines.get(block) or rules.remember(block, *block)
 
 
-def _audience_miss(
-    audience: Audience, profile: Profile, segment: str, tags: frozenset[str] | None = None
-) -> str | None:
-    if tags is None:
-        tags = profile.all_tags
-    if audience.all_of_tags and not set(audience.all_of_tags) <= tags:
-        return f"lacks tags {sorted(set(audience.all_of_tags) - tags)}"
-    if audience.any_of_tags and not set(audience.any_of_tags) & tags:
-        return f"has none of tags {list(audience.any_of_tags)}"
-    if set(audience.none_of_tags) & tags:
-        return f"has excluded tags {sorted(set(audience.none_of_tags) & tags)}"
-    attrs = profile.attributes
-    if audience.age is not None:
-        low, high = audience.age.min, audience.age.max
-        if attrs.age is None:
-            return "age unknown"
-        if (low is not None and attrs.age < low) or (high is not None and attrs.age > high):
-            return f"age {attrs.age} outside {low}-{high}"
-    if audience.gender and attrs.gender not in audience.gender:
-        return f"gender {attrs.gender!r} not in {list(audience.gender)}"
-    if audience.locales and not _locale_matches(audience.locales, profile.content_locale):
-        return f"locale {profile.content_locale!r} not in {list(audience.locales)}"
-    if audience.segments and segment not in audience.segments:
-        return f"segment {segment} not in {[str(s) for s in audience.segments]}"
+def _audience_miss(facts: _Facts, rules: CampaignRules) -> Considered | None:
+    """Tags (interest + scene), age range, gender, locales, segment — in that order."""
+    lines = rules.lines
+    missing = rules.all_of & facts.tags_not_held
+    if missing:
+        key: Hashable = ("all_of", missing)
+        return lines.get(key) or rules.remember(
+            key,
+            Reason.NOT_IN_AUDIENCE,
+            f"lacks tags {sorted(set(rules.campaign.audience.all_of_tags) - facts.tags())}",
+        )
+    if rules.any_of and not rules.any_of & facts.tag_mask:
+        return lines.get("any_of") or rules.remember(
+            "any_of",
+            Reason.NOT_IN_AUDIENCE,
+            f"has none of tags {list(rules.campaign.audience.any_of_tags)}",
+        )
+    excluded = rules.none_of & facts.tag_mask
+    if excluded:
+        key = ("none_of", excluded)
+        return lines.get(key) or rules.remember(
+            key,
+            Reason.NOT_IN_AUDIENCE,
+            f"has excluded tags {sorted(set(rules.campaign.audience.none_of_tags) & facts.tags())}",
+        )
+    if rules.checks_age:
+        age, low, high = facts.age, rules.min_age, rules.max_age
+        if age is None:
+            return lines.get("age") or rules.remember("age", Reason.NOT_IN_AUDIENCE, "age unknown")
+        if (low is not None and age < low) or (high is not None and age > high):
+            key = ("age", age)
+            return lines.get(key) or rules.remember(
+                key, Reason.NOT_IN_AUDIENCE, f"age {age} outside {low}-{high}"
+            )
+    if rules.genders and facts.gender not in rules.genders:
+        key = ("gender", facts.gender)
+        return lines.get(key) or rules.remember(
+            key, Reason.NOT_IN_AUDIENCE, f"gender {facts.gender!r} not in {list(rules.genders)}"
+        )
+    if rules.locales and not (
+        facts.norm_locale in rules.locale_exact or facts.language in rules.locale_language
+    ):
+        key = ("locale", facts.locale)
+        return lines.get(key) or rules.remember(
+            key, Reason.NOT_IN_AUDIENCE, f"locale {facts.locale!r} not in {list(rules.locales)}"
+        )
+    if rules.segments and facts.segment not in rules.segments:
+        key = ("segment", facts.segment)
+        return lines.get(key) or rules.remember(
+            key,
+            Reason.NOT_IN_AUDIENCE,
+            f"segment {facts.segment} not in {[str(s) for s in rules.campaign.audience.segments]}",
+        )
     return None
 
 
-def _locale_matches(wanted: tuple[str, ...], locale: str | None) -> bool:
-    have = norm_locale(locale)
-    if have is None:
-        return False
-    for item in wanted:
-        want = norm_locale(item)
-        if want == have or (want is not None and "-" not in want and have.split("-")[0] == want):
-            return True
-    return False
-
-
-def _schedule_miss(campaign: Campaign, ctx: _Context) -> str | None:
-    schedule = campaign.schedule
-    if schedule.start is not None and ctx.now < schedule.start:
-        return "before start"
-    if schedule.end is not None and ctx.now >= schedule.end:
-        return "after end"
-    if schedule.days and ctx.local.weekday() not in schedule.weekdays:
-        return f"{ctx.local:%a} not in {list(schedule.days)}"
-    if schedule.hours is not None and not in_window(
-        parse_window(schedule.hours), minute_of_day(ctx.local)
-    ):
-        return f"{ctx.local:%H:%M} {ctx.tz} outside {schedule.hours}"
+def _schedule_miss(facts: _Facts, rules: CampaignRules) -> Considered | None:
+    """Start, end, days and hours, in local time."""
+    if rules.start is not None and facts.now < rules.start:
+        return rules.lines.get("start") or rules.remember(
+            "start", Reason.OUTSIDE_SCHEDULE, "before start"
+        )
+    if rules.end is not None and facts.now >= rules.end:
+        return rules.lines.get("end") or rules.remember("end", Reason.OUTSIDE_SCHEDULE, "after end")
+    if rules.weekdays is not None and facts.weekday not in rules.weekdays:
+        days = ("days", facts.weekday)
+        return rules.lines.get(days) or rules.remember(
+            days,
+            Reason.OUTSIDE_SCHEDULE,
+            f"{facts.local:%a} not in {list(rules.campaign.schedule.days)}",
+        )
+    if rules.window is not None and not in_window(rules.window, facts.minute):
+        key = facts.outside_key()
+        return rules.clock_lines.get(key) or rules.remember_clock(
+            key, f"{key[1]} outside {rules.campaign.schedule.hours}"
+        )
     return None
 
 
 def _arbitrate(
-    ctx: _Context,
+    facts: _Facts,
     index: CampaignIndex,
-    eligible: list[tuple[Campaign, str]],
+    eligible: list[tuple[int, CampaignRules, str]],
     kind: str,
-    considered: list[Considered],
+    lines: list[Considered | None],
 ) -> Chosen | None:
-    """Walk the eligible campaigns in arbitration order; append their lines; the push."""
+    """Walk the eligible campaigns in arbitration order; fill in their lines; the push."""
     chosen: Chosen | None = None
-    for campaign, channel in eligible:
+    profile = facts.profile
+    for position, rules, channel in eligible:
         if chosen is not None:
-            considered.append(
-                Considered(
-                    campaign_id=campaign.id,
-                    outcome=Outcome.SKIPPED,
-                    reason=Reason.LOWER_PRIORITY,
-                    detail=f"{chosen.campaign_id} won",
-                )
+            winner = chosen.campaign_id
+            key = (Reason.LOWER_PRIORITY, winner)
+            lines[position] = rules.lines.get(key) or rules.remember(
+                key, Reason.LOWER_PRIORITY, f"{winner} won"
             )
             continue
-        assignment = assign(campaign.id, ctx.profile.user_id, campaign.control_pct, campaign.arms)
+        assignment = assign(rules.id, facts.user_id, rules.control_pct, rules.arms)
+        arm = assignment.arm
         if assignment.control:
-            considered.append(
-                Considered(
-                    campaign_id=campaign.id,
-                    outcome=Outcome.HELD_OUT,
-                    reason=Reason.HELD_OUT_CONTROL,
-                    variant_id=assignment.arm,
-                )
+            lines[position] = rules.lines.get((Reason.HELD_OUT_CONTROL, arm)) or rules.remember(
+                (Reason.HELD_OUT_CONTROL, arm),
+                Reason.HELD_OUT_CONTROL,
+                outcome=Outcome.HELD_OUT,
+                variant_id=arm,
             )
             continue
-        variant = pick_rendition(
-            campaign.variants,
-            assignment.arm,
-            ctx.profile.content_locale,
-            age_band(ctx.profile.attributes.age),
-        )
+        style = age_band(facts.age)
+        variant = rules.rendition(arm, facts.locale, style)
+        if variant is None:
+            variant = pick_rendition(rules.campaign.variants, arm, facts.locale, style)
+            rules.remember_rendition(arm, facts.locale, style, variant)
+        event = facts.event
         context = build_context(
-            profile=ctx.profile,
-            segment=ctx.segment,
-            venue=ctx.venue,
+            profile=profile,
+            segment=facts.segment,
+            venue=facts.venue,
             event_kind=kind,
-            event_at=ctx.event.at,
-            dwell_s=ctx.event.dwell_s,
-            visit_id=ctx.event.visit_id,
-            campaign=campaign,
-            variant_id=assignment.arm,
-            now=ctx.now,
-            local=ctx.local,
+            event_at=event.at,
+            dwell_s=event.dwell_s,
+            visit_id=event.visit_id,
+            campaign=rules.campaign,
+            variant_id=arm,
+            now=facts.now,
+            local=facts.local,
             holiday=index.content.holiday(
-                ctx.profile.attributes.country, ctx.local.date(), ctx.profile.content_locale
+                profile.attributes.country, facts.local.date(), facts.locale
             ),
-            route=route_tip(ctx.venue, ctx.profile.next_stops.get(ctx.venue.id)),
+            route=route_tip(facts.venue, profile.next_stops.get(facts.venue.id)),
         )
         rendered = index.content.render(variant, context)
         if not isinstance(rendered, Rendered):
-            considered.append(
-                Considered(
-                    campaign_id=campaign.id,
-                    outcome=Outcome.ERROR,
-                    reason=Reason.TEMPLATE_ERROR,
-                    variant_id=assignment.arm,
-                    detail=rendered.message,
-                )
+            lines[position] = Considered(
+                rules.id, Outcome.ERROR, Reason.TEMPLATE_ERROR, arm, rendered.message
             )
             continue
         chosen = Chosen(
-            campaign_id=campaign.id,
-            variant_id=assignment.arm,
+            campaign_id=rules.id,
+            variant_id=arm,
             title=rendered.title,
             body=rendered.body,
             channel=channel,
             locale=variant.locale,
-            expires_at=ctx.now + campaign.offer_ttl_s,
+            expires_at=facts.now + rules.campaign.offer_ttl_s,
         )
-        considered.append(
-            Considered(
-                campaign_id=campaign.id,
-                outcome=Outcome.SENT,
-                reason=Reason.SENT,
-                variant_id=assignment.arm,
-            )
+        lines[position] = rules.lines.get((Reason.SENT, arm)) or rules.remember(
+            (Reason.SENT, arm), Reason.SENT, outcome=Outcome.SENT, variant_id=arm
         )
     return chosen

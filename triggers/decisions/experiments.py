@@ -24,6 +24,8 @@ def unit_hash(*parts: str) -> float:
 
 def in_control(campaign_id: str, user_id: str, control_pct: float) -> bool:
     """Whether the user is in the campaign's control group (``control_pct`` in [0, 100])."""
+    if control_pct <= 0:  # no hash is below 0: skip hashing for the common campaign
+        return False
     return unit_hash("control", campaign_id, user_id) * 100.0 < control_pct
 
 
@@ -32,6 +34,8 @@ def pick_arm(campaign_id: str, user_id: str, arms: Sequence[tuple[str, float]]) 
 
     Raises ``ValueError`` when there is no arm with a positive weight.
     """
+    if len(arms) == 1 and arms[0][1] > 0:  # one arm: every point falls in it
+        return arms[0][0]
     total = sum(weight for _, weight in arms)
     if total <= 0:
         raise ValueError("no arm has a positive weight")

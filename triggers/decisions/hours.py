@@ -6,7 +6,7 @@ Pure: every function takes the instant as epoch seconds and the zone as an IANA 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -63,8 +63,13 @@ def local_day_bounds(at: float, tz: str) -> tuple[float, float]:
     The day is 23 or 25 hours long across a DST change (Europe/Helsinki, 2026-03-29 is 23 h);
     building each midnight from the calendar date, not adding 86 400 s, gets that right.
     """
-    local = local_time(at, tz)
-    start = datetime(local.year, local.month, local.day, tzinfo=zone(tz))
-    following = local.date() + timedelta(days=1)
+    return day_bounds(local_time(at, tz).date(), tz)
+
+
+@lru_cache(maxsize=4096)  # decide asks once per event; a zone has one answer per date
+def day_bounds(day: date, tz: str) -> tuple[float, float]:
+    """Epoch seconds of the local midnights starting ``day`` and the day after, in ``tz``."""
+    start = datetime(day.year, day.month, day.day, tzinfo=zone(tz))
+    following = day + timedelta(days=1)
     end = datetime(following.year, following.month, following.day, tzinfo=zone(tz))
     return start.timestamp(), end.timestamp()

@@ -101,14 +101,17 @@ class Ledger(Protocol):
 class InMemoryLedger:
     """The :class:`Ledger` of the simulator and of a per-transaction snapshot.
 
-    Entries are kept in recording order; queries scan one user's list, which a horizon of
-    :func:`history_horizon_s` keeps short.
+    Entries are kept in recording order, per user and per (user, campaign): ``decide``
+    asks for several candidate campaigns per decision, and most of them never reached the
+    user, so their queries look at an empty list instead of the user's whole history. A
+    horizon of :func:`history_horizon_s` keeps the lists short.
     """
 
     def __init__(
         self, entries: Iterable[LedgerEntry] = (), streaks: dict[str, int] | None = None
     ) -> None:
         self._entries: dict[str, list[LedgerEntry]] = {}
+        self._by_campaign: dict[tuple[str, str], list[LedgerEntry]] = {}
         self._streaks: dict[str, int] = dict(streaks or {})
         for entry in entries:
             self.record(entry)
@@ -116,30 +119,36 @@ class InMemoryLedger:
     def count_pushes(
         self, user_id: str, since: float, until: float, *, campaign_id: str | None = None
     ) -> int:
-        return sum(
-            1
-            for e in self._entries.get(user_id, ())
-            if since <= e.at < until
-            and (e.campaign_id == campaign_id if campaign_id is not None else not e.control)
-        )
+        count = 0
+        if campaign_id is not None:
+            for e in self._by_campaign.get((user_id, campaign_id), ()):
+                if since <= e.at < until:
+                    count += 1
+        else:
+            for e in self._entries.get(user_id, ()):
+                if not e.control and since <= e.at < until:
+                    count += 1
+        return count
 
     def last_push_at(
         self, user_id: str, *, campaign_id: str | None = None, venue_id: str | None = None
     ) -> float | None:
-        times = [
-            e.at
-            for e in self._entries.get(user_id, ())
-            if (campaign_id is None or e.campaign_id == campaign_id)
-            and (venue_id is None or e.venue_id == venue_id)
-            and (campaign_id is not None or not e.control)
-        ]
-        return max(times, default=None)
+        if campaign_id is not None:
+            entries = self._by_campaign.get((user_id, campaign_id), ())
+        else:
+            entries = [e for e in self._entries.get(user_id, ()) if not e.control]
+        last: float | None = None
+        for e in entries:
+            if (venue_id is None or e.venue_id == venue_id) and (last is None or e.at > last):
+                last = e.at
+        return last
 
     def ignored_streak(self, user_id: str) -> int:
         return self._streaks.get(user_id, 0)
 
     def record(self, entry: LedgerEntry) -> None:
         self._entries.setdefault(entry.user_id, []).append(entry)
+        self._by_campaign.setdefault((entry.user_id, entry.campaign_id), []).append(entry)
 
     def record_feedback(self, user_id: str, kind: FeedbackKind) -> None:
         if kind in IGNORED_KINDS:
