@@ -43,6 +43,7 @@ from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_ke
 from server.channels.inapp import StreamHub
 from server.errors import error_middleware
 from server.group_commit import GROUPS, GroupCommitter
+from server.learner import LEARNER, ProfileLearner, ended_visits
 from server.logs import request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
@@ -108,6 +109,7 @@ def create_app(
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
     app.cleanup_ctx.append(_groups_ctx)
+    app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
     app.on_shutdown.append(_close_streams)
@@ -122,6 +124,17 @@ async def _groups_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await groups.close()
+
+
+async def _learner_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Profile learning from finished visits (see :mod:`server.learner`)."""
+    learner = ProfileLearner(app[STORE], app[CORES], app[CLOCK])
+    app[LEARNER] = learner
+    learner.start()
+    try:
+        yield
+    finally:
+        await learner.aclose()
 
 
 async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -232,6 +245,7 @@ async def _timer_loop(app: web.Application) -> None:
                 metrics.count_result(result)
                 if result.deliveries and OUTBOX in app:
                     app[OUTBOX].wake()
+                app[LEARNER].visits_ended(tenant.tenant_id, ended_visits(result.events))
                 if len(result.users) < TIMER_ROUND_USERS:
                     break
                 await asyncio.sleep(0)  # let waiting requests in between rounds

@@ -38,6 +38,7 @@ from server.group_commit import GROUPS
 from server.ingest.osmand import TraccarJson, parse_osmand_params, parse_traccar_json
 from server.ingest.owntracks import parse_owntracks
 from server.ingest.pings import Screened, screen, to_batch
+from server.learner import LEARNER, ended_visits
 from server.pipeline import IngestResult
 from server.store.base import DeliveryRecord
 
@@ -67,6 +68,8 @@ async def _ingest(
     metrics.count_result(result)
     if result.deliveries and OUTBOX in app:
         app[OUTBOX].wake()  # send now rather than after the dispatcher's poll interval
+    if LEARNER in app:
+        app[LEARNER].visits_ended(principal.tenant_id, ended_visits(result.events))
     return screened, result
 
 

@@ -20,7 +20,7 @@ both in one transaction), and a chosen push becomes a :class:`Delivery`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,8 +29,10 @@ from numpy.typing import NDArray
 
 from geo.index import GeofenceIndex
 from triggers.decisions import CampaignIndex, InMemoryLedger, Profile, decide, selector_matches
+from triggers.decisions.learning import learn_profile
 from triggers.decisions.models import Campaign, EventKind, TenantPolicy
 from triggers.decisions.records import Decision
+from triggers.decisions.segments import Visit
 from triggers.presence import advance, process_batch
 from triggers.presence_events import PresenceEvent
 from triggers.presence_state import new_state
@@ -126,9 +128,29 @@ class _Profiles:
         self._crowds = crowds
         self._crowd_of = crowd_of
         self._made: dict[str, Profile] = {}
+        self._learned: dict[str, Profile] = {}
+        self._visits: dict[str, list[Visit]] = {}
+
+    def learn(self, event: PresenceEvent, venues: Mapping[str, Venue], now: float,
+              tz: str) -> None:
+        """After an EXIT was decided: the user's profile learns from their visits so far,
+        as the service's learner does (``triggers.decisions.learning``)."""
+        if event.kind.value != "exit" or event.dwell_s is None:
+            return
+        venue = venues.get(event.venue_id)
+        if venue is None:
+            return
+        history = self._visits.setdefault(event.user_id, [])
+        history.append(Visit(event.venue_id, str(venue.kind), event.at - event.dwell_s,
+                             event.at))
+        profile = self(event.user_id)
+        zone = profile.attributes.timezone or venue.timezone or tz
+        self._learned[event.user_id] = learn_profile(profile, history, venues, now=now,
+                                                     tz=zone)
 
     def __call__(self, user_id: str) -> Profile:
-        found = self._given.get(user_id) or self._made.get(user_id)
+        found = (self._learned.get(user_id) or self._given.get(user_id)
+                 or self._made.get(user_id))
         if found is not None:
             return found
         crowd = self._crowd_of.get(user_id)
@@ -174,6 +196,7 @@ def simulate(
 
     devs, crowd_of = devices(scenario)
     profiles = _Profiles(spec.profiles, spec.users, crowd_of)
+    zone = str(getattr(tz, "key", "") or tenant.default_timezone)
     stream = PingStream(devs, scenario.recorded, spec.seed, _end_hint(scenario, devs))
     user_ids = {d.user_id for d in devs}
     if scenario.recorded is not None:
@@ -213,6 +236,7 @@ def simulate(
                     _record(result, event, decision, keep_records)
             if tally is not None:
                 tally.add(decided[0], decided[1])
+            profiles.learn(event, by_id, now, zone)
 
     def fire(until: float) -> None:
         while state.timers and state.timers[0][0] <= until:

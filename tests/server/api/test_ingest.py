@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from server.auth import Role
+from server.learner import LEARNER
 from tests.server.api.conftest import HELSINKI, Api, campaign_body, ping, venue_feature
 from tests.server.api.test_service import assert_error
 from tests.server.conftest import TENANT
@@ -184,3 +185,31 @@ async def test_osmand_bad_json_names_the_path(api: Api) -> None:
     _, body = await api.call("POST", "/v1/osmand", role=Role.SDK, expect=422, json_body={
         "device_id": "d", "location": {"coords": {"latitude": 99, "longitude": 0}}})
     assert_error(body, "validation_error", "location.coords.latitude")
+
+
+async def test_a_finished_visit_teaches_the_profile_its_behaviour_stats(api: Api) -> None:
+    """The EXIT's batch commits, then the learner updates the profile in the background:
+    first_seen / last_active from the visit; other profile fields are kept."""
+    await _venue_and_campaign(api)
+    await api.call("PUT", "/v1/users/u1", expect=201, json_body={"tags": ["foodie"]})
+    now = api.clock.now
+    far = (LAT + 0.01, LNG)  # ~1.1 km north: well outside the 100 m venue
+    await api.call("POST", "/v1/pings", role=Role.SDK, expect=200, json_body={"pings": [
+        ping(ts=now - 300), ping(ts=now - 290),
+        ping(ts=now - 100, lat=far[0], lng=far[1]), ping(ts=now - 90, lat=far[0], lng=far[1])]})
+    learner = api.client.app[LEARNER]  # type: ignore[index]
+    await learner.drain()
+    learned = await api.store.get_profile(TENANT, "u1")
+    assert learned is not None and learned.tags == ("foodie",)
+    [enter, exit_] = [e.event for e in await api.store.list_events(TENANT, "u1")]
+    assert (enter.kind.value, exit_.kind.value) == ("enter", "exit")
+    assert learned.first_seen == pytest.approx(enter.at)
+    assert learned.last_active == pytest.approx(exit_.at)
+    # A user with no profile gets one from their visits.
+    await api.call("POST", "/v1/pings", role=Role.SDK, expect=200, json_body={"pings": [
+        ping(user="u9", ts=now - 300), ping(user="u9", ts=now - 290),
+        ping(user="u9", ts=now - 100, lat=far[0], lng=far[1]),
+        ping(user="u9", ts=now - 90, lat=far[0], lng=far[1])]})
+    await learner.drain()
+    created = await api.store.get_profile(TENANT, "u9")
+    assert created is not None and created.last_active is not None

@@ -157,7 +157,7 @@ async def test_an_exception_mid_batch_leaves_no_half_state(ready_store: Store) -
 async def test_deleted_venue_ends_the_open_visit_as_venue_removed(ready_store: Store) -> None:
     store, cores = ready_store, TenantCores()
     fixes = await _walk_in(store, cores)
-    assert await store.delete_venue(TENANT, FORUM)
+    assert await store.delete_venue(TENANT, FORUM, cascade=True)  # Forum holds stores
     far = offset(fixes[-1].at, 0.0, -600.0)  # down Mannerheimintie, near no venue
     later = [Fix("u1", fixes[-1].ts + 60, far)]
     result = await ingest(store, cores, TENANT, batch(later), now=later[0].ts)
