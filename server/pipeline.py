@@ -326,10 +326,13 @@ async def _settle(
 ) -> IngestResult:
     """Decide every event and write everything; the caller's ``async with`` commits."""
     tenant_id = tx.tenant_id
-    profiles = await tx.load_profiles() if events else {}
+    # Only the users with events are decided: their profiles and ledger rows, not the
+    # whole batch's (a group commit locks up to thousands of users).
+    deciding = sorted({e.user_id for e in events})
+    profiles = await tx.load_profiles(deciding) if events else {}
     ledger = InMemoryLedger()
     if events:
-        snap = await tx.load_ledger(now - core.ledger_horizon_s)
+        snap = await tx.load_ledger(now - core.ledger_horizon_s, deciding)
         ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
 
     event_rows: list[EventRecord] = []

@@ -329,13 +329,15 @@ class BatchTx(Protocol):
         nothing stored until :meth:`save_state`."""
         ...
 
-    async def load_profiles(self) -> dict[str, Profile]:
-        """Profiles of the locked users that have one."""
+    async def load_profiles(self, users: Sequence[str] | None = None) -> dict[str, Profile]:
+        """Profiles of the locked users (or of ``users``, locked ones) that have one."""
         ...
 
-    async def load_ledger(self, since: float) -> LedgerSnapshot:
-        """The locked users' ledger entries with ``at >= since`` (by ``at``, then
-        recording order) and their ignored streaks."""
+    async def load_ledger(
+        self, since: float, users: Sequence[str] | None = None
+    ) -> LedgerSnapshot:
+        """The locked users' (or ``users``', locked ones) ledger entries with
+        ``at >= since`` (by ``at``, then recording order) and their ignored streaks."""
         ...
 
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:

@@ -761,6 +761,13 @@ class _MemoryTx:
         if user_id not in self._allowed:
             raise OutsideBatchError(f"user {user_id!r} is not locked by this batch")
 
+    def _which(self, users: Sequence[str] | None) -> Sequence[str]:
+        """``users`` (checked to be locked), sorted; all locked users when None."""
+        if users is None:
+            return self._users
+        self._check_all(users)
+        return sorted(set(users))
+
     def _check_all(self, user_ids: Iterable[str]) -> None:
         outside = set(user_ids) - self._allowed
         if outside:
@@ -769,16 +776,19 @@ class _MemoryTx:
     async def load_state(self) -> PresenceState:
         return extract_users(self._tenant.presence, self._users)
 
-    async def load_profiles(self) -> dict[str, Profile]:
+    async def load_profiles(self, users: Sequence[str] | None = None) -> dict[str, Profile]:
         profiles = self._tenant.profiles
-        return {u: profiles[u] for u in self._users if u in profiles}
+        return {u: profiles[u] for u in self._which(users) if u in profiles}
 
-    async def load_ledger(self, since: float) -> LedgerSnapshot:
+    async def load_ledger(
+        self, since: float, users: Sequence[str] | None = None
+    ) -> LedgerSnapshot:
         entries: list[LedgerEntry] = []
-        for user_id in self._users:
+        wanted = self._which(users)
+        for user_id in wanted:
             own = [e for e in self._tenant.ledger.get(user_id, {}).values() if e.at >= since]
             entries.extend(sorted(own, key=lambda e: e.at))
-        streaks = {u: self._tenant.streaks[u] for u in self._users if u in self._tenant.streaks}
+        streaks = {u: self._tenant.streaks[u] for u in wanted if u in self._tenant.streaks}
         return LedgerSnapshot(tuple(entries), streaks)
 
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:

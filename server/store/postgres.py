@@ -976,6 +976,13 @@ class _PgTx:
         if outside:
             raise OutsideBatchError(f"users {sorted(outside)} are not locked by this batch")
 
+    def _which(self, users: Sequence[str] | None) -> list[str]:
+        """``users`` (checked to be locked), sorted; all locked users when None."""
+        if users is None:
+            return list(self._users)
+        self._check(users)
+        return sorted(set(users))
+
     async def load_state(self) -> PresenceState:
         row = self._presence
         if row is None:
@@ -983,20 +990,28 @@ class _PgTx:
             assert row is not None  # an aggregate without GROUP BY: always one row
         return _presence_state(row)
 
-    async def load_profiles(self) -> dict[str, Profile]:
+    async def load_profiles(self, users: Sequence[str] | None = None) -> dict[str, Profile]:
         rows = await self._conn.fetch(
-            "SELECT user_id, body FROM profiles WHERE tenant_id = $1"
-            " AND user_id = ANY($2::text[])", self._tenant, self._users)
+            "SELECT p.user_id, p.body FROM unnest($2::text[]) AS u(user_id)"
+            " JOIN profiles p ON p.tenant_id = $1 AND p.user_id = u.user_id",
+            self._tenant, self._which(users))
         return {r[0]: Profile.model_validate(r[1]) for r in rows}
 
-    async def load_ledger(self, since: float) -> LedgerSnapshot:
+    async def load_ledger(
+        self, since: float, users: Sequence[str] | None = None
+    ) -> LedgerSnapshot:
+        wanted = self._which(users)
+        # unnest joins, not "user_id = ANY(array)": the cached generic plan of the latter
+        # compares every row of a small table with every element of a large array.
         rows = await self._conn.fetch(
-            "SELECT * FROM ledger WHERE tenant_id = $1 AND user_id = ANY($2::text[])"
-            " AND at >= $3 ORDER BY user_id COLLATE \"C\", at, seq",
-            self._tenant, self._users, since)
+            "SELECT l.* FROM unnest($2::text[]) AS u(user_id)"
+            " JOIN ledger l ON l.tenant_id = $1 AND l.user_id = u.user_id"
+            " WHERE l.at >= $3 ORDER BY l.user_id COLLATE \"C\", l.at, l.seq",
+            self._tenant, wanted, since)
         streaks = await self._conn.fetch(
-            "SELECT user_id, ignored_streak FROM user_streaks WHERE tenant_id = $1"
-            " AND user_id = ANY($2::text[])", self._tenant, self._users)
+            "SELECT s.user_id, s.ignored_streak FROM unnest($2::text[]) AS u(user_id)"
+            " JOIN user_streaks s ON s.tenant_id = $1 AND s.user_id = u.user_id",
+            self._tenant, wanted)
         return LedgerSnapshot(tuple(ledger_from_row(r) for r in rows),
                               {r[0]: r[1] for r in streaks})
 

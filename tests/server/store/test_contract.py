@@ -395,6 +395,24 @@ async def test_delivery_idempotency_key_is_unique_per_tenant_not_across(
         assert await tx.insert_deliveries([delivery("u1")]) == []
 
 
+async def test_batch_reads_profiles_and_ledger_of_some_locked_users(
+    store: Store, tenant: str
+) -> None:
+    for user_id in ("u1", "u2"):
+        await store.put_profile(tenant, profile(user_id))
+        async with store.batch(tenant, [user_id]) as tx:
+            await tx.insert_ledger([ledger_row(user_id)])
+    async with store.batch(tenant, ["u1", "u2"]) as tx:
+        assert sorted(await tx.load_profiles()) == ["u1", "u2"]
+        assert sorted(await tx.load_profiles(["u2"])) == ["u2"]
+        assert [e.user_id for e in (await tx.load_ledger(0.0, ["u1"])).entries] == ["u1"]
+        assert len((await tx.load_ledger(0.0)).entries) == 2
+        with pytest.raises(OutsideBatchError):
+            await tx.load_profiles(["u3"])
+        with pytest.raises(OutsideBatchError):
+            await tx.load_ledger(0.0, ["u3"])
+
+
 async def test_batch_refuses_rows_of_users_it_did_not_lock(store: Store, tenant: str) -> None:
     with pytest.raises(OutsideBatchError):
         async with store.batch(tenant, ["u1"]) as tx:
