@@ -100,7 +100,8 @@ collection of the cyclic GC walks: a million entries would be a ~20 ms pause."""
 
 @dataclass(slots=True)
 class _PingChunk:
-    users: list[str]
+    users: np.ndarray[Any, np.dtype[np.str_]]
+    """An array, not a list: nothing here for the cyclic GC to walk."""
     columns: np.ndarray[Any, np.dtype[np.float64]]
     """One row per ping: ts, lat, lng, accuracy_m, speed_mps, heading_deg, mock, received_at."""
 
@@ -116,18 +117,19 @@ class _PingLog:
 
     def append(self, chunk: _PingChunk) -> None:
         self.chunks.append(chunk)
-        self.keys.update(zip(chunk.users, chunk.columns[:, 0].tolist(), strict=True))
+        self.keys.update(zip(chunk.users.tolist(), chunk.columns[:, 0].tolist(), strict=True))
         self.count += len(chunk.users)
         while self.count > self.limit and len(self.chunks) > 1:
             old = self.chunks.popleft()
-            self.keys.difference_update(zip(old.users, old.columns[:, 0].tolist(), strict=True))
+            self.keys.difference_update(
+                zip(old.users.tolist(), old.columns[:, 0].tolist(), strict=True))
             self.count -= len(old.users)
 
     def erase(self, user_id: str) -> int:
         gone = 0
         kept: deque[_PingChunk] = deque()
         for chunk in self.chunks:
-            mask = np.array([u != user_id for u in chunk.users])
+            mask = chunk.users != user_id
             n = int((~mask).sum())
             if not n:
                 kept.append(chunk)
@@ -135,8 +137,7 @@ class _PingLog:
             gone += n
             self.keys.difference_update((user_id, ts) for ts in chunk.columns[~mask, 0].tolist())
             if n < len(chunk.users):
-                kept.append(_PingChunk([u for u in chunk.users if u != user_id],
-                                       chunk.columns[mask]))
+                kept.append(_PingChunk(chunk.users[mask], chunk.columns[mask]))
         self.chunks = kept
         self.count -= gone
         return gone
@@ -818,7 +819,7 @@ class _MemoryTx:
         if len(keep) < len(users):
             columns = columns[keep]
             users = [users[i] for i in keep]
-        self._pings.append(_PingChunk(users, columns))
+        self._pings.append(_PingChunk(np.asarray(users, dtype=str), columns))
         return len(keep)
 
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
