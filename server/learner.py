@@ -96,8 +96,7 @@ class ProfileLearner:
         """Learn one user's profile now; True when it changed."""
         core = await self._cores.get(self._store, tenant_id)
         records = await self._store.list_events(tenant_id, user_id, limit=HISTORY_EVENTS)
-        visits = visits_from_events(((r.event.kind.value, r.event) for r in records),
-                                    core.venues)
+        visits = visits_from_events((r.event for r in records), core.venues)
         if not visits:
             return False
         profile = await self._store.get_profile(tenant_id, user_id)

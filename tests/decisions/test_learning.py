@@ -3,8 +3,6 @@ subway stations, © OpenStreetMap contributors)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tests.decisions.builders import (
     DONGDAN,
     FORUM,
@@ -35,20 +33,12 @@ def _commutes(days: int, first_day: int = 2) -> list[Visit]:
     return visits
 
 
-@dataclass(frozen=True)
-class _Exit:
-    venue_id: str
-    visit_id: str
-    at: float
-    dwell_s: float | None
-
-
 def test_exits_become_visits_and_other_events_do_not() -> None:
     t = at("2026-11-02 08:00", SHANGHAI)
-    events = [("enter", _Exit(GUOMAO, "v1", t, None)),
-              ("dwell", _Exit(GUOMAO, "v1", t + 300, 300.0)),
-              ("exit", _Exit(GUOMAO, "v1", t + 400, 400.0)),
-              ("exit", _Exit("osm:gone", "v2", t + 900, 60.0))]  # a venue since deleted
+    events = [event(GUOMAO, t, Kind.ENTER, visit_id="v1"),
+              event(GUOMAO, t + 300, Kind.DWELL, visit_id="v1", dwell_s=300.0),
+              event(GUOMAO, t + 400, Kind.EXIT, visit_id="v1", dwell_s=400.0),
+              event("osm:gone", t + 900, Kind.EXIT, visit_id="v2", dwell_s=60.0)]  # deleted
     assert visits_from_events(events, VENUES) == [
         Visit(GUOMAO, "transit_station", t, t + 400)]
 

@@ -44,6 +44,11 @@ async def pg_schema(database_url: str) -> AsyncIterator[str]:
     finally:
         await conn.close()
     yield schema
+    await drop_schema(database_url, schema)
+
+
+async def drop_schema(database_url: str, schema: str) -> None:
+    """Drop a test schema and everything in it (on a connection of its own)."""
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")

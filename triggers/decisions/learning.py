@@ -17,8 +17,8 @@ events, the simulator keeps it as it goes) and stores the profile it gets back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
 
+from triggers.decisions.events import EventLike, kind_of
 from triggers.decisions.models import Profile
 from triggers.decisions.routes import learn_next_stops
 from triggers.decisions.segments import DEFAULT_SCENE_RULES, SceneRule, Visit, derive_scene_tags
@@ -29,31 +29,13 @@ HISTORY_EVENTS = 1_000
 longest scene rule's 30-day window holds for any plausible user)."""
 
 
-class _VisitEvent(Protocol):
-    """What :func:`visits_from_events` reads of a presence event."""
-
-    @property
-    def venue_id(self) -> str: ...
-
-    @property
-    def visit_id(self) -> str: ...
-
-    @property
-    def at(self) -> float: ...
-
-    @property
-    def dwell_s(self) -> float | None: ...
-
-
-def visits_from_events(
-    events: Iterable[tuple[str, _VisitEvent]], venues: Mapping[str, Venue]
-) -> list[Visit]:
-    """Finished visits from ``(kind, event)`` pairs (a visit is finished by its EXIT,
-    which carries its length), oldest first. Visits of venues ``venues`` lacks are left
-    out (their kind is unknown)."""
+def visits_from_events(events: Iterable[EventLike], venues: Mapping[str, Venue]) -> list[Visit]:
+    """Finished visits from presence events (a visit is finished by its EXIT, which
+    carries its length), oldest first. Visits of venues ``venues`` lacks are left out
+    (their kind is unknown)."""
     out: list[Visit] = []
-    for kind, event in events:
-        if kind != "exit" or event.dwell_s is None:
+    for event in events:
+        if kind_of(event) != "exit" or event.dwell_s is None:
             continue
         venue = venues.get(event.venue_id)
         if venue is None:

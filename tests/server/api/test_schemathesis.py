@@ -26,9 +26,10 @@ from schemathesis.checks import not_a_server_error
 
 from server.app import create_app
 from server.store import MemoryStore, Store
-from server.store.migrate import migrate, quote_ident
+from server.store.migrate import migrate
 from server.store.postgres import PostgresStore
 from tests.server.api.conftest import make_settings
+from tests.server.conftest import drop_schema
 
 ADMIN_KEY = "gpk_schemathesis-admin-key-0123456789"
 POSITIVE_EXAMPLES = 15
@@ -44,14 +45,6 @@ async def _open_store(kind: str, database_url: str, schema: str) -> Store:
     finally:
         await conn.close()
     return await PostgresStore.open(database_url, schema=schema, min_size=1, max_size=4)
-
-
-async def _drop_schema(database_url: str, schema: str) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module", params=[
@@ -91,7 +84,7 @@ def live_url(request: pytest.FixtureRequest) -> Iterator[str]:
         assert isinstance(store, (MemoryStore, PostgresStore))
         asyncio.run_coroutine_threadsafe(store.close(), loop).result(timeout=30)
         if kind == "postgres":
-            asyncio.run_coroutine_threadsafe(_drop_schema(database_url, schema),
+            asyncio.run_coroutine_threadsafe(drop_schema(database_url, schema),
                                              loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)

@@ -16,6 +16,7 @@ import pytest
 
 from server.store import PostgresStore
 from server.store.migrate import migrate, quote_ident
+from tests.server.conftest import drop_schema
 from tests.server.store.builders import T0, presence, presences
 from triggers.presence_state import PresenceState
 from triggers.presence_subset import PresenceColumns, from_columns, to_columns
@@ -39,11 +40,7 @@ async def schema_at_v2(database_url: str) -> AsyncIterator[str]:
     finally:
         await conn.close()
     yield schema
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-    finally:
-        await conn.close()
+    await drop_schema(database_url, schema)
 
 
 def _old_record(user_id: str, last_ts: Any, anchor: tuple[Any, Any, Any], streak: int, *,

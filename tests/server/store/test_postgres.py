@@ -11,6 +11,7 @@ import pytest
 
 from server.store import PostgresStore, Role, hash_key
 from server.store.migrate import migrate, pending, quote_ident, shipped_migrations
+from tests.server.conftest import drop_schema
 from tests.server.store.test_contract import _everything_about
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.needs_postgres]
@@ -20,11 +21,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.needs_postg
 async def fresh_schema(database_url: str) -> AsyncIterator[str]:
     schema = f"geopush_fresh_{uuid.uuid4().hex[:10]}"
     yield schema
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-    finally:
-        await conn.close()
+    await drop_schema(database_url, schema)
 
 
 async def test_migrations_apply_once_then_are_a_no_op(database_url: str, fresh_schema: str) -> None:
