@@ -112,6 +112,7 @@ def create_app(
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
+    app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -207,6 +208,62 @@ async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+PRUNE_ROUND_PINGS = 10_000
+"""Pings deleted per statement by the housekeeping loop: short deletes, other work between."""
+
+
+async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+    if app[SETTINGS].ping_retention_days == 0:
+        yield
+        return
+    task = asyncio.create_task(_housekeeping_loop(app), name="geopush-housekeeping")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _housekeeping_loop(app: web.Application) -> None:
+    """Every ``housekeeping_interval_s``: delete each tenant's raw pings older than the
+    retention period, :data:`PRUNE_ROUND_PINGS` at a time. A failure is logged and the
+    loop goes on (the next round catches up)."""
+    settings, metrics = app[SETTINGS], app[METRICS]
+    while True:
+        await asyncio.sleep(settings.housekeeping_interval_s)
+        await prune_old_pings(app[STORE], app[CLOCK]() - settings.ping_retention_days * 86_400,
+                              on_pruned=metrics.pings_pruned.inc)
+
+
+async def prune_old_pings(
+    store: Store, before: float, *, on_pruned: Callable[[int], None] | None = None
+) -> int:
+    """Delete every tenant's pings received before ``before``; how many in all."""
+    total = 0
+    try:
+        tenants = await store.list_tenants()
+    except Exception:
+        log.exception("housekeeping: cannot list tenants; retrying next round")
+        return 0
+    for tenant in tenants:
+        while True:
+            try:
+                gone = await store.prune_pings(tenant.tenant_id, before=before,
+                                               limit=PRUNE_ROUND_PINGS)
+            except Exception:
+                log.exception("housekeeping: pruning pings of tenant %s failed",
+                              tenant.tenant_id)
+                break
+            total += gone
+            if on_pruned is not None and gone:
+                on_pruned(gone)
+            if gone < PRUNE_ROUND_PINGS:
+                break
+            await asyncio.sleep(0)
+    return total
 
 
 TIMER_ROUND_USERS = 50

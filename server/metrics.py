@@ -41,6 +41,9 @@ class Metrics:
             "geopush_pings_rejected",
             "Pings rejected, by reason (validation code, or the engine's hygiene rule)",
             ["reason"], registry=r)
+        self.pings_pruned = Counter(
+            "geopush_pings_pruned", "Raw pings deleted after the retention period",
+            registry=r)
         self.events = Counter(
             "geopush_events", "Presence events, by kind", ["kind"], registry=r)
         self.decisions = Counter(

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Request bodies larger than this (after gzip decoding) get 413. 16 MiB fits a
     venue import of a few thousand polygons."""
+    ping_retention_days: float = Field(default=30.0, ge=0)
+    """Raw pings older than this (by when they were received) are deleted by the
+    housekeeping loop; 0 keeps them forever. Presence, events, decisions and deliveries
+    are kept regardless (erasure removes a user's)."""
+    housekeeping_interval_s: float = Field(default=300.0, gt=0, le=86_400)
+    """How often the housekeeping loop prunes old pings."""
     timer_interval_s: float = Field(default=1.0, gt=0, le=3600)
     """How often the background loop fires due DWELL / silence-EXIT timers. One second
     keeps DESIGN's "DWELL within 1 s of the threshold" promise on a live server."""

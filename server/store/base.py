@@ -602,6 +602,12 @@ class Store(Protocol):
         dispatcher took them) are left alone. Returns how many were written."""
         ...
 
+    async def prune_pings(self, tenant_id: str, *, before: float, limit: int) -> int:
+        """Delete at most ``limit`` of the tenant's raw pings received before ``before``
+        (the retention period's start); returns how many. Presence, events and
+        decisions are not pings and stay."""
+        ...
+
     async def expire_deliveries(self, tenant_id: str, *, now: float, limit: int) -> ExpirySweep:
         """Settle offers whose TTL passed (``expires_at <= now``): unclaimed pending or
         failed ones become ``expired`` (never sent); sent ones not yet settled get

@@ -125,6 +125,21 @@ class _PingLog:
                 zip(old.users.tolist(), old.columns[:, 0].tolist(), strict=True))
             self.count -= len(old.users)
 
+    def prune(self, before: float, limit: int) -> int:
+        """Drop pings received before ``before``, oldest chunks first, at most ``limit``
+        (whole chunks: a chunk is one batch, received at one instant)."""
+        gone = 0
+        while self.chunks and gone < limit:
+            oldest = self.chunks[0]
+            if oldest.columns.shape[0] and oldest.columns[0, 7] >= before:
+                break
+            self.chunks.popleft()
+            self.keys.difference_update(
+                zip(oldest.users.tolist(), oldest.columns[:, 0].tolist(), strict=True))
+            self.count -= len(oldest.users)
+            gone += len(oldest.users)
+        return gone
+
     def erase(self, user_id: str) -> int:
         gone = 0
         kept: deque[_PingChunk] = deque()
@@ -607,6 +622,9 @@ class MemoryStore:
                 claimed_until=None, claimed_by=None, updated_at=now))
             written += 1
         return written
+
+    async def prune_pings(self, tenant_id: str, *, before: float, limit: int) -> int:
+        return self._r(tenant_id).pings.prune(before, limit)
 
     async def expire_deliveries(self, tenant_id: str, *, now: float, limit: int) -> ExpirySweep:
         tenant = self._r(tenant_id)

@@ -742,6 +742,15 @@ class PostgresStore:
         return _count(status)
 
     @_translated
+    async def prune_pings(self, tenant_id: str, *, before: float, limit: int) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                "DELETE FROM pings WHERE ctid = ANY(ARRAY("
+                " SELECT ctid FROM pings WHERE tenant_id = $1 AND received_at < $2"
+                " LIMIT $3))", tenant_id, before, limit)
+        return _count(status)
+
+    @_translated
     async def expire_deliveries(self, tenant_id: str, *, now: float, limit: int) -> ExpirySweep:
         async with self._pool.acquire() as conn, conn.transaction():
             stale = await conn.fetch(

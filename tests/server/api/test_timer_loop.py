@@ -8,11 +8,12 @@ import asyncio
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from server.app import create_app
+from server.app import create_app, prune_old_pings
 from server.auth import Role
 from server.store import MemoryStore
 from tests.server.api.conftest import FakeClock, add_key, make_settings, ping, venue_feature
 from tests.server.conftest import TENANT
+from tests.server.store.builders import pings as batch_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -50,3 +51,36 @@ async def test_dwell_fires_by_timer_and_a_bad_tenant_is_skipped(clock: FakeClock
         assert 'geopush_events_total{kind="dwell"} 1.0' in metrics
         assert "geopush_timer_errors_total" in metrics
         assert "geopush_timer_errors_total 0.0" not in metrics
+
+
+async def test_housekeeping_prunes_pings_past_the_retention_period(clock: FakeClock) -> None:
+    """Raw pings older than ping_retention_days go; a recent batch stays."""
+    store = MemoryStore()
+    app = create_app(make_settings(housekeeping_interval_s=0.02, ping_retention_days=1.0),
+                     store=store, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        sdk = {"Authorization": f"Bearer {await add_key(store, TENANT, Role.SDK)}"}
+        resp = await client.post("/v1/pings", headers=sdk, json={
+            "pings": [ping(ts=clock.now - 20), ping(ts=clock.now - 10)]})
+        assert resp.status == 200
+        clock.advance(2 * 86_400)  # two days later the first batch is past retention
+        resp = await client.post("/v1/pings", headers=sdk, json={
+            "pings": [ping(ts=clock.now - 5)]})
+        assert resp.status == 200
+        for _ in range(200):
+            if b"geopush_pings_pruned_total 2.0" in await (await client.get("/metrics")).read():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("old pings were not pruned")
+        assert (await store.erase_user(TENANT, "u1"))["pings"] == 1
+
+
+async def test_prune_old_pings_visits_every_tenant() -> None:
+    store = MemoryStore()
+    for tenant in ("a", "b"):
+        await store.ensure_tenant(tenant)
+        async with store.batch(tenant, ["u1"]) as tx:
+            await tx.insert_pings(batch_of("u1", 3), received_at=100.0)
+    assert await prune_old_pings(store, before=200.0) == 6
+    assert await prune_old_pings(store, before=200.0) == 0

@@ -413,6 +413,26 @@ async def test_batch_reads_profiles_and_ledger_of_some_locked_users(
             await tx.load_ledger(0.0, ["u3"])
 
 
+async def test_old_pings_are_pruned_by_when_they_were_received(
+    store: Store, tenant: str
+) -> None:
+    async with store.batch(tenant, ["u1", "u2"]) as tx:
+        await tx.insert_pings(pings("u1", n=3), received_at=T0)
+        await tx.insert_pings(pings("u2", n=2), received_at=T0)
+    async with store.batch(tenant, ["u1"]) as tx:
+        await tx.insert_pings(pings("u1", n=2, t0=T0 + 100), received_at=T0 + 3600)
+    async with store.batch(OTHER_TENANT, ["u1"]) as tx:
+        await tx.insert_pings(pings("u1", n=4), received_at=T0)
+    assert await store.prune_pings(tenant, before=T0, limit=100) == 0
+    pruned = 0
+    while (gone := await store.prune_pings(tenant, before=T0 + 60, limit=5)) > 0:
+        pruned += gone
+    assert pruned == 5
+    # What was received later stays, and so does the other tenant's.
+    assert (await store.erase_user(tenant, "u1"))["pings"] == 2
+    assert (await store.erase_user(OTHER_TENANT, "u1"))["pings"] == 4
+
+
 async def test_batch_refuses_rows_of_users_it_did_not_lock(store: Store, tenant: str) -> None:
     with pytest.raises(OutsideBatchError):
         async with store.batch(tenant, ["u1"]) as tx:
