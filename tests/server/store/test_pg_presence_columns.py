@@ -108,7 +108,7 @@ async def test_migration_0003_turns_old_records_into_the_same_state(
             "INSERT INTO pings (tenant_id, user_id, ts, lat, lng, mock, received_at)"
             " VALUES ($1, $2, $3, 60.17, 24.94, false, $3)",
             [(TENANT, "ana", T0), (TENANT, "ana", T0), (TENANT, "ana", T0 + 10)])
-        assert await migrate(conn, schema_at_v2) == [3]
+        assert await migrate(conn, schema_at_v2, up_to=3) == [3]
         columns = {r[0] for r in await conn.fetch(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = $1 AND table_name = 'presence'", schema_at_v2)}
