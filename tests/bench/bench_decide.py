@@ -79,7 +79,7 @@ USER_TAGS = ("mother_baby", "fashion", "foodie", "tech", "sports", "beauty", "tr
 SCENE_TAGS = ("commuter", "shopper", "student", "traveller", "night_owl")
 OPENING_HOURS = ("Mo-Su 10:00-22:00", "Mo-Fr 09:00-21:00; Sa,Su 10:00-22:00", "24/7",
                  "Mo-Sa 10:00-20:00; Su off", "Mo-Su 07:00-23:00",
-                 "Mo-Fr 10:00-22:00; PH off")  # the last one is not understood: open + note
+                 "Mo-Fr 10:00-22:00; SH off")  # the last one is not understood: open + note
 LOCALES = ("zh-CN", "zh-CN", "zh-CN", "zh_CN", "en-US", "en-GB", "zh-TW", "fi-FI", None)
 FIRST_NAMES = ("伟", "芳", "娜", "敏", "静", "Wei", "Lina", "Chen", "Alex", "Mia", None)
 

@@ -359,10 +359,33 @@ def test_campaign_may_ignore_opening_hours() -> None:
 
 
 def test_unsupported_opening_hours_count_as_open_with_a_note() -> None:
-    place = venue(FORUM, opening_hours="Mo-Fr 10:00-21:00; PH off")
+    place = venue(FORUM, opening_hours="Mo-Fr 10:00-21:00; SH off")  # school holidays
     decision = run(event(FORUM, at("2026-11-29 14:00")), profile(), [campaign()], place)
     assert reasons(decision) == {"c1": "sent"}
     assert decision.notes and "treated as open" in decision.notes[0]
+
+
+@pytest.mark.parametrize(("local", "metadata", "pol", "expected"), [
+    # Christmas Day 2026 is a Friday: a Finnish public holiday, so "PH off" closes.
+    ("2026-12-25 12:00", {"addr:country": "FI"}, {}, "venue_closed"),
+    ("2026-12-23 12:00", {"addr:country": "FI"}, {}, "sent"),  # an ordinary Wednesday
+    ("2026-12-25 12:00", {}, {"country": "FI"}, "venue_closed"),  # the tenant's country
+    ("2026-12-25 12:00", {"addr:country": "CN"}, {"country": "FI"}, "sent"),  # venue wins
+])
+def test_public_holidays_follow_the_venues_country(
+    local: str, metadata: dict[str, str], pol: dict[str, str], expected: str
+) -> None:
+    place = venue(FORUM, opening_hours="Mo-Su 10:00-21:00; PH off", metadata=metadata)
+    decision = run(event(FORUM, at(local)), profile(), [campaign()], place, policy(**pol))
+    assert reasons(decision) == {"c1": expected}
+    assert decision.notes == ()
+
+
+def test_holiday_hours_without_a_known_country_are_noted_not_applied() -> None:
+    place = venue(FORUM, opening_hours="Mo-Su 10:00-21:00; PH off", metadata={})
+    decision = run(event(FORUM, at("2026-12-25 12:00")), profile(), [campaign()], place)
+    assert reasons(decision) == {"c1": "sent"}
+    assert "country is unknown" in decision.notes[0]
 
 
 def test_channel_is_first_reachable_not_refused_in_campaign_order() -> None:

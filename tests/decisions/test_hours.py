@@ -42,11 +42,25 @@ def test_calendar_day_is_23_hours_on_dst_day_in_helsinki() -> None:
     assert end - start == 25 * 3600
 
 
-def _open(text: str, local: str) -> bool | None:
+def _open(text: str, local: str, *, holiday: bool = False) -> bool | None:
     hours = parse_opening_hours(text)
     if hours is None:
         return None
-    return hours.is_open(datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(HELSINKI)))
+    return hours.is_open(datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(HELSINKI)),
+                         holiday=holiday)
+
+
+# 2026-11-27 is a Friday.
+@pytest.mark.parametrize(("text", "local", "expected"), [
+    ("Mo-Fr 10:00-21:00; PH off", "2026-11-27 12:00", False),
+    ("Mo-Fr 10:00-21:00; PH 12:00-16:00", "2026-11-27 11:00", False),
+    ("Mo-Fr 10:00-21:00; PH 12:00-16:00", "2026-11-27 13:00", True),
+    ("Mo-Fr,PH 10:00-21:00; Sa 10:00-18:00", "2026-11-28 19:00", True),  # a Saturday holiday
+    ("Mo-Fr 10:00-21:00", "2026-11-27 12:00", True),  # no PH rule: the weekday's hours
+    ("PH off; Mo-Su 08:00-20:00", "2026-11-27 12:00", False),  # order of rules irrelevant
+])
+def test_public_holiday_rules_apply_on_holidays(text: str, local: str, expected: bool) -> None:
+    assert _open(text, local, holiday=True) is expected
 
 
 # 2026-11-27 is a Friday, 28 Saturday, 29 Sunday, 30 Monday.
@@ -74,7 +88,8 @@ def _open(text: str, local: str) -> bool | None:
         ("off", "2026-11-27 12:00", False),
         # Unsupported syntax: unknown (None), which decide() treats as open with a note.
         ("Jun-Aug: Su-Sa 09:00-24:00; Sep-May: Su-Sa 09:00-18:00", "2026-11-27 12:00", None),
-        ("Mo-Fr 10:00-21:00; PH off", "2026-11-27 12:00", None),
+        ("Mo-Fr 10:00-21:00; SH off", "2026-11-27 12:00", None),
+        ("Mo-Fr 10:00-21:00; PH off", "2026-11-27 12:00", True),  # not a holiday here
         ("Mo-Fr 10:00+", "2026-11-27 12:00", None),
         ("sunrise-sunset", "2026-11-27 12:00", None),
         ('Mo-Fr 10:00-18:00 "by appointment"', "2026-11-27 12:00", None),

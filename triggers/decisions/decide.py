@@ -42,7 +42,13 @@ from collections.abc import Hashable
 from functools import lru_cache
 from typing import cast
 
-from triggers.decisions.content import Rendered, age_band, build_context, pick_rendition
+from triggers.decisions.content import (
+    ContentEngine,
+    Rendered,
+    age_band,
+    build_context,
+    pick_rendition,
+)
 from triggers.decisions.events import EventLike, kind_of
 from triggers.decisions.experiments import in_control, pick_arm
 from triggers.decisions.hours import day_bounds, in_window, local_time, parse_window
@@ -90,7 +96,7 @@ def decide(  # noqa: PLR0917
         raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
     kind = kind_of(event)
     candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
-    facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags)
+    facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags, campaigns.content)
     # One line per candidate, in candidate (= arbitration) order; an eligible campaign's
     # line is filled in by the arbitration.
     lines: list[Considered | None]
@@ -139,6 +145,7 @@ class _Facts:
         "_quiet_key",
         "_reach",
         "age",
+        "content",
         "event",
         "gender",
         "global_found",
@@ -174,7 +181,9 @@ class _Facts:
         ledger: Ledger,
         now: float,
         tags: TagBits,
+        content: ContentEngine,
     ) -> None:
+        self.content = content
         self.event = event
         self.profile = profile
         self.venue = venue
@@ -250,7 +259,19 @@ class _Facts:
                 f"opening_hours {text!r} of venue {venue.id} not understood; treated as open"
             )
             return True
-        return hours.is_open(local_time(self.now, venue.timezone or self.tz))
+        local = local_time(self.now, venue.timezone or self.tz)
+        holiday = False
+        if hours.mentions_holidays:
+            country = venue_country(venue) or self.policy.country
+            if country is None:
+                self.notes.append(
+                    f"opening_hours of venue {venue.id} name public holidays (PH) but its "
+                    "country is unknown (metadata addr:country, or the policy's country); "
+                    "PH not applied"
+                )
+            else:
+                holiday = self.content.holiday(country, local.date(), None) is not None
+        return hours.is_open(local, holiday=holiday)
 
     def reach(self, channels: tuple[str, ...]) -> str | tuple[Reason, str]:
         """The channel a campaign with ``channels`` would use, or why there is none."""
@@ -310,6 +331,16 @@ def _after(t: float) -> float:
     """The smallest time after ``t``: rolling windows are (now - period, now], so a push
     exactly one period ago has just dropped out — the same boundary as cooldown and gap."""
     return math.nextafter(t, math.inf)
+
+
+def venue_country(venue: Venue) -> str | None:
+    """The venue's ISO 3166-1 alpha-2 country from its metadata (OSM's ``addr:country``,
+    or ``country``), for its public holidays; ``None`` when it has none."""
+    for key in ("addr:country", "country"):
+        value = venue.metadata.get(key)
+        if isinstance(value, str) and len(value.strip()) == 2:
+            return value.strip().upper()
+    return None
 
 
 @lru_cache(maxsize=1024)

@@ -435,4 +435,7 @@ class TenantPolicy(_Frozen):
     decision contract carries one ``chosen``, so this cannot be switched off."""
     default_timezone: TimeZoneName = "UTC"
     """Local time when neither the user nor the venue names a zone."""
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    """ISO 3166-1 alpha-2 country of the tenant's venues, for the public holidays (``PH``)
+    of their opening hours when a venue's metadata names no ``addr:country``."""
 

@@ -7,13 +7,17 @@ Supported (the forms venue files carry in practice):
   (``Mo-Fr``, wrapping ``Fr-Mo``) and lists (``Tu, Fr`` / ``Mo-Fr,Su``); no days = every day;
 - times ``HH:MM-HH:MM`` separated by ``,``; an end past midnight (``18:00-02:00`` or
   ``20:00-26:00``) continues into the next day; ``24:00`` ends the day;
-- ``off`` / ``closed`` for the given days.
+- ``off`` / ``closed`` for the given days;
+- public holidays, ``PH``, as a day of their own (``PH off``, ``Mo-Fr,PH 10:00-16:00``):
+  on a public holiday the ``PH`` rule applies instead of the weekday's (the caller says
+  whether the day is one, from the venue's country's calendar); with no ``PH`` rule a
+  holiday keeps its weekday's hours.
 
 A later rule replaces earlier ones for the days it names, as in OSM
 (``Mo-Sa 10:00-20:00; Sa 10:00-16:00`` closes Saturday at 16:00).
 
 Not supported, and so reported as unknown (the caller treats the venue as open and notes
-it): public holidays (``PH``), months and dates (``Jun-Aug:``, ``Dec 25``), weeks,
+it): school holidays (``SH``), months and dates (``Jun-Aug:``, ``Dec 25``), weeks,
 ``sunrise``/``sunset``, open ends (``+``), fallback rules (``||``), comments (``"..."``),
 and ``:`` selectors.
 """
@@ -28,6 +32,8 @@ from triggers.decisions.hours import MINUTES_PER_DAY
 
 _DAYS = ("Mo", "Tu", "We", "Th", "Fr", "Sa", "Su")
 _DAY_TOKEN = re.compile(r"^(Mo|Tu|We|Th|Fr|Sa|Su)(?:-(Mo|Tu|We|Th|Fr|Sa|Su))?$")
+_HOLIDAY = 7
+"""The day index of ``PH`` among the parsed days (Monday = 0 … Sunday = 6, then PH)."""
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -39,12 +45,20 @@ class OpeningHours:
     """
 
     spans: tuple[tuple[tuple[int, int], ...], ...]
+    holiday: tuple[tuple[int, int], ...] | None = None
+    """The ``PH`` rule's spans; ``None`` when the text names no ``PH``."""
 
-    def is_open(self, local: datetime) -> bool:
-        """Whether the venue is open at local time ``local`` (aware, in the venue's zone)."""
+    @property
+    def mentions_holidays(self) -> bool:
+        return self.holiday is not None
+
+    def is_open(self, local: datetime, *, holiday: bool = False) -> bool:
+        """Whether the venue is open at local time ``local`` (aware, in the venue's
+        zone); ``holiday``: the local day is a public holiday."""
         minute = local.hour * 60 + local.minute
         today = local.weekday()
-        if any(start <= minute < end for start, end in self.spans[today]):
+        spans = self.holiday if holiday and self.holiday is not None else self.spans[today]
+        if any(start <= minute < end for start, end in spans):
             return True
         yesterday = (today - 1) % 7
         return any(start <= minute + MINUTES_PER_DAY < end for start, end in self.spans[yesterday])
@@ -58,9 +72,9 @@ def parse_opening_hours(text: str) -> OpeningHours | None:
     text = text.strip()
     if text == "24/7":
         return ALWAYS_OPEN
-    if not text or any(mark in text for mark in ('"', "||", "+", "PH", "SH", "week")):
+    if not text or any(mark in text for mark in ('"', "||", "+", "SH", "week")):
         return None
-    days: list[tuple[tuple[int, int], ...]] = [() for _ in range(7)]
+    days: list[tuple[tuple[int, int], ...] | None] = [() for _ in range(7)] + [None]
     for rule in (r.strip() for r in text.split(";")):
         if not rule:
             continue
@@ -70,7 +84,8 @@ def parse_opening_hours(text: str) -> OpeningHours | None:
         rule_days, spans = parsed
         for day in rule_days:
             days[day] = spans
-    return OpeningHours(spans=tuple(days))
+    weekdays = tuple(d or () for d in days[:_HOLIDAY])
+    return OpeningHours(spans=weekdays, holiday=days[_HOLIDAY])
 
 
 def _parse_rule(rule: str) -> tuple[list[int], tuple[tuple[int, int], ...]] | None:
@@ -83,7 +98,7 @@ def _parse_rule(rule: str) -> tuple[list[int], tuple[tuple[int, int], ...]] | No
         day_part, time_part = tokens
     else:
         return None
-    if day_part is None and _DAY_TOKEN.match(time_part.split(",")[0]):
+    if day_part is None and _is_day(time_part.split(",")[0]):
         day_part, time_part = time_part, "00:00-24:00"
     rule_days = _parse_days(day_part) if day_part is not None else list(range(7))
     if rule_days is None:
@@ -97,6 +112,9 @@ def _parse_rule(rule: str) -> tuple[list[int], tuple[tuple[int, int], ...]] | No
 def _parse_days(text: str) -> list[int] | None:
     result: list[int] = []
     for token in text.split(","):
+        if token == "PH":
+            result.append(_HOLIDAY)
+            continue
         match = _DAY_TOKEN.match(token)
         if match is None:
             return None
@@ -105,6 +123,10 @@ def _parse_days(text: str) -> list[int] | None:
         length = (last - first) % 7 + 1
         result += [(first + i) % 7 for i in range(length)]
     return sorted(set(result))
+
+
+def _is_day(token: str) -> bool:
+    return token == "PH" or _DAY_TOKEN.match(token) is not None
 
 
 def _parse_spans(text: str) -> tuple[tuple[int, int], ...] | None:
