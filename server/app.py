@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
 from typing import TextIO
 
@@ -200,14 +200,22 @@ async def _bootstrap_admin(
           file=out, flush=True)
 
 
-async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_timer_loop(app), name="geopush-timers")
+@contextlib.asynccontextmanager
+async def _running(loop: Awaitable[None], name: str) -> AsyncIterator[None]:
+    """Run ``loop`` as a background task for the block's duration, then cancel it."""
+    task = asyncio.ensure_future(loop)
+    task.set_name(name)
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with _running(_timer_loop(app), "geopush-timers"):
+        yield
 
 
 PRUNE_ROUND_PINGS = 10_000
@@ -218,13 +226,8 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
     if app[SETTINGS].ping_retention_days == 0:
         yield
         return
-    task = asyncio.create_task(_housekeeping_loop(app), name="geopush-housekeeping")
-    try:
+    async with _running(_housekeeping_loop(app), "geopush-housekeeping"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _housekeeping_loop(app: web.Application) -> None:
