@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -205,23 +205,16 @@ class NewDelivery:
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    """An outbox row as stored."""
+class DeliveryRecord(NewDelivery):
+    """An outbox row as stored: the :class:`NewDelivery` it was created from, and where
+    it stands (``delivery_id`` stays derived from the key)."""
 
-    delivery_id: str
-    idempotency_key: str
-    user_id: str
-    campaign_id: str
-    variant_id: str
-    venue_id: str
-    visit_id: str
-    event: str
-    channel: str
-    title: str
-    body: str
-    locale: str | None
-    created_at: float
-    expires_at: float
+    @classmethod
+    def pending(cls, new: NewDelivery) -> DeliveryRecord:
+        """The row ``new`` becomes when it is created."""
+        return cls(**{f.name: getattr(new, f.name) for f in fields(NewDelivery)},
+                   updated_at=new.created_at)
+
     status: DeliveryStatus = DeliveryStatus.PENDING
     attempts: int = 0
     next_attempt_at: float | None = None

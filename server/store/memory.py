@@ -877,13 +877,7 @@ class _MemoryTx:
             key = new.idempotency_key
             if key in self._tenant.delivery_keys or key in self._deliveries:
                 continue
-            record = DeliveryRecord(
-                delivery_id=new.delivery_id, idempotency_key=key, user_id=new.user_id,
-                campaign_id=new.campaign_id, variant_id=new.variant_id, venue_id=new.venue_id,
-                visit_id=new.visit_id, event=new.event, channel=new.channel, title=new.title,
-                body=new.body, locale=new.locale, created_at=new.created_at,
-                expires_at=new.expires_at, updated_at=new.created_at,
-            )
+            record = DeliveryRecord.pending(new)
             self._deliveries[key] = record
             created.append(record)
         return created

@@ -595,7 +595,7 @@ class PostgresStore:
     @staticmethod
     def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
         return DeliveryRecord(
-            delivery_id=row["delivery_id"], idempotency_key=row["idempotency_key"],
+            idempotency_key=row["idempotency_key"],
             user_id=row["user_id"], campaign_id=row["campaign_id"],
             variant_id=row["variant_id"], venue_id=row["venue_id"], visit_id=row["visit_id"],
             event=row["event"], channel=row["channel"], title=row["title"], body=row["body"],
