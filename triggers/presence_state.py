@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,6 +254,21 @@ def schedule(state: PresenceState, row: int, visit: Visit, due_s: float) -> None
 # --------------------------------------------------------------------------- snapshot
 
 
+def visit_row(v: Visit) -> list[Any]:
+    """A visit as JSON-serialisable data (every float in it is finite):
+    ``[venue_id, visit_id, enter_at, last_inside_at, last_event_at, dwell_done_s,
+    out_streak, confidence, scheduled_s]``."""
+    return [v.venue_id, v.visit_id, v.enter_at, v.last_inside_at, v.last_event_at,
+            v.dwell_done_s, v.out_streak, v.confidence.value, v.scheduled_s]
+
+
+def visit_from_row(row: Sequence[Any]) -> Visit:
+    """:func:`visit_row` read back; raises ``ValueError`` / ``TypeError`` if malformed."""
+    venue_id, visit_id, enter_at, last_in, last_ev, done, streak, conf, sched = row
+    return Visit(str(venue_id), str(visit_id), float(enter_at), float(last_in),
+                 float(last_ev), int(done), int(streak), Confidence(conf), float(sched))
+
+
 def _f(x: float) -> float | str:
     # JSON has no inf/NaN; these three strings round-trip through float().
     return x if math.isfinite(x) else repr(x)
@@ -272,9 +288,7 @@ def snapshot(state: PresenceState) -> dict[str, Any]:
             "reject_streak": [int(x) for x in state.reject_streak[:n]],
         },
         "visits": [
-            [row, v.venue_id, v.visit_id, v.enter_at, v.last_inside_at, v.last_event_at,
-             v.dwell_done_s, v.out_streak, v.confidence.value, v.scheduled_s]
-            for row, vs in sorted(state.visits.items()) for v in vs.values()
+            [row, *visit_row(v)] for row, vs in sorted(state.visits.items()) for v in vs.values()
         ],
         "candidates": [
             [row, venue_id, ts, level]
@@ -303,12 +317,10 @@ def restore(data: dict[str, Any]) -> PresenceState:
         state.anchor_lng = np.array([float(x) for x in users["anchor_lng"]], dtype=np.float64)
         state.reject_streak = np.array(users["reject_streak"], dtype=np.uint8)
         state.n_users = n
-        for row, venue_id, visit_id, enter_at, last_in, last_ev, done, streak, conf, sched \
-                in data["visits"]:
-            visit = Visit(venue_id, visit_id, float(enter_at), float(last_in), float(last_ev),
-                          int(done), int(streak), Confidence(conf), float(sched))
-            state.visits.setdefault(int(row), {})[venue_id] = visit
-            state.timers.append((visit.scheduled_s, int(row), venue_id, visit_id))
+        for row, *fields in data["visits"]:
+            visit = visit_from_row(fields)
+            state.visits.setdefault(int(row), {})[visit.venue_id] = visit
+            state.timers.append((visit.scheduled_s, int(row), visit.venue_id, visit.visit_id))
         heapq.heapify(state.timers)
         for row, venue_id, ts, level in data["candidates"]:
             state.candidates.setdefault(int(row), {})[venue_id] = (float(ts), int(level))

@@ -32,8 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from triggers.errors import TriggerError
-from triggers.presence_events import Confidence
-from triggers.presence_state import PresenceState, Visit, new_state, user_rows
+from triggers.presence_state import PresenceState, new_state, user_rows, visit_from_row, visit_row
 
 _COLUMNS = ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "reject_streak")
 
@@ -235,9 +234,7 @@ def to_columns(state: PresenceState) -> PresenceColumns:
         vs = state.visits.get(row, {})
         cs = state.candidates.get(row, {})
         opened[row] = [
-            [[v.venue_id, v.visit_id, v.enter_at, v.last_inside_at, v.last_event_at,
-              v.dwell_done_s, v.out_streak, v.confidence.value, v.scheduled_s]
-             for v in (vs[k] for k in sorted(vs))],
+            [visit_row(vs[k]) for k in sorted(vs)],
             [[vid, ts, level] for vid, (ts, level) in sorted(cs.items())],
         ]
         if vs:
@@ -282,11 +279,8 @@ def from_columns(columns: PresenceColumns) -> PresenceState:
             if opened is None:
                 continue
             visits, candidates = opened
-            for venue_id, visit_id, enter, last_in, last_ev, done, streak_, conf, sched \
-                    in visits:
-                visit = Visit(str(venue_id), str(visit_id), float(enter), float(last_in),
-                              float(last_ev), int(done), int(streak_), Confidence(conf),
-                              float(sched))
+            for fields in visits:
+                visit = visit_from_row(fields)
                 state.visits.setdefault(row, {})[visit.venue_id] = visit
                 state.timers.append((visit.scheduled_s, row, visit.venue_id, visit.visit_id))
             for venue_id, ts, level in candidates:

@@ -197,7 +197,9 @@ async def test_a_finished_visit_teaches_the_profile_its_behaviour_stats(api: Api
     await api.call("POST", "/v1/pings", role=Role.SDK, expect=200, json_body={"pings": [
         ping(ts=now - 300), ping(ts=now - 290),
         ping(ts=now - 100, lat=far[0], lng=far[1]), ping(ts=now - 90, lat=far[0], lng=far[1])]})
-    learner = api.client.app[LEARNER]  # type: ignore[index]
+    app = api.client.app
+    assert app is not None
+    learner = app[LEARNER]
     await learner.drain()
     learned = await api.store.get_profile(TENANT, "u1")
     assert learned is not None and learned.tags == ("foodie",)

@@ -35,9 +35,9 @@ def _key(e: PresenceEvent) -> tuple[str, float, str, str]:
     return e.user_id, e.at, e.kind.value, e.venue_id
 
 
-def _canonical(state: object) -> str:
+def _canonical(state: PresenceState) -> str:
     """The state's users, visits and candidates by user id (rows may differ)."""
-    snap = snapshot(state)  # type: ignore[arg-type]
+    snap = snapshot(state)
     ids = snap["users"]["ids"]
     users = {u: [snap["users"][c][i] for c in ("last_ts", "anchor_ts", "anchor_lat",
                                                "anchor_lng", "reject_streak")]
