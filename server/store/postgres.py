@@ -576,7 +576,7 @@ class PostgresStore:
             " AND ($3::float8 IS NULL OR decided_at < $3)"
             " ORDER BY decided_at DESC, at DESC, decision_key DESC LIMIT $4",
             tenant_id, user_id, before, limit)
-        return [DecisionRecord(r["decision_key"], Decision.model_validate(r["body"]))
+        return [DecisionRecord(r["decision_key"], Decision.from_json_obj(r["body"]))
                 for r in rows]
 
     @_translated

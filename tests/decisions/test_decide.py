@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -100,7 +101,7 @@ def test_reason_table_covers_every_reason_code() -> None:
 def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:
     decision = _decide_row({})
     assert decision.chosen is not None
-    assert decision.chosen.model_dump() == {
+    assert asdict(decision.chosen) == {
         "campaign_id": "c1", "variant_id": "a", "title": "Hei Aino", "body": "Tervetuloa",
         "channel": "inbox", "locale": None, "expires_at": SATURDAY_2PM + 3600,
     }

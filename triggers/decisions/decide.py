@@ -121,9 +121,9 @@ def decide(  # noqa: PLR0917
         user_id=profile.user_id,
         venue_id=venue.id,
         event=kind,
-        at=event.at,
+        at=float(event.at),
         visit_id=event.visit_id,
-        decided_at=now,
+        decided_at=float(now),
         chosen=chosen,
         # _arbitrate has filled every eligible campaign's line.
         considered=cast("tuple[Considered, ...]", tuple(lines)),
@@ -259,7 +259,8 @@ class _Facts:
                 f"opening_hours {text!r} of venue {venue.id} not understood; treated as open"
             )
             return True
-        local = local_time(self.now, venue.timezone or self.tz)
+        tz = venue.timezone or self.tz
+        local = self.local if tz == self.tz else local_time(self.now, tz)
         holiday = False
         if hours.mentions_holidays:
             country = venue_country(venue) or self.policy.country
@@ -271,7 +272,7 @@ class _Facts:
                 )
             else:
                 holiday = self.content.holiday(country, local.date(), None) is not None
-        return hours.is_open(local, holiday=holiday)
+        return _open_at(text, local.weekday(), local.hour * 60 + local.minute, holiday)
 
     def reach(self, channels: tuple[str, ...]) -> str | tuple[Reason, str]:
         """The channel a campaign with ``channels`` would use, or why there is none."""
@@ -346,6 +347,14 @@ def venue_country(venue: Venue) -> str | None:
 @lru_cache(maxsize=1024)
 def _parse_cached(text: str) -> OpeningHours | None:
     return parse_opening_hours(text)
+
+
+@lru_cache(maxsize=4096)  # the current minute of each opening-hours text a tenant uses
+def _open_at(text: str, weekday: int, minute: int, holiday: bool) -> bool:
+    """Whether opening hours ``text`` (understood, see ``_parse_cached``) are open at a
+    local weekday and minute."""
+    hours = _parse_cached(text)
+    return hours is None or hours.is_open_at(weekday, minute, holiday=holiday)
 
 
 # Lines remembered per campaign are looked up as ``rules.lines.get(key) or
@@ -560,7 +569,7 @@ def _arbitrate(
             body=rendered.body,
             channel=channel,
             locale=variant.locale,
-            expires_at=facts.now + rules.campaign.offer_ttl_s,
+            expires_at=float(facts.now + rules.campaign.offer_ttl_s),
         )
         lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
             (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm

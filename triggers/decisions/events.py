@@ -40,4 +40,14 @@ class EventLike(Protocol):
 def kind_of(event: EventLike) -> str:
     """The event kind as its string value, whatever enum the engine uses."""
     kind = event.kind
-    return str(kind.value) if isinstance(kind, Enum) else str(kind)
+    found = _KIND_TEXT.get(kind)
+    if found is None:
+        found = str(kind.value) if isinstance(kind, Enum) else str(kind)
+        if len(_KIND_TEXT) < _MAX_KINDS:
+            _KIND_TEXT[kind] = found
+    return found
+
+
+_KIND_TEXT: dict[object, str] = {}
+"""A pure memo of :func:`kind_of` (asked once per decision; a handful of kinds exist)."""
+_MAX_KINDS = 64

@@ -55,8 +55,11 @@ class OpeningHours:
     def is_open(self, local: datetime, *, holiday: bool = False) -> bool:
         """Whether the venue is open at local time ``local`` (aware, in the venue's
         zone); ``holiday``: the local day is a public holiday."""
-        minute = local.hour * 60 + local.minute
-        today = local.weekday()
+        return self.is_open_at(local.weekday(), local.hour * 60 + local.minute, holiday=holiday)
+
+    def is_open_at(self, today: int, minute: int, *, holiday: bool = False) -> bool:
+        """:meth:`is_open` for local weekday ``today`` (Monday = 0) and ``minute`` after
+        local midnight."""
         spans = self.holiday if holiday and self.holiday is not None else self.spans[today]
         if any(start <= minute < end for start, end in spans):
             return True

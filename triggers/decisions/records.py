@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, TypeAdapter
 
 from triggers.decisions.ledger import LedgerEntry
 
@@ -51,14 +51,13 @@ class Outcome(StrEnum):
     """Eligible and chosen, but its content failed to render."""
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# A frozen dataclass, not a pydantic model: decide writes ~30 of these per event, and a
-# dataclass costs a fraction of a validated model (and the lines it can reuse are built
-# once, see rules.py). Pydantic still validates, serialises and documents it as a field of
-# Decision: the same JSON and JSON schema as the model it replaced.
+# Frozen dataclasses, not pydantic models: decide writes a Decision per event, ~30
+# Considered lines and a Chosen per push, and a dataclass costs a fraction of a validated
+# model (the lines it can reuse are even built once, see rules.py). Pydantic still
+# validates, serialises and documents them (``_DECISION``, and as fields of the API's
+# models): the same JSON and JSON schema as the models they replaced. Nothing is coerced
+# on construction, so callers pass tuples, and decide passes times as floats (an int in a
+# float field would still be written ``1.0`` to JSON, but read back as an int in Python).
 @dataclass(frozen=True, slots=True)
 class Considered:
     """One campaign's line in a decision: its outcome and the reason."""
@@ -74,7 +73,12 @@ class Considered:
     """Human words for the reason (which cap, which window, the template error)."""
 
 
-class Chosen(_Record):
+# Keyword-only, as the models were: ``locale`` has a default and ``expires_at`` does not,
+# and the fields keep their order, which is the JSON's.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chosen:
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     campaign_id: str
     variant_id: str
     title: str
@@ -86,12 +90,15 @@ class Chosen(_Record):
     """Epoch seconds: decided_at + the campaign's ``offer_ttl_s``."""
 
 
-class Decision(_Record):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
     """The outcome of one event: at most one push, and a line per campaign considered.
 
     ``considered`` lists every active campaign whose trigger and venue selector matched the
     event, in arbitration order (priority, then campaign id).
     """
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     user_id: str
     venue_id: str
@@ -137,4 +144,14 @@ class Decision(_Record):
 
     def to_json(self) -> str:
         """Compact JSON; byte-identical for identical decisions."""
-        return self.model_dump_json()
+        return _DECISION.dump_json(self).decode()
+
+    @classmethod
+    def from_json_obj(cls, data: object) -> Decision:
+        """The decision ``data`` (decoded JSON, e.g. a stored ``to_json()``) describes;
+        raises ``pydantic.ValidationError`` when it is not one."""
+        return _DECISION.validate_python(data)
+
+
+_DECISION = TypeAdapter(Decision)
+"""Validates and serialises decisions (pydantic compiles it once, here)."""
