@@ -36,6 +36,8 @@ FORUM = "osm:way/289767497"  # Forum, Helsinki
 KLUUVI = "osm:way/22273017"  # Kauppakeskus Kluuvi, Helsinki
 SANOMATALO = "osm:way/122595236"  # opening_hours in metadata: Mo-Fr 07:00-22:00; Sa,Su 09:00-22:00
 MARIMEKKO = "osm:node/6139262278"  # a store inside Forum
+# opening_hours in metadata: Jun-Aug: Su-Sa 09:00-24:00; Sep-May: Su-Sa 09:00-18:00
+TUOMIOKIRKKO = "osm:way/419479428"  # Helsinki Cathedral
 
 HELSINKI = "Europe/Helsinki"
 SHANGHAI = "Asia/Shanghai"

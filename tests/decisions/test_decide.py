@@ -13,6 +13,7 @@ from tests.decisions.builders import (
     KLUUVI,
     SANOMATALO,
     SHANGHAI,
+    TUOMIOKIRKKO,
     Kind,
     at,
     campaign,
@@ -350,6 +351,30 @@ def test_opening_hours_from_osm_metadata_close_the_venue() -> None:
     early = run(event(SANOMATALO, at("2026-11-28 08:30")), profile(), [campaign()], place)
     later = run(event(SANOMATALO, at("2026-11-28 09:00")), profile(), [campaign()], place)
     assert (reasons(early), reasons(later)) == ({"c1": "venue_closed"}, {"c1": "sent"})
+
+
+def test_month_selected_hours_close_the_cathedral_on_winter_evenings_only() -> None:
+    # Tuomiokirkko: "Jun-Aug: Su-Sa 09:00-24:00; Sep-May: Su-Sa 09:00-18:00" in its OSM
+    # metadata. Two Thursdays at 20:00: the same weekday and minute, only the month differs.
+    place, visitors = venue(TUOMIOKIRKKO), campaign(venues={"ids": [TUOMIOKIRKKO]})
+    winter = run(event(TUOMIOKIRKKO, at("2026-01-15 20:00")), profile(), [visitors], place)
+    summer = run(event(TUOMIOKIRKKO, at("2026-07-16 20:00")), profile(), [visitors], place)
+    assert (reasons(winter), reasons(summer)) == ({"c1": "venue_closed"}, {"c1": "sent"})
+    assert winter.notes == summer.notes == ()
+
+
+@pytest.mark.parametrize(("local", "expected"), [
+    ("2026-09-01 02:00", "sent"),  # the night of 31 Aug: summer hours, open until 03:00
+    ("2026-06-01 02:00", "venue_closed"),  # the night of 31 May: spring hours end at 24:00
+    ("2026-09-02 02:00", "venue_closed"),  # the night of 1 Sep: autumn hours
+])
+def test_night_past_midnight_on_the_first_follows_the_month_it_started_in(
+    local: str, expected: str
+) -> None:
+    place = venue(FORUM, opening_hours="Jun-Aug: 18:00-03:00; Sep-May: 18:00-24:00")
+    decision = run(event(FORUM, at(local)), profile(), [campaign()], place,
+                   policy(quiet_hours=None))
+    assert reasons(decision) == {"c1": expected}
 
 
 def test_campaign_may_ignore_opening_hours() -> None:

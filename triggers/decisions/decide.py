@@ -272,7 +272,13 @@ class _Facts:
                 )
             else:
                 holiday = self.content.holiday(country, local.date(), None) is not None
-        return _open_at(text, local.weekday(), local.hour * 60 + local.minute, holiday)
+        # A span past midnight follows the rules of the day it started on: on the 1st,
+        # the night spilling over from the last day of the previous month.
+        yesterday_month = local.month if local.day > 1 else (local.month - 2) % 12 + 1
+        return _open_at(
+            text, local.weekday(), local.hour * 60 + local.minute, holiday, local.month,
+            yesterday_month,
+        )
 
     def reach(self, channels: tuple[str, ...]) -> str | tuple[Reason, str]:
         """The channel a campaign with ``channels`` would use, or why there is none."""
@@ -350,11 +356,15 @@ def _parse_cached(text: str) -> OpeningHours | None:
 
 
 @lru_cache(maxsize=4096)  # the current minute of each opening-hours text a tenant uses
-def _open_at(text: str, weekday: int, minute: int, holiday: bool) -> bool:
+def _open_at(  # noqa: PLR0917 - the memo's key, positional for lru_cache's speed
+    text: str, weekday: int, minute: int, holiday: bool, month: int, yesterday_month: int
+) -> bool:
     """Whether opening hours ``text`` (understood, see ``_parse_cached``) are open at a
-    local weekday and minute."""
+    local weekday, minute and month (1-12); see ``OpeningHours.is_open_at``."""
     hours = _parse_cached(text)
-    return hours is None or hours.is_open_at(weekday, minute, holiday=holiday)
+    return hours is None or hours.is_open_at(
+        weekday, minute, month=month, holiday=holiday, yesterday_month=yesterday_month
+    )
 
 
 # Lines remembered per campaign are looked up as ``rules.lines.get(key) or
