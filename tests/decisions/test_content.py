@@ -19,6 +19,7 @@ from tests.decisions.builders import (
     at,
     campaign,
     event,
+    policy,
     profile,
     reasons,
     run,
@@ -113,6 +114,26 @@ def test_holiday_on_chinese_national_day_in_the_users_language() -> None:
     english = profile(attributes={"country": "CN", "locale": "en-GB", "timezone": SHANGHAI})
     assert _body(body, user=english, when=at("2026-10-01 12:00", SHANGHAI)) == (
         "sent", "National Day")
+
+
+@pytest.mark.parametrize(("user_country", "venue_metadata", "tenant_country", "expected"), [
+    ("FI", {}, None, "Hyvää Itsenäisyyspäivä!"),
+    (None, {"addr:country": "FI"}, None, "Hyvää Itsenäisyyspäivä!"),  # where they are now
+    (None, {}, "FI", "Hyvää Itsenäisyyspäivä!"),
+    ("CN", {"addr:country": "FI"}, "FI", "Hei!"),  # the user's own country wins
+    (None, {}, None, "Hei!"),
+])
+def test_holiday_comes_from_the_user_else_the_venue_else_the_tenant(
+    user_country: str | None, venue_metadata: dict[str, str], tenant_country: str | None,
+    expected: str,
+) -> None:
+    user = profile(attributes={"country": user_country, "locale": "fi-FI"})
+    c = campaign(variants=[{"id": "a", "title": "t", "body": GREETING}])
+    place = venue(FORUM, metadata=venue_metadata)
+    decision = run(event(FORUM, at("2026-12-06 12:00")), user, [c], place,
+                   policy(country=tenant_country))
+    assert decision.chosen is not None
+    assert decision.chosen.body == expected
 
 
 def test_holiday_is_none_for_unknown_or_missing_country() -> None:

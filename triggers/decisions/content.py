@@ -467,8 +467,9 @@ def build_context(
     ``metadata``), ``event`` (``kind``, ``at``, ``dwell_s``, ``dwell_min``, ``visit_id``),
     ``offer`` (the campaign's ``offer`` data + ``campaign_id``, ``variant_id``, ``ttl_s``,
     ``expires_at``, ``expires_local`` "HH:MM"), ``time_of_day``, ``local_time`` "HH:MM",
-    ``holiday`` (name or None), ``recently_viewed`` (item or None), ``route`` (route tip or
-    None).
+    ``holiday`` (name or None: the public holiday of the user's country, else of the
+    venue's, else of the tenant's; see ``decide``), ``recently_viewed`` (item or None),
+    ``route`` (route tip or None).
 
     Only the entries in ``names`` are built (``ContentEngine.names`` of the variant: a
     template cannot tell a context without the names it never reads); ``holiday`` and

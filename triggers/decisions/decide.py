@@ -218,6 +218,13 @@ class _Facts:
         self.global_found: object = _UNKNOWN
         """:meth:`global_block`'s answer once it has been asked."""
 
+    def country(self) -> str | None:
+        """Whose public holidays the user's templates greet: the user's country, else the
+        venue's (``addr:country`` metadata: where they are now), else the tenant's."""
+        return (
+            self.profile.attributes.country or venue_country(self.venue) or self.policy.country
+        )
+
     def tags(self) -> frozenset[str]:
         """Interest and scene tags by name (for the text of a tag line)."""
         return self.profile.all_tags
@@ -560,7 +567,7 @@ def _arbitrate(
             variant_id=arm,
             now=facts.now,
             local=facts.local,
-            holiday=content.holiday(profile.attributes.country, facts.local.date(), facts.locale)
+            holiday=content.holiday(facts.country(), facts.local.date(), facts.locale)
             if "holiday" in names
             else None,
             route=route_tip(venue, profile.next_stops.get(venue.id)) if "route" in names else None,
