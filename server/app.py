@@ -1,9 +1,11 @@
 """The composition root: :func:`create_app` wires settings, store, cores, metrics, rate
-limiter, routes and the background timer loop into one aiohttp application.
+limiter, routes, the live stream fan-out and the background loops into one aiohttp
+application.
 
 No globals: everything hangs on the app under typed ``web.AppKey`` s
-(``server.api.context``); the store and the timer loop live in ``cleanup_ctx`` so they
-open at start-up and close at shutdown, in reverse order.
+(``server.api.context``); the store, the stream fan-out's listener and the background
+loops live in ``cleanup_ctx`` so they open at start-up and close at shutdown, in reverse
+order.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from server.api import (
 from server.api.context import (
     CLOCK,
     CORES,
+    FANOUT,
     HUB,
     LIMITER,
     METRICS,
@@ -40,18 +43,20 @@ from server.api.context import (
 )
 from server.api.registry import Operation, add_routes
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
-from server.channels.inapp import StreamHub
+from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
+from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.errors import error_middleware
 from server.group_commit import GROUPS, GroupCommitter
 from server.learner import LEARNER, ProfileLearner, ended_visits
 from server.logs import request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
+from server.outbox.dispatcher import inbox_message
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.pipeline import fire_timers
 from server.settings import Settings
-from server.store import MemoryStore, Store, open_store
+from server.store import MemoryStore, PostgresStore, Store, open_store
 from server.tenant_core import TenantCores
 
 log = logging.getLogger("geopush.app")
@@ -108,6 +113,7 @@ def create_app(
         app[STORE] = store
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(_groups_ctx)
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
@@ -145,13 +151,48 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     outbox = Outbox(app[STORE], settings, hub=app[HUB], metrics=app[OUTBOX_METRICS],
-                    clock=app[CLOCK])
+                    clock=app[CLOCK], fanout=app[FANOUT])
     app[OUTBOX] = outbox
     outbox.start()
     try:
         yield
     finally:
         await outbox.aclose()
+
+
+async def _fanout_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Where in-app frames are published: with the PostgreSQL store (and
+    ``stream_fanout`` on), to the user's streams on every node over ``LISTEN``/
+    ``NOTIFY`` (:mod:`server.channels.pg_fanout`; its listener connection opens here and
+    closes at shutdown); otherwise to this node's streams only — the embedded store is
+    one process, so that reaches every stream there is."""
+    the_store = app[STORE]
+    fanout: StreamFanout
+    if isinstance(the_store, PostgresStore) and app[SETTINGS].stream_fanout:
+        fanout = PostgresFanout(
+            app[HUB], connect=lambda: the_store.connect(application_name="geopush-stream"),
+            notify=the_store.notify, channel=stream_channel(the_store.schema),
+            resolve=_inbox_frames(the_store), observer=app[OUTBOX_METRICS].observe_fanout)
+    else:
+        fanout = LocalFanout(app[HUB])
+    app[FANOUT] = fanout
+    await fanout.start()
+    try:
+        yield
+    finally:
+        await fanout.aclose()
+
+
+def _inbox_frames(store: Store) -> Resolve:
+    """Reads back the frame of a message another node sent by reference."""
+
+    async def resolve(tenant_id: str, user_id: str, delivery_id: str) -> dict[str, object] | None:
+        message = await inbox_message(store, tenant_id, delivery_id)
+        if message is None or message.user_id != user_id:
+            return None
+        return stream_frame(message)
+
+    return resolve
 
 
 async def _close_streams(app: web.Application) -> None:

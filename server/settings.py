@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     """Seeds the retry jitter (tests, replays); unset: random."""
     stream_token_ttl_s: float = Field(default=3600.0, ge=60, le=30 * 86_400)
     """Default lifetime of a minted in-app stream token."""
+    stream_fanout: bool = True
+    """With PostgreSQL, hand live in-app frames to the user's streams on every node
+    (``LISTEN``/``NOTIFY`` on a connection of its own), not only on the node that sent
+    them. ``false`` for a single node, or where something else fans out. The embedded
+    store is one process and never needs it."""
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
 

@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
 from server.auth import RateLimiter
-from server.channels.inapp import StreamHub
+from server.channels.inapp import StreamFanout, StreamHub
 from server.errors import ApiError, field_path, parse_json
 from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
@@ -42,6 +42,8 @@ METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", RateLimiter)
 OPENAPI = web.AppKey[dict[str, Any]]("openapi")
 HUB = web.AppKey("hub", StreamHub)
+FANOUT = web.AppKey[StreamFanout]("fanout")
+"""Set while the app runs (``cleanup_ctx``): where in-app frames are published."""
 OUTBOX_METRICS = web.AppKey("outbox_metrics", OutboxMetrics)
 OUTBOX = web.AppKey("outbox", Outbox)
 """Set while the app runs (``cleanup_ctx``); absent when ``outbox_workers`` is 0."""

@@ -3,9 +3,14 @@
 - :class:`StreamHub` — which (tenant, user) pairs have a live stream open *in this
   process*, and a way to hand each of them a message. It is presence, not truth: the
   inbox store is the record, so a message the hub could not hand over is still read from
-  the inbox on the next app open. (With several nodes, a user's socket lives on one of
-  them; fanning a publish out to the others — e.g. a NATS subject per user — is the
-  composition root's job and does not change this interface.)
+  the inbox on the next app open.
+- :class:`StreamFanout` — the port :class:`InboxChannel` publishes through, so that a
+  user whose socket is on another node gets the frame too. :class:`LocalFanout` hands
+  it to this process's hub only: the embedded store is one process by definition, so
+  that is all it needs. With PostgreSQL, :class:`~server.channels.pg_fanout.PostgresFanout`
+  also sends it to every other node over ``LISTEN``/``NOTIFY``; ``create_app`` picks
+  one (``GEOPUSH_STREAM_FANOUT``). Either way each node hands a message to its own
+  streams exactly once, and the hub's interface does not change.
 - :func:`stream_to_websocket` — what the ``GET /v1/stream`` handler runs after the
   upgrade: subscribe, forward every message as JSON until the client goes away.
 - :func:`issue_stream_token` / :func:`verify_stream_token` — the per-user token the app
@@ -15,7 +20,8 @@
   ours verifies it in constant time.
 - :class:`InboxChannel` — the ``inbox`` channel: store in the inbox, then publish live.
 
-A stream frame is ``{"type": "message", "message": <OutboundMessage.payload()>}``.
+A stream frame is ``{"type": "message", "message": <OutboundMessage.payload()>}``
+(:func:`stream_frame`).
 """
 
 from __future__ import annotations
@@ -242,6 +248,55 @@ async def stream_to_websocket(
                 await forwarding
 
 
+# --------------------------------------------------------------------------- fan-out
+
+
+def stream_frame(message: OutboundMessage) -> dict[str, Any]:
+    """The frame a stream gets for ``message``. Pure."""
+    return {"type": "message", "message": message.payload()}
+
+
+class StreamFanout(Protocol):
+    """Where :class:`InboxChannel` publishes a frame: to the user's streams on this node
+    *and* on every other node. Each node hands a frame to its own streams exactly once.
+
+    Live delivery is best effort: a node that cannot be reached at the moment simply
+    does not show the frame live; the inbox is the record.
+    """
+
+    async def start(self) -> None:
+        """Begin receiving other nodes' frames (``create_app``'s ``cleanup_ctx``)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop receiving and release what :meth:`start` opened."""
+        ...
+
+    async def publish(self, tenant_id: str, user_id: str, frame: Mapping[str, Any]) -> int:
+        """Hand ``frame`` to the user's streams here at once and send it to the other
+        nodes; returns how many streams *of this node* got it. Never raises for a
+        network failure (the frame still reached this node's streams)."""
+        ...
+
+
+class LocalFanout:
+    """A :class:`StreamFanout` for one process: this node's hub, nobody else. What the
+    embedded store runs (a single process by definition) and what a PostgreSQL node
+    runs when ``GEOPUSH_STREAM_FANOUT=false``."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        self.hub = hub
+
+    async def start(self) -> None:
+        """Nothing to receive from."""
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    async def publish(self, tenant_id: str, user_id: str, frame: Mapping[str, Any]) -> int:
+        return self.hub.publish(tenant_id, user_id, frame)
+
+
 # --------------------------------------------------------------------------- channel
 
 
@@ -276,10 +331,12 @@ class MemoryInbox:
 
 
 class InboxChannel(BaseChannel):
-    """The ``inbox`` channel: keeps the message in the inbox, then hands it to the user's
-    open streams. ``Delivered`` once stored; ``provider_id`` says ``live:<n>`` when n
-    streams got it at once, ``stored`` when the user was offline. An exception from the
-    store propagates (it is ours, not a peer's answer)."""
+    """The ``inbox`` channel: keeps the message in the inbox, then publishes it to the
+    user's open streams through ``fanout`` (default: ``hub`` alone, a
+    :class:`LocalFanout`). ``Delivered`` once stored; ``provider_id`` says ``live:<n>``
+    when n streams *of this node* got it at once, ``stored`` otherwise (the user may
+    still see it live on another node). An exception from the store propagates (it is
+    ours, not a peer's answer)."""
 
     name = INBOX
 
@@ -288,15 +345,16 @@ class InboxChannel(BaseChannel):
         hub: StreamHub,
         store: InboxStore,
         *,
+        fanout: StreamFanout | None = None,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(observer=observer, clock=clock)
-        self._hub = hub
+        self._fanout = fanout or LocalFanout(hub)
         self._store = store
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         await self._store.put(message)
-        live = self._hub.publish(message.tenant_id, message.user_id,
-                                 {"type": "message", "message": message.payload()})
+        live = await self._fanout.publish(message.tenant_id, message.user_id,
+                                          stream_frame(message))
         return Delivered(f"live:{live}" if live else "stored")

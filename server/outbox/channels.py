@@ -27,7 +27,7 @@ from server.channels.base import (
 )
 from server.channels.email import EmailChannel
 from server.channels.fcm import FcmChannel, ServiceAccount
-from server.channels.inapp import InboxChannel, StreamHub
+from server.channels.inapp import InboxChannel, StreamFanout, StreamHub
 from server.channels.mqtt import MqttChannel
 from server.channels.sms import SmsChannel
 from server.channels.webhook import WebhookChannel
@@ -107,7 +107,8 @@ def build_tenant_channels(
 
 class ChannelRegistry:
     """Channels per tenant, rebuilt when the stored settings change. Runs in the event
-    loop; shared by every dispatcher of the process."""
+    loop; shared by every dispatcher of the process. ``fanout``: where the inbox channel
+    publishes live frames (default: ``hub`` only)."""
 
     def __init__(
         self,
@@ -116,12 +117,14 @@ class ChannelRegistry:
         observer: SendObserver,
         clock: Callable[[], float],
         webhook: Channel | None = None,
+        fanout: StreamFanout | None = None,
     ) -> None:
         self.hub = hub
         self._observer = observer
         self._clock = clock
         self._shared: dict[str, Channel] = {
-            INBOX: InboxChannel(hub, OutboxInbox(), observer=observer, clock=clock),
+            INBOX: InboxChannel(hub, OutboxInbox(), fanout=fanout, observer=observer,
+                                clock=clock),
             WEBHOOK: webhook or WebhookChannel(observer=observer, clock=clock),
         }
         self._tenants: dict[str, tuple[Any, TenantChannels]] = {}

@@ -342,6 +342,18 @@ def _address(name: str, recipient: Recipient) -> str | None:
             "email": recipient.email, "sms": recipient.phone}.get(name)
 
 
+async def inbox_message(store: Store, tenant_id: str, delivery_id: str) -> OutboundMessage | None:
+    """The in-app message of a delivery as the dispatcher builds it (same payload, from
+    the row and its campaign as stored now), or ``None`` when there is no such delivery.
+    Another node's stream fan-out reads a message back with it when the frame was too
+    large to travel in a notification."""
+    row = await store.get_delivery(tenant_id, delivery_id)
+    if row is None:
+        return None
+    campaign = await store.get_campaign(tenant_id, row.campaign_id)
+    return _message(tenant_id, row, Recipient(), campaign)
+
+
 def _message(tenant_id: str, row: DeliveryRecord, recipient: Recipient,
              campaign: Campaign | None) -> OutboundMessage:
     extra = {} if campaign is None else {

@@ -46,7 +46,17 @@ class OutboxMetrics:
                               "Dispatcher rounds that failed and were skipped", registry=r)
         self.streams = Gauge("geopush_stream_users",
                              "Users with a live in-app stream on this node", registry=r)
+        self.fanout = Counter("geopush_stream_fanout",
+                              "Cross-node live stream notices, by event: published, "
+                              "published_reference, publish_failed, received (from "
+                              "another node), delivered (to a stream here), offline (no "
+                              "stream here), unreadable, listener_lost",
+                              ["event"], registry=r)
 
     def observe_send(self, channel: str, result: SendResult, elapsed_s: float) -> None:
         """A :class:`~server.channels.base.SendObserver`."""
         self.send_seconds.labels(channel=channel, result=result.kind).observe(elapsed_s)
+
+    def observe_fanout(self, event: str) -> None:
+        """A :data:`~server.channels.pg_fanout.FanoutObserver`."""
+        self.fanout.labels(event=event).inc()

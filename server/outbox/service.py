@@ -7,7 +7,7 @@ import contextlib
 import random
 from collections.abc import Callable
 
-from server.channels.inapp import StreamHub
+from server.channels.inapp import StreamFanout, StreamHub
 from server.outbox.backoff import Backoff
 from server.outbox.channels import ChannelRegistry
 from server.outbox.dispatcher import Dispatcher
@@ -29,9 +29,10 @@ class Outbox:
         metrics: OutboxMetrics,
         clock: Callable[[], float],
         registry: ChannelRegistry | None = None,
+        fanout: StreamFanout | None = None,
     ) -> None:
         self.registry = registry or ChannelRegistry(hub, observer=metrics.observe_send,
-                                                    clock=clock)
+                                                    clock=clock, fanout=fanout)
         backoff = Backoff(base_s=settings.retry_base_s,
                           max_s=max(settings.retry_max_s, settings.retry_base_s),
                           max_attempts=settings.retry_max_attempts)

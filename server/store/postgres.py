@@ -21,6 +21,9 @@
   ``max_locks_per_transaction`` × ``max_connections`` entries for all sessions
   together (12,800 with the defaults) and fails any session's lock when full: the users
   of the batches in flight at once must stay well below it.
+- **Notifications**: :meth:`PostgresStore.notify` sends on a pool connection;
+  :meth:`PostgresStore.connect` opens a connection outside the pool for ``LISTEN``
+  (the live stream fan-out, :mod:`server.channels.pg_fanout`).
 - **Errors**: asyncpg and socket errors leave as
   :class:`~server.store.errors.StoreUnavailableError`; integrity errors as ``NotFoundError`` /
   ``ConflictError`` where a method documents them.
@@ -154,16 +157,18 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     open transaction). The default sends ``pg_advisory_unlock_all(); CLOSE ALL;
     UNLISTEN *; RESET ALL`` — a round trip per acquire, for session state this store
     never leaves behind: locks are transaction-scoped (migrate unlocks its own), cursors
-    live in transactions, nothing listens, settings are SET LOCAL or connect-time."""
+    live in transactions, nothing listens (``LISTEN`` gets a connection of its own,
+    :meth:`PostgresStore.connect`), settings are SET LOCAL or connect-time."""
 
 
 class PostgresStore:
     """The :class:`~server.store.base.Store` on PostgreSQL. Build with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, url: str | None = None) -> None:
         """Private: use :meth:`open`."""
         self._pool = pool
         self.schema = schema
+        self._url = url
 
     @classmethod
     async def open(
@@ -189,7 +194,7 @@ class PostgresStore:
         except (asyncpg.PostgresError, OSError) as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
         assert pool is not None
-        store = cls(pool, schema)
+        store = cls(pool, schema, url)
         if apply_migrations:
             try:
                 async with pool.acquire() as conn:
@@ -213,6 +218,25 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    # -- notifications ---------------------------------------------------------------
+
+    @_translated
+    async def connect(self, *, application_name: str = "geopush") -> asyncpg.Connection:
+        """A connection of its own, outside the pool, to the store's database: for a
+        session that outlives any query (``LISTEN``). The caller closes it."""
+        if self._url is None:
+            raise StoreUnavailableError("this store was not opened from a URL")
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self._url, server_settings={"search_path": self.schema,
+                                        "application_name": application_name})
+        return conn
+
+    @_translated
+    async def notify(self, channel: str, payload: str) -> None:
+        """``pg_notify(channel, payload)`` on a pool connection, outside any transaction
+        (so it is sent at once). ``payload`` must be shorter than 8000 bytes."""
+        await self._pool.execute("SELECT pg_notify($1, $2)", channel, payload)
 
     # -- tenants and keys ------------------------------------------------------------
 
