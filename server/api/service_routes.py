@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.context import HUB, METRICS, OPENAPI, OUTBOX_METRICS, json_response, store
+from server.api.context import FANOUT, HUB, METRICS, OPENAPI, OUTBOX_METRICS, json_response, store
 from server.api.registry import Operation
 from server.api.schemas import Health, Ready
 from server.openapi import docs_html
@@ -25,8 +25,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     readiness = await store(request).ready()
-    return json_response(Ready(status="ready" if readiness.ok else "not_ready",
-                               checks={"store": readiness.detail}),
+    # The live stream's fan-out is reported, not required: without it pings, decisions
+    # and deliveries go on, and every message is still in the inbox.
+    checks = {"store": readiness.detail, "stream_fanout": request.app[FANOUT].state()}
+    return json_response(Ready(status="ready" if readiness.ok else "not_ready", checks=checks),
                          status=200 if readiness.ok else 503)
 
 

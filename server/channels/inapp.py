@@ -278,6 +278,10 @@ class StreamFanout(Protocol):
         network failure (the frame still reached this node's streams)."""
         ...
 
+    def state(self) -> str:
+        """One line for ``/readyz``: how far a frame published here reaches right now."""
+        ...
+
 
 class LocalFanout:
     """A :class:`StreamFanout` for one process: this node's hub, nobody else. What the
@@ -295,6 +299,9 @@ class LocalFanout:
 
     async def publish(self, tenant_id: str, user_id: str, frame: Mapping[str, Any]) -> int:
         return self.hub.publish(tenant_id, user_id, frame)
+
+    def state(self) -> str:
+        return "local: this process's streams"
 
 
 # --------------------------------------------------------------------------- channel

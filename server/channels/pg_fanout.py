@@ -210,6 +210,13 @@ class PostgresFanout:
         conn = self._conn
         return None if conn is None or conn.is_closed() else conn.get_server_pid()
 
+    def state(self) -> str:
+        """``listening on <channel>``, or ``reconnecting`` while the listener is down (then
+        frames from other nodes do not reach this node's streams live)."""
+        if self._listening.is_set():
+            return f"listening on {self.channel}"
+        return "reconnecting: other nodes' frames do not reach this node's streams live"
+
     async def wait_listening(self, timeout_s: float) -> None:
         """Until the listener listens (at start-up, after a reconnect). Raises
         ``TimeoutError`` after ``timeout_s``."""

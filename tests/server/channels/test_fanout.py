@@ -24,7 +24,13 @@ from aiohttp import web
 from server.api.context import FANOUT, HUB
 from server.auth import Role
 from server.channels.base import Delivered
-from server.channels.inapp import InboxChannel, LocalFanout, issue_stream_token, stream_frame
+from server.channels.inapp import (
+    InboxChannel,
+    LocalFanout,
+    StreamHub,
+    issue_stream_token,
+    stream_frame,
+)
 from server.channels.pg_fanout import (
     FRAME,
     NOTIFY_MAX_BYTES,
@@ -271,6 +277,8 @@ async def test_listener_reconnects_after_its_connection_is_terminated(
     finally:
         await killer.close()
     await eventually(lambda: b.fanout.listener_pid not in (None, old_pid))
+    _, ready = await b.api.call("GET", "/readyz", expect=200)
+    assert ready["checks"]["stream_fanout"] == f"listening on {b.fanout.channel}"
 
     async with b.stream("u1") as ws:
         await a.inbox_channel().send(message(key="after-restart"))
@@ -294,6 +302,8 @@ async def test_embedded_store_streams_to_its_own_process_only(
 ) -> None:
     async with running(memory_store, now) as node, node.stream("u1") as ws:
         assert isinstance(node.app[FANOUT], LocalFanout)
+        _, ready = await node.api.call("GET", "/readyz", expect=200)
+        assert ready["checks"]["stream_fanout"] == "local: this process's streams"
         result = await node.inbox_channel().send(message(key="k-local"))
         got = await next_message(ws)
         await nothing_more(ws)
@@ -352,3 +362,18 @@ def test_a_frame_postgres_cannot_encode_travels_as_its_delivery_id() -> None:
 def test_anything_but_a_notice_is_refused(payload: str) -> None:
     with pytest.raises(ValueError):
         decode_notice(payload)
+
+
+async def test_a_listener_that_is_down_is_reported_not_fatal() -> None:
+    async def unreachable() -> asyncpg.Connection:
+        raise OSError("connection refused")
+
+    async def no_notify(_channel: str, _payload: str) -> None:
+        return None
+
+    async def no_frames(_tenant: str, _user: str, _delivery_id: str) -> None:
+        return None
+
+    fanout = PostgresFanout(StreamHub(), connect=unreachable, notify=no_notify,
+                            channel="geopush_stream", resolve=no_frames)
+    assert fanout.state().startswith("reconnecting")
