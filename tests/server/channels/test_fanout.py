@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +54,7 @@ from tests.server.api.conftest import (  # noqa: F401 - fixtures
 )
 from tests.server.channels.builders import Clock, message
 from tests.server.conftest import TENANT
+from tests.server.waiting import eventually
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
 """The store fixtures' loop (a pool is only ever used on the loop that made it)."""
@@ -110,19 +111,6 @@ class Node:
         found = re.search(rf'^geopush_stream_fanout_total\{{event="{event}"\}} (\S+)$', text,
                           re.MULTILINE)
         return float(found.group(1)) if found else 0.0
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def next_message(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,26 +37,13 @@ from tests.server.channels.test_email import smtp_server
 from tests.server.channels.test_fcm import account_info, fcm_error, google
 from tests.server.channels.test_sms import FROM, SID, TOKEN, twilio
 from tests.server.outbox.conftest import WEBHOOK_SECRET, webhook_receiver
+from tests.server.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 ALL = ["fcm", "apns", "webhook", "mqtt", "email", "sms", "inbox"]
 APNS_DEVICE = "b2" * 32
 DEAD_APNS_DEVICE = "0" * 64  # the Apple stand-in answers 410 Unregistered for it
-
-
-async def eventually(check: Callable[[], Any], timeout_s: float = 10.0) -> None:
-    """Wait until ``check()`` (sync or async) is true; the dispatcher runs on its own."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
