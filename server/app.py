@@ -15,6 +15,7 @@ import contextlib
 import logging
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
 from typing import TextIO
@@ -45,6 +46,7 @@ from server.api.registry import Operation, add_routes
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
+from server.channels.pg_presence import StreamPresence
 from server.errors import error_middleware
 from server.group_commit import GROUPS, GroupCommitter
 from server.learner import LEARNER, ProfileLearner, ended_visits
@@ -164,15 +166,23 @@ async def _fanout_ctx(app: web.Application) -> AsyncIterator[None]:
     """Where in-app frames are published: with the PostgreSQL store (and
     ``stream_fanout`` on), to the user's streams on every node over ``LISTEN``/
     ``NOTIFY`` (:mod:`server.channels.pg_fanout`; its listener connection opens here and
-    closes at shutdown); otherwise to this node's streams only — the embedded store is
-    one process, so that reaches every stream there is."""
-    the_store = app[STORE]
+    closes at shutdown), and who has a stream open on this node is kept in
+    ``stream_presence`` for every node's dispatcher (:mod:`server.channels.pg_presence`;
+    this node's rows go at shutdown); otherwise to this node's streams only — the
+    embedded store is one process, so that reaches every stream there is."""
+    the_store, settings = app[STORE], app[SETTINGS]
     fanout: StreamFanout
-    if isinstance(the_store, PostgresStore) and app[SETTINGS].stream_fanout:
+    if isinstance(the_store, PostgresStore) and settings.stream_fanout:
+        observe = app[OUTBOX_METRICS].observe_fanout
+        node_id = uuid.uuid4().hex
+        presence = StreamPresence(app[HUB], the_store, node_id=node_id,
+                                  refresh_s=settings.stream_presence_refresh_s,
+                                  observer=observe)
         fanout = PostgresFanout(
             app[HUB], connect=lambda: the_store.connect(application_name="geopush-stream"),
             notify=the_store.notify, channel=stream_channel(the_store.schema),
-            resolve=_inbox_frames(the_store), observer=app[OUTBOX_METRICS].observe_fanout)
+            resolve=_inbox_frames(the_store), observer=observe, node_id=node_id,
+            presence=presence)
     else:
         fanout = LocalFanout(app[HUB])
     app[FANOUT] = fanout

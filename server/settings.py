@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     (``LISTEN``/``NOTIFY`` on a connection of its own), not only on the node that sent
     them. ``false`` for a single node, or where something else fans out. The embedded
     store is one process and never needs it."""
+    stream_presence_refresh_s: float = Field(default=15.0, ge=1, le=3600)
+    """With the fan-out on, how often a node renews its rows of who has a stream open
+    there (``stream_presence``); a row lapses after 3 of these, so the users of a node
+    that died stop counting as online (and get pushes again) within that time."""
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
 

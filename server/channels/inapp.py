@@ -10,7 +10,11 @@
   that is all it needs. With PostgreSQL, :class:`~server.channels.pg_fanout.PostgresFanout`
   also sends it to every other node over ``LISTEN``/``NOTIFY``; ``create_app`` picks
   one (``GEOPUSH_STREAM_FANOUT``). Either way each node hands a message to its own
-  streams exactly once, and the hub's interface does not change.
+  streams exactly once, and the hub's interface does not change. The port also answers
+  "which of these users has the app open?" (:meth:`StreamFanout.online`) for the
+  dispatcher's channel choice: :class:`LocalFanout` from this process's hub, the
+  PostgreSQL one from the hub or a live row of any node in ``stream_presence``
+  (:mod:`server.channels.pg_presence`, fed by the hub's :meth:`StreamHub.watch`).
 - :func:`stream_to_websocket` — what the ``GET /v1/stream`` handler runs after the
   upgrade: subscribe, forward every message as JSON until the client goes away.
 - :func:`issue_stream_token` / :func:`verify_stream_token` — the per-user token the app
@@ -33,8 +37,9 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,6 +54,8 @@ from server.channels.base import (
     SendObserver,
     SendResult,
 )
+
+log = logging.getLogger("geopush.stream")
 
 TOKEN_VERSION = "v1"
 STREAM_QUEUE_SIZE = 100
@@ -176,20 +183,43 @@ class Subscription:
             await self._ready.wait()
 
 
+PresenceWatcher = Callable[[str, str, bool], None]
+"""Told ``(tenant_id, user_id, online)`` when a user's first stream opens in this process
+(``True``) and when their last one here closes (``False``). Called synchronously in the
+event loop from :meth:`StreamHub.subscribe`: it must not block; what it raises is logged
+and ignored (a stream never fails for a watcher)."""
+
+
 class StreamHub:
     """Live streams in this process by (tenant, user). Runs in the event loop; not
-    thread-safe (every caller is in the loop)."""
+    thread-safe (every caller is in the loop). :meth:`watch` lets a fan-out record who
+    is online here somewhere others can read it, without the hub knowing where."""
 
     def __init__(self, *, queue_size: int = STREAM_QUEUE_SIZE) -> None:
         self._queue_size = queue_size
         self._streams: defaultdict[UserKey, set[Subscription]] = defaultdict(set)
+        self._watchers: list[PresenceWatcher] = []
+
+    def watch(self, watcher: PresenceWatcher) -> Callable[[], None]:
+        """Tell ``watcher`` from now on when a user comes online or goes offline here;
+        returns the function that stops it."""
+        self._watchers.append(watcher)
+
+        def unwatch() -> None:
+            with contextlib.suppress(ValueError):
+                self._watchers.remove(watcher)
+
+        return unwatch
 
     @contextlib.contextmanager
     def subscribe(self, tenant_id: str, user_id: str) -> Iterator[Subscription]:
         """Register a stream for the duration of the ``with`` block."""
         key = (tenant_id, user_id)
         sub = Subscription(key, self._queue_size)
-        self._streams[key].add(sub)
+        opened = self._streams[key]
+        opened.add(sub)
+        if len(opened) == 1:
+            self._tell(key, online=True)
         try:
             yield sub
         finally:
@@ -198,11 +228,23 @@ class StreamHub:
                 subs.discard(sub)
                 if not subs:
                     del self._streams[key]
+                    self._tell(key, online=False)
             sub.close()
+
+    def _tell(self, key: UserKey, *, online: bool) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher(key[0], key[1], online)
+            except Exception:
+                log.exception("stream presence watcher failed for %s/%s", *key)
 
     def is_online(self, tenant_id: str, user_id: str) -> bool:
         """Whether the user has at least one stream open here."""
         return bool(self._streams.get((tenant_id, user_id)))
+
+    def online_users(self) -> list[UserKey]:
+        """Every (tenant, user) with a stream open here."""
+        return list(self._streams)
 
     def online_count(self) -> int:
         """Users (not connections) with a stream open here, for ``/metrics``."""
@@ -278,6 +320,12 @@ class StreamFanout(Protocol):
         network failure (the frame still reached this node's streams)."""
         ...
 
+    async def online(self, tenant_id: str, user_ids: Collection[str]) -> set[str]:
+        """The users of ``user_ids`` with a live stream open on any node this fan-out
+        reaches (this node's at least): one question per batch, not per user. Never
+        raises for a network or database failure: it answers for this node then."""
+        ...
+
     def state(self) -> str:
         """One line for ``/readyz``: how far a frame published here reaches right now."""
         ...
@@ -299,6 +347,10 @@ class LocalFanout:
 
     async def publish(self, tenant_id: str, user_id: str, frame: Mapping[str, Any]) -> int:
         return self.hub.publish(tenant_id, user_id, frame)
+
+    async def online(self, tenant_id: str, user_ids: Collection[str]) -> set[str]:
+        """The users of ``user_ids`` with a stream open in this process."""
+        return {u for u in user_ids if self.hub.is_online(tenant_id, u)}
 
     def state(self) -> str:
         return "local: this process's streams"

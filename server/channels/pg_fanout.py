@@ -26,6 +26,11 @@ them while any node's dispatcher may send the user a message. :class:`PostgresFa
 - **channel**: one per store schema (:func:`stream_channel`): ``geopush_stream`` for
   ``public``; two deployments (or test sessions) in one database in different schemas
   never see each other's notices.
+- **online**: which users have the app open on *any* node, for the dispatcher's channel
+  choice: this node's hub, plus the live rows other nodes keep in ``stream_presence``
+  (``presence``, a :class:`~server.channels.pg_presence.StreamPresence` that this
+  fan-out starts and stops). When that query fails the answer is this node's hub alone,
+  logged (``presence_failed``): a delivery is never held up by presence.
 
 Runs in the event loop.
 """
@@ -38,13 +43,14 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from server.channels.inapp import StreamHub
+from server.channels.pg_presence import StreamPresence
 
 log = logging.getLogger("geopush.stream")
 
@@ -68,7 +74,9 @@ FanoutObserver = Callable[[str], None]
 """Told each fan-out event by name: ``published``, ``published_reference``,
 ``publish_failed`` (sending side); ``received`` (a notice from another node),
 ``delivered`` (handed to at least one stream here), ``offline`` (no stream here),
-``unreadable`` (a notice or reference that cannot be read); ``listener_lost``."""
+``unreadable`` (a notice or reference that cannot be read); ``listener_lost``;
+``presence_failed`` (who is online elsewhere could not be read: this node's answer was
+used), ``presence_write_failed`` (who is online here could not be written; retried)."""
 Resolve = Callable[[str, str, str], Awaitable[Mapping[str, Any] | None]]
 """``(tenant_id, user_id, delivery_id)`` → the stream frame of that inbox message, read
 back from the store, or ``None`` when there is none (for notices sent by reference)."""
@@ -170,6 +178,9 @@ class PostgresFanout:
     ``pg_notify(channel, payload)`` (on a pool connection), ``resolve`` reads a message
     back for a notice sent by reference. ``node_id`` tells this node's notices from the
     others' (a fresh random one by default: one per app, not per process).
+    ``presence``: this node's rows of who is online (its ``node_id`` should be this
+    one's), started and stopped with the fan-out; without it :meth:`online` answers for
+    this node only.
 
     Reconnect waits start at ``retry_min_s`` and double per failed attempt up to
     ``retry_max_s``."""
@@ -187,8 +198,10 @@ class PostgresFanout:
         retry_min_s: float = 0.5,
         retry_max_s: float = 30.0,
         check_interval_s: float = 30.0,
+        presence: StreamPresence | None = None,
     ) -> None:
         self.hub = hub
+        self.presence = presence
         self.node_id = node_id or uuid.uuid4().hex
         self.channel = channel
         self._connect = connect
@@ -228,6 +241,8 @@ class PostgresFanout:
         is slow or down then delays live fan-out, not the app (the loop keeps trying)."""
         if self._task is not None:
             return
+        if self.presence is not None:
+            self.presence.start()
         self._task = asyncio.create_task(self._listen_forever(),
                                          name="geopush-stream-fanout")
         with contextlib.suppress(TimeoutError):
@@ -242,6 +257,8 @@ class PostgresFanout:
                 await task
         self._task = None
         self._resolving.clear()
+        if self.presence is not None:
+            await self.presence.aclose()
 
     # -- sending ---------------------------------------------------------------------
 
@@ -264,6 +281,23 @@ class PostgresFanout:
         else:
             self._observe("published" if kind == FRAME else "published_reference")
         return live
+
+    # -- who is online --------------------------------------------------------------
+
+    async def online(self, tenant_id: str, user_ids: Collection[str]) -> set[str]:
+        """This node's hub, plus a live ``stream_presence`` row from any node for the
+        users it does not have (one query); the hub's answer alone when that fails."""
+        here = {u for u in user_ids if self.hub.is_online(tenant_id, u)}
+        elsewhere = set(user_ids) - here
+        if self.presence is None or not elsewhere:
+            return here
+        try:
+            return here | await self.presence.online(tenant_id, elsewhere)
+        except Exception as exc:  # presence is a hint: never hold up a delivery for it
+            log.warning("stream presence: cannot read who is online on other nodes, "
+                        "choosing channels by this node's streams: %s", exc)
+            self._observe("presence_failed")
+            return here
 
     # -- receiving -------------------------------------------------------------------
 
@@ -352,7 +386,10 @@ class PostgresFanout:
         conn.add_termination_listener(lambda _conn: lost.set())
         while not conn.is_closed():
             try:
-                await asyncio.wait_for(lost.wait(), self._check_interval_s)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that lands as the wait ends, and aclose() would then hang.
+                async with asyncio.timeout(self._check_interval_s):
+                    await lost.wait()
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=self._check_interval_s)
             else:

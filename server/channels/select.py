@@ -43,7 +43,8 @@ def select_channel(
 ) -> str | None:
     """The channel to send on, or ``None``; see the module docstring for the order.
 
-    ``online``: the user has a live in-app stream (``StreamHub.is_online``).
+    ``online``: the user has a live in-app stream, on any node
+    (``StreamFanout.online``).
     ``sms_allowed``: the tenant's policy permits SMS for this push (cost, consent).
     """
     if ALL_CHANNELS in opt_outs:

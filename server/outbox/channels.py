@@ -27,7 +27,7 @@ from server.channels.base import (
 )
 from server.channels.email import EmailChannel
 from server.channels.fcm import FcmChannel, ServiceAccount
-from server.channels.inapp import InboxChannel, StreamFanout, StreamHub
+from server.channels.inapp import InboxChannel, LocalFanout, StreamFanout, StreamHub
 from server.channels.mqtt import MqttChannel
 from server.channels.sms import SmsChannel
 from server.channels.webhook import WebhookChannel
@@ -108,7 +108,7 @@ def build_tenant_channels(
 class ChannelRegistry:
     """Channels per tenant, rebuilt when the stored settings change. Runs in the event
     loop; shared by every dispatcher of the process. ``fanout``: where the inbox channel
-    publishes live frames (default: ``hub`` only)."""
+    publishes live frames and who counts as online (default: ``hub`` only)."""
 
     def __init__(
         self,
@@ -120,10 +120,11 @@ class ChannelRegistry:
         fanout: StreamFanout | None = None,
     ) -> None:
         self.hub = hub
+        self.fanout: StreamFanout = fanout or LocalFanout(hub)
         self._observer = observer
         self._clock = clock
         self._shared: dict[str, Channel] = {
-            INBOX: InboxChannel(hub, OutboxInbox(), fanout=fanout, observer=observer,
+            INBOX: InboxChannel(hub, OutboxInbox(), fanout=self.fanout, observer=observer,
                                 clock=clock),
             WEBHOOK: webhook or WebhookChannel(observer=observer, clock=clock),
         }

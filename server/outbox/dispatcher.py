@@ -16,7 +16,9 @@ A round, per tenant:
    webhook header, MQTT property and payload, push collapse ids, Message-ID).
 3. **Send** each claimed row (up to ``concurrency`` at once): pick the channel at send
    time (:func:`~server.channels.select.select_channel`: the in-app stream while the
-   app is open, else push, else the campaign's other channels), build the recipient
+   app is open — on any node, asked once per batch of the registry's fan-out
+   (:meth:`~server.channels.inapp.StreamFanout.online`) — else push, else the
+   campaign's other channels), build the recipient
    from the user's ``contacts`` and the tenant's channel settings, check the TTL once
    more, send, and map the result:
 
@@ -187,12 +189,14 @@ class Dispatcher:
         campaigns: dict[str, Campaign | None] = {}
         for cid in {r.campaign_id for r in rows}:
             campaigns[cid] = await store.get_campaign(tenant_id, cid)
+        online = await self._registry.fanout.online(tenant_id, {r.user_id for r in rows})
 
         async def one(row: DeliveryRecord) -> DeliveryOutcome:
             async with self._limit:
                 try:
                     return await self._deliver(tenant_id, row, profiles.get(row.user_id),
-                                               campaigns.get(row.campaign_id), channels)
+                                               campaigns.get(row.campaign_id), channels,
+                                               online=row.user_id in online)
                 except Exception as exc:  # our bug or the store's: retry it later
                     log.exception("%s: delivery %s failed unexpectedly", self.name,
                                   row.delivery_id)
@@ -210,14 +214,16 @@ class Dispatcher:
         profile: Profile | None,
         campaign: Campaign | None,
         tenant: TenantChannels,
+        *,
+        online: bool,
     ) -> DeliveryOutcome:
+        """``online``: the user has a live in-app stream on some node."""
         profile = profile or Profile(user_id=row.user_id)
-        hub = self._registry.hub
         wanted = campaign.channels if campaign is not None else (row.channel,)
         if profile.channels is not None:
             wanted = tuple(c for c in wanted if c in profile.channels)
         summary = _summary(profile, tenant)
-        name = select_channel(wanted, summary, online=hub.is_online(tenant_id, row.user_id),
+        name = select_channel(wanted, summary, online=online,
                               opt_outs=profile.opt_outs, configured=tenant.configured)
         if name is None:
             return self._dead(row, row.channel, "no_channel",

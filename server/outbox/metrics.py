@@ -50,7 +50,8 @@ class OutboxMetrics:
                               "Cross-node live stream notices, by event: published, "
                               "published_reference, publish_failed, received (from "
                               "another node), delivered (to a stream here), offline (no "
-                              "stream here), unreadable, listener_lost",
+                              "stream here), unreadable, listener_lost, "
+                              "presence_failed, presence_write_failed",
                               ["event"], registry=r)
 
     def observe_send(self, channel: str, result: SendResult, elapsed_s: float) -> None:

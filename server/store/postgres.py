@@ -24,6 +24,9 @@
 - **Notifications**: :meth:`PostgresStore.notify` sends on a pool connection;
   :meth:`PostgresStore.connect` opens a connection outside the pool for ``LISTEN``
   (the live stream fan-out, :mod:`server.channels.pg_fanout`).
+- **Stream presence** (migration 0005): each node's rows of the users with a live
+  stream open there, expiring by the database's clock unless refreshed
+  (:mod:`server.channels.pg_presence` writes them, the dispatcher reads them).
 - **Errors**: asyncpg and socket errors leave as
   :class:`~server.store.errors.StoreUnavailableError`; integrity errors as ``NotFoundError`` /
   ``ConflictError`` where a method documents them.
@@ -122,6 +125,21 @@ def _translated(
 def _count(status: str) -> int:
     """Rows affected, from a command status such as ``INSERT 0 3`` or ``DELETE 2``."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def _upsert_stream_presence(
+    conn: asyncpg.Connection, node_id: str, online: Sequence[tuple[str, str]], ttl_s: float
+) -> None:
+    """Rows of ``node_id`` for ``online``, live ``ttl_s`` from now (database clock)."""
+    if not online:
+        return
+    await conn.execute(
+        "INSERT INTO stream_presence (tenant_id, user_id, node_id, expires_at)"
+        " SELECT t, u, $3, now() + make_interval(secs => $4)"
+        " FROM unnest($1::text[], $2::text[]) AS x(t, u)"
+        " ON CONFLICT (tenant_id, node_id, user_id)"
+        " DO UPDATE SET expires_at = EXCLUDED.expires_at",
+        [t for t, _ in online], [u for _, u in online], node_id, ttl_s)
 
 
 _NO_PRESENCE = PresenceColumns([], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0),
@@ -237,6 +255,68 @@ class PostgresStore:
         """``pg_notify(channel, payload)`` on a pool connection, outside any transaction
         (so it is sent at once). ``payload`` must be shorter than 8000 bytes."""
         await self._pool.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    # -- live stream presence (migration 0005) ----------------------------------------
+
+    @_translated
+    async def write_stream_presence(
+        self, node_id: str, online: Sequence[tuple[str, str]],
+        offline: Sequence[tuple[str, str]], *, ttl_s: float,
+    ) -> None:
+        """Record that the (tenant, user) pairs of ``online`` have a stream open on
+        ``node_id`` until ``ttl_s`` from now (database clock), and that those of
+        ``offline`` have none there any more; one transaction, two statements."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await _upsert_stream_presence(conn, node_id, online, ttl_s)
+            if offline:
+                await conn.execute(
+                    "DELETE FROM stream_presence p USING unnest($1::text[], $2::text[])"
+                    " AS x(t, u) WHERE p.node_id = $3 AND p.tenant_id = x.t"
+                    " AND p.user_id = x.u",
+                    [t for t, _ in offline], [u for _, u in offline], node_id)
+
+    @_translated
+    async def sync_stream_presence(
+        self, node_id: str, online: Sequence[tuple[str, str]], *, ttl_s: float
+    ) -> None:
+        """Make ``online`` the whole of ``node_id``'s rows, each live ``ttl_s`` from now."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM stream_presence p WHERE p.node_id = $3 AND NOT EXISTS ("
+                " SELECT 1 FROM unnest($1::text[], $2::text[]) AS x(t, u)"
+                " WHERE p.tenant_id = x.t AND p.user_id = x.u)",
+                [t for t, _ in online], [u for _, u in online], node_id)
+            await _upsert_stream_presence(conn, node_id, online, ttl_s)
+
+    @_translated
+    async def refresh_stream_presence(self, node_id: str, *, ttl_s: float) -> int:
+        """Extend every row of ``node_id`` to ``ttl_s`` from now; how many there are."""
+        status = await self._pool.execute(
+            "UPDATE stream_presence SET expires_at = now() + make_interval(secs => $2)"
+            " WHERE node_id = $1", node_id, ttl_s)
+        return _count(status)
+
+    @_translated
+    async def prune_stream_presence(self, *, expired_for_s: float) -> int:
+        """Delete the rows (of any node) expired more than ``expired_for_s`` ago."""
+        status = await self._pool.execute(
+            "DELETE FROM stream_presence"
+            " WHERE expires_at < now() - make_interval(secs => $1)", expired_for_s)
+        return _count(status)
+
+    @_translated
+    async def clear_stream_presence(self, node_id: str) -> None:
+        """Delete every row of ``node_id`` (its graceful shutdown)."""
+        await self._pool.execute("DELETE FROM stream_presence WHERE node_id = $1", node_id)
+
+    @_translated
+    async def stream_presence(self, tenant_id: str, user_ids: Sequence[str]) -> set[str]:
+        """The users of ``user_ids`` with a live row on any node (``expires_at > now()``)."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT user_id FROM stream_presence WHERE tenant_id = $1"
+            " AND user_id = ANY($2::text[]) AND expires_at > now()",
+            tenant_id, list(user_ids))
+        return {r["user_id"] for r in rows}
 
     # -- tenants and keys ------------------------------------------------------------
 
@@ -499,6 +579,12 @@ class PostgresStore:
                     f"DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2",
                     tenant_id, user_id)
                 counts[_STREAK_KEY.get(table, table)] = _count(status)
+            # Not counted: which node holds the user's open socket is no data kept about
+            # them (the memory store has none), and a node still holding one writes its
+            # row again at its next heartbeat.
+            await conn.execute(
+                "DELETE FROM stream_presence WHERE tenant_id = $1 AND user_id = $2",
+                tenant_id, user_id)
         return counts
 
     # -- campaigns and policy --------------------------------------------------------

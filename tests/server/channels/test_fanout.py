@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from server.api.context import FANOUT, HUB
 from server.auth import Role
@@ -40,8 +42,10 @@ from server.channels.pg_fanout import (
     encode_notice,
     stream_channel,
 )
+from server.channels.pg_presence import StreamPresence
 from server.outbox.channels import OutboxInbox
 from server.store import PostgresStore, Store
+from server.store.migrate import quote_ident
 from tests.server.api.conftest import (  # noqa: F401 - fixtures
     Api,
     FakeClock,
@@ -53,7 +57,9 @@ from tests.server.api.conftest import (  # noqa: F401 - fixtures
     venue_feature,
 )
 from tests.server.channels.builders import Clock, message
-from tests.server.conftest import TENANT
+from tests.server.channels.test_fcm import Google, account_info, google
+from tests.server.conftest import TENANT, drop_schema
+from tests.server.store.builders import delivery
 from tests.server.waiting import eventually
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
@@ -297,6 +303,302 @@ async def test_embedded_store_streams_to_its_own_process_only(
         await nothing_more(ws)
     assert result == Delivered("live:1")
     assert got == message(key="k-local").payload()
+
+
+# --------------------------------------------------------------------------- who is online
+#
+# The dispatcher's channel choice counts the user's streams on every node: the user has
+# an FCM token, campaign ``c1`` lists ``inbox`` and ``fcm``, and the FCM stand-in records
+# what it is sent — so an open app anywhere means the inbox, and no push.
+
+
+PUSH_TOKEN = "fcm-token"
+
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    """The FCM service account's key (as ``test_fcm``'s; a fixture per module)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+async def fcm(rsa_key: rsa.RSAPrivateKey, now: FakeClock) -> AsyncIterator[Google]:
+    """The FCM stand-in; it records every push in ``sends``."""
+    async with google(rsa_key, now) as g:
+        yield g
+
+
+async def push_or_inbox(node: Node, fcm: Google, rsa_key: rsa.RSAPrivateKey,
+                        *users: str) -> None:
+    """The tenant's FCM set up, ``users`` with an FCM token each, and campaign ``c1``
+    (the one the store builders' deliveries belong to) on the inbox or FCM."""
+    api = node.api
+    await api.call("PUT", "/v1/channels", expect=200, json_body={
+        "fcm": {"service_account": account_info(rsa_key, fcm.token_uri),
+                "base_url": fcm.base_url}})
+    for user in users:
+        await api.call("PUT", f"/v1/users/{user}", expect=201, json_body={"contacts": {
+            "devices": [{"platform": "fcm", "token": f"{PUSH_TOKEN}-{user}"}]}})
+    await api.call("PUT", "/v1/venues/senate", json_body=venue_feature(), expect=201)
+    await api.call("PUT", "/v1/campaigns/c1", expect=201, json_body=campaign_body(
+        "c1", status="active", channels=["inbox", "fcm"]))
+
+
+async def dispatched(node: Node, user_id: str, key: str) -> tuple[str, str]:
+    """A delivery to ``user_id`` put in the outbox, once ``node``'s dispatcher has sent
+    it: ``(delivery_id, channel)``."""
+    store = node.api.store
+    row = delivery(user_id, key, at=node.api.clock.now)
+    async with store.batch(TENANT, [user_id]) as tx:
+        [created] = await tx.insert_deliveries([row])
+    found: dict[str, Any] = {}
+
+    async def sent() -> bool:
+        _, body = await node.api.call("GET", f"/v1/deliveries/{created.delivery_id}",
+                                      expect=200)
+        found.update(body)
+        return body["status"] == "sent"
+
+    await eventually(sent)
+    return created.delivery_id, str(found["channel"])
+
+
+async def seen_online(node: Node, user_id: str) -> bool:
+    """Whether ``node``'s dispatcher would count ``user_id`` as online now."""
+    return user_id in await node.fanout.online(TENANT, [user_id])
+
+
+async def _offline(node: Node, user_id: str) -> bool:
+    return not await seen_online(node, user_id)
+
+
+async def execute(database_url: str, schema: str, sql: str, *args: Any) -> Any:
+    """``sql`` in ``schema`` on a connection of its own; the first value of the first
+    row (``None`` when there is none)."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_app_open_on_node_b_gets_the_inbox_not_a_push_from_node_a(
+    nodes: tuple[Node, Node], fcm: Google, rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    a, b = nodes
+    await push_or_inbox(a, fcm, rsa_key, "u1")
+    async with b.stream("u1") as ws:
+        await eventually(lambda: seen_online(a, "u1"))
+        assert not a.app[HUB].is_online(TENANT, "u1")  # only B has the socket
+        delivery_id, channel = await dispatched(a, "u1", "k1")
+        got = await next_message(ws)
+
+    assert channel == "inbox"
+    assert got["delivery_id"] == delivery_id
+    assert fcm.sends == []
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_once_the_app_on_node_b_closes_the_next_delivery_is_a_push(
+    nodes: tuple[Node, Node], fcm: Google, rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    a, b = nodes
+    await push_or_inbox(a, fcm, rsa_key, "u1")
+    async with b.stream("u1"):
+        await eventually(lambda: seen_online(a, "u1"))
+        assert (await dispatched(a, "u1", "k1"))[1] == "inbox"
+    await eventually(lambda: _offline(a, "u1"))  # B wrote the closing down
+
+    _, channel = await dispatched(a, "u1", "k2")
+
+    assert channel == "fcm"
+    assert [s["message"]["token"] for s in fcm.sends] == [f"{PUSH_TOKEN}-u1"]
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_a_node_whose_rows_expired_no_longer_counts(
+    nodes: tuple[Node, Node], fcm: Google, rsa_key: rsa.RSAPrivateKey,
+    database_url: str, pg_schema: str,
+) -> None:
+    a, b = nodes
+    await push_or_inbox(a, fcm, rsa_key, "u1")
+    async with b.stream("u1"):
+        await eventually(lambda: seen_online(a, "u1"))
+        # Node B stops heartbeating (it died): its rows outlive their TTL.
+        await execute(database_url, pg_schema,
+                      "UPDATE stream_presence SET expires_at = now() - interval '1 second'"
+                      " WHERE node_id = $1", b.fanout.node_id)
+        assert not await seen_online(a, "u1")
+        _, channel = await dispatched(a, "u1", "k1")
+
+    assert channel == "fcm"
+    assert len(fcm.sends) == 1
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_each_node_keeps_rows_of_its_own_users_and_removes_them_at_shutdown(
+    pg_store: PostgresStore, second_store: PostgresStore, now: FakeClock,
+    database_url: str, pg_schema: str,
+) -> None:
+    def rows_of(node_id: str) -> Any:
+        return execute(database_url, pg_schema, "SELECT array_agg(user_id ORDER BY user_id)"
+                       " FROM stream_presence WHERE node_id = $1", node_id)
+
+    async with running(pg_store, now) as a:
+        async with running(second_store, now) as b:
+            b_node = b.fanout.node_id
+            async with a.stream("u1"), b.stream("u1"), b.stream("u2"):
+                await eventually(lambda: seen_online(a, "u2"))
+                await eventually(lambda: seen_online(b, "u1"))
+                assert await rows_of(a.fanout.node_id) == ["u1"]
+                assert await rows_of(b_node) == ["u1", "u2"]
+        assert await rows_of(b_node) is None  # B shut down cleanly
+        await eventually(lambda: _offline(a, "u1"))
+        assert await a.fanout.online(TENANT, ["u1", "u2"]) == set()
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_long_expired_rows_of_dead_nodes_are_pruned_and_live_ones_kept(
+    pg_store: PostgresStore,
+) -> None:
+    await pg_store.write_stream_presence("dead", [(TENANT, "u1")], (), ttl_s=0.001)
+    await pg_store.write_stream_presence("live", [(TENANT, "u2")], (), ttl_s=60)
+    await eventually(lambda: _not_online(pg_store, "u1"))
+
+    assert await pg_store.prune_stream_presence(expired_for_s=0) == 1
+    assert await pg_store.stream_presence(TENANT, ["u1", "u2"]) == {"u2"}
+    assert await pg_store.refresh_stream_presence("live", ttl_s=60) == 1
+
+
+async def _not_online(store: PostgresStore, user_id: str) -> bool:
+    return user_id not in await store.stream_presence(TENANT, [user_id])
+
+
+@pytest.fixture
+async def store_without_presence(database_url: str) -> AsyncIterator[PostgresStore]:
+    """A throwaway schema whose ``stream_presence`` table is gone: every presence read
+    and write fails there."""
+    schema = f"geopush_nopresence_{uuid.uuid4().hex[:10]}"
+    store = await PostgresStore.open(database_url, schema=schema, min_size=1, max_size=4)
+    try:
+        await execute(database_url, schema,
+                      f"DROP TABLE {quote_ident(schema)}.stream_presence")
+        yield store
+    finally:
+        await store.close()
+        await drop_schema(database_url, schema)
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_presence_failing_falls_back_to_this_nodes_streams_and_still_delivers(
+    store_without_presence: PostgresStore, now: FakeClock, fcm: Google,
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    async with running(store_without_presence, now, outbox_workers=1,
+                       outbox_interval_s=0.05) as a:
+        await push_or_inbox(a, fcm, rsa_key, "u1", "u2")
+        async with a.stream("u1") as ws:  # the stream works although its row cannot be written
+            _, here = await dispatched(a, "u1", "k1")
+            got = await next_message(ws)
+            _, away = await dispatched(a, "u2", "k2")
+        assert await a.fanout_count("presence_write_failed") >= 1
+        assert await a.fanout_count("presence_failed") >= 1
+
+    assert (here, away) == ("inbox", "fcm")
+    assert got["user_id"] == "u1"
+
+
+async def test_a_failing_watcher_never_breaks_a_stream() -> None:
+    hub = StreamHub()
+    seen: list[tuple[str, str, bool]] = []
+
+    def broken(_tenant: str, _user: str, _online: bool) -> None:
+        raise RuntimeError("boom")
+
+    hub.watch(broken)
+    stop = hub.watch(lambda t, u, online: seen.append((t, u, online)))
+    with hub.subscribe(TENANT, "u1"), hub.subscribe(TENANT, "u1"):
+        assert hub.publish(TENANT, "u1", {"type": "message"}) == 2
+    stop()
+    with hub.subscribe(TENANT, "u2"):
+        pass
+
+    # The first stream opening and the last closing, nothing in between; none after stop.
+    assert seen == [(TENANT, "u1", True), (TENANT, "u1", False)]
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_heartbeat_renews_rows_and_rewrites_those_lost_meanwhile(
+    pg_store: PostgresStore, database_url: str, pg_schema: str,
+) -> None:
+    hub = StreamHub()
+    presence = StreamPresence(hub, pg_store, node_id="n1", refresh_s=0.2, flush_s=0.01)
+    expiry = "SELECT min(expires_at) FROM stream_presence WHERE node_id = 'n1'"
+    presence.start()
+    try:
+        with hub.subscribe(TENANT, "u1"):
+            await eventually(lambda: presence.online(TENANT, ["u1"]))
+            first = await execute(database_url, pg_schema, expiry)
+            await eventually(lambda: _later(database_url, pg_schema, expiry, first))
+            # Another node pruned it (or the user was erased) while the socket stays open.
+            await execute(database_url, pg_schema, "DELETE FROM stream_presence")
+            await eventually(lambda: presence.online(TENANT, ["u1"]))
+    finally:
+        await presence.aclose()
+    assert await execute(database_url, pg_schema, expiry) is None
+
+
+async def _later(database_url: str, schema: str, sql: str, than: Any) -> bool:
+    return bool(await execute(database_url, schema, sql) > than)
+
+
+class _Unreachable:
+    """A presence store whose database is down."""
+
+    async def fail(self, *_args: object, **_kwargs: object) -> Any:
+        raise OSError("connection refused")
+
+    write_stream_presence = sync_stream_presence = refresh_stream_presence = fail
+    prune_stream_presence = clear_stream_presence = stream_presence = fail
+
+
+async def test_presence_writes_that_fail_are_retried_without_touching_the_streams() -> None:
+    hub = StreamHub()
+    events: list[str] = []
+    presence = StreamPresence(hub, _Unreachable(), node_id="n1", flush_s=0.01,
+                              retry_min_s=0.01, observer=events.append)
+    presence.start()
+    try:
+        with hub.subscribe(TENANT, "u1"):
+            await eventually(lambda: events.count("presence_write_failed") >= 2)
+        with pytest.raises(OSError):
+            await presence.online(TENANT, ["u1"])
+    finally:
+        await presence.aclose()  # the final delete fails too, and is only logged
+
+
+@on_session_loop
+async def test_embedded_store_chooses_the_inbox_while_the_app_is_open_in_its_process(
+    memory_store: Store, now: FakeClock, fcm: Google, rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    async with running(memory_store, now, outbox_workers=1, outbox_interval_s=0.05) as node:
+        assert isinstance(node.app[FANOUT], LocalFanout)
+        await push_or_inbox(node, fcm, rsa_key, "u1", "u2")
+        async with node.stream("u1"):
+            assert await node.app[FANOUT].online(TENANT, ["u1", "u2"]) == {"u1"}
+            _, here = await dispatched(node, "u1", "k1")
+            _, away = await dispatched(node, "u2", "k2")
+
+    assert (here, away) == ("inbox", "fcm")
 
 
 # --------------------------------------------------------------------------- the notice

@@ -68,6 +68,7 @@ async def test_erase_user_leaves_no_row_of_the_user_in_any_table(pg_store: Postg
     await pg_store.ensure_tenant(tenant)
     for user_id in ("u1", "u2"):
         await _everything_about(pg_store, tenant, user_id)
+        await pg_store.write_stream_presence("node-a", [(tenant, user_id)], (), ttl_s=60)
     await pg_store.erase_user(tenant, "u1")
     async with pg_store._pool.acquire() as conn:
         tables = [r[0] for r in await conn.fetch(
