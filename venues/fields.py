@@ -3,7 +3,9 @@
 Defaults (DESIGN.md): a missing ``kind`` is ``other``, ``dwell_s`` 300, ``enabled``
 true, ``tags`` empty, ``metadata`` empty; a missing ``name`` falls back to the id.
 An explicit ``null`` means "not given". Pure: no IO (zoneinfo reads the tz database,
-which is part of the runtime, not input).
+which is part of the runtime, not input). ``opening_hours`` text that the
+``opening-hours-py`` parser rejects is a warning, not an error: campaigns treat such a
+venue as open.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import opening_hours as osm_hours
 
 from venues.model import DEFAULT_DWELL_S, VenueKind
 from venues.problems import Code, Findings
@@ -31,6 +36,9 @@ KNOWN_PROPERTIES = frozenset({
 """Properties geopush reads; any other is reported once per file as unused."""
 
 _KINDS = ", ".join(k.value for k in VenueKind)
+
+_PEST_POSITION = re.compile(r"-->\s*(\d+):(\d+)")
+"""Where the opening-hours parser stopped: `` --> line:column`` in its error text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +100,7 @@ def check_fields(props: Mapping[str, object], findings: Findings) -> VenueFields
     Returns the fields with defaults for anything missing or wrong (the caller
     rejects the venue when ``findings`` has errors).
     """
-    return VenueFields(
+    fields = VenueFields(
         name=_optional_str(props, "name", findings),
         kind=_kind(props.get("kind"), findings),
         tags=_tags(props.get("tags"), findings),
@@ -103,6 +111,8 @@ def check_fields(props: Mapping[str, object], findings: Findings) -> VenueFields
         metadata=_metadata(props.get("metadata"), findings),
         enabled=_enabled(props.get("enabled"), findings),
     )
+    _check_opening_hours(props.get("opening_hours"), fields.metadata, findings)
+    return fields
 
 
 def _optional_str(props: Mapping[str, object], key: str, findings: Findings) -> str | None:
@@ -208,6 +218,45 @@ def _is_zone(key: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def _check_opening_hours(top: object, metadata: Mapping[str, object],
+                         findings: Findings) -> None:
+    """Warn when the opening hours campaigns would read are not OSM ``opening_hours``.
+
+    Campaigns read the top-level text, or ``metadata.opening_hours`` when there is none
+    (OSM exports often keep it there), and treat a venue whose text does not parse as
+    always open; the venue is still imported and keeps its text unchanged.
+    """
+    if isinstance(top, str):
+        name, text = "opening_hours", top
+    elif top is None and isinstance(metadata.get("opening_hours"), str):
+        name, text = "metadata.opening_hours", str(metadata["opening_hours"])
+    else:
+        return  # none given, or a wrong type already reported as an error
+    problem = opening_hours_problem(text)
+    if problem is not None:
+        findings.warning(
+            f"properties.{name}", Code.OPENING_HOURS_NOT_UNDERSTOOD,
+            f"{name} {problem}; campaigns will treat the venue as open",
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def opening_hours_problem(text: str) -> str | None:
+    """``None`` when ``text`` is OSM opening_hours syntax, else what is wrong with it:
+    ``'Mo-Fr: 10:00' is not OSM opening_hours syntax (at column 6)``, the column (1-based)
+    being where the parser stopped, when its error says."""
+    if osm_hours.validate(text):
+        return None
+    where = ""
+    try:
+        osm_hours.OpeningHours(text)
+    except Exception as exc:  # ParserError, which the package's type stubs lack
+        match = _PEST_POSITION.search(str(exc))
+        if match is not None and match.group(1) == "1":
+            where = f" (at column {match.group(2)})"
+    return f"{show(text, limit=300)} is not OSM opening_hours syntax{where}"
 
 
 def _metadata(value: object, findings: Findings) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Code(StrEnum):
     UNKNOWN_KIND = "unknown_kind"
     UNKNOWN_TIMEZONE = "unknown_timezone"
     DWELL_OUT_OF_RANGE = "dwell_out_of_range"
+    OPENING_HOURS_NOT_UNDERSTOOD = "opening_hours_not_understood"
     # geometry
     MISSING_GEOMETRY = "missing_geometry"
     EMPTY_GEOMETRY = "empty_geometry"

@@ -3,7 +3,8 @@
 Workload (seeded): 10,000 synthetic venues around Beijing (400 malls, each with 5-20
 stores inside it as ``parent_id`` children, plus transit stations, campuses, airports,
 stadiums and others; small rectangles 60-300 m across as shapes; 0-3 tags from 16; some
-with opening hours, a few the parser does not understand; dwell thresholds of 5 or 10 min),
+with opening hours, a few naming school holidays (noted: no calendar); dwell thresholds
+of 5 or 10 min),
 1,000 active campaigns (plus 50 paused/ended ones the index drops) whose venue selectors
 name venue ids, a parent mall, tags, kinds, kinds + tags, or nothing; audiences by tags,
 age, gender, locale and segment; schedules with days and hours; per-user caps and
@@ -83,7 +84,7 @@ USER_TAGS = ("mother_baby", "fashion", "foodie", "tech", "sports", "beauty", "tr
 SCENE_TAGS = ("commuter", "shopper", "student", "traveller", "night_owl")
 OPENING_HOURS = ("Mo-Su 10:00-22:00", "Mo-Fr 09:00-21:00; Sa,Su 10:00-22:00", "24/7",
                  "Mo-Sa 10:00-20:00; Su off", "Mo-Su 07:00-23:00",
-                 "Mo-Fr 10:00-22:00; SH off")  # the last one is not understood: open + note
+                 "Mo-Fr 10:00-22:00; SH off")  # the last one: SH has no calendar, a note
 LOCALES = ("zh-CN", "zh-CN", "zh-CN", "zh_CN", "en-US", "en-GB", "zh-TW", "fi-FI", None)
 FIRST_NAMES = ("伟", "芳", "娜", "敏", "静", "Wei", "Lina", "Chen", "Alex", "Mia", None)
 

@@ -364,11 +364,13 @@ def test_month_selected_hours_close_the_cathedral_on_winter_evenings_only() -> N
 
 
 @pytest.mark.parametrize(("local", "expected"), [
-    ("2026-09-01 02:00", "sent"),  # the night of 31 Aug: summer hours, open until 03:00
+    ("2026-08-01 02:00", "sent"),  # the night of 31 Jul: summer hours, open until 03:00
+    # The Sep-May rule governs all of 1 September: the summer night ends at midnight.
+    ("2026-09-01 02:00", "venue_closed"),
     ("2026-06-01 02:00", "venue_closed"),  # the night of 31 May: spring hours end at 24:00
     ("2026-09-02 02:00", "venue_closed"),  # the night of 1 Sep: autumn hours
 ])
-def test_night_past_midnight_on_the_first_follows_the_month_it_started_in(
+def test_night_past_midnight_continues_unless_a_later_rule_takes_the_day(
     local: str, expected: str
 ) -> None:
     place = venue(FORUM, opening_hours="Jun-Aug: 18:00-03:00; Sep-May: 18:00-24:00")
@@ -384,11 +386,44 @@ def test_campaign_may_ignore_opening_hours() -> None:
     assert reasons(decision) == {"c1": "sent"}
 
 
-def test_unsupported_opening_hours_count_as_open_with_a_note() -> None:
-    place = venue(FORUM, opening_hours="Mo-Fr 10:00-21:00; SH off")  # school holidays
+def test_opening_hours_that_do_not_parse_count_as_open_with_a_note() -> None:
+    place = venue(FORUM, opening_hours="Mo-Fr: 10:00-21:00")  # ':' after days is not OSM
     decision = run(event(FORUM, at("2026-11-29 14:00")), profile(), [campaign()], place)
     assert reasons(decision) == {"c1": "sent"}
-    assert decision.notes and "treated as open" in decision.notes[0]
+    assert decision.notes == (
+        f"opening_hours of venue {FORUM}: 'Mo-Fr: 10:00-21:00' is not OSM opening_hours "
+        "syntax (at column 6); treated as open",
+    )
+
+
+def test_unknown_opening_state_counts_as_open_with_a_note() -> None:
+    place = venue(FORUM, opening_hours='Mo-Fr 10:00-21:00; Sa unknown "call ahead"')
+    decision = run(event(FORUM, at("2026-11-28 14:00")), profile(), [campaign()], place)
+    assert reasons(decision) == {"c1": "sent"}
+    assert decision.notes == (
+        f"opening_hours of venue {FORUM} leave 14:00 Europe/Helsinki unknown (call ahead); "
+        "treated as open",
+    )
+
+
+def test_school_holiday_rules_are_noted_not_applied() -> None:
+    place = venue(FORUM, opening_hours="Mo-Su 10:00-21:00; SH off")
+    decision = run(event(FORUM, at("2026-11-29 14:00")), profile(), [campaign()], place)
+    assert reasons(decision) == {"c1": "sent"}
+    assert decision.notes == (
+        f"opening_hours of venue {FORUM}: school holidays (SH) have no calendar; "
+        "SH rules not applied",
+    )
+
+
+@pytest.mark.parametrize(("local", "expected"), [
+    ("2026-12-24 12:00", "venue_closed"), ("2026-12-27 12:00", "sent"),
+])
+def test_dates_in_opening_hours_close_the_venue(local: str, expected: str) -> None:
+    place = venue(FORUM, opening_hours="Mo-Su 10:00-21:00; Dec 24-26 off")
+    decision = run(event(FORUM, at(local)), profile(), [campaign()], place)
+    assert reasons(decision) == {"c1": expected}
+    assert decision.notes == ()
 
 
 @pytest.mark.parametrize(("local", "metadata", "pol", "expected"), [
@@ -407,11 +442,12 @@ def test_public_holidays_follow_the_venues_country(
     assert decision.notes == ()
 
 
-def test_holiday_hours_without_a_known_country_are_noted_not_applied() -> None:
+def test_holiday_hours_without_a_country_follow_the_venues_position() -> None:
+    # No addr:country and no tenant country: Forum is in Helsinki, so Finnish holidays.
     place = venue(FORUM, opening_hours="Mo-Su 10:00-21:00; PH off", metadata={})
     decision = run(event(FORUM, at("2026-12-25 12:00")), profile(), [campaign()], place)
-    assert reasons(decision) == {"c1": "sent"}
-    assert "country is unknown" in decision.notes[0]
+    assert reasons(decision) == {"c1": "venue_closed"}
+    assert decision.notes == ()
 
 
 def test_channel_is_first_reachable_not_refused_in_campaign_order() -> None:

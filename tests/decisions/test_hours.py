@@ -1,16 +1,14 @@
-"""Local windows, calendar days across DST, and the opening_hours subset."""
+"""Local windows, calendar days across DST, and venues' OSM opening_hours."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.decisions.builders import HELSINKI, at
-from triggers.decisions import parse_opening_hours
+from triggers.decisions import HoursState, OpeningHoursError, venue_hours
 from triggers.decisions.hours import in_window, local_day_bounds, parse_window
-from triggers.decisions.opening_hours import ALWAYS_OPEN
 
 
 @pytest.mark.parametrize(
@@ -43,25 +41,63 @@ def test_calendar_day_is_23_hours_on_dst_day_in_helsinki() -> None:
     assert end - start == 25 * 3600
 
 
-def _open(text: str, local: str, *, holiday: bool = False) -> bool | None:
-    hours = parse_opening_hours(text)
-    if hours is None:
-        return None
-    return hours.is_open(datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(HELSINKI)),
-                         holiday=holiday)
+HELSINKI_CENTRE = (60.1699, 24.9384)
+"""Senate Square: where Helsinki's sun rises and sets, for sunrise/sunset rules."""
 
 
-# 2026-11-27 is a Friday.
+def _open(text: str, local: str, *, country: str | None = None,
+          coords: tuple[float, float] | None = None) -> bool | None:
+    """Open / closed / ``None`` (unknown) at a Helsinki wall-clock time."""
+    hours = venue_hours(text, HELSINKI, country=country, coords=coords)
+    return hours.is_open(datetime.fromisoformat(local))
+
+
+# Finnish public holidays in 2026: Christmas Day (Friday 25 Dec), Midsummer Day (Saturday
+# 20 Jun), Good Friday (3 Apr); 23 Dec and 28 Nov are ordinary days.
 @pytest.mark.parametrize(("text", "local", "expected"), [
-    ("Mo-Fr 10:00-21:00; PH off", "2026-11-27 12:00", False),
-    ("Mo-Fr 10:00-21:00; PH 12:00-16:00", "2026-11-27 11:00", False),
-    ("Mo-Fr 10:00-21:00; PH 12:00-16:00", "2026-11-27 13:00", True),
-    ("Mo-Fr,PH 10:00-21:00; Sa 10:00-18:00", "2026-11-28 19:00", True),  # a Saturday holiday
-    ("Mo-Fr 10:00-21:00", "2026-11-27 12:00", True),  # no PH rule: the weekday's hours
-    ("PH off; Mo-Su 08:00-20:00", "2026-11-27 12:00", False),  # order of rules irrelevant
+    ("Mo-Fr 10:00-21:00; PH off", "2026-12-25 12:00", False),
+    ("Mo-Fr 10:00-21:00; PH off", "2026-12-23 12:00", True),
+    ("Mo-Fr 10:00-21:00; PH off", "2026-04-03 12:00", False),
+    ("Mo-Fr 10:00-21:00; PH 12:00-16:00", "2026-12-25 11:00", False),
+    ("Mo-Fr 10:00-21:00; PH 12:00-16:00", "2026-12-25 13:00", True),
+    # A Saturday holiday: the rule written last for the day wins, as for any rule.
+    ("Mo-Fr 10:00-21:00; Sa 10:00-18:00; PH 10:00-21:00", "2026-06-20 19:00", True),
+    ("Mo-Fr,PH 10:00-21:00; Sa 10:00-18:00", "2026-06-20 19:00", False),
+    ("Mo-Fr 10:00-21:00; Sa 10:00-18:00; PH 10:00-21:00", "2026-11-28 19:00", False),
+    ("Mo-Fr 10:00-21:00", "2026-12-25 12:00", True),  # no PH rule: the weekday's hours
 ])
-def test_public_holiday_rules_apply_on_holidays(text: str, local: str, expected: bool) -> None:
-    assert _open(text, local, holiday=True) is expected
+def test_public_holiday_rules_follow_the_countrys_calendar(
+    text: str, local: str, expected: bool
+) -> None:
+    assert _open(text, local, country="FI") is expected
+
+
+def test_public_holidays_come_from_the_position_when_no_country_is_given() -> None:
+    assert _open("Mo-Su 10:00-21:00; PH off", "2026-12-25 12:00",
+                 coords=HELSINKI_CENTRE) is False
+    hours = venue_hours("Mo-Su 10:00-21:00; PH off", HELSINKI, coords=HELSINKI_CENTRE)
+    assert hours.caveat is None
+
+
+@pytest.mark.parametrize(("country", "coords", "caveat", "christmas_open"), [
+    (None, None, "the venue's country is unknown; PH not applied", True),
+    ("XX", None, "no public-holiday calendar for country 'XX'; none; PH not applied", True),
+    ("XX", HELSINKI_CENTRE, "no public-holiday calendar for country 'XX'; its position's",
+     False),
+])
+def test_holiday_rules_without_a_calendar_say_so(
+    country: str | None, coords: tuple[float, float] | None, caveat: str, christmas_open: bool
+) -> None:
+    hours = venue_hours("Mo-Su 10:00-21:00; PH off", HELSINKI, country=country, coords=coords)
+    assert hours.caveat == caveat
+    assert hours.is_open(datetime(2026, 12, 25, 12, 0)) is christmas_open
+
+
+def test_school_holidays_have_no_calendar_and_say_so() -> None:
+    hours = venue_hours("Mo-Fr 10:00-21:00; SH off", HELSINKI, country="FI")
+    assert hours.caveat == "school holidays (SH) have no calendar; SH rules not applied"
+    assert hours.is_open(datetime(2026, 7, 1, 12, 0)) is True  # Finnish summer break
+    assert venue_hours('Mo-Fr 10:00-21:00 "SH hours vary"', HELSINKI).caveat is None
 
 
 # 2026-11-27 is a Friday, 28 Saturday, 29 Sunday, 30 Monday.
@@ -83,21 +119,47 @@ def test_public_holiday_rules_apply_on_holidays(text: str, local: str, expected:
         ("Mo-Fr 08:00-12:00,13:00-17:00", "2026-11-27 12:30", False),
         ("Fr 18:00-02:00", "2026-11-28 01:30", True),
         ("Fr 18:00-02:00", "2026-11-28 02:00", False),
+        # A later rule for Saturday governs all of Saturday, the small hours included.
+        ("Fr 20:00-02:00; Sa 10:00-16:00", "2026-11-28 01:00", False),
         ("10:00-20:00", "2026-11-29 19:59", True),
         ("Mo-Su 09:00-24:00", "2026-11-29 23:59", True),
         ("Mo-Fr", "2026-11-27 03:00", True),
         ("off", "2026-11-27 12:00", False),
-        # Unsupported syntax: unknown (None), which decide() treats as open with a note.
-        ("Mo-Fr 10:00-21:00; SH off", "2026-11-27 12:00", None),
-        ("Mo-Fr 10:00-21:00; PH off", "2026-11-27 12:00", True),  # not a holiday here
-        ("Mo-Fr 10:00+", "2026-11-27 12:00", None),
-        ("sunrise-sunset", "2026-11-27 12:00", None),
-        ('Mo-Fr 10:00-18:00 "by appointment"', "2026-11-27 12:00", None),
-        ("Mo-Fr 10:00-18:00 || Sa 10:00-14:00", "2026-11-27 12:00", None),
+        # Dates, years and weeks.
+        ("Mo-Su 10:00-18:00; Dec 24-26 off", "2026-12-24 12:00", False),
+        ("Mo-Su 10:00-18:00; Dec 24-26 off", "2026-12-27 12:00", True),
+        ("Dec 25: off", "2026-12-25 12:00", False),
+        ("Jun 15-Aug 31: 10:00-20:00", "2026-06-14 12:00", False),
+        ("Jun 15-Aug 31: 10:00-20:00", "2026-06-15 12:00", True),
+        ("2026 Jun-Aug: 10:00-20:00", "2026-07-01 12:00", True),
+        ("2026 Jun-Aug: 10:00-20:00", "2027-07-01 12:00", False),
+        ("week 01-26 Mo-Fr 10:00-18:00", "2026-06-01 12:00", True),
+        ("week 01-26 Mo-Fr 10:00-18:00", "2026-07-01 12:00", False),
+        ("10:00-18:00; easter off", "2026-04-05 12:00", False),
+        ("10:00-18:00; easter off", "2026-04-06 12:00", True),
+        # Comments and fallbacks decide as their rules say; "unknown" is unknown.
+        ('Mo-Fr 10:00-18:00 "by appointment"', "2026-11-27 12:00", True),
+        ("Mo-Fr 10:00-18:00 || Sa 10:00-14:00", "2026-11-27 12:00", True),
+        ("Mo-Fr 10:00-18:00; Sa unknown", "2026-11-28 12:00", None),
+        ("Mo-Fr 10:00+", "2026-11-27 09:00", False),
     ],
 )
-def test_opening_hours_subset(text: str, local: str, expected: bool | None) -> None:
+def test_opening_hours(text: str, local: str, expected: bool | None) -> None:
     assert _open(text, local) is expected
+
+
+def test_state_carries_the_rules_comment() -> None:
+    hours = venue_hours('Mo-Fr 10:00-18:00 "by appointment"', HELSINKI)
+    assert hours.state_at(datetime(2026, 11, 27, 12, 0)) == (HoursState.OPEN, "by appointment")
+
+
+# Helsinki at the winter solstice: the sun rises ~09:23 and sets ~15:12.
+@pytest.mark.parametrize(("local", "expected"), [
+    ("2026-12-21 09:00", False), ("2026-12-21 12:00", True), ("2026-12-21 16:00", False),
+    ("2026-06-21 22:00", True),  # midsummer: sunset ~22:50
+])
+def test_sunrise_and_sunset_follow_the_venues_position(local: str, expected: bool) -> None:
+    assert _open("sunrise-sunset", local, country="FI", coords=HELSINKI_CENTRE) is expected
 
 
 # Helsingin tuomiokirkko (osm:way/419479428), in the Helsinki venue file.
@@ -124,7 +186,8 @@ def test_summer_hours_apply_from_june_to_august(local: str, expected: bool) -> N
     "Sep-May: Mo-Su 09:00-18:00; Jun,Jul,Aug: Mo-Su 09:00-24:00",
 ])
 def test_colon_after_months_is_optional(text: str) -> None:
-    assert parse_opening_hours(text) == parse_opening_hours(CATHEDRAL_HOURS)
+    for local in ("2026-07-16 20:00", "2026-01-15 20:00", "2026-01-15 10:00", "2026-08-31 23:30"):
+        assert _open(text, local) is _open(CATHEDRAL_HOURS, local), local
 
 
 # An ice rink open over the turn of the year only.
@@ -168,21 +231,17 @@ def test_later_rule_overrides_only_in_its_months(text: str, local: str, expected
     assert _open(text, local) is expected
 
 
-# Public holidays in Finland: 2026-06-19 (Midsummer Eve), 2026-05-01, 2026-12-25, all Fridays.
+# Public holidays in Finland: 2026-06-20 (Midsummer Day, a Saturday), 2026-05-01 and
+# 2026-12-25 (Fridays).
 @pytest.mark.parametrize(("text", "local", "expected"), [
-    ("Mo-Su 10:00-18:00; Jun-Aug: PH off", "2026-06-19 12:00", False),
+    ("Mo-Su 10:00-18:00; Jun-Aug: PH off", "2026-06-20 12:00", False),
     ("Mo-Su 10:00-18:00; Jun-Aug: PH off", "2026-12-25 12:00", True),  # weekday hours
     ("Mo-Su 10:00-18:00; PH off; Dec: PH 12:00-16:00", "2026-12-25 13:00", True),
     ("Mo-Su 10:00-18:00; PH off; Dec: PH 12:00-16:00", "2026-12-25 11:00", False),
     ("Mo-Su 10:00-18:00; PH off; Dec: PH 12:00-16:00", "2026-05-01 13:00", False),
 ])
 def test_public_holiday_rules_may_name_months(text: str, local: str, expected: bool) -> None:
-    assert _open(text, local, holiday=True) is expected
-
-
-def test_holiday_rule_in_some_months_mentions_holidays() -> None:
-    hours = parse_opening_hours("Mo-Su 10:00-18:00; Jun-Aug: PH off")
-    assert hours is not None and hours.mentions_holidays
+    assert _open(text, local, country="FI") is expected
 
 
 # A terrace bar: 2026-08-31 is a Monday, 2026-05-31 a Sunday.
@@ -190,48 +249,35 @@ BAR_HOURS = "Jun-Aug: 18:00-03:00; Sep-May: 18:00-24:00"
 
 
 @pytest.mark.parametrize(("local", "expected"), [
-    ("2026-09-01 02:00", True),  # the night of 31 August, under summer hours
+    ("2026-08-31 23:30", True),
+    ("2026-08-01 02:00", True),  # the night of 31 July, under summer hours
+    # The Sep-May rule governs all of 1 September, so the summer night ends at midnight
+    # (OSM: a later rule replaces earlier ones for the days it selects).
+    ("2026-09-01 02:00", False),
     ("2026-09-02 02:00", False),
     ("2026-06-01 02:00", False),  # the night of 31 May closed at midnight
     ("2026-06-02 02:00", True),
     ("2027-01-01 02:00", False),
 ])
-def test_night_past_midnight_follows_the_month_it_started_in(local: str, expected: bool) -> None:
+def test_night_past_midnight_continues_unless_a_later_rule_takes_the_day(
+    local: str, expected: bool
+) -> None:
     assert _open(BAR_HOURS, local) is expected
 
 
-def test_is_open_at_takes_yesterdays_month_for_the_night_spilling_into_the_1st() -> None:
-    hours = parse_opening_hours(BAR_HOURS)
-    assert hours is not None
-    tuesday, two_am = 1, 120
-    assert hours.is_open_at(tuesday, two_am, month=9, yesterday_month=8)
-    assert not hours.is_open_at(tuesday, two_am, month=9)  # the day of the month unknown
-
-
-@pytest.mark.parametrize(("month", "yesterday_month"), [(0, None), (13, None), (1, 0)])
-def test_is_open_at_rejects_months_outside_1_to_12(month: int, yesterday_month: int | None) -> None:
-    with pytest.raises(ValueError, match="not 1-12"):
-        ALWAYS_OPEN.is_open_at(0, 600, month=month, yesterday_month=yesterday_month)
-
-
-@pytest.mark.parametrize("text", [
-    # Malformed month selectors.
-    "Foo-Aug: Su-Sa 09:00-24:00",
-    "Jun-: Su-Sa 09:00-24:00",
-    "Jun-Aug-Sep: 10:00-18:00",
-    "Jun,: 10:00-18:00",
-    "Jun-Aug:: 10:00-18:00",
-    "jun-aug: 10:00-18:00",
-    "Jun-Aug Mo-Fr: 10:00-18:00",
-    # Valid OSM this parser leaves unknown: dates, years, weeks, ':' after days.
-    "Mo-Su 10:00-18:00; Dec 25 off",
-    "Mo-Su 10:00-18:00; Dec 24-26 off",
-    "Dec 25: off",
-    "Jun 15-Aug 31: 10:00-20:00",
-    "2026 Jun-Aug: 10:00-20:00",
-    "week 01-26 Mo-Fr 10:00-18:00",
-    "Mo-Fr: 10:00-18:00",
-    "Jun-Aug: Mo-Fr 10:00-18:00; SH off",
+@pytest.mark.parametrize(("text", "column"), [
+    ("Foo-Aug: Su-Sa 09:00-24:00", 1),
+    ("Jun-: Su-Sa 09:00-24:00", 5),
+    ("Jun-Aug-Sep: 10:00-18:00", 8),
+    ("Jun,: 10:00-18:00", 5),
+    ("Jun-Aug:: 10:00-18:00", 9),
+    ("Jun-Aug Mo-Fr: 10:00-18:00", 14),
+    ("Mo-Fr: 10:00-18:00", 6),  # ':' after days is a common slip, not OSM
+    ("Mo-Fr 25:00-26:00", 7),
+    ("10-18", 1),
+    ("", 1),
 ])
-def test_unknown_month_and_date_forms_are_not_understood(text: str) -> None:
-    assert parse_opening_hours(text) is None
+def test_malformed_opening_hours_are_refused_with_the_column(text: str, column: int) -> None:
+    with pytest.raises(OpeningHoursError) as refused:
+        venue_hours(text, HELSINKI)
+    assert str(refused.value) == f"{text!r} is not OSM opening_hours syntax (at column {column})"

@@ -16,6 +16,7 @@ import pytest
 from server import cli_venues
 from server.cli import main
 from tests.conftest import BEIJING_VENUES, HELSINKI_VENUES
+from tests.venues.builders import collection, feature, write_json
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -130,6 +131,21 @@ def test_shipped_venue_files_pass_with_exit_status_zero(
     lines = out.splitlines()
     assert " 0 rejected, 0 repaired; 0 errors, 0 warnings" in lines[0]
     assert "venues by kind: " in lines[1]
+
+
+def test_opening_hours_that_do_not_parse_are_a_warning_line_and_exit_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_json(tmp_path / "hours.geojson", collection(
+        feature("forum", opening_hours="Mo-Fr 10:00-18:00; Dec 24-26 off; PH off"),
+        feature("stockmann", metadata={"opening_hours": "Mo-Fr: 10:00-18:00"})))
+    status, out, _ = _run(capsys, path)
+    assert status == 0
+    assert ("feature 1 (id 'stockmann'): properties.metadata.opening_hours: warning: "
+            "metadata.opening_hours 'Mo-Fr: 10:00-18:00' is not OSM opening_hours syntax "
+            "(at column 6); campaigns will treat the venue as open "
+            "[opening_hours_not_understood]") in out
+    assert "0 rejected, 0 repaired; 0 errors, 1 warning" in out
 
 
 def test_missing_file_exits_2_naming_the_file(

@@ -244,3 +244,61 @@ def test_multipolygon_with_holes_is_accepted() -> None:
         [box_ring(*HELSINKI_BOX), hole], [box_ring(24.9440, 60.1700, 24.9450, 60.1705)]]}
     (venue,) = _load(feature("campus", multi, kind="campus")).venues
     assert isinstance(venue.shape, MultiPolygon) and len(venue.shape.geoms) == 2
+
+
+OSM_HOURS = "Mo-Fr 10:00-18:00; Dec 24-26 off; PH off"
+
+
+@pytest.mark.parametrize("where", ["top level", "metadata"])
+def test_real_osm_opening_hours_pass_without_a_warning(where: str) -> None:
+    props: dict[str, Any] = (
+        {"opening_hours": OSM_HOURS} if where == "top level"
+        else {"metadata": {"opening_hours": OSM_HOURS, "shop": "clothes"}})
+    load = _load(feature("forum", kind="store", timezone="Europe/Helsinki", **props))
+    assert load.problems == ()
+    assert len(load.venues) == 1
+
+
+def test_opening_hours_that_do_not_parse_warn_and_the_venue_is_kept_as_written() -> None:
+    load = _load(feature("forum", kind="store", timezone="Europe/Helsinki",
+                         opening_hours="Mo-Fr: 10:00-18:00"))
+    (venue,) = load.venues
+    assert venue.opening_hours == "Mo-Fr: 10:00-18:00"
+    (problem,) = load.problems
+    assert (problem.code, problem.severity, problem.field, problem.feature_id) == (
+        Code.OPENING_HOURS_NOT_UNDERSTOOD, Severity.WARNING, "properties.opening_hours",
+        "forum")
+    assert problem.code == "opening_hours_not_understood"
+    assert problem.message == (
+        "opening_hours 'Mo-Fr: 10:00-18:00' is not OSM opening_hours syntax (at column 6); "
+        "campaigns will treat the venue as open")
+    assert load.summary.valid == 1 and load.summary.rejected == 0
+
+
+def test_metadata_only_opening_hours_that_do_not_parse_warn_on_the_metadata_field() -> None:
+    load = _load(feature("tiananmen", point(*TIANANMEN), radius_m=250,
+                         timezone="Asia/Shanghai",
+                         metadata={"opening_hours": "Mo-Fr: 10:00-18:00", "tourism": "attraction"}))
+    (venue,) = load.venues
+    assert venue.opening_hours is None
+    assert venue.metadata["opening_hours"] == "Mo-Fr: 10:00-18:00"
+    (problem,) = load.problems
+    assert (problem.code, problem.severity, problem.field) == (
+        "opening_hours_not_understood", Severity.WARNING, "properties.metadata.opening_hours")
+    assert problem.message.startswith(
+        "metadata.opening_hours 'Mo-Fr: 10:00-18:00' is not OSM opening_hours syntax "
+        "(at column 6)")
+    assert problem.at is not None and abs(problem.at.lat - 39.9055) < 1e-9
+
+
+def test_metadata_opening_hours_are_not_checked_when_the_top_level_ones_are_given() -> None:
+    # Campaigns read the top-level text; the metadata copy is then only metadata.
+    load = _load(feature("forum", opening_hours=OSM_HOURS,
+                         metadata={"opening_hours": "Mo-Fr: 10:00-18:00"}))
+    assert load.problems == ()
+
+
+def test_strict_keeps_a_venue_whose_opening_hours_do_not_parse() -> None:
+    load = _load(feature("forum", opening_hours="Mo-Fr: 10:00-18:00"), strict=True)
+    assert [v.id for v in load.venues] == ["forum"]
+    assert _codes(load) == ["opening_hours_not_understood"]

@@ -36,7 +36,6 @@ from triggers.decisions.models import (
     Variant,
     VenueSelector,
 )
-from triggers.decisions.opening_hours import OpeningHours, parse_opening_hours
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
 from triggers.decisions.routes import RouteTip, learn_next_stops, route_tip
 from triggers.decisions.segments import (
@@ -45,6 +44,12 @@ from triggers.decisions.segments import (
     Visit,
     derive_scene_tags,
     segment_of,
+)
+from triggers.decisions.venue_hours import (
+    HoursState,
+    OpeningHoursError,
+    VenueHours,
+    venue_hours,
 )
 
 __all__ = [
@@ -63,12 +68,13 @@ __all__ = [
     "EventKind",
     "EventLike",
     "FeedbackKind",
+    "HoursState",
     "InMemoryLedger",
     "Item",
     "Ledger",
     "LedgerEntry",
     "NextStop",
-    "OpeningHours",
+    "OpeningHoursError",
     "Outcome",
     "PerUserCap",
     "Profile",
@@ -81,6 +87,7 @@ __all__ = [
     "TenantPolicy",
     "Trigger",
     "Variant",
+    "VenueHours",
     "VenueSelector",
     "Visit",
     "age_band",
@@ -91,11 +98,11 @@ __all__ = [
     "in_control",
     "kind_of",
     "learn_next_stops",
-    "parse_opening_hours",
     "pick_arm",
     "pick_rendition",
     "route_tip",
     "segment_of",
     "selector_matches",
     "time_of_day",
+    "venue_hours",
 ]

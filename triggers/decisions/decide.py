@@ -10,7 +10,8 @@ Checks per candidate campaign, in order; the first that fails is its reason:
 2. ``not_in_audience`` — tags (interest + scene), age range, gender, locales, segment;
 3. ``outside_schedule`` — start/end, days and hours in local time;
 4. ``venue_closed`` — the venue's ``opening_hours`` (venue's zone), when the campaign
-   respects them; unparsed opening hours count as open, with a note;
+   respects them; hours that do not parse, or that the text leaves unknown, count as
+   open, with a note;
 5. ``quiet_hours`` — tenant quiet hours, local time;
 6. ``no_channel`` — none of the campaign's channels reaches the user;
 7. ``opted_out`` — the user refused every channel that would reach them;
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from functools import lru_cache
 from typing import cast
 
 from triggers.decisions.content import (
@@ -55,11 +55,11 @@ from triggers.decisions.hours import day_bounds, in_window, local_time, parse_wi
 from triggers.decisions.index import CampaignIndex
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
-from triggers.decisions.opening_hours import OpeningHours, parse_opening_hours
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
 from triggers.decisions.routes import route_tip
 from triggers.decisions.rules import CampaignRules, TagBits
 from triggers.decisions.segments import segment_of
+from triggers.decisions.venue_hours import HoursState, OpeningHoursError, VenueHours, venue_hours
 from triggers.errors import TriggerError
 from venues.model import Venue
 
@@ -254,38 +254,25 @@ class _Facts:
 
     def _compute_venue_open(self) -> bool:
         venue = self.venue
-        text = venue.opening_hours
-        if text is None and isinstance(venue.metadata.get("opening_hours"), str):
-            # Venue files from OSM often keep opening_hours in metadata only.
-            text = venue.metadata["opening_hours"]
-        if text is None:
-            return True
-        hours = _parse_cached(text)
+        tz = venue.timezone or self.tz
+        hours = _hours_of(venue, tz, self.policy.country)
         if hours is None:
+            return True
+        if isinstance(hours, str):
+            self.notes.append(f"opening_hours of venue {venue.id}: {hours}; treated as open")
+            return True
+        if hours.caveat is not None:
+            self.notes.append(f"opening_hours of venue {venue.id}: {hours.caveat}")
+        local = self.local if tz == self.tz else local_time(self.now, tz)
+        state, comment = hours.state_at(local)
+        if state is HoursState.UNKNOWN:
+            said = f" ({comment})" if comment else ""
             self.notes.append(
-                f"opening_hours {text!r} of venue {venue.id} not understood; treated as open"
+                f"opening_hours of venue {venue.id} leave {local.hour:02d}:{local.minute:02d} "
+                f"{tz} unknown{said}; treated as open"
             )
             return True
-        tz = venue.timezone or self.tz
-        local = self.local if tz == self.tz else local_time(self.now, tz)
-        holiday = False
-        if hours.mentions_holidays:
-            country = venue_country(venue) or self.policy.country
-            if country is None:
-                self.notes.append(
-                    f"opening_hours of venue {venue.id} name public holidays (PH) but its "
-                    "country is unknown (metadata addr:country, or the policy's country); "
-                    "PH not applied"
-                )
-            else:
-                holiday = self.content.holiday(country, local.date(), None) is not None
-        # A span past midnight follows the rules of the day it started on: on the 1st,
-        # the night spilling over from the last day of the previous month.
-        yesterday_month = local.month if local.day > 1 else (local.month - 2) % 12 + 1
-        return _open_at(
-            text, local.weekday(), local.hour * 60 + local.minute, holiday, local.month,
-            yesterday_month,
-        )
+        return state is HoursState.OPEN
 
     def reach(self, channels: tuple[str, ...]) -> str | tuple[Reason, str]:
         """The channel a campaign with ``channels`` would use, or why there is none."""
@@ -357,21 +344,50 @@ def venue_country(venue: Venue) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1024)
-def _parse_cached(text: str) -> OpeningHours | None:
-    return parse_opening_hours(text)
+_HOURS: dict[str, tuple[Venue, str, str | None, VenueHours | str | None]] = {}
+"""Each venue's evaluable opening hours, for the venue object, zone and fallback country
+it was made for (the service passes the same venue object until the venue changes)."""
+MAX_VENUE_HOURS = 1 << 15
 
 
-@lru_cache(maxsize=4096)  # the current minute of each opening-hours text a tenant uses
-def _open_at(  # noqa: PLR0917 - the memo's key, positional for lru_cache's speed
-    text: str, weekday: int, minute: int, holiday: bool, month: int, yesterday_month: int
-) -> bool:
-    """Whether opening hours ``text`` (understood, see ``_parse_cached``) are open at a
-    local weekday, minute and month (1-12); see ``OpeningHours.is_open_at``."""
-    hours = _parse_cached(text)
-    return hours is None or hours.is_open_at(
-        weekday, minute, month=month, holiday=holiday, yesterday_month=yesterday_month
-    )
+def _hours_of(venue: Venue, tz: str, fallback_country: str | None) -> VenueHours | str | None:
+    """The venue's opening hours (``None``: it has none; a text: why they do not parse).
+
+    The text is the venue's ``opening_hours``, else ``metadata.opening_hours`` (OSM venue
+    files often keep it there). Public holidays (``PH``) are those of the venue's
+    ``addr:country``, else of ``fallback_country`` (the tenant's), else of the country the
+    venue's position is in (the library looks it up: ~2 ms, once per venue).
+    """
+    hit = _HOURS.get(venue.id)
+    if hit is not None and hit[0] is venue and hit[1] == tz and hit[2] == fallback_country:
+        return hit[3]
+    text = venue.opening_hours
+    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
+        text = venue.metadata["opening_hours"]
+    found: VenueHours | str | None = None
+    if text is not None:
+        coords = venue_position(venue)
+        country = venue_country(venue) or fallback_country
+        try:
+            found = venue_hours(text, tz, country=country, coords=coords)
+        except OpeningHoursError as exc:
+            found = str(exc)
+    if len(_HOURS) >= MAX_VENUE_HOURS:
+        _HOURS.clear()
+    _HOURS[venue.id] = (venue, tz, fallback_country, found)
+    return found
+
+
+def venue_position(venue: Venue) -> tuple[float, float] | None:
+    """(latitude, longitude) of the venue (its centre, else a point inside its shape), to
+    4 decimals (~10 m: sunrise and the country do not move in that); ``None`` without
+    either."""
+    if venue.center is not None:
+        return round(venue.center.lat, 4), round(venue.center.lng, 4)
+    if venue.shape is None or venue.shape.is_empty:
+        return None
+    point = venue.shape.representative_point()
+    return round(point.y, 4), round(point.x, 4)
 
 
 # Lines remembered per campaign are looked up as ``rules.lines.get(key) or

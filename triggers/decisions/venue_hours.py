@@ -1,0 +1,128 @@
+"""A venue's OSM ``opening_hours``, evaluated at a local time.
+
+The syntax is OpenStreetMap's whole specification (wiki ``Key:opening_hours/specification``),
+evaluated by the ``opening-hours-py`` library (bindings of the Rust ``opening-hours``
+crate), not by a parser of ours: dates (``Dec 24-26 off``), years, week numbers, public
+holidays (``PH``), ``easter``, sunrise and sunset, open ends (``10:00+``), fallback rules
+(``||``) and comments all work as OSM defines them.
+
+What the library decides, and so geopush follows:
+
+- A later rule replaces earlier ones for the days it selects (``Mo-Sa 10:00-20:00;
+  Sa 10:00-16:00`` closes Saturdays at 16:00). A span past midnight (``Fr 18:00-02:00``)
+  continues into the next day, unless a later rule selects that next day: with
+  ``Jun-Aug: 18:00-03:00; Sep-May: 18:00-24:00`` the night of 31 August ends at midnight,
+  because the ``Sep-May`` rule governs all of 1 September.
+- ``PH`` days come from the library's own public-holiday calendar of the venue's country
+  (see :func:`venue_hours` for which country); ``SH`` (school holidays) has no calendar,
+  so ``SH`` rules never apply and :attr:`VenueHours.caveat` says so.
+- The state at a time may be ``unknown`` (``Sa unknown``, an open end, a comment-only
+  rule): the caller decides what unknown means (``decide`` treats it as open, with a note).
+
+Pure: no clock, no IO. The library's holiday calendars and its coordinates-to-country
+table are data compiled into it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
+
+import opening_hours as osm
+
+from triggers.decisions.hours import zone
+from venues.fields import opening_hours_problem
+
+# The library's type stubs leave out its exception classes (opening-hours-py 2.1).
+_ParserError: type[Exception] = osm.ParserError  # type: ignore[attr-defined]
+_UnknownCountryError: type[Exception] = osm.UnknownCountryError  # type: ignore[attr-defined]
+
+_COMMENT = re.compile(r'"[^"]*"')
+_SCHOOL_HOLIDAYS = re.compile(r"\bSH\b")
+
+
+class HoursState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    UNKNOWN = "unknown"
+    """The text says so (``unknown``, an open end, a comment-only rule)."""
+
+
+_STATES = {
+    osm.State.OPEN: HoursState.OPEN,
+    osm.State.CLOSED: HoursState.CLOSED,
+    osm.State.UNKNOWN: HoursState.UNKNOWN,
+}
+
+
+class OpeningHoursError(ValueError):
+    """The text is not OSM ``opening_hours`` syntax; the message says where."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VenueHours:
+    """Opening hours ready to evaluate, for one venue's place (zone, country, position)."""
+
+    text: str
+    caveat: str | None
+    """What the evaluation cannot honour (school holidays, public holidays of an unknown
+    country), for the decision's notes; ``None`` when nothing."""
+    _evaluator: osm.OpeningHours
+
+    def state_at(self, local: datetime) -> tuple[HoursState, str]:
+        """The state at ``local`` (wall-clock time in the venue's zone; an aware datetime
+        is read as its wall clock) and the comment of the rule that decided it."""
+        naive = datetime(local.year, local.month, local.day, local.hour, local.minute)
+        state, comment = self._evaluator.state(naive)
+        return _STATES[state], comment
+
+    def is_open(self, local: datetime) -> bool | None:
+        """``True`` / ``False``, or ``None`` when the text says the state is unknown."""
+        state = self.state_at(local)[0]
+        return None if state is HoursState.UNKNOWN else state is HoursState.OPEN
+
+
+@lru_cache(maxsize=16_384)  # one entry per (text, place): a tenant's venues
+def venue_hours(
+    text: str,
+    timezone: str,
+    *,
+    country: str | None = None,
+    coords: tuple[float, float] | None = None,
+) -> VenueHours:
+    """Parse ``text`` for a venue in IANA zone ``timezone``.
+
+    ``country`` (ISO 3166-1 alpha-2) selects the public-holiday calendar for ``PH``;
+    without it, or when the library has no calendar for it, the library infers the country
+    from ``coords`` (latitude, longitude), which also place sunrise and sunset. A text naming
+    ``PH`` with neither leaves ``PH`` unapplied (see :attr:`VenueHours.caveat`). Raises
+    :class:`OpeningHoursError` when the text does not parse.
+    """
+    caveats = []
+    tz = zone(timezone)
+    try:
+        try:
+            evaluator = osm.OpeningHours(text, timezone=tz, country=country, coords=coords)
+        except _UnknownCountryError:
+            # A country code the library has no calendar for: the venue's position, if any.
+            evaluator = osm.OpeningHours(text, timezone=tz, coords=coords)
+            if _names_public_holidays(text):
+                fallback = "its position's" if coords is not None else "none; PH not applied"
+                caveats.append(f"no public-holiday calendar for country {country!r}; {fallback}")
+    except _ParserError as exc:
+        raise OpeningHoursError(
+            opening_hours_problem(text) or f"{text!r}: {exc}"
+        ) from None
+    if country is None and coords is None and _names_public_holidays(text):
+        caveats.append("the venue's country is unknown; PH not applied")
+    if _SCHOOL_HOLIDAYS.search(_COMMENT.sub("", text)):
+        caveats.append("school holidays (SH) have no calendar; SH rules not applied")
+    return VenueHours(text, "; ".join(caveats) or None, evaluator)
+
+
+def _names_public_holidays(text: str) -> bool:
+    return "PH" in _COMMENT.sub("", text)
+
