@@ -57,6 +57,7 @@ from server.outbox.dispatcher import inbox_message
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.pipeline import fire_timers
+from server.rate_limits import SharedRateLimiter
 from server.settings import Settings
 from server.store import MemoryStore, PostgresStore, Store, open_store
 from server.tenant_core import TenantCores
@@ -115,6 +116,7 @@ def create_app(
         app[STORE] = store
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_limiter_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(_groups_ctx)
     app.cleanup_ctx.append(_learner_ctx)
@@ -123,6 +125,25 @@ def create_app(
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Rate limits: with the PostgreSQL store (and ``rate_limit_shared`` on), buckets
+    shared by every node (:mod:`server.rate_limits`), this node's own as the fallback;
+    otherwise this process's own, set up by :func:`create_app`."""
+    the_store, settings = app[STORE], app[SETTINGS]
+    local = app[LIMITER]
+    if not (isinstance(the_store, PostgresStore) and settings.rate_limit_shared
+            and isinstance(local, RateLimiter)):
+        yield
+        return
+    leases = app[METRICS].rate_limit_leases
+    shared = SharedRateLimiter(the_store, lambda role: settings.rate_for(role.value),
+                               fallback=local,
+                               observe=lambda outcome: leases.labels(outcome=outcome).inc())
+    app[LIMITER] = shared
+    async with _running(shared.prune_loop(), "geopush-rate-limits"):
+        yield
 
 
 async def _groups_ctx(app: web.Application) -> AsyncIterator[None]:

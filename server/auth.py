@@ -17,9 +17,10 @@ Roles (every key belongs to one tenant and sees nothing of another):
 A manager key cannot post pings, and an SDK key (shipped inside apps, so assume it
 leaks) can do nothing but post pings: least privilege both ways.
 
-Rate limits are token buckets per key, in this process's memory: with N nodes behind a
-load balancer a key gets up to N times its rate. That is deliberate — a shared bucket
-would put a database round trip on every request — and is documented in the settings.
+Rate limits are token buckets per key. With the PostgreSQL store the buckets are shared
+by every node (:mod:`server.rate_limits`: a node leases a few tokens at a time), so a key
+gets its rate across the cluster; with the embedded store, or when the database cannot
+be asked, they are this process's own (:class:`RateLimiter`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -39,8 +41,9 @@ from server.settings import RateLimit
 from server.store.base import Role, hash_key
 
 __all__ = [
-    "DEFAULT_TENANT", "Principal", "RateLimiter", "Role", "basic_credentials", "bearer_key",
-    "forbidden", "generate_key", "hash_key", "new_key_id", "unauthorized",
+    "DEFAULT_TENANT", "Limiter", "Principal", "RateLimiter", "Role", "basic_credentials",
+    "bearer_key", "forbidden", "generate_key", "hash_key", "new_key_id", "rate_limited",
+    "unauthorized",
 ]
 
 KEY_PREFIX = "gpk_"
@@ -99,6 +102,18 @@ def forbidden(role: Role, allowed: frozenset[Role]) -> ApiError:
     return ApiError(403, "forbidden", f"a {role.value} key cannot do this (needs {need})")
 
 
+class Limiter(Protocol):
+    """Takes one request's token for a key, or raises 429 ``rate_limited``."""
+
+    async def acquire(self, principal: Principal) -> None: ...
+
+
+def rate_limited(wait_s: int) -> ApiError:
+    """The 429 of a key past its rate, telling it to retry in ``wait_s`` seconds."""
+    return ApiError(429, "rate_limited", f"too many requests for this key; retry in {wait_s} s",
+                    headers={"Retry-After": str(wait_s)})
+
+
 class RateLimiter:
     """Token buckets per key id, in this process (see the module doc on nodes).
 
@@ -114,6 +129,9 @@ class RateLimiter:
         self._now = monotonic
         self._buckets: dict[str, tuple[float, float]] = {}
 
+    async def acquire(self, principal: Principal) -> None:
+        self.check(principal)
+
     def check(self, principal: Principal) -> None:
         """Take one token for the key, or raise 429 ``rate_limited`` with Retry-After."""
         limit = self._limits(principal.role)
@@ -122,8 +140,5 @@ class RateLimiter:
         tokens = min(float(limit.burst), tokens + max(0.0, now - last) * limit.per_s)
         if tokens < 1.0:
             self._buckets[principal.key_id] = (tokens, now)
-            wait_s = max(1, math.ceil((1.0 - tokens) / limit.per_s))
-            raise ApiError(429, "rate_limited",
-                           f"too many requests for this key; retry in {wait_s} s",
-                           headers={"Retry-After": str(wait_s)})
+            raise rate_limited(max(1, math.ceil((1.0 - tokens) / limit.per_s)))
         self._buckets[principal.key_id] = (tokens - 1.0, now)

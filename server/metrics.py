@@ -58,6 +58,10 @@ class Metrics:
         self.outbox_depth = Gauge(
             "geopush_outbox_depth", "Deliveries waiting in the outbox (sampled per scrape)",
             registry=r)
+        self.rate_limit_leases = Counter(
+            "geopush_rate_limit_leases",
+            "Calls to the shared rate-limit buckets, by outcome (leased, denied, failed)",
+            ["outcome"], registry=r)
         self.timer_errors = Counter(
             "geopush_timer_errors", "Timer-loop items that failed and were skipped", registry=r)
 

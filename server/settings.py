@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     """Made an admin key of tenant ``default`` at start-up (``--admin-key``). At least
     16 characters: it is the only thing between the internet and every tenant setting."""
 
-    # Per-key token buckets, by role. They live in each process's memory, so with N
-    # nodes behind a load balancer a key gets up to N times these rates.
+    # Per-key token buckets, by role: shared by every node with PostgreSQL (see
+    # ``rate_limit_shared``), this process's own with the embedded store.
     rate_sdk_per_s: float = Field(default=50.0, gt=0)
     """SDKs post batches; 50 requests/s per key is far above any sane upload rhythm."""
     rate_sdk_burst: int = Field(default=200, ge=1)
@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     """Seeds the retry jitter (tests, replays); unset: random."""
     stream_token_ttl_s: float = Field(default=3600.0, ge=60, le=30 * 86_400)
     """Default lifetime of a minted in-app stream token."""
+    rate_limit_shared: bool = True
+    """With PostgreSQL, keep each key's bucket in the database for every node
+    (:mod:`server.rate_limits`; a node leases a tenth of a second of tokens at a time), so
+    a key gets its rate across the cluster. ``false``: each node its own bucket, so N
+    nodes allow up to N times the rate, with no database call for it."""
     stream_fanout: bool = True
     """With PostgreSQL, hand live in-app frames to the user's streams on every node
     (``LISTEN``/``NOTIFY`` on a connection of its own), not only on the node that sent

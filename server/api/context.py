@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 
-from server.auth import RateLimiter
+from server.auth import Limiter
 from server.channels.inapp import StreamFanout, StreamHub
 from server.errors import ApiError, field_path, parse_json
 from server.metrics import Metrics
@@ -39,7 +39,7 @@ STORE = web.AppKey("store", Store)
 CORES = web.AppKey("cores", TenantCores)
 CLOCK = web.AppKey[Clock]("clock")
 METRICS = web.AppKey("metrics", Metrics)
-LIMITER = web.AppKey("limiter", RateLimiter)
+LIMITER = web.AppKey[Limiter]("limiter")
 OPENAPI = web.AppKey[dict[str, Any]]("openapi")
 HUB = web.AppKey("hub", StreamHub)
 FANOUT = web.AppKey[StreamFanout]("fanout")

@@ -98,7 +98,7 @@ async def authenticate(request: web.Request, op: Operation) -> Principal:
         raise unauthorized("unknown or revoked API key")
     principal = Principal(key_id=record.key_id, tenant_id=record.tenant_id,
                           role=Role(record.role))
-    request.app[LIMITER].check(principal)
+    await request.app[LIMITER].acquire(principal)
     assert op.roles is not None
     if principal.role not in op.roles:
         raise forbidden(principal.role, op.roles)

@@ -310,6 +310,27 @@ class PostgresStore:
         await self._pool.execute("DELETE FROM stream_presence WHERE node_id = $1", node_id)
 
     @_translated
+    async def take_rate_tokens(
+        self, key_id: str, *, per_s: float, burst: float, want: int
+    ) -> tuple[int, float]:
+        """Refill ``key_id``'s shared bucket (``per_s``, at most ``burst``) and take up to
+        ``want`` whole tokens: (tokens granted, tokens left). See migration 0006."""
+        row = await self._pool.fetchrow(
+            "SELECT granted, remaining FROM geopush_take_rate_tokens($1, $2, $3, $4)",
+            key_id, per_s, burst, want)
+        assert row is not None
+        return int(row["granted"]), float(row["remaining"])
+
+    @_translated
+    async def prune_rate_buckets(self, *, idle_for_s: float) -> int:
+        """Delete buckets untouched for ``idle_for_s`` (full again by then: the same as no
+        row, as long as ``idle_for_s`` is at least burst / rate); how many."""
+        status = await self._pool.execute(
+            "DELETE FROM rate_buckets"
+            " WHERE updated_at < extract(epoch FROM clock_timestamp()) - $1", idle_for_s)
+        return _count(status)
+
+    @_translated
     async def stream_presence(self, tenant_id: str, user_ids: Sequence[str]) -> set[str]:
         """The users of ``user_ids`` with a live row on any node (``expires_at > now()``)."""
         rows = await self._pool.fetch(

@@ -74,6 +74,16 @@ async def pg_store(database_url: str, pg_schema: str) -> AsyncIterator[PostgresS
     await store.close()
 
 
+@pytest.fixture
+async def second_store(database_url: str, pg_schema: str,
+                       pg_store: PostgresStore) -> AsyncIterator[PostgresStore]:
+    """Node B's own pool on node A's schema (``pg_store`` truncated it first)."""
+    store = await PostgresStore.open(database_url, schema=pg_schema, min_size=1, max_size=4,
+                                     apply_migrations=False)
+    yield store
+    await store.close()
+
+
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.needs_postgres)])
 def store(request: pytest.FixtureRequest) -> Store:
     """Each contract test runs once per implementation."""

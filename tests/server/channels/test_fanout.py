@@ -148,16 +148,6 @@ def now() -> FakeClock:
 
 
 @pytest.fixture
-async def second_store(database_url: str, pg_schema: str,
-                       pg_store: PostgresStore) -> AsyncIterator[PostgresStore]:
-    """Node B's own pool on node A's schema (``pg_store`` truncated it first)."""
-    store = await PostgresStore.open(database_url, schema=pg_schema, min_size=1, max_size=4,
-                                     apply_migrations=False)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def nodes(pg_store: PostgresStore, second_store: PostgresStore,
                 now: FakeClock) -> AsyncIterator[tuple[Node, Node]]:
     """Node A with a dispatcher polling every 50 ms, node B with none."""

@@ -105,3 +105,52 @@ async def test_batches_locking_shared_users_in_any_order_never_deadlock(
 
     orders = [users, users[::-1], users[5:] + users[:5], users[::2] + users[1::2]]
     await asyncio.wait_for(asyncio.gather(*(one(o) for o in orders * 2)), timeout=20)
+
+
+# --------------------------------------------------------------------------- rate buckets
+
+
+async def test_rate_tokens_are_granted_once_to_concurrent_takers(pg_store: PostgresStore,
+                                                                 database_url: str) -> None:
+    """Twenty takers on five pools (as five nodes) race for a bucket of 5: 5 granted."""
+    pools = [await PostgresStore.open(database_url, schema=pg_store.schema, min_size=1,
+                                      max_size=4, apply_migrations=False) for _ in range(5)]
+    try:
+        grants = await asyncio.gather(*(
+            pools[i % 5].take_rate_tokens("k-race", per_s=0.001, burst=5.0, want=1)
+            for i in range(20)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert sum(granted for granted, _ in grants) == 5
+    assert min(left for _, left in grants) == pytest.approx(0.0, abs=0.01)
+
+
+async def test_rate_tokens_start_full_refill_at_the_rate_and_never_pass_the_burst(
+    pg_store: PostgresStore,
+) -> None:
+    assert await pg_store.take_rate_tokens("k-refill", per_s=100.0, burst=3.0, want=2) == (2, 1.0)
+    granted, _ = await pg_store.take_rate_tokens("k-refill", per_s=100.0, burst=3.0, want=5)
+    assert granted in (1, 2, 3)  # 1 left + 100/s for the few ms since: at most the burst
+    await asyncio.sleep(0.2)  # 20 tokens' worth of time
+    assert (await pg_store.take_rate_tokens("k-refill", per_s=100.0, burst=3.0, want=10))[0] == 3
+
+
+async def test_an_empty_bucket_grants_nothing_and_says_how_short_it_is(
+    pg_store: PostgresStore,
+) -> None:
+    await pg_store.take_rate_tokens("k-empty", per_s=0.001, burst=1.0, want=1)
+    granted, left = await pg_store.take_rate_tokens("k-empty", per_s=0.001, burst=1.0, want=1)
+    assert granted == 0 and 0.0 <= left < 0.01
+
+
+async def test_idle_rate_buckets_are_pruned_and_busy_ones_kept(pg_store: PostgresStore) -> None:
+    await pg_store.take_rate_tokens("k-idle", per_s=1.0, burst=5.0, want=1)
+    await pg_store.take_rate_tokens("k-busy", per_s=1.0, burst=5.0, want=1)
+    async with pg_store._pool.acquire() as conn:
+        await conn.execute("UPDATE rate_buckets SET updated_at = updated_at - 7200"
+                           " WHERE key_id = 'k-idle'")
+    assert await pg_store.prune_rate_buckets(idle_for_s=3600) == 1
+    async with pg_store._pool.acquire() as conn:
+        keys = await conn.fetch("SELECT key_id FROM rate_buckets ORDER BY key_id")
+    assert [r["key_id"] for r in keys] == ["k-busy"]
