@@ -202,6 +202,32 @@ class ImportReport(_Strict):
     venues: list[str] = Field(description="ids of the valid venues, in file order")
 
 
+class HoursSpan(_Strict):
+    start: datetime = Field(description="local time in the venue's zone, with its offset")
+    end: datetime
+    state: Literal["open", "closed", "unknown"] = Field(
+        description="campaigns that respect opening hours skip a closed venue "
+                    "(venue_closed) and treat unknown as open, with a note")
+    comment: str | None = Field(default=None,
+                                description="the deciding rule's comment, or why open")
+
+
+class VenueHoursOut(_Strict):
+    """How campaigns read a venue's opening hours over a stretch of days."""
+
+    venue_id: str
+    opening_hours: str | None = Field(
+        description="the text campaigns read: opening_hours, else metadata.opening_hours")
+    timezone: str = Field(description="the venue's zone, else the tenant's default")
+    understood: bool = Field(description="false: the text is not OSM opening_hours "
+                                         "syntax, and campaigns treat the venue as open")
+    problem: str | None = Field(default=None, description="why the text is not understood")
+    caveat: str | None = Field(
+        default=None, description="what evaluation cannot honour (school holidays, public "
+                                  "holidays of an unknown country)")
+    spans: list[HoursSpan]
+
+
 # --------------------------------------------------------------------------- users
 
 

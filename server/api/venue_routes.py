@@ -1,5 +1,5 @@
 """Venues: ``PUT/GET/DELETE /v1/venues/{id}``, ``GET /v1/venues``, ``POST
-/v1/venues/import``.
+/v1/venues/import``, and ``GET /v1/venues/{id}/hours`` (opening hours as campaigns read them).
 
 Every venue goes through the same validation as ``geopush venues validate``
 (:func:`venues.parse_feature_collection` / :func:`venues.load_venues`), off the event
@@ -17,14 +17,17 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.web_request import FileField
 
 from server.api.context import (
     json_response,
+    now,
     path_id,
     query_bool,
     query_int,
@@ -33,11 +36,20 @@ from server.api.context import (
     store,
 )
 from server.api.registry import MANAGE, Body, Operation, Param, not_found
-from server.api.schemas import ImportReport, VenueCollection, VenueDeleted, VenueFeature
+from server.api.schemas import (
+    HoursSpan,
+    ImportReport,
+    VenueCollection,
+    VenueDeleted,
+    VenueFeature,
+    VenueHoursOut,
+)
 from server.auth import Principal
 from server.errors import ApiError, core_errors
 from server.store.base import BBox
 from server.store.errors import VenueHasChildrenError
+from triggers.decisions.hours import local_time
+from triggers.decisions.venue_hours import hours_of_venue
 from venues import (
     FILE_LEVEL,
     Problem,
@@ -173,6 +185,54 @@ async def delete_venue(request: web.Request, principal: Principal) -> web.Respon
     if not gone:
         raise not_found("venue", vid)
     return json_response(VenueDeleted(id=vid, also=list(gone[1:])))
+
+
+MAX_HOURS_DAYS = 31
+
+
+async def get_venue_hours(request: web.Request, principal: Principal) -> web.Response:
+    """The venue's opening hours from local midnight of ``from`` for ``days`` days, as
+    ``decide`` reads them (the same evaluation, zone and holiday calendar)."""
+    vid = path_id(request)
+    days = query_int(request, "days", default=7, minimum=1, maximum=MAX_HOURS_DAYS)
+    the_store = store(request)
+    venue = await the_store.get_venue(principal.tenant_id, vid)
+    if venue is None:
+        raise not_found("venue", vid)
+    policy = (await the_store.get_policy(principal.tenant_id)).policy
+    tz = venue.timezone or policy.default_timezone
+    first = _query_date(request, "from") or local_time(now(request), tz).date()
+    start = datetime(first.year, first.month, first.day)
+    end = start + timedelta(days=days)
+    hours = hours_of_venue(venue, tz, policy.country)
+    text = venue.opening_hours
+    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
+        text = venue.metadata["opening_hours"]
+    if hours is None or isinstance(hours, str):
+        zone = ZoneInfo(tz)
+        why = "no opening hours" if hours is None else "not understood; treated as open"
+        spans = [HoursSpan(start=start.replace(tzinfo=zone), end=end.replace(tzinfo=zone),
+                           state="open", comment=why)]
+    else:
+        spans = [HoursSpan(start=begin, end=until, state=state.value, comment=comment or None)
+                 for begin, until, state, comment in hours.intervals(start, end)]
+    report = VenueHoursOut(
+        venue_id=vid, opening_hours=text, timezone=tz, understood=not isinstance(hours, str),
+        problem=hours if isinstance(hours, str) else None,
+        caveat=hours.caveat if hours is not None and not isinstance(hours, str) else None,
+        spans=spans)
+    return json_response(report)
+
+
+def _query_date(request: web.Request, name: str) -> date | None:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "validation_error", f"{name} must be a date, YYYY-MM-DD",
+                       field=name) from None
 
 
 # --------------------------------------------------------------------------- listing
@@ -322,6 +382,18 @@ OPERATIONS = [
               responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422)),
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
+    Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
+              "The venue's opening hours as campaigns read them, day by day", "venues",
+              get_venue_hours, MANAGE,
+              params=(Param("from", {"type": "string", "format": "date"},
+                            "first local day (YYYY-MM-DD); default today in the venue's zone"),
+                      Param("days", {"type": "integer", "minimum": 1,
+                                     "maximum": MAX_HOURS_DAYS}, "how many days (default 7)")),
+              responses={200: VenueHoursOut}, errors=(404, 422),
+              description="Open, closed and unknown spans in the venue's local time, from "
+                          "the same evaluation campaigns use: its zone (else the tenant's "
+                          "default), public holidays of its addr:country, else the "
+                          "tenant's country, else where it stands."),
     Operation("DELETE", "/v1/venues/{id}", "deleteVenue", "Delete a venue (open visits end "
               "with venue_removed); a parent only with cascade=true, which deletes every "
               "venue below it too", "venues", delete_venue, MANAGE,

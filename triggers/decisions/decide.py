@@ -59,7 +59,7 @@ from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Re
 from triggers.decisions.routes import route_tip
 from triggers.decisions.rules import CampaignRules, TagBits
 from triggers.decisions.segments import segment_of
-from triggers.decisions.venue_hours import HoursState, OpeningHoursError, VenueHours, venue_hours
+from triggers.decisions.venue_hours import HoursState, hours_of_venue, venue_country
 from triggers.errors import TriggerError
 from venues.model import Venue
 
@@ -255,7 +255,7 @@ class _Facts:
     def _compute_venue_open(self) -> bool:
         venue = self.venue
         tz = venue.timezone or self.tz
-        hours = _hours_of(venue, tz, self.policy.country)
+        hours = hours_of_venue(venue, tz, self.policy.country)
         if hours is None:
             return True
         if isinstance(hours, str):
@@ -332,62 +332,6 @@ def _after(t: float) -> float:
     """The smallest time after ``t``: rolling windows are (now - period, now], so a push
     exactly one period ago has just dropped out — the same boundary as cooldown and gap."""
     return math.nextafter(t, math.inf)
-
-
-def venue_country(venue: Venue) -> str | None:
-    """The venue's ISO 3166-1 alpha-2 country from its metadata (OSM's ``addr:country``,
-    or ``country``), for its public holidays; ``None`` when it has none."""
-    for key in ("addr:country", "country"):
-        value = venue.metadata.get(key)
-        if isinstance(value, str) and len(value.strip()) == 2:
-            return value.strip().upper()
-    return None
-
-
-_HOURS: dict[str, tuple[Venue, str, str | None, VenueHours | str | None]] = {}
-"""Each venue's evaluable opening hours, for the venue object, zone and fallback country
-it was made for (the service passes the same venue object until the venue changes)."""
-MAX_VENUE_HOURS = 1 << 15
-
-
-def _hours_of(venue: Venue, tz: str, fallback_country: str | None) -> VenueHours | str | None:
-    """The venue's opening hours (``None``: it has none; a text: why they do not parse).
-
-    The text is the venue's ``opening_hours``, else ``metadata.opening_hours`` (OSM venue
-    files often keep it there). Public holidays (``PH``) are those of the venue's
-    ``addr:country``, else of ``fallback_country`` (the tenant's), else of the country the
-    venue's position is in (the library looks it up: ~2 ms, once per venue).
-    """
-    hit = _HOURS.get(venue.id)
-    if hit is not None and hit[0] is venue and hit[1] == tz and hit[2] == fallback_country:
-        return hit[3]
-    text = venue.opening_hours
-    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
-        text = venue.metadata["opening_hours"]
-    found: VenueHours | str | None = None
-    if text is not None:
-        coords = venue_position(venue)
-        country = venue_country(venue) or fallback_country
-        try:
-            found = venue_hours(text, tz, country=country, coords=coords)
-        except OpeningHoursError as exc:
-            found = str(exc)
-    if len(_HOURS) >= MAX_VENUE_HOURS:
-        _HOURS.clear()
-    _HOURS[venue.id] = (venue, tz, fallback_country, found)
-    return found
-
-
-def venue_position(venue: Venue) -> tuple[float, float] | None:
-    """(latitude, longitude) of the venue (its centre, else a point inside its shape), to
-    4 decimals (~10 m: sunrise and the country do not move in that); ``None`` without
-    either."""
-    if venue.center is not None:
-        return round(venue.center.lat, 4), round(venue.center.lng, 4)
-    if venue.shape is None or venue.shape.is_empty:
-        return None
-    point = venue.shape.representative_point()
-    return round(point.y, 4), round(point.x, 4)
 
 
 # Lines remembered per campaign are looked up as ``rules.lines.get(key) or

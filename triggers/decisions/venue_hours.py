@@ -35,6 +35,7 @@ import opening_hours as osm
 
 from triggers.decisions.hours import zone
 from venues.fields import opening_hours_problem
+from venues.model import Venue
 
 # The library's type stubs leave out its exception classes (opening-hours-py 2.1).
 _ParserError: type[Exception] = osm.ParserError  # type: ignore[attr-defined]
@@ -78,6 +79,16 @@ class VenueHours:
         naive = datetime(local.year, local.month, local.day, local.hour, local.minute)
         state, comment = self._evaluator.state(naive)
         return _STATES[state], comment
+
+    def intervals(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime, HoursState, str]]:
+        """The spans of one state from wall-clock ``start`` to ``end`` (venue's zone), as
+        (start, end, state, comment), with the zone attached."""
+        return [
+            (begin, until, _STATES[state], comment)
+            for begin, until, state, comment in self._evaluator.intervals(start, end)
+        ]
 
     def is_open(self, local: datetime) -> bool | None:
         """``True`` / ``False``, or ``None`` when the text says the state is unknown."""
@@ -126,3 +137,60 @@ def venue_hours(
 def _names_public_holidays(text: str) -> bool:
     return "PH" in _COMMENT.sub("", text)
 
+
+def venue_country(venue: Venue) -> str | None:
+    """The venue's ISO 3166-1 alpha-2 country from its metadata (OSM's ``addr:country``,
+    or ``country``), for its public holidays; ``None`` when it has none."""
+    for key in ("addr:country", "country"):
+        value = venue.metadata.get(key)
+        if isinstance(value, str) and len(value.strip()) == 2:
+            return value.strip().upper()
+    return None
+
+
+_HOURS: dict[str, tuple[Venue, str, str | None, VenueHours | str | None]] = {}
+"""Each venue's evaluable opening hours, for the venue object, zone and fallback country
+it was made for (the service passes the same venue object until the venue changes)."""
+MAX_VENUE_HOURS = 1 << 15
+
+
+def hours_of_venue(
+    venue: Venue, tz: str, fallback_country: str | None
+) -> VenueHours | str | None:
+    """The venue's opening hours (``None``: it has none; a text: why they do not parse).
+
+    The text is the venue's ``opening_hours``, else ``metadata.opening_hours`` (OSM venue
+    files often keep it there). Public holidays (``PH``) are those of the venue's
+    ``addr:country``, else of ``fallback_country`` (the tenant's), else of the country the
+    venue's position is in (the library looks it up: ~2 ms, once per venue).
+    """
+    hit = _HOURS.get(venue.id)
+    if hit is not None and hit[0] is venue and hit[1] == tz and hit[2] == fallback_country:
+        return hit[3]
+    text = venue.opening_hours
+    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
+        text = venue.metadata["opening_hours"]
+    found: VenueHours | str | None = None
+    if text is not None:
+        coords = venue_position(venue)
+        country = venue_country(venue) or fallback_country
+        try:
+            found = venue_hours(text, tz, country=country, coords=coords)
+        except OpeningHoursError as exc:
+            found = str(exc)
+    if len(_HOURS) >= MAX_VENUE_HOURS:
+        _HOURS.clear()
+    _HOURS[venue.id] = (venue, tz, fallback_country, found)
+    return found
+
+
+def venue_position(venue: Venue) -> tuple[float, float] | None:
+    """(latitude, longitude) of the venue (its centre, else a point inside its shape), to
+    4 decimals (~10 m: sunrise and the country do not move in that); ``None`` without
+    either."""
+    if venue.center is not None:
+        return round(venue.center.lat, 4), round(venue.center.lng, 4)
+    if venue.shape is None or venue.shape.is_empty:
+        return None
+    point = venue.shape.representative_point()
+    return round(point.y, 4), round(point.x, 4)
