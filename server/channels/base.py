@@ -127,6 +127,16 @@ class MessageData:
 
 
 @dataclass(frozen=True, slots=True)
+class QuietHours:
+    """The tenant's quiet hours where the recipient is: a daily window (``"22:00-08:00"``)
+    in an IANA zone (the user's, else the venue's, else the tenant's default, as the
+    decision took it)."""
+
+    window: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One delivery attempt's content and destination; immutable, so a retry resends
     exactly the same thing (same idempotency key, same ids)."""
@@ -141,6 +151,9 @@ class OutboundMessage:
     body: str
     data: MessageData
     recipient: Recipient = Recipient()
+    quiet_hours: QuietHours | None = None
+    """For channels that must not disturb at night (SMS): the decision respected quiet
+    hours, but a retry can fall due in them; ``None`` when the tenant has none."""
 
     def payload(self) -> dict[str, Any]:
         """The JSON document the webhook, MQTT and in-app channels send (one shape, so a

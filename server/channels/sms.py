@@ -14,7 +14,9 @@ permanently without a request.
 reason). A retry, though, can come due hours after the decision; ``in_quiet_hours`` is a
 last guard at send time: when it says the recipient is in quiet hours now, the SMS is not
 sent and the result is a permanent ``Failed("quiet_hours")`` — a location offer held
-until morning is pointless (DESIGN: the default is drop).
+until morning is pointless (DESIGN: the default is drop). The default guard,
+:func:`in_recipients_quiet_hours`, reads the message's ``quiet_hours`` (the dispatcher
+fills them in from the tenant policy and the user's zone).
 
 Answers map to results:
 
@@ -49,6 +51,7 @@ from server.channels.base import (
     SendResult,
     TokenInvalid,
 )
+from triggers.decisions.hours import in_window, local_time, parse_window
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 MAX_BODY_CHARS = 1600
@@ -60,6 +63,15 @@ _OPTED_OUT_CODE = 21610
 
 QuietHoursGuard = Callable[[OutboundMessage, float], bool]
 """``(message, now) -> True`` when the recipient is inside quiet hours at ``now``."""
+
+
+def in_recipients_quiet_hours(message: OutboundMessage, now: float) -> bool:
+    """Whether ``now`` falls in the message's ``quiet_hours``, in their zone."""
+    quiet = message.quiet_hours
+    if quiet is None:
+        return False
+    local = local_time(now, quiet.timezone)
+    return in_window(parse_window(quiet.window), local.hour * 60 + local.minute)
 
 
 def normalise_phone(number: str, default_region: str | None = None) -> str | None:
@@ -113,7 +125,7 @@ class SmsChannel(BaseChannel):
         self._auth = httpx.BasicAuth(account_sid, auth_token)
         self._url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._default_region = default_region
-        self._in_quiet_hours = in_quiet_hours
+        self._in_quiet_hours = in_quiet_hours or in_recipients_quiet_hours
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
         self._timeout = httpx.Timeout(timeout_s)
@@ -137,7 +149,7 @@ class SmsChannel(BaseChannel):
         if to is None:
             return Failed(f"not a valid phone number: {message.recipient.phone!r}",
                           permanent=True)
-        if self._in_quiet_hours is not None and self._in_quiet_hours(message, self._clock()):
+        if self._in_quiet_hours(message, self._clock()):
             return Failed("quiet_hours", permanent=True)
         try:
             response = await self._client.post(

@@ -48,16 +48,18 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from server.channels.base import (
     INBOX,
+    SMS,
     WEBHOOK,
     Delivered,
     Failed,
     MessageData,
     OutboundMessage,
+    QuietHours,
     Recipient,
     Retry,
     SendResult,
@@ -190,13 +192,16 @@ class Dispatcher:
         for cid in {r.campaign_id for r in rows}:
             campaigns[cid] = await store.get_campaign(tenant_id, cid)
         online = await self._registry.fanout.online(tenant_id, {r.user_id for r in rows})
+        texts = [r for r in rows if _may_text(r, campaigns[r.campaign_id])]
+        quiet = await _quiet_hours_of(store, tenant_id, texts, profiles) if texts else {}
 
         async def one(row: DeliveryRecord) -> DeliveryOutcome:
             async with self._limit:
                 try:
                     return await self._deliver(tenant_id, row, profiles.get(row.user_id),
                                                campaigns.get(row.campaign_id), channels,
-                                               online=row.user_id in online)
+                                               online=row.user_id in online,
+                                               quiet_hours=quiet.get(row.delivery_id))
                 except Exception as exc:  # our bug or the store's: retry it later
                     log.exception("%s: delivery %s failed unexpectedly", self.name,
                                   row.delivery_id)
@@ -216,8 +221,10 @@ class Dispatcher:
         tenant: TenantChannels,
         *,
         online: bool,
+        quiet_hours: QuietHours | None = None,
     ) -> DeliveryOutcome:
-        """``online``: the user has a live in-app stream on some node."""
+        """``online``: the user has a live in-app stream on some node; ``quiet_hours``:
+        the tenant's, where the user is (for the channels that check them at send time)."""
         profile = profile or Profile(user_id=row.user_id)
         wanted = campaign.channels if campaign is not None else (row.channel,)
         if profile.channels is not None:
@@ -234,7 +241,7 @@ class Dispatcher:
         channel = tenant.channels[name]
         results: list[tuple[Recipient, SendResult]] = []
         for recipient in _recipients(name, profile, tenant):
-            message = _message(tenant_id, row, recipient, campaign)
+            message = _message(tenant_id, row, recipient, campaign, quiet_hours)
             results.append((recipient, await channel.send(message)))
         removed = 0
         for recipient, res in results:
@@ -309,6 +316,37 @@ class Dispatcher:
 # --------------------------------------------------------------------------- recipients
 
 
+def _may_text(row: DeliveryRecord, campaign: Campaign | None) -> bool:
+    """Whether the delivery may go out as an SMS (the campaign lists the channel)."""
+    return SMS in (campaign.channels if campaign is not None else (row.channel,))
+
+
+async def _quiet_hours_of(
+    store: Store, tenant_id: str, rows: Sequence[DeliveryRecord],
+    profiles: Mapping[str, Profile],
+) -> dict[str, QuietHours]:
+    """The tenant's quiet hours for each of ``rows`` (the deliveries that may go out as
+    SMS, the channel that checks them at send time), in the zone the decision used: the
+    user's, else the venue's, else the tenant's default. Empty when it has none."""
+    policy = (await store.get_policy(tenant_id)).policy
+    if policy.quiet_hours is None:
+        return {}
+    zones: dict[str, str | None] = {}
+    found: dict[str, QuietHours] = {}
+    for row in rows:
+        profile = profiles.get(row.user_id)
+        tz = profile.attributes.timezone if profile is not None else None
+        if tz is None:
+            if row.venue_id not in zones:
+                venue = await store.get_venue(tenant_id, row.venue_id)
+                zones[row.venue_id] = venue.timezone if venue is not None else None
+            tz = zones[row.venue_id]
+        found[row.delivery_id] = QuietHours(policy.quiet_hours, tz or policy.default_timezone)
+    return found
+
+
+
+
 def _webhook(tenant: TenantChannels) -> WebhookTarget | None:
     w = tenant.settings.webhook
     return None if w is None else WebhookTarget(w.url, w.secret)
@@ -361,7 +399,8 @@ async def inbox_message(store: Store, tenant_id: str, delivery_id: str) -> Outbo
 
 
 def _message(tenant_id: str, row: DeliveryRecord, recipient: Recipient,
-             campaign: Campaign | None) -> OutboundMessage:
+             campaign: Campaign | None,
+             quiet_hours: QuietHours | None = None) -> OutboundMessage:
     extra = {} if campaign is None else {
         k: str(v) for k, v in campaign.offer.items() if v is not None}
     return OutboundMessage(
@@ -370,4 +409,4 @@ def _message(tenant_id: str, row: DeliveryRecord, recipient: Recipient,
         data=MessageData(campaign_id=row.campaign_id, variant_id=row.variant_id,
                          venue_id=row.venue_id, event=row.event,
                          expires_at=row.expires_at, extra=extra),
-        recipient=recipient)
+        recipient=recipient, quiet_hours=quiet_hours)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -17,11 +17,12 @@ from server.channels.base import (
     Delivered,
     Failed,
     OutboundMessage,
+    QuietHours,
     Recipient,
     Retry,
     TokenInvalid,
 )
-from server.channels.sms import SmsChannel, normalise_phone
+from server.channels.sms import SmsChannel, in_recipients_quiet_hours, normalise_phone
 from tests.server.channels.builders import NOW, Clock, free_port, message
 
 SID = "AC0123456789abcdef0123456789abcdef"
@@ -201,6 +202,29 @@ async def test_quiet_hours_guard_lets_daytime_texts_through() -> None:
     async with setup(in_quiet_hours=lambda msg, now: False) as (tw, ch):
         assert isinstance(await ch.send(to("+8613812345678")), Delivered)
     assert len(tw.requests) == 1
+
+
+# NOW is 19:06 in Shanghai, 13:06 in Helsinki.
+@pytest.mark.parametrize(("window", "zone", "quiet"), [
+    ("19:00-08:00", "Asia/Shanghai", True),
+    ("22:00-08:00", "Asia/Shanghai", False),
+    ("12:00-14:00", "Europe/Helsinki", True),
+    ("13:10-13:00", "Europe/Helsinki", False),  # wraps midnight, 13:06 is outside
+])
+def test_quiet_hours_are_read_in_the_recipients_zone(window: str, zone: str,
+                                                     quiet: bool) -> None:
+    msg = replace(to("+8613812345678"), quiet_hours=QuietHours(window, zone))
+    assert in_recipients_quiet_hours(msg, NOW) is quiet
+
+
+async def test_by_default_the_messages_quiet_hours_stop_the_text() -> None:
+    night = replace(to("+8613812345678"), quiet_hours=QuietHours("19:00-08:00", "Asia/Shanghai"))
+    day = replace(night, quiet_hours=QuietHours("22:00-08:00", "Asia/Shanghai"))
+    async with setup() as (tw, ch):
+        assert await ch.send(night) == Failed("quiet_hours", permanent=True)
+        assert isinstance(await ch.send(day), Delivered)
+        assert isinstance(await ch.send(to("+8613812345678")), Delivered)  # no quiet hours
+    assert len(tw.requests) == 2
 
 
 async def test_long_text_is_cut_to_twilios_limit() -> None:

@@ -14,10 +14,12 @@ from server.outbox.backoff import Backoff
 from server.outbox.channels import ChannelRegistry
 from server.outbox.dispatcher import Dispatcher
 from server.store import DeliveryStatus, Store
+from server.store.base import PolicyRecord
 from tests.server.api.conftest import FakeClock
+from tests.server.channels.test_sms import FROM, SID, TOKEN, twilio
 from tests.server.outbox.conftest import WEBHOOK_SECRET, dispatcher, webhook_receiver
-from tests.server.store.builders import delivery
-from triggers.decisions import FeedbackKind
+from tests.server.store.builders import FORUM, delivery, venue
+from triggers.decisions import FeedbackKind, Profile, TenantPolicy
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -159,3 +161,78 @@ async def test_sent_offer_expiring_unopened_extends_the_ignored_streak(
         assert result.ignored == 1
         row = await store.get_delivery(tenant, quiet)
         assert row is not None and row.feedback == ("ignored",)
+
+
+# --------------------------------------------------------------------------- SMS at night
+
+
+async def _sms_delivery(store: Store, tenant: str, url: str, clock: FakeClock, *,
+                        user_tz: str | None, policy: TenantPolicy) -> str:
+    """A due SMS delivery to ``u1`` (+86 mobile), the tenant's SMS set up at ``url``."""
+    await store.put_policy(tenant, PolicyRecord(policy=policy))
+    await store.put_channel_config(tenant, {"sms": {
+        "account_sid": SID, "auth_token": TOKEN, "from_number": FROM, "base_url": url}})
+    await store.put_profile(tenant, Profile.model_validate({
+        "user_id": "u1", "attributes": {"timezone": user_tz},
+        "contacts": {"phone": "+8613812345678"}}))
+    row = replace(delivery("u1", "k", at=clock.now), channel="sms",
+                  expires_at=clock.now + 3600)
+    async with store.batch(tenant, [row.user_id]) as tx:
+        [created] = await tx.insert_deliveries([row])
+    return created.delivery_id
+
+
+# The test clock starts at 12:00 UTC: 20:00 in Shanghai; three hours on, 23:00.
+# (the user's zone, the tenant's default zone, hours on, what becomes of the SMS)
+_NIGHT_CASES = [
+    ("Asia/Shanghai", "UTC", 3, DeliveryStatus.DEAD),  # 23:00 for the user
+    ("Asia/Shanghai", "UTC", 0, DeliveryStatus.SENT),  # 20:00
+    (None, "Asia/Shanghai", 3, DeliveryStatus.DEAD),  # no zone of the user's, nor venue's
+    ("Europe/Helsinki", "Asia/Shanghai", 3, DeliveryStatus.SENT),  # 17:00 for the user
+]
+
+
+@pytest.mark.parametrize("case", _NIGHT_CASES)
+async def test_an_sms_falling_due_in_the_users_quiet_hours_is_dropped_unsent(
+    store: Store, tenant: str, clock: FakeClock,
+    case: tuple[str | None, str, int, DeliveryStatus],
+) -> None:
+    user_tz, default_tz, hours_on, status = case
+    clock.advance(hours_on * 3600)
+    policy = TenantPolicy(quiet_hours="22:00-08:00", default_timezone=default_tz)
+    async with twilio() as tw, dispatcher(store, clock) as d:
+        did = await _sms_delivery(store, tenant, tw.url, clock, user_tz=user_tz, policy=policy)
+        await d.run_once([tenant])
+        row = await store.get_delivery(tenant, did)
+    assert row is not None and row.status is status
+    if status is DeliveryStatus.DEAD:
+        assert row.last_error == "quiet_hours" and tw.requests == []
+    else:
+        assert [r["To"] for r in tw.requests] == ["+8613812345678"]
+
+
+async def test_a_user_without_a_zone_is_quiet_in_the_venues_zone(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    # Forum is in Helsinki: 15:00 UTC is 17:00 there (not quiet), 01:00 in the default.
+    forum = await asyncio.to_thread(venue, FORUM, timezone="Europe/Helsinki")  # reads a file
+    await store.put_venue(tenant, forum)
+    clock.advance(3 * 3600)
+    policy = TenantPolicy(quiet_hours="22:00-08:00", default_timezone="Asia/Tokyo")
+    async with twilio() as tw, dispatcher(store, clock) as d:
+        did = await _sms_delivery(store, tenant, tw.url, clock, user_tz=None, policy=policy)
+        await d.run_once([tenant])
+        row = await store.get_delivery(tenant, did)
+    assert row is not None and row.status is DeliveryStatus.SENT and len(tw.requests) == 1
+
+
+async def test_without_quiet_hours_an_sms_goes_out_at_any_hour(
+    store: Store, tenant: str, clock: FakeClock
+) -> None:
+    clock.advance(3 * 3600)  # 23:00 in Shanghai
+    async with twilio() as tw, dispatcher(store, clock) as d:
+        did = await _sms_delivery(store, tenant, tw.url, clock, user_tz="Asia/Shanghai",
+                                  policy=TenantPolicy(quiet_hours=None))
+        await d.run_once([tenant])
+        row = await store.get_delivery(tenant, did)
+    assert row is not None and row.status is DeliveryStatus.SENT and len(tw.requests) == 1
