@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.egress import DEFAULT_ALLOWED, EgressPolicy
+
 ENV_PREFIX = "GEOPUSH_"
 
 
@@ -119,6 +121,14 @@ class Settings(BaseSettings):
     """With the fan-out on, how often a node renews its rows of who has a stream open
     there (``stream_presence``); a row lapses after 3 of these, so the users of a node
     that died stop counting as online (and get pushes again) within that time."""
+    outbound_allow_private: bool = False
+    """Let tenants' channel settings name private, loopback and link-local destinations
+    (a single-tenant install with internal webhooks). Off: only public addresses, plus
+    ``outbound_allowed`` (see :mod:`server.egress`)."""
+    outbound_allowed: str = ",".join(DEFAULT_ALLOWED)
+    """Comma-separated destinations tenants may name although they are not public:
+    ``host:port``, ``host`` or an address block (``10.1.0.0/16``). The default is the
+    shared MQTT broker the ``mqtt`` channel points at unless told otherwise."""
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
 
@@ -131,6 +141,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL (or unset for the embedded store)")
         return value
 
+    @field_validator("outbound_allowed")
+    @classmethod
+    def _egress_entries(cls, value: str) -> str:
+        EgressPolicy.parse(False, value.split(","))  # raises naming a bad entry
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -138,6 +154,10 @@ class Settings(BaseSettings):
         if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return upper
+
+    def egress(self) -> EgressPolicy:
+        """Where tenants' channel settings may point (see :mod:`server.egress`)."""
+        return EgressPolicy.parse(self.outbound_allow_private, self.outbound_allowed.split(","))
 
     def rate_for(self, role: str) -> RateLimit:
         """The bucket of a role (``admin``, ``manager``, ``sdk``)."""

@@ -295,6 +295,12 @@ async def put_channels(request: web.Request, principal: Principal) -> web.Respon
     for name, channel in built.channels.items():
         if name not in (INBOX, WEBHOOK):
             await channel.aclose()
+    egress = request.app[SETTINGS].egress()
+    for field_name, host, port in settings.destinations():
+        refused = await egress.check(host, port)
+        if refused is not None:
+            raise ApiError(422, "destination_not_allowed", f"{field_name}: {refused}",
+                           field=field_name)
     await store(request).put_channel_config(
         principal.tenant_id, settings.model_dump(mode="json", exclude_none=True))
     return json_response(_channels_out(principal.tenant_id, settings))

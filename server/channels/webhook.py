@@ -23,6 +23,10 @@ A receiver verifies with these lines (no geopush import needed)::
         sigs = [s.strip()[3:] for s in headers["X-Geopush-Signature"].split(",")]
         return any(hmac.compare_digest(mac, s) for s in sigs)
 
+With an :class:`~server.egress.EgressPolicy` (the service always gives its own), the
+channel connects only to addresses the policy allows, checked on the address it connects
+to; a refused one is a permanent ``Failed("webhook destination refused: ...")``.
+
 Answers map to results: 2xx → ``Delivered``; 429/503 (with ``Retry-After`` in seconds
 or as an HTTP date) and every other 5xx, 408, timeouts and connection errors →
 ``Retry``; any other 4xx, and 3xx (redirects are not followed) → permanent ``Failed``.
@@ -47,6 +51,7 @@ from server.channels.base import (
     SendObserver,
     SendResult,
 )
+from server.egress import DestinationRefused, EgressPolicy, guarded_client
 
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_S = 300
@@ -101,12 +106,16 @@ class WebhookChannel(BaseChannel):
         client: httpx.AsyncClient | None = None,
         timeout_s: float = 10.0,
         user_agent: str = "geopush-webhook/1",
+        egress: EgressPolicy | None = None,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(observer=observer, clock=clock)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        if client is None:
+            client = (httpx.AsyncClient(follow_redirects=False) if egress is None
+                      else guarded_client(egress, follow_redirects=False))
+        self._client = client
         self._timeout = httpx.Timeout(timeout_s)
         self._user_agent = user_agent
 
@@ -135,6 +144,8 @@ class WebhookChannel(BaseChannel):
         except httpx.UnsupportedProtocol as exc:
             return Failed(f"webhook URL is invalid: {exc}", permanent=True)
         except httpx.TransportError as exc:
+            if isinstance(exc.__cause__, DestinationRefused):
+                return Failed(f"webhook destination refused: {exc}", permanent=True)
             return transport_result(exc, "webhook")
         if response.is_success:
             return Delivered(response.headers.get("x-request-id"))

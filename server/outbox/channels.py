@@ -31,6 +31,7 @@ from server.channels.inapp import InboxChannel, LocalFanout, StreamFanout, Strea
 from server.channels.mqtt import MqttChannel
 from server.channels.sms import SmsChannel
 from server.channels.webhook import WebhookChannel
+from server.egress import EgressPolicy
 from server.outbox.config import ChannelSettings
 
 log = logging.getLogger("geopush.outbox")
@@ -108,7 +109,8 @@ def build_tenant_channels(
 class ChannelRegistry:
     """Channels per tenant, rebuilt when the stored settings change. Runs in the event
     loop; shared by every dispatcher of the process. ``fanout``: where the inbox channel
-    publishes live frames and who counts as online (default: ``hub`` only)."""
+    publishes live frames and who counts as online (default: ``hub`` only); ``egress``:
+    where webhooks may connect (default: anywhere; the service passes its policy)."""
 
     def __init__(
         self,
@@ -118,6 +120,7 @@ class ChannelRegistry:
         clock: Callable[[], float],
         webhook: Channel | None = None,
         fanout: StreamFanout | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.hub = hub
         self.fanout: StreamFanout = fanout or LocalFanout(hub)
@@ -126,7 +129,7 @@ class ChannelRegistry:
         self._shared: dict[str, Channel] = {
             INBOX: InboxChannel(hub, OutboxInbox(), fanout=self.fanout, observer=observer,
                                 clock=clock),
-            WEBHOOK: webhook or WebhookChannel(observer=observer, clock=clock),
+            WEBHOOK: webhook or WebhookChannel(egress=egress, observer=observer, clock=clock),
         }
         self._tenants: dict[str, tuple[Any, TenantChannels]] = {}
         self._retired: list[Channel] = []

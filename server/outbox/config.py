@@ -21,6 +21,7 @@ are stored as given (the database is the trust boundary) and never read back: ``
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -122,6 +123,32 @@ class ChannelSettings(_Section):
             if getattr(self, name) is not None:
                 names.add(name)
         return frozenset(names)
+
+    def destinations(self) -> list[tuple[str, str, int]]:
+        """Every host the channels would connect to, as (field, host, port), for the
+        egress check (:mod:`server.egress`); URLs without a host are left to their own
+        validation."""
+        found: list[tuple[str, str, int]] = []
+        urls = [("webhook.url", self.webhook.url if self.webhook else None),
+                ("fcm.base_url", self.fcm.base_url if self.fcm else None),
+                ("fcm.token_uri", self.fcm.token_uri if self.fcm else None),
+                ("apns.base_url", self.apns.base_url if self.apns else None),
+                ("sms.base_url", self.sms.base_url if self.sms else None)]
+        for field_name, url in urls:
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                continue
+            if parts.hostname:
+                found.append((field_name, parts.hostname, port))
+        if self.mqtt is not None:
+            found.append(("mqtt.host", self.mqtt.host, self.mqtt.port))
+        if self.email is not None:
+            found.append(("email.host", self.email.host, self.email.port))
+        return found
 
     def masked(self) -> dict[str, Any]:
         """The settings as JSON with every secret replaced by :data:`MASK`."""

@@ -32,7 +32,8 @@ class Outbox:
         fanout: StreamFanout | None = None,
     ) -> None:
         self.registry = registry or ChannelRegistry(hub, observer=metrics.observe_send,
-                                                    clock=clock, fanout=fanout)
+                                                    clock=clock, fanout=fanout,
+                                                    egress=settings.egress())
         backoff = Backoff(base_s=settings.retry_base_s,
                           max_s=max(settings.retry_max_s, settings.retry_base_s),
                           max_attempts=settings.retry_max_attempts)

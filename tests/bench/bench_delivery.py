@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 
 from server.channels.inapp import StreamHub
 from server.channels.webhook import verify_signature
+from server.egress import EgressPolicy
 from server.outbox.channels import ChannelRegistry
 from server.outbox.dispatcher import Dispatcher
 from server.store import DeliveryStatus, MemoryStore, NewDelivery, PostgresStore, Store
@@ -77,7 +78,10 @@ async def _fill(store: Store, n: int, channel: str) -> None:
 
 
 async def _drain(store: Store, n: int) -> float:
-    registry = ChannelRegistry(StreamHub(), observer=lambda *_: None, clock=time.time)
+    # The service's webhook path: connections through the egress guard (the receiver's
+    # address allowed, as an operator would allow an internal one).
+    registry = ChannelRegistry(StreamHub(), observer=lambda *_: None, clock=time.time,
+                               egress=EgressPolicy.parse(False, ["127.0.0.1"]))
     workers = [Dispatcher(store, registry, clock=time.time) for _ in range(WORKERS)]
     t0 = time.perf_counter()
     try:

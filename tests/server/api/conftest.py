@@ -80,8 +80,10 @@ async def add_key(store: Store, tenant: str, role: Role) -> str:
 def make_settings(**overrides: Any) -> Settings:
     # No dispatcher unless a test asks for one: most tests look at the outbox as the
     # ingest left it (pending); the delivery tests start dispatchers themselves.
+    # The channel stand-ins (webhook receivers, brokers, provider fakes) listen on
+    # 127.0.0.1: the operator's list allows it, as it would an internal receiver.
     base: dict[str, Any] = {"timer_interval_s": 3600.0, "max_body_bytes": 1 << 20,
-                            "outbox_workers": 0}
+                            "outbox_workers": 0, "outbound_allowed": "127.0.0.1,localhost"}
     return Settings(**{**base, **overrides})
 
 

@@ -1,0 +1,221 @@
+"""Where tenant-set destinations may point: public internet addresses, unless the operator
+says otherwise.
+
+A tenant admin writes its webhook URL, its MQTT and SMTP hosts and its providers' base
+URLs (``PUT /v1/channels``), and the service then connects there from inside the
+operator's network. Without a rule that is server-side request forgery: a webhook at
+``http://169.254.169.254/`` (a cloud's metadata service), ``http://127.0.0.1:6379`` (the
+operator's Redis) or ``http://10.0.0.5/admin`` would be reached from a trusted place, and
+its status codes and timings read back through the delivery log.
+
+The rule (:class:`EgressPolicy`): a destination is refused when any address its host
+resolves to is not a public one (``ipaddress``: not ``is_global`` — loopback, private,
+link-local, carrier-grade NAT, multicast, reserved, unspecified) — unless
+
+- the operator allows private destinations altogether (``GEOPUSH_OUTBOUND_ALLOW_PRIVATE``:
+  a single-tenant install whose webhooks are internal), or
+- the destination is on the operator's list (``GEOPUSH_OUTBOUND_ALLOWED``): a
+  ``host:port`` (``127.0.0.1:1883``, the shared MQTT broker, is the default), a host, or an
+  address block (``10.1.0.0/16``).
+
+Checked twice: when the settings are written (a 422 ``destination_not_allowed`` naming
+the field) and when the webhook channel connects — there on the address it is about to
+connect to (:class:`GuardedBackend`), so a name that resolved to a public address at
+the first check and to a private one later (DNS rebinding) is still refused. The other
+channels connect through their own libraries (MQTT, SMTP) or to providers' fixed hosts
+(FCM, APNs, Twilio), and are checked when written.
+
+A host that does not resolve when the settings are written is accepted (DNS may lag a
+new name); the connection is checked when it is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+RESOLVE_TIMEOUT_S = 3.0
+"""A settings check does not wait longer for DNS (the connection is checked anyway)."""
+DEFAULT_ALLOWED = ("127.0.0.1:1883",)
+"""The MQTT channel's default broker (``mqtt.host`` defaults to it): the operator's own."""
+
+
+class DestinationRefused(httpcore.ConnectError):
+    """A connection the egress policy refused (a ``ConnectError`` to the HTTP stack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    """Which destinations tenant settings may name (see the module doc)."""
+
+    allow_private: bool = False
+    allowed: tuple[str, ...] = DEFAULT_ALLOWED
+    """``host:port``, ``host`` or an address block (CIDR)."""
+
+    @classmethod
+    def parse(cls, allow_private: bool, allowed: Iterable[str]) -> EgressPolicy:
+        """Raises ``ValueError`` naming an entry that is none of the three forms."""
+        entries = tuple(a.strip() for a in allowed if a.strip())
+        for entry in entries:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an address block") from None
+            elif _has_port_text(entry) and _split(entry)[1] is None:
+                raise ValueError(f"{entry!r}: the port is not a number")
+        return cls(allow_private, entries)
+
+    def _listed(self, host: str, port: int, address: IPAddress | None) -> bool:
+        """Whether the operator's list names this host (or address) and port."""
+        host = host.lower().strip("[]")
+        for entry in self.allowed:
+            if "/" in entry:
+                if address is not None and address in ipaddress.ip_network(entry, strict=False):
+                    return True
+                continue
+            name, entry_port = _split(entry)
+            if entry_port is not None and entry_port != port:
+                continue
+            if name == host or (address is not None and name == str(address)):
+                return True
+        return False
+
+    def refusal(self, host: str, port: int, address: IPAddress) -> str | None:
+        """Why connecting to ``address`` (which ``host`` resolved to) on ``port`` is
+        refused, or ``None`` when it is allowed."""
+        if self.allow_private or _public(address) or self._listed(host, port, address):
+            return None
+        return (f"{host}:{port} resolves to {address}, which is not a public address "
+                "(allow it with GEOPUSH_OUTBOUND_ALLOWED)")
+
+    async def check(self, host: str, port: int) -> str | None:
+        """:meth:`refusal` for every address ``host`` resolves to now; ``None`` also when
+        it does not resolve (the connection is checked again when it is made)."""
+        if self.allow_private or self._listed(host, port, None):
+            return None
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                addresses = await resolve(host, port)
+        except (OSError, TimeoutError):
+            return None
+        for address in addresses:
+            reason = self.refusal(host, port, address)
+            if reason is not None:
+                return reason
+        return None
+
+    async def check_url(self, url: str) -> str | None:
+        """:meth:`check` for an http(s) URL's host and port (the scheme's by default)."""
+        parts = urlsplit(url)
+        if not parts.hostname:
+            return None
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None
+        return await self.check(parts.hostname, port)
+
+
+def _public(address: IPAddress) -> bool:
+    """A unicast address on the public internet (an IPv4-mapped IPv6 address is judged
+    as the IPv4 address it carries)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _has_port_text(entry: str) -> bool:
+    return "]:" in entry if entry.startswith("[") else entry.count(":") == 1
+
+
+def _split(entry: str) -> tuple[str, int | None]:
+    """``host:port`` / ``[v6]:port`` / ``host`` / a bare IPv6 address → (host, port)."""
+    if entry.startswith("["):
+        name, _, rest = entry[1:].partition("]")
+        return name.lower(), int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    if entry.count(":") == 1:
+        name, _, port = entry.partition(":")
+        return name.lower(), int(port) if port.isdigit() else None
+    return entry.lower(), None
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses ``host`` resolves to (an address literal: itself)."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM)
+    found: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An HTTP network backend that resolves the host itself, refuses the addresses the
+    policy refuses, and connects to the address it checked (no second lookup)."""
+
+    def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._policy = policy
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        for address in addresses:
+            reason = self._policy.refusal(host, port, address)
+            if reason is not None:
+                raise DestinationRefused(reason)
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address), port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise DestinationRefused("unix sockets are not a destination")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_client(policy: EgressPolicy, **options: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` whose connections go through :class:`GuardedBackend`
+    (no proxy from the environment: the policy checks where it really connects)."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    pool = transport._pool  # httpx 0.28 takes no network backend; its pool keeps one
+    pool._network_backend = GuardedBackend(policy, pool._network_backend)
+    return httpx.AsyncClient(transport=transport, trust_env=False, **options)

@@ -1,0 +1,182 @@
+"""Where tenant-set destinations may point: public addresses, and what the operator allows.
+
+Real sockets: a local aiohttp receiver stands in for an internal service a tenant's
+webhook must not reach (127.0.0.1 is exactly such a place)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from server.channels.base import Delivered, Failed, Recipient, WebhookTarget
+from server.channels.webhook import WebhookChannel
+from server.egress import DestinationRefused, EgressPolicy, guarded_client
+from server.settings import SettingsError, load_settings
+from server.store import MemoryStore
+from tests.server.api.conftest import Api, FakeClock, make_settings, start_api
+from tests.server.channels.builders import Clock, message
+
+on_session_loop = pytest.mark.asyncio(loop_scope="session")
+"""The store fixtures' loop."""
+
+SECRET = "whsec_0123456789abcdef"
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.10", "169.254.169.254",
+    "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fc00::1", "fe80::1", "::ffff:127.0.0.1",
+])
+def test_non_public_addresses_are_refused_by_default(address: str) -> None:
+    reason = EgressPolicy().refusal("hooks.example", 443, ipaddress.ip_address(address))
+    assert reason is not None and str(ipaddress.ip_address(address)) in reason
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2001:4860:4860::8888"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert EgressPolicy().refusal("hooks.example", 443, ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(("allowed", "host", "port", "address", "ok"), [
+    ("127.0.0.1:1883", "127.0.0.1", 1883, "127.0.0.1", True),  # the default: the broker
+    ("127.0.0.1:1883", "127.0.0.1", 6379, "127.0.0.1", False),  # not the Redis next to it
+    ("10.1.0.0/16", "hooks.internal", 443, "10.1.2.3", True),
+    ("10.1.0.0/16", "hooks.internal", 443, "10.2.0.1", False),
+    ("hooks.internal", "hooks.internal", 8443, "10.9.9.9", True),  # a host, any port
+    ("hooks.internal:443", "hooks.internal", 8443, "10.9.9.9", False),
+    ("[::1]:8080", "::1", 8080, "::1", True),
+    ("::1", "::1", 9, "::1", True),
+])
+def test_the_operators_list_allows_exactly_what_it_names(
+    allowed: str, host: str, port: int, address: str, ok: bool
+) -> None:
+    policy = EgressPolicy.parse(False, allowed.split(","))
+    assert (policy.refusal(host, port, ipaddress.ip_address(address)) is None) is ok
+
+
+def test_allowing_private_destinations_allows_them_all() -> None:
+    policy = EgressPolicy.parse(True, [])
+    assert policy.refusal("db", 5432, ipaddress.ip_address("127.0.0.1")) is None
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "broker:mqtt", "not/a/block"])
+def test_a_bad_list_entry_is_a_settings_error_naming_the_key_and_entry(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"outbound.allowed.*" + re.escape(repr(value))):
+        load_settings(outbound_allowed=value)
+
+
+@asynccontextmanager
+async def receiver() -> AsyncIterator[tuple[str, list[Any]]]:
+    """An internal service on 127.0.0.1 that records what reaches it."""
+    seen: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        seen.append(await request.read())
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}/hook", seen
+    finally:
+        await server.close()
+
+
+async def test_the_guarded_client_refuses_to_connect_to_a_private_address() -> None:
+    async with receiver() as (url, seen):
+        client = guarded_client(EgressPolicy())
+        try:
+            with pytest.raises(httpx.ConnectError) as refused:
+                await client.post(url, content=b"{}")
+            # "localhost" is resolved and checked too, not only address literals.
+            with pytest.raises(httpx.ConnectError):
+                await client.post(url.replace("127.0.0.1", "localhost"), content=b"{}")
+        finally:
+            await client.aclose()
+    assert isinstance(refused.value.__cause__, DestinationRefused)
+    assert "127.0.0.1, which is not a public address" in str(refused.value)
+    assert seen == []
+
+
+async def test_the_guarded_client_connects_where_the_operator_allows() -> None:
+    async with receiver() as (url, seen):
+        client = guarded_client(EgressPolicy.parse(False, ["127.0.0.1"]))
+        try:
+            response = await client.post(url, content=b"{}")
+        finally:
+            await client.aclose()
+    assert response.status_code == 200 and seen == [b"{}"]
+
+
+async def test_a_webhook_to_an_internal_address_fails_for_good_and_sends_nothing() -> None:
+    async with receiver() as (url, seen):
+        channel = WebhookChannel(egress=EgressPolicy(), clock=Clock())
+        try:
+            result = await channel.send(message(
+                recipient=Recipient(webhook=WebhookTarget(url, SECRET))))
+        finally:
+            await channel.aclose()
+    assert isinstance(result, Failed) and result.permanent
+    assert result.reason.startswith("webhook destination refused: 127.0.0.1:")
+    assert seen == []
+
+
+async def test_a_webhook_to_an_allowed_address_is_delivered() -> None:
+    async with receiver() as (url, seen):
+        channel = WebhookChannel(egress=EgressPolicy.parse(False, ["127.0.0.1"]), clock=Clock())
+        try:
+            result = await channel.send(message(
+                recipient=Recipient(webhook=WebhookTarget(url, SECRET))))
+        finally:
+            await channel.aclose()
+    assert isinstance(result, Delivered) and len(seen) == 1
+
+
+# --------------------------------------------------------------------------- PUT /v1/channels
+
+
+@asynccontextmanager
+async def api_with(memory_store: MemoryStore, **settings: Any) -> AsyncIterator[Api]:
+    client, api = await start_api(memory_store, FakeClock(), make_settings(**settings))
+    try:
+        yield api
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(("channels", "field"), [
+    ({"webhook": {"url": "http://169.254.169.254/latest/meta-data", "secret": SECRET}},
+     "webhook.url"),
+    ({"webhook": {"url": "http://localhost:6379/", "secret": SECRET}}, "webhook.url"),
+    ({"mqtt": {"host": "10.0.0.5", "port": 1883}}, "mqtt.host"),
+    ({"mqtt": {"host": "127.0.0.1", "port": 5432}}, "mqtt.host"),
+    ({"email": {"host": "127.0.0.1", "port": 25, "sender": "o@example.com"}}, "email.host"),
+    ({"sms": {"account_sid": "AC1", "auth_token": "t", "from_number": "+14155552671",
+              "base_url": "http://[::1]:8080"}}, "sms.base_url"),
+])
+@on_session_loop
+async def test_channel_settings_naming_an_internal_destination_are_refused(
+    memory_store: MemoryStore, channels: dict[str, Any], field: str
+) -> None:
+    async with api_with(memory_store, outbound_allowed="127.0.0.1:1883") as api:
+        _, body = await api.call("PUT", "/v1/channels", json_body=channels, expect=422)
+    assert body["error"]["code"] == "destination_not_allowed"
+    assert body["error"]["field"] == field
+    assert "not a public address" in body["error"]["message"]
+
+
+@on_session_loop
+async def test_public_and_listed_destinations_are_accepted(memory_store: MemoryStore) -> None:
+    channels = {"webhook": {"url": "https://93.184.216.34/geopush", "secret": SECRET},
+                "mqtt": {"host": "127.0.0.1", "port": 1883}}  # the default list's broker
+    async with api_with(memory_store, outbound_allowed="127.0.0.1:1883") as api:
+        await api.call("PUT", "/v1/channels", json_body=channels, expect=200)
