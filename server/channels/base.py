@@ -61,6 +61,9 @@ class WebhookTarget:
 
     url: str
     secret: str
+    previous_secret: str | None = None
+    """During a secret rotation, the old one: requests carry a signature with each, so a
+    receiver still on the old secret keeps verifying until it switches."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ Every request carries
 - ``X-Geopush-Timestamp``: epoch seconds when this attempt was signed (each retry is
   signed afresh, so a retry an hour later still passes the receiver's replay window);
 - ``X-Geopush-Signature``: ``v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>``
-  (comma-separated when several are sent, e.g. during a secret rotation — accept any);
+  (comma-separated when several are sent: during a secret rotation, one with the new
+  secret and one with ``previous_secret`` — accept any);
 - ``X-Geopush-Idempotency-Key``: the same on every retry of one delivery; a receiver
   that has seen it already answers 2xx and does nothing;
 - ``X-Geopush-Delivery-Id``.
@@ -131,7 +132,9 @@ class WebhookChannel(BaseChannel):
             "Content-Type": "application/json",
             "User-Agent": self._user_agent,
             "X-Geopush-Timestamp": timestamp,
-            "X-Geopush-Signature": sign(target.secret, timestamp, body),
+            "X-Geopush-Signature": ",".join(
+                sign(secret, timestamp, body)
+                for secret in (target.secret, target.previous_secret) if secret),
             "X-Geopush-Idempotency-Key": message.idempotency_key,
             "X-Geopush-Delivery-Id": message.delivery_id,
         }

@@ -32,8 +32,8 @@ from server.channels.mqtt import DEFAULT_TOPIC_TEMPLATE
 from server.channels.sms import DEFAULT_BASE_URL as SMS_BASE_URL
 
 MASK = "********"
-_SECRET_FIELDS = frozenset({"secret", "password", "private_key", "auth_token",
-                            "service_account"})
+_SECRET_FIELDS = frozenset({"secret", "previous_secret", "password", "private_key",
+                            "auth_token", "service_account"})
 
 
 class _Section(BaseModel):
@@ -50,6 +50,10 @@ class WebhookSettings(_Section):
     url: str = Field(max_length=2048, description="where signed POSTs go")
     secret: str = Field(min_length=16, max_length=256,
                         description="HMAC-SHA256 key the receiver verifies with")
+    previous_secret: str | None = Field(
+        default=None, min_length=16, max_length=256,
+        description="while rotating: the old secret; every request is signed with both "
+                    "until this is removed (once the receiver uses the new one)")
 
     _url = field_validator("url")(_http_url)
 

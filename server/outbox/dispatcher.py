@@ -349,7 +349,7 @@ async def _quiet_hours_of(
 
 def _webhook(tenant: TenantChannels) -> WebhookTarget | None:
     w = tenant.settings.webhook
-    return None if w is None else WebhookTarget(w.url, w.secret)
+    return None if w is None else WebhookTarget(w.url, w.secret, w.previous_secret)
 
 
 def _summary(profile: Profile, tenant: TenantChannels) -> Recipient:

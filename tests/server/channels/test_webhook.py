@@ -262,6 +262,20 @@ def test_any_of_several_signatures_verifies_during_a_secret_rotation() -> None:
     assert not verify_signature("third", 1_795_000_000, BODY, header, now=1_795_000_000)
 
 
+async def test_during_a_rotation_a_receiver_on_either_secret_verifies() -> None:
+    new = "whsec_new_secret_0123456789"
+    async with receiver() as rx, channel() as ch:  # the receiver still has the old one
+        rotating = WebhookTarget(rx.url, new, previous_secret=SECRET)
+        result = await ch.send(message(recipient=Recipient(webhook=rotating)))
+        plain = await ch.send(message(recipient=to(rx)))
+    assert isinstance(result, Delivered) and isinstance(plain, Delivered)
+    (headers, body, ok), (plain_headers, _, _) = rx.requests
+    assert ok
+    signature = headers["X-Geopush-Signature"]
+    assert signature.count("v1=") == 2 and plain_headers["X-Geopush-Signature"].count("v1=") == 1
+    assert verify_signature(new, headers["X-Geopush-Timestamp"], body, signature, now=NOW)
+
+
 async def test_documented_receiver_snippet_verifies_a_real_delivery() -> None:
     snippet = (webhook.__doc__ or "").split("::\n", 1)[1].split("\n\n", 2)
     code = "\n".join(line[4:] for line in "\n\n".join(snippet[:2]).splitlines())

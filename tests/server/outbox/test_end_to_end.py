@@ -296,3 +296,18 @@ async def test_bad_channel_settings_are_refused_naming_the_problem(live: Api) ->
         "fcm": {"service_account": {"project_id": "p"}}})
     assert "client_email" in body["error"]["message"]
     await live.call("PUT", "/v1/channels", role=Role.MANAGER, expect=403, json_body={})
+
+
+async def test_rotating_the_webhook_secret_keeps_the_old_receiver_verifying(live: Api) -> None:
+    async with webhook_receiver(live.clock) as rx:  # still verifying with the old secret
+        await live.call("PUT", "/v1/channels", expect=200, json_body={"webhook": {
+            "url": rx.url, "secret": "whsec_the-new-one-0123456789",
+            "previous_secret": WEBHOOK_SECRET}})
+        _, shown = await live.call("GET", "/v1/channels", expect=200)
+        assert shown["channels"]["webhook"]["secret"] == "********"
+        assert shown["channels"]["webhook"]["previous_secret"] == "********"
+        await _venue_and_campaign(live, ["webhook"])
+        [created] = await _walk_in(live, "u1")
+        await eventually(lambda: _status(live, created["id"], "sent"))
+    assert [m["delivery_id"] for m in rx.accepted] == [created["id"]]
+    assert rx.bad_signatures == 0
