@@ -386,34 +386,27 @@ def test_campaign_may_ignore_opening_hours() -> None:
     assert reasons(decision) == {"c1": "sent"}
 
 
-def test_opening_hours_that_do_not_parse_count_as_open_with_a_note() -> None:
-    place = venue(FORUM, opening_hours="Mo-Fr: 10:00-21:00")  # ':' after days is not OSM
-    decision = run(event(FORUM, at("2026-11-29 14:00")), profile(), [campaign()], place)
+@pytest.mark.parametrize(("hours", "local", "note"), [
+    # ':' after days is not OSM: not understood.
+    ("Mo-Fr: 10:00-21:00", "2026-11-29 14:00",
+     f"opening_hours of venue {FORUM}: 'Mo-Fr: 10:00-21:00' is not OSM opening_hours "
+     "syntax (at column 6); treated as open"),
+    # Saturday's state is unknown, the rule's comment says why.
+    ('Mo-Fr 10:00-21:00; Sa unknown "call ahead"', "2026-11-28 14:00",
+     f"opening_hours of venue {FORUM} leave 14:00 Europe/Helsinki unknown (call ahead); "
+     "treated as open"),
+    # School holidays have no calendar: the rule is not applied, and the note says so.
+    ("Mo-Su 10:00-21:00; SH off", "2026-11-29 14:00",
+     f"opening_hours of venue {FORUM}: school holidays (SH) have no calendar; "
+     "SH rules not applied"),
+])
+def test_opening_hours_that_cannot_be_applied_count_as_open_with_a_note(
+    hours: str, local: str, note: str
+) -> None:
+    place = venue(FORUM, opening_hours=hours)
+    decision = run(event(FORUM, at(local)), profile(), [campaign()], place)
     assert reasons(decision) == {"c1": "sent"}
-    assert decision.notes == (
-        f"opening_hours of venue {FORUM}: 'Mo-Fr: 10:00-21:00' is not OSM opening_hours "
-        "syntax (at column 6); treated as open",
-    )
-
-
-def test_unknown_opening_state_counts_as_open_with_a_note() -> None:
-    place = venue(FORUM, opening_hours='Mo-Fr 10:00-21:00; Sa unknown "call ahead"')
-    decision = run(event(FORUM, at("2026-11-28 14:00")), profile(), [campaign()], place)
-    assert reasons(decision) == {"c1": "sent"}
-    assert decision.notes == (
-        f"opening_hours of venue {FORUM} leave 14:00 Europe/Helsinki unknown (call ahead); "
-        "treated as open",
-    )
-
-
-def test_school_holiday_rules_are_noted_not_applied() -> None:
-    place = venue(FORUM, opening_hours="Mo-Su 10:00-21:00; SH off")
-    decision = run(event(FORUM, at("2026-11-29 14:00")), profile(), [campaign()], place)
-    assert reasons(decision) == {"c1": "sent"}
-    assert decision.notes == (
-        f"opening_hours of venue {FORUM}: school holidays (SH) have no calendar; "
-        "SH rules not applied",
-    )
+    assert decision.notes == (note,)
 
 
 @pytest.mark.parametrize(("local", "expected"), [

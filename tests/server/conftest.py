@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -52,6 +53,16 @@ async def drop_schema(database_url: str, schema: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def execute(database_url: str, schema: str, sql: str, *args: Any) -> Any:
+    """``sql`` in ``schema`` on a connection of its own; the first value of the first
+    row (``None`` when there is none)."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        return await conn.fetchval(sql, *args)
     finally:
         await conn.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,17 @@ async def start_api(
         for role in Role:
             api.keys[(tenant, role)] = await add_key(store, tenant, role)
     return client, api
+
+
+@asynccontextmanager
+async def serving(store: Store, **settings: Any) -> AsyncIterator[Api]:
+    """The app on ``store`` with ``make_settings(**settings)`` and its own clock, for a
+    test that needs settings of its own (or two apps: two nodes on one database)."""
+    client, api = await start_api(store, FakeClock(), make_settings(**settings))
+    try:
+        yield api
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -11,31 +11,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-import asyncpg
 import pytest
 
 from server.api.context import LIMITER, METRICS
 from server.auth import Principal, RateLimiter, Role
 from server.rate_limits import SharedRateLimiter, lease_size
 from server.settings import RateLimit
-from server.store import PostgresStore, Store
-from server.store.migrate import quote_ident
-from tests.server.api.conftest import Api, FakeClock, make_settings, start_api
-from tests.server.conftest import TENANT, drop_schema
+from server.store import PostgresStore
+from tests.server.api.conftest import Api, serving
+from tests.server.conftest import TENANT, drop_schema, execute
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.asyncio(loop_scope="session")]
-
-
-@asynccontextmanager
-async def running(store: Store, **settings: Any) -> AsyncIterator[Api]:
-    client, api = await start_api(store, FakeClock(), make_settings(**settings))
-    try:
-        yield api
-    finally:
-        await client.close()
 
 
 async def post_pings(api: Api, key: str) -> tuple[int, str | None]:
@@ -54,7 +41,7 @@ async def test_a_keys_burst_is_spent_once_across_two_nodes(
     pg_store: PostgresStore, second_store: PostgresStore
 ) -> None:
     limits = {"rate_sdk_per_s": 0.01, "rate_sdk_burst": 4}
-    async with running(pg_store, **limits) as a, running(second_store, **limits) as b:
+    async with serving(pg_store, **limits) as a, serving(second_store, **limits) as b:
         key = a.keys[(TENANT, Role.SDK)]  # both nodes read one key table
         answers = [await post_pings(node, key) for node in (a, b, a, b, a, b)]
     # Per node, each would have allowed 4 (8 in all): shared, 4 in all.
@@ -67,7 +54,7 @@ async def test_a_node_leases_a_few_tokens_and_spends_them_without_asking_again(
 ) -> None:
     limits = {"rate_sdk_per_s": 50.0, "rate_sdk_burst": 200}
     assert lease_size(RateLimit(per_s=50.0, burst=200)) == 5
-    async with running(pg_store, **limits) as a:
+    async with serving(pg_store, **limits) as a:
         key = a.keys[(TENANT, Role.SDK)]
         answers = [await post_pings(a, key) for _ in range(5)]
         assert answers == [(200, None)] * 5
@@ -97,11 +84,7 @@ async def store_without_buckets(database_url: str) -> AsyncIterator[PostgresStor
     schema = f"geopush_nobuckets_{uuid.uuid4().hex[:10]}"
     store = await PostgresStore.open(database_url, schema=schema, min_size=1, max_size=4)
     try:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f"DROP TABLE {quote_ident(schema)}.rate_buckets")
-        finally:
-            await conn.close()
+        await execute(database_url, schema, "DROP TABLE rate_buckets")
         yield store
     finally:
         await store.close()
@@ -111,7 +94,7 @@ async def store_without_buckets(database_url: str) -> AsyncIterator[PostgresStor
 async def test_without_the_shared_buckets_a_node_limits_with_its_own(
     store_without_buckets: PostgresStore,
 ) -> None:
-    async with running(store_without_buckets, rate_sdk_per_s=0.01, rate_sdk_burst=2) as a:
+    async with serving(store_without_buckets, rate_sdk_per_s=0.01, rate_sdk_burst=2) as a:
         key = a.keys[(TENANT, Role.SDK)]
         answers = [await post_pings(a, key) for _ in range(3)]
         assert answers == [(200, None), (200, None), (429, "100")]
@@ -122,7 +105,7 @@ async def test_shared_limits_can_be_turned_off_and_each_node_counts_alone(
     pg_store: PostgresStore, second_store: PostgresStore
 ) -> None:
     limits = {"rate_sdk_per_s": 0.01, "rate_sdk_burst": 2, "rate_limit_shared": False}
-    async with running(pg_store, **limits) as a, running(second_store, **limits) as b:
+    async with serving(pg_store, **limits) as a, serving(second_store, **limits) as b:
         assert not isinstance(a.client.app[LIMITER], SharedRateLimiter)
         key = a.keys[(TENANT, Role.SDK)]
         answers = [await post_pings(node, key) for node in (a, b, a, b, a)]

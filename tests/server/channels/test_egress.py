@@ -21,7 +21,7 @@ from server.channels.webhook import WebhookChannel
 from server.egress import DestinationRefused, EgressPolicy, guarded_client
 from server.settings import SettingsError, load_settings
 from server.store import MemoryStore
-from tests.server.api.conftest import Api, FakeClock, make_settings, start_api
+from tests.server.api.conftest import serving
 from tests.server.channels.builders import Clock, message
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
@@ -144,15 +144,6 @@ async def test_a_webhook_to_an_allowed_address_is_delivered() -> None:
 # --------------------------------------------------------------------------- PUT /v1/channels
 
 
-@asynccontextmanager
-async def api_with(memory_store: MemoryStore, **settings: Any) -> AsyncIterator[Api]:
-    client, api = await start_api(memory_store, FakeClock(), make_settings(**settings))
-    try:
-        yield api
-    finally:
-        await client.close()
-
-
 @pytest.mark.parametrize(("channels", "field"), [
     ({"webhook": {"url": "http://169.254.169.254/latest/meta-data", "secret": SECRET}},
      "webhook.url"),
@@ -167,7 +158,7 @@ async def api_with(memory_store: MemoryStore, **settings: Any) -> AsyncIterator[
 async def test_channel_settings_naming_an_internal_destination_are_refused(
     memory_store: MemoryStore, channels: dict[str, Any], field: str
 ) -> None:
-    async with api_with(memory_store, outbound_allowed="127.0.0.1:1883") as api:
+    async with serving(memory_store, outbound_allowed="127.0.0.1:1883") as api:
         _, body = await api.call("PUT", "/v1/channels", json_body=channels, expect=422)
     assert body["error"]["code"] == "destination_not_allowed"
     assert body["error"]["field"] == field
@@ -178,5 +169,5 @@ async def test_channel_settings_naming_an_internal_destination_are_refused(
 async def test_public_and_listed_destinations_are_accepted(memory_store: MemoryStore) -> None:
     channels = {"webhook": {"url": "https://93.184.216.34/geopush", "secret": SECRET},
                 "mqtt": {"host": "127.0.0.1", "port": 1883}}  # the default list's broker
-    async with api_with(memory_store, outbound_allowed="127.0.0.1:1883") as api:
+    async with serving(memory_store, outbound_allowed="127.0.0.1:1883") as api:
         await api.call("PUT", "/v1/channels", json_body=channels, expect=200)

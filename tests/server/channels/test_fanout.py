@@ -58,7 +58,7 @@ from tests.server.api.conftest import (  # noqa: F401 - fixtures
 )
 from tests.server.channels.builders import Clock, message
 from tests.server.channels.test_fcm import Google, account_info, google
-from tests.server.conftest import TENANT, drop_schema
+from tests.server.conftest import TENANT, drop_schema, execute
 from tests.server.store.builders import delivery
 from tests.server.waiting import eventually
 
@@ -361,16 +361,6 @@ async def seen_online(node: Node, user_id: str) -> bool:
 
 async def _offline(node: Node, user_id: str) -> bool:
     return not await seen_online(node, user_id)
-
-
-async def execute(database_url: str, schema: str, sql: str, *args: Any) -> Any:
-    """``sql`` in ``schema`` on a connection of its own; the first value of the first
-    row (``None`` when there is none)."""
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
-    try:
-        return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 @pytest.mark.needs_postgres
