@@ -218,7 +218,9 @@ class VenueHoursOut(_Strict):
     venue_id: str
     opening_hours: str | None = Field(
         description="the text campaigns read: opening_hours, else metadata.opening_hours")
-    timezone: str = Field(description="the venue's zone, else the tenant's default")
+    timezone: str = Field(description="the venue's zone, else the tenant's default (a "
+                                      "decision reads a venue without a zone in the "
+                                      "user's zone)")
     understood: bool = Field(description="false: the text is not OSM opening_hours "
                                          "syntax, and campaigns treat the venue as open")
     problem: str | None = Field(default=None, description="why the text is not understood")

@@ -49,7 +49,7 @@ from server.errors import ApiError, core_errors
 from server.store.base import BBox
 from server.store.errors import VenueHasChildrenError
 from triggers.decisions.hours import local_time
-from triggers.decisions.venue_hours import hours_of_venue
+from triggers.decisions.venue_hours import hours_of_venue, opening_hours_text
 from venues import (
     FILE_LEVEL,
     Problem,
@@ -205,9 +205,7 @@ async def get_venue_hours(request: web.Request, principal: Principal) -> web.Res
     start = datetime(first.year, first.month, first.day)
     end = start + timedelta(days=days)
     hours = hours_of_venue(venue, tz, policy.country)
-    text = venue.opening_hours
-    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
-        text = venue.metadata["opening_hours"]
+    text = opening_hours_text(venue)
     if hours is None or isinstance(hours, str):
         zone = ZoneInfo(tz)
         why = "no opening hours" if hours is None else "not understood; treated as open"

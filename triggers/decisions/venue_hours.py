@@ -43,6 +43,7 @@ _UnknownCountryError: type[Exception] = osm.UnknownCountryError  # type: ignore[
 
 _COMMENT = re.compile(r'"[^"]*"')
 _SCHOOL_HOLIDAYS = re.compile(r"\bSH\b")
+_PUBLIC_HOLIDAYS = re.compile(r"\bPH\b")
 
 
 class HoursState(StrEnum):
@@ -135,7 +136,7 @@ def venue_hours(
 
 
 def _names_public_holidays(text: str) -> bool:
-    return "PH" in _COMMENT.sub("", text)
+    return _PUBLIC_HOLIDAYS.search(_COMMENT.sub("", text)) is not None
 
 
 def venue_country(venue: Venue) -> str | None:
@@ -159,17 +160,14 @@ def hours_of_venue(
 ) -> VenueHours | str | None:
     """The venue's opening hours (``None``: it has none; a text: why they do not parse).
 
-    The text is the venue's ``opening_hours``, else ``metadata.opening_hours`` (OSM venue
-    files often keep it there). Public holidays (``PH``) are those of the venue's
+    The text is :func:`opening_hours_text`. Public holidays (``PH``) are those of the venue's
     ``addr:country``, else of ``fallback_country`` (the tenant's), else of the country the
     venue's position is in (the library looks it up: ~2 ms, once per venue).
     """
     hit = _HOURS.get(venue.id)
     if hit is not None and hit[0] is venue and hit[1] == tz and hit[2] == fallback_country:
         return hit[3]
-    text = venue.opening_hours
-    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
-        text = venue.metadata["opening_hours"]
+    text = opening_hours_text(venue)
     found: VenueHours | str | None = None
     if text is not None:
         coords = venue_position(venue)
@@ -182,6 +180,15 @@ def hours_of_venue(
         _HOURS.clear()
     _HOURS[venue.id] = (venue, tz, fallback_country, found)
     return found
+
+
+def opening_hours_text(venue: Venue) -> str | None:
+    """The opening hours campaigns read: ``opening_hours``, else ``metadata.opening_hours``
+    (OSM venue files often keep it there only)."""
+    text = venue.opening_hours
+    if text is None and isinstance(venue.metadata.get("opening_hours"), str):
+        text = venue.metadata["opening_hours"]
+    return text
 
 
 def venue_position(venue: Venue) -> tuple[float, float] | None:
