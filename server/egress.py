@@ -19,11 +19,14 @@ link-local, carrier-grade NAT, multicast, reserved, unspecified) — unless
   address block (``10.1.0.0/16``).
 
 Checked twice: when the settings are written (a 422 ``destination_not_allowed`` naming
-the field) and when the webhook channel connects — there on the address it is about to
-connect to (:class:`GuardedBackend`), so a name that resolved to a public address at
-the first check and to a private one later (DNS rebinding) is still refused. The other
-channels connect through their own libraries (MQTT, SMTP) or to providers' fixed hosts
-(FCM, APNs, Twilio), and are checked when written.
+the field) and when a channel connects (a permanent ``... destination refused``):
+
+- the HTTP channels (webhook, FCM, APNs, SMS) on the very address they connect to
+  (:class:`GuardedBackend`), so a name that resolved to a public address at the first
+  check and to a private one later (DNS rebinding) is still refused;
+- MQTT and SMTP, whose libraries resolve names themselves, on the name's addresses just
+  before each new connection (a rebinding between that lookup and the library's own is
+  not caught).
 
 A host that does not resolve when the settings are written is accepted (DNS may lag a
 new name); the connection is checked when it is made.
@@ -212,10 +215,14 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def guarded_client(policy: EgressPolicy, **options: Any) -> httpx.AsyncClient:
+def guarded_client(
+    policy: EgressPolicy, *, transport: dict[str, Any] | None = None, **options: Any
+) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` whose connections go through :class:`GuardedBackend`
-    (no proxy from the environment: the policy checks where it really connects)."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    pool = transport._pool  # httpx 0.28 takes no network backend; its pool keeps one
+    (no proxy from the environment: the policy checks where it really connects).
+    ``transport``: options of the connection pool (``http2``, ``http1``, ``verify``);
+    ``options``: the client's (``timeout``, ``follow_redirects``)."""
+    transport_ = httpx.AsyncHTTPTransport(trust_env=False, **(transport or {}))
+    pool = transport_._pool  # httpx 0.28 takes no network backend; its pool keeps one
     pool._network_backend = GuardedBackend(policy, pool._network_backend)
-    return httpx.AsyncClient(transport=transport, trust_env=False, **options)
+    return httpx.AsyncClient(transport=transport_, trust_env=False, **options)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from server.channels.base import Failed, Retry, SendResult
+from server.egress import DestinationRefused
 
 RETRYABLE_4XX = frozenset({408, 425, 429})
 """Client-error statuses that still mean "later": request timeout, too early, rate limit."""
@@ -65,8 +66,11 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def transport_result(exc: httpx.TransportError, what: str) -> Retry:
+def transport_result(exc: httpx.TransportError, what: str) -> Retry | Failed:
     """A timeout, refused connection or broken stream: the request may not have arrived,
-    so it is retried (the idempotency key makes a duplicate harmless)."""
+    so it is retried (the idempotency key makes a duplicate harmless). A destination the
+    egress policy refused (:mod:`server.egress`) fails for good: retrying cannot help."""
+    if isinstance(exc.__cause__, DestinationRefused):
+        return Failed(f"{what} destination refused: {exc}", permanent=True)
     kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "network error"
     return Retry(f"{what} {kind}: {type(exc).__name__}: {exc}".rstrip(": "))

@@ -56,6 +56,7 @@ from server.channels.base import (
     SendResult,
     TokenInvalid,
 )
+from server.egress import EgressPolicy, guarded_client
 
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
@@ -90,6 +91,7 @@ class ApnsChannel(BaseChannel):
         base_url: str = PRODUCTION_URL,
         priority: int = 10,
         ssl_context: ssl.SSLContext | None = None,
+        egress: EgressPolicy | None = None,
         timeout_s: float = 10.0,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
@@ -114,9 +116,15 @@ class ApnsChannel(BaseChannel):
         self._base_url = base_url.rstrip("/")
         # http1=False: APNs speaks only HTTP/2; failing to negotiate it must be an error,
         # not a silent fallback to a protocol Apple answers with GOAWAY.
-        self._client = httpx.AsyncClient(
-            http2=True, http1=False, verify=ssl_context or True, timeout=httpx.Timeout(timeout_s)
-        )
+        verify = ssl_context or True
+        timeout = httpx.Timeout(timeout_s)
+        if egress is None:
+            self._client = httpx.AsyncClient(http2=True, http1=False, verify=verify,
+                                             timeout=timeout)
+        else:
+            self._client = guarded_client(
+                egress, transport={"http2": True, "http1": False, "verify": verify},
+                timeout=timeout)
         self._jwt: str | None = None
         self._jwt_issued_at = 0.0
         self.provider_tokens = 0

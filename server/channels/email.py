@@ -49,6 +49,7 @@ from server.channels.base import (
     SendResult,
     TokenInvalid,
 )
+from server.egress import EgressPolicy
 
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\]+\.[^@\s<>()\[\],;:\"\\]+")
 """A bare ``local@domain.tld``: deliberately simple (RFC 5322 allows far more, but no
@@ -81,6 +82,7 @@ class EmailChannel(BaseChannel):
         message_id_domain: str | None = None,
         unsubscribe_url: Callable[[OutboundMessage], str] | None = None,
         timeout_s: float = 30.0,
+        egress: EgressPolicy | None = None,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -102,6 +104,7 @@ class EmailChannel(BaseChannel):
         self._domain = message_id_domain or sender_address.rpartition("@")[2]
         self._unsubscribe_url = unsubscribe_url
         self._timeout_s = timeout_s
+        self._egress = egress
 
     def build(self, message: OutboundMessage) -> EmailMessage:
         """The MIME message for ``message`` (whose recipient has an email address)."""
@@ -136,6 +139,10 @@ class EmailChannel(BaseChannel):
             return Failed("recipient has no email address", permanent=True)
         if not _ADDRESS.fullmatch(address):
             return Failed(f"not an email address: {address!r}", permanent=True)
+        if self._egress is not None:
+            refused = await self._egress.check(self._hostname, self._port)
+            if refused is not None:
+                return Failed(f"smtp destination refused: {refused}", permanent=True)
         mail = self.build(message)
         try:
             _, reply = await aiosmtplib.send(

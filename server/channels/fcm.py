@@ -55,6 +55,7 @@ from server.channels.base import (
     SendResult,
     TokenInvalid,
 )
+from server.egress import EgressPolicy, guarded_client
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
@@ -211,13 +212,15 @@ class FcmChannel(BaseChannel):
         base_url: str = DEFAULT_BASE_URL,
         token_uri: str | None = None,
         client: httpx.AsyncClient | None = None,
+        egress: EgressPolicy | None = None,
         timeout_s: float = 10.0,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(observer=observer, clock=clock)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._client = client or (httpx.AsyncClient() if egress is None
+                                  else guarded_client(egress))
         self._url = f"{base_url.rstrip('/')}/v1/projects/{account.project_id}/messages:send"
         self._timeout = httpx.Timeout(timeout_s)
         self.tokens = GoogleAccessTokens(

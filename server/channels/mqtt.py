@@ -41,6 +41,7 @@ from server.channels.base import (
     SendObserver,
     SendResult,
 )
+from server.egress import EgressPolicy
 
 DEFAULT_TOPIC_TEMPLATE = "geopush/{tenant_id}/users/{user_id}"
 _MAX_TOPIC_BYTES = 65_535  # the MQTT topic length field is 16 bits
@@ -68,11 +69,13 @@ class MqttChannel(BaseChannel):
         mqtt5: bool = True,
         timeout_s: float = 10.0,
         keepalive_s: int = 60,
+        egress: EgressPolicy | None = None,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(observer=observer, clock=clock)
         _check_template(topic_template)
+        self._egress = egress
         self._hostname = hostname
         self._port = port
         self._template = topic_template
@@ -108,6 +111,12 @@ class MqttChannel(BaseChannel):
             topic = self.topic_for(message)
         except ValueError as exc:
             return Failed(str(exc), permanent=True)
+        if self._client is None and self._egress is not None:
+            # Checked before each new connection (the client library resolves the name
+            # itself, so the check is on the name's addresses just before it connects).
+            refused = await self._egress.check(self._hostname, self._port)
+            if refused is not None:
+                return Failed(f"mqtt destination refused: {refused}", permanent=True)
         payload = json.dumps(message.payload(), ensure_ascii=False, separators=(",", ":"))
         properties = self._properties(message) if self._mqtt5 else None
         error: aiomqtt.MqttError | None = None

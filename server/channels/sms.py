@@ -51,6 +51,7 @@ from server.channels.base import (
     SendResult,
     TokenInvalid,
 )
+from server.egress import EgressPolicy, guarded_client
 from triggers.decisions.hours import in_window, local_time, parse_window
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
@@ -103,6 +104,7 @@ class SmsChannel(BaseChannel):
         in_quiet_hours: QuietHoursGuard | None = None,
         base_url: str = DEFAULT_BASE_URL,
         client: httpx.AsyncClient | None = None,
+        egress: EgressPolicy | None = None,
         timeout_s: float = 10.0,
         observer: SendObserver | None = None,
         clock: Callable[[], float] | None = None,
@@ -127,7 +129,8 @@ class SmsChannel(BaseChannel):
         self._default_region = default_region
         self._in_quiet_hours = in_quiet_hours or in_recipients_quiet_hours
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        self._client = client or (httpx.AsyncClient() if egress is None
+                                  else guarded_client(egress))
         self._timeout = httpx.Timeout(timeout_s)
 
     def form(self, message: OutboundMessage, to: str) -> dict[str, str]:

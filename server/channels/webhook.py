@@ -52,7 +52,7 @@ from server.channels.base import (
     SendObserver,
     SendResult,
 )
-from server.egress import DestinationRefused, EgressPolicy, guarded_client
+from server.egress import EgressPolicy, guarded_client
 
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_S = 300
@@ -147,8 +147,6 @@ class WebhookChannel(BaseChannel):
         except httpx.UnsupportedProtocol as exc:
             return Failed(f"webhook URL is invalid: {exc}", permanent=True)
         except httpx.TransportError as exc:
-            if isinstance(exc.__cause__, DestinationRefused):
-                return Failed(f"webhook destination refused: {exc}", permanent=True)
             return transport_result(exc, "webhook")
         if response.is_success:
             return Delivered(response.headers.get("x-request-id"))

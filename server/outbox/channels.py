@@ -65,8 +65,10 @@ def build_tenant_channels(
     shared: Mapping[str, Channel],
     observer: SendObserver,
     clock: Callable[[], float],
+    egress: EgressPolicy | None = None,
 ) -> TenantChannels:
     """The tenant's channels; raises :class:`ChannelConfigError` naming the bad setting.
+    ``egress``: where they may connect (see :mod:`server.egress`).
 
     Runs in the event loop: nothing here reads files (the APNs CA comes as PEM text).
     """
@@ -79,28 +81,28 @@ def build_tenant_channels(
                 hostname=m.host, port=m.port, topic_template=m.topic_template,
                 username=m.username, password=m.password,
                 tls_context=ssl.create_default_context() if m.tls else None,
-                observer=observer, clock=clock)
+                egress=egress, observer=observer, clock=clock)
         if (f := settings.fcm) is not None:
             built["fcm"] = FcmChannel(ServiceAccount.from_info(f.service_account),
                                       base_url=f.base_url, token_uri=f.token_uri,
-                                      observer=observer, clock=clock)
+                                      egress=egress, observer=observer, clock=clock)
         if (a := settings.apns) is not None:
             context = ssl.create_default_context(cadata=a.ca_pem) if a.ca_pem else None
             built["apns"] = ApnsChannel(team_id=a.team_id, key_id=a.key_id,
                                         private_key=a.private_key, topic=a.topic,
                                         base_url=a.base_url, ssl_context=context,
-                                        observer=observer, clock=clock)
+                                        egress=egress, observer=observer, clock=clock)
         if (e := settings.email) is not None:
             built["email"] = EmailChannel(hostname=e.host, port=e.port, sender=e.sender,
                                           username=e.username, password=e.password,
                                           start_tls=e.start_tls, use_tls=e.use_tls,
-                                          observer=observer, clock=clock)
+                                          egress=egress, observer=observer, clock=clock)
         if (s := settings.sms) is not None:
             built["sms"] = SmsChannel(account_sid=s.account_sid, auth_token=s.auth_token,
                                       from_number=s.from_number,
                                       messaging_service_sid=s.messaging_service_sid,
                                       default_region=s.default_region, base_url=s.base_url,
-                                      observer=observer, clock=clock)
+                                      egress=egress, observer=observer, clock=clock)
     except ssl.SSLError as exc:
         raise ChannelConfigError(f"apns ca_pem is not a usable certificate: {exc}") from exc
     return TenantChannels(settings, built)
@@ -110,7 +112,7 @@ class ChannelRegistry:
     """Channels per tenant, rebuilt when the stored settings change. Runs in the event
     loop; shared by every dispatcher of the process. ``fanout``: where the inbox channel
     publishes live frames and who counts as online (default: ``hub`` only); ``egress``:
-    where webhooks may connect (default: anywhere; the service passes its policy)."""
+    where every channel may connect (default: anywhere; the service passes its policy)."""
 
     def __init__(
         self,
@@ -126,6 +128,7 @@ class ChannelRegistry:
         self.fanout: StreamFanout = fanout or LocalFanout(hub)
         self._observer = observer
         self._clock = clock
+        self._egress = egress
         self._shared: dict[str, Channel] = {
             INBOX: InboxChannel(hub, OutboxInbox(), fanout=self.fanout, observer=observer,
                                 clock=clock),
@@ -145,7 +148,8 @@ class ChannelRegistry:
         try:
             settings = ChannelSettings.model_validate(raw or {})
             built = build_tenant_channels(settings, shared=self._shared,
-                                          observer=self._observer, clock=self._clock)
+                                          observer=self._observer, clock=self._clock,
+                                          egress=self._egress)
         except (ValidationError, ChannelConfigError) as exc:
             log.error("tenant %s: channel settings unusable, in-app inbox only: %s",
                       tenant_id, exc)

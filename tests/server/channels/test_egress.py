@@ -17,12 +17,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from server.channels.base import Delivered, Failed, Recipient, WebhookTarget
+from server.channels.email import EmailChannel
+from server.channels.mqtt import MqttChannel
+from server.channels.sms import SmsChannel
 from server.channels.webhook import WebhookChannel
 from server.egress import DestinationRefused, EgressPolicy, guarded_client
 from server.settings import SettingsError, load_settings
 from server.store import MemoryStore
 from tests.server.api.conftest import serving
 from tests.server.channels.builders import Clock, message
+from tests.server.channels.test_email import smtp_server
+from tests.server.channels.test_sms import FROM, SID, TOKEN, twilio
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")
 """The store fixtures' loop."""
@@ -139,6 +144,53 @@ async def test_a_webhook_to_an_allowed_address_is_delivered() -> None:
         finally:
             await channel.aclose()
     assert isinstance(result, Delivered) and len(seen) == 1
+
+
+# Every channel whose destination a tenant sets is held to the policy when it connects.
+NOWHERE_PRIVATE = EgressPolicy(allowed=())
+"""Public addresses only, not even the default's shared broker."""
+
+
+async def test_an_sms_provider_at_an_internal_address_is_refused_for_good() -> None:
+    async with twilio() as tw:
+        channel = SmsChannel(account_sid=SID, auth_token=TOKEN, from_number=FROM,
+                             base_url=tw.url, egress=NOWHERE_PRIVATE, clock=Clock())
+        try:
+            result = await channel.send(message(recipient=Recipient(phone="+8613812345678")))
+        finally:
+            await channel.aclose()
+    assert isinstance(result, Failed) and result.permanent
+    assert result.reason.startswith("twilio destination refused: 127.0.0.1:")
+    assert tw.requests == []
+
+
+async def test_an_mqtt_broker_at_an_internal_address_is_refused_unless_listed(
+    mqtt_broker: tuple[str, int],
+) -> None:
+    host, port = mqtt_broker
+    for policy, refused in ((NOWHERE_PRIVATE, True),
+                            (EgressPolicy.parse(False, [f"{host}:{port}"]), False)):
+        channel = MqttChannel(hostname=host, port=port, egress=policy, clock=Clock())
+        try:
+            result = await channel.send(message())
+        finally:
+            await channel.aclose()
+        if refused:
+            assert isinstance(result, Failed) and result.permanent
+            assert result.reason.startswith("mqtt destination refused:")
+            assert channel.connects == 0
+        else:
+            assert isinstance(result, Delivered) and channel.connects == 1
+
+
+async def test_an_smtp_relay_at_an_internal_address_is_refused_for_good() -> None:
+    async with smtp_server() as box:
+        channel = EmailChannel(hostname="127.0.0.1", port=box.port, sender="o@example.com",
+                               start_tls=False, egress=NOWHERE_PRIVATE, clock=Clock())
+        result = await channel.send(message(recipient=Recipient(email="ann@example.com")))
+    assert isinstance(result, Failed) and result.permanent
+    assert result.reason.startswith("smtp destination refused:")
+    assert box.messages == []
 
 
 # --------------------------------------------------------------------------- PUT /v1/channels
