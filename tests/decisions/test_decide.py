@@ -351,6 +351,15 @@ def test_opening_hours_from_osm_metadata_close_the_venue() -> None:
     early = run(event(SANOMATALO, at("2026-11-28 08:30")), profile(), [campaign()], place)
     later = run(event(SANOMATALO, at("2026-11-28 09:00")), profile(), [campaign()], place)
     assert (reasons(early), reasons(later)) == ({"c1": "venue_closed"}, {"c1": "sent"})
+    # The line says when, and when the venue opens (a Saturday: at 09:00).
+    assert early.considered[0].detail == "08:30 Europe/Helsinki; opens 09:00"
+
+
+def test_a_venue_closed_until_another_day_names_the_day_it_opens() -> None:
+    # Christmas Eve to Boxing Day off; 27 December 2026 is a Sunday, so Monday 10:00.
+    place = venue(FORUM, opening_hours="Mo-Fr 10:00-18:00; Dec 24-26 off")
+    decision = run(event(FORUM, at("2026-12-24 12:00")), profile(), [campaign()], place)
+    assert decision.considered[0].detail == "12:00 Europe/Helsinki; opens Mon 10:00"
 
 
 def test_month_selected_hours_close_the_cathedral_on_winter_evenings_only() -> None:

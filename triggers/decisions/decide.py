@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
+from datetime import datetime
 from typing import cast
 
 from triggers.decisions.content import (
@@ -59,7 +60,12 @@ from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Re
 from triggers.decisions.routes import route_tip
 from triggers.decisions.rules import CampaignRules, TagBits
 from triggers.decisions.segments import segment_of
-from triggers.decisions.venue_hours import HoursState, hours_of_venue, venue_country
+from triggers.decisions.venue_hours import (
+    HoursState,
+    VenueHours,
+    hours_of_venue,
+    venue_country,
+)
 from triggers.errors import TriggerError
 from venues.model import Venue
 
@@ -141,6 +147,8 @@ class _Facts:
     """One event's user, clock and venue facts: computed once, read by every candidate."""
 
     __slots__ = (
+        "_closed_key",
+        "_hours",
         "_outside_key",
         "_quiet_key",
         "_reach",
@@ -212,6 +220,9 @@ class _Facts:
         """Reachable on every channel and refusing none: a campaign's first channel wins."""
         self._outside_key: tuple[Reason, str] | None = None
         self._quiet_key: tuple[Reason, str] | None = None
+        self._closed_key: tuple[Reason, str] | None = None
+        self._hours: tuple[VenueHours, datetime] | None = None
+        """The venue's hours and its local time, once :meth:`venue_open` found it closed."""
         self.is_open: bool | None = None
         """The venue's opening hours at ``now`` once :meth:`venue_open` has been asked."""
         self._reach: dict[tuple[str, ...], str | tuple[Reason, str]] = {}
@@ -246,6 +257,21 @@ class _Facts:
             self._quiet_key = (Reason.QUIET_HOURS, f"{clock} in {self.policy.quiet_hours}")
         return self._quiet_key
 
+    def closed_key(self) -> tuple[Reason, str]:
+        """Key of the ``venue_closed`` lines (asked only once :meth:`venue_open` said
+        closed): the reason and ``"HH:MM zone; opens [Day ]HH:MM"``, local to the venue."""
+        if self._closed_key is None:
+            detail = ""
+            if self._hours is not None:
+                hours, local = self._hours
+                detail = f"{local.hour:02d}:{local.minute:02d} {local.tzinfo}"
+                opens = hours.next_change(local)
+                if opens is not None:
+                    day = "" if opens.date() == local.date() else f"{opens:%a} "
+                    detail += f"; opens {day}{opens.hour:02d}:{opens.minute:02d}"
+            self._closed_key = (_VENUE_CLOSED, detail)
+        return self._closed_key
+
     def venue_open(self) -> bool:
         """The venue's opening hours at ``now``; unknown hours count as open, with a note."""
         if self.is_open is None:
@@ -272,7 +298,10 @@ class _Facts:
                 f"{tz} unknown{said}; treated as open"
             )
             return True
-        return state is HoursState.OPEN
+        if state is HoursState.OPEN:
+            return True
+        self._hours = (hours, local)
+        return False
 
     def reach(self, channels: tuple[str, ...]) -> str | tuple[Reason, str]:
         """The channel a campaign with ``channels`` would use, or why there is none."""
@@ -350,7 +379,8 @@ def _later_block(facts: _Facts, rules: CampaignRules) -> Considered | str:
         if is_open is None:
             is_open = facts.venue_open()
         if not is_open:
-            return rules.lines.get(_VENUE_CLOSED) or rules.remember(_VENUE_CLOSED, _VENUE_CLOSED)
+            closed = facts.closed_key()
+            return rules.clock_lines.get(closed) or rules.remember_clock(closed, closed[1])
     if facts.quiet:
         key = facts.quiet_key()
         return rules.clock_lines.get(key) or rules.remember_clock(key, key[1])

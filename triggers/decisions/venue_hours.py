@@ -91,6 +91,13 @@ class VenueHours:
             for begin, until, state, comment in self._evaluator.intervals(start, end)
         ]
 
+    def next_change(self, local: datetime) -> datetime | None:
+        """When the state next changes after wall-clock ``local`` (aware, in the venue's
+        zone); ``None`` when it never does (``off``, ``24/7``)."""
+        naive = datetime(local.year, local.month, local.day, local.hour, local.minute)
+        found: datetime | None = self._evaluator.next_change(naive)
+        return found
+
     def is_open(self, local: datetime) -> bool | None:
         """``True`` / ``False``, or ``None`` when the text says the state is unknown."""
         state = self.state_at(local)[0]
