@@ -40,13 +40,11 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 RESOLVE_TIMEOUT_S = 3.0
 """A settings check does not wait longer for DNS (the connection is checked anyway)."""
@@ -118,17 +116,6 @@ class EgressPolicy:
             if reason is not None:
                 return reason
         return None
-
-    async def check_url(self, url: str) -> str | None:
-        """:meth:`check` for an http(s) URL's host and port (the scheme's by default)."""
-        parts = urlsplit(url)
-        if not parts.hostname:
-            return None
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            return None
-        return await self.check(parts.hostname, port)
 
 
 def _public(address: IPAddress) -> bool:
