@@ -18,8 +18,9 @@ never asks the database per request:
 - **over the rate**: no token left in the bucket is a 429 ``rate_limited`` with
   ``Retry-After`` from the bucket's own deficit, as with the local buckets.
 - **database trouble**: a lease that fails or takes longer than :data:`QUERY_TIMEOUT_S`
-  falls back to this node's own bucket (:class:`~server.auth.RateLimiter`) for that
-  request, counted as ``failed``: limits stay on, per node, rather than failing requests.
+  hands the decision to this node's own buckets (:class:`~server.auth.RateLimiter`) for
+  :data:`RETRY_AFTER_S`, counted once as ``failed``: limits stay on, per node, rather
+  than failing requests or waiting on the database for each.
 - **cleanup**: :meth:`SharedRateLimiter.prune_loop` deletes buckets idle for an hour
   (full again long before: the same as no row).
 
@@ -48,6 +49,10 @@ LEASE_TTL_S = 1.0
 """An unspent lease is dropped after this."""
 QUERY_TIMEOUT_S = 2.0
 """A lease not granted by then: this node's own bucket decides the request."""
+RETRY_AFTER_S = 5.0
+"""After a failed lease, this node's own buckets decide for this long before the shared
+ones are asked again: a database that is down costs one failed call per 5 s, not one per
+request (nor a log line per request)."""
 PRUNE_EVERY_S = 600.0
 IDLE_FOR_S = 3600.0
 """Buckets untouched this long are deleted (any bucket is full after burst / rate, 4-5 s
@@ -101,12 +106,17 @@ class SharedRateLimiter:
         self._observe = observe or (lambda _outcome: None)
         self._leases: dict[str, _Lease] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._down_until = -math.inf
+        """Monotonic time until which this node's own buckets decide, after a failure."""
 
     async def acquire(self, principal: Principal) -> None:
         """Spend a token of the key's lease, leasing more when there is none; raises 429
         ``rate_limited`` when the shared bucket is empty."""
         key_id = principal.key_id
         if self._spend(key_id):
+            return
+        if self._now() < self._down_until:
+            self._fallback.check(principal)
             return
         lock = self._locks.get(key_id)
         if lock is None:
@@ -121,9 +131,10 @@ class SharedRateLimiter:
                         key_id, per_s=limit.per_s, burst=float(limit.burst),
                         want=lease_size(limit))
             except Exception:
-                log.warning("rate limits: cannot lease tokens of key %s; this node's own "
-                            "bucket decides", key_id, exc_info=True)
+                log.warning("rate limits: cannot lease tokens (key %s); this node's own "
+                            "buckets decide for %.0f s", key_id, RETRY_AFTER_S, exc_info=True)
                 self._observe("failed")
+                self._down_until = self._now() + RETRY_AFTER_S
                 self._fallback.check(principal)
                 return
             if granted == 0:

@@ -98,7 +98,40 @@ async def test_without_the_shared_buckets_a_node_limits_with_its_own(
         key = a.keys[(TENANT, Role.SDK)]
         answers = [await post_pings(a, key) for _ in range(3)]
         assert answers == [(200, None), (200, None), (429, "100")]
-        assert leases(a, "failed") == 3
+        # One failed call: for the next 5 s the node does not ask the database again.
+        assert leases(a, "failed") == 1
+
+
+async def test_after_a_failure_the_shared_buckets_are_asked_again_5_s_later(
+    pg_store: PostgresStore,
+) -> None:
+    now = [0.0]
+    calls: list[str] = []
+
+    class FailingOnce:
+        async def take_rate_tokens(self, key_id: str, *, per_s: float, burst: float,
+                                   want: int) -> tuple[int, float]:
+            calls.append(key_id)
+            if len(calls) == 1:
+                raise ConnectionError("database unreachable")
+            return await pg_store.take_rate_tokens(key_id, per_s=per_s, burst=burst, want=want)
+
+        async def prune_rate_buckets(self, *, idle_for_s: float) -> int:
+            return 0
+
+    limiter = SharedRateLimiter(FailingOnce(), lambda _role: RateLimit(per_s=0.01, burst=5),
+                                fallback=RateLimiter(lambda _role: RateLimit(per_s=0.01,
+                                                                            burst=5)),
+                                monotonic=lambda: now[0])
+    principal = principal_of("k-down")
+    await limiter.acquire(principal)  # fails: the node's own bucket decides
+    now[0] = 4.9
+    await limiter.acquire(principal)  # still within 5 s: not asked
+    assert calls == ["k-down"]
+    now[0] = 5.0
+    await limiter.acquire(principal)  # asked again, and it answers
+    assert calls == ["k-down", "k-down"]
+    assert await bucket_tokens(pg_store, "k-down") == pytest.approx(4, abs=0.01)
 
 
 async def test_shared_limits_can_be_turned_off_and_each_node_counts_alone(
