@@ -1,4 +1,5 @@
 """``geopush venues validate FILE``: check a venue file and say exactly what to fix.
+``geopush venues hours FILE --id ID``: a venue's opening hours as campaigns read them.
 
 Prints one line per problem (``FILE: feature 12 (id 'x'): field: message [code]``),
 then a summary. Exit status: 0 when nothing was rejected (warnings allowed), 1 when
@@ -11,13 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tqdm import tqdm
 
 from server.cli_common import CliError
+from triggers.decisions.hours import local_time
+from triggers.decisions.venue_hours import hours_of_venue, opening_hours_text
 from venues import Problem, VenueFileError, VenueLoad, load_venues
 from venues.webmap import venue_map
 
@@ -26,7 +32,7 @@ PROGRESS_MIN_FEATURES = 1000
 
 
 def register(sub: Any) -> None:
-    """Add ``venues validate`` to the ``geopush`` subcommands."""
+    """Add ``venues validate`` and ``venues hours`` to the ``geopush`` subcommands."""
     venues = sub.add_parser("venues", help="check venue files",
                             description="Check venue files (GeoJSON, GeoPackage, "
                                         "zipped Shapefile, KML).")
@@ -48,6 +54,91 @@ def register(sub: Any) -> None:
     validate.add_argument("--json", action="store_true",
                           help="print the report as JSON on stdout instead of text")
     validate.set_defaults(func=_validate)
+    hours = actions.add_parser(
+        "hours", help="show a venue's opening hours as campaigns read them",
+        description="Open, closed and unknown spans of one venue of FILE, in its local "
+                    "time, from the evaluation campaigns use (OSM opening_hours: zone, "
+                    "public holidays, sunrise and sunset at its position).")
+    hours.add_argument("file", type=Path, metavar="FILE", help="a venue file")
+    hours.add_argument("--id", required=True, metavar="ID", help="the venue's id")
+    hours.add_argument("--from", dest="first", type=_date, metavar="YYYY-MM-DD",
+                       help="first local day (default: today in the venue's zone)")
+    hours.add_argument("--days", type=_days, default=7, metavar="N",
+                       help=f"how many days (1-{MAX_HOURS_DAYS}, default 7)")
+    hours.add_argument("--country", metavar="CC",
+                       help="public holidays of this country when the venue names none "
+                            "(as the tenant policy's country)")
+    hours.add_argument("--timezone", default="UTC", metavar="ZONE",
+                       help="the zone of a venue that names none (default: UTC)")
+    hours.add_argument("--json", action="store_true", help="print JSON instead of text")
+    hours.set_defaults(func=_hours)
+
+
+MAX_HOURS_DAYS = 31
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_HOURS_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to "
+                                         f"{MAX_HOURS_DAYS}")
+    return int(text)
+
+
+def _hours(args: argparse.Namespace) -> int:
+    source = str(args.file)
+    try:
+        load = load_venues(source)
+    except VenueFileError as exc:
+        location = f"{source}:{exc.line}" if exc.line is not None else source
+        raise CliError(f"{exc.problem.message} [{exc.problem.code}]", location=location,
+                       field=exc.problem.field or None) from exc
+    venue = next((v for v in load.venues if v.id == args.id), None)
+    if venue is None:
+        known = "; it has none" if not load.venues else ""
+        raise CliError(f"no valid venue with id {args.id!r}{known}", location=source,
+                       field="id", exit_status=1)
+    tz = venue.timezone or args.timezone
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CliError(f"unknown time zone {tz!r}", field="--timezone") from None
+    first = args.first or local_time(time.time(), tz).date()
+    start = datetime(first.year, first.month, first.day)
+    end = start + timedelta(days=args.days)
+    hours = hours_of_venue(venue, tz, args.country.upper() if args.country else None)
+    text = opening_hours_text(venue)
+    if hours is None or isinstance(hours, str):
+        why = "no opening hours" if hours is None else "not understood; treated as open"
+        spans = [(start.replace(tzinfo=zone), end.replace(tzinfo=zone), "open", why)]
+    else:
+        spans = [(begin, until, state.value, comment)
+                 for begin, until, state, comment in hours.intervals(start, end)]
+    caveat = hours.caveat if hours is not None and not isinstance(hours, str) else None
+    if args.json:
+        print(json.dumps({
+            "venue_id": venue.id, "opening_hours": text, "timezone": tz,
+            "understood": not isinstance(hours, str),
+            "problem": hours if isinstance(hours, str) else None, "caveat": caveat,
+            "spans": [{"start": b.isoformat(), "end": u.isoformat(), "state": st,
+                       "comment": c or None} for b, u, st, c in spans],
+        }, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{venue.name} ({venue.id}), {tz}: {text!r}" if text else
+          f"{venue.name} ({venue.id}), {tz}: no opening hours")
+    for note in (hours if isinstance(hours, str) else None, caveat):
+        if note:
+            print(f"  note: {note}")
+    for begin, until, state, comment in spans:
+        said = f"  ({comment})" if comment else ""
+        print(f"  {begin:%a %Y-%m-%d %H:%M} - {until:%a %Y-%m-%d %H:%M}  {state}{said}")
+    return 0
 
 
 def _positive_float(text: str) -> float:
