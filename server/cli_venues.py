@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from server.cli_common import CliError
 from triggers.decisions.hours import local_time
-from triggers.decisions.venue_hours import hours_of_venue, opening_hours_text
+from triggers.decisions.venue_hours import hours_report
 from venues import Problem, VenueFileError, VenueLoad, load_venues
 from venues.webmap import venue_map
 
@@ -106,38 +106,31 @@ def _hours(args: argparse.Namespace) -> int:
                        field="id", exit_status=1)
     tz = venue.timezone or args.timezone
     try:
-        zone = ZoneInfo(tz)
+        ZoneInfo(tz)  # checked here: the report would fail deep inside
     except (ZoneInfoNotFoundError, ValueError):
         raise CliError(f"unknown time zone {tz!r}", field="--timezone") from None
     first = args.first or local_time(time.time(), tz).date()
-    start = datetime(first.year, first.month, first.day)
-    end = start + timedelta(days=args.days)
-    hours = hours_of_venue(venue, tz, args.country.upper() if args.country else None)
-    text = opening_hours_text(venue)
-    if hours is None or isinstance(hours, str):
-        why = "no opening hours" if hours is None else "not understood; treated as open"
-        spans = [(start.replace(tzinfo=zone), end.replace(tzinfo=zone), "open", why)]
-    else:
-        spans = [(begin, until, state.value, comment)
-                 for begin, until, state, comment in hours.intervals(start, end)]
-    caveat = hours.caveat if hours is not None and not isinstance(hours, str) else None
+    country = args.country.upper() if args.country else None
+    report = hours_report(venue, tz, country, first, args.days)
     if args.json:
         print(json.dumps({
-            "venue_id": venue.id, "opening_hours": text, "timezone": tz,
-            "understood": not isinstance(hours, str),
-            "problem": hours if isinstance(hours, str) else None, "caveat": caveat,
-            "spans": [{"start": b.isoformat(), "end": u.isoformat(), "state": st,
-                       "comment": c or None} for b, u, st, c in spans],
+            "venue_id": venue.id, "opening_hours": report.text, "timezone": tz,
+            "understood": report.understood, "problem": report.problem,
+            "caveat": report.caveat,
+            "spans": [{"start": s.start.isoformat(), "end": s.end.isoformat(),
+                       "state": s.state.value, "comment": s.comment} for s in report.spans],
         }, ensure_ascii=False, indent=2))
         return 0
+    text = report.text
     print(f"{venue.name} ({venue.id}), {tz}: {text!r}" if text else
           f"{venue.name} ({venue.id}), {tz}: no opening hours")
-    for note in (hours if isinstance(hours, str) else None, caveat):
+    for note in (report.problem, report.caveat):
         if note:
             print(f"  note: {note}")
-    for begin, until, state, comment in spans:
-        said = f"  ({comment})" if comment else ""
-        print(f"  {begin:%a %Y-%m-%d %H:%M} - {until:%a %Y-%m-%d %H:%M}  {state}{said}")
+    for span in report.spans:
+        said = f"  ({span.comment})" if span.comment else ""
+        print(f"  {span.start:%a %Y-%m-%d %H:%M} - {span.end:%a %Y-%m-%d %H:%M}  "
+              f"{span.state.value}{said}")
     return 0
 
 

@@ -17,10 +17,9 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.web_request import FileField
@@ -49,7 +48,7 @@ from server.errors import ApiError, core_errors
 from server.store.base import BBox
 from server.store.errors import VenueHasChildrenError
 from triggers.decisions.hours import local_time
-from triggers.decisions.venue_hours import hours_of_venue, opening_hours_text
+from triggers.decisions.venue_hours import hours_report
 from venues import (
     FILE_LEVEL,
     Problem,
@@ -202,23 +201,12 @@ async def get_venue_hours(request: web.Request, principal: Principal) -> web.Res
     policy = (await the_store.get_policy(principal.tenant_id)).policy
     tz = venue.timezone or policy.default_timezone
     first = _query_date(request, "from") or local_time(now(request), tz).date()
-    start = datetime(first.year, first.month, first.day)
-    end = start + timedelta(days=days)
-    hours = hours_of_venue(venue, tz, policy.country)
-    text = opening_hours_text(venue)
-    if hours is None or isinstance(hours, str):
-        zone = ZoneInfo(tz)
-        why = "no opening hours" if hours is None else "not understood; treated as open"
-        spans = [HoursSpan(start=start.replace(tzinfo=zone), end=end.replace(tzinfo=zone),
-                           state="open", comment=why)]
-    else:
-        spans = [HoursSpan(start=begin, end=until, state=state.value, comment=comment or None)
-                 for begin, until, state, comment in hours.intervals(start, end)]
+    found = hours_report(venue, tz, policy.country, first, days)
     report = VenueHoursOut(
-        venue_id=vid, opening_hours=text, timezone=tz, understood=not isinstance(hours, str),
-        problem=hours if isinstance(hours, str) else None,
-        caveat=hours.caveat if hours is not None and not isinstance(hours, str) else None,
-        spans=spans)
+        venue_id=vid, opening_hours=found.text, timezone=tz, understood=found.understood,
+        problem=found.problem, caveat=found.caveat,
+        spans=[HoursSpan(start=span.start, end=span.end, state=span.state.value,
+                         comment=span.comment) for span in found.spans])
     return json_response(report)
 
 

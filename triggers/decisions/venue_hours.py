@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
@@ -208,3 +208,51 @@ def venue_position(venue: Venue) -> tuple[float, float] | None:
         return None
     point = venue.shape.representative_point()
     return round(point.y, 4), round(point.x, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of one state, in the venue's local time (aware)."""
+
+    start: datetime
+    end: datetime
+    state: HoursState
+    comment: str | None
+    """The deciding rule's comment, or why a venue counts as open."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoursReport:
+    """A venue's opening hours over some days, as campaigns read them (the API's
+    ``GET /v1/venues/{id}/hours`` and ``geopush venues hours``)."""
+
+    text: str | None
+    """:func:`opening_hours_text`."""
+    timezone: str
+    problem: str | None
+    """Why the text does not parse (the venue then counts as open)."""
+    caveat: str | None
+    spans: tuple[Span, ...]
+
+    @property
+    def understood(self) -> bool:
+        return self.problem is None
+
+
+def hours_report(
+    venue: Venue, tz: str, fallback_country: str | None, first: date, days: int
+) -> HoursReport:
+    """The venue's spans from local midnight of ``first`` for ``days`` days, in ``tz``
+    (the venue's zone; for one without, the caller's choice), as :func:`hours_of_venue`
+    evaluates them for ``fallback_country``."""
+    start = datetime(first.year, first.month, first.day)
+    end = start + timedelta(days=days)
+    hours = hours_of_venue(venue, tz, fallback_country)
+    if hours is None or isinstance(hours, str):
+        why = "no opening hours" if hours is None else "not understood; treated as open"
+        spans: tuple[Span, ...] = (Span(start.replace(tzinfo=zone(tz)),
+                                        end.replace(tzinfo=zone(tz)), HoursState.OPEN, why),)
+        return HoursReport(opening_hours_text(venue), tz, hours, None, spans)
+    spans = tuple(Span(begin, until, state, comment or None)
+                  for begin, until, state, comment in hours.intervals(start, end))
+    return HoursReport(opening_hours_text(venue), tz, None, hours.caveat, spans)
