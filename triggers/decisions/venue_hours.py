@@ -38,7 +38,6 @@ from venues.fields import opening_hours_problem
 from venues.model import Venue
 
 # The library's type stubs leave out its exception classes (opening-hours-py 2.1).
-_ParserError: type[Exception] = osm.ParserError  # type: ignore[attr-defined]
 _UnknownCountryError: type[Exception] = osm.UnknownCountryError  # type: ignore[attr-defined]
 
 _COMMENT = re.compile(r'"[^"]*"')
@@ -120,21 +119,19 @@ def venue_hours(
     ``PH`` with neither leaves ``PH`` unapplied (see :attr:`VenueHours.caveat`). Raises
     :class:`OpeningHoursError` when the text does not parse.
     """
+    problem = opening_hours_problem(text)  # the venue check's own answer, memoised
+    if problem is not None:
+        raise OpeningHoursError(problem)
     caveats = []
     tz = zone(timezone)
     try:
-        try:
-            evaluator = osm.OpeningHours(text, timezone=tz, country=country, coords=coords)
-        except _UnknownCountryError:
-            # A country code the library has no calendar for: the venue's position, if any.
-            evaluator = osm.OpeningHours(text, timezone=tz, coords=coords)
-            if _names_public_holidays(text):
-                fallback = "its position's" if coords is not None else "none; PH not applied"
-                caveats.append(f"no public-holiday calendar for country {country!r}; {fallback}")
-    except _ParserError as exc:
-        raise OpeningHoursError(
-            opening_hours_problem(text) or f"{text!r}: {exc}"
-        ) from None
+        evaluator = osm.OpeningHours(text, timezone=tz, country=country, coords=coords)
+    except _UnknownCountryError:
+        # A country code the library has no calendar for: the venue's position, if any.
+        evaluator = osm.OpeningHours(text, timezone=tz, coords=coords)
+        if _names_public_holidays(text):
+            fallback = "its position's" if coords is not None else "none; PH not applied"
+            caveats.append(f"no public-holiday calendar for country {country!r}; {fallback}")
     if country is None and coords is None and _names_public_holidays(text):
         caveats.append("the venue's country is unknown; PH not applied")
     if _SCHOOL_HOLIDAYS.search(_COMMENT.sub("", text)):

@@ -102,10 +102,12 @@ async def start_api(
 
 
 @asynccontextmanager
-async def serving(store: Store, **settings: Any) -> AsyncIterator[Api]:
-    """The app on ``store`` with ``make_settings(**settings)`` and its own clock, for a
-    test that needs settings of its own (or two apps: two nodes on one database)."""
-    client, api = await start_api(store, FakeClock(), make_settings(**settings))
+async def serving(store: Store, clock: FakeClock | None = None,
+                  **settings: Any) -> AsyncIterator[Api]:
+    """The app on ``store`` with ``make_settings(**settings)`` and ``clock`` (its own by
+    default), for a test that needs settings of its own (or two apps: two nodes on one
+    database, sharing a clock)."""
+    client, api = await start_api(store, clock or FakeClock(), make_settings(**settings))
     try:
         yield api
     finally:

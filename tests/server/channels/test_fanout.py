@@ -53,7 +53,7 @@ from tests.server.api.conftest import (  # noqa: F401 - fixtures
     campaign_body,
     make_settings,
     ping,
-    start_api,
+    serving,
     venue_feature,
 )
 from tests.server.channels.builders import Clock, message
@@ -134,11 +134,8 @@ async def nothing_more(*sockets: aiohttp.ClientWebSocketResponse) -> None:
 
 @asynccontextmanager
 async def running(store: Store, now: FakeClock, **settings: Any) -> AsyncIterator[Node]:
-    client, api = await start_api(store, now, make_settings(**settings))
-    try:
+    async with serving(store, now, **settings) as api:
         yield Node(api)
-    finally:
-        await client.close()
 
 
 @pytest.fixture
