@@ -1,13 +1,10 @@
-"""Storage: the :class:`Store` port and its two implementations.
-
-``open_store(None)`` gives the embedded :class:`MemoryStore` (process lifetime);
-``open_store(url)`` a :class:`PostgresStore` with migrations applied.
-"""
+"""Storage: the port, split by role (:mod:`server.store.roles`; :class:`Store` is every
+role), and its implementations: ``open_store(None)`` gives the embedded
+:class:`MemoryStore` (process lifetime), ``open_store(url)`` a :class:`PostgresStore`."""
 
 from __future__ import annotations
 
 from server.store.base import (
-    BatchTx,
     BBox,
     CampaignAggregate,
     Catalog,
@@ -24,7 +21,6 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
-    Store,
     TenantRecord,
     VariantAggregate,
     hash_key,
@@ -39,6 +35,7 @@ from server.store.errors import (
 )
 from server.store.memory import MemoryStore
 from server.store.postgres import PostgresStore
+from server.store.roles import BatchTx, Store
 
 
 async def open_store(database_url: str | None, *, schema: str = "public") -> Store:

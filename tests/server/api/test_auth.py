@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server.app import create_app
 from server.auth import Role
+from server.store import MemoryStore
 from tests.server.api.conftest import (
     Api,
     FakeClock,
@@ -139,12 +140,12 @@ async def test_key_create_rejects_an_unknown_role_naming_the_field(api: Api) -> 
     assert_error(body, "validation_error", "role")
 
 
-async def test_rate_limit_answers_429_with_retry_after(memory_store: object,
+async def test_rate_limit_answers_429_with_retry_after(memory_store: MemoryStore,
                                                        clock: FakeClock) -> None:
     settings = make_settings(rate_sdk_per_s=0.5, rate_sdk_burst=2)
-    app = create_app(settings, store=memory_store, clock=clock)  # type: ignore[arg-type]
+    app = create_app(settings, store=memory_store, clock=clock)
     async with TestClient(TestServer(app)) as client:
-        key = await add_key(memory_store, TENANT, Role.SDK)  # type: ignore[arg-type]
+        key = await add_key(memory_store, TENANT, Role.SDK)
         headers = {"Authorization": f"Bearer {key}"}
         statuses = [(await client.post("/v1/pings", json={"pings": []}, headers=headers))
                     for _ in range(3)]
