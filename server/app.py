@@ -238,7 +238,7 @@ def _store_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         if owned:
-            app[STORE] = await open_store(settings.database_url)
+            app[STORE] = await open_store(settings.database_url, clock=app[CLOCK])
         the_store = app[STORE]
         try:
             await _bootstrap_admin(the_store, settings, generate=owned and isinstance(

@@ -4,6 +4,9 @@ role), and its implementations: ``open_store(None)`` gives the embedded
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from server.store.base import (
     BBox,
     CampaignAggregate,
@@ -38,12 +41,13 @@ from server.store.postgres import PostgresStore
 from server.store.roles import BatchTx, Store
 
 
-async def open_store(database_url: str | None, *, schema: str = "public") -> Store:
-    """The store a service runs on: PostgreSQL when a URL is given (migrations applied
-    at start-up), else the embedded in-memory store."""
+async def open_store(database_url: str | None, *, schema: str = "public",
+                     clock: Callable[[], float] = time.time) -> Store:
+    """The store a service runs on, stamping rows with ``clock``: PostgreSQL when a URL
+    is given (migrations applied at start-up), else the embedded in-memory store."""
     if not database_url:
-        return MemoryStore()
-    return await PostgresStore.open(database_url, schema=schema)
+        return MemoryStore(clock=clock)
+    return await PostgresStore.open(database_url, schema=schema, clock=clock)
 
 
 __all__ = [

@@ -30,7 +30,7 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -243,9 +243,11 @@ def _due_at(row: DeliveryRecord) -> float:
 
 
 class MemoryStore:
-    """The :class:`~server.store.base.Store` held in memory (see the module docstring)."""
+    """The :class:`~server.store.roles.Store` held in memory (see the module docstring).
+    ``clock``: what ``created_at`` is stamped with (epoch seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._tenants: dict[str, _Tenant] = {}
         self._keys: dict[str, KeyRecord] = {}
         self._closed = False
@@ -283,7 +285,7 @@ class MemoryStore:
         tenant = self._tenants.get(tenant_id)
         if tenant is None:
             tenant = self._tenants[tenant_id] = _Tenant(
-                TenantRecord(tenant_id, name, time.time()))
+                TenantRecord(tenant_id, name, self._clock()))
         return tenant.record
 
     async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
@@ -301,7 +303,7 @@ class MemoryStore:
             raise ConflictError("a key with this hash exists")
         if any(k.tenant_id == tenant_id and k.key_id == key_id for k in self._keys.values()):
             raise ConflictError(f"key {key_id!r} exists")
-        record = KeyRecord(tenant_id, key_id, Role(role), name, time.time())
+        record = KeyRecord(tenant_id, key_id, Role(role), name, self._clock())
         self._keys[key_hash] = record
         return record
 

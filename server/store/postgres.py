@@ -27,6 +27,9 @@
 - **Stream presence** (migration 0005): each node's rows of the users with a live
   stream open there, expiring by the database's clock unless refreshed
   (:mod:`server.channels.pg_presence` writes them, the dispatcher reads them).
+- **Clocks**: what this store stamps (``created_at``, ``updated_at``) is the injected
+  clock's. Stream presence and rate buckets use the database's clock on purpose: every
+  node writes and compares them, and the database's is the one clock all nodes share.
 - **Errors**: asyncpg and socket errors leave as
   :class:`~server.store.errors.StoreUnavailableError`; integrity errors as ``NotFoundError`` /
   ``ConflictError`` where a method documents them.
@@ -180,13 +183,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 class PostgresStore:
-    """The :class:`~server.store.base.Store` on PostgreSQL. Build with :meth:`open`."""
+    """The :class:`~server.store.roles.Store` on PostgreSQL. Build with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, url: str | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, url: str | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         """Private: use :meth:`open`."""
         self._pool = pool
         self.schema = schema
         self._url = url
+        self._clock = clock
 
     @classmethod
     async def open(
@@ -197,8 +202,10 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         apply_migrations: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> PostgresStore:
         """Connect a pool to ``url`` and (by default) apply pending migrations.
+        ``clock``: what ``created_at`` / ``updated_at`` are stamped with (epoch seconds).
 
         Raises :class:`StoreUnavailableError` when the server cannot be reached and
         :class:`~server.store.migrate.MigrationError` on a diverged history.
@@ -212,7 +219,7 @@ class PostgresStore:
         except (asyncpg.PostgresError, OSError) as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
         assert pool is not None
-        store = cls(pool, schema, url)
+        store = cls(pool, schema, url, clock=clock)
         if apply_migrations:
             try:
                 async with pool.acquire() as conn:
@@ -348,7 +355,7 @@ class PostgresStore:
             " ON CONFLICT DO NOTHING RETURNING tenant_id, name, created_at)"
             " SELECT * FROM ins UNION ALL"
             " SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1 LIMIT 1",
-            tenant_id, name, time.time(),
+            tenant_id, name, self._clock(),
         )
         assert row is not None
         return TenantRecord(row["tenant_id"], row["name"], row["created_at"])
@@ -369,7 +376,7 @@ class PostgresStore:
     async def create_key(
         self, tenant_id: str, *, key_id: str, key_hash: str, role: Role, name: str = ""
     ) -> KeyRecord:
-        now = time.time()
+        now = self._clock()
         try:
             await self._pool.execute(
                 "INSERT INTO api_keys (key_hash, tenant_id, key_id, role, name, created_at)"
@@ -431,7 +438,7 @@ class PostgresStore:
             box = venue_bbox(v)
             rows.append((v.id, json.dumps(venue_feature(v)), v.kind.value, list(v.tags),
                          box.min_lng, box.min_lat, box.max_lng, box.max_lat))
-        now = time.time()
+        now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             await self._bump(conn, tenant_id)
             inserted = await conn.fetch(
@@ -557,7 +564,7 @@ class PostgresStore:
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id) DO UPDATE"
                 " SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at"
                 " RETURNING (xmax = 0)",
-                tenant_id, profile.user_id, profile.model_dump(mode="json"), time.time())
+                tenant_id, profile.user_id, profile.model_dump(mode="json"), self._clock())
         except asyncpg.ForeignKeyViolationError as exc:
             raise NotFoundError(f"no tenant {tenant_id!r}") from exc
         return bool(created)
@@ -578,7 +585,7 @@ class PostgresStore:
             await conn.execute(
                 "UPDATE profiles SET body = $3, updated_at = $4"
                 " WHERE tenant_id = $1 AND user_id = $2",
-                tenant_id, user_id, profile.model_dump(mode="json"), time.time())
+                tenant_id, user_id, profile.model_dump(mode="json"), self._clock())
         return profile
 
     @_translated
@@ -620,7 +627,7 @@ class PostgresStore:
                 "INSERT INTO campaigns (tenant_id, campaign_id, status, body, updated_at)"
                 f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT {conflict} RETURNING (xmax = 0)",
                 tenant_id, campaign.id, campaign.status.value, campaign.model_dump(mode="json"),
-                time.time())
+                self._clock())
             if create and created is None:
                 raise ConflictError(f"campaign {campaign.id!r} exists")
         return bool(created)
@@ -678,7 +685,7 @@ class PostgresStore:
                 "UPDATE campaigns SET status = $3, body = $4, updated_at = $5"
                 " WHERE tenant_id = $1 AND campaign_id = $2",
                 tenant_id, campaign_id, campaign.status.value,
-                campaign.model_dump(mode="json"), time.time())
+                campaign.model_dump(mode="json"), self._clock())
         return campaign
 
     @_translated
@@ -950,7 +957,7 @@ class PostgresStore:
             await conn.execute(
                 "UPDATE profiles SET body = $3, updated_at = $4"
                 " WHERE tenant_id = $1 AND user_id = $2",
-                tenant_id, user_id, profile.model_dump(mode="json"), time.time())
+                tenant_id, user_id, profile.model_dump(mode="json"), self._clock())
         return True
 
     @_translated
@@ -1066,7 +1073,7 @@ class PostgresStore:
                 if skip_locked:
                     claimed = set(presence["locked"])
                     users = [u for u in users if u in claimed]
-                yield _PgTx(conn, tenant_id, tuple(users), presence)
+                yield _PgTx(conn, tenant_id, tuple(users), self._clock, presence)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
 
@@ -1093,6 +1100,7 @@ class _PgTx:
         conn: asyncpg.Connection,
         tenant_id: str,
         users: tuple[str, ...],
+        clock: Callable[[], float],
         presence: Mapping[str, Any] | None = None,
     ) -> None:
         """``presence``: the users' presence arrays read right after the locks, if the
@@ -1100,6 +1108,7 @@ class _PgTx:
         self._conn = conn
         self._tenant = tenant_id
         self._users = users
+        self._clock = clock
         self._allowed = frozenset(users)
         self._presence = presence
 
@@ -1278,7 +1287,7 @@ class _PgTx:
             columns.anchor_ts.tolist(), columns.anchor_lat.tolist(),
             columns.anchor_lng.tolist(), columns.reject_streak.tolist(),
             [None if o is None else orjson.dumps(o).decode() for o in columns.open],
-            columns.next_due_s.tolist(), time.time(),
+            columns.next_due_s.tolist(), self._clock(),
         )
 
 

@@ -19,7 +19,7 @@ from server.store import (
     VenueHasChildrenError,
     hash_key,
 )
-from tests.server.conftest import OTHER_TENANT
+from tests.server.conftest import OTHER_TENANT, ManualClock, open_clocked
 from tests.server.store.builders import (
     FORUM,
     KLUUVI,
@@ -89,6 +89,24 @@ async def test_revoked_key_is_still_found_and_marked(store: Store, tenant: str) 
     assert found is not None and found.revoked
     assert [k.key_id for k in await store.list_keys(tenant)] == ["k1"]
     assert await store.list_keys(OTHER_TENANT) == []
+
+
+async def test_tenants_and_keys_are_dated_by_the_clock_the_store_was_given(
+    store: Store, database_url: str
+) -> None:
+    clock = ManualClock(T0)  # a day long past: no store could take it from the wall
+    clocked = await open_clocked(store, database_url, clock)
+    try:
+        created = await clocked.ensure_tenant("t-clock")
+        clock.now += 60
+        key = await clocked.create_key("t-clock", key_id="k1", key_hash=hash_key("a"),
+                                       role=Role.SDK)
+        stored = (await clocked.get_tenant("t-clock"), await clocked.find_key(hash_key("a")))
+    finally:
+        await clocked.close()
+    assert (created.created_at, key.created_at) == (T0, T0 + 60)
+    assert stored[0] is not None and stored[0].created_at == T0
+    assert stored[1] is not None and stored[1].created_at == T0 + 60
 
 
 # --------------------------------------------------------------------------- venues
