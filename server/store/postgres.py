@@ -46,6 +46,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
@@ -102,12 +103,14 @@ from venues.model import Venue
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_T = TypeVar("_T")
 
 _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
                  "user_streaks", "deliveries", "conversions")
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
+_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRecord))
 
 
 def _translated(
@@ -128,6 +131,38 @@ def _translated(
 def _count(status: str) -> int:
     """Rows affected, from a command status such as ``INSERT 0 3`` or ``DELETE 2``."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def _keyed_insert(table: str, columns: str, *, conflict: str = "", returning: str = "") -> str:
+    """One keyed insert: ``columns`` (``"key type, user_id text, ..."``: the key first,
+    the user second) after ``tenant_id`` (``$1``), each one array parameter (``jsonb``
+    travels as text). Rows go in the order given (a key given twice keeps its first row;
+    a serial column keeps the order); a key stored already is skipped. Returns
+    ``returning`` of the new rows (default: the key)."""
+    pairs = [c.split() for c in columns.split(",")]
+    names = [n for n, _ in pairs]
+    params = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]"
+                       for i, (_, t) in enumerate(pairs, start=2))
+    values = ", ".join(f"{n}::jsonb" if t == "jsonb" else n for n, t in pairs)
+    sql = (f"INSERT INTO {table} (tenant_id, {', '.join(names)}) SELECT $1, {values}"
+           f" FROM unnest({params}) WITH ORDINALITY AS x({', '.join(names)}, n) ORDER BY n"
+           f" ON CONFLICT {conflict} DO NOTHING RETURNING {returning or names[0]}")
+    return sql.replace("  ", " ")
+
+
+_INSERT_EVENTS = _keyed_insert("events", "event_key text, user_id text, venue_id text,"
+                               " kind text, at float8, visit_id text, dwell_s float8,"
+                               " confidence text, reason text, stale bool, recorded_at float8")
+_INSERT_DECISIONS = _keyed_insert("decisions", "decision_key text, user_id text,"
+                                  " decided_at float8, at float8, body jsonb")
+_INSERT_LEDGER = _keyed_insert("ledger", "entry_key text, user_id text, campaign_id text,"
+                               " venue_id text, variant_id text, at float8, channel text,"
+                               " control bool")
+_INSERT_DELIVERIES = _keyed_insert(
+    "deliveries", "idempotency_key text, user_id text, delivery_id text, campaign_id text,"
+    " variant_id text, venue_id text, visit_id text, event text, channel text, title text,"
+    " body text, locale text, created_at float8, expires_at float8, updated_at float8",
+    conflict="(tenant_id, idempotency_key)", returning="*")
 
 
 async def _upsert_stream_presence(
@@ -732,18 +767,10 @@ class PostgresStore:
 
     @staticmethod
     def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
-        return DeliveryRecord(
-            idempotency_key=row["idempotency_key"],
-            user_id=row["user_id"], campaign_id=row["campaign_id"],
-            variant_id=row["variant_id"], venue_id=row["venue_id"], visit_id=row["visit_id"],
-            event=row["event"], channel=row["channel"], title=row["title"], body=row["body"],
-            locale=row["locale"], created_at=row["created_at"], expires_at=row["expires_at"],
-            status=DeliveryStatus(row["status"]), attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
-            feedback=tuple(row["feedback"]), updated_at=row["updated_at"],
-            claimed_until=row["claimed_until"], claimed_by=row["claimed_by"],
-            provider_id=row["provider_id"], settled=row["settled"],
-        )
+        # A deliveries row has a column of the same name for every field.
+        values = {name: row[name] for name in _DELIVERY_FIELDS}
+        values.update(status=DeliveryStatus(row["status"]), feedback=tuple(row["feedback"]))
+        return DeliveryRecord(**values)
 
     @_translated
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRecord | None:
@@ -1188,82 +1215,43 @@ class _PgTx:
         )
         return _count(status)
 
+    async def _insert_keyed(
+        self, sql: str, rows: Sequence[_T], values: Callable[[_T], tuple[Any, ...]]
+    ) -> list[asyncpg.Record]:
+        """The keyed insert of every kind: ``values(row)`` in the column order of ``sql``
+        (:func:`_keyed_insert`), one array per column, one statement; what it returned
+        for the rows new now (none when ``rows`` is empty)."""
+        if not rows:
+            return []
+        columns = [list(c) for c in zip(*map(values, rows), strict=True)]
+        self._check(columns[1])
+        found: list[asyncpg.Record] = await self._conn.fetch(sql, self._tenant, *columns)
+        return found
+
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
-        if not events:
-            return 0
-        self._check([r.event.user_id for r in events])
-        ev = [r.event for r in events]
-        status = await self._conn.execute(
-            "INSERT INTO events (tenant_id, event_key, user_id, venue_id, kind, at, visit_id,"
-            " dwell_s, confidence, reason, stale, recorded_at)"
-            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::float8[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::bool[],"
-            " $12::float8[]) ON CONFLICT DO NOTHING",
-            self._tenant, [r.event_key for r in events], [e.user_id for e in ev],
-            [e.venue_id for e in ev], [e.kind.value for e in ev], [e.at for e in ev],
-            [e.visit_id for e in ev], [e.dwell_s for e in ev], [e.confidence.value for e in ev],
-            [None if e.reason is None else e.reason.value for e in ev], [e.stale for e in ev],
-            [r.recorded_at for r in events],
-        )
-        return _count(status)
+        return len(await self._insert_keyed(_INSERT_EVENTS, events, lambda r: (
+            r.event_key, r.event.user_id, r.event.venue_id, r.event.kind.value, r.event.at,
+            r.event.visit_id, r.event.dwell_s, r.event.confidence.value,
+            None if r.event.reason is None else r.event.reason.value, r.event.stale,
+            r.recorded_at)))
 
     async def insert_decisions(self, decisions: Sequence[DecisionRecord]) -> int:
-        if not decisions:
-            return 0
-        ds = [r.decision for r in decisions]
-        self._check([d.user_id for d in ds])
-        status = await self._conn.execute(
-            "INSERT INTO decisions (tenant_id, decision_key, user_id, decided_at, at, body)"
-            " SELECT $1, k, u, d, a, b::jsonb FROM unnest($2::text[], $3::text[],"
-            " $4::float8[], $5::float8[], $6::text[]) AS v(k, u, d, a, b)"
-            " ON CONFLICT DO NOTHING",
-            self._tenant, [r.decision_key for r in decisions], [d.user_id for d in ds],
-            [d.decided_at for d in ds], [d.at for d in ds], [d.to_json() for d in ds],
-        )
-        return _count(status)
+        return len(await self._insert_keyed(_INSERT_DECISIONS, decisions, lambda r: (
+            r.decision_key, r.decision.user_id, r.decision.decided_at, r.decision.at,
+            r.decision.to_json())))
 
     async def insert_ledger(self, entries: Sequence[KeyedEntry]) -> int:
-        if not entries:
-            return 0
-        es = [k.entry for k in entries]
-        self._check([e.user_id for e in es])
-        # unnest WITH ORDINALITY + ORDER BY keeps the recording order in `seq`.
-        status = await self._conn.execute(
-            "INSERT INTO ledger (tenant_id, entry_key, user_id, campaign_id, venue_id,"
-            " variant_id, at, channel, control)"
-            " SELECT $1, k, u, c, v, va, a, ch, ct FROM unnest($2::text[], $3::text[],"
-            " $4::text[], $5::text[], $6::text[], $7::float8[], $8::text[], $9::bool[])"
-            " WITH ORDINALITY AS x(k, u, c, v, va, a, ch, ct, n) ORDER BY n"
-            " ON CONFLICT DO NOTHING",
-            self._tenant, [k.entry_key for k in entries], [e.user_id for e in es],
-            [e.campaign_id for e in es], [e.venue_id for e in es], [e.variant_id for e in es],
-            [e.at for e in es], [e.channel for e in es], [e.control for e in es],
-        )
-        return _count(status)
+        return len(await self._insert_keyed(_INSERT_LEDGER, entries, lambda k: (
+            k.entry_key, k.entry.user_id, k.entry.campaign_id, k.entry.venue_id,
+            k.entry.variant_id, k.entry.at, k.entry.channel, k.entry.control)))
 
     async def insert_deliveries(self, deliveries: Sequence[NewDelivery]) -> list[DeliveryRecord]:
-        if not deliveries:
-            return []
-        self._check([d.user_id for d in deliveries])
-        ds = deliveries
-        rows = await self._conn.fetch(
-            "INSERT INTO deliveries (tenant_id, delivery_id, idempotency_key, user_id,"
-            " campaign_id, variant_id, venue_id, visit_id, event, channel, title, body, locale,"
-            " created_at, expires_at, updated_at)"
-            " SELECT $1, di, k, u, c, va, v, vi, e, ch, t, b, l, ca, ea, ca"
-            " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-            " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
-            " $13::text[], $14::float8[], $15::float8[])"
-            " WITH ORDINALITY AS x(di, k, u, c, va, v, vi, e, ch, t, b, l, ca, ea, n) ORDER BY n"
-            " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *",
-            self._tenant, [d.delivery_id for d in ds], [d.idempotency_key for d in ds],
-            [d.user_id for d in ds], [d.campaign_id for d in ds], [d.variant_id for d in ds],
-            [d.venue_id for d in ds], [d.visit_id for d in ds], [d.event for d in ds],
-            [d.channel for d in ds], [d.title for d in ds], [d.body for d in ds],
-            [d.locale for d in ds], [d.created_at for d in ds], [d.expires_at for d in ds],
-        )
+        rows = await self._insert_keyed(_INSERT_DELIVERIES, deliveries, lambda d: (
+            d.idempotency_key, d.user_id, d.delivery_id, d.campaign_id, d.variant_id,
+            d.venue_id, d.visit_id, d.event, d.channel, d.title, d.body, d.locale,
+            d.created_at, d.expires_at, d.created_at))
         by_key = {r["idempotency_key"]: PostgresStore._delivery(r) for r in rows}
-        return [by_key[d.idempotency_key] for d in ds if d.idempotency_key in by_key]
+        return [by_key.pop(d.idempotency_key) for d in deliveries if d.idempotency_key in by_key]
 
     async def save_state(self, state: PresenceState) -> None:
         columns = to_columns(state)

@@ -402,6 +402,24 @@ async def test_keyed_rows_are_written_once(store: Store, tenant: str) -> None:
     assert len(await store.list_deliveries(tenant)) == 1
 
 
+async def test_a_key_given_twice_in_one_call_is_written_and_returned_once(
+    store: Store, tenant: str
+) -> None:
+    async with store.batch(tenant, ["u1"]) as tx:
+        new = [await tx.insert_events([event_row("u1"), event_row("u1", at=T0 + 1)]),
+               await tx.insert_decisions([decision_row("u1"),
+                                          decision_row("u1", decided_at=T0 + 1)]),
+               await tx.insert_ledger([ledger_row("u1"), ledger_row("u1", at=T0 + 1)]),
+               await tx.insert_deliveries([delivery("u1"), delivery("u1", at=T0 + 1)])]
+    assert new[:3] == [1, 1, 1]
+    assert [d.created_at for d in new[3]] == [T0]  # the first given is the one kept
+    assert [r.event.at for r in await store.list_events(tenant, "u1")] == [T0]
+    assert [r.decision.decided_at for r in await store.list_decisions(tenant, "u1")] == [T0]
+    async with store.batch(tenant, ["u1"]) as tx:
+        assert [e.at for e in (await tx.load_ledger(0.0)).entries] == [T0]
+    assert [d.created_at for d in await store.list_deliveries(tenant)] == [T0]
+
+
 async def test_delivery_idempotency_key_is_unique_per_tenant_not_across(
     store: Store, tenant: str
 ) -> None:
