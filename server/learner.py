@@ -44,8 +44,7 @@ class LearnerStore(ProfileStore, CatalogSource, Protocol):
 class ProfileLearner:
     """The per-process learning queue and its worker (see the module docstring)."""
 
-    def __init__(self, store: LearnerStore, cores: TenantCores,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, store: LearnerStore, cores: TenantCores, clock: Callable[[], float]) -> None:
         self._store = store
         self._cores = cores
         self._clock = clock

@@ -61,6 +61,9 @@ class BatchTx(Protocol):
         """Append the pings (every one given: the raw record); returns the count."""
         ...
 
+    # The keyed inserts: a key stored already, or given earlier in the same call, is
+    # skipped, so the first row given for a key is the one kept.
+
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
         """Insert events; existing keys are skipped. Returns how many were new."""
         ...
@@ -74,8 +77,9 @@ class BatchTx(Protocol):
         ...
 
     async def insert_deliveries(self, deliveries: Sequence[NewDelivery]) -> list[DeliveryRecord]:
-        """Create pending outbox rows; a key that exists is skipped (ON CONFLICT DO
-        NOTHING). Returns the rows created now, in the order given."""
+        """Create pending outbox rows; a key that exists, or came earlier in the call,
+        is skipped (ON CONFLICT DO NOTHING). Returns the rows created now, in the order
+        given (each once)."""
         ...
 
     async def save_state(self, state: PresenceState) -> None:
