@@ -60,6 +60,7 @@ from server.pipeline import fire_timers
 from server.rate_limits import SharedRateLimiter
 from server.settings import Settings
 from server.store import MemoryStore, PostgresStore, Store, open_store
+from server.store.roles import HousekeepingStore, TenantStore
 from server.tenant_core import TenantCores
 
 log = logging.getLogger("geopush.app")
@@ -237,7 +238,7 @@ def _store_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         if owned:
-            app[STORE] = await open_store(settings.database_url)
+            app[STORE] = await open_store(settings.database_url, clock=app[CLOCK])
         the_store = app[STORE]
         try:
             await _bootstrap_admin(the_store, settings, generate=owned and isinstance(
@@ -251,7 +252,7 @@ def _store_ctx(
 
 
 async def _bootstrap_admin(
-    store: Store, settings: Settings, *, generate: bool, announce: TextIO | None
+    store: TenantStore, settings: Settings, *, generate: bool, announce: TextIO | None
 ) -> None:
     """``--admin-key`` / ``GEOPUSH_ADMIN_KEY`` becomes an admin key of tenant
     ``default``; without one, an embedded store gets a generated key, printed once."""
@@ -314,7 +315,7 @@ async def _housekeeping_loop(app: web.Application) -> None:
 
 
 async def prune_old_pings(
-    store: Store, before: float, *, on_pruned: Callable[[int], None] | None = None
+    store: HousekeepingStore, before: float, *, on_pruned: Callable[[int], None] | None = None
 ) -> int:
     """Delete every tenant's pings received before ``before``; how many in all."""
     total = 0

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from server.pipeline import IngestResult, ingest_parts
-from server.store.base import Store
+from server.store.roles import IngestStore
 from server.tenant_core import TenantCores
 from triggers.pings import PingBatch
 
@@ -62,7 +62,7 @@ class _Tenant:
 class GroupCommitter:
     """The per-process group commit of ping batches (see the module docstring)."""
 
-    def __init__(self, store: Store, cores: TenantCores, *,
+    def __init__(self, store: IngestStore, cores: TenantCores, *,
                  max_pings: int = DEFAULT_MAX_PINGS) -> None:
         if max_pings < 1:
             raise ValueError("max_pings must be at least 1")

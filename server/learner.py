@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from aiohttp import web
 
-from server.store.base import Store
 from server.store.errors import NotFoundError, StoreError
+from server.store.roles import CatalogSource, ProfileStore
 from server.tenant_core import CoreBuildError, TenantCores
 from triggers.decisions import Profile
 from triggers.decisions.learning import HISTORY_EVENTS, learn_profile, visits_from_events
@@ -36,10 +37,14 @@ log = logging.getLogger("geopush.learner")
 MAX_QUEUED = 10_000
 
 
+class LearnerStore(ProfileStore, CatalogSource, Protocol):
+    """Profiles and event history to learn from, and the catalogue the venues come from."""
+
+
 class ProfileLearner:
     """The per-process learning queue and its worker (see the module docstring)."""
 
-    def __init__(self, store: Store, cores: TenantCores, clock: Callable[[], float]) -> None:
+    def __init__(self, store: LearnerStore, cores: TenantCores, clock: Callable[[], float]) -> None:
         self._store = store
         self._cores = cores
         self._clock = clock

@@ -1,6 +1,6 @@
 """The processing pipeline: pings (or due timers) in, events, decisions and deliveries out.
 
-Both entry points run one store transaction, :meth:`Store.batch`, over the users they
+Both entry points run one store transaction, :meth:`IngestStore.batch`, over the users they
 touch, and call the very functions the simulator calls:
 
 - :func:`ingest` — load the batch users' presence records, reconcile them with the
@@ -56,16 +56,9 @@ from typing import Any
 import numpy as np
 
 from geo.errors import GeoError
-from server.store.base import (
-    BatchTx,
-    DecisionRecord,
-    DeliveryRecord,
-    EventRecord,
-    KeyedEntry,
-    NewDelivery,
-    Store,
-)
+from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.errors import StoreError
+from server.store.roles import BatchTx, IngestStore
 from server.tenant_core import CoreBuildError, TenantCore, TenantCores
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
@@ -133,7 +126,7 @@ def _sha256(*parts: str) -> str:
 
 
 async def ingest(
-    store: Store, cores: TenantCores, tenant_id: str, pings: PingBatch, *, now: float
+    store: IngestStore, cores: TenantCores, tenant_id: str, pings: PingBatch, *, now: float
 ) -> IngestResult:
     """Process a batch of pings of one tenant at wall time ``now``, in ONE transaction.
 
@@ -146,7 +139,7 @@ async def ingest(
 
 
 async def ingest_parts(
-    store: Store, cores: TenantCores, tenant_id: str, parts: Sequence[PingBatch], *,
+    store: IngestStore, cores: TenantCores, tenant_id: str, parts: Sequence[PingBatch], *,
     now: float,
 ) -> list[IngestResult]:
     """:func:`ingest` of several batches whose users do not overlap (several requests,
@@ -230,7 +223,7 @@ def _counters(
 
 
 async def fire_timers(
-    store: Store,
+    store: IngestStore,
     cores: TenantCores,
     tenant_id: str,
     now: float,
@@ -258,7 +251,7 @@ async def fire_timers(
 
 
 async def fire_all_timers(
-    store: Store, cores: TenantCores, now: float, *, limit: int = DEFAULT_TIMER_LIMIT
+    store: IngestStore, cores: TenantCores, now: float, *, limit: int = DEFAULT_TIMER_LIMIT
 ) -> dict[str, IngestResult]:
     """:func:`fire_timers` for every tenant; a tenant that fails is logged and skipped
     (the loop must never die of one bad item), the others still fire."""
@@ -274,7 +267,7 @@ async def fire_all_timers(
 
 
 async def timer_loop(
-    store: Store,
+    store: IngestStore,
     cores: TenantCores,
     clock: Callable[[], float],
     *,
@@ -298,7 +291,7 @@ async def timer_loop(
 # --------------------------------------------------------------------------- internals
 
 
-async def _core(store: Store, cores: TenantCores, tenant_id: str) -> TenantCore:
+async def _core(store: IngestStore, cores: TenantCores, tenant_id: str) -> TenantCore:
     return await cores.get(store, tenant_id)
 
 

@@ -28,7 +28,8 @@ from types import MappingProxyType
 from typing import Any
 
 from geo.index import GeofenceIndex
-from server.store.base import Catalog, Store
+from server.store.base import Catalog
+from server.store.roles import CatalogSource
 from triggers.decisions import (
     CampaignIndex,
     CampaignStatus,
@@ -132,7 +133,7 @@ class TenantCores:
         """The core in use for the tenant, without checking its version."""
         return self._cores.get(tenant_id)
 
-    async def get(self, store: Store, tenant_id: str) -> TenantCore:
+    async def get(self, store: CatalogSource, tenant_id: str) -> TenantCore:
         """The tenant's core for its current catalogue version, rebuilt if it moved.
 
         Concurrent callers of one tenant share one rebuild. Raises ``NotFoundError`` for an

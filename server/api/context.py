@@ -24,7 +24,7 @@ from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.settings import Settings
-from server.store.base import Store
+from server.store.roles import Store
 from server.tenant_core import TenantCores
 
 

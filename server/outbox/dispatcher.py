@@ -2,11 +2,11 @@
 
 A round, per tenant:
 
-1. **Settle TTLs** (:meth:`Store.expire_deliveries`): unclaimed offers past their
+1. **Settle TTLs** (:meth:`OutboxStore.expire_deliveries`): unclaimed offers past their
    ``expires_at`` become ``expired`` and are never sent; sent offers whose TTL passed
    with no reaction get ``ignored`` feedback, which extends the user's ignored streak
    (the fatigue rule).
-2. **Claim** up to ``batch`` due rows (:meth:`Store.claim_deliveries`): PostgreSQL
+2. **Claim** up to ``batch`` due rows (:meth:`OutboxStore.claim_deliveries`): PostgreSQL
    takes them with ``SELECT … FOR UPDATE SKIP LOCKED`` and stamps ``claimed_until =
    now + lease_s`` and a claim id, so any number of dispatchers — tasks of one node or
    other nodes — each get different rows; the memory store does the same in one
@@ -33,7 +33,7 @@ A round, per tenant:
    ``TokenInvalid``      the address is removed from the profile; ``dead``
    ===================  ===================================================
 
-4. **Complete** the round's rows in one write (:meth:`Store.complete_deliveries`),
+4. **Complete** the round's rows in one write (:meth:`OutboxStore.complete_deliveries`),
    only where the claim is still ours — a dispatcher that outlived its lease cannot
    overwrite the outcome of the one that took over.
 
@@ -67,10 +67,11 @@ from server.channels.base import (
     WebhookTarget,
 )
 from server.channels.select import select_channel
+from server.outbox import DispatchStore
 from server.outbox.backoff import Backoff
 from server.outbox.channels import ChannelRegistry, TenantChannels
 from server.outbox.metrics import OutboxMetrics
-from server.store.base import DeliveryOutcome, DeliveryRecord, DeliveryStatus, Store
+from server.store.base import DeliveryOutcome, DeliveryRecord, DeliveryStatus
 from triggers.decisions import Campaign, Profile
 
 log = logging.getLogger("geopush.outbox")
@@ -103,7 +104,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: DispatchStore,
         registry: ChannelRegistry,
         *,
         clock: Callable[[], float],
@@ -188,9 +189,8 @@ class Dispatcher:
         profiles = await store.get_profiles(tenant_id, [r.user_id for r in rows])
         channels = self._registry.for_settings(
             tenant_id, await store.get_channel_config(tenant_id))
-        campaigns: dict[str, Campaign | None] = {}
-        for cid in {r.campaign_id for r in rows}:
-            campaigns[cid] = await store.get_campaign(tenant_id, cid)
+        campaigns = {cid: await store.get_campaign(tenant_id, cid)
+                     for cid in {r.campaign_id for r in rows}}
         online = await self._registry.fanout.online(tenant_id, {r.user_id for r in rows})
         texts = [r for r in rows if _may_text(r, campaigns[r.campaign_id])]
         quiet = await _quiet_hours_of(store, tenant_id, texts, profiles) if texts else {}
@@ -322,7 +322,7 @@ def _may_text(row: DeliveryRecord, campaign: Campaign | None) -> bool:
 
 
 async def _quiet_hours_of(
-    store: Store, tenant_id: str, rows: Sequence[DeliveryRecord],
+    store: DispatchStore, tenant_id: str, rows: Sequence[DeliveryRecord],
     profiles: Mapping[str, Profile],
 ) -> dict[str, QuietHours]:
     """The tenant's quiet hours for each of ``rows`` (the deliveries that may go out as
@@ -343,8 +343,6 @@ async def _quiet_hours_of(
             tz = zones[row.venue_id]
         found[row.delivery_id] = QuietHours(policy.quiet_hours, tz or policy.default_timezone)
     return found
-
-
 
 
 def _webhook(tenant: TenantChannels) -> WebhookTarget | None:
@@ -386,7 +384,9 @@ def _address(name: str, recipient: Recipient) -> str | None:
             "email": recipient.email, "sms": recipient.phone}.get(name)
 
 
-async def inbox_message(store: Store, tenant_id: str, delivery_id: str) -> OutboundMessage | None:
+async def inbox_message(
+    store: DispatchStore, tenant_id: str, delivery_id: str
+) -> OutboundMessage | None:
     """The in-app message of a delivery as the dispatcher builds it (same payload, from
     the row and its campaign as stored now), or ``None`` when there is no such delivery.
     Another node's stream fan-out reads a message back with it when the frame was too

@@ -8,12 +8,12 @@ import random
 from collections.abc import Callable
 
 from server.channels.inapp import StreamFanout, StreamHub
+from server.outbox import DispatchStore
 from server.outbox.backoff import Backoff
 from server.outbox.channels import ChannelRegistry
 from server.outbox.dispatcher import Dispatcher
 from server.outbox.metrics import OutboxMetrics
 from server.settings import Settings
-from server.store.base import Store
 
 
 class Outbox:
@@ -22,7 +22,7 @@ class Outbox:
 
     def __init__(
         self,
-        store: Store,
+        store: DispatchStore,
         settings: Settings,
         *,
         hub: StreamHub,

@@ -1,13 +1,13 @@
-"""Storage: the :class:`Store` port and its two implementations.
-
-``open_store(None)`` gives the embedded :class:`MemoryStore` (process lifetime);
-``open_store(url)`` a :class:`PostgresStore` with migrations applied.
-"""
+"""Storage: the port, split by role (:mod:`server.store.roles`; :class:`Store` is every
+role), and its implementations: ``open_store(None)`` gives the embedded
+:class:`MemoryStore` (process lifetime), ``open_store(url)`` a :class:`PostgresStore`."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from server.store.base import (
-    BatchTx,
     BBox,
     CampaignAggregate,
     Catalog,
@@ -24,7 +24,6 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
-    Store,
     TenantRecord,
     VariantAggregate,
     hash_key,
@@ -39,14 +38,16 @@ from server.store.errors import (
 )
 from server.store.memory import MemoryStore
 from server.store.postgres import PostgresStore
+from server.store.roles import BatchTx, Store
 
 
-async def open_store(database_url: str | None, *, schema: str = "public") -> Store:
-    """The store a service runs on: PostgreSQL when a URL is given (migrations applied
-    at start-up), else the embedded in-memory store."""
+async def open_store(database_url: str | None, *, schema: str = "public",
+                     clock: Callable[[], float] = time.time) -> Store:
+    """The store a service runs on, stamping rows with ``clock``: PostgreSQL when a URL
+    is given (migrations applied at start-up), else the embedded in-memory store."""
     if not database_url:
-        return MemoryStore()
-    return await PostgresStore.open(database_url, schema=schema)
+        return MemoryStore(clock=clock)
+    return await PostgresStore.open(database_url, schema=schema, clock=clock)
 
 
 __all__ = [

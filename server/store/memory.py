@@ -30,10 +30,10 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -211,6 +211,7 @@ class _Tenant:
 
 
 _CLAIMABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.FAILED})
+_R = TypeVar("_R")
 _REACTIONS = frozenset({"opened", "clicked", "dismissed", "converted", "ignored"})
 """Feedback that means the user saw and reacted (or the TTL outcome is recorded)."""
 
@@ -243,9 +244,11 @@ def _due_at(row: DeliveryRecord) -> float:
 
 
 class MemoryStore:
-    """The :class:`~server.store.base.Store` held in memory (see the module docstring)."""
+    """The :class:`~server.store.roles.Store` held in memory (see the module docstring).
+    ``clock``: what ``created_at`` is stamped with (epoch seconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._tenants: dict[str, _Tenant] = {}
         self._keys: dict[str, KeyRecord] = {}
         self._closed = False
@@ -283,7 +286,7 @@ class MemoryStore:
         tenant = self._tenants.get(tenant_id)
         if tenant is None:
             tenant = self._tenants[tenant_id] = _Tenant(
-                TenantRecord(tenant_id, name, time.time()))
+                TenantRecord(tenant_id, name, self._clock()))
         return tenant.record
 
     async def get_tenant(self, tenant_id: str) -> TenantRecord | None:
@@ -301,7 +304,7 @@ class MemoryStore:
             raise ConflictError("a key with this hash exists")
         if any(k.tenant_id == tenant_id and k.key_id == key_id for k in self._keys.values()):
             raise ConflictError(f"key {key_id!r} exists")
-        record = KeyRecord(tenant_id, key_id, Role(role), name, time.time())
+        record = KeyRecord(tenant_id, key_id, Role(role), name, self._clock())
         self._keys[key_hash] = record
         return record
 
@@ -840,47 +843,43 @@ class _MemoryTx:
         self._pings.append(_PingChunk(np.asarray(users, dtype=str), columns))
         return len(keep)
 
-    async def insert_events(self, events: Sequence[EventRecord]) -> int:
-        new = 0
-        for record in events:
-            self._check(record.event.user_id)
-            committed = self._tenant.events.get(record.event.user_id, {})
-            if record.event_key not in committed and record.event_key not in self._events:
-                self._events[record.event_key] = record
-                new += 1
+    def _insert_keyed(
+        self, rows: Iterable[tuple[str, str, _R]],
+        committed: Callable[[str], Container[str]], buffer: dict[str, _R],
+    ) -> list[_R]:
+        """The keyed insert of every kind: buffer each ``(user id, key, row)`` whose key
+        is neither in ``committed(user id)`` nor buffered already (the second of a key
+        given twice is skipped too); returns the rows buffered now, in the order given."""
+        new: list[_R] = []
+        for user_id, key, row in rows:
+            self._check(user_id)
+            if key not in committed(user_id) and key not in buffer:
+                buffer[key] = row
+                new.append(row)
         return new
+
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
+        stored = self._tenant.events
+        return len(self._insert_keyed(((r.event.user_id, r.event_key, r) for r in events),
+                                      lambda u: stored.get(u, {}), self._events))
 
     async def insert_decisions(self, decisions: Sequence[DecisionRecord]) -> int:
-        new = 0
-        for record in decisions:
-            self._check(record.decision.user_id)
-            committed = self._tenant.decisions.get(record.decision.user_id, {})
-            if record.decision_key not in committed and record.decision_key not in self._decisions:
-                self._decisions[record.decision_key] = record
-                new += 1
-        return new
+        stored = self._tenant.decisions
+        return len(self._insert_keyed(
+            ((r.decision.user_id, r.decision_key, r) for r in decisions),
+            lambda u: stored.get(u, {}), self._decisions))
 
     async def insert_ledger(self, entries: Sequence[KeyedEntry]) -> int:
-        new = 0
-        for keyed in entries:
-            self._check(keyed.entry.user_id)
-            committed = self._tenant.ledger.get(keyed.entry.user_id, {})
-            if keyed.entry_key not in committed and keyed.entry_key not in self._ledger:
-                self._ledger[keyed.entry_key] = keyed.entry
-                new += 1
-        return new
+        stored = self._tenant.ledger
+        return len(self._insert_keyed(((k.entry.user_id, k.entry_key, k.entry) for k in entries),
+                                      lambda u: stored.get(u, {}), self._ledger))
 
     async def insert_deliveries(self, deliveries: Sequence[NewDelivery]) -> list[DeliveryRecord]:
-        created: list[DeliveryRecord] = []
-        for new in deliveries:
-            self._check(new.user_id)
-            key = new.idempotency_key
-            if key in self._tenant.delivery_keys or key in self._deliveries:
-                continue
-            record = DeliveryRecord.pending(new)
-            self._deliveries[key] = record
-            created.append(record)
-        return created
+        # Keys are unique per tenant here (not per user): one outbox per tenant.
+        stored = self._tenant.delivery_keys
+        return self._insert_keyed(
+            ((d.user_id, d.idempotency_key, DeliveryRecord.pending(d)) for d in deliveries),
+            lambda _u: stored, self._deliveries)
 
     async def save_state(self, state: PresenceState) -> None:
         self._check_all(user_ids(state))

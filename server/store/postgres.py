@@ -27,6 +27,9 @@
 - **Stream presence** (migration 0005): each node's rows of the users with a live
   stream open there, expiring by the database's clock unless refreshed
   (:mod:`server.channels.pg_presence` writes them, the dispatcher reads them).
+- **Clocks**: what this store stamps (``created_at``, ``updated_at``) is the injected
+  clock's. Stream presence and rate buckets use the database's clock on purpose: every
+  node writes and compares them, and the database's is the one clock all nodes share.
 - **Errors**: asyncpg and socket errors leave as
   :class:`~server.store.errors.StoreUnavailableError`; integrity errors as ``NotFoundError`` /
   ``ConflictError`` where a method documents them.
@@ -43,6 +46,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
@@ -99,12 +103,14 @@ from venues.model import Venue
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_T = TypeVar("_T")
 
 _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
                  "user_streaks", "deliveries", "conversions")
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
+_DELIVERY_FIELDS = tuple(f.name for f in fields(DeliveryRecord))
 
 
 def _translated(
@@ -125,6 +131,38 @@ def _translated(
 def _count(status: str) -> int:
     """Rows affected, from a command status such as ``INSERT 0 3`` or ``DELETE 2``."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+def _keyed_insert(table: str, columns: str, *, conflict: str = "", returning: str = "") -> str:
+    """One keyed insert: ``columns`` (``"key type, user_id text, ..."``: the key first,
+    the user second) after ``tenant_id`` (``$1``), each one array parameter (``jsonb``
+    travels as text). Rows go in the order given (a key given twice keeps its first row;
+    a serial column keeps the order); a key stored already is skipped. Returns
+    ``returning`` of the new rows (default: the key)."""
+    pairs = [c.split() for c in columns.split(",")]
+    names = [n for n, _ in pairs]
+    params = ", ".join(f"${i}::{'text' if t == 'jsonb' else t}[]"
+                       for i, (_, t) in enumerate(pairs, start=2))
+    values = ", ".join(f"{n}::jsonb" if t == "jsonb" else n for n, t in pairs)
+    sql = (f"INSERT INTO {table} (tenant_id, {', '.join(names)}) SELECT $1, {values}"
+           f" FROM unnest({params}) WITH ORDINALITY AS x({', '.join(names)}, n) ORDER BY n"
+           f" ON CONFLICT {conflict} DO NOTHING RETURNING {returning or names[0]}")
+    return sql.replace("  ", " ")
+
+
+_INSERT_EVENTS = _keyed_insert("events", "event_key text, user_id text, venue_id text,"
+                               " kind text, at float8, visit_id text, dwell_s float8,"
+                               " confidence text, reason text, stale bool, recorded_at float8")
+_INSERT_DECISIONS = _keyed_insert("decisions", "decision_key text, user_id text,"
+                                  " decided_at float8, at float8, body jsonb")
+_INSERT_LEDGER = _keyed_insert("ledger", "entry_key text, user_id text, campaign_id text,"
+                               " venue_id text, variant_id text, at float8, channel text,"
+                               " control bool")
+_INSERT_DELIVERIES = _keyed_insert(
+    "deliveries", "idempotency_key text, user_id text, delivery_id text, campaign_id text,"
+    " variant_id text, venue_id text, visit_id text, event text, channel text, title text,"
+    " body text, locale text, created_at float8, expires_at float8, updated_at float8",
+    conflict="(tenant_id, idempotency_key)", returning="*")
 
 
 async def _upsert_stream_presence(
@@ -180,13 +218,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 class PostgresStore:
-    """The :class:`~server.store.base.Store` on PostgreSQL. Build with :meth:`open`."""
+    """The :class:`~server.store.roles.Store` on PostgreSQL. Build with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, url: str | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, url: str | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         """Private: use :meth:`open`."""
         self._pool = pool
         self.schema = schema
         self._url = url
+        self._clock = clock
 
     @classmethod
     async def open(
@@ -197,8 +237,10 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         apply_migrations: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> PostgresStore:
         """Connect a pool to ``url`` and (by default) apply pending migrations.
+        ``clock``: what ``created_at`` / ``updated_at`` are stamped with (epoch seconds).
 
         Raises :class:`StoreUnavailableError` when the server cannot be reached and
         :class:`~server.store.migrate.MigrationError` on a diverged history.
@@ -212,7 +254,7 @@ class PostgresStore:
         except (asyncpg.PostgresError, OSError) as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
         assert pool is not None
-        store = cls(pool, schema, url)
+        store = cls(pool, schema, url, clock=clock)
         if apply_migrations:
             try:
                 async with pool.acquire() as conn:
@@ -348,7 +390,7 @@ class PostgresStore:
             " ON CONFLICT DO NOTHING RETURNING tenant_id, name, created_at)"
             " SELECT * FROM ins UNION ALL"
             " SELECT tenant_id, name, created_at FROM tenants WHERE tenant_id = $1 LIMIT 1",
-            tenant_id, name, time.time(),
+            tenant_id, name, self._clock(),
         )
         assert row is not None
         return TenantRecord(row["tenant_id"], row["name"], row["created_at"])
@@ -369,7 +411,7 @@ class PostgresStore:
     async def create_key(
         self, tenant_id: str, *, key_id: str, key_hash: str, role: Role, name: str = ""
     ) -> KeyRecord:
-        now = time.time()
+        now = self._clock()
         try:
             await self._pool.execute(
                 "INSERT INTO api_keys (key_hash, tenant_id, key_id, role, name, created_at)"
@@ -431,7 +473,7 @@ class PostgresStore:
             box = venue_bbox(v)
             rows.append((v.id, json.dumps(venue_feature(v)), v.kind.value, list(v.tags),
                          box.min_lng, box.min_lat, box.max_lng, box.max_lat))
-        now = time.time()
+        now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
             await self._bump(conn, tenant_id)
             inserted = await conn.fetch(
@@ -557,7 +599,7 @@ class PostgresStore:
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id) DO UPDATE"
                 " SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at"
                 " RETURNING (xmax = 0)",
-                tenant_id, profile.user_id, profile.model_dump(mode="json"), time.time())
+                tenant_id, profile.user_id, profile.model_dump(mode="json"), self._clock())
         except asyncpg.ForeignKeyViolationError as exc:
             raise NotFoundError(f"no tenant {tenant_id!r}") from exc
         return bool(created)
@@ -578,7 +620,7 @@ class PostgresStore:
             await conn.execute(
                 "UPDATE profiles SET body = $3, updated_at = $4"
                 " WHERE tenant_id = $1 AND user_id = $2",
-                tenant_id, user_id, profile.model_dump(mode="json"), time.time())
+                tenant_id, user_id, profile.model_dump(mode="json"), self._clock())
         return profile
 
     @_translated
@@ -620,7 +662,7 @@ class PostgresStore:
                 "INSERT INTO campaigns (tenant_id, campaign_id, status, body, updated_at)"
                 f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT {conflict} RETURNING (xmax = 0)",
                 tenant_id, campaign.id, campaign.status.value, campaign.model_dump(mode="json"),
-                time.time())
+                self._clock())
             if create and created is None:
                 raise ConflictError(f"campaign {campaign.id!r} exists")
         return bool(created)
@@ -678,7 +720,7 @@ class PostgresStore:
                 "UPDATE campaigns SET status = $3, body = $4, updated_at = $5"
                 " WHERE tenant_id = $1 AND campaign_id = $2",
                 tenant_id, campaign_id, campaign.status.value,
-                campaign.model_dump(mode="json"), time.time())
+                campaign.model_dump(mode="json"), self._clock())
         return campaign
 
     @_translated
@@ -725,18 +767,10 @@ class PostgresStore:
 
     @staticmethod
     def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
-        return DeliveryRecord(
-            idempotency_key=row["idempotency_key"],
-            user_id=row["user_id"], campaign_id=row["campaign_id"],
-            variant_id=row["variant_id"], venue_id=row["venue_id"], visit_id=row["visit_id"],
-            event=row["event"], channel=row["channel"], title=row["title"], body=row["body"],
-            locale=row["locale"], created_at=row["created_at"], expires_at=row["expires_at"],
-            status=DeliveryStatus(row["status"]), attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
-            feedback=tuple(row["feedback"]), updated_at=row["updated_at"],
-            claimed_until=row["claimed_until"], claimed_by=row["claimed_by"],
-            provider_id=row["provider_id"], settled=row["settled"],
-        )
+        # A deliveries row has a column of the same name for every field.
+        values = {name: row[name] for name in _DELIVERY_FIELDS}
+        values.update(status=DeliveryStatus(row["status"]), feedback=tuple(row["feedback"]))
+        return DeliveryRecord(**values)
 
     @_translated
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRecord | None:
@@ -950,7 +984,7 @@ class PostgresStore:
             await conn.execute(
                 "UPDATE profiles SET body = $3, updated_at = $4"
                 " WHERE tenant_id = $1 AND user_id = $2",
-                tenant_id, user_id, profile.model_dump(mode="json"), time.time())
+                tenant_id, user_id, profile.model_dump(mode="json"), self._clock())
         return True
 
     @_translated
@@ -1066,7 +1100,7 @@ class PostgresStore:
                 if skip_locked:
                     claimed = set(presence["locked"])
                     users = [u for u in users if u in claimed]
-                yield _PgTx(conn, tenant_id, tuple(users), presence)
+                yield _PgTx(conn, tenant_id, tuple(users), self._clock, presence)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
 
@@ -1093,6 +1127,7 @@ class _PgTx:
         conn: asyncpg.Connection,
         tenant_id: str,
         users: tuple[str, ...],
+        clock: Callable[[], float],
         presence: Mapping[str, Any] | None = None,
     ) -> None:
         """``presence``: the users' presence arrays read right after the locks, if the
@@ -1100,6 +1135,7 @@ class _PgTx:
         self._conn = conn
         self._tenant = tenant_id
         self._users = users
+        self._clock = clock
         self._allowed = frozenset(users)
         self._presence = presence
 
@@ -1179,82 +1215,43 @@ class _PgTx:
         )
         return _count(status)
 
+    async def _insert_keyed(
+        self, sql: str, rows: Sequence[_T], values: Callable[[_T], tuple[Any, ...]]
+    ) -> list[asyncpg.Record]:
+        """The keyed insert of every kind: ``values(row)`` in the column order of ``sql``
+        (:func:`_keyed_insert`), one array per column, one statement; what it returned
+        for the rows new now (none when ``rows`` is empty)."""
+        if not rows:
+            return []
+        columns = [list(c) for c in zip(*map(values, rows), strict=True)]
+        self._check(columns[1])
+        found: list[asyncpg.Record] = await self._conn.fetch(sql, self._tenant, *columns)
+        return found
+
     async def insert_events(self, events: Sequence[EventRecord]) -> int:
-        if not events:
-            return 0
-        self._check([r.event.user_id for r in events])
-        ev = [r.event for r in events]
-        status = await self._conn.execute(
-            "INSERT INTO events (tenant_id, event_key, user_id, venue_id, kind, at, visit_id,"
-            " dwell_s, confidence, reason, stale, recorded_at)"
-            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],"
-            " $6::float8[], $7::text[], $8::float8[], $9::text[], $10::text[], $11::bool[],"
-            " $12::float8[]) ON CONFLICT DO NOTHING",
-            self._tenant, [r.event_key for r in events], [e.user_id for e in ev],
-            [e.venue_id for e in ev], [e.kind.value for e in ev], [e.at for e in ev],
-            [e.visit_id for e in ev], [e.dwell_s for e in ev], [e.confidence.value for e in ev],
-            [None if e.reason is None else e.reason.value for e in ev], [e.stale for e in ev],
-            [r.recorded_at for r in events],
-        )
-        return _count(status)
+        return len(await self._insert_keyed(_INSERT_EVENTS, events, lambda r: (
+            r.event_key, r.event.user_id, r.event.venue_id, r.event.kind.value, r.event.at,
+            r.event.visit_id, r.event.dwell_s, r.event.confidence.value,
+            None if r.event.reason is None else r.event.reason.value, r.event.stale,
+            r.recorded_at)))
 
     async def insert_decisions(self, decisions: Sequence[DecisionRecord]) -> int:
-        if not decisions:
-            return 0
-        ds = [r.decision for r in decisions]
-        self._check([d.user_id for d in ds])
-        status = await self._conn.execute(
-            "INSERT INTO decisions (tenant_id, decision_key, user_id, decided_at, at, body)"
-            " SELECT $1, k, u, d, a, b::jsonb FROM unnest($2::text[], $3::text[],"
-            " $4::float8[], $5::float8[], $6::text[]) AS v(k, u, d, a, b)"
-            " ON CONFLICT DO NOTHING",
-            self._tenant, [r.decision_key for r in decisions], [d.user_id for d in ds],
-            [d.decided_at for d in ds], [d.at for d in ds], [d.to_json() for d in ds],
-        )
-        return _count(status)
+        return len(await self._insert_keyed(_INSERT_DECISIONS, decisions, lambda r: (
+            r.decision_key, r.decision.user_id, r.decision.decided_at, r.decision.at,
+            r.decision.to_json())))
 
     async def insert_ledger(self, entries: Sequence[KeyedEntry]) -> int:
-        if not entries:
-            return 0
-        es = [k.entry for k in entries]
-        self._check([e.user_id for e in es])
-        # unnest WITH ORDINALITY + ORDER BY keeps the recording order in `seq`.
-        status = await self._conn.execute(
-            "INSERT INTO ledger (tenant_id, entry_key, user_id, campaign_id, venue_id,"
-            " variant_id, at, channel, control)"
-            " SELECT $1, k, u, c, v, va, a, ch, ct FROM unnest($2::text[], $3::text[],"
-            " $4::text[], $5::text[], $6::text[], $7::float8[], $8::text[], $9::bool[])"
-            " WITH ORDINALITY AS x(k, u, c, v, va, a, ch, ct, n) ORDER BY n"
-            " ON CONFLICT DO NOTHING",
-            self._tenant, [k.entry_key for k in entries], [e.user_id for e in es],
-            [e.campaign_id for e in es], [e.venue_id for e in es], [e.variant_id for e in es],
-            [e.at for e in es], [e.channel for e in es], [e.control for e in es],
-        )
-        return _count(status)
+        return len(await self._insert_keyed(_INSERT_LEDGER, entries, lambda k: (
+            k.entry_key, k.entry.user_id, k.entry.campaign_id, k.entry.venue_id,
+            k.entry.variant_id, k.entry.at, k.entry.channel, k.entry.control)))
 
     async def insert_deliveries(self, deliveries: Sequence[NewDelivery]) -> list[DeliveryRecord]:
-        if not deliveries:
-            return []
-        self._check([d.user_id for d in deliveries])
-        ds = deliveries
-        rows = await self._conn.fetch(
-            "INSERT INTO deliveries (tenant_id, delivery_id, idempotency_key, user_id,"
-            " campaign_id, variant_id, venue_id, visit_id, event, channel, title, body, locale,"
-            " created_at, expires_at, updated_at)"
-            " SELECT $1, di, k, u, c, va, v, vi, e, ch, t, b, l, ca, ea, ca"
-            " FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-            " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],"
-            " $13::text[], $14::float8[], $15::float8[])"
-            " WITH ORDINALITY AS x(di, k, u, c, va, v, vi, e, ch, t, b, l, ca, ea, n) ORDER BY n"
-            " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING *",
-            self._tenant, [d.delivery_id for d in ds], [d.idempotency_key for d in ds],
-            [d.user_id for d in ds], [d.campaign_id for d in ds], [d.variant_id for d in ds],
-            [d.venue_id for d in ds], [d.visit_id for d in ds], [d.event for d in ds],
-            [d.channel for d in ds], [d.title for d in ds], [d.body for d in ds],
-            [d.locale for d in ds], [d.created_at for d in ds], [d.expires_at for d in ds],
-        )
+        rows = await self._insert_keyed(_INSERT_DELIVERIES, deliveries, lambda d: (
+            d.idempotency_key, d.user_id, d.delivery_id, d.campaign_id, d.variant_id,
+            d.venue_id, d.visit_id, d.event, d.channel, d.title, d.body, d.locale,
+            d.created_at, d.expires_at, d.created_at))
         by_key = {r["idempotency_key"]: PostgresStore._delivery(r) for r in rows}
-        return [by_key[d.idempotency_key] for d in ds if d.idempotency_key in by_key]
+        return [by_key.pop(d.idempotency_key) for d in deliveries if d.idempotency_key in by_key]
 
     async def save_state(self, state: PresenceState) -> None:
         columns = to_columns(state)
@@ -1278,7 +1275,7 @@ class _PgTx:
             columns.anchor_ts.tolist(), columns.anchor_lat.tolist(),
             columns.anchor_lng.tolist(), columns.reject_streak.tolist(),
             [None if o is None else orjson.dumps(o).decode() for o in columns.open],
-            columns.next_due_s.tolist(), time.time(),
+            columns.next_due_s.tolist(), self._clock(),
         )
 
 

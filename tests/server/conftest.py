@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -93,6 +93,25 @@ async def second_store(database_url: str, pg_schema: str,
                                      apply_migrations=False)
     yield store
     await store.close()
+
+
+class ManualClock:
+    """Wall time in epoch seconds that a test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def open_clocked(store: Store, database_url: str, clock: Callable[[], float]) -> Store:
+    """Another store of ``store``'s kind (PostgreSQL: a pool of its own on the same
+    schema) that stamps its rows with ``clock``. The caller closes it."""
+    if isinstance(store, PostgresStore):
+        return await PostgresStore.open(database_url, schema=store.schema, min_size=1,
+                                        max_size=2, apply_migrations=False, clock=clock)
+    return MemoryStore(clock=clock)
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.needs_postgres)])

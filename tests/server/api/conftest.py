@@ -23,6 +23,7 @@ from server.app import create_app
 from server.auth import Role, generate_key, hash_key, new_key_id
 from server.settings import Settings
 from server.store import Store
+from server.store.roles import TenantStore
 from tests.server.conftest import OTHER_TENANT, TENANT
 
 NOON_UTC = 1_772_452_800.0
@@ -70,7 +71,7 @@ class Api:
         return resp, body
 
 
-async def add_key(store: Store, tenant: str, role: Role) -> str:
+async def add_key(store: TenantStore, tenant: str, role: Role) -> str:
     key = generate_key()
     await store.ensure_tenant(tenant)
     await store.create_key(tenant, key_id=new_key_id(), key_hash=hash_key(key), role=role,

@@ -12,8 +12,10 @@ import base64
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from server.api.context import STORE
 from server.app import create_app
-from server.auth import Role
+from server.auth import DEFAULT_TENANT, Role, hash_key
+from server.store import MemoryStore
 from tests.server.api.conftest import (
     Api,
     FakeClock,
@@ -139,18 +141,32 @@ async def test_key_create_rejects_an_unknown_role_naming_the_field(api: Api) -> 
     assert_error(body, "validation_error", "role")
 
 
-async def test_rate_limit_answers_429_with_retry_after(memory_store: object,
+async def test_rate_limit_answers_429_with_retry_after(memory_store: MemoryStore,
                                                        clock: FakeClock) -> None:
     settings = make_settings(rate_sdk_per_s=0.5, rate_sdk_burst=2)
-    app = create_app(settings, store=memory_store, clock=clock)  # type: ignore[arg-type]
+    app = create_app(settings, store=memory_store, clock=clock)
     async with TestClient(TestServer(app)) as client:
-        key = await add_key(memory_store, TENANT, Role.SDK)  # type: ignore[arg-type]
+        key = await add_key(memory_store, TENANT, Role.SDK)
         headers = {"Authorization": f"Bearer {key}"}
         statuses = [(await client.post("/v1/pings", json={"pings": []}, headers=headers))
                     for _ in range(3)]
         assert [r.status for r in statuses] == [200, 200, 429]
         assert statuses[2].headers["Retry-After"] == "2"
         assert_error(await statuses[2].json(), "rate_limited")
+
+
+async def test_the_store_the_app_opens_dates_its_rows_by_the_apps_clock(
+    clock: FakeClock,
+) -> None:
+    admin_key = "gp_admin_" + "k" * 32
+    app = create_app(make_settings(admin_key=admin_key, database_url=None), clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/v1/policy", headers={"Authorization": f"Bearer {admin_key}"})
+        assert resp.status == 200
+        tenant = await app[STORE].get_tenant(DEFAULT_TENANT)
+        key = await app[STORE].find_key(hash_key(admin_key))
+    assert tenant is not None and tenant.created_at == clock.now
+    assert key is not None and key.created_at == clock.now
 
 
 async def test_owntracks_accepts_basic_auth_with_the_key_as_password(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import cache
 
@@ -11,7 +12,8 @@ import numpy as np
 
 from geo.distance import haversine_m
 from geo.latlng import LatLng
-from server.store import PolicyRecord, Store
+from server.store import Catalog, PolicyRecord, Store, TenantRecord
+from server.store.roles import BatchTx, IngestStore
 from tests.decisions.builders import FORUM, KLUUVI, campaign, profile
 from tests.triggers.builders import helsinki_venues, inside_point, offset
 from triggers.decisions import TenantPolicy
@@ -21,7 +23,8 @@ T0 = 1_764_320_400.0  # 2025-11-28T09:00:00Z, 11:00 in Helsinki: a Friday mornin
 STEP_S = 10.0
 SPEED_MPS = 1.4
 
-__all__ = ["FORUM", "KLUUVI", "T0", "Fix", "batch", "setup_tenant", "timeline", "walk_into_forum"]
+__all__ = ["FORUM", "KLUUVI", "T0", "Fix", "IngestForwarder", "batch", "setup_tenant", "timeline",
+           "walk_into_forum"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +88,28 @@ async def setup_tenant(store: Store, tenant: str, *, users: Sequence[str] = ("u1
             "respect_opening_hours": False}))
     for user_id in users:
         await store.put_profile(tenant, profile(user_id))
+
+
+class IngestForwarder:
+    """A test double of the :class:`~server.store.roles.IngestStore` role alone (what the
+    pipeline and group commit run on): every method forwards to ``inner``; a test
+    subclasses it to count or break one."""
+
+    def __init__(self, inner: IngestStore) -> None:
+        self.inner = inner
+
+    async def catalog_version(self, tenant_id: str) -> int:
+        return await self.inner.catalog_version(tenant_id)
+
+    async def load_catalog(self, tenant_id: str) -> Catalog:
+        return await self.inner.load_catalog(tenant_id)
+
+    async def list_tenants(self) -> list[TenantRecord]:
+        return await self.inner.list_tenants()
+
+    def batch(self, tenant_id: str, user_ids: Sequence[str], *,
+              skip_locked: bool = False) -> AbstractAsyncContextManager[BatchTx]:
+        return self.inner.batch(tenant_id, user_ids, skip_locked=skip_locked)
+
+    async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
+        return await self.inner.due_users(tenant_id, now, limit)

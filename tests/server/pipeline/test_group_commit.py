@@ -13,9 +13,17 @@ import pytest
 from server.group_commit import GroupCommitter
 from server.pipeline import IngestResult, ingest
 from server.store import MemoryStore, Store
-from server.store.base import BatchTx
+from server.store.roles import BatchTx
 from server.tenant_core import TenantCores
-from tests.server.pipeline.builders import FORUM, T0, Fix, batch, setup_tenant, walk_into_forum
+from tests.server.pipeline.builders import (
+    FORUM,
+    T0,
+    Fix,
+    IngestForwarder,
+    batch,
+    setup_tenant,
+    walk_into_forum,
+)
 from triggers.pings import PingBatch
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -24,16 +32,13 @@ TENANT = "acme"
 USERS = [f"u{i}" for i in range(8)]
 
 
-class _Counting:
-    """A Store that counts its batch transactions (and can fail one user's)."""
+class _Counting(IngestForwarder):
+    """An ingest store that counts its batch transactions (and can fail one user's)."""
 
     def __init__(self, inner: Store, poison: str | None = None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.batches: list[tuple[str, ...]] = []
         self.poison = poison
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     @asynccontextmanager
     async def batch(self, tenant_id: str, user_ids: Sequence[str], *,
@@ -41,7 +46,7 @@ class _Counting:
         self.batches.append(tuple(sorted(user_ids)))
         if self.poison is not None and self.poison in user_ids:
             raise RuntimeError(f"disk full for {self.poison}")
-        async with self._inner.batch(tenant_id, user_ids, skip_locked=skip_locked) as tx:
+        async with self.inner.batch(tenant_id, user_ids, skip_locked=skip_locked) as tx:
             await asyncio.sleep(0.01)  # a transaction takes time: others queue meanwhile
             yield tx
 
@@ -70,7 +75,7 @@ async def test_concurrent_requests_share_transactions_and_get_their_own_answers(
     now = max(f.ts for w in walks.values() for f in w)
     await setup_tenant(store, TENANT, users=USERS)
     counting = _Counting(store)
-    groups = GroupCommitter(counting, TenantCores())  # type: ignore[arg-type]
+    groups = GroupCommitter(counting, TenantCores())
     results = await asyncio.gather(*(groups.ingest(TENANT, r, now=now) for r in requests))
 
     assert len(counting.batches) < len(requests)  # grouped: fewer transactions
@@ -94,7 +99,7 @@ async def test_grouped_answers_equal_the_answers_of_each_request_alone(store: St
     expected = await _alone(reference, requests, now)
     await reference.close()
     await setup_tenant(store, TENANT, users=USERS)
-    groups = GroupCommitter(_Counting(store), TenantCores())  # type: ignore[arg-type]
+    groups = GroupCommitter(_Counting(store), TenantCores())
     got = await asyncio.gather(*(groups.ingest(TENANT, r, now=now) for r in requests))
     assert [_summary(r) for r in got] == expected
 
@@ -104,7 +109,7 @@ async def test_one_users_requests_are_processed_in_arrival_order(store: Store) -
     half = len(fixes) // 2
     await setup_tenant(store, TENANT)
     counting = _Counting(store)
-    groups = GroupCommitter(counting, TenantCores())  # type: ignore[arg-type]
+    groups = GroupCommitter(counting, TenantCores())
     first, second = await asyncio.gather(
         groups.ingest(TENANT, batch(fixes[:half]), now=fixes[-1].ts),
         groups.ingest(TENANT, batch(fixes[half:]), now=fixes[-1].ts))
@@ -120,7 +125,7 @@ async def test_a_failing_request_fails_alone(store: Store) -> None:
     now = max(f.ts for w in walks.values() for f in w)
     await setup_tenant(store, TENANT, users=USERS)
     counting = _Counting(store, poison="u2")
-    groups = GroupCommitter(counting, TenantCores())  # type: ignore[arg-type]
+    groups = GroupCommitter(counting, TenantCores())
     results = await asyncio.gather(
         *(groups.ingest(TENANT, batch(w), now=now) for w in walks.values()),
         return_exceptions=True)
@@ -139,7 +144,7 @@ async def test_a_group_holds_at_most_max_pings(store: Store) -> None:
     per = len(next(iter(walks.values())))
     await setup_tenant(store, TENANT, users=USERS)
     counting = _Counting(store)
-    groups = GroupCommitter(counting, TenantCores(), max_pings=2 * per + 1)  # type: ignore[arg-type]
+    groups = GroupCommitter(counting, TenantCores(), max_pings=2 * per + 1)
     await asyncio.gather(*(groups.ingest(TENANT, batch(w), now=now) for w in walks.values()))
     assert max(len(b) for b in counting.batches) <= 2
     assert sorted(u for b in counting.batches for u in b) == sorted(USERS)

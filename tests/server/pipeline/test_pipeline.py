@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,10 +11,19 @@ import pytest
 
 from server.pipeline import fire_all_timers, fire_timers, ingest
 from server.store import NotFoundError, PolicyRecord, Store, StoreUnavailableError
-from server.store.base import BatchTx, DecisionRecord
+from server.store.base import DecisionRecord
+from server.store.roles import BatchTx
 from server.tenant_core import CoreBuildError, TenantCores
 from tests.decisions.builders import campaign
-from tests.server.pipeline.builders import FORUM, T0, Fix, batch, setup_tenant, walk_into_forum
+from tests.server.pipeline.builders import (
+    FORUM,
+    T0,
+    Fix,
+    IngestForwarder,
+    batch,
+    setup_tenant,
+    walk_into_forum,
+)
 from tests.server.store.builders import described, dues
 from tests.triggers.builders import offset
 
@@ -23,7 +32,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 TENANT = "acme"
 
 
-def kinds(events: Sequence[Any]) -> list[str]:
+def kinds(events: Iterable[Any]) -> list[str]:
     return [f"{e.kind.value}:{e.venue_id}" for e in events]
 
 
@@ -117,20 +126,14 @@ class _FailingTx:
         raise RuntimeError("disk on fire")
 
 
-class _FailingStore:
-    """A Store whose batches fail after the deliveries and ledger rows were written."""
-
-    def __init__(self, inner: Store) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+class _FailingStore(IngestForwarder):
+    """An ingest store whose batches fail after the deliveries and ledger rows were written."""
 
     @asynccontextmanager
     async def batch(self, tenant_id: str, user_ids: Sequence[str], *,
                     skip_locked: bool = False) -> AsyncIterator[BatchTx]:
-        async with self._inner.batch(tenant_id, user_ids, skip_locked=skip_locked) as tx:
-            yield _FailingTx(tx)  # type: ignore[misc]
+        async with self.inner.batch(tenant_id, user_ids, skip_locked=skip_locked) as tx:
+            yield _FailingTx(tx)
 
 
 async def test_an_exception_mid_batch_leaves_no_half_state(ready_store: Store) -> None:
@@ -142,7 +145,7 @@ async def test_an_exception_mid_batch_leaves_no_half_state(ready_store: Store) -
     assert dwell_at is not None
 
     with pytest.raises(RuntimeError, match="disk on fire"):
-        await fire_timers(_FailingStore(store), cores, TENANT, dwell_at)  # type: ignore[arg-type]
+        await fire_timers(_FailingStore(store), cores, TENANT, dwell_at)
 
     assert await store.list_deliveries(TENANT) == []
     assert kinds(e.event for e in await store.list_events(TENANT, "u1")) == [f"enter:{FORUM}"]
@@ -199,18 +202,15 @@ async def test_unknown_tenant_is_not_found(store: Store) -> None:
         await ingest(store, TenantCores(), "nope", batch(walk_into_forum()), now=T0)
 
 
-class _BrokenTenantStore:
+class _BrokenTenantStore(IngestForwarder):
     def __init__(self, inner: Store, broken: str) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._broken = broken
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
         if tenant_id == self._broken:
             raise StoreUnavailableError("shard of tenant unreachable")
-        return await self._inner.due_users(tenant_id, now, limit)
+        return await self.inner.due_users(tenant_id, now, limit)
 
 
 async def test_timer_round_logs_and_skips_a_failing_tenant(
@@ -222,7 +222,7 @@ async def test_timer_round_logs_and_skips_a_failing_tenant(
     enter_at = (await store.list_events(TENANT, "u1"))[0].event.at
     wrapped = _BrokenTenantStore(store, "broken")
     with caplog.at_level(logging.ERROR, logger="geopush.pipeline"):
-        results = await fire_all_timers(wrapped, cores, enter_at + 300)  # type: ignore[arg-type]
+        results = await fire_all_timers(wrapped, cores, enter_at + 300)
     assert "broken" not in results
     assert len(results[TENANT].deliveries) == 1
     assert any("broken" in r.getMessage() for r in caplog.records)

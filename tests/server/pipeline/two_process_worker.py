@@ -15,7 +15,7 @@ import sys
 from server.pipeline import fire_timers, ingest
 from server.store import PostgresStore
 from server.tenant_core import TenantCores
-from tests.server.pipeline.builders import T0, batch, timeline
+from tests.server.pipeline.builders import T0, Fix, batch, timeline
 
 USERS = [f"user-{i:02d}" for i in range(24)]
 TIMERS_AT = T0 + 1520.0
@@ -23,7 +23,7 @@ TIMERS_AT = T0 + 1520.0
 compete for the same due timers."""
 
 
-def part(which: str, user_id: str) -> tuple[list[object], float]:
+def part(which: str, user_id: str) -> tuple[list[Fix], float]:
     """Worker A: the timeline up to +300 s; worker B: from +150 s (150 s overlap)."""
     fixes = timeline(user_id)
     if which == "A":
@@ -43,13 +43,13 @@ async def main(url: str, schema: str, tenant: str, which: str) -> None:
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     for users in groups:
-        fixes: list[object] = []
+        fixes: list[Fix] = []
         now = 0.0
         for user_id in users:
             mine, last = part(which, user_id)
             fixes += mine
             now = max(now, last)
-        await ingest(store, cores, tenant, batch(fixes), now=now)  # type: ignore[arg-type]
+        await ingest(store, cores, tenant, batch(fixes), now=now)
     print("ingested", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     while (await fire_timers(store, cores, tenant, TIMERS_AT, limit=5)).users:

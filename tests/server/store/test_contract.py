@@ -19,7 +19,7 @@ from server.store import (
     VenueHasChildrenError,
     hash_key,
 )
-from tests.server.conftest import OTHER_TENANT
+from tests.server.conftest import OTHER_TENANT, ManualClock, open_clocked
 from tests.server.store.builders import (
     FORUM,
     KLUUVI,
@@ -89,6 +89,24 @@ async def test_revoked_key_is_still_found_and_marked(store: Store, tenant: str) 
     assert found is not None and found.revoked
     assert [k.key_id for k in await store.list_keys(tenant)] == ["k1"]
     assert await store.list_keys(OTHER_TENANT) == []
+
+
+async def test_tenants_and_keys_are_dated_by_the_clock_the_store_was_given(
+    store: Store, database_url: str
+) -> None:
+    clock = ManualClock(T0)  # a day long past: no store could take it from the wall
+    clocked = await open_clocked(store, database_url, clock)
+    try:
+        created = await clocked.ensure_tenant("t-clock")
+        clock.now += 60
+        key = await clocked.create_key("t-clock", key_id="k1", key_hash=hash_key("a"),
+                                       role=Role.SDK)
+        stored = (await clocked.get_tenant("t-clock"), await clocked.find_key(hash_key("a")))
+    finally:
+        await clocked.close()
+    assert (created.created_at, key.created_at) == (T0, T0 + 60)
+    assert stored[0] is not None and stored[0].created_at == T0
+    assert stored[1] is not None and stored[1].created_at == T0 + 60
 
 
 # --------------------------------------------------------------------------- venues
@@ -382,6 +400,24 @@ async def test_keyed_rows_are_written_once(store: Store, tenant: str) -> None:
     assert len(await store.list_events(tenant, "u1")) == 1
     assert len(await store.list_decisions(tenant, "u1")) == 1
     assert len(await store.list_deliveries(tenant)) == 1
+
+
+async def test_a_key_given_twice_in_one_call_is_written_and_returned_once(
+    store: Store, tenant: str
+) -> None:
+    async with store.batch(tenant, ["u1"]) as tx:
+        new = [await tx.insert_events([event_row("u1"), event_row("u1", at=T0 + 1)]),
+               await tx.insert_decisions([decision_row("u1"),
+                                          decision_row("u1", decided_at=T0 + 1)]),
+               await tx.insert_ledger([ledger_row("u1"), ledger_row("u1", at=T0 + 1)]),
+               await tx.insert_deliveries([delivery("u1"), delivery("u1", at=T0 + 1)])]
+    assert new[:3] == [1, 1, 1]
+    assert [d.created_at for d in new[3]] == [T0]  # the first given is the one kept
+    assert [r.event.at for r in await store.list_events(tenant, "u1")] == [T0]
+    assert [r.decision.decided_at for r in await store.list_decisions(tenant, "u1")] == [T0]
+    async with store.batch(tenant, ["u1"]) as tx:
+        assert [e.at for e in (await tx.load_ledger(0.0)).entries] == [T0]
+    assert [d.created_at for d in await store.list_deliveries(tenant)] == [T0]
 
 
 async def test_delivery_idempotency_key_is_unique_per_tenant_not_across(

@@ -11,8 +11,11 @@ import pytest
 
 from server.store import PostgresStore, Role, hash_key
 from server.store.migrate import migrate, pending, quote_ident, shipped_migrations
-from tests.server.conftest import drop_schema
+from tests.server.conftest import ManualClock, drop_schema, open_clocked
+from tests.server.store.builders import FORUM, T0, campaign, presence, profile, venue
 from tests.server.store.test_contract import _everything_about
+from triggers.decisions import CampaignStatus
+from triggers.decisions.models import Contacts, Device
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.needs_postgres]
 
@@ -82,6 +85,45 @@ async def test_erase_user_leaves_no_row_of_the_user_in_any_table(pg_store: Postg
                            "user_streaks", "deliveries"}
     assert left == dict.fromkeys(tables, 0)
     assert all(n > 0 for n in kept.values()), kept
+
+
+async def test_every_time_the_store_stamps_is_the_injected_clocks(
+    pg_store: PostgresStore, database_url: str
+) -> None:
+    clock = ManualClock(T0)
+    store = await open_clocked(pg_store, database_url, clock)
+    phone = Contacts(devices=(Device(platform="fcm", token="dead"),))
+    steps = [
+        lambda: store.ensure_tenant("acme"),
+        lambda: store.create_key("acme", key_id="k1", key_hash=hash_key("a"), role=Role.SDK),
+        lambda: store.put_venues("acme", [venue(FORUM)]),
+        lambda: store.create_campaign("acme", campaign("c1")),
+        lambda: store.put_campaign("acme", campaign("c2")),
+        lambda: store.set_campaign_status("acme", "c2", CampaignStatus.PAUSED),
+        lambda: store.put_profile("acme", profile("u1")),
+        lambda: store.put_profile("acme", profile("u2").model_copy(update={"contacts": phone})),
+        lambda: store.patch_profile("acme", "u1", {"tags": ["commuter"]}),
+        lambda: store.remove_contact("acme", "u2", "fcm", "dead"),
+    ]
+    try:
+        for i, step in enumerate(steps):
+            clock.now = T0 + i
+            await step()
+        clock.now = T0 + len(steps)
+        async with store.batch("acme", ["u1"]) as tx:
+            await tx.save_state(presence("u1"))
+    finally:
+        await store.close()
+    async with pg_store._pool.acquire() as conn:
+        stamped = {r[0]: r[1] - T0 for r in await conn.fetch(
+            "SELECT 'tenant', created_at FROM tenants UNION ALL"
+            " SELECT 'key', created_at FROM api_keys UNION ALL"
+            " SELECT 'venue', updated_at FROM venues UNION ALL"
+            " SELECT 'campaign ' || campaign_id, updated_at FROM campaigns UNION ALL"
+            " SELECT 'profile ' || user_id, updated_at FROM profiles UNION ALL"
+            " SELECT 'presence', updated_at FROM presence")}
+    assert stamped == {"tenant": 0, "key": 1, "venue": 2, "campaign c1": 3, "campaign c2": 5,
+                       "profile u1": 8, "profile u2": 9, "presence": 10}
 
 
 async def test_api_key_secrets_never_reach_the_database(pg_store: PostgresStore) -> None:

@@ -1,0 +1,60 @@
+"""The profiles role: what is known about a user — profile, contacts, the history the
+pipeline recorded — and erasing all of it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from server.store.base import DecisionRecord, EventRecord
+from triggers.decisions import Profile
+
+
+class ProfileStore(Protocol):
+    """Users' profiles and contacts, their recorded events and decisions, erasure."""
+
+    async def put_profile(self, tenant_id: str, profile: Profile) -> bool:
+        """Create or replace a profile; True when created."""
+        ...
+
+    async def patch_profile(
+        self, tenant_id: str, user_id: str, patch: Mapping[str, Any]
+    ) -> Profile:
+        """Apply an RFC 7396 JSON merge patch to the stored profile (objects merge,
+        ``null`` deletes, anything else replaces), validate, store, return it. Raises
+        ``NotFoundError`` when the user has no profile and ``pydantic.ValidationError`` when
+        the result is not a valid profile (nothing is stored then)."""
+        ...
+
+    async def get_profile(self, tenant_id: str, user_id: str) -> Profile | None: ...
+
+    async def get_profiles(self, tenant_id: str, user_ids: Sequence[str]) -> dict[str, Profile]:
+        """The profiles of ``user_ids`` that exist."""
+        ...
+
+    async def remove_contact(
+        self, tenant_id: str, user_id: str, channel: str, address: str
+    ) -> bool:
+        """Remove a dead address from the user's contacts (a device token for ``fcm`` /
+        ``apns``, the ``email`` or the ``phone`` for ``sms``); True when it was there."""
+        ...
+
+    async def list_decisions(
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+    ) -> list[DecisionRecord]:
+        """The user's decisions, newest first (by ``decided_at``, then event time);
+        ``before``: only those decided earlier (paging)."""
+        ...
+
+    async def list_events(
+        self, tenant_id: str, user_id: str, *, limit: int = 100
+    ) -> list[EventRecord]:
+        """The user's presence events, oldest first (by ``at``), the last ``limit``."""
+        ...
+
+    async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
+        """Delete everything about the user: profile, pings, presence, events,
+        decisions, ledger entries, feedback streak, deliveries. Waits for the user's
+        batch lock, so no batch in flight writes the user back. Returns rows deleted
+        per kind (all zeros for an unknown user)."""
+        ...
