@@ -1,66 +1,61 @@
-"""``geopush serve`` (the HTTP service) and ``geopush keys create`` (an API key).
+"""``geopush serve``: the HTTP service.
 
-``serve`` reads the settings once (environment ``GEOPUSH_*`` / ``DATABASE_URL``, flags
-on top), optionally preloads a scenario's venues, profiles, campaigns and policy into
-tenant ``default``, and runs until SIGTERM or SIGINT, then shuts down gracefully:
-the listener closes, requests in flight get ``--shutdown-timeout`` seconds, the timer
-loop stops, the store closes.
+Reads the settings once (environment ``GEOPUSH_*`` / ``DATABASE_URL``, flags on top),
+optionally preloads a scenario's venues, profiles, campaigns and policy into tenant
+``default``, and runs until SIGTERM or SIGINT, then shuts down gracefully: the
+listener closes, requests in flight get ``--shutdown-timeout`` seconds, the timer
+loop stops, the store closes. A database that cannot be reached at start is one
+``geopush: error: cannot reach the database at URL: why`` line (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
-from aiohttp import web
+from server.cli.common import CliError
 
-from server.api.context import STORE
-from server.app import create_app
-from server.auth import DEFAULT_TENANT, Role, generate_key, hash_key, new_key_id
-from server.cli_common import CliError
-from server.logs import configure_logging
-from server.scenario_files import ScenarioFileError, load_scenario
-from server.settings import Settings, SettingsError, load_settings
-from server.store import PolicyRecord, Store, open_store
-from server.store.errors import StoreError
-from triggers.simulation import Scenario
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from server.settings import Settings
+    from server.store import Store
+    from triggers.simulation import Scenario
+
+DESCRIPTION = """\
+Run the HTTP service (docs at /docs). It uses the embedded in-memory store unless a
+PostgreSQL URL is given (--database-url or DATABASE_URL). Every setting can also come
+from the environment (GEOPUSH_HOST, GEOPUSH_PORT, GEOPUSH_ADMIN_KEY, ...); flags win.
+SIGTERM or SIGINT shuts it down gracefully."""
 
 
-def register(sub: Any) -> None:
-    """Add ``serve`` and ``keys create`` to the ``geopush`` subcommands."""
-    serve = sub.add_parser("serve", help="run the HTTP service", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; "
-                                      "GEOPUSH_HOST)")
-    serve.add_argument("--port", type=int, help="port (default 8080; GEOPUSH_PORT)")
-    serve.add_argument("--database-url", metavar="URL",
-                       help="PostgreSQL URL (DATABASE_URL); default: the embedded store")
-    serve.add_argument("--scenario", type=Path, metavar="FILE",
-                       help="preload venues, profiles, campaigns and policy of a scenario "
-                            "YAML into tenant 'default'")
-    serve.add_argument("--admin-key", metavar="KEY",
-                       help="make KEY an admin key of tenant 'default' (GEOPUSH_ADMIN_KEY)")
-    serve.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="S",
-                       help="seconds requests in flight get at shutdown (default 10)")
-    serve.set_defaults(func=_serve)
-
-    keys = sub.add_parser("keys", help="manage API keys",
-                          description="Manage API keys in a PostgreSQL store.")
-    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="create an API key and print it once")
-    create.add_argument("--tenant", required=True, help="tenant id (created if missing)")
-    create.add_argument("--role", required=True, choices=[r.value for r in Role])
-    create.add_argument("--name", default="", help="a label for people")
-    create.add_argument("--database-url", metavar="URL",
-                        help="PostgreSQL URL (DATABASE_URL)")
-    create.set_defaults(func=_keys_create)
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define the ``serve`` arguments (imports nothing heavy: see ``__main__``)."""
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; "
+                                       "GEOPUSH_HOST)")
+    parser.add_argument("--port", type=int, help="port (default 8080; GEOPUSH_PORT)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="PostgreSQL URL (DATABASE_URL); default: the embedded store")
+    parser.add_argument("--scenario", type=Path, metavar="FILE",
+                        help="preload venues, profiles, campaigns and policy of a scenario "
+                             "YAML into tenant 'default'")
+    parser.add_argument("--admin-key", metavar="KEY",
+                        help="make KEY an admin key of tenant 'default' (GEOPUSH_ADMIN_KEY); "
+                             "without one, the embedded store prints a generated key")
+    parser.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds requests in flight get at shutdown (default 10)")
+    parser.set_defaults(func=_serve)
 
 
 def _settings(**flags: Any) -> Settings:
+    from server.settings import SettingsError, load_settings  # noqa: PLC0415 - see _serve
+
     try:
         return load_settings(**flags)
     except SettingsError as exc:
@@ -68,6 +63,14 @@ def _settings(**flags: Any) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The service's imports, here and not at the top, keep `geopush --help` and the
+    # other commands from loading aiohttp, asyncpg and the app (see ``__main__``).
+    from aiohttp import web  # noqa: PLC0415
+
+    from server.app import create_app  # noqa: PLC0415
+    from server.logs import configure_logging  # noqa: PLC0415
+    from server.store.errors import StoreError, StoreUnavailableError  # noqa: PLC0415
+
     settings = _settings(host=args.host, port=args.port, database_url=args.database_url,
                          admin_key=args.admin_key)
     scenario = _read_scenario(args.scenario) if args.scenario is not None else None
@@ -77,13 +80,32 @@ def _serve(args: argparse.Namespace) -> int:
         app.on_startup.append(_preloader(scenario))
     app.on_startup.append(_freeze_startup_objects)
     store_label = "PostgreSQL" if settings.database_url else "embedded (in-memory) store"
-    web.run_app(
-        app, host=settings.host, port=settings.port, shutdown_timeout=args.shutdown_timeout,
-        print=lambda _msg: print(f"geopush: serving on http://{settings.host}:{settings.port}"
-                                 f" ({store_label}); docs at /docs", flush=True),
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app, host=settings.host, port=settings.port,
+            shutdown_timeout=args.shutdown_timeout,
+            print=lambda _msg: print(f"geopush: serving on http://{settings.host}:"
+                                     f"{settings.port} ({store_label}); docs at /docs",
+                                     flush=True),
+            access_log=None,
+        )
+    except StoreError as exc:
+        if not settings.database_url:
+            raise
+        why = " ".join(str(exc).split())  # one line, whatever the driver said
+        what = ("cannot reach the database" if isinstance(exc, StoreUnavailableError)
+                else "cannot start on the database")
+        raise CliError(f"{what} at {redacted(settings.database_url)}: {why}") from exc
     return 0
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def _freeze_startup_objects(_app: web.Application) -> None:
@@ -102,6 +124,8 @@ async def _freeze_startup_objects(_app: web.Application) -> None:
 
 
 def _read_scenario(path: Path) -> Scenario:
+    from server.cli.scenario_files import ScenarioFileError, load_scenario  # noqa: PLC0415
+
     try:
         return load_scenario(path)
     except ScenarioFileError as exc:
@@ -109,6 +133,9 @@ def _read_scenario(path: Path) -> Scenario:
 
 
 def _preloader(scenario: Scenario) -> Callable[[web.Application], Awaitable[None]]:
+    from server.api.context import STORE  # noqa: PLC0415 - see _serve
+    from server.auth import DEFAULT_TENANT  # noqa: PLC0415
+
     async def preload(app: web.Application) -> None:
         await preload_scenario(app[STORE], scenario, DEFAULT_TENANT)
 
@@ -117,6 +144,8 @@ def _preloader(scenario: Scenario) -> Callable[[web.Application], Awaitable[None
 
 async def preload_scenario(store: Store, scenario: Scenario, tenant_id: str) -> None:
     """Write a scenario's venues, profiles, campaigns and policy into ``tenant_id``."""
+    from server.store import PolicyRecord  # noqa: PLC0415 - see _serve
+
     spec = scenario.spec
     await store.ensure_tenant(tenant_id)
     if scenario.venues:
@@ -128,31 +157,3 @@ async def preload_scenario(store: Store, scenario: Scenario, tenant_id: str) -> 
     presence = {k: v for k, v in spec.policy.presence.model_dump().items() if v is not None}
     await store.put_policy(tenant_id, PolicyRecord(policy=spec.policy.tenant(),
                                                    presence=presence))
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    settings = _settings(database_url=args.database_url)
-    if settings.database_url is None:
-        raise CliError("keys create needs --database-url (or DATABASE_URL): the embedded "
-                       "store lives only inside a running server; there, use --admin-key "
-                       "or POST /v1/keys")
-    key = generate_key()
-    try:
-        record = asyncio.run(_create_key(settings.database_url, args.tenant, Role(args.role),
-                                         key, args.name))
-    except StoreError as exc:
-        raise CliError(f"cannot create the key: {exc}", field="--database-url") from exc
-    print(f"key {record}: {key}")
-    print("geopush: this key is shown once; only its hash is stored")
-    return 0
-
-
-async def _create_key(url: str, tenant: str, role: Role, key: str, name: str) -> str:
-    store = await open_store(url)
-    try:
-        await store.ensure_tenant(tenant)
-        record = await store.create_key(tenant, key_id=new_key_id(), key_hash=hash_key(key),
-                                        role=role, name=name)
-        return f"{record.key_id} (tenant {record.tenant_id}, role {record.role.value})"
-    finally:
-        await store.close()
