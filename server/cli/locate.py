@@ -16,20 +16,23 @@ it — a join that silently drops rows looks complete and is not. LINE counts th
 header as line 1 and assumes no quoted newlines. ``--out`` is written to a
 temporary file and renamed at the end, so a failed run leaves no partial output.
 
-Speed (``tests/bench/bench_locate.py``): coordinates are parsed as numbers by
-pandas' C parser; a chunk is read again as text only when that fails, to name the
-bad row exactly. A :class:`geo.grid.BoxGrid` of the venues' boxes drops the points
-far from every venue before the index computes H3 cells. Only the modules this
-command needs are imported (no geopandas for GeoJSON, nothing of the service).
+Speed (``tests/bench/bench_locate.py``): pyarrow's CSV reader parses the numbers;
+the rest of the file is read again as text (pandas) only when something is amiss, to
+name the bad row exactly. A :class:`geo.grid.BoxGrid` of the venues' boxes drops the
+points far from every venue before the index computes H3 cells. Only the modules this
+command needs are imported (no pandas or geopandas on the fast path, nothing of the
+service).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -38,6 +41,7 @@ from server.cli.common import CliError
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
     from numpy.typing import NDArray
 
     from geo import GeofenceIndex
@@ -118,9 +122,7 @@ def locate(
 ) -> int:
     """Stream ``points_path`` through ``grid`` then ``index``, writing
     ``point_id,venue_id`` rows. Returns the number of rows written (header excluded)."""
-    import csv  # noqa: PLC0415
-
-    import numpy as np  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415 - heavy imports run, not register
     from tqdm import tqdm  # noqa: PLC0415
 
     venue_ids = np.asarray(index.fence_ids, dtype=object)
@@ -128,101 +130,182 @@ def locate(
     writer = csv.writer(out, lineterminator="\n")
     written = 0
     with tqdm(desc="locate", unit=" pts", unit_scale=True, file=sys.stderr, disable=None) as bar:
-        for first_row, frame in _chunks(points_path, chunk_size):
-            lat, lng = frame["lat"].to_numpy(), frame["lng"].to_numpy()
-            near = np.flatnonzero(grid.may_hold(lat, lng))
-            hits = index.query(lat[near], lng[near])
-            rows = near[hits.point]
-            ids = ([i.lstrip(" ") for i in frame["id"].to_numpy(dtype=object)[rows].tolist()]
-                   if "id" in frame.columns else (rows + first_row).tolist())
+        for chunk in _chunks(points_path, chunk_size):
+            near = np.flatnonzero(grid.may_hold(chunk.lat, chunk.lng))
+            hits = index.query(chunk.lat[near], chunk.lng[near])
+            ids = chunk.point_ids(near[hits.point])
             writer.writerows(zip(ids, venue_ids[hits.fence].tolist(), strict=True))
             written += hits.n_pairs
-            bar.update(len(frame))
+            bar.update(chunk.lat.shape[0])
     return written
 
 
-def _chunks(path: str, chunk_size: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    """(first data-row number, chunk) pairs, checked: ``lat``/``lng`` as float64 in
-    range, ``id`` as text when present, ``accuracy_m`` a distance or empty."""
-    import pandas as pd  # noqa: PLC0415
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Checked points: ``lat``/``lng`` in range, and their ids (None: row numbers)."""
 
+    first_row: int
+    lat: NDArray[np.float64]
+    lng: NDArray[np.float64]
+    ids: pa.Array | NDArray[np.object_] | None
+    """pyarrow's strings (the fast reader) or numpy's objects (the text reader)."""
+
+    def point_ids(self, rows: NDArray[np.int64]) -> list[object]:
+        """The ids of ``rows`` (0-based in this chunk), leading blanks dropped."""
+        import numpy as np  # noqa: PLC0415 - see locate
+
+        if self.ids is None:
+            return list((rows + self.first_row).tolist())
+        if isinstance(self.ids, np.ndarray):
+            return [str(t).lstrip(" ") for t in self.ids[rows].tolist()]
+        return [t.lstrip(" ") for t in _texts(self.ids, rows)]
+
+
+def _chunks(path: str, chunk_size: int) -> Iterator[_Chunk]:
+    """The points of ``path`` in chunks of at most ``chunk_size``, checked.
+
+    Read by pyarrow's CSV reader, numbers as float64 (~4x pandas' C parser, and no
+    Python object per id). From the first chunk with anything amiss (a cell that is
+    no number, a coordinate out of range, a row of the wrong width) the rest of the
+    file is read again as text by :func:`_text_chunks`, which names the bad row or,
+    when the text is fine after all, reads on.
+    """
     raw, columns = _header(path)
-    # Numbers parsed as numbers (pandas' C parser); only an empty cell is missing,
-    # so that "NA" stays an id and "nan" is no coordinate.
-    numeric = [r for r, c in zip(raw, columns, strict=True) if c in _REQUIRED]
-    # No skipinitialspace: it triples the parse time, and the float parser skips
-    # blanks on its own; ids lose their leading blanks in `locate`, on the hits only.
-    reader = pd.read_csv(
-        path, dtype={r: ("float64" if r in numeric else str) for r in raw},
-        chunksize=chunk_size, keep_default_na=False, na_values={r: [""] for r in numeric},
-    )
     first_row = 0
+    for chunk in _arrow_chunks(path, raw, columns, chunk_size):
+        if chunk is None:
+            yield from _text_chunks(path, first_row, chunk_size)
+            return
+        yield chunk
+        first_row += chunk.lat.shape[0]
+
+
+def _arrow_chunks(
+    path: str, raw: list[str], columns: list[str], chunk_size: int
+) -> Iterator[_Chunk | None]:
+    """Chunks read by pyarrow; a last None where one is amiss (see :func:`_chunks`)."""
+    import pyarrow as pa  # noqa: PLC0415 - see locate
+    from pyarrow import csv as pa_csv  # noqa: PLC0415
+
+    numeric = {"lat", "lng", "accuracy_m"}
+    convert = pa_csv.ConvertOptions(
+        column_types={r: pa.float64() if c in numeric else pa.string()
+                      for r, c in zip(raw, columns, strict=True)},
+        null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False)
+    first_row = 0
+    try:
+        reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
+                                 convert_options=convert)
+        for batch in reader:
+            for start in range(0, batch.num_rows, chunk_size):
+                chunk = _checked(batch.slice(start, chunk_size), columns, first_row)
+                yield chunk
+                if chunk is None:
+                    return
+                first_row += chunk.lat.shape[0]
+    except pa.ArrowException:
+        yield None
+
+
+_BLOCK_BYTES = 8 << 20
+"""pyarrow reads the CSV in blocks of this many bytes (~250,000 points)."""
+
+
+def _checked(batch: pa.RecordBatch, columns: list[str], first_row: int) -> _Chunk | None:
+    """A chunk of ``batch`` when all its values are good, else None."""
+    import numpy as np  # noqa: PLC0415 - see locate
+
+    lat, _ = _floats(batch.column(columns.index("lat")))
+    lng, _ = _floats(batch.column(columns.index("lng")))
+    for values, (lo, hi) in ((lat, _RANGES["lat"]), (lng, _RANGES["lng"])):
+        if not ((values >= lo) & (values <= hi)).all():  # False for NaN (empty) too
+            return None
+    if "accuracy_m" in columns:
+        values, empty = _floats(batch.column(columns.index("accuracy_m")))
+        # Empty is allowed (the presence default applies); a written NaN is not.
+        if not (empty | (np.isfinite(values) & (values >= 0.0))).all():
+            return None
+    ids = batch.column(columns.index("id")) if "id" in columns else None
+    return _Chunk(first_row, lat, lng, ids)
+
+
+# pyarrow's own conversions to numpy and Python (to_numpy, take, to_pylist) import
+# pandas on first use, a third of this command's start-up; the two helpers below read
+# the Arrow buffers with numpy instead (layout: arrow.apache.org/docs/format/Columnar).
+
+
+def _floats(column: pa.Array) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """A float64 column as (values with NaN where empty, empty mask)."""
+    import numpy as np  # noqa: PLC0415 - see locate
+
+    n, offset = len(column), column.offset
+    validity, data = column.buffers()
+    values = np.frombuffer(data, dtype=np.float64, count=offset + n)[offset:]
+    if not column.null_count:
+        return values, np.zeros(n, dtype=np.bool_)
+    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+    empty = bits[offset:offset + n] == 0
+    return np.where(empty, np.nan, values), empty
+
+
+def _texts(column: pa.Array, rows: NDArray[np.int64]) -> list[str]:
+    """The values at ``rows`` of a string column without nulls."""
+    import numpy as np  # noqa: PLC0415 - see locate
+
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=column.offset + len(column) + 1
+                            )[column.offset:]
+    data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+    starts, ends = offsets[rows].tolist(), offsets[rows + 1].tolist()
+    return [str(data[a:b], "utf-8") for a, b in zip(starts, ends, strict=True)]
+
+
+def _header(path: str) -> tuple[list[str], list[str]]:
+    """The column names as written and stripped; a missing ``lat``/``lng`` names the
+    file's line 1."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            first = next((row for row in csv.reader(fh) if row), None)
+    except FileNotFoundError as exc:
+        raise CliError("no such file", location=path) from exc
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CliError(f"cannot read: {exc}", location=path) from exc
+    if first is None:
+        raise CliError("empty file: expected a header with lat,lng", location=path)
+    columns = [c.strip() for c in first]
+    missing = [c for c in _REQUIRED if c not in columns]
+    if missing:
+        raise CliError(f"missing column (header has {', '.join(columns)})",
+                       location=f"{path}:1", field=missing[0])
+    return first, columns
+
+
+def _text_chunks(path: str, first_row: int, chunk_size: int) -> Iterator[_Chunk]:
+    """The chunks from data row ``first_row`` on, read as text with pandas; raises
+    :class:`CliError` at the first bad value, naming its line."""
+    import pandas as pd  # noqa: PLC0415 - only when the fast reader gave up
+
+    try:
+        reader = pd.read_csv(path, dtype=str, na_filter=False, skipinitialspace=True,
+                             skiprows=range(1, first_row + 1), chunksize=chunk_size)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise CliError(f"cannot read: {exc}", location=path) from exc
     with reader:
         while True:
             try:
                 frame = next(reader)
             except StopIteration:
                 return
-            except ValueError:
-                # A cell that is no number: read this chunk again as text to name it.
-                frame = _text_chunk(path, first_row, chunk_size)
             except (UnicodeDecodeError, pd.errors.ParserError) as exc:
                 raise CliError(f"cannot parse: {exc}", location=path) from exc
-            frame.columns = columns
-            if not _in_range(frame):
-                frame = _text_chunk(path, first_row, chunk_size)
+            frame.columns = [str(c).strip() for c in frame.columns]
+            lat, lng = (_coordinate(frame, name, path, first_row) for name in _REQUIRED)
             if "accuracy_m" in frame.columns:
                 _accuracy(frame, path, first_row)
-            yield first_row, frame
+            ids = frame["id"].to_numpy(dtype=object) if "id" in frame.columns else None
+            yield _Chunk(first_row, lat, lng, ids)
             first_row += len(frame)
-
-
-def _header(path: str) -> tuple[list[str], list[str]]:
-    """The column names as written and stripped; a missing ``lat``/``lng`` names the
-    file's line 1."""
-    import pandas as pd  # noqa: PLC0415
-
-    try:
-        head = pd.read_csv(path, dtype=str, nrows=0, skipinitialspace=True)
-    except FileNotFoundError as exc:
-        raise CliError("no such file", location=path) from exc
-    except pd.errors.EmptyDataError as exc:
-        raise CliError("empty file: expected a header with lat,lng", location=path) from exc
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise CliError(f"cannot read: {exc}", location=path) from exc
-    raw = [str(c) for c in head.columns]
-    columns = [c.strip() for c in raw]
-    missing = [c for c in _REQUIRED if c not in columns]
-    if missing:
-        raise CliError(f"missing column (header has {', '.join(columns)})",
-                       location=f"{path}:1", field=missing[0])
-    return raw, columns
-
-
-def _in_range(frame: pd.DataFrame) -> bool:
-    """Every coordinate within its range (False for NaN too)."""
-    for name in _REQUIRED:
-        lo, hi = _RANGES[name]
-        values = frame[name].to_numpy()
-        if not ((values >= lo) & (values <= hi)).all():
-            return False
-    return True
-
-
-def _text_chunk(path: str, first_row: int, chunk_size: int) -> pd.DataFrame:
-    """The chunk at ``first_row`` read as text; raises :class:`CliError` at its first
-    bad coordinate, else returns it with ``lat``/``lng`` as float64."""
-    import pandas as pd  # noqa: PLC0415
-
-    try:
-        frame = pd.read_csv(path, dtype=str, na_filter=False, skipinitialspace=True,
-                            skiprows=range(1, first_row + 1), nrows=chunk_size)
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise CliError(f"cannot parse: {exc}", location=path) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    for name in _REQUIRED:
-        frame[name] = _coordinate(frame, name, path, first_row)
-    return frame
 
 
 def _coordinate(
