@@ -201,11 +201,12 @@ def _print_summary(load: VenueLoad) -> None:
 
 
 def _write_map(load: VenueLoad, path: Path, *, quiet: bool) -> None:
-    from venues.webmap import venue_map  # noqa: PLC0415 - folium only for --map
+    from server.cli.maps import save_map  # noqa: PLC0415 - folium only for --map
+    from venues.webmap import venue_map  # noqa: PLC0415
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        venue_map(load).save(str(path))
+        save_map(venue_map(load), path)
     except OSError as exc:
         raise CliError(f"cannot write the map: {exc.strerror or exc}", location=str(path),
                        exit_status=2) from exc
