@@ -22,10 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import geopandas
-import pyogrio
-from pyogrio.errors import DataSourceError
-
 from venues.errors import VenueFileError
 from venues.geometry import DEFAULT_MAX_AREA_KM2
 from venues.problems import FILE_LEVEL, Code, Problem, Severity
@@ -111,6 +107,11 @@ def _load_with_gdal(
     source: str, *, strict: bool, repair: bool, max_area_km2: float,
     progress: ProgressHook | None,
 ) -> VenueLoad:
+    # GDAL comes in only for the formats that need it: GeoJSON (what `geopush locate`
+    # and the scenarios read) loads without importing geopandas (~0.3 s).
+    import pyogrio  # noqa: PLC0415
+    from pyogrio.errors import DataSourceError  # noqa: PLC0415
+
     if not Path(source).exists():
         raise _unreadable(source, "No such file or directory")
     try:
@@ -142,6 +143,9 @@ def _load_with_gdal(
 def _read_layer(
     source: str, layer: str, driver: str
 ) -> tuple[list[dict[str, Any]], Problem | None]:
+    import geopandas  # noqa: PLC0415 - see _load_with_gdal
+    from pyogrio.errors import DataSourceError  # noqa: PLC0415
+
     try:
         frame = geopandas.read_file(source, layer=layer, engine="pyogrio")
     except (DataSourceError, OSError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python3 dev.py bench [--quick] [--only geo|presence|...|decide]``.
+"""Run the benchmarks: ``python3 dev.py bench [--quick] [--only geo|presence|...|locate]``.
 
 Everything runs on one thread per library (the figures are per core): the thread-pool
 variables are set here before numpy, shapely or h3ronpy is imported, and the build
@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("geo", "presence", "simulate", "delivery", "decide", "service")
+SECTIONS = ("geo", "presence", "simulate", "delivery", "decide", "service", "locate")
 
 
 def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
     for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day"),
                         ("delivery", "Delivery"), ("decide", "Campaign decisions"),
-                        ("service", "HTTP service")):
+                        ("service", "HTTP service"), ("locate", "geopush locate")):
         if args.only in (None, name):
             print(f"== {title}")
             section = _run_section(name, args.quick)

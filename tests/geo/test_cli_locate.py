@@ -83,3 +83,64 @@ def test_locate_reports_bad_rows_as_file_line_field_and_writes_nothing(
     assert f"geopush: error: {tmp_path / message}" in err or message in err, err
     assert "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == [points]
+
+
+# Row 1 of the sample below: inside 农业展览馆 station (its first vertex).
+_INSIDE = "39.939236068397726,116.45640976573445"
+
+
+def test_locate_names_a_bad_row_deep_in_the_file_by_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    points = tmp_path / "p.csv"
+    rows = [f"p{i},{_INSIDE}" for i in range(2_500)]
+    rows[1_700] = "p1700,39.9,116.4x"  # line 1,702: the header is line 1
+    points.write_text("id,lat,lng\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "located.csv"
+    status = main(["locate", "--venues", str(BEIJING_VENUES), "--points", str(points),
+                   "--out", str(out), "--chunk-size", "300"])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == (
+        f"geopush: error: {points}:1702: lng: '116.4x' is not a number in [-180, 180]")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("nan", "'nan' is not a distance in metres (>= 0)"),
+     ("-0.5", "'-0.5' is not a distance in metres (>= 0)"),
+     ("inf", "'inf' is not a distance in metres (>= 0)")],
+)
+def test_locate_refuses_an_accuracy_that_is_no_distance_but_takes_an_empty_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, message: str
+) -> None:
+    points = tmp_path / "p.csv"
+    points.write_text(f"id,lat,lng,accuracy_m\na,{_INSIDE},\nb,{_INSIDE},{cell}\n")
+    assert main(["locate", "--venues", str(BEIJING_VENUES), "--points", str(points)]) == 2
+    assert capsys.readouterr().err.strip() == f"geopush: error: {points}:3: accuracy_m: {message}"
+
+
+def test_locate_reads_blanks_quotes_a_bom_and_crlf_as_a_spreadsheet_writes_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lat, lng = _INSIDE.split(",")
+    points = tmp_path / "p.csv"
+    points.write_bytes(
+        "\ufeffid, lat ,lng,accuracy_m\r\n"
+        f"  far away,0,0,\r\n"
+        f"\"gate, north\", {lat} ,{lng} ,12\r\n"
+        f"南门,\"{lat}\",{lng},\r\n".encode())
+    assert main(["locate", "--venues", str(BEIJING_VENUES), "--points", str(points)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "point_id,venue_id", '"gate, north",bjsubway:5448567458', "南门,bjsubway:5448567458"]
+
+
+def test_locate_writes_the_same_rows_whatever_the_chunk_size(tmp_path: Path) -> None:
+    outs = []
+    for chunk in ("97", "4096", "200000"):
+        out = tmp_path / f"located-{chunk}.csv"
+        assert main(["locate", "--venues", str(BEIJING_VENUES), "--points", str(SAMPLE),
+                     "--out", str(out), "--chunk-size", chunk]) == 0
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] == outs[2]
+    assert outs[0].count("\n") > 1_000

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from server import cli_venues
 from server.cli import main
+from server.cli import venues as cli_venues
 from tests.conftest import BEIJING_VENUES, HELSINKI_VENUES
 from tests.venues.builders import collection, feature, write_json
 

@@ -1,7 +1,7 @@
 """Scenario simulations (issue 5): the service's engine driven by a virtual clock.
 
 Pure: the scenario arrives validated and with its venues and recorded pings loaded
-(``server/scenario_files.py`` reads the files); :func:`simulate` runs it through
+(``server/cli/scenario_files.py`` reads the files); :func:`simulate` runs it through
 ``process_batch`` / ``advance`` / ``decide`` and returns a :class:`SimulationResult`;
 :func:`check` evaluates the scenario's expectations against it.
 """

@@ -2,7 +2,7 @@
 
 Pure: :class:`ScenarioSpec` is the YAML document without its file references, built with
 ``ScenarioSpec.model_validate(data)`` so that a ``pydantic.ValidationError`` names the
-path (``campaigns[0].trigger.event``); the file loader (``server/scenario_files.py``)
+path (``campaigns[0].trigger.event``); the file loader (``server/cli/scenario_files.py``)
 reads the venue file and the pings CSV and hands them over as objects. :func:`build`
 checks what needs the venues (a route naming an unknown venue) and returns the
 :class:`Scenario` the engine runs.

@@ -1,20 +1,8 @@
 """``geopush visits``: replay a pings CSV through the presence engine.
 
-The file is streamed in chunks of ``--chunk-rows`` rows, each chunk one
-:func:`triggers.presence.process_batch` call on a virtual clock that reads the latest
-ping time seen so far. So the rules are the server's, with the file order as arrival
-order:
-
-- within a chunk, pings may come in any order (they are sorted per user);
-- across chunks, a ping older than its user's last processed ping is *late*: counted
-  and ignored, as a server would. A file sorted by ``ts`` (or grouped by user, each
-  user's pings in time order) gives the same events whatever the chunk size;
-- events of pings older than the clock by more than ``stale_after_s`` get no special
-  row: the output lists every event (``stale`` only matters for pushing).
-
-At end of input the clock stays at the last ping time: DWELL timers due by then have
-fired; visits still open stay open (a file ending is not the user leaving); the summary
-on stderr says how many.
+The rules (chunks as engine batches on a virtual clock, late pings, what happens at the
+end of the file) are in :data:`DESCRIPTION`, which ``geopush visits --help`` prints.
+:func:`_chunks` is also the one pings-CSV parser of scenario files.
 """
 
 from __future__ import annotations
@@ -28,21 +16,15 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
-from tqdm import tqdm
+from server.cli.common import CliError
 
-from geo.errors import GeoError
-from geo.index import GeofenceIndex
-from server.cli_common import CliError
-from triggers.errors import TriggerError
-from triggers.pings import PingBatch
-from triggers.presence import process_batch
-from triggers.presence_events import PresenceEvent
-from triggers.presence_policy import PresencePolicy
-from triggers.presence_state import new_state
-from venues import VenueError, load_venues
+if TYPE_CHECKING:
+    from geo.index import GeofenceIndex
+    from triggers.pings import PingBatch
+    from triggers.presence_events import PresenceEvent
+    from triggers.presence_policy import PresencePolicy
 
 REQUIRED = ("user_id", "ts", "lat", "lng")
 OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id")
@@ -50,17 +32,27 @@ OUT_HEADER = ("user_id", "venue_id", "kind", "at", "visit_id", "dwell_s", "confi
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
 
+DESCRIPTION = """\
+Replay a pings CSV through the presence engine and write one row per event
+(user_id,venue_id,kind,at,visit_id,dwell_s,confidence,reason).
 
-def register(sub: Any) -> None:
-    """Add the ``visits`` subcommand to the ``geopush`` parser."""
-    parser = sub.add_parser(
-        "visits",
-        help="replay pings through the presence engine (enter/dwell/exit)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+The file is read in chunks of --chunk-rows pings, each chunk one engine batch on a
+virtual clock at the latest ping time seen so far, with the server's rules and the
+file order as arrival order: within a chunk pings may come in any order; across
+chunks a ping older than its user's last one is late (counted and ignored). A file
+sorted by ts, or grouped by user in time order, gives the same events whatever the
+chunk size. At the end, dwell timers due by the last ping have fired and visits
+still open stay open; the summary on stderr says how many."""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define the ``visits`` arguments (imports nothing heavy: see ``__main__``)."""
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--venues", required=True, metavar="FILE", help="venue file")
-    parser.add_argument("--pings", required=True, metavar="FILE.csv", help="pings CSV")
+    parser.add_argument("--pings", required=True, metavar="FILE.csv",
+                        help="pings CSV: user_id,ts,lat,lng and optional accuracy_m, "
+                             "speed_mps, heading_deg, altitude_m, mock, device_id")
     parser.add_argument("--out", metavar="FILE.csv", help="output CSV (default: stdout)")
     parser.add_argument("--chunk-rows", type=int, default=100_000, metavar="N",
                         help="pings per engine batch (default 100000)")
@@ -68,6 +60,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The ``visits`` command: returns the exit status, raises :class:`CliError`."""
+    from geo.errors import GeoError  # noqa: PLC0415 - heavy imports run, not register
+    from geo.index import GeofenceIndex  # noqa: PLC0415
+    from triggers.presence_policy import PresencePolicy  # noqa: PLC0415
+    from venues import VenueError, load_venues  # noqa: PLC0415
+
     if args.chunk_rows < 1:
         raise CliError("must be >= 1", field="--chunk-rows")
     try:
@@ -113,6 +111,13 @@ def _replay(
     policy: PresencePolicy,
     path: Path,
 ) -> tuple[int, Any]:
+    from tqdm import tqdm  # noqa: PLC0415 - see run
+
+    from geo.errors import GeoError  # noqa: PLC0415
+    from triggers.errors import TriggerError  # noqa: PLC0415
+    from triggers.presence import process_batch  # noqa: PLC0415
+    from triggers.presence_state import new_state  # noqa: PLC0415
+
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(OUT_HEADER)
     state = new_state()
@@ -202,6 +207,10 @@ def _tell(source: TextIO, fallback: int) -> int:
 
 
 def _batch(cols: dict[str, list[Any]]) -> PingBatch:
+    import numpy as np  # noqa: PLC0415 - see run
+
+    from triggers.pings import PingBatch  # noqa: PLC0415
+
     return PingBatch.from_columns(
         np.array(cols["user_id"], dtype=str), cols["ts"], cols["lat"], cols["lng"],
         accuracy_m=cols["accuracy_m"], speed_mps=cols["speed_mps"],

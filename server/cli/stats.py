@@ -12,28 +12,29 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+from server.cli.common import CliError
 
-from server.api.stats import campaign_stats_doc, render_table
-from server.auth import DEFAULT_TENANT
-from server.cli_common import CliError
-from server.store import PostgresStore, StoreError
+DEFAULT_TENANT = "default"
+"""``server.auth.DEFAULT_TENANT``, written out so that defining the arguments imports
+no aiohttp (a test keeps the two equal)."""
 
 
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "stats", help="a campaign's delivery stats, CTR and lift",
-        description="Print a campaign's decisions, outbox, CTR with Wilson 95%% intervals "
-                    "and lift against its control group (two-proportion z-test).")
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define the ``stats`` arguments (imports nothing heavy: see ``__main__``)."""
+    parser.description = (
+        "Print a campaign's decisions, outbox, CTR with Wilson 95% intervals and lift "
+        "against its control group (two-proportion z-test), read from PostgreSQL or "
+        "from a running server.")
     parser.add_argument("--campaign", required=True, help="campaign id")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--database-url", default=None,
+    source.add_argument("--database-url", default=None, metavar="URL",
                         help="read PostgreSQL directly (default: $DATABASE_URL)")
-    source.add_argument("--target", default=None, help="ask a running server (its URL)")
+    source.add_argument("--target", default=None, metavar="URL",
+                        help="ask a running server (its URL)")
     parser.add_argument("--key", default=None,
                         help="API key for --target (default: $GEOPUSH_API_KEY)")
     parser.add_argument("--tenant", default=DEFAULT_TENANT,
-                        help="tenant, with --database-url (default: default)")
+                        help=f"tenant, with --database-url (default: {DEFAULT_TENANT})")
     parser.add_argument("--schema", default="public",
                         help="PostgreSQL schema, with --database-url (default: public)")
     parser.add_argument("--json", action="store_true", help="print the JSON document")
@@ -41,6 +42,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The ``stats`` command: returns the exit status, raises :class:`CliError`."""
+    from server.api.stats import render_table  # noqa: PLC0415 - heavy imports run only
+
     if args.target:
         doc = _from_server(args.target, args.key or os.environ.get("GEOPUSH_API_KEY"),
                            args.campaign)
@@ -57,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
 async def _from_database(
     url: str, schema: str, tenant_id: str, campaign_id: str
 ) -> dict[str, Any]:
+    from server.api.stats import campaign_stats_doc  # noqa: PLC0415 - see run
+    from server.store import PostgresStore, StoreError  # noqa: PLC0415
+
     try:
         # Read-only: a stats query never migrates the database under a running service.
         store = await PostgresStore.open(url, schema=schema, min_size=1, max_size=1,
@@ -75,6 +82,8 @@ async def _from_database(
 
 
 def _from_server(target: str, key: str | None, campaign_id: str) -> dict[str, Any]:
+    import httpx  # noqa: PLC0415 - see run
+
     if not key:
         raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
                        field="--key")

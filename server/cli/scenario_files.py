@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from server.cli_common import CliError
-from server.cli_visits import _chunks as ping_chunks  # the one pings-CSV parser
+from server.cli.common import CliError
+from server.cli.visits import _chunks as ping_chunks  # the one pings-CSV parser
 from triggers.decisions.models import Campaign
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch

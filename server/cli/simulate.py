@@ -1,13 +1,9 @@
 """``geopush simulate``: replay a scenario through the engine on a virtual clock.
 
-Prints a timeline (local time, user, venue, event, the push or why none) and a
-summary; ``--json`` prints ``{"events", "decisions", "deliveries", "summary"}`` (plus
-``expectations`` and ``backtest`` when there are some) to stdout instead. ``--map``
-writes a Leaflet map, ``--plot`` a PNG timeline per user. ``--backtest CAMPAIGN.yaml``
-evaluates a candidate campaign over the same pings without sending anything.
-
-Exit status: 0 when every ``expect`` of the scenario is met, 1 when one is not (the
-expected-vs-got diff goes to stderr), 2 when the scenario cannot be read.
+Prints a timeline and a summary (:mod:`server.cli.render`); ``--json`` prints
+``{"events", "decisions", "deliveries", "summary"}`` (plus ``expectations`` and
+``backtest`` when there are some) to stdout instead. ``--map`` writes a self-contained
+Leaflet map, ``--plot`` a PNG timeline per user. Exit status: see :data:`DESCRIPTION`.
 """
 
 from __future__ import annotations
@@ -16,32 +12,31 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from tqdm import tqdm
-
-from server import sim_render
-from server.cli_common import CliError
-from server.scenario_files import ScenarioFileError, load_campaign, load_scenario
-from triggers.errors import TriggerError
-from triggers.simulation import check, simulate
+from server.cli.common import CliError
 
 TRACKED_USERS = 30
 """Users whose pings are kept for --map / --plot (the first ids in order)."""
 
+DESCRIPTION = """\
+Replay a scenario through the engine on a virtual clock. Prints a timeline (local
+time, user, venue, event, the push or why none) and a summary.
 
-def register(sub: Any) -> None:
-    """Add the ``simulate`` subcommand to the ``geopush`` parser."""
-    parser = sub.add_parser(
-        "simulate",
-        help="replay a scenario (virtual clock): timeline, summary, map, plot",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+exit status: 0 when every expect of the scenario is met, 1 when one is not (the
+expected-vs-got diff goes to stderr), 2 when the scenario cannot be read."""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define the ``simulate`` arguments (imports nothing heavy: see ``__main__``)."""
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("scenario", metavar="SCENARIO.yaml", help="scenario file")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--map", metavar="OUT.html", type=Path, help="write a map")
-    parser.add_argument("--plot", metavar="OUT.png", type=Path, help="write a timeline plot")
+    parser.add_argument("--json", action="store_true",
+                        help="print events, decisions, deliveries and the summary as JSON")
+    parser.add_argument("--map", metavar="OUT.html", type=Path,
+                        help="write a map (one HTML file that works offline)")
+    parser.add_argument("--plot", metavar="OUT.png", type=Path,
+                        help="write a timeline plot: visits and pushes per user")
     parser.add_argument("--backtest", metavar="CAMPAIGN.yaml",
                         help="evaluate a candidate campaign over the scenario, sending nothing")
     parser.add_argument("--timeline-limit", type=int, default=400, metavar="N",
@@ -50,6 +45,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The ``simulate`` command: returns the exit status, raises :class:`CliError`."""
+    from tqdm import tqdm  # noqa: PLC0415 - heavy imports run, not register
+
+    from server.cli import render  # noqa: PLC0415
+    from server.cli.scenario_files import (  # noqa: PLC0415
+        ScenarioFileError,
+        load_campaign,
+        load_scenario,
+    )
+    from triggers.errors import TriggerError  # noqa: PLC0415
+    from triggers.simulation import check, simulate  # noqa: PLC0415
+
     try:
         scenario = load_scenario(args.scenario)
         candidate = load_campaign(args.backtest) if args.backtest else None
@@ -76,24 +83,24 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         out = sys.stdout
-        for line in sim_render.timeline_lines(result, scenario, args.timeline_limit):
+        for line in render.timeline_lines(result, scenario, args.timeline_limit):
             print(line, file=out)
         print(file=out)
-        for line in sim_render.summary_lines(result):
+        for line in render.summary_lines(result):
             print(line, file=out)
         if result.backtest is not None:
             print(file=out)
-            for line in sim_render.backtest_lines(result.backtest):
+            for line in render.backtest_lines(result.backtest):
                 print(line, file=out)
         if outcomes:
             met = sum(o.met for o in outcomes)
             print(f"\nExpectations: {met}/{len(outcomes)} met", file=out)
-    for target, render in ((args.map, sim_render.render_map), (args.plot, sim_render.render_plot)):
+    for target, draw in ((args.map, render.render_map), (args.plot, render.render_plot)):
         if target is None:
             continue
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            render(result, scenario, target)
+            draw(result, scenario, target)
         except OSError as exc:
             raise CliError(exc.strerror or str(exc), location=str(target)) from exc
         print(f"geopush simulate: wrote {target}", file=sys.stderr)

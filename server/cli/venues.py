@@ -1,10 +1,11 @@
 """``geopush venues validate FILE``: check a venue file and say exactly what to fix.
 ``geopush venues hours FILE --id ID``: a venue's opening hours as campaigns read them.
 
-Prints one line per problem (``FILE: feature 12 (id 'x'): field: message [code]``),
-then a summary. Exit status: 0 when nothing was rejected (warnings allowed), 1 when
-the file was read but has errors (features rejected, or no features), 2 when it could
-not be read at all (then one ``geopush: error:`` line on stderr).
+``validate`` prints one line per problem (``FILE: feature 12 (id 'x'): field: message
+[code]``), then a summary. Exit status: 0 when nothing was rejected (warnings
+allowed), 1 when the file was read but has errors (features rejected, or no
+features), 2 when it could not be read at all (then one ``geopush: error:`` line on
+stderr).
 """
 
 from __future__ import annotations
@@ -16,35 +17,49 @@ import time
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tqdm import tqdm
+from server.cli.common import CliError
 
-from server.cli_common import CliError
-from triggers.decisions.hours import local_time
-from triggers.decisions.venue_hours import hours_report
-from venues import Problem, VenueFileError, VenueLoad, load_venues
-from venues.webmap import venue_map
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from venues import Problem, VenueLoad
 
 PROGRESS_MIN_FEATURES = 1000
 """Below this a file validates in about a second: a progress bar would only flicker."""
 
+VALIDATE_DESCRIPTION = """\
+Check a venue file (GeoJSON, GeoPackage, zipped Shapefile, KML) and say exactly what
+to fix: one line per problem (FILE: feature 12 (id 'x'): field: message [code]),
+then a summary.
 
-def register(sub: Any) -> None:
-    """Add ``venues validate`` and ``venues hours`` to the ``geopush`` subcommands."""
-    venues = sub.add_parser("venues", help="check venue files",
-                            description="Check venue files (GeoJSON, GeoPackage, "
-                                        "zipped Shapefile, KML).")
-    actions = venues.add_subparsers(dest="venues_command", required=True, metavar="ACTION")
+exit status: 0 when nothing was rejected (warnings allowed), 1 when the file was read
+but has errors (features rejected, or no features), 2 when it could not be read at
+all."""
+
+HOURS_DESCRIPTION = """\
+Show the open, closed and unknown spans of one venue of FILE in its local time, as
+campaigns read them (OSM opening_hours: zone, public holidays, sunrise and sunset at
+its position)."""
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define ``venues validate`` and ``venues hours`` (imports nothing heavy: see
+    ``__main__``)."""
+    parser.description = ("Check venue files (GeoJSON, GeoPackage, zipped Shapefile, "
+                          "KML) and show a venue's opening hours.")
+    actions = parser.add_subparsers(dest="venues_command", required=True, metavar="ACTION")
     validate = actions.add_parser(
         "validate", help="validate a venue file and report every problem",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=VALIDATE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("file", type=Path, metavar="FILE",
                           help="GeoJSON, GeoPackage, Shapefile (.shp, .zip, .shp.zip) or KML")
     validate.add_argument("--map", type=Path, metavar="OUT.html",
-                          help="write a Leaflet map of the venues and the problems")
+                          help="write a map of the venues and the problems (one HTML file "
+                               "that works offline)")
     validate.add_argument("--strict", action="store_true",
                           help="reject the whole file when any feature has an error")
     validate.add_argument("--repair", action="store_true",
@@ -56,9 +71,7 @@ def register(sub: Any) -> None:
     validate.set_defaults(func=_validate)
     hours = actions.add_parser(
         "hours", help="show a venue's opening hours as campaigns read them",
-        description="Open, closed and unknown spans of one venue of FILE, in its local "
-                    "time, from the evaluation campaigns use (OSM opening_hours: zone, "
-                    "public holidays, sunrise and sunset at its position).")
+        description=HOURS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     hours.add_argument("file", type=Path, metavar="FILE", help="a venue file")
     hours.add_argument("--id", required=True, metavar="ID", help="the venue's id")
     hours.add_argument("--from", dest="first", type=_date, metavar="YYYY-MM-DD",
@@ -92,6 +105,10 @@ def _days(text: str) -> int:
 
 
 def _hours(args: argparse.Namespace) -> int:
+    from triggers.decisions.hours import local_time  # noqa: PLC0415 - heavy: run only
+    from triggers.decisions.venue_hours import hours_report  # noqa: PLC0415
+    from venues import VenueFileError, load_venues  # noqa: PLC0415
+
     source = str(args.file)
     try:
         load = load_venues(source)
@@ -145,6 +162,8 @@ def _positive_float(text: str) -> float:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from venues import VenueFileError, load_venues  # noqa: PLC0415 - see _hours
+
     source = str(args.file)
     with _Progress() as progress:
         try:
@@ -182,9 +201,12 @@ def _print_summary(load: VenueLoad) -> None:
 
 
 def _write_map(load: VenueLoad, path: Path, *, quiet: bool) -> None:
+    from server.cli.maps import save_map  # noqa: PLC0415 - folium only for --map
+    from venues.webmap import venue_map  # noqa: PLC0415
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        venue_map(load).save(str(path))
+        save_map(venue_map(load), path)
     except OSError as exc:
         raise CliError(f"cannot write the map: {exc.strerror or exc}", location=str(path),
                        exit_status=2) from exc
@@ -224,6 +246,8 @@ class _Progress:
         if not self._enabled or total < PROGRESS_MIN_FEATURES:
             return
         if self._bar is None:
+            from tqdm import tqdm  # noqa: PLC0415
+
             self._bar = tqdm(total=total, unit="feature", desc="validating", file=sys.stderr,
                              leave=False)
         self._bar.update(done - self._bar.n)

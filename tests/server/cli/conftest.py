@@ -1,0 +1,5 @@
+"""The CLI tests' browser (see ``tests/browser.py``)."""
+
+from tests.browser import browser, offline_page
+
+__all__ = ["browser", "offline_page"]
