@@ -24,14 +24,17 @@ from tests.server.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-HELSINKI_VENUES = Path(__file__).resolve().parents[3] / "fixtures/venues/helsinki_venues.geojson"
-_FEATURES = {f["id"]: f for f in json.loads(HELSINKI_VENUES.read_text())["features"]}
+VENUE_FILES = Path(__file__).resolve().parents[3] / "fixtures/venues"
+_FEATURES = {f["id"]: f for name in ("helsinki_venues.geojson", "beijing_venues.geojson")
+             for f in json.loads((VENUE_FILES / name).read_text())["features"]}
 FORUM = "osm:way/289767497"
 """The Forum mall on Mannerheimintie (a way)."""
 HM_IN_FORUM = "osm:node/6139262611"
 """H&M, a store inside Forum (a node; its parent_id is Forum's way)."""
 CITYCENTER = "osm:relation/9630"
 """Kauppakeskus Citycenter (a relation: a multipolygon)."""
+BAISHIQIAO_SOUTH = "bjsubway:5448589968+5430545454"
+"""Baishiqiao South, Beijing: a station of two OSM nodes, joined by a '+'."""
 FORUM_CENTRE = (60.16924, 24.93822)
 """Inside Forum, clear of the stores drawn inside it."""
 USER = "owntracks/anna/phone"
@@ -52,15 +55,16 @@ async def _import(api: Api, *ids: str) -> None:
     assert sorted(report["venues"]) == sorted(ids), report
 
 
-@pytest.mark.parametrize("venue_id", [FORUM, HM_IN_FORUM, CITYCENTER])
+@pytest.mark.parametrize("venue_id", [FORUM, HM_IN_FORUM, CITYCENTER, BAISHIQIAO_SOUTH])
 async def test_venue_routes_take_a_percent_encoded_osm_id(api: Api, venue_id: str) -> None:
-    await _import(api, FORUM, HM_IN_FORUM, CITYCENTER)
+    await _import(api, FORUM, HM_IN_FORUM, CITYCENTER, BAISHIQIAO_SOUTH)
     path = f"/v1/venues/{enc(venue_id)}"
     _, venue = await api.call("GET", path, role=Role.MANAGER, expect=200)
     assert venue["id"] == venue_id and venue["properties"]["id"] == venue_id
     _, hours = await api.call("GET", f"{path}/hours?from=2026-03-02&days=1",
                               role=Role.MANAGER, expect=200)
-    assert hours["venue_id"] == venue_id and hours["timezone"] == "Europe/Helsinki"
+    assert hours["venue_id"] == venue_id
+    assert hours["timezone"] == _FEATURES[venue_id]["properties"]["timezone"]
     _, replaced = await api.call("PUT", path, role=Role.MANAGER, json_body=_FEATURES[venue_id],
                                  expect=200)
     assert replaced["id"] == venue_id
