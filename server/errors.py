@@ -12,11 +12,15 @@ wrap core calls in :func:`core_errors`, which re-raises them as :class:`ApiError
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -194,17 +198,88 @@ _HTTP_CODES = {
 }
 
 
-def http_exception_error(exc: web.HTTPException) -> ApiError:
-    """aiohttp's own exceptions (no route, wrong method, body too large) as API errors."""
+def http_exception_error(exc: web.HTTPException, request: web.Request) -> ApiError:
+    """aiohttp's own exceptions (no route, wrong method, body too large) as API errors.
+
+    A 404 that an id with an unencoded ``/`` explains says so (:func:`unencoded_id_hint`);
+    a 413 states the limit, in bytes of the decoded body."""
     code = _HTTP_CODES.get(exc.status, "http_error")
+    if exc.status == 404:
+        hint = unencoded_id_hint(request)
+        if hint is not None:
+            return ApiError(404, code, hint[1], field=hint[0])
     message = {
         404: "no such resource",
         405: "method not allowed; allowed: "
              + ", ".join(sorted(getattr(exc, "allowed_methods", ()))),
-        413: "request body too large",
+        413: f"request body too large: the limit is {request.client_max_size} bytes, "
+             "counted after gzip or deflate decoding (the same for every route)",
     }.get(exc.status, exc.reason)
     headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
     return ApiError(exc.status, code, message, headers=headers)
+
+
+def unencoded_id_hint(request: web.Request) -> tuple[str, str] | None:
+    """For a path no route matches: when reading some of its segments as one id would
+    match a route of this method (``/v1/venues/osm:way/289767497`` against
+    ``/v1/venues/{id}``), the field and a message that says to percent-encode the id,
+    with the path that works. ``None`` when no route would match that way either.
+
+    Venue ids from OpenStreetMap (``osm:way/289767497``) and OwnTracks user ids hold
+    ``/``; the router splits the path at every ``/`` the client did not encode."""
+    path = request.rel_url.path_safe  # %2F stays encoded: what the router matched on
+    best: tuple[_LooseTemplate, dict[str, str]] | None = None
+    for resource in request.app.router.resources():
+        if "{" not in resource.canonical or not any(
+                route.method in (request.method, "*") for route in resource):
+            continue
+        loose = _loose_template(resource.canonical)
+        match = loose.pattern.match(path)
+        if match is None:
+            continue
+        values = {name: _unquote_safe(v) for name, v in match.groupdict().items()}
+        if not any(_is_id_with_slash(v) for v in values.values()):
+            continue
+        if best is None or loose.literal_chars > best[0].literal_chars:
+            best = (loose, values)  # the most specific template wins: ".../{id}/hours"
+    if best is None:
+        return None
+    loose, values = best
+    fixed = "".join(lit + (quote(values[loose.names[i]], safe="") if i < len(loose.names)
+                           else "") for i, lit in enumerate(loose.literals))
+    name, value = next((n, v) for n, v in values.items() if "/" in v)
+    return name, (
+        f"no route matches this path: an id that contains '/' must be percent-encoded "
+        f"in the path ('/' as %2F); for {name} {value!r}: {request.method} {fixed}")
+
+
+def _unquote_safe(value: str) -> str:
+    # What yarl's path_safe left encoded, decoded the way aiohttp decodes a path value.
+    return value.replace("%2F", "/").replace("%25", "%")
+
+
+def _is_id_with_slash(value: str) -> bool:
+    return "/" in value and "" not in value.split("/")
+
+
+@dataclass(frozen=True, slots=True)
+class _LooseTemplate:
+    pattern: re.Pattern[str]
+    """The route's template with placeholders that also span ``/``."""
+    literals: tuple[str, ...]
+    names: tuple[str, ...]
+    literal_chars: int
+    """More literal text: a more specific template."""
+
+
+@functools.lru_cache(maxsize=256)
+def _loose_template(template: str) -> _LooseTemplate:
+    parts = re.split(r"\{(\w+)(?::[^}]*)?\}", template)
+    literals, names = tuple(parts[0::2]), tuple(parts[1::2])
+    pattern = "".join(re.escape(lit) + (f"(?P<{names[i]}>.+)" if i < len(names) else "")
+                      for i, lit in enumerate(literals))
+    return _LooseTemplate(re.compile(pattern + r"\Z"), literals, names,
+                          sum(len(lit) for lit in literals))
 
 
 def parse_json(text: str | bytes, *, field: str | None = None) -> Any:
@@ -239,7 +314,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # redirects are answers, not errors
-        return http_exception_error(exc).response()
+        return http_exception_error(exc, request).response()
     except StoreError as exc:
         return store_error(request, exc).response()
     except CoreBuildError:

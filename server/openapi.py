@@ -26,11 +26,15 @@ ERROR_TEXT = {
     403: "The key's role may not do this (forbidden)",
     404: "Not found (not_found)",
     409: "Conflict with the current state",
-    413: "Body too large (payload_too_large)",
+    413: "Body over the size limit (payload_too_large); the message states the limit "
+         "in bytes, counted after gzip decoding",
     422: "Validation failed; error.field names the field",
     429: "Rate limited (rate_limited); see Retry-After",
 }
 _PROTECTED_ERRORS = (401, 403, 429)
+PATH_ID_TEXT = ("1 to 256 characters, percent-encoded in the path: an id with '/' (every "
+                "OpenStreetMap venue id) sends it as %2F, so osm:way/289767497 is "
+                "osm%3Away%2F289767497; an unencoded '/' answers 404 saying so")
 
 
 def _models(ops: Iterable[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
@@ -65,9 +69,9 @@ def build_openapi(ops: list[Operation], *, version: str, server_url: str | None 
     for op in ops:
         item = paths.setdefault(op.path, {})
         parameters = [
-            {"name": name, "in": "path", "required": True,
+            {"name": name, "in": "path", "required": True, "description": PATH_ID_TEXT,
              "schema": {"type": "string", "minLength": 1, "maxLength": 256,
-                        "pattern": "^[^\\x00-\\x1f\\x7f/]+$"}}
+                        "pattern": "^[^\\x00-\\x1f\\x7f]+$"}}
             for name in _path_names(op.path)
         ]
         parameters += [

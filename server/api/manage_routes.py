@@ -198,12 +198,19 @@ _PRESENCE_FIELDS = tuple(
 
 class PolicyIn(BaseModel):
     """The tenant policy: decision rules and presence thresholds (see
-    ``triggers.presence_policy.PresencePolicy`` for names, units and defaults)."""
+    ``triggers.presence_policy.PresencePolicy`` for names, units and defaults).
+
+    Exactly what ``GET /v1/policy`` answers is a valid body: ``tenant_id`` may come
+    along (it must then name the caller's tenant), so a client edits the document it
+    read and puts it back."""
 
     model_config = ConfigDict(extra="forbid")
 
+    tenant_id: str | None = Field(
+        default=None, description="optional; when given, the tenant of the key (as GET "
+                                  "answers it): a policy cannot be put into another tenant")
     policy: TenantPolicy = TenantPolicy()
-    presence: dict[str, float] = Field(
+    presence: dict[str, int | float] = Field(
         default_factory=dict,
         description="presence overrides by name: " + ", ".join(_PRESENCE_FIELDS))
 
@@ -214,7 +221,7 @@ class PolicyOut(PolicyIn):
 
 def _policy_json(tenant_id: str, record: PolicyRecord) -> PolicyOut:
     return PolicyOut(tenant_id=tenant_id, policy=record.policy,
-                     presence={k: float(v) for k, v in record.presence.items()})
+                     presence=dict(record.presence))
 
 
 async def get_policy(request: web.Request, principal: Principal) -> web.Response:
@@ -224,6 +231,9 @@ async def get_policy(request: web.Request, principal: Principal) -> web.Response
 
 async def put_policy(request: web.Request, principal: Principal) -> web.Response:
     parsed = validate_body(PolicyIn, await read_json(request))
+    if parsed.tenant_id not in (None, principal.tenant_id):
+        raise ApiError(422, "conflicting_id", f"tenant_id is {parsed.tenant_id!r} but this "
+                       f"key belongs to {principal.tenant_id!r}", field="tenant_id")
     presence: dict[str, float | int] = {}
     for name, value in parsed.presence.items():
         if name not in _PRESENCE_FIELDS:
@@ -233,7 +243,7 @@ async def put_policy(request: web.Request, principal: Principal) -> web.Response
         if integral and value != int(value):
             raise ApiError(422, "validation_error", f"{name} must be a whole number",
                            field=f"presence.{name}")
-        presence[name] = int(value) if integral else value
+        presence[name] = int(value) if integral else float(value)
     checked: dict[str, Any] = dict(presence)  # PresencePolicy checks each value's range
     try:
         PresencePolicy(**checked)

@@ -296,3 +296,14 @@ class Health(_Strict):
 class Ready(_Strict):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str]
+
+
+class ServiceIndex(_Strict):
+    """``GET /``: where to go from the root of the service."""
+
+    name: Literal["geopush"]
+    version: str
+    docs: str = Field(description="human-readable API docs (HTML)")
+    openapi: str = Field(description="the OpenAPI 3.1 document")
+    health: str
+    ready: str

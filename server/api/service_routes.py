@@ -1,6 +1,7 @@
-"""Public service routes: ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/openapi.json``,
-``/docs``. None needs a key; ``/metrics`` should be reachable only from the scraper's
-network (it says how busy the service is, nothing about users)."""
+"""Public service routes: ``/`` (the way to the docs), ``/healthz``, ``/readyz``,
+``/metrics``, ``/v1/openapi.json``, ``/docs``. None needs a key; ``/metrics`` should be
+reachable only from the scraper's network (it says how busy the service is, nothing
+about users)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,23 @@ from aiohttp import web
 
 from server.api.context import FANOUT, HUB, METRICS, OPENAPI, OUTBOX_METRICS, json_response, store
 from server.api.registry import Operation
-from server.api.schemas import Health, Ready
+from server.api.schemas import Health, Ready, ServiceIndex
 from server.openapi import docs_html
 from server.store.base import DeliveryStatus
 
 log = logging.getLogger("geopush.http")
 
+
+
+async def index(request: web.Request) -> web.Response:
+    """The root leads to the docs: a browser (asking for HTML) is redirected to
+    ``/docs``; anything else gets the links as JSON."""
+    if "text/html" in request.headers.get("Accept", ""):
+        raise web.HTTPFound("/docs")
+    doc: dict[str, Any] = request.app[OPENAPI]
+    return json_response(ServiceIndex(name="geopush", version=doc["info"]["version"],
+                                      docs="/docs", openapi="/v1/openapi.json",
+                                      health="/healthz", ready="/readyz"))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -56,6 +68,10 @@ async def docs(request: web.Request) -> web.Response:
 _TEXT = {"type": "string"}
 
 OPERATIONS = [
+    Operation("GET", "/", "index", "Where to start: links to the docs and the OpenAPI "
+              "document", "service", index, None, responses={200: ServiceIndex, 302: None},
+              description="A browser (Accept: text/html) is redirected to /docs; other "
+                          "clients get the links as JSON."),
     Operation("GET", "/healthz", "healthz", "Liveness", "service", healthz, None,
               responses={200: Health}),
     Operation("GET", "/readyz", "readyz", "Readiness: the store is reachable and migrated",

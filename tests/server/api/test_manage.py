@@ -18,7 +18,7 @@ from tests.server.api.conftest import (
     venue_feature,
 )
 from tests.server.api.test_service import assert_error
-from tests.server.conftest import TENANT
+from tests.server.conftest import OTHER_TENANT, TENANT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 LAT, LNG = HELSINKI
@@ -275,6 +275,38 @@ async def test_policy_get_put(api: Api) -> None:
     assert put["policy"]["max_per_day"] == 5 and put["presence"]["exit_confirm_pings"] == 3
     _, again = await api.call("GET", "/v1/policy", role=Role.MANAGER, expect=200)
     assert again == put
+
+
+_CUSTOM_POLICY = {
+    "policy": {"quiet_hours": "23:00-07:30", "max_per_day": 5, "max_per_week": 12,
+               "min_gap_s": 900, "fatigue_after_ignored": None,
+               "default_timezone": "Europe/Helsinki", "country": "FI"},
+    "presence": {"silence_timeout_s": 600, "exit_confirm_pings": 3, "dwell_s": 240.0,
+                 "max_accuracy_m": 150.5},
+}
+
+
+@pytest.mark.parametrize("custom", [False, True], ids=["default", "customised"])
+async def test_policy_put_accepts_exactly_what_get_answers(api: Api, custom: bool) -> None:
+    if custom:
+        await api.call("PUT", "/v1/policy", json_body=_CUSTOM_POLICY, expect=200)
+    _, read = await api.call("GET", "/v1/policy", expect=200)
+    _, put = await api.call("PUT", "/v1/policy", json_body=read, expect=200)
+    _, again = await api.call("GET", "/v1/policy", expect=200)
+    assert put == read and again == read
+    if custom:
+        assert read["policy"]["country"] == "FI" and read["presence"]["max_accuracy_m"] == 150.5
+        # whole-number settings read back as integers, measures as numbers
+        assert read["presence"]["exit_confirm_pings"] == 3
+        assert isinstance(read["presence"]["exit_confirm_pings"], int)
+        assert isinstance(read["presence"]["silence_timeout_s"], float)
+
+
+async def test_policy_of_another_tenant_is_not_put(api: Api) -> None:
+    _, theirs = await api.call("GET", "/v1/policy", tenant=OTHER_TENANT, expect=200)
+    _, answer = await api.call("PUT", "/v1/policy", json_body=theirs, expect=422)
+    assert_error(answer, "conflicting_id", "tenant_id")
+    assert OTHER_TENANT in answer["error"]["message"]
 
 
 @pytest.mark.parametrize(("body", "field"), [

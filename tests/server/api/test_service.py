@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 
+import aiohttp
 import pytest
 
 from server.auth import Role
@@ -57,18 +58,64 @@ async def test_nan_is_not_json(api: Api) -> None:
     assert_error(await resp.json(), "invalid_json")
 
 
-async def test_body_over_the_limit_is_a_413(api: Api) -> None:
+LIMIT_TEXT = f"the limit is {1 << 20} bytes"
+"""What a 413 says under the tests' ``max_body_bytes`` (1 MiB, ``make_settings``)."""
+
+
+@pytest.mark.parametrize(("method", "path", "role"), [
+    ("POST", "/v1/pings", Role.SDK),
+    ("POST", "/v1/venues/import", Role.MANAGER),
+    ("PUT", "/v1/policy", Role.ADMIN),
+])
+async def test_body_over_the_limit_is_a_413_stating_the_limit(
+    api: Api, method: str, path: str, role: Role
+) -> None:
     big = io.BytesIO(b'{"pings": [' + b" " * (2 << 20) + b"]}")
-    resp = await api.client.post("/v1/pings", data=big, headers=api.auth(Role.SDK))
+    resp = await api.client.request(method, path, data=big, headers=api.auth(role))
     assert resp.status == 413
-    assert_error(await resp.json(), "payload_too_large")
+    answer = await resp.json()
+    assert_error(answer, "payload_too_large")
+    assert LIMIT_TEXT in answer["error"]["message"], answer
 
 
-async def test_gzip_bomb_is_stopped_at_the_limit(api: Api) -> None:
+async def test_gzip_bomb_is_stopped_at_the_limit_and_told_it(api: Api) -> None:
+    """64 KiB on the wire, 8 MiB inflated: the limit counts the decoded body."""
     bomb = gzip.compress(b'{"pings": [' + b" " * (8 << 20) + b"]}")
+    assert len(bomb) < 1 << 16
     resp = await api.client.post("/v1/pings", data=bomb, headers={
         **api.auth(Role.SDK), "Content-Encoding": "gzip", "Content-Type": "application/json"})
     assert resp.status == 413
+    answer = await resp.json()
+    assert_error(answer, "payload_too_large")
+    assert LIMIT_TEXT in answer["error"]["message"] and "gzip" in answer["error"]["message"]
+
+
+async def test_multipart_upload_over_the_limit_is_a_413_stating_the_limit(api: Api) -> None:
+    form = aiohttp.FormData()
+    form.add_field("file", io.BytesIO(b"\0" * (2 << 20)), filename="venues.gpkg",
+                   content_type="application/geopackage+sqlite3")
+    resp = await api.client.post("/v1/venues/import", data=form, headers=api.auth())
+    assert resp.status == 413
+    answer = await resp.json()
+    assert_error(answer, "payload_too_large")
+    assert LIMIT_TEXT in answer["error"]["message"]
+
+
+async def test_the_root_leads_to_the_docs(api: Api) -> None:
+    resp = await api.client.get("/")
+    index = await resp.json()
+    assert resp.status == 200 and index["name"] == "geopush"
+    docs = await api.client.get(index["docs"])
+    assert docs.status == 200 and docs.content_type == "text/html"
+    spec = await api.client.get(index["openapi"])
+    assert spec.status == 200 and (await spec.json())["openapi"] == "3.1.0"
+    assert index["version"] == (await spec.json())["info"]["version"]
+
+
+async def test_a_browser_at_the_root_is_sent_to_the_docs(api: Api) -> None:
+    resp = await api.client.get("/", headers={"Accept": "text/html,*/*;q=0.8"},
+                                allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/docs"
 
 
 async def test_gzip_body_is_accepted(api: Api) -> None:
