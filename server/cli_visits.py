@@ -3,18 +3,24 @@
 The file is streamed in chunks of ``--chunk-rows`` rows, each chunk one
 :func:`triggers.presence.process_batch` call on a virtual clock that reads the latest
 ping time seen so far. So the rules are the server's, with the file order as arrival
-order:
+order: a row arrives when the file has reached its time — the latest ``ts`` (or
+``received_at``, an optional column of the same format) of it and the rows above it.
 
 - within a chunk, pings may come in any order (they are sorted per user);
 - across chunks, a ping older than its user's last processed ping is *late*: counted
-  and ignored, as a server would. A file sorted by ``ts`` (or grouped by user, each
-  user's pings in time order) gives the same events whatever the chunk size;
+  and ignored, as a server would;
+- a user whose rows come after later-dated rows of others (a file grouped by user) is
+  history arriving late: their timers run on their own clock, as the server runs an
+  offline buffer uploaded late (``PresencePolicy.live_lag_s``). So a file sorted by
+  ``ts`` and the same file grouped by user (each user's pings in time order) give the
+  same events, whatever the chunk size;
 - events of pings older than the clock by more than ``stale_after_s`` get no special
   row: the output lists every event (``stale`` only matters for pushing).
 
-At end of input the clock stays at the last ping time: DWELL timers due by then have
-fired; visits still open stay open (a file ending is not the user leaving); the summary
-on stderr says how many.
+At end of input every user's clock is brought to the last time in the file: DWELL
+timers due by then have fired, and visits silent for ``silence_timeout_s`` by then are
+closed; visits still open stay open (a file ending is not the user leaving); the
+summary on stderr says how many.
 """
 
 from __future__ import annotations
@@ -38,14 +44,15 @@ from geo.index import GeofenceIndex
 from server.cli_common import CliError
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
-from triggers.presence import process_batch
+from triggers.presence import catch_up, process_batch
 from triggers.presence_events import PresenceEvent
 from triggers.presence_policy import PresencePolicy
 from triggers.presence_state import new_state
 from venues import VenueError, load_venues
 
 REQUIRED = ("user_id", "ts", "lat", "lng")
-OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id")
+OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id",
+            "received_at")
 OUT_HEADER = ("user_id", "venue_id", "kind", "at", "visit_id", "dwell_s", "confidence", "reason")
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
@@ -121,16 +128,23 @@ def _replay(
     size = os.fstat(source.fileno()).st_size
     with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="pings",
               disable=None, leave=False) as bar:
-        for batch, consumed in _chunks(source, str(path), chunk_rows):
-            clock = max(clock, float(batch.ts.max()))
+        for batch, consumed, received in _chunks(source, str(path), chunk_rows):
+            # A row arrives when the file has reached its time: the running maximum.
+            arrived = np.maximum.accumulate(
+                np.concatenate([[clock], np.where(np.isnan(received), batch.ts, received)]))
+            clock = float(arrived[-1])
             try:
-                state, events = process_batch(state, index, batch, policy, clock)
+                state, events = process_batch(state, index, batch, policy, clock,
+                                              received_at=arrived[1:])
             except (TriggerError, GeoError) as exc:
                 raise CliError(str(exc), location=str(path)) from exc
             for event in events:
                 writer.writerow(_row(event))
             n_events += len(events)
             bar.update(consumed)
+        for event in catch_up(state, clock, policy):
+            writer.writerow(_row(event))
+            n_events += 1
     return n_events, state
 
 
@@ -147,8 +161,11 @@ def _iso(ts: float) -> str:
     return when.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
-def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBatch, int]]:
-    """Parse the CSV into batches; yields (batch, bytes consumed since the last one)."""
+def _chunks(
+    source: TextIO, name: str, chunk_rows: int
+) -> Iterator[tuple[PingBatch, int, np.ndarray[Any, np.dtype[np.float64]]]]:
+    """Parse the CSV into batches; yields (batch, bytes consumed since the last one,
+    each ping's ``received_at`` — NaN where the file gives none)."""
     reader = csv.reader(source)
     try:
         header = next(reader)
@@ -167,7 +184,8 @@ def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBa
         raise CliError(f"missing column(s) {', '.join(missing)}", location=f"{name}:1")
     pos = {c: header.index(c) for c in header}
     cols: dict[str, list[Any]] = {c: [] for c in ("user_id", "ts", "lat", "lng", "accuracy_m",
-                                                   "speed_mps", "heading_deg", "mock")}
+                                                   "speed_mps", "heading_deg", "mock",
+                                                   "received_at")}
     last_offset = 0
     while True:
         try:
@@ -184,12 +202,12 @@ def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBa
         _parse_row(record, pos, cols, where)
         if len(cols["ts"]) >= chunk_rows:
             offset = _tell(source, last_offset)
-            yield _batch(cols), offset - last_offset
+            yield _batch(cols), offset - last_offset, np.array(cols["received_at"])
             last_offset = offset
             cols = {c: [] for c in cols}
     if cols["ts"]:
         offset = _tell(source, last_offset)
-        yield _batch(cols), offset - last_offset
+        yield _batch(cols), offset - last_offset, np.array(cols["received_at"])
 
 
 def _tell(source: TextIO, fallback: int) -> int:
@@ -216,6 +234,9 @@ def _parse_row(record: list[str], pos: dict[str, int], cols: dict[str, list[Any]
         raise CliError("must not be empty", location=where, field="user_id")
     cols["user_id"].append(user)
     cols["ts"].append(_parse_ts(record[pos["ts"]], where))
+    received = record[pos["received_at"]].strip() if "received_at" in pos else ""
+    cols["received_at"].append(_parse_ts(received, where, "received_at") if received
+                               else math.nan)
     lat = _number(record, pos, "lat", where, required=True)
     lng = _number(record, pos, "lng", where, required=True)
     if not -90.0 <= lat <= 90.0:
@@ -255,7 +276,7 @@ def _number(record: list[str], pos: dict[str, int], field: str, where: str, *,
     return value
 
 
-def _parse_ts(text: str, where: str) -> float:
+def _parse_ts(text: str, where: str, field: str = "ts") -> float:
     text = text.strip()
     try:
         value = float(text)
@@ -263,14 +284,14 @@ def _parse_ts(text: str, where: str) -> float:
         pass
     else:
         if not math.isfinite(value):
-            raise CliError(f"{text!r} is not a finite time", location=where, field="ts")
+            raise CliError(f"{text!r} is not a finite time", location=where, field=field)
         return value
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise CliError(f"{text!r} is neither ISO-8601 nor epoch seconds",
-                       location=where, field="ts") from None
+                       location=where, field=field) from None
     if when.tzinfo is None:
         raise CliError(f"{text!r} has no UTC offset (add Z or +hh:mm)",
-                       location=where, field="ts")
+                       location=where, field=field)
     return when.timestamp()
