@@ -81,6 +81,7 @@ class PresenceOverrides(_Frozen):
     teleport_confirm_pings: int | None = None
     max_future_s: float | None = None
     stale_after_s: float | None = None
+    live_lag_s: float | None = None
 
     def build(self) -> PresencePolicy:
         """The presence policy (raises ``TriggerError`` on an out-of-range value)."""
