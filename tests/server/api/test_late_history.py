@@ -206,6 +206,21 @@ async def test_live_phone_still_closes_by_silence_on_the_wall_clock(api: Api) ->
         ("exit", now - 20 + DWELL_S, False)]  # never before the visit's own DWELL
 
 
+async def test_live_lag_is_a_tenant_presence_setting(api: Api) -> None:
+    """``presence.live_lag_s`` of PUT /v1/policy: two hours make an hour-late upload
+    live, so the silence timeout ends its visit at once, on the wall clock."""
+    await _setup(api)
+    _, answer = await api.call("PUT", "/v1/policy", expect=422,
+                               json_body={"presence": {"live_lag_s": -1}})
+    assert answer["error"]["field"] == "presence.live_lag_s"
+    await api.call("PUT", "/v1/policy", expect=200,
+                   json_body={"presence": {"live_lag_s": 2 * HOUR_S}})
+    t0 = api.clock.now - HOUR_S
+    await _post(api, _history("u1", t0), owntracks=False)
+    events, _ = await _events(api, "u1")
+    assert [e.kind for e in events] == ["enter", "dwell", "exit"]
+
+
 # --------------------------------------------------------------------------- property
 
 
