@@ -166,8 +166,10 @@ async def ingest_parts(
         state = await _load_state(tx)
         try:
             events = reconcile_venues(state, core.index, now, core.presence)
+            # Every ping of the batch reached us now: a user whose latest ping is older
+            # than live_lag_s is uploading history, and their timers run behind.
             state, more = process_batch(state, core.index, pings, core.presence, now,
-                                        verdicts=verdicts)
+                                        received_at=now, verdicts=verdicts)
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)

@@ -46,6 +46,15 @@ grouped by a linear-time scatter: at 1e5 users a batch spends ~3 ms on users, no
 - DWELL fires at ``enter_at + threshold`` for each of the venue's thresholds, by timer:
   before a ping at ``ts`` all timers due at or before ``ts`` fire first (a timer due
   at the very instant of a ping fires before it: the visit was open up to then).
+- **Whose clock.** Between pings, timers fire by ``now`` on their user's clock. For a
+  live user (the latest ping arrived within ``live_lag_s`` of its ts) that is the
+  wall clock. A user uploading history — whose latest ping arrived ``lag`` seconds
+  after its ts — runs ``lag`` behind: their clock is ``min(now, last ts + (now - when
+  it arrived))``. So history sent an hour late in many requests is not cut into
+  visits by the silence timeout between them; its DWELL fires when the history (or
+  the wall time since it stopped) reaches the threshold, and its silence EXIT when no
+  upload came for ``silence_timeout_s``, dated at the last inside ping as always.
+  ``stale`` still compares the evidence with the wall clock: late events are stale.
 - A venue gone from the index ends its visits ("venue_removed") at ``now``;
   a changed geometry is simply used from the next ping on.
 
@@ -75,7 +84,15 @@ from triggers.presence_events import (
     visit_id_for,
 )
 from triggers.presence_policy import PresencePolicy
-from triggers.presence_state import PresenceState, Visit, code_rows, schedule, user_rows
+from triggers.presence_state import (
+    PresenceState,
+    Visit,
+    code_rows,
+    schedule,
+    timer_entries,
+    timer_visit,
+    user_rows,
+)
 
 _M_PER_DEG = 111_195.0
 """Metres per degree of great circle on the mean Earth sphere: the teleport check
@@ -160,6 +177,7 @@ def process_batch(
     policy: PresencePolicy,
     now: float,
     *,
+    received_at: float | NDArray[np.float64] | None = None,
     verdicts: NDArray[np.int8] | None = None,
 ) -> tuple[PresenceState, list[PresenceEvent]]:
     """Run a batch of pings through presence at wall/virtual time ``now`` (epoch s).
@@ -171,18 +189,27 @@ def process_batch(
     and returns it with the events. If ``index`` holds other venues than the last
     one, open visits of vanished venues end first (see :func:`reconcile_venues`).
 
+    ``received_at`` (epoch s, one per ping or one for all; at most ``now``): when each
+    ping reached the caller — a server passes ``now``. It sets each user's lag (see
+    the module docstring, "Whose clock"). ``None``: each ping arrived at its own ts,
+    every user is live.
+
     ``verdicts``, when given (one int8 per ping, zeros), receives each ping's
     :class:`Verdict`: what the hygiene counters counted it as, per ping, so a caller
     that merged several requests into one batch can tell each its own counts.
     """
     if verdicts is not None and verdicts.shape != (len(pings),):
         raise ValueError(f"verdicts has shape {verdicts.shape}, pings {len(pings)}")
+    if received_at is not None and np.ndim(received_at) and \
+            np.shape(received_at) != (len(pings),):
+        raise ValueError(f"received_at has shape {np.shape(received_at)}, pings {len(pings)}")
     ctx = _Ctx(state, policy, now, [], {})
     if state.fence_ids is None:
         state.fence_ids = index.fence_ids
     elif state.fence_ids is not index.fence_ids and state.fence_ids != index.fence_ids:
         _reconcile(ctx, index)
-    accepted = _hygiene(state, pings, policy, now, verdicts)
+    accepted = _hygiene(state, pings, policy, now, received_at=received_at,
+                        verdicts=verdicts)
     if accepted is not None:
         _transitions(ctx, index, accepted)
     _advance(ctx)
@@ -190,7 +217,8 @@ def process_batch(
 
 
 def advance(state: PresenceState, now: float, policy: PresencePolicy) -> list[PresenceEvent]:
-    """Fire every timer due at or before ``now``: DWELL thresholds and silence EXITs.
+    """Fire every timer due at or before wall/virtual time ``now`` on its user's clock
+    (the wall clock for a live user): DWELL thresholds and silence EXITs.
 
     Cost is proportional to the timers due, not to the users tracked (a heap with
     lazy deletion). Events ordered as in :func:`process_batch`.
@@ -198,6 +226,21 @@ def advance(state: PresenceState, now: float, policy: PresencePolicy) -> list[Pr
     ctx = _Ctx(state, policy, now, [], {})
     _advance(ctx)
     return _ordered(ctx.events)
+
+
+def catch_up(state: PresenceState, now: float, policy: PresencePolicy) -> list[PresenceEvent]:
+    """The input is complete up to ``now``: every user's clock joins the wall clock (no
+    more history is coming), then every timer due by ``now`` fires.
+
+    For the end of a replayed file (``geopush visits``): a user whose rows came after
+    later-dated rows of others ran behind; at the end their visits close exactly as
+    they would in the same file sorted by time. Events ordered as in :func:`advance`.
+    """
+    n = state.n_users
+    if bool(np.any(state.lag_s[:n])):
+        state.lag_s[:n] = 0.0
+        state.timers = timer_entries(state)
+    return advance(state, now, policy)
 
 
 def reconcile_venues(
@@ -276,8 +319,8 @@ def _by_row(rows: NDArray[np.int64], n_users: int) -> NDArray[np.intp]:
 
 
 def _hygiene(
-    state: PresenceState, pings: PingBatch, policy: PresencePolicy, now: float,
-    verdicts: NDArray[np.int8] | None,
+    state: PresenceState, pings: PingBatch, policy: PresencePolicy, now: float, *,
+    received_at: float | NDArray[np.float64] | None, verdicts: NDArray[np.int8] | None,
 ) -> _Accepted | None:
     c = state.counters
     n = len(pings)
@@ -339,11 +382,38 @@ def _hygiene(
     rf, tf = r[fresh], t[fresh]
     group_end = np.ones(rf.shape[0], dtype=np.bool_)
     group_end[:-1] = rf[1:] != rf[:-1]
-    state.last_ts[rf[group_end]] = tf[group_end]
+    latest_rows = rf[group_end]
+    latest_ts = tf[group_end]
+    state.last_ts[latest_rows] = latest_ts
+    if received_at is None:
+        _set_lags(state, latest_rows, None)
+    else:
+        arrived = np.asarray(received_at, dtype=np.float64)
+        if arrived.ndim:
+            arrived = arrived[src[fresh][group_end]]
+        lag = arrived - latest_ts
+        _set_lags(state, latest_rows, np.where(lag > policy.live_lag_s, lag, 0.0))
 
     usable = fresh & ~inaccurate
     return _teleports(state, policy, r=r[usable], t=t[usable], src=src[usable], a=a[usable],
                       lat_all=lat, lng_all=lng, verdicts=verdicts)
+
+
+def _set_lags(
+    state: PresenceState, rows: NDArray[np.int64], lag: NDArray[np.float64] | None
+) -> None:
+    """Give ``rows`` (distinct users who sent a fresh ping) their new clock lag (None:
+    0 for all), moving the timers of those with open visits whose lag changed."""
+    old = state.lag_s[rows]
+    changed = old != 0.0 if lag is None else old != lag
+    if not bool(changed.any()):  # the usual batch: live users stay live
+        return
+    moved = rows[changed]
+    state.lag_s[moved] = 0.0 if lag is None else lag[changed]
+    visits_of = state.visits
+    for row in moved.tolist():
+        for visit in visits_of.get(row, {}).values():
+            schedule(state, row, visit, visit.scheduled_s)
 
 
 def _break_ties(
@@ -694,17 +764,21 @@ def _fire_due(ctx: _Ctx, row: int, visits: dict[str, Visit], until: float) -> No
 def _advance(ctx: _Ctx) -> None:
     state, now = ctx.state, ctx.now
     timers = state.timers
+    lag = state.lag_s
     while timers and timers[0][0] <= now:
-        due, row, venue_id, visit_id = heapq.heappop(timers)
-        visits = state.visits.get(row)
-        visit = visits.get(venue_id) if visits else None
-        if visit is None or visit.visit_id != visit_id or visit.scheduled_s != due:
-            continue  # lazy deletion: the visit ended or was rescheduled
-        assert visits is not None
-        if _fire_visit(ctx, row, visit, now):
+        entry = heapq.heappop(timers)
+        visit = timer_visit(state, entry)
+        if visit is None:
+            continue  # lazy deletion: ended, rescheduled, or its user's lag changed
+        row = entry[1]
+        # The user's own clock (the wall clock when live); never before the due time,
+        # so rounding in ``due + lag`` cannot leave a popped timer unfired.
+        until = max(now - float(lag[row]), visit.scheduled_s)
+        if _fire_visit(ctx, row, visit, until):
             schedule(state, row, visit, _next_due(visit, ctx.policy))
         else:
-            del visits[venue_id]
+            visits = state.visits[row]
+            del visits[visit.venue_id]
             if not visits:
                 del state.visits[row]
 
@@ -718,8 +792,9 @@ def _reconcile(ctx: _Ctx, index: FenceQuery) -> None:
             if venue_id in known:
                 continue
             visit = visits.pop(venue_id)
-            if _fire_visit(ctx, row, visit, ctx.now):
-                at = max(ctx.now, visit.last_event_at)
+            clock = ctx.now - float(state.lag_s[row])  # the user's own
+            if _fire_visit(ctx, row, visit, clock):
+                at = max(clock, visit.last_event_at)
                 ctx.emit(row, visit, EventKind.EXIT, at, basis=ctx.now,
                          dwell_s=at - visit.enter_at, confidence=Confidence.HIGH,
                          reason=ExitReason.VENUE_REMOVED)

@@ -86,6 +86,17 @@ class PresencePolicy:
     after the fact a location push is noise, while batched SDK uploads (iOS deferred
     updates, Android batching) usually arrive within a few minutes."""
 
+    live_lag_s: float = 120.0
+    """A user whose latest ping reached the engine at most this long after its ``ts`` is
+    live: their timers (DWELL, silence EXIT) run on the wall clock, as they always have.
+    Later than that the user is uploading history (an offline buffer emptied, a
+    back-fill): until they catch up, their timers run on their own clock, ``last ts +
+    wall time since that ping arrived`` — so a stay uploaded in several requests is one
+    visit, its DWELL waits for the evidence (or the wall time) to reach the threshold,
+    and its silence EXIT comes ``silence_timeout_s`` of wall time after the upload
+    stopped, dated at the last inside ping as always. Two minutes, as ``max_future_s``:
+    network latency and clock drift are seconds, an offline buffer minutes or hours."""
+
     venues: Mapping[str, VenueRules] = field(default_factory=lambda: MappingProxyType({}))
     """Per-venue overrides by venue id."""
 
@@ -95,7 +106,7 @@ class PresencePolicy:
             value = getattr(self, name)
             if not value > 0:
                 raise TriggerError(f"{name} must be > 0, not {value!r}")
-        for name in ("exit_margin_m", "max_future_s"):
+        for name in ("exit_margin_m", "max_future_s", "live_lag_s"):
             value = getattr(self, name)
             if not value >= 0:
                 raise TriggerError(f"{name} must be >= 0, not {value!r}")

@@ -3,19 +3,21 @@
 Layout, chosen for the batch hot path and for memory:
 
 - **Users** are rows of numpy columns (id bytes, last processed ts, the last accepted
-  ping, a teleport streak), looked up vectorised with ``searchsorted`` through a sort
-  permutation; integer user codes go through a hash cache of the codes first
-  (:func:`code_rows`). A user with nothing open costs ~60 bytes plus its id (~16 more
-  when it comes as an integer code; the benchmark measures it), and a batch touches
-  them without a Python loop.
+  ping, a teleport streak, the lag of the user's clock), looked up vectorised with
+  ``searchsorted`` through a sort permutation; integer user codes go through a hash
+  cache of the codes first (:func:`code_rows`). A user with nothing open costs ~70
+  bytes plus its id (~16 more when it comes as an integer code; the benchmark measures
+  it), and a batch touches them without a Python loop.
 - **Open visits** and **entry candidates** are small dicts keyed by user row: few users
   have them at any time, and only those users' pings run the per-user state machine.
-- **Timers** are a heap of ``(due_s, row, venue_id, visit_id)`` with lazy deletion:
-  each open visit owns exactly one live entry (the one whose due equals its
-  ``scheduled_s``); entries of ended or rescheduled visits are dropped when popped.
+- **Timers** are a heap of ``(wall_due_s, row, venue_id, visit_id)`` with lazy
+  deletion: each open visit owns exactly one live entry, the one whose key is its
+  ``scheduled_s`` (event time) plus its user's ``lag_s`` (see :func:`timer_visit`);
+  entries of ended or rescheduled visits, or of a user whose lag changed since, are
+  dropped when popped. A live user's lag is 0, so the key is the due time itself.
 
 :func:`snapshot` gives JSON-serialisable data and :func:`restore` rebuilds an
-equivalent state (the heap is rebuilt from the visits' ``scheduled_s``).
+equivalent state (the heap is rebuilt from the visits' ``scheduled_s`` and the lags).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from triggers.presence_events import Confidence, PresenceCounters
 SNAPSHOT_VERSION = 1
 
 TimerEntry = tuple[float, int, str, str]
-"""(due_s, user row, venue_id, visit_id): tuples order by due, then row, then venue —
-a total order, so timers due at the same instant always fire in the same order."""
+"""(wall_due_s, user row, venue_id, visit_id): the wall (or virtual) time at which the
+visit's timer falls due — its ``scheduled_s`` on its user's clock, plus the user's
+``lag_s``. Tuples order by due, then row, then venue — a total order, so timers due at
+the same instant always fire in the same order."""
 
 
 @dataclass(slots=True)
@@ -55,7 +59,7 @@ class Visit:
     confidence: Confidence
     """Of the latest ping that placed the user inside."""
     scheduled_s: float
-    """Due time of this visit's live timer entry."""
+    """Due time of this visit's live timer entry, on its user's clock (event time)."""
 
 
 Candidate = tuple[float, int]
@@ -74,6 +78,10 @@ class PresenceState:
     anchor_lat: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     anchor_lng: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     reject_streak: NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
+    lag_s: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """How far (s) each user's clock runs behind the wall clock: 0 for a live user;
+    for one uploading history, how late their latest ping arrived (see
+    ``PresencePolicy.live_lag_s``). The user's timers fire at ``wall - lag_s``."""
     n_users: int = 0
     visits: dict[int, dict[str, Visit]] = field(default_factory=dict)
     candidates: dict[int, dict[str, Candidate]] = field(default_factory=dict)
@@ -133,6 +141,7 @@ def user_rows(state: PresenceState, keys: NDArray[np.bytes_]) -> NDArray[np.int6
         state.anchor_lat[n:n + n_new] = np.nan
         state.anchor_lng[n:n + n_new] = np.nan
         state.reject_streak[n:n + n_new] = 0
+        state.lag_s[n:n + n_new] = 0.0
         # keys are sorted, so the new ones are too: merge instead of re-sorting all.
         insert_at = pos[new]
         merged = np.insert(order, insert_at, new_rows)
@@ -239,16 +248,41 @@ def _grow(state: PresenceState, needed: int) -> None:
     # 1.25x growth: the columns are the per-user memory, so keep the slack small.
     new_cap = max(needed, int(capacity * 1.25) + 16)
     state.ids = _with_capacity(state.ids, new_cap)
-    for name in ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "reject_streak"):
+    for name in ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "reject_streak",
+                 "lag_s"):
         setattr(state, name, _with_capacity(getattr(state, name), new_cap))
     if state.row_code.shape[0]:
         state.row_code = _with_capacity(state.row_code, new_cap)
 
 
 def schedule(state: PresenceState, row: int, visit: Visit, due_s: float) -> None:
-    """Make ``due_s`` the visit's live timer (older entries become stale)."""
+    """Make ``due_s`` (on the user's clock) the visit's live timer; older entries
+    become stale."""
     visit.scheduled_s = due_s
-    heapq.heappush(state.timers, (due_s, row, visit.venue_id, visit.visit_id))
+    heapq.heappush(state.timers,
+                   (due_s + float(state.lag_s[row]), row, visit.venue_id, visit.visit_id))
+
+
+def timer_visit(state: PresenceState, entry: TimerEntry) -> Visit | None:
+    """The open visit whose live timer ``entry`` is, else None (a stale entry: the
+    visit ended or was rescheduled, or its user's lag changed since)."""
+    wall_due, row, venue_id, visit_id = entry
+    visits = state.visits.get(row)
+    visit = visits.get(venue_id) if visits else None
+    if visit is None or visit.visit_id != visit_id:
+        return None
+    if visit.scheduled_s + float(state.lag_s[row]) != wall_due:
+        return None
+    return visit
+
+
+def timer_entries(state: PresenceState) -> list[TimerEntry]:
+    """A heap of the live timer of every open visit (for a state built from data)."""
+    lag = state.lag_s
+    timers = [(v.scheduled_s + float(lag[row]), row, vid, v.visit_id)
+              for row, vs in state.visits.items() for vid, v in vs.items()]
+    heapq.heapify(timers)
+    return timers
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -286,6 +320,7 @@ def snapshot(state: PresenceState) -> dict[str, Any]:
             "anchor_lat": [_f(float(x)) for x in state.anchor_lat[:n]],
             "anchor_lng": [_f(float(x)) for x in state.anchor_lng[:n]],
             "reject_streak": [int(x) for x in state.reject_streak[:n]],
+            "lag_s": [float(x) for x in state.lag_s[:n]],
         },
         "visits": [
             [row, *visit_row(v)] for row, vs in sorted(state.visits.items()) for v in vs.values()
@@ -316,12 +351,16 @@ def restore(data: dict[str, Any]) -> PresenceState:
         state.anchor_lat = np.array([float(x) for x in users["anchor_lat"]], dtype=np.float64)
         state.anchor_lng = np.array([float(x) for x in users["anchor_lng"]], dtype=np.float64)
         state.reject_streak = np.array(users["reject_streak"], dtype=np.uint8)
+        # Snapshots from before lags existed: every user was on the wall clock.
+        state.lag_s = np.array([float(x) for x in users.get("lag_s", [0.0] * n)],
+                               dtype=np.float64)
+        if state.lag_s.shape != (n,):
+            raise ValueError(f"lag_s has {state.lag_s.shape[0]} entries for {n} users")
         state.n_users = n
         for row, *fields in data["visits"]:
             visit = visit_from_row(fields)
             state.visits.setdefault(int(row), {})[visit.venue_id] = visit
-            state.timers.append((visit.scheduled_s, int(row), visit.venue_id, visit.visit_id))
-        heapq.heapify(state.timers)
+        state.timers = timer_entries(state)
         for row, venue_id, ts, level in data["candidates"]:
             state.candidates.setdefault(int(row), {})[venue_id] = (float(ts), int(level))
         state.counters = PresenceCounters(**data["counters"])

@@ -12,7 +12,7 @@ small one holding just a batch's users, vectorised over the user columns:
 - :func:`due_user_ids` — the users with a live timer due by a time, earliest first,
   without popping the heap;
 - :func:`to_columns` / :func:`from_columns` — a state as plain columns, one entry per user
-  (a database row each: four floats, a small int, the open visits and candidates as
+  (a database row each: five floats, a small int, the open visits and candidates as
   JSON-serialisable lists or ``None``, and the next due time).
 
 The small state is a private copy: processing it changes nothing in the large one until
@@ -32,9 +32,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from triggers.errors import TriggerError
-from triggers.presence_state import PresenceState, new_state, user_rows, visit_from_row, visit_row
+from triggers.presence_state import (
+    PresenceState,
+    new_state,
+    timer_entries,
+    timer_visit,
+    user_rows,
+    visit_from_row,
+    visit_row,
+)
 
-_COLUMNS = ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "reject_streak")
+_COLUMNS = ("last_ts", "anchor_ts", "anchor_lat", "anchor_lng", "reject_streak", "lag_s")
 
 
 def _keys(user_ids: Sequence[str]) -> NDArray[np.bytes_]:
@@ -86,19 +94,18 @@ def extract_users(state: PresenceState, user_ids: Sequence[str]) -> PresenceStat
             own = visits.get(row)
             if own:
                 sub.visits[sub_row] = {vid: copy.copy(v) for vid, v in own.items()}
-                sub.timers.extend(
-                    (v.scheduled_s, sub_row, vid, v.visit_id) for vid, v in own.items())
             cands = candidates.get(row)
             if cands:
                 sub.candidates[sub_row] = dict(cands)
-        heapq.heapify(sub.timers)
+        sub.timers = timer_entries(sub)
     return sub
 
 
 def merge_users(state: PresenceState, sub: PresenceState) -> None:
     """Write every user of ``sub`` into ``state`` (``sub`` is left unusable: its visits
-    are moved, not copied). Timers of visits that are new or rescheduled are pushed;
-    the entries of visits that ended or moved go stale (the heap deletes lazily)."""
+    are moved, not copied). Timers of visits that are new or rescheduled, or whose
+    user's lag changed, are pushed; the entries of visits that ended or moved go stale
+    (the heap deletes lazily)."""
     n = sub.n_users
     if not n:
         return
@@ -106,6 +113,8 @@ def merge_users(state: PresenceState, sub: PresenceState) -> None:
     perm = np.argsort(keys, kind="stable")  # new users were appended unsorted
     rows = np.empty(n, dtype=np.int64)
     rows[perm] = user_rows(state, keys[perm])
+    old_lag = state.lag_s[rows].tolist()
+    new_lag = sub.lag_s[:n].tolist()
     for name in _COLUMNS:
         getattr(state, name)[rows] = getattr(sub, name)[:n]
     big_visits, big_cands = state.visits, state.candidates
@@ -119,11 +128,14 @@ def merge_users(state: PresenceState, sub: PresenceState) -> None:
         new = sub.visits.get(sub_row)
         if new:
             big_visits[row] = new
+            lag = new_lag[sub_row]
+            lag_moved = old_lag[sub_row] != lag
             for vid, visit in new.items():
                 before = old.get(vid)
-                if (before is None or before.visit_id != visit.visit_id
+                if (lag_moved or before is None or before.visit_id != visit.visit_id
                         or before.scheduled_s != visit.scheduled_s):
-                    heapq.heappush(state.timers, (visit.scheduled_s, row, vid, visit.visit_id))
+                    heapq.heappush(state.timers,
+                                   (visit.scheduled_s + lag, row, vid, visit.visit_id))
         cands = sub.candidates.get(sub_row)
         if cands:
             big_cands[row] = cands
@@ -152,9 +164,7 @@ def drop_users(state: PresenceState, user_ids: Sequence[str]) -> int:
     dropped = set(rows.tolist())
     state.visits = {mapping[r]: v for r, v in state.visits.items() if r not in dropped}
     state.candidates = {mapping[r]: c for r, c in state.candidates.items() if r not in dropped}
-    state.timers = [(v.scheduled_s, r, vid, v.visit_id)
-                    for r, vs in state.visits.items() for vid, v in vs.items()]
-    heapq.heapify(state.timers)
+    state.timers = timer_entries(state)
     # The integer-code cache points at old rows: empty it (it refills as users reappear).
     state.code_slots = np.zeros(0, np.int32)
     state.row_code = np.zeros(0, np.int64)
@@ -165,12 +175,10 @@ def drop_users(state: PresenceState, user_ids: Sequence[str]) -> int:
 def due_user_ids(state: PresenceState, now: float, limit: int) -> list[str]:
     """Users with a live timer due at or before ``now``, earliest first (ties by row),
     at most ``limit``. Stale entries on top of the heap are dropped on the way."""
-    timers, visits = state.timers, state.visits
+    timers = state.timers
 
     def live(entry: tuple[float, int, str, str]) -> bool:
-        due, row, venue_id, visit_id = entry
-        visit = visits.get(row, {}).get(venue_id)
-        return visit is not None and visit.visit_id == visit_id and visit.scheduled_s == due
+        return timer_visit(state, entry) is not None
 
     while timers and not live(timers[0]):
         heapq.heappop(timers)
@@ -203,13 +211,17 @@ def due_user_ids(state: PresenceState, now: float, limit: int) -> list[str]:
 class PresenceColumns:
     """A state as one entry per user, in the state's row order.
 
+    ``lag_s``: how far each user's clock runs behind the wall clock (0: live; see
+    ``PresenceState.lag_s``); ``None`` reads as 0 for every user (data written before
+    lags existed).
     ``open`` is ``None`` for a user with no open visit and no entry candidate (most
     users, most of the time), else ``[visits, candidates]`` with a visit as
     ``[venue_id, visit_id, enter_at, last_inside_at, last_event_at, dwell_done_s,
     out_streak, confidence, scheduled_s]`` and a candidate as ``[venue_id, ts, level]``
-    (JSON-serialisable: every float there is finite). ``next_due_s`` is the earliest
-    timer of the user's open visits, NaN when none. The float columns may hold -inf
-    and NaN (a user whose pings were all rejected).
+    (JSON-serialisable: every float there is finite). ``next_due_s`` is the wall time
+    the earliest timer of the user's open visits falls due (its due on the user's clock
+    plus ``lag_s``), NaN when none. The float columns may hold -inf and NaN (a user
+    whose pings were all rejected).
     """
 
     user_ids: list[str]
@@ -220,6 +232,7 @@ class PresenceColumns:
     reject_streak: NDArray[np.int16]
     open: list[list[Any] | None]
     next_due_s: NDArray[np.float64]
+    lag_s: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -238,7 +251,7 @@ def to_columns(state: PresenceState) -> PresenceColumns:
             [[vid, ts, level] for vid, (ts, level) in sorted(cs.items())],
         ]
         if vs:
-            due[row] = min(v.scheduled_s for v in vs.values())
+            due[row] = min(v.scheduled_s for v in vs.values()) + float(state.lag_s[row])
     return PresenceColumns(
         user_ids=user_ids(state),
         last_ts=state.last_ts[:n].copy(),
@@ -248,6 +261,7 @@ def to_columns(state: PresenceState) -> PresenceColumns:
         reject_streak=state.reject_streak[:n].astype(np.int16),
         open=opened,
         next_due_s=due,
+        lag_s=state.lag_s[:n].copy(),
     )
 
 
@@ -271,6 +285,8 @@ def from_columns(columns: PresenceColumns) -> PresenceState:
     if streak.shape[0] and (streak.min() < 0 or streak.max() > 255):
         raise TriggerError("reject_streak outside 0..255")
     state.reject_streak = streak.astype(np.uint8)
+    state.lag_s = (np.zeros(n) if columns.lag_s is None
+                   else np.asarray(columns.lag_s, dtype=np.float64).copy())
     if any(getattr(state, c).shape[0] != n for c in _COLUMNS):
         raise TriggerError("presence columns of different lengths")
     state.n_users = n
@@ -282,12 +298,13 @@ def from_columns(columns: PresenceColumns) -> PresenceState:
             for fields in visits:
                 visit = visit_from_row(fields)
                 state.visits.setdefault(row, {})[visit.venue_id] = visit
-                state.timers.append((visit.scheduled_s, row, visit.venue_id, visit.visit_id))
             for venue_id, ts, level in candidates:
                 state.candidates.setdefault(row, {})[str(venue_id)] = (float(ts), int(level))
     except (TypeError, ValueError) as exc:
         raise TriggerError(f"malformed presence row: {exc!r}") from exc
-    heapq.heapify(state.timers)
+    if not bool(np.isfinite(state.lag_s).all()) or bool((state.lag_s < 0).any()):
+        raise TriggerError("lag_s must be finite and >= 0")
+    state.timers = timer_entries(state)
     return state
 
 

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from server.cli.common import CliError
@@ -21,7 +23,6 @@ from triggers.errors import TriggerError
 from triggers.pings import PingBatch
 from triggers.simulation import Scenario, ScenarioSpec, SimulationError, build
 from triggers.simulation.stream import recorded_columns
-from triggers.trajectory import PingColumns
 from venues import VenueError, VenueLoad, load_venues, parse_feature_collection
 from venues.model import Venue
 
@@ -148,11 +149,12 @@ def load_scenario(path: str | Path) -> Scenario:
         raise doc.error("venues", "missing: a venue file (relative to the scenario) or an "
                                   "inline FeatureCollection")
     venues, attribution = _venues(doc, data["venues"], base)
-    recorded = _pings(doc, data.get("pings"), base)
+    pings = _pings(doc, data.get("pings"), base)
     try:
         spec = ScenarioSpec.model_validate(rest)
     except ValidationError as exc:
         raise doc.validation_error(exc, rest) from None
+    recorded = None if pings is None else recorded_columns(*pings, arrival=spec.pings_arrival)
     try:
         return build(spec, venues, recorded, attribution)
     except SimulationError as exc:
@@ -206,11 +208,15 @@ def _venue_load(doc: _Document, item: Any, base: Path, where: str) -> VenueLoad:
     raise doc.error(where, "expected a venue file path or an inline FeatureCollection")
 
 
-def _pings(doc: _Document, value: Any, base: Path) -> PingColumns | None:
+def _pings(
+    doc: _Document, value: Any, base: Path
+) -> tuple[PingBatch, NDArray[np.float64]] | None:
+    """The pings of the CSV(s), in file order, and each one's ``received_at`` (NaN: none)."""
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
     batches: list[PingBatch] = []
+    received: list[NDArray[np.float64]] = []
     for i, item in enumerate(items):
         where = f"pings[{i}]" if isinstance(value, list) else "pings"
         if not isinstance(item, str):
@@ -218,7 +224,9 @@ def _pings(doc: _Document, value: Any, base: Path) -> PingColumns | None:
         target = base / item
         try:
             with target.open(newline="", encoding="utf-8") as source:
-                batches.extend(b for b, _ in ping_chunks(source, str(target), 100_000))
+                for batch, _, arrived in ping_chunks(source, str(target), 100_000):
+                    batches.append(batch)
+                    received.append(arrived)
         except FileNotFoundError:
             raise doc.error(where, f"pings file {item!r} not found (looked at {target})") \
                 from None
@@ -228,5 +236,7 @@ def _pings(doc: _Document, value: Any, base: Path) -> PingColumns | None:
             raise doc.error(where, str(exc)) from None
         except TriggerError as exc:
             raise doc.error(where, f"{item}: {exc}") from None
-    return recorded_columns(PingBatch.concat(batches)) if batches else None
+    if not batches:
+        return None
+    return PingBatch.concat(batches), np.concatenate(received)
 

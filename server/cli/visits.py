@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 from server.cli.common import CliError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from geo.index import GeofenceIndex
     from triggers.pings import PingBatch
     from triggers.presence_events import PresenceEvent
     from triggers.presence_policy import PresencePolicy
 
 REQUIRED = ("user_id", "ts", "lat", "lng")
-OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id")
+OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id",
+            "received_at")
 OUT_HEADER = ("user_id", "venue_id", "kind", "at", "visit_id", "dwell_s", "confidence", "reason")
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
@@ -37,11 +40,17 @@ Replay a pings CSV through the presence engine and write one row per event
 (user_id,venue_id,kind,at,visit_id,dwell_s,confidence,reason).
 
 The file is read in chunks of --chunk-rows pings, each chunk one engine batch on a
-virtual clock at the latest ping time seen so far, with the server's rules and the
-file order as arrival order: within a chunk pings may come in any order; across
-chunks a ping older than its user's last one is late (counted and ignored). A file
-sorted by ts, or grouped by user in time order, gives the same events whatever the
-chunk size. At the end, dwell timers due by the last ping have fired and visits
+virtual clock, with the server's rules and the file order as arrival order: a row
+arrives when the file has reached its time, the latest ts (or received_at, an optional
+column of the same format) of it and the rows above it. Within a chunk pings may come
+in any order; across chunks a ping older than its user's last one is late (counted and
+ignored). A user whose rows come after later-dated rows of others (a file grouped by
+user) is history arriving late: their timers run on their own clock, as the server
+runs an offline buffer uploaded late. So a file sorted by ts, or grouped by user in
+time order, gives the same events whatever the chunk size.
+
+At the end every user's clock is brought to the last time in the file: dwell timers
+due by then have fired and visits silent for the silence timeout are closed; visits
 still open stay open; the summary on stderr says how many."""
 
 
@@ -52,7 +61,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venues", required=True, metavar="FILE", help="venue file")
     parser.add_argument("--pings", required=True, metavar="FILE.csv",
                         help="pings CSV: user_id,ts,lat,lng and optional accuracy_m, "
-                             "speed_mps, heading_deg, altitude_m, mock, device_id")
+                             "speed_mps, heading_deg, altitude_m, mock, device_id, "
+                             "received_at")
     parser.add_argument("--out", metavar="FILE.csv", help="output CSV (default: stdout)")
     parser.add_argument("--chunk-rows", type=int, default=100_000, metavar="N",
                         help="pings per engine batch (default 100000)")
@@ -115,7 +125,9 @@ def _replay(
 
     from geo.errors import GeoError  # noqa: PLC0415
     from triggers.errors import TriggerError  # noqa: PLC0415
-    from triggers.presence import process_batch  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from triggers.presence import catch_up, process_batch  # noqa: PLC0415
     from triggers.presence_state import new_state  # noqa: PLC0415
 
     writer = csv.writer(out, lineterminator="\n")
@@ -126,16 +138,23 @@ def _replay(
     size = os.fstat(source.fileno()).st_size
     with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="pings",
               disable=None, leave=False) as bar:
-        for batch, consumed in _chunks(source, str(path), chunk_rows):
-            clock = max(clock, float(batch.ts.max()))
+        for batch, consumed, received in _chunks(source, str(path), chunk_rows):
+            # A row arrives when the file has reached its time: the running maximum.
+            arrived = np.maximum.accumulate(
+                np.concatenate([[clock], np.where(np.isnan(received), batch.ts, received)]))
+            clock = float(arrived[-1])
             try:
-                state, events = process_batch(state, index, batch, policy, clock)
+                state, events = process_batch(state, index, batch, policy, clock,
+                                              received_at=arrived[1:])
             except (TriggerError, GeoError) as exc:
                 raise CliError(str(exc), location=str(path)) from exc
             for event in events:
                 writer.writerow(_row(event))
             n_events += len(events)
             bar.update(consumed)
+        for event in catch_up(state, clock, policy):
+            writer.writerow(_row(event))
+            n_events += 1
     return n_events, state
 
 
@@ -152,8 +171,13 @@ def _iso(ts: float) -> str:
     return when.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
-def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBatch, int]]:
-    """Parse the CSV into batches; yields (batch, bytes consumed since the last one)."""
+def _chunks(
+    source: TextIO, name: str, chunk_rows: int
+) -> Iterator[tuple[PingBatch, int, np.ndarray[Any, np.dtype[np.float64]]]]:
+    """Parse the CSV into batches; yields (batch, bytes consumed since the last one,
+    each ping's ``received_at`` — NaN where the file gives none)."""
+    import numpy as np  # noqa: PLC0415 - see run
+
     reader = csv.reader(source)
     try:
         header = next(reader)
@@ -172,7 +196,8 @@ def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBa
         raise CliError(f"missing column(s) {', '.join(missing)}", location=f"{name}:1")
     pos = {c: header.index(c) for c in header}
     cols: dict[str, list[Any]] = {c: [] for c in ("user_id", "ts", "lat", "lng", "accuracy_m",
-                                                   "speed_mps", "heading_deg", "mock")}
+                                                   "speed_mps", "heading_deg", "mock",
+                                                   "received_at")}
     last_offset = 0
     while True:
         try:
@@ -189,12 +214,12 @@ def _chunks(source: TextIO, name: str, chunk_rows: int) -> Iterator[tuple[PingBa
         _parse_row(record, pos, cols, where)
         if len(cols["ts"]) >= chunk_rows:
             offset = _tell(source, last_offset)
-            yield _batch(cols), offset - last_offset
+            yield _batch(cols), offset - last_offset, np.array(cols["received_at"])
             last_offset = offset
             cols = {c: [] for c in cols}
     if cols["ts"]:
         offset = _tell(source, last_offset)
-        yield _batch(cols), offset - last_offset
+        yield _batch(cols), offset - last_offset, np.array(cols["received_at"])
 
 
 def _tell(source: TextIO, fallback: int) -> int:
@@ -225,6 +250,9 @@ def _parse_row(record: list[str], pos: dict[str, int], cols: dict[str, list[Any]
         raise CliError("must not be empty", location=where, field="user_id")
     cols["user_id"].append(user)
     cols["ts"].append(_parse_ts(record[pos["ts"]], where))
+    received = record[pos["received_at"]].strip() if "received_at" in pos else ""
+    cols["received_at"].append(_parse_ts(received, where, "received_at") if received
+                               else math.nan)
     lat = _number(record, pos, "lat", where, required=True)
     lng = _number(record, pos, "lng", where, required=True)
     if not -90.0 <= lat <= 90.0:
@@ -264,7 +292,7 @@ def _number(record: list[str], pos: dict[str, int], field: str, where: str, *,
     return value
 
 
-def _parse_ts(text: str, where: str) -> float:
+def _parse_ts(text: str, where: str, field: str = "ts") -> float:
     text = text.strip()
     try:
         value = float(text)
@@ -272,14 +300,14 @@ def _parse_ts(text: str, where: str) -> float:
         pass
     else:
         if not math.isfinite(value):
-            raise CliError(f"{text!r} is not a finite time", location=where, field="ts")
+            raise CliError(f"{text!r} is not a finite time", location=where, field=field)
         return value
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise CliError(f"{text!r} is neither ISO-8601 nor epoch seconds",
-                       location=where, field="ts") from None
+                       location=where, field=field) from None
     if when.tzinfo is None:
         raise CliError(f"{text!r} has no UTC offset (add Z or +hh:mm)",
-                       location=where, field="ts")
+                       location=where, field=field)
     return when.timestamp()

@@ -8,7 +8,7 @@
   statement cache); batch writes are one round trip each (``INSERT … SELECT FROM
   unnest(arrays) ON CONFLICT DO NOTHING`` for the keyed rows and for pings, unique per
   (user, ts); the count tells how many rows were new).
-- **Presence** is one row per user of typed columns (migration 0003), moved in and out
+- **Presence** is one row per user of typed columns (migrations 0003, 0007), moved in and out
   as whole-batch arrays through :func:`triggers.presence_subset.to_columns` /
   ``from_columns``; only the users with an open visit or candidate carry JSON (``open``).
 - **Batch locks**: ``pg_advisory_xact_lock`` on a 64-bit hash of (tenant, user)
@@ -200,6 +200,7 @@ def _presence_state(row: Mapping[str, Any]) -> PresenceState:
         open=[None if o is None else orjson.loads(o) for o in row["open"]],
         # Not read back: from_columns rebuilds the timers from the open visits.
         next_due_s=np.full(n, np.nan),
+        lag_s=np.array(row["lag_s"], dtype=np.float64),
     ))
 
 
@@ -1118,7 +1119,7 @@ class _PgTx:
     _LOAD = ("SELECT array_agg(p.user_id) AS user_ids, array_agg(last_ts) AS last_ts,"
              " array_agg(anchor_ts) AS anchor_ts, array_agg(anchor_lat) AS anchor_lat,"
              " array_agg(anchor_lng) AS anchor_lng, array_agg(reject_streak) AS reject_streak,"
-             " array_agg(open::text) AS open"
+             " array_agg(open::text) AS open, array_agg(lag_s) AS lag_s"
              " FROM unnest($2::text[]) AS u(user_id) JOIN presence p"
              " ON p.tenant_id = $1 AND p.user_id = u.user_id")
 
@@ -1262,20 +1263,22 @@ class _PgTx:
         # next_due_s: NaN (no open visit) is NULL, out of the partial due index.
         await self._conn.execute(
             "INSERT INTO presence (tenant_id, user_id, last_ts, anchor_ts, anchor_lat,"
-            " anchor_lng, reject_streak, open, next_due_s, updated_at)"
-            " SELECT $1, u, a, b, c, d, r, o::jsonb, nullif(n, 'NaN'), $10"
+            " anchor_lng, reject_streak, open, next_due_s, updated_at, lag_s)"
+            " SELECT $1, u, a, b, c, d, r, o::jsonb, nullif(n, 'NaN'), $10, g"
             " FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],"
-            "   $7::int2[], $8::text[], $9::float8[]) AS x(u, a, b, c, d, r, o, n)"
+            "   $7::int2[], $8::text[], $9::float8[], $11::float8[])"
+            "   AS x(u, a, b, c, d, r, o, n, g)"
             " ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_ts = EXCLUDED.last_ts,"
             " anchor_ts = EXCLUDED.anchor_ts, anchor_lat = EXCLUDED.anchor_lat,"
             " anchor_lng = EXCLUDED.anchor_lng, reject_streak = EXCLUDED.reject_streak,"
             " open = EXCLUDED.open, next_due_s = EXCLUDED.next_due_s,"
-            " updated_at = EXCLUDED.updated_at",
+            " updated_at = EXCLUDED.updated_at, lag_s = EXCLUDED.lag_s",
             self._tenant, columns.user_ids, columns.last_ts.tolist(),
             columns.anchor_ts.tolist(), columns.anchor_lat.tolist(),
             columns.anchor_lng.tolist(), columns.reject_streak.tolist(),
             [None if o is None else orjson.dumps(o).decode() for o in columns.open],
             columns.next_due_s.tolist(), self._clock(),
+            [0.0] * len(columns) if columns.lag_s is None else columns.lag_s.tolist(),
         )
 
 

@@ -8,7 +8,9 @@ virtual time. The loop, per slice of ``batch_s`` virtual seconds:
 1. fire the timers due before the slice's first delivery, each at its due time (so a
    DWELL is decided at the instant it is due, as the service's timer loop would);
 2. feed the pings delivered in the slice, in delivery order, as ONE batch, at ``now`` =
-   the last delivery time (a server processes a batch when the last ping is in);
+   the last delivery time (a server processes a batch when the last ping is in), each
+   ping received at its own delivery time (a user whose pings arrive late runs their
+   timers behind, as on the server: ``PresencePolicy.live_lag_s``);
 3. fire the timers due up to the end of the slice.
 
 Each event is decided with the user's profile (an empty one for users without), the
@@ -251,7 +253,8 @@ def simulate(
         if cols is not None:
             fire(float(cols.delivery_ts[0]))
             now = float(cols.delivery_ts[-1])
-            state, events = process_batch(state, index, cols.to_batch(), presence, now)
+            state, events = process_batch(state, index, cols.to_batch(), presence, now,
+                                          received_at=cols.delivery_ts)
             handle(events, now)
             if tracks:
                 _track(tracks, tracked_arr, cols)
@@ -268,10 +271,15 @@ def simulate(
 
 
 def _end_hint(scenario: Scenario, devs: Sequence[Device]) -> float:
-    """The last time any ping may be generated: the scenario end, else the last device's."""
+    """The last time any ping may be delivered: the scenario end, else the last device's
+    or the last recorded ping's (a scenario may have recorded pings only)."""
     if scenario.spec.end is not None:
         return scenario.spec.end.timestamp()
-    return max([d.end_ts for d in devs], default=scenario.start_ts)
+    ends = [d.end_ts for d in devs]
+    recorded = scenario.recorded
+    if recorded is not None and len(recorded):
+        ends.append(float(recorded.delivery_ts.max()))
+    return max(ends, default=scenario.start_ts)
 
 
 def _record(result: SimulationResult, event: PresenceEvent, decision: Decision,

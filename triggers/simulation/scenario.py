@@ -10,6 +10,10 @@ checks what needs the venues (a route naming an unknown venue) and returns the
 Extensions to DESIGN's example, all optional:
 
 - ``end`` (default: the last ping delivered + the silence timeout, so open visits end),
+  ``pings_arrival`` (``ts``, the default: each recorded ping arrives at its own ``ts``,
+  or at its ``received_at`` column; ``file_order``: the file is an upload log, a ping
+  arrives when the file has reached its time — a user exported after others arrives
+  late, as a phone emptying its buffer: the same visits, ``stale`` for pushes),
   ``timezone`` (IANA zone of the timeline and of "per day" counts; default the UTC offset
   of ``start``), ``seed`` (of every random draw, default 0), ``batch_s`` (virtual time
   per engine batch, default 30 s);
@@ -26,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -77,6 +81,7 @@ class PresenceOverrides(_Frozen):
     teleport_confirm_pings: int | None = None
     max_future_s: float | None = None
     stale_after_s: float | None = None
+    live_lag_s: float | None = None
 
     def build(self) -> PresencePolicy:
         """The presence policy (raises ``TriggerError`` on an out-of-range value)."""
@@ -234,6 +239,8 @@ class ScenarioSpec(_Frozen):
     timezone: TimeZoneName | None = None
     seed: int = 0
     batch_s: float = Field(default=30.0, gt=0, le=600)
+    pings_arrival: Literal["ts", "file_order"] = "ts"
+    """When a recorded ping arrives: at its ``ts`` (or ``received_at``), or in file order."""
     policy: ScenarioPolicy = ScenarioPolicy()
     profiles: tuple[Profile, ...] = ()
     campaigns: tuple[Campaign, ...] = ()
@@ -272,8 +279,8 @@ class Scenario:
     spec: ScenarioSpec
     venues: tuple[Venue, ...]
     recorded: PingColumns | None = None
-    """Pings from the CSV, in file order (= arrival order); ``delivery_ts`` is the
-    running maximum of ``ts`` (a ping arrives when the file reaches it)."""
+    """Pings from the CSV, in file order; ``delivery_ts`` is when each arrives (see
+    ``ScenarioSpec.pings_arrival`` and :func:`~triggers.simulation.stream.recorded_columns`)."""
     attribution: str | None = None
 
     @property

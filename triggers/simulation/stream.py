@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -138,10 +139,24 @@ def device_window(
     return cols if bool(keep.all()) else cols.take(np.flatnonzero(keep))
 
 
-def recorded_columns(batch: PingBatch) -> PingColumns:
-    """Recorded pings (file order) with delivery at the running maximum of ``ts``."""
+def recorded_columns(
+    batch: PingBatch, received_at: NDArray[np.float64] | None = None, *,
+    arrival: Literal["ts", "file_order"] = "ts",
+) -> PingColumns:
+    """Recorded pings (in file order) with their delivery times.
+
+    Each ping is delivered at its ``received_at`` (NaN or ``None``: at its own ``ts``).
+    ``arrival="file_order"`` makes the file order the order of arrival: a ping is
+    delivered when the file has reached its time, the running maximum of those times
+    (a user exported after others arrives late, as a phone emptying its buffer does).
+    Ties keep the file order.
+    """
     n = len(batch)
-    delivery = np.maximum.accumulate(batch.ts) if n else batch.ts.copy()
+    delivery = batch.ts.copy()
+    if received_at is not None:
+        delivery = np.where(np.isnan(received_at), delivery, received_at)
+    if arrival == "file_order" and n:
+        delivery = np.maximum.accumulate(delivery)
     return PingColumns(
         user_id=batch.user_id.astype(str), ts=batch.ts, delivery_ts=delivery,
         delivery_tiebreak=np.arange(n, dtype=np.float64) / max(n, 1),
@@ -164,7 +179,7 @@ class PingStream:
         self._cursor = 0
         """Pings before it in ``_pending`` were handed out (no copy per slice)."""
         if recorded is not None and len(recorded):
-            keep = np.flatnonzero(recorded.ts <= end_ts)
+            keep = np.flatnonzero(recorded.delivery_ts <= end_ts)
             self._pending = _sorted(recorded.take(keep))
         starts = [d.start_ts for d in self._devices]
         self._origin = min(starts) if starts else math.inf
