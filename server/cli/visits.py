@@ -121,12 +121,11 @@ def _replay(
     policy: PresencePolicy,
     path: Path,
 ) -> tuple[int, Any]:
+    import numpy as np  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415 - see run
 
     from geo.errors import GeoError  # noqa: PLC0415
     from triggers.errors import TriggerError  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
     from triggers.presence import catch_up, process_batch  # noqa: PLC0415
     from triggers.presence_state import new_state  # noqa: PLC0415
 

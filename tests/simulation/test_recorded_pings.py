@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from geo.distance import frame_scales
 from geo.latlng import LatLng
 from server.cli import main
-from server.scenario_files import load_scenario
+from server.cli.scenario_files import load_scenario
 from tests.conftest import BEIJING_VENUES
 from triggers.simulation import SimulationResult, simulate
 from triggers.trajectory import Go, PingColumns, TrajectorySpec, Wait, generate_many

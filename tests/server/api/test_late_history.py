@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from server.api.context import CORES
 from server.auth import Role
 from server.cli import main as cli_main
+from server.cli.scenario_files import load_scenario
 from server.pipeline import fire_timers
-from server.scenario_files import load_scenario
 from server.store import Store
 from tests.server.api.conftest import (
     Api,
