@@ -297,7 +297,7 @@ async def put_channels(request: web.Request, principal: Principal) -> web.Respon
             await channel.aclose()
     egress = request.app[SETTINGS].egress()
     for field_name, host, port in settings.destinations():
-        refused = await egress.check(host, port)
+        refused = await egress.check(host, port, channel=field_name.partition(".")[0])
         if refused is not None:
             raise ApiError(422, "destination_not_allowed", f"{field_name}: {refused}",
                            field=field_name)
