@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.context import json_response, path_id, query_int, read_json, store
+from server.api.context import FANOUT, json_response, path_id, query_int, read_json, store
 from server.api.registry import ADMIN, MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
     CampaignIn,
@@ -95,6 +95,9 @@ async def patch_user(request: web.Request, principal: Principal) -> web.Response
 async def delete_user(request: web.Request, principal: Principal) -> web.Response:
     uid = path_id(request)
     erased = await store(request).erase_user(principal.tenant_id, uid)
+    # The erasure revoked the user's stream tokens; their open sockets close too.
+    _, user_epoch = await store(request).stream_token_epochs(principal.tenant_id, uid)
+    await request.app[FANOUT].revoke(principal.tenant_id, uid, user_epoch)
     return json_response({"id": uid, "erased": erased})
 
 
@@ -291,7 +294,8 @@ OPERATIONS = [
                                "application/json": _MERGE_PATCH}),
               responses={200: Profile}, errors=(400, 404, 413, 422)),
     Operation("DELETE", "/v1/users/{id}", "eraseUser",
-              "Erase everything about a user (profile, pings, visits, decisions, deliveries)",
+              "Erase everything about a user (profile, pings, visits, decisions, deliveries)"
+              " and revoke their stream tokens",
               "users", delete_user, ADMIN,
               responses={200: {"type": "object", "properties": {
                   "id": {"type": "string"},

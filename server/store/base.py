@@ -53,6 +53,13 @@ from venues.model import Venue
 # --------------------------------------------------------------------------- tenants, keys
 
 
+def token_user_key(user_id: str) -> str:
+    """What a user's stream-token epoch is kept under: the SHA-256 (hex) of the id. The
+    epoch must outlive the user's erasure (or an old token would open the stream again),
+    and a digest is no readable id."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 class Role(StrEnum):
     """What an API key may do (DESIGN.md, HTTP API)."""
 
@@ -469,9 +476,10 @@ class Store(Protocol):
 
     async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
         """Delete everything about the user: profile, pings, presence, events,
-        decisions, ledger entries, feedback streak, deliveries. Waits for the user's
-        batch lock, so no batch in flight writes the user back. Returns rows deleted
-        per kind (all zeros for an unknown user)."""
+        decisions, ledger entries, feedback streak, deliveries; and revoke their stream
+        tokens (:meth:`revoke_stream_tokens`, not counted). Waits for the user's batch
+        lock, so no batch in flight writes the user back. Returns rows deleted per kind
+        (all zeros for an unknown user)."""
         ...
 
     # -- campaigns and policy --------------------------------------------------------
@@ -633,6 +641,19 @@ class Store(Protocol):
     async def stream_secret(self, tenant_id: str) -> str:
         """The tenant's secret for in-app stream tokens, made (random, 256 bits) on first
         use; ``NotFoundError`` for an unknown tenant."""
+        ...
+
+    async def stream_token_epochs(self, tenant_id: str, user_id: str) -> tuple[int, int]:
+        """``(tenant epoch, user epoch)`` of stream tokens: a token minted at lower ones
+        is revoked. Both 0 until first revoked; an unknown tenant reads (0, 0)."""
+        ...
+
+    async def revoke_stream_tokens(self, tenant_id: str, user_id: str | None = None) -> int:
+        """Revoke every stream token minted so far: of ``user_id``, or of the whole tenant
+        when ``None``; returns the new epoch (its predecessor plus one).
+        :meth:`erase_user` does this for the user it erases, in its transaction. The
+        user's epoch is kept under :func:`token_user_key`, not the id, since it must
+        outlive an erasure. ``NotFoundError`` for an unknown tenant."""
         ...
 
     # -- stats -----------------------------------------------------------------------
