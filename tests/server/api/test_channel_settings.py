@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from server.channels.inapp import StreamHub
+from server.outbox.channels import ChannelRegistry
 from tests.server.api.conftest import Api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -93,3 +95,19 @@ async def test_a_users_own_mqtt_topic_must_lie_in_the_tenants_namespace(
     profile = await api.store.get_profile("acme", "u1")
     assert profile is not None
     assert profile.contacts.mqtt_topic == "geopush/acme/devices/d-7"
+
+
+@pytest.mark.parametrize("stored", [
+    {"mqtt": {"host": "127.0.0.1", "port": 1883, "topic_template": "geopush/globex/{user_id}"}},
+    {"webhook": {"url": f"https://hooks.example.com/{CRLF}", "secret": SECRET}},
+])
+async def test_settings_stored_before_these_rules_that_break_them_leave_the_inbox_only(
+    stored: dict[str, Any],
+) -> None:
+    """Written by an older version: the dispatcher sends on none of their channels (and
+    logs why) rather than publishing outside the namespace or posting a bad URL."""
+    registry = ChannelRegistry(StreamHub(), observer=lambda *_: None, clock=lambda: 0.0)
+    try:
+        assert registry.for_settings("acme", stored).configured == {"inbox"}
+    finally:
+        await registry.aclose()
