@@ -195,7 +195,7 @@ async def _claims(request: web.Request, token: str) -> StreamClaims:
 
 async def _revoked(request: web.Request, claims: StreamClaims) -> bool:
     epochs = await store(request).stream_token_epochs(claims.tenant_id, claims.user_id)
-    return TokenEpochs(*epochs).revoke(claims)
+    return TokenEpochs(*epochs).revokes(claims)
 
 
 _INBOX_BY_KEY = Operation("GET", "/v1/users/{id}/inbox", "getInboxByKey", "", "users",

@@ -109,7 +109,7 @@ class TokenEpochs:
     tenant: int = 0
     user: int = 0
 
-    def revoke(self, claims: StreamClaims) -> bool:
+    def revokes(self, claims: StreamClaims) -> bool:
         """Whether these epochs revoke the token ``claims`` came from."""
         return claims.tenant_epoch < self.tenant or claims.user_epoch < self.user
 

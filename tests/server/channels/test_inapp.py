@@ -301,8 +301,8 @@ def test_token_carries_the_epochs_it_was_minted_at() -> None:
     token = issue_stream_token("s3cret", "acme", "u1", NOW + 600, TokenEpochs(3, 7))
     claims = verify_stream_token("s3cret", token, now=NOW)
     assert (claims.tenant_epoch, claims.user_epoch) == (3, 7)
-    assert not TokenEpochs(3, 7).revoke(claims)
-    assert TokenEpochs(4, 7).revoke(claims) and TokenEpochs(3, 8).revoke(claims)
+    assert not TokenEpochs(3, 7).revokes(claims)
+    assert TokenEpochs(4, 7).revokes(claims) and TokenEpochs(3, 8).revokes(claims)
 
 
 def test_a_token_minted_before_epochs_existed_is_at_epoch_zero() -> None:
@@ -311,8 +311,8 @@ def test_a_token_minted_before_epochs_existed_is_at_epoch_zero() -> None:
     token = f"v1.{payload.decode()}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
     claims = verify_stream_token("s3cret", token, now=NOW)
     assert (claims.tenant_epoch, claims.user_epoch) == (0, 0)
-    assert not TokenEpochs().revoke(claims)
-    assert TokenEpochs(user=1).revoke(claims)
+    assert not TokenEpochs().revokes(claims)
+    assert TokenEpochs(user=1).revokes(claims)
 
 
 def test_token_expires_at_its_expiry_second() -> None:
