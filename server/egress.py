@@ -14,9 +14,18 @@ link-local, carrier-grade NAT, multicast, reserved, unspecified) — unless
 
 - the operator allows private destinations altogether (``GEOPUSH_OUTBOUND_ALLOW_PRIVATE``:
   a single-tenant install whose webhooks are internal), or
-- the destination is on the operator's list (``GEOPUSH_OUTBOUND_ALLOWED``): a
-  ``host:port`` (``127.0.0.1:1883``, the shared MQTT broker, is the default), a host, or an
-  address block (``10.1.0.0/16``).
+- the destination is on the operator's list (``GEOPUSH_OUTBOUND_ALLOWED``) *for the
+  channel that connects*. An entry is ``CHANNEL:DESTINATION``: ``CHANNEL`` is one of
+  ``webhook``, ``mqtt``, ``fcm``, ``apns``, ``email``, ``sms``, or ``*`` for all of them;
+  ``DESTINATION`` is a ``host:port``, a host (any port) or an address block
+  (``10.1.0.0/16``). The default, ``mqtt:127.0.0.1:1883``, lets the ``mqtt`` channel reach
+  the operator's shared broker and nothing else reach it: without the channel a tenant's
+  webhook could POST to the broker's port too.
+
+  An entry without a channel (the form before channels: ``127.0.0.1:1883``, ``10.1.0.0/16``)
+  still means what it meant then: every channel, as ``*:`` would. A ``name:digits`` entry
+  is always a host and a port, so a host called ``mqtt`` is written ``mqtt:1883`` (any
+  channel) or ``mqtt:mqtt:1883`` (the MQTT channel only).
 
 Checked twice: when the settings are written (a 422 ``destination_not_allowed`` naming
 the field) and when a channel connects (a permanent ``... destination refused``):
@@ -38,7 +47,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore
@@ -48,8 +57,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 RESOLVE_TIMEOUT_S = 3.0
 """A settings check does not wait longer for DNS (the connection is checked anyway)."""
-DEFAULT_ALLOWED = ("127.0.0.1:1883",)
-"""The MQTT channel's default broker (``mqtt.host`` defaults to it): the operator's own."""
+CHANNELS = ("webhook", "mqtt", "fcm", "apns", "email", "sms")
+"""The channels that connect to tenant-set destinations (the in-app inbox connects nowhere)."""
+ANY_CHANNEL = "*"
+DEFAULT_ALLOWED = ("mqtt:127.0.0.1:1883",)
+"""The MQTT channel's default broker (``mqtt.host`` defaults to it), for MQTT only."""
 
 
 class DestinationRefused(httpcore.ConnectError):
@@ -57,54 +69,87 @@ class DestinationRefused(httpcore.ConnectError):
 
 
 @dataclass(frozen=True, slots=True)
+class AllowedEntry:
+    """One entry of the operator's list: which channel (``*``: any) may reach what."""
+
+    channel: str
+    destination: str
+    """``host:port``, ``[v6]:port``, a host, or an address block (CIDR)."""
+
+    @classmethod
+    def parse(cls, text: str) -> AllowedEntry:
+        """``CHANNEL:DESTINATION`` or a bare destination (any channel); raises
+        ``ValueError`` naming the entry when it is none of the forms."""
+        prefix, sep, rest = text.partition(":")
+        prefix = prefix.lower()
+        if sep and not rest.isdigit() and prefix in (*CHANNELS, ANY_CHANNEL, "inbox"):
+            if prefix == "inbox":
+                raise ValueError(f"{text!r}: the inbox connects nowhere; a channel is one "
+                                 f"of {', '.join(CHANNELS)} or *")
+            channel, destination = prefix, rest
+        elif prefix == ANY_CHANNEL:
+            raise ValueError(f"{text!r}: the destination is missing")
+        else:
+            channel, destination = ANY_CHANNEL, text
+        if not destination:
+            raise ValueError(f"{text!r}: the destination is missing")
+        if "/" in destination:
+            try:
+                ipaddress.ip_network(destination, strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an address block") from None
+        elif _has_port_text(destination) and _split(destination)[1] is None:
+            raise ValueError(f"{text!r}: the port is not a number")
+        return cls(channel, destination)
+
+    def allows(self, channel: str, host: str, port: int, address: IPAddress | None) -> bool:
+        """Whether this entry lets ``channel`` connect to ``host`` (resolved to
+        ``address``, when known) on ``port``."""
+        if self.channel not in (ANY_CHANNEL, channel):
+            return False
+        if "/" in self.destination:
+            return address is not None and address in ipaddress.ip_network(
+                self.destination, strict=False)
+        name, entry_port = _split(self.destination)
+        if entry_port is not None and entry_port != port:
+            return False
+        return name == host or (address is not None and name == str(address))
+
+
+@dataclass(frozen=True, slots=True)
 class EgressPolicy:
-    """Which destinations tenant settings may name (see the module doc)."""
+    """Which destinations tenant settings may name, per channel (see the module doc)."""
 
     allow_private: bool = False
-    allowed: tuple[str, ...] = DEFAULT_ALLOWED
-    """``host:port``, ``host`` or an address block (CIDR)."""
+    allowed: tuple[AllowedEntry, ...] = field(
+        default_factory=lambda: tuple(AllowedEntry.parse(a) for a in DEFAULT_ALLOWED))
 
     @classmethod
     def parse(cls, allow_private: bool, allowed: Iterable[str]) -> EgressPolicy:
-        """Raises ``ValueError`` naming an entry that is none of the three forms."""
-        entries = tuple(a.strip() for a in allowed if a.strip())
-        for entry in entries:
-            if "/" in entry:
-                try:
-                    ipaddress.ip_network(entry, strict=False)
-                except ValueError:
-                    raise ValueError(f"{entry!r} is not an address block") from None
-            elif _has_port_text(entry) and _split(entry)[1] is None:
-                raise ValueError(f"{entry!r}: the port is not a number")
+        """Raises ``ValueError`` naming an entry that is none of the forms."""
+        entries = tuple(AllowedEntry.parse(a.strip()) for a in allowed if a.strip())
         return cls(allow_private, entries)
 
-    def _listed(self, host: str, port: int, address: IPAddress | None) -> bool:
-        """Whether the operator's list names this host (or address) and port."""
+    def _listed(self, channel: str, host: str, port: int, address: IPAddress | None) -> bool:
+        """Whether the operator's list lets ``channel`` reach this host (or address)
+        and port."""
         host = host.lower().strip("[]")
-        for entry in self.allowed:
-            if "/" in entry:
-                if address is not None and address in ipaddress.ip_network(entry, strict=False):
-                    return True
-                continue
-            name, entry_port = _split(entry)
-            if entry_port is not None and entry_port != port:
-                continue
-            if name == host or (address is not None and name == str(address)):
-                return True
-        return False
+        return any(e.allows(channel, host, port, address) for e in self.allowed)
 
-    def refusal(self, host: str, port: int, address: IPAddress) -> str | None:
-        """Why connecting to ``address`` (which ``host`` resolved to) on ``port`` is
-        refused, or ``None`` when it is allowed."""
-        if self.allow_private or _public(address) or self._listed(host, port, address):
+    def refusal(self, host: str, port: int, address: IPAddress, *, channel: str) -> str | None:
+        """Why ``channel`` connecting to ``address`` (which ``host`` resolved to) on
+        ``port`` is refused, or ``None`` when it is allowed."""
+        if (self.allow_private or _public(address)
+                or self._listed(channel, host, port, address)):
             return None
         return (f"{host}:{port} resolves to {address}, which is not a public address "
-                "(allow it with GEOPUSH_OUTBOUND_ALLOWED)")
+                f"(the operator may allow the {channel} channel to reach it: "
+                f"GEOPUSH_OUTBOUND_ALLOWED={channel}:{_entry_text(host, port)})")
 
-    async def check(self, host: str, port: int) -> str | None:
+    async def check(self, host: str, port: int, *, channel: str) -> str | None:
         """:meth:`refusal` for every address ``host`` resolves to now; ``None`` also when
         it does not resolve (the connection is checked again when it is made)."""
-        if self.allow_private or self._listed(host, port, None):
+        if self.allow_private or self._listed(channel, host, port, None):
             return None
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_S):
@@ -112,10 +157,15 @@ class EgressPolicy:
         except (OSError, TimeoutError):
             return None
         for address in addresses:
-            reason = self.refusal(host, port, address)
+            reason = self.refusal(host, port, address, channel=channel)
             if reason is not None:
                 return reason
         return None
+
+
+def _entry_text(host: str, port: int) -> str:
+    bare = host.strip("[]")
+    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
 
 
 def _public(address: IPAddress) -> bool:
@@ -161,9 +211,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An HTTP network backend that resolves the host itself, refuses the addresses the
     policy refuses, and connects to the address it checked (no second lookup)."""
 
-    def __init__(self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(
+        self, policy: EgressPolicy, inner: httpcore.AsyncNetworkBackend, *, channel: str
+    ) -> None:
         self._policy = policy
         self._inner = inner
+        self._channel = channel
 
     async def connect_tcp(
         self,
@@ -178,7 +231,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         for address in addresses:
-            reason = self._policy.refusal(host, port, address)
+            reason = self._policy.refusal(host, port, address, channel=self._channel)
             if reason is not None:
                 raise DestinationRefused(reason)
         last: Exception | None = None
@@ -203,13 +256,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def guarded_client(
-    policy: EgressPolicy, *, transport: dict[str, Any] | None = None, **options: Any
+    policy: EgressPolicy, *, channel: str, transport: dict[str, Any] | None = None,
+    **options: Any,
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` whose connections go through :class:`GuardedBackend`
-    (no proxy from the environment: the policy checks where it really connects).
+    (no proxy from the environment: the policy checks where it really connects), held
+    to what the policy allows ``channel``.
     ``transport``: options of the connection pool (``http2``, ``http1``, ``verify``);
     ``options``: the client's (``timeout``, ``follow_redirects``)."""
     transport_ = httpx.AsyncHTTPTransport(trust_env=False, **(transport or {}))
     pool = transport_._pool  # httpx 0.28 takes no network backend; its pool keeps one
-    pool._network_backend = GuardedBackend(policy, pool._network_backend)
+    pool._network_backend = GuardedBackend(policy, pool._network_backend, channel=channel)
     return httpx.AsyncClient(transport=transport_, trust_env=False, **options)

@@ -126,9 +126,13 @@ class Settings(BaseSettings):
     (a single-tenant install with internal webhooks). Off: only public addresses, plus
     ``outbound_allowed`` (see :mod:`server.egress`)."""
     outbound_allowed: str = ",".join(DEFAULT_ALLOWED)
-    """Comma-separated destinations tenants may name although they are not public:
-    ``host:port``, ``host`` or an address block (``10.1.0.0/16``). The default is the
-    shared MQTT broker the ``mqtt`` channel points at unless told otherwise."""
+    """Comma-separated destinations tenants may name although they are not public, each
+    for one channel: ``CHANNEL:DESTINATION`` with ``CHANNEL`` one of ``webhook``,
+    ``mqtt``, ``fcm``, ``apns``, ``email``, ``sms`` or ``*`` (all), and ``DESTINATION``
+    a ``host:port``, a ``host`` or an address block (``webhook:10.1.0.0/16``). An entry
+    without a channel is for every channel (the form before channels). The default,
+    ``mqtt:127.0.0.1:1883``, is the shared MQTT broker the ``mqtt`` channel points at
+    unless told otherwise, for that channel only (see :mod:`server.egress`)."""
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
 

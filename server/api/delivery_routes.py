@@ -6,7 +6,11 @@ the tenant's channel settings.
   an SDK key alone cannot read anyone's inbox.
 - ``POST /v1/users/{id}/stream-token`` — the tenant's backend mints a token for its
   logged-in user (HMAC-SHA256 with the tenant's secret, see ``server.channels.inapp``).
-- ``GET /v1/stream?token=`` — WebSocket; frames ``{"type": "message", "message": ...}``.
+- ``GET /v1/stream?token=`` — WebSocket; frames ``{"type": "message", "message": ...}``;
+  closed with 4001 ``token_expired`` at the token's expiry and 4002 ``token_revoked``
+  when it is revoked.
+- ``POST /v1/stream/revoke`` — revoke every stream token of the tenant (or of one user):
+  refused from now on, open sockets closed on every node.
 - ``POST /v1/deliveries/{id}/feedback`` and ``GET /v1/deliveries/{id}``.
 - ``POST /v1/campaigns/{id}/conversions`` — a user converted (exposed or held out).
 - ``GET/PUT /v1/channels`` — the tenant's channel settings (``server.outbox.config``).
@@ -14,12 +18,15 @@ the tenant's channel settings.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.context import (
+    CLOCK,
+    FANOUT,
     HUB,
     ID_PATTERN,
     SETTINGS,
@@ -44,8 +51,11 @@ from server.api.schemas import DeliveryOut
 from server.auth import Principal, unauthorized
 from server.channels.base import INBOX, WEBHOOK, ChannelConfigError, RecordingChannel
 from server.channels.inapp import (
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TOKEN_REVOKED,
     StreamClaims,
     StreamTokenError,
+    TokenEpochs,
     issue_stream_token,
     peek_stream_token_tenant,
     stream_to_websocket,
@@ -55,8 +65,10 @@ from server.errors import ApiError, validate_body
 from server.outbox.channels import build_tenant_channels
 from server.outbox.config import ChannelSettings
 from server.store.base import DeliveryRecord
-from server.store.errors import NotFoundError
+from server.store.errors import NotFoundError, StoreError
 from triggers.decisions import FeedbackKind
+
+log = logging.getLogger("geopush.stream")
 
 # --------------------------------------------------------------------------- models
 
@@ -98,6 +110,23 @@ class StreamTokenOut(BaseModel):
     token: str
     expires_at: int
     stream_path: str = Field(description="where to open the WebSocket")
+
+
+class StreamRevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(default=None, pattern=ID_PATTERN,
+                                description="only this user's tokens (default: every "
+                                            "token of the tenant)")
+
+
+class StreamRevokeOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str
+    user_id: str | None = Field(description="whose tokens; null: the whole tenant's")
+    epoch: int = Field(description="the new token epoch: tokens minted before carry a "
+                                   "lower one and are refused")
 
 
 class FeedbackIn(BaseModel):
@@ -149,16 +178,24 @@ class ChannelsOut(BaseModel):
 
 
 async def _claims(request: web.Request, token: str) -> StreamClaims:
-    """The verified claims of a stream token, or 401."""
+    """The verified claims of a stream token that is neither expired nor revoked, or 401."""
     try:
         tenant_id = peek_stream_token_tenant(token)
         secret = await store(request).stream_secret(tenant_id)
-        return verify_stream_token(secret, token, now=now(request))
+        claims = verify_stream_token(secret, token, now=now(request))
     except StreamTokenError as exc:
         raise ApiError(401, "invalid_token", str(exc), field="token") from exc
     except NotFoundError as exc:
         raise ApiError(401, "invalid_token", "stream token bad signature",
                        field="token") from exc
+    if await _revoked(request, claims):
+        raise ApiError(401, "invalid_token", "stream token revoked", field="token")
+    return claims
+
+
+async def _revoked(request: web.Request, claims: StreamClaims) -> bool:
+    epochs = await store(request).stream_token_epochs(claims.tenant_id, claims.user_id)
+    return TokenEpochs(*epochs).revokes(claims)
 
 
 _INBOX_BY_KEY = Operation("GET", "/v1/users/{id}/inbox", "getInboxByKey", "", "users",
@@ -206,7 +243,9 @@ async def mint_stream_token(request: web.Request, principal: Principal) -> web.R
     ttl_s = parsed.ttl_s or request.app[SETTINGS].stream_token_ttl_s
     expires_at = int(now(request) + ttl_s)
     secret = await store(request).stream_secret(principal.tenant_id)
-    token = issue_stream_token(secret, principal.tenant_id, uid, expires_at)
+    epochs = await store(request).stream_token_epochs(principal.tenant_id, uid)
+    token = issue_stream_token(secret, principal.tenant_id, uid, expires_at,
+                               TokenEpochs(*epochs))
     return json_response(StreamTokenOut(user_id=uid, token=token, expires_at=expires_at,
                                         stream_path="/v1/stream"), status=201)
 
@@ -220,8 +259,27 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "websocket_required", "this endpoint speaks WebSocket only")
     await ws.prepare(request)
-    await stream_to_websocket(request.app[HUB], ws, claims.tenant_id, claims.user_id)
+
+    async def revoked_meanwhile() -> bool:
+        try:
+            return await _revoked(request, claims)
+        except StoreError as exc:  # checked a moment ago; a revocation still closes it
+            log.warning("stream: cannot recheck a token of %s/%s: %s", claims.tenant_id,
+                        claims.user_id, exc)
+            return False
+
+    await stream_to_websocket(request.app[HUB], ws, claims, clock=request.app[CLOCK],
+                              revoked=revoked_meanwhile)
     return ws
+
+
+async def revoke_stream_tokens(request: web.Request, principal: Principal) -> web.Response:
+    body = await read_json(request, allow_empty=True)
+    parsed = validate_body(StreamRevokeIn, body if body is not None else {})
+    epoch = await store(request).revoke_stream_tokens(principal.tenant_id, parsed.user_id)
+    await request.app[FANOUT].revoke(principal.tenant_id, parsed.user_id, epoch)
+    return json_response(StreamRevokeOut(tenant_id=principal.tenant_id,
+                                         user_id=parsed.user_id, epoch=epoch))
 
 
 # --------------------------------------------------------------------------- deliveries
@@ -297,7 +355,7 @@ async def put_channels(request: web.Request, principal: Principal) -> web.Respon
             await channel.aclose()
     egress = request.app[SETTINGS].egress()
     for field_name, host, port in settings.destinations():
-        refused = await egress.check(host, port)
+        refused = await egress.check(host, port, channel=field_name.partition(".")[0])
         if refused is not None:
             raise ApiError(422, "destination_not_allowed", f"{field_name}: {refused}",
                            field=field_name)
@@ -329,7 +387,23 @@ OPERATIONS = [
               responses={101: None}, errors=(400, 401),
               description='Upgrade to WebSocket; each message arrives as {"type": '
                           '"message", "message": {...}}; drop duplicates by '
-                          "idempotency_key."),
+                          "idempotency_key. The server closes the socket with code "
+                          f"{CLOSE_TOKEN_EXPIRED} (reason token_expired) when the token "
+                          "expires, and no message reaches it afterwards: mint a fresh "
+                          f"token and reconnect. Code {CLOSE_TOKEN_REVOKED} (reason "
+                          "token_revoked): the token was revoked (the user was erased, or "
+                          "POST /v1/stream/revoke); the old token is refused (401 "
+                          "invalid_token), get a new one from the backend. Any other close "
+                          "(1000 at shutdown, 1006): reconnect with the same token while "
+                          "it is valid."),
+    Operation("POST", "/v1/stream/revoke", "revokeStreamTokens",
+              "Revoke every stream token of the tenant, or of one user", "delivery",
+              revoke_stream_tokens, ADMIN, body=Body(StreamRevokeIn, required=False),
+              responses={200: StreamRevokeOut}, errors=(400, 413, 422),
+              description="Tokens minted before this call are refused from now on, and "
+                          f"open streams opened with them close with code "
+                          f"{CLOSE_TOKEN_REVOKED} (token_revoked) on every node. Tokens "
+                          "minted afterwards work."),
     Operation("GET", "/v1/deliveries/{id}", "getDelivery", "A delivery and its attempts",
               "delivery", get_delivery, MANAGE, responses={200: DeliveryDetail},
               errors=(404, 422)),

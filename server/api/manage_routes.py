@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.context import json_response, path_id, query_int, read_json, store
+from server.api.context import FANOUT, json_response, path_id, query_int, read_json, store
 from server.api.registry import ADMIN, MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
     CampaignIn,
@@ -30,6 +30,7 @@ from server.api.schemas import (
 )
 from server.api.stats import CampaignStats, campaign_stats_doc
 from server.auth import Principal, generate_key, hash_key, new_key_id
+from server.channels.mqtt_topics import TopicError, check_topic
 from server.errors import ApiError, validate_body
 from server.store.base import PolicyRecord
 from server.store.errors import NotFoundError
@@ -45,6 +46,20 @@ def _profile_json(profile: Profile) -> dict[str, Any]:
     return out
 
 
+def _check_mqtt_topic(tenant_id: str, body: Any) -> None:
+    """A user's own MQTT topic must lie in the tenant's namespace (the MQTT channel
+    refuses to publish anywhere else); 422 ``invalid_mqtt_topic`` otherwise."""
+    contacts = body.get("contacts") if isinstance(body, dict) else None
+    topic = contacts.get("mqtt_topic") if isinstance(contacts, dict) else None
+    if not isinstance(topic, str):
+        return
+    try:
+        check_topic(topic, tenant_id)
+    except TopicError as exc:
+        raise ApiError(422, "invalid_mqtt_topic", str(exc),
+                       field="contacts.mqtt_topic") from exc
+
+
 async def put_user(request: web.Request, principal: Principal) -> web.Response:
     uid = path_id(request)
     body = await read_json(request)
@@ -53,6 +68,7 @@ async def put_user(request: web.Request, principal: Principal) -> web.Response:
                                               f"names {uid!r}", field="user_id")
     validate_body(ProfileIn, body)
     profile = validate_body(Profile, {**body, "user_id": uid})
+    _check_mqtt_topic(principal.tenant_id, body)
     created = await store(request).put_profile(principal.tenant_id, profile)
     return json_response(_profile_json(profile), status=201 if created else 200)
 
@@ -65,6 +81,7 @@ async def patch_user(request: web.Request, principal: Principal) -> web.Response
     if patch.get("user_id") not in (None, uid):
         raise ApiError(422, "conflicting_id", "user_id cannot be changed", field="user_id")
     patch.pop("user_id", None)
+    _check_mqtt_topic(principal.tenant_id, patch)
     try:
         profile = await store(request).patch_profile(principal.tenant_id, uid, patch)
     except NotFoundError as exc:
@@ -78,6 +95,9 @@ async def patch_user(request: web.Request, principal: Principal) -> web.Response
 async def delete_user(request: web.Request, principal: Principal) -> web.Response:
     uid = path_id(request)
     erased = await store(request).erase_user(principal.tenant_id, uid)
+    # The erasure revoked the user's stream tokens; their open sockets close too.
+    _, user_epoch = await store(request).stream_token_epochs(principal.tenant_id, uid)
+    await request.app[FANOUT].revoke(principal.tenant_id, uid, user_epoch)
     return json_response({"id": uid, "erased": erased})
 
 
@@ -284,7 +304,8 @@ OPERATIONS = [
                                "application/json": _MERGE_PATCH}),
               responses={200: Profile}, errors=(400, 404, 413, 422)),
     Operation("DELETE", "/v1/users/{id}", "eraseUser",
-              "Erase everything about a user (profile, pings, visits, decisions, deliveries)",
+              "Erase everything about a user (profile, pings, visits, decisions, deliveries)"
+              " and revoke their stream tokens",
               "users", delete_user, ADMIN,
               responses={200: {"type": "object", "properties": {
                   "id": {"type": "string"},

@@ -123,7 +123,7 @@ class ApnsChannel(BaseChannel):
                                              timeout=timeout)
         else:
             self._client = guarded_client(
-                egress, transport={"http2": True, "http1": False, "verify": verify},
+                egress, channel=APNS, transport={"http2": True, "http1": False, "verify": verify},
                 timeout=timeout)
         self._jwt: str | None = None
         self._jwt_issued_at = 0.0

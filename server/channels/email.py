@@ -140,7 +140,7 @@ class EmailChannel(BaseChannel):
         if not _ADDRESS.fullmatch(address):
             return Failed(f"not an email address: {address!r}", permanent=True)
         if self._egress is not None:
-            refused = await self._egress.check(self._hostname, self._port)
+            refused = await self._egress.check(self._hostname, self._port, channel=EMAIL)
             if refused is not None:
                 return Failed(f"smtp destination refused: {refused}", permanent=True)
         mail = self.build(message)

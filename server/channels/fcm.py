@@ -220,7 +220,7 @@ class FcmChannel(BaseChannel):
         super().__init__(observer=observer, clock=clock)
         self._owns_client = client is None
         self._client = client or (httpx.AsyncClient() if egress is None
-                                  else guarded_client(egress))
+                                  else guarded_client(egress, channel=FCM))
         self._url = f"{base_url.rstrip('/')}/v1/projects/{account.project_id}/messages:send"
         self._timeout = httpx.Timeout(timeout_s)
         self.tokens = GoogleAccessTokens(

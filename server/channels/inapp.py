@@ -16,12 +16,21 @@
   PostgreSQL one from the hub or a live row of any node in ``stream_presence``
   (:mod:`server.channels.pg_presence`, fed by the hub's :meth:`StreamHub.watch`).
 - :func:`stream_to_websocket` — what the ``GET /v1/stream`` handler runs after the
-  upgrade: subscribe, forward every message as JSON until the client goes away.
+  upgrade: subscribe, forward every message as JSON until the client goes away, the
+  token expires (close code :data:`CLOSE_TOKEN_EXPIRED`) or is revoked
+  (:data:`CLOSE_TOKEN_REVOKED`).
 - :func:`issue_stream_token` / :func:`verify_stream_token` — the per-user token the app
   presents on ``/v1/stream?token=``: ``v1.<payload>.<mac>``, base64url, where payload is
-  ``{"t": tenant, "u": user, "e": expiry}`` and mac is HMAC-SHA256 with the tenant's
-  secret over ``v1.<payload>``. The tenant's backend issues it for its logged-in user;
-  ours verifies it in constant time.
+  ``{"t": tenant, "u": user, "e": expiry, "tg": tenant epoch, "ug": user epoch}`` and mac
+  is HMAC-SHA256 with the tenant's secret over ``v1.<payload>``. The tenant's backend
+  issues it for its logged-in user; ours verifies it in constant time.
+- **Revocation** — the store keeps a token epoch per tenant and per user
+  (:class:`TokenEpochs`); a token carries the epochs current when it was minted, and one
+  whose epoch is below the current one is revoked. Erasing a user bumps the user's epoch,
+  ``POST /v1/stream/revoke`` the tenant's (or one user's). Counters rather than
+  "not before" times: no clock is compared, so a token minted in the same second as a
+  revocation is judged right on every node. Open sockets are closed through the fan-out
+  (:meth:`StreamFanout.revoke`, every node) and :meth:`StreamHub.revoke`.
 - :class:`InboxChannel` — the ``inbox`` channel: store in the inbox, then publish live.
 
 A stream frame is ``{"type": "message", "message": <OutboundMessage.payload()>}``
@@ -38,8 +47,16 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +75,13 @@ from server.channels.base import (
 log = logging.getLogger("geopush.stream")
 
 TOKEN_VERSION = "v1"
+CLOSE_TOKEN_EXPIRED = 4001
+"""WebSocket close code when the stream token expires (reason ``token_expired``): the
+app mints a fresh token and reconnects."""
+CLOSE_TOKEN_REVOKED = 4002
+"""WebSocket close code when the stream token is revoked (reason ``token_revoked``: the
+user was erased, or the tenant revoked its tokens): the app gets a fresh token from its
+backend before reconnecting; the old one is refused (401)."""
 STREAM_QUEUE_SIZE = 100
 """Frames buffered per connection. A client this far behind is not reading; older
 frames are dropped (they stay in the inbox) rather than growing memory without bound."""
@@ -78,20 +102,38 @@ class StreamTokenError(ChannelError):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenEpochs:
+    """The token epochs of a tenant and one of its users (0 until first revoked): a
+    token minted with lower ones is revoked."""
+
+    tenant: int = 0
+    user: int = 0
+
+    def revokes(self, claims: StreamClaims) -> bool:
+        """Whether these epochs revoke the token ``claims`` came from."""
+        return claims.tenant_epoch < self.tenant or claims.user_epoch < self.user
+
+
+@dataclass(frozen=True, slots=True)
 class StreamClaims:
-    """Who a verified stream token lets in, and until when (epoch seconds)."""
+    """Who a verified stream token lets in, until when (epoch seconds), and the token
+    epochs it was minted at (0 for tokens minted before epochs existed)."""
 
     tenant_id: str
     user_id: str
     expires_at: int
+    tenant_epoch: int = 0
+    user_epoch: int = 0
 
 
 def issue_stream_token(
-    tenant_secret: str | bytes, tenant_id: str, user_id: str, expires_at: float
+    tenant_secret: str | bytes, tenant_id: str, user_id: str, expires_at: float,
+    epochs: TokenEpochs = TokenEpochs(),
 ) -> str:
     """A token letting ``user_id`` of ``tenant_id`` open the stream until ``expires_at``
-    (epoch seconds, truncated to whole seconds). Pure."""
-    claims = {"t": tenant_id, "u": user_id, "e": int(expires_at)}
+    (epoch seconds, truncated to whole seconds) unless revoked after ``epochs``. Pure."""
+    claims = {"t": tenant_id, "u": user_id, "e": int(expires_at), "tg": epochs.tenant,
+              "ug": epochs.user}
     payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
     return f"{TOKEN_VERSION}.{payload}.{_b64(_mac(tenant_secret, payload))}"
 
@@ -140,25 +182,32 @@ def _claims(payload: str) -> StreamClaims:
     except (binascii.Error, ValueError) as exc:
         raise StreamTokenError("malformed") from exc
     if not (isinstance(raw, dict) and isinstance(raw.get("t"), str)
-            and isinstance(raw.get("u"), str) and type(raw.get("e")) is int):
+            and isinstance(raw.get("u"), str) and type(raw.get("e")) is int
+            and type(raw.get("tg", 0)) is int and type(raw.get("ug", 0)) is int):
         raise StreamTokenError("malformed")
-    return StreamClaims(tenant_id=raw["t"], user_id=raw["u"], expires_at=raw["e"])
+    return StreamClaims(tenant_id=raw["t"], user_id=raw["u"], expires_at=raw["e"],
+                        tenant_epoch=raw.get("tg", 0), user_epoch=raw.get("ug", 0))
 
 
 # --------------------------------------------------------------------------- hub
 
 
 class Subscription:
-    """One open stream's queue of frames; iterate it to receive them in order."""
+    """One open stream's queue of frames; iterate it to receive them in order.
+    ``epochs``: those of the token the stream was opened with."""
 
-    def __init__(self, key: UserKey, maxsize: int) -> None:
+    def __init__(self, key: UserKey, maxsize: int, epochs: TokenEpochs = TokenEpochs()) -> None:
         self.key = key
+        self.epochs = epochs
         self._frames: deque[Mapping[str, Any]] = deque()
         self._maxsize = maxsize
         self._ready = asyncio.Event()
         self._closed = False
         self.dropped = 0
         """Frames discarded because this client fell :data:`STREAM_QUEUE_SIZE` behind."""
+        self.close_code: int | None = None
+        """Set by :meth:`end`: the WebSocket close code the stream ends with."""
+        self.close_reason = ""
 
     def offer(self, frame: Mapping[str, Any]) -> None:
         """Queue ``frame`` without waiting; the oldest frame goes when the queue is full."""
@@ -172,6 +221,15 @@ class Subscription:
         """End iteration once the queued frames are consumed."""
         self._closed = True
         self._ready.set()
+
+    def end(self, code: int, reason: str) -> None:
+        """End iteration now, dropping queued frames (they stay in the inbox): the token
+        no longer lets this client read (``code``: :data:`CLOSE_TOKEN_EXPIRED` or
+        :data:`CLOSE_TOKEN_REVOKED`). The first call decides the code."""
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self._frames.clear()
+        self.close()
 
     async def __aiter__(self) -> AsyncIterator[Mapping[str, Any]]:
         while True:
@@ -212,10 +270,13 @@ class StreamHub:
         return unwatch
 
     @contextlib.contextmanager
-    def subscribe(self, tenant_id: str, user_id: str) -> Iterator[Subscription]:
-        """Register a stream for the duration of the ``with`` block."""
+    def subscribe(
+        self, tenant_id: str, user_id: str, epochs: TokenEpochs = TokenEpochs()
+    ) -> Iterator[Subscription]:
+        """Register a stream, opened with a token of ``epochs``, for the duration of the
+        ``with`` block."""
         key = (tenant_id, user_id)
-        sub = Subscription(key, self._queue_size)
+        sub = Subscription(key, self._queue_size, epochs)
         opened = self._streams[key]
         opened.add(sub)
         if len(opened) == 1:
@@ -264,25 +325,76 @@ class StreamHub:
             for sub in subs:
                 sub.close()
 
+    def revoke(self, tenant_id: str, user_id: str | None, epoch: int) -> int:
+        """End, with :data:`CLOSE_TOKEN_REVOKED`, the streams here whose token is revoked
+        by the user's token epoch becoming ``epoch`` (``user_id`` ``None``: the tenant's
+        epoch, every user of the tenant). A stream opened with a token minted since
+        (``epoch`` or above) stays open. Returns how many were ended."""
+        ended = 0
+        for (tenant, user), subs in list(self._streams.items()):
+            if tenant != tenant_id or (user_id is not None and user != user_id):
+                continue
+            for sub in list(subs):
+                minted = sub.epochs.tenant if user_id is None else sub.epochs.user
+                if minted < epoch and sub.close_code is None:
+                    sub.end(CLOSE_TOKEN_REVOKED, "token_revoked")
+                    ended += 1
+        return ended
+
+
+Recheck = Callable[[], Awaitable[bool]]
+"""Asked once a stream is registered: whether its token has been revoked meanwhile."""
+
 
 async def stream_to_websocket(
-    hub: StreamHub, ws: web.WebSocketResponse, tenant_id: str, user_id: str
+    hub: StreamHub,
+    ws: web.WebSocketResponse,
+    claims: StreamClaims,
+    *,
+    clock: Callable[[], float] = time.time,
+    revoked: Recheck | None = None,
 ) -> None:
     """Forward the user's frames to ``ws`` (already prepared) until the client closes
-    it or the hub ends the stream. Whatever the client sends is ignored."""
-    with hub.subscribe(tenant_id, user_id) as sub:
+    it, the hub ends the stream, the token expires or it is revoked. Whatever the client
+    sends is ignored.
+
+    At ``claims.expires_at`` by ``clock`` (epoch seconds) the socket is closed with
+    :data:`CLOSE_TOKEN_EXPIRED`, and no frame is sent once ``clock`` says the token has
+    expired, whatever the timer. ``revoked`` is asked once the stream is registered, so
+    a revocation landing between the token check and the registration (too late for the
+    check, too early for :meth:`StreamHub.revoke` to find the stream) still ends it,
+    with :data:`CLOSE_TOKEN_REVOKED`."""
+    epochs = TokenEpochs(claims.tenant_epoch, claims.user_epoch)
+    with hub.subscribe(claims.tenant_id, claims.user_id, epochs) as sub:
+
+        def expire() -> None:
+            sub.end(CLOSE_TOKEN_EXPIRED, "token_expired")
+
+        # A timer on the loop's monotonic clock, set from the token's remaining life now:
+        # wall-clock steps do not move it, and the check per frame below covers them.
+        timer = asyncio.get_running_loop().call_later(
+            max(0.0, claims.expires_at - clock()), expire)
 
         async def forward() -> None:
             async for frame in sub:
+                if clock() >= claims.expires_at:
+                    expire()
+                    break
                 await ws.send_json(frame)
-            await ws.close()
+            if sub.close_code is None:
+                await ws.close()
+            else:
+                await ws.close(code=sub.close_code, message=sub.close_reason.encode())
 
         forwarding = asyncio.create_task(forward())
         try:
+            if revoked is not None and await revoked():
+                sub.end(CLOSE_TOKEN_REVOKED, "token_revoked")
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
                     break
         finally:
+            timer.cancel()
             forwarding.cancel()
             # A send to a socket the client just closed fails in its own ways; the
             # stream is over either way.
@@ -326,6 +438,15 @@ class StreamFanout(Protocol):
         raises for a network or database failure: it answers for this node then."""
         ...
 
+    async def revoke(self, tenant_id: str, user_id: str | None, epoch: int) -> int:
+        """End the streams whose tokens the store's epoch ``epoch`` revokes, of the user
+        (``user_id``) or of the whole tenant (``None``; see :meth:`StreamHub.revoke`),
+        here at once and on every other node; returns how many *of this node* ended.
+        Call it after the new epoch is committed. Never raises for a network failure
+        (sockets elsewhere then close at their token's expiry, and the revoked token
+        cannot open a new one)."""
+        ...
+
     def state(self) -> str:
         """One line for ``/readyz``: how far a frame published here reaches right now."""
         ...
@@ -351,6 +472,9 @@ class LocalFanout:
     async def online(self, tenant_id: str, user_ids: Collection[str]) -> set[str]:
         """The users of ``user_ids`` with a stream open in this process."""
         return {u for u in user_ids if self.hub.is_online(tenant_id, u)}
+
+    async def revoke(self, tenant_id: str, user_id: str | None, epoch: int) -> int:
+        return self.hub.revoke(tenant_id, user_id, epoch)
 
     def state(self) -> str:
         return "local: this process's streams"

@@ -1,8 +1,11 @@
 """MQTT: the message's JSON published with QoS 1 to a per-user topic.
 
 The topic comes from a template (default ``geopush/{tenant_id}/users/{user_id}``) unless
-the recipient has its own ``mqtt_topic``. Ids are percent-encoded into the template, so a
-user id holding ``/``, ``+`` or ``#`` cannot reach another user's topic or a wildcard.
+the recipient has its own ``mqtt_topic``; either way it lies in the tenant's namespace,
+``geopush/<tenant>/`` (:mod:`server.channels.mqtt_topics`): a template that leaves it is
+refused when the channel is built, a recipient topic outside it fails the send for good.
+Ids are percent-encoded into the template, so a user id holding ``/``, ``+`` or ``#``
+cannot reach another user's topic or a wildcard.
 
 One connection is kept open and shared by concurrent sends (opening an MQTT session per
 message costs a TCP + CONNECT round trip and broker churn). When a publish fails — the
@@ -24,7 +27,6 @@ import json
 import ssl
 import uuid
 from collections.abc import Callable
-from urllib.parse import quote
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -41,10 +43,16 @@ from server.channels.base import (
     SendObserver,
     SendResult,
 )
+from server.channels.mqtt_topics import (
+    DEFAULT_TOPIC_TEMPLATE,
+    MAX_TOPIC_BYTES,
+    TopicError,
+    TopicTemplate,
+    check_topic,
+)
 from server.egress import EgressPolicy
 
-DEFAULT_TOPIC_TEMPLATE = "geopush/{tenant_id}/users/{user_id}"
-_MAX_TOPIC_BYTES = 65_535  # the MQTT topic length field is 16 bits
+__all__ = ["DEFAULT_TOPIC_TEMPLATE", "MqttChannel"]
 
 
 class MqttChannel(BaseChannel):
@@ -74,11 +82,13 @@ class MqttChannel(BaseChannel):
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(observer=observer, clock=clock)
-        _check_template(topic_template)
+        try:
+            self._template = TopicTemplate.parse(topic_template)
+        except TopicError as exc:
+            raise ChannelConfigError(f"mqtt topic_template {exc}") from exc
         self._egress = egress
         self._hostname = hostname
         self._port = port
-        self._template = topic_template
         self._username = username
         self._password = password
         self._tls_context = tls_context
@@ -93,17 +103,19 @@ class MqttChannel(BaseChannel):
 
     def topic_for(self, message: OutboundMessage) -> str:
         """The topic ``message`` goes to. Raises :class:`ValueError` for a recipient
-        topic that is empty, too long or holds a wildcard or NUL."""
+        topic outside the tenant's namespace, empty, too long or holding a wildcard or a
+        control character."""
         topic = message.recipient.mqtt_topic
         if topic is None:
-            return self._template.format(
-                tenant_id=quote(message.tenant_id, safe=""),
-                user_id=quote(message.user_id, safe=""),
-            )
-        if not topic or {"+", "#", "\0"} & set(topic):
-            raise ValueError(f"not a publishable MQTT topic: {topic!r}")
-        if len(topic.encode()) > _MAX_TOPIC_BYTES:
-            raise ValueError("MQTT topic longer than 65535 bytes")
+            data = message.data
+            topic = self._template.render({
+                "tenant_id": message.tenant_id, "user_id": message.user_id,
+                "campaign_id": data.campaign_id, "variant_id": data.variant_id,
+                "venue_id": data.venue_id, "event": data.event})
+            if len(topic.encode()) > MAX_TOPIC_BYTES:
+                raise ValueError(f"MQTT topic longer than {MAX_TOPIC_BYTES} bytes")
+            return topic
+        check_topic(topic, message.tenant_id)
         return topic
 
     async def _send(self, message: OutboundMessage) -> SendResult:
@@ -114,7 +126,7 @@ class MqttChannel(BaseChannel):
         if self._client is None and self._egress is not None:
             # Checked before each new connection (the client library resolves the name
             # itself, so the check is on the name's addresses just before it connects).
-            refused = await self._egress.check(self._hostname, self._port)
+            refused = await self._egress.check(self._hostname, self._port, channel=MQTT)
             if refused is not None:
                 return Failed(f"mqtt destination refused: {refused}", permanent=True)
         payload = json.dumps(message.payload(), ensure_ascii=False, separators=(",", ":"))
@@ -182,13 +194,3 @@ class MqttChannel(BaseChannel):
         if client is not None:
             await self._drop(client)
 
-
-def _check_template(template: str) -> None:
-    try:
-        sample = template.format(tenant_id="t", user_id="u")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ChannelConfigError(
-            f"mqtt topic_template {template!r}: only {{tenant_id}} and {{user_id}} may be used"
-        ) from exc
-    if not sample or {"+", "#", "\0"} & set(sample):
-        raise ChannelConfigError(f"mqtt topic_template {template!r} is not a publishable topic")

@@ -16,7 +16,9 @@ them while any node's dispatcher may send the user a message. :class:`PostgresFa
   has a stream open here, so a node without subscribers drops a notice cheaply. ``kind``
   ``f``: the body is the frame; ``r``: the frame would not fit ``NOTIFY``'s 8000 bytes,
   the body is the message's delivery id and the receiving node reads the message back
-  from the store (``resolve``).
+  from the store (``resolve``). ``x``: a revocation (:meth:`PostgresFanout.revoke`), the
+  body ``{"epoch": n}`` and the user empty for the whole tenant; every node that has a
+  stream of the tenant ends those whose token the new epoch revokes.
 - **listen**: one dedicated connection (not from the pool). When it drops (PostgreSQL
   restarts, a network cut, ``pg_terminate_backend``) the loop logs it, reconnects with
   exponential backoff and listens again; it never takes the app down. Frames published
@@ -57,6 +59,7 @@ log = logging.getLogger("geopush.stream")
 NOTICE_VERSION = "v1"
 FRAME = "f"
 REFERENCE = "r"
+REVOKE = "x"
 NOTIFY_MAX_BYTES = 8000
 """PostgreSQL refuses a ``NOTIFY`` payload of this many bytes or more (default build)."""
 CHANNEL = "geopush_stream"
@@ -72,7 +75,8 @@ START_WAIT_S = 5.0
 
 FanoutObserver = Callable[[str], None]
 """Told each fan-out event by name: ``published``, ``published_reference``,
-``publish_failed`` (sending side); ``received`` (a notice from another node),
+``published_revoke``, ``publish_failed`` (sending side); ``received`` (a notice from
+another node), ``revoked`` (streams here ended by a revocation from another node),
 ``delivered`` (handed to at least one stream here), ``offline`` (no stream here),
 ``unreadable`` (a notice or reference that cannot be read); ``listener_lost``;
 ``presence_failed`` (who is online elsewhere could not be read: this node's answer was
@@ -120,6 +124,19 @@ class Notice:
             raise ValueError("the reference of a notice must be a string")
         return delivery_id
 
+    def epoch(self) -> int:
+        """The new token epoch of an ``x`` notice. Raises ``ValueError`` when it is not one."""
+        body = json.loads(self.body)
+        epoch = body.get("epoch") if isinstance(body, dict) else None
+        if type(epoch) is not int:
+            raise ValueError("the epoch of a revocation must be an integer")
+        return epoch
+
+
+def encode_revocation(origin: str, tenant_id: str, user_id: str | None, epoch: int) -> str:
+    """The notification of a revocation (``x``; the user empty for the whole tenant). Pure."""
+    return _notice(origin, tenant_id, user_id or "", REVOKE, _json({"epoch": epoch}))
+
 
 def encode_notice(
     origin: str, tenant_id: str, user_id: str, frame: Mapping[str, Any]
@@ -146,7 +163,7 @@ def decode_notice(payload: str) -> Notice:
     fields = json.loads(head) if sep else None
     if not (isinstance(fields, list) and len(fields) == 5
             and all(isinstance(f, str) for f in fields) and fields[0] == NOTICE_VERSION
-            and fields[4] in (FRAME, REFERENCE)):
+            and fields[4] in (FRAME, REFERENCE, REVOKE)):
         raise ValueError("not a stream notice")
     return Notice(origin=fields[1], tenant_id=fields[2], user_id=fields[3], kind=fields[4],
                   body=body)
@@ -282,6 +299,27 @@ class PostgresFanout:
             self._observe("published" if kind == FRAME else "published_reference")
         return live
 
+    async def revoke(self, tenant_id: str, user_id: str | None, epoch: int) -> int:
+        """End the revoked streams here at once, then ``NOTIFY`` every other node (see
+        :meth:`~server.channels.inapp.StreamFanout.revoke`)."""
+        ended = self.hub.revoke(tenant_id, user_id, epoch)
+        payload = encode_revocation(self.node_id, tenant_id, user_id, epoch)
+        if not _fits(payload):
+            # Ids are at most 256 characters each: this cannot happen with API input.
+            log.warning("stream fan-out: a revocation for %s is too large to notify",
+                        tenant_id)
+            self._observe("publish_failed")
+            return ended
+        try:
+            await asyncio.wait_for(self._notify(self.channel, payload), NOTIFY_TIMEOUT_S)
+        except Exception as exc:  # the database's trouble: this node's streams are ended
+            log.warning("stream fan-out: notify failed, sockets on other nodes with the "
+                        "revoked tokens stay open until the tokens expire: %s", exc)
+            self._observe("publish_failed")
+        else:
+            self._observe("published_revoke")
+        return ended
+
     # -- who is online --------------------------------------------------------------
 
     async def online(self, tenant_id: str, user_ids: Collection[str]) -> set[str]:
@@ -311,6 +349,9 @@ class PostgresFanout:
         if notice.origin == self.node_id:
             return  # published here: publish() already handed it to this node's streams
         self._observe("received")
+        if notice.kind == REVOKE:
+            self._revoke(notice)
+            return
         if not self.hub.is_online(notice.tenant_id, notice.user_id):
             self._observe("offline")
             return
@@ -338,6 +379,15 @@ class PostgresFanout:
             self._observe("unreadable")
             return
         self._deliver(notice.tenant_id, notice.user_id, frame)
+
+    def _revoke(self, notice: Notice) -> None:
+        try:
+            epoch = notice.epoch()
+        except ValueError:
+            self._observe("unreadable")
+            return
+        if self.hub.revoke(notice.tenant_id, notice.user_id or None, epoch):
+            self._observe("revoked")
 
     def _deliver(self, tenant_id: str, user_id: str, frame: Mapping[str, Any]) -> None:
         got = self.hub.publish(tenant_id, user_id, frame)

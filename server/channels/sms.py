@@ -130,7 +130,7 @@ class SmsChannel(BaseChannel):
         self._in_quiet_hours = in_quiet_hours or in_recipients_quiet_hours
         self._owns_client = client is None
         self._client = client or (httpx.AsyncClient() if egress is None
-                                  else guarded_client(egress))
+                                  else guarded_client(egress, channel=SMS))
         self._timeout = httpx.Timeout(timeout_s)
 
     def form(self, message: OutboundMessage, to: str) -> dict[str, str]:

@@ -115,7 +115,8 @@ class WebhookChannel(BaseChannel):
         self._owns_client = client is None
         if client is None:
             client = (httpx.AsyncClient(follow_redirects=False) if egress is None
-                      else guarded_client(egress, follow_redirects=False))
+                      else guarded_client(egress, channel=WEBHOOK,
+                                                 follow_redirects=False))
         self._client = client
         self._timeout = httpx.Timeout(timeout_s)
         self._user_agent = user_agent

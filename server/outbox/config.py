@@ -16,19 +16,30 @@ Per-user addresses (push tokens, email, phone, an MQTT topic of their own) live 
 profile's ``contacts``; a channel is *configured* when its section is present. Secrets
 are stored as given (the database is the trust boundary) and never read back: ``GET
 /v1/channels`` answers with them masked.
+
+What a tenant may write is held to a few rules, each a 422 naming the field:
+
+- no control character (CR, LF, NUL, ... C0, DEL, C1) in any text but the PEM fields
+  (``apns.private_key``, ``apns.ca_pem``, the service account's ``private_key``), so no
+  URL, host, sender or id can smuggle a header line into a request (``control_character``);
+- ``mqtt.topic_template`` stays in the tenant's MQTT namespace and uses only named
+  placeholders (:mod:`server.channels.mqtt_topics`; ``invalid_topic_template``);
+- hosts and URLs are held to the egress policy by ``PUT /v1/channels`` (:mod:`server.egress`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from server.channels.apns import PRODUCTION_URL
 from server.channels.base import INBOX
 from server.channels.fcm import DEFAULT_BASE_URL as FCM_BASE_URL
-from server.channels.mqtt import DEFAULT_TOPIC_TEMPLATE
+from server.channels.mqtt_topics import DEFAULT_TOPIC_TEMPLATE, TopicError, TopicTemplate
 from server.channels.sms import DEFAULT_BASE_URL as SMS_BASE_URL
 
 MASK = "********"
@@ -36,8 +47,38 @@ _SECRET_FIELDS = frozenset({"secret", "previous_secret", "password", "private_ke
                             "auth_token", "service_account"})
 
 
+_MULTILINE_FIELDS = frozenset({"private_key", "ca_pem"})
+"""PEM text: lines are its format (and it goes into no header)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value: Any, where: str) -> None:
+    """Raise a ``control_character`` error for text holding one (recursing into the
+    service account's JSON, whose ``private_key`` is PEM)."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise PydanticCustomError(
+                "control_character",
+                "{where} holds a control character (CR, LF, NUL, ...); none is allowed",
+                {"where": where})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in _MULTILINE_FIELDS:
+                _no_control_characters(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _no_control_characters(item, where)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _one_line(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in _MULTILINE_FIELDS:
+            _no_control_characters(value, str(info.field_name))
+        return value
 
 
 def _http_url(value: str) -> str:
@@ -61,11 +102,24 @@ class WebhookSettings(_Section):
 class MqttSettings(_Section):
     host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
     port: int = Field(default=1883, ge=1, le=65535)
-    topic_template: str = Field(default=DEFAULT_TOPIC_TEMPLATE, max_length=1024,
-                                description="{tenant_id} and {user_id} are filled in")
+    topic_template: str = Field(
+        default=DEFAULT_TOPIC_TEMPLATE, max_length=1024,
+        description="starts with geopush/{tenant_id}/ (the tenant's namespace); "
+                    "placeholders: {tenant_id}, {user_id}, {campaign_id}, {variant_id}, "
+                    "{venue_id}, {event}, each value percent-encoded into its level")
     username: str | None = None
     password: str | None = None
     tls: bool = False
+
+    @field_validator("topic_template")
+    @classmethod
+    def _in_namespace(cls, value: str) -> str:
+        try:
+            TopicTemplate.parse(value)
+        except TopicError as exc:
+            raise PydanticCustomError("invalid_topic_template", "{reason}",
+                                      {"reason": str(exc)}) from exc
+        return value
 
 
 class FcmSettings(_Section):
@@ -130,8 +184,9 @@ class ChannelSettings(_Section):
 
     def destinations(self) -> list[tuple[str, str, int]]:
         """Every host the channels would connect to, as (field, host, port), for the
-        egress check (:mod:`server.egress`); URLs without a host are left to their own
-        validation."""
+        egress check (:mod:`server.egress`); a field's first part is the channel that
+        connects (``webhook.url``: ``webhook``). URLs without a host are left to their
+        own validation."""
         found: list[tuple[str, str, int]] = []
         urls = [("webhook.url", self.webhook.url if self.webhook else None),
                 ("fcm.base_url", self.fcm.base_url if self.fcm else None),

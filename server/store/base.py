@@ -17,6 +17,13 @@ from venues.model import Venue
 # --------------------------------------------------------------------------- tenants, keys
 
 
+def token_user_key(user_id: str) -> str:
+    """What a user's stream-token epoch is kept under: the SHA-256 (hex) of the id. The
+    epoch must outlive the user's erasure (or an old token would open the stream again),
+    and a digest is no readable id."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 class Role(StrEnum):
     """What an API key may do (DESIGN.md, HTTP API)."""
 

@@ -56,6 +56,7 @@ from server.store.base import (
     Role,
     TenantRecord,
     VariantAggregate,
+    token_user_key,
 )
 from server.store.codec import (
     bbox_intersects,
@@ -185,6 +186,9 @@ class _Tenant:
     channels: str | None = None
     """The channel settings as JSON text (like a JSONB column)."""
     stream_secret: str | None = None
+    stream_epoch: int = 0
+    stream_user_epochs: dict[str, int] = field(default_factory=dict)
+    """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def bump(self) -> None:
@@ -208,6 +212,13 @@ class _Tenant:
         del self.delivery_keys[row.idempotency_key]
         self.outbox.discard(row.delivery_id)
         self.unsettled.discard(row.delivery_id)
+
+
+def _bump_user_epoch(tenant: _Tenant, user_id: str) -> int:
+    key = token_user_key(user_id)
+    epoch = tenant.stream_user_epochs.get(key, 0) + 1
+    tenant.stream_user_epochs[key] = epoch
+    return epoch
 
 
 _CLAIMABLE = frozenset({DeliveryStatus.PENDING, DeliveryStatus.FAILED})
@@ -437,6 +448,8 @@ class MemoryStore:
             for key in converted:
                 del tenant.conversions[key]
             counts["conversions"] = len(converted)
+            if tenant_id in self._tenants:
+                _bump_user_epoch(tenant, user_id)
             return counts
 
     # -- campaigns and policy --------------------------------------------------------
@@ -689,6 +702,17 @@ class MemoryStore:
         if tenant.stream_secret is None:
             tenant.stream_secret = secrets.token_urlsafe(32)
         return tenant.stream_secret
+
+    async def stream_token_epochs(self, tenant_id: str, user_id: str) -> tuple[int, int]:
+        tenant = self._r(tenant_id)
+        return tenant.stream_epoch, tenant.stream_user_epochs.get(token_user_key(user_id), 0)
+
+    async def revoke_stream_tokens(self, tenant_id: str, user_id: str | None = None) -> int:
+        tenant = self._t(tenant_id)
+        if user_id is not None:
+            return _bump_user_epoch(tenant, user_id)
+        tenant.stream_epoch += 1
+        return tenant.stream_epoch
 
     # -- stats -----------------------------------------------------------------------
 

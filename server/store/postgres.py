@@ -72,6 +72,7 @@ from server.store.base import (
     Role,
     TenantRecord,
     VariantAggregate,
+    token_user_key,
 )
 from server.store.codec import (
     event_from_row,
@@ -163,6 +164,18 @@ _INSERT_DELIVERIES = _keyed_insert(
     " variant_id text, venue_id text, visit_id text, event text, channel text, title text,"
     " body text, locale text, created_at float8, expires_at float8, updated_at float8",
     conflict="(tenant_id, idempotency_key)", returning="*")
+
+
+async def _bump_user_epoch(conn: asyncpg.Connection, tenant_id: str, user_id: str) -> int:
+    """Revoke the user's stream tokens (see ``Store.revoke_stream_tokens``); 0 for an
+    unknown tenant (nothing to revoke, no row written)."""
+    epoch = await conn.fetchval(
+        "INSERT INTO stream_token_epochs (tenant_id, user_key, epoch)"
+        " SELECT tenant_id, $2, 1 FROM tenants WHERE tenant_id = $1"
+        " ON CONFLICT (tenant_id, user_key)"
+        " DO UPDATE SET epoch = stream_token_epochs.epoch + 1 RETURNING epoch",
+        tenant_id, token_user_key(user_id))
+    return 0 if epoch is None else int(epoch)
 
 
 async def _upsert_stream_presence(
@@ -649,6 +662,7 @@ class PostgresStore:
             await conn.execute(
                 "DELETE FROM stream_presence WHERE tenant_id = $1 AND user_id = $2",
                 tenant_id, user_id)
+            await _bump_user_epoch(conn, tenant_id, user_id)
         return counts
 
     # -- campaigns and policy --------------------------------------------------------
@@ -1015,6 +1029,27 @@ class PostgresStore:
         if secret is None:
             raise NotFoundError(f"no tenant {tenant_id!r}")
         return str(secret)
+
+    @_translated
+    async def stream_token_epochs(self, tenant_id: str, user_id: str) -> tuple[int, int]:
+        row = await self._pool.fetchrow(
+            "SELECT t.stream_epoch, coalesce(e.epoch, 0) AS user_epoch FROM tenants t"
+            " LEFT JOIN stream_token_epochs e"
+            " ON e.tenant_id = t.tenant_id AND e.user_key = $2 WHERE t.tenant_id = $1",
+            tenant_id, token_user_key(user_id))
+        return (0, 0) if row is None else (int(row["stream_epoch"]), int(row["user_epoch"]))
+
+    @_translated
+    async def revoke_stream_tokens(self, tenant_id: str, user_id: str | None = None) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            epoch = await conn.fetchval(
+                "UPDATE tenants SET stream_epoch = stream_epoch + $2 WHERE tenant_id = $1"
+                " RETURNING stream_epoch", tenant_id, int(user_id is None))
+            if epoch is None:
+                raise NotFoundError(f"no tenant {tenant_id!r}")
+            if user_id is not None:
+                epoch = await _bump_user_epoch(conn, tenant_id, user_id)
+        return int(epoch)
 
     # -- stats -----------------------------------------------------------------------
 

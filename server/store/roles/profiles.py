@@ -54,7 +54,8 @@ class ProfileStore(Protocol):
 
     async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
         """Delete everything about the user: profile, pings, presence, events,
-        decisions, ledger entries, feedback streak, deliveries. Waits for the user's
-        batch lock, so no batch in flight writes the user back. Returns rows deleted
-        per kind (all zeros for an unknown user)."""
+        decisions, ledger entries, feedback streak, deliveries; and revoke their stream
+        tokens (``revoke_stream_tokens``, not counted). Waits for the user's batch lock,
+        so no batch in flight writes the user back. Returns rows deleted per kind (all
+        zeros for an unknown user)."""
         ...

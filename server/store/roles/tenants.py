@@ -49,3 +49,16 @@ class TenantStore(TenantDirectory, Protocol):
         """The tenant's secret for in-app stream tokens, made (random, 256 bits) on first
         use; ``NotFoundError`` for an unknown tenant."""
         ...
+
+    async def stream_token_epochs(self, tenant_id: str, user_id: str) -> tuple[int, int]:
+        """``(tenant epoch, user epoch)`` of stream tokens: a token minted at lower ones
+        is revoked. Both 0 until first revoked; an unknown tenant reads (0, 0)."""
+        ...
+
+    async def revoke_stream_tokens(self, tenant_id: str, user_id: str | None = None) -> int:
+        """Revoke every stream token minted so far: of ``user_id``, or of the whole tenant
+        when ``None``; returns the new epoch (its predecessor plus one).
+        ``erase_user`` does this for the user it erases, in its transaction. The user's
+        epoch is kept under :func:`~server.store.base.token_user_key`, not the id, since
+        it must outlive an erasure. ``NotFoundError`` for an unknown tenant."""
+        ...

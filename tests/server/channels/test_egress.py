@@ -22,8 +22,8 @@ from server.channels.mqtt import MqttChannel
 from server.channels.sms import SmsChannel
 from server.channels.webhook import WebhookChannel
 from server.egress import DestinationRefused, EgressPolicy, guarded_client
-from server.settings import SettingsError, load_settings
-from server.store import MemoryStore
+from server.settings import Settings, SettingsError, load_settings
+from server.store import MemoryStore, Store
 from tests.server.api.conftest import serving
 from tests.server.channels.builders import Clock, message
 from tests.server.channels.test_email import smtp_server
@@ -40,41 +40,75 @@ SECRET = "whsec_0123456789abcdef"
     "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fc00::1", "fe80::1", "::ffff:127.0.0.1",
 ])
 def test_non_public_addresses_are_refused_by_default(address: str) -> None:
-    reason = EgressPolicy().refusal("hooks.example", 443, ipaddress.ip_address(address))
+    reason = EgressPolicy().refusal("hooks.example", 443, ipaddress.ip_address(address),
+                                    channel="webhook")
     assert reason is not None and str(ipaddress.ip_address(address)) in reason
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2001:4860:4860::8888"])
 def test_public_addresses_are_allowed(address: str) -> None:
-    assert EgressPolicy().refusal("hooks.example", 443, ipaddress.ip_address(address)) is None
+    assert EgressPolicy().refusal("hooks.example", 443, ipaddress.ip_address(address),
+                                  channel="webhook") is None
 
 
-@pytest.mark.parametrize(("allowed", "host", "port", "address", "ok"), [
-    ("127.0.0.1:1883", "127.0.0.1", 1883, "127.0.0.1", True),  # the default: the broker
-    ("127.0.0.1:1883", "127.0.0.1", 6379, "127.0.0.1", False),  # not the Redis next to it
-    ("10.1.0.0/16", "hooks.internal", 443, "10.1.2.3", True),
-    ("10.1.0.0/16", "hooks.internal", 443, "10.2.0.1", False),
-    ("hooks.internal", "hooks.internal", 8443, "10.9.9.9", True),  # a host, any port
-    ("hooks.internal:443", "hooks.internal", 8443, "10.9.9.9", False),
-    ("[::1]:8080", "::1", 8080, "::1", True),
-    ("::1", "::1", 9, "::1", True),
+@pytest.mark.parametrize(("allowed", "channel", "host", "port", "address", "ok"), [
+    ("mqtt:127.0.0.1:1883", "mqtt", "127.0.0.1", 1883, "127.0.0.1", True),  # the default
+    ("mqtt:127.0.0.1:1883", "webhook", "127.0.0.1", 1883, "127.0.0.1", False),  # MQTT only
+    ("mqtt:127.0.0.1:1883", "mqtt", "127.0.0.1", 6379, "127.0.0.1", False),  # not the Redis
+    ("webhook:10.0.0.5", "webhook", "10.0.0.5", 8080, "10.0.0.5", True),
+    ("webhook:10.0.0.5", "sms", "10.0.0.5", 8080, "10.0.0.5", False),
+    ("email:10.1.0.0/16", "email", "smtp.internal", 25, "10.1.2.3", True),
+    ("email:10.1.0.0/16", "email", "smtp.internal", 25, "10.2.0.1", False),
+    ("*:10.1.0.0/16", "fcm", "fcm.internal", 443, "10.1.2.3", True),
+    ("webhook:[::1]:8080", "webhook", "::1", 8080, "::1", True),
+    ("webhook:::1", "webhook", "::1", 9, "::1", True),
+    ("WEBHOOK:hooks.internal", "webhook", "hooks.internal", 443, "10.9.9.9", True),
+    # The form without a channel means every channel, as it did before channels.
+    ("127.0.0.1:1883", "webhook", "127.0.0.1", 1883, "127.0.0.1", True),
+    ("10.1.0.0/16", "webhook", "hooks.internal", 443, "10.1.2.3", True),
+    ("10.1.0.0/16", "webhook", "hooks.internal", 443, "10.2.0.1", False),
+    ("hooks.internal", "apns", "hooks.internal", 8443, "10.9.9.9", True),  # a host, any port
+    ("hooks.internal:443", "apns", "hooks.internal", 8443, "10.9.9.9", False),
+    ("[::1]:8080", "sms", "::1", 8080, "::1", True),
+    ("::1", "mqtt", "::1", 9, "::1", True),
+    ("mqtt:1883", "webhook", "mqtt", 1883, "10.0.0.7", True),  # a host called mqtt, port 1883
+    ("mqtt:mqtt:1883", "webhook", "mqtt", 1883, "10.0.0.7", False),
+    ("mqtt:mqtt:1883", "mqtt", "mqtt", 1883, "10.0.0.7", True),
 ])
-def test_the_operators_list_allows_exactly_what_it_names(
-    allowed: str, host: str, port: int, address: str, ok: bool
+def test_the_operators_list_allows_exactly_what_it_names_to_the_channel_it_names(
+    allowed: str, channel: str, *, host: str, port: int, address: str, ok: bool
 ) -> None:
     policy = EgressPolicy.parse(False, allowed.split(","))
-    assert (policy.refusal(host, port, ipaddress.ip_address(address)) is None) is ok
+    refusal = policy.refusal(host, port, ipaddress.ip_address(address), channel=channel)
+    assert (refusal is None) is ok
+
+
+def test_a_refusal_says_which_entry_would_allow_it() -> None:
+    reason = EgressPolicy().refusal("127.0.0.1", 1883, ipaddress.ip_address("127.0.0.1"),
+                                    channel="webhook")
+    assert reason is not None
+    assert "GEOPUSH_OUTBOUND_ALLOWED=webhook:127.0.0.1:1883" in reason
 
 
 def test_allowing_private_destinations_allows_them_all() -> None:
     policy = EgressPolicy.parse(True, [])
-    assert policy.refusal("db", 5432, ipaddress.ip_address("127.0.0.1")) is None
+    assert policy.refusal("db", 5432, ipaddress.ip_address("127.0.0.1"), channel="webhook") is None
 
 
-@pytest.mark.parametrize("value", ["10.0.0.0/33", "broker:mqtt", "not/a/block"])
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "broker:mqtt", "not/a/block", "*:", "*",
+                                   "*:1883", "inbox:10.0.0.5", "webhook:", "mqtt:10.0.0.0/33",
+                                   "sms:broker:port"])
 def test_a_bad_list_entry_is_a_settings_error_naming_the_key_and_entry(value: str) -> None:
     with pytest.raises(SettingsError, match=r"outbound.allowed.*" + re.escape(repr(value))):
         load_settings(outbound_allowed=value)
+
+
+def test_the_default_list_serves_the_shared_broker_to_mqtt_only() -> None:
+    policy = load_settings().egress()
+    broker = ipaddress.ip_address("127.0.0.1")
+    assert policy.refusal("127.0.0.1", 1883, broker, channel="mqtt") is None
+    for channel in ("webhook", "fcm", "apns", "email", "sms"):
+        assert policy.refusal("127.0.0.1", 1883, broker, channel=channel) is not None
 
 
 @asynccontextmanager
@@ -98,7 +132,7 @@ async def receiver() -> AsyncIterator[tuple[str, list[Any]]]:
 
 async def test_the_guarded_client_refuses_to_connect_to_a_private_address() -> None:
     async with receiver() as (url, seen):
-        client = guarded_client(EgressPolicy())
+        client = guarded_client(EgressPolicy(), channel="webhook")
         try:
             with pytest.raises(httpx.ConnectError) as refused:
                 await client.post(url, content=b"{}")
@@ -114,7 +148,7 @@ async def test_the_guarded_client_refuses_to_connect_to_a_private_address() -> N
 
 async def test_the_guarded_client_connects_where_the_operator_allows() -> None:
     async with receiver() as (url, seen):
-        client = guarded_client(EgressPolicy.parse(False, ["127.0.0.1"]))
+        client = guarded_client(EgressPolicy.parse(False, ["127.0.0.1"]), channel="webhook")
         try:
             response = await client.post(url, content=b"{}")
         finally:
@@ -183,6 +217,30 @@ async def test_an_mqtt_broker_at_an_internal_address_is_refused_unless_listed(
             assert isinstance(result, Delivered) and channel.connects == 1
 
 
+async def test_by_default_a_webhook_cannot_post_to_the_shared_mqtt_broker() -> None:
+    """Issue 14: the default list's broker entry let any tenant's webhook POST to it."""
+    channel = WebhookChannel(egress=EgressPolicy(), clock=Clock())
+    try:
+        result = await channel.send(message(recipient=Recipient(
+            webhook=WebhookTarget("http://127.0.0.1:1883/", SECRET))))
+    finally:
+        await channel.aclose()
+    assert isinstance(result, Failed) and result.permanent
+    assert result.reason.startswith("webhook destination refused: 127.0.0.1:1883")
+
+
+async def test_by_default_mqtt_reaches_the_shared_broker(mqtt_broker: tuple[str, int]) -> None:
+    """The default list's entry, for the broker the ``mqtt`` channel defaults to
+    (``TEST_MQTT_URL`` must be that one: 127.0.0.1:1883)."""
+    channel = MqttChannel(hostname=mqtt_broker[0], port=mqtt_broker[1], egress=EgressPolicy(),
+                          clock=Clock())
+    try:
+        result = await channel.send(message())
+    finally:
+        await channel.aclose()
+    assert isinstance(result, Delivered) and channel.connects == 1
+
+
 async def test_an_smtp_relay_at_an_internal_address_is_refused_for_good() -> None:
     async with smtp_server() as box:
         channel = EmailChannel(hostname="127.0.0.1", port=box.port, sender="o@example.com",
@@ -210,7 +268,7 @@ async def test_an_smtp_relay_at_an_internal_address_is_refused_for_good() -> Non
 async def test_channel_settings_naming_an_internal_destination_are_refused(
     memory_store: MemoryStore, channels: dict[str, Any], field: str
 ) -> None:
-    async with serving(memory_store, outbound_allowed="127.0.0.1:1883") as api:
+    async with serving(memory_store, outbound_allowed="mqtt:127.0.0.1:1883") as api:
         _, body = await api.call("PUT", "/v1/channels", json_body=channels, expect=422)
     assert body["error"]["code"] == "destination_not_allowed"
     assert body["error"]["field"] == field
@@ -221,5 +279,19 @@ async def test_channel_settings_naming_an_internal_destination_are_refused(
 async def test_public_and_listed_destinations_are_accepted(memory_store: MemoryStore) -> None:
     channels = {"webhook": {"url": "https://93.184.216.34/geopush", "secret": SECRET},
                 "mqtt": {"host": "127.0.0.1", "port": 1883}}  # the default list's broker
-    async with serving(memory_store, outbound_allowed="127.0.0.1:1883") as api:
+    async with serving(memory_store, outbound_allowed="mqtt:127.0.0.1:1883") as api:
         await api.call("PUT", "/v1/channels", json_body=channels, expect=200)
+
+
+@on_session_loop
+async def test_by_default_channel_settings_give_the_shared_broker_to_mqtt_only(
+    store: Store,
+) -> None:
+    default = Settings.model_fields["outbound_allowed"].default
+    async with serving(store, outbound_allowed=default) as api:
+        _, refused = await api.call("PUT", "/v1/channels", expect=422, json_body={
+            "webhook": {"url": "http://127.0.0.1:1883/", "secret": SECRET}})
+        await api.call("PUT", "/v1/channels", expect=200, json_body={
+            "mqtt": {"host": "127.0.0.1", "port": 1883}})
+    assert refused["error"]["code"] == "destination_not_allowed"
+    assert refused["error"]["field"] == "webhook.url"

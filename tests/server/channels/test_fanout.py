@@ -27,6 +27,7 @@ from server.api.context import FANOUT, HUB
 from server.auth import Role
 from server.channels.base import Delivered
 from server.channels.inapp import (
+    CLOSE_TOKEN_REVOKED,
     InboxChannel,
     LocalFanout,
     StreamHub,
@@ -37,9 +38,11 @@ from server.channels.pg_fanout import (
     FRAME,
     NOTIFY_MAX_BYTES,
     REFERENCE,
+    REVOKE,
     PostgresFanout,
     decode_notice,
     encode_notice,
+    encode_revocation,
     stream_channel,
 )
 from server.channels.pg_presence import StreamPresence
@@ -268,6 +271,50 @@ async def test_listener_reconnects_after_its_connection_is_terminated(
     assert await b.fanout_count("listener_lost") == 1
     # Still serving requests all along.
     await b.api.call("GET", "/v1/users/u1/inbox", role=Role.MANAGER, expect=200)
+
+
+async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+    return int(msg.data), str(msg.extra)
+
+
+REVOKED = (CLOSE_TOKEN_REVOKED, "token_revoked")
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_erasing_a_user_on_node_a_closes_their_socket_on_node_b(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    async with b.stream("u1") as erased, b.stream("u2") as bystander:
+        await a.api.call("DELETE", "/v1/users/u1", expect=200)
+        assert await closed_with(erased) == REVOKED
+        await a.inbox_channel().send(message(key="for-u2", user_id="u2"))
+        got = await next_message(bystander)
+
+    assert got["idempotency_key"] == "for-u2"
+    assert await a.fanout_count("published_revoke") == 1
+    assert await b.fanout_count("revoked") == 1
+
+
+@pytest.mark.needs_postgres
+@on_session_loop
+async def test_a_tenants_revocation_on_node_a_closes_its_sockets_on_both_nodes(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    secret = await b.api.store.stream_secret(TENANT)
+    old = issue_stream_token(secret, TENANT, "u1", b.api.clock.now + 600)
+    async with b.stream("u1") as on_b, b.stream("u2") as also_on_b, a.stream("u3") as on_a:
+        await a.api.call("POST", "/v1/stream/revoke", expect=200)
+        closed = [await closed_with(ws) for ws in (on_b, also_on_b, on_a)]
+
+    assert closed == [REVOKED] * 3
+    resp = await b.api.client.get("/v1/stream", params={"token": old})
+    assert resp.status == 401
+    assert (await resp.json())["error"]["message"] == "stream token revoked"
 
 
 @pytest.mark.needs_postgres
@@ -593,6 +640,16 @@ def test_a_long_schema_name_still_makes_a_channel_postgres_accepts() -> None:
     names = {stream_channel(c * 63) for c in "st"}
     assert len(names) == 2
     assert all(n.startswith("geopush_stream.") and len(n.encode()) <= 63 for n in names)
+
+
+@pytest.mark.parametrize(("user_id", "header_user"), [(None, ""), ("u1", "u1")])
+def test_a_revocation_travels_as_a_notice_of_its_own_kind(
+    user_id: str | None, header_user: str
+) -> None:
+    notice = decode_notice(encode_revocation("node-a", "acme", user_id, 3))
+    assert (notice.origin, notice.tenant_id, notice.user_id, notice.kind) == (
+        "node-a", "acme", header_user, REVOKE)
+    assert notice.epoch() == 3
 
 
 def test_a_frame_that_fits_travels_in_the_notice() -> None:

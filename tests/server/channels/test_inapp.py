@@ -21,10 +21,14 @@ from aiohttp.test_utils import TestServer
 
 from server.channels.base import Delivered
 from server.channels.inapp import (
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TOKEN_REVOKED,
     InboxChannel,
     MemoryInbox,
+    Recheck,
     StreamHub,
     StreamTokenError,
+    TokenEpochs,
     issue_stream_token,
     peek_stream_token_tenant,
     stream_to_websocket,
@@ -35,6 +39,16 @@ from tests.server.channels.builders import Clock, message
 SECRETS = {"acme": "acme-stream-secret", "globex": "globex-stream-secret"}
 
 
+class WallClock:
+    """Wall time, moved forward by hand when a test says so."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset_s
+
+
 @dataclass
 class Service:
     hub: StreamHub
@@ -42,9 +56,12 @@ class Service:
     channel: InboxChannel
     session: aiohttp.ClientSession
     url: str
+    clock: WallClock
 
-    def token(self, user_id: str, *, tenant_id: str = "acme", ttl_s: float = 600) -> str:
-        return issue_stream_token(SECRETS[tenant_id], tenant_id, user_id, time.time() + ttl_s)
+    def token(self, user_id: str, *, tenant_id: str = "acme", ttl_s: float = 600,
+              epochs: TokenEpochs | None = None) -> str:
+        return issue_stream_token(SECRETS[tenant_id], tenant_id, user_id,
+                                  self.clock() + ttl_s, epochs or TokenEpochs())
 
     def connect(self, token: str) -> AbstractAsyncContextManager[aiohttp.ClientWebSocketResponse]:
         return self.session.ws_connect(f"{self.url}?token={token}")
@@ -58,22 +75,23 @@ class Service:
 
 
 @asynccontextmanager
-async def service() -> AsyncIterator[Service]:
-    """``GET /v1/stream?token=`` as the HTTP layer will wire it: peek the tenant, verify
-    with its secret, refuse before the upgrade, then stream."""
-    hub, inbox = StreamHub(), MemoryInbox()
+async def service(revoked: Recheck | None = None) -> AsyncIterator[Service]:
+    """``GET /v1/stream?token=`` as the HTTP layer wires it: peek the tenant, verify
+    with its secret, refuse before the upgrade, then stream. ``revoked``: the recheck
+    once the stream is registered (the HTTP layer asks the store)."""
+    hub, inbox, clock = StreamHub(), MemoryInbox(), WallClock()
 
     async def stream(request: web.Request) -> web.StreamResponse:
         token = request.query.get("token", "")
         try:
             secret = SECRETS.get(peek_stream_token_tenant(token), "")
-            claims = verify_stream_token(secret, token, now=time.time())
+            claims = verify_stream_token(secret, token, now=clock())
         except StreamTokenError as exc:
             return web.json_response({"error": {"code": exc.reason, "message": str(exc),
                                                 "field": "token"}}, status=401)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await stream_to_websocket(hub, ws, claims.tenant_id, claims.user_id)
+        await stream_to_websocket(hub, ws, claims, clock=clock, revoked=revoked)
         return ws
 
     app = web.Application()
@@ -83,7 +101,7 @@ async def service() -> AsyncIterator[Service]:
     try:
         async with aiohttp.ClientSession() as session:
             yield Service(hub, inbox, InboxChannel(hub, inbox, clock=Clock()), session,
-                          str(server.make_url("/v1/stream")))
+                          str(server.make_url("/v1/stream")), clock)
     finally:
         hub.close_all()
         await server.close()
@@ -159,6 +177,82 @@ async def test_hub_shutdown_closes_open_streams() -> None:
         assert msg.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}
 
 
+async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
+    """The close code and reason the server ends ``ws`` with (no frame before it)."""
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+    return int(msg.data), str(msg.extra)
+
+
+async def test_the_socket_closes_with_4001_when_its_token_expires() -> None:
+    async with service() as svc, svc.connect(svc.token("u1", ttl_s=1)) as ws:
+        await svc.until_online("u1")
+        assert await closed_with(ws) == (CLOSE_TOKEN_EXPIRED, "token_expired")
+    await svc.until_online("u1", online=False)
+
+
+async def test_no_message_reaches_a_socket_once_its_token_has_expired() -> None:
+    """Issue 14: a socket opened before its token expired still got a message 3.8 s
+    after. The wall clock jumps past the expiry before the timer fires: the message is
+    not sent, the socket is closed instead (the message stays in the inbox)."""
+    async with service() as svc, svc.connect(svc.token("u1", ttl_s=600)) as ws:
+        await svc.until_online("u1")
+        svc.clock.offset_s = 603.8
+        result = await svc.channel.send(message())
+        assert await closed_with(ws) == (CLOSE_TOKEN_EXPIRED, "token_expired")
+    assert result == Delivered("live:1")  # handed to the stream, which refused it
+    assert len(svc.inbox.messages("acme", "u1")) == 1
+
+
+async def test_revoking_a_users_tokens_closes_streams_minted_before_only() -> None:
+    async with service() as svc, \
+            svc.connect(svc.token("u1")) as old, \
+            svc.connect(svc.token("u1", epochs=TokenEpochs(user=1))) as new, \
+            svc.connect(svc.token("u2")) as other:
+        await _both_registered(svc, "u1")
+        assert svc.hub.revoke("acme", "u1", 1) == 1
+        assert await closed_with(old) == (CLOSE_TOKEN_REVOKED, "token_revoked")
+        await svc.channel.send(message(key="after", user_id="u1"))
+        await svc.channel.send(message(key="after", user_id="u2"))
+        got = [await _skip_pings(new), await _skip_pings(other)]
+    assert [f["message"]["idempotency_key"] for f in got] == ["after", "after"]
+
+
+async def test_revoking_a_tenants_tokens_closes_its_streams_and_no_one_elses() -> None:
+    async with service() as svc, \
+            svc.connect(svc.token("u1")) as u1, svc.connect(svc.token("u2")) as u2, \
+            svc.connect(svc.token("u1", tenant_id="globex")) as other_tenant:
+        await svc.until_online("u1")
+        await svc.until_online("u2")
+        await _until(lambda: svc.hub.is_online("globex", "u1"))
+        assert svc.hub.revoke("acme", None, 1) == 2
+        closed = [await closed_with(u1), await closed_with(u2)]
+        svc.hub.publish("globex", "u1", {"type": "message", "message": {"n": 1}})
+        got = await next_frame(other_tenant)
+    assert closed == [(CLOSE_TOKEN_REVOKED, "token_revoked")] * 2
+    assert got["message"] == {"n": 1}
+
+
+async def test_a_revocation_landing_while_the_stream_registers_still_closes_it() -> None:
+    async def revoked() -> bool:
+        return True
+
+    async with service(revoked) as svc, svc.connect(svc.token("u1")) as ws:
+        assert await closed_with(ws) == (CLOSE_TOKEN_REVOKED, "token_revoked")
+
+
+async def _both_registered(svc: Service, user_id: str) -> None:
+    await _until(lambda: svc.hub.publish("acme", user_id, {"type": "ping"}) == 2)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):  # bounded: 2 s for the server side to register
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
 @pytest.mark.parametrize(
     ("make_token", "reason"),
     [
@@ -203,6 +297,24 @@ def test_token_round_trips_its_claims() -> None:
     assert len(token) < 160  # compact enough for a query string
 
 
+def test_token_carries_the_epochs_it_was_minted_at() -> None:
+    token = issue_stream_token("s3cret", "acme", "u1", NOW + 600, TokenEpochs(3, 7))
+    claims = verify_stream_token("s3cret", token, now=NOW)
+    assert (claims.tenant_epoch, claims.user_epoch) == (3, 7)
+    assert not TokenEpochs(3, 7).revokes(claims)
+    assert TokenEpochs(4, 7).revokes(claims) and TokenEpochs(3, 8).revokes(claims)
+
+
+def test_a_token_minted_before_epochs_existed_is_at_epoch_zero() -> None:
+    payload = base64.urlsafe_b64encode(b'{"t":"acme","u":"u1","e":1795000600}').rstrip(b"=")
+    mac = hmac.new(b"s3cret", b"v1." + payload, hashlib.sha256).digest()
+    token = f"v1.{payload.decode()}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    claims = verify_stream_token("s3cret", token, now=NOW)
+    assert (claims.tenant_epoch, claims.user_epoch) == (0, 0)
+    assert not TokenEpochs().revokes(claims)
+    assert TokenEpochs(user=1).revokes(claims)
+
+
 def test_token_expires_at_its_expiry_second() -> None:
     token = issue_stream_token("s3cret", "acme", "u1", NOW + 600)
     verify_stream_token("s3cret", token, now=NOW + 599.9)
@@ -235,8 +347,11 @@ def test_malformed_token_is_refused(token: str) -> None:
         verify_stream_token("s3cret", token, now=NOW)
 
 
-def test_well_signed_token_with_wrong_claim_types_is_malformed() -> None:
-    payload = base64.urlsafe_b64encode(b'{"t":"acme","u":"u1","e":true}').rstrip(b"=").decode()
+@pytest.mark.parametrize("claims", [b'{"t":"acme","u":"u1","e":true}',
+                                    b'{"t":"acme","u":"u1","e":1795000600,"ug":"1"}',
+                                    b'{"t":"acme","u":"u1","e":1795000600,"tg":1.5}'])
+def test_well_signed_token_with_wrong_claim_types_is_malformed(claims: bytes) -> None:
+    payload = base64.urlsafe_b64encode(claims).rstrip(b"=").decode()
     mac = hmac.new(b"s3cret", f"v1.{payload}".encode(), hashlib.sha256).digest()
     token = f"v1.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
     with pytest.raises(StreamTokenError) as err:

@@ -134,30 +134,83 @@ async def test_user_id_cannot_escape_its_topic(
 async def test_recipient_topic_overrides_the_template(
     mqtt_broker: tuple[str, int], tenant: str
 ) -> None:
-    topic = f"apps/{tenant}/devices/d-7"
+    topic = f"geopush/{tenant}/devices/d-7"
     async with subscriber(mqtt_broker, topic) as sub, \
-            channel(mqtt_broker, topic_template="x/{tenant_id}/{user_id}") as ch:
+            channel(mqtt_broker, topic_template="geopush/{tenant_id}/x/{user_id}") as ch:
         result = await ch.send(message(tenant_id=tenant, recipient=Recipient(mqtt_topic=topic)))
         [got] = await received(sub)
     assert isinstance(result, Delivered)
     assert str(got.topic) == topic
 
 
-@pytest.mark.parametrize("topic", ["", "a/+/b", "a/#", "a\0b"])
-async def test_wildcard_recipient_topic_fails_permanently(
+@pytest.mark.parametrize("topic", ["", "geopush/acme/", "geopush/acme/+/b", "geopush/acme/#",
+                                   "geopush/acme/a\0b", "geopush/acme/a\r\nb",
+                                   "geopush/globex/users/u1", "apps/acme/devices/d-7",
+                                   "geopush/acme"])
+async def test_recipient_topic_outside_the_namespace_or_with_a_wildcard_fails_permanently(
     mqtt_broker: tuple[str, int], topic: str
 ) -> None:
     async with channel(mqtt_broker) as ch:
-        result = await ch.send(message(recipient=Recipient(mqtt_topic=topic)))
+        result = await ch.send(message(tenant_id="acme", recipient=Recipient(mqtt_topic=topic)))
     assert isinstance(result, Failed)
     assert result.permanent
     assert ch.connects == 0
 
 
-@pytest.mark.parametrize("template", ["geopush/{tenant}/{user_id}", "a/{0}", "a/+/{user_id}", ""])
+@pytest.mark.parametrize("template", [
+    "geopush/globex/users/{user_id}",  # another tenant's namespace, written out
+    "geopush/{user_id}/x",  # a user id in the tenant's level: "globex" would be one
+    "other/{tenant_id}/{user_id}", "{tenant_id}/users/{user_id}", "geopush/{tenant_id}",
+    "geopush/{tenant_id}/", "geopush/{tenant_id}/{user_id.__class__.__mro__}",
+    "geopush/{tenant_id}/{user_id!r}", "geopush/{tenant_id}/{user_id:>99}",
+    "geopush/{tenant_id}/{user_id[0]}", "geopush/{tenant_id}/{0}", "geopush/{tenant_id}/{}",
+    "geopush/{tenant_id}/{{user_id}}", "geopush/{tenant_id}/{user_id", "a/{0}",
+    "geopush/{tenant_id}/+/{user_id}", "geopush/{tenant_id}/#", "geopush/{tenant_id}/a\0b", "",
+])
 def test_unusable_topic_template_is_refused_at_construction(template: str) -> None:
     with pytest.raises(ChannelConfigError, match="topic_template"):
         MqttChannel(topic_template=template)
+
+
+async def test_placeholders_fill_in_names_and_only_names(
+    mqtt_broker: tuple[str, int], tenant: str
+) -> None:
+    template = "geopush/{tenant}/c/{campaign_id}/{variant_id}/{venue_id}/{event}/{user_id}"
+    async with subscriber(mqtt_broker, f"geopush/{tenant}/c/#") as sub, \
+            channel(mqtt_broker, topic_template=template) as ch:
+        result = await ch.send(message(tenant_id=tenant, user_id="u 1", venue_id="joy/city"))
+        [got] = await received(sub)
+    assert isinstance(result, Delivered)
+    assert str(got.topic) == f"geopush/{tenant}/c/diapers/a/joy%2Fcity/dwell/u%201"
+
+
+async def test_tenant_a_cannot_publish_where_tenant_b_subscribes(
+    mqtt_broker: tuple[str, int],
+) -> None:
+    """The attack of issue 14: tenant A aims its messages at tenant B's topics, by its
+    template, by a user id and by a user's own topic; B's subscriber gets none of them."""
+    a, b = f"ta-{uuid.uuid4().hex[:8]}", f"tb-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ChannelConfigError, match="namespace"):
+        MqttChannel(topic_template=f"geopush/{b}/users/{{user_id}}")
+    attempts = [message(tenant_id=a, user_id=f"../../{b}/users/u1", key="a1"),
+                message(tenant_id=a, user_id="#", key="a2"),
+                message(tenant_id=a, user_id="+", key="a3"),
+                message(tenant_id=a, key="a4",
+                        recipient=Recipient(mqtt_topic=f"geopush/{b}/users/u1"))]
+    async with subscriber(mqtt_broker, f"geopush/{b}/#") as b_sub, \
+            subscriber(mqtt_broker, f"geopush/{a}/#") as a_sub, \
+            channel(mqtt_broker) as a_channel, channel(mqtt_broker) as b_channel:
+        results = [await a_channel.send(m) for m in attempts]
+        a_got = await received(a_sub, 3)
+        # B's own message, published after A's were acknowledged: the broker routed A's
+        # first, so had any of them matched B's subscription it would arrive before this.
+        assert isinstance(await b_channel.send(message(tenant_id=b, key="b1")), Delivered)
+        [b_got] = await received(b_sub)
+
+    assert [r.kind for r in results] == ["delivered"] * 3 + ["failed"]
+    assert all(str(m.topic).startswith(f"geopush/{a}/users/") for m in a_got)
+    assert json.loads(bytes(b_got.payload))["idempotency_key"] == "b1"
+    assert str(b_got.topic) == f"geopush/{b}/users/u1"
 
 
 async def test_mqtt311_publishes_without_v5_properties(

@@ -104,7 +104,8 @@ def test_each_command_help_describes_only_itself(command: str, foreign: tuple[st
 def _readme_commands() -> dict[str, str]:
     """The README's commands table: command path -> its synopsis (code span)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme.split("### Commands", 1)[1].split("\n### ", 1)[0]
+    table = re.split(r"^#+ Commands$", readme, maxsplit=1, flags=re.M)[1]
+    table = re.split(r"^#", table, maxsplit=1, flags=re.M)[0]
     rows: dict[str, str] = {}
     for line in table.splitlines():
         match = re.match(r"\| `(geopush [^`]+)` \|", line)
