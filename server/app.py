@@ -103,6 +103,9 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_id_middleware, error_middleware],
+        # Compressed bodies are inflated by the body readers (server.api.bodies), so that
+        # a bad one is a JSON 4xx rather than a failure inside aiohttp's parser.
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or time.time

@@ -37,7 +37,7 @@ _SECRET_FIELDS = frozenset({"secret", "previous_secret", "password", "private_ke
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _http_url(value: str) -> str:
