@@ -343,7 +343,11 @@ class Schedule(_Frozen):
 
 
 def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat()
+    """Epoch seconds as an ISO-8601 UTC time, or as seconds beyond the calendar's years."""
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{at:g} s"
 
 
 @lru_cache(maxsize=256)

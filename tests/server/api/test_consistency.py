@@ -25,8 +25,10 @@ CHRISTMAS = "2026-12-24T00:00:00+02:00"
     ({"schedule": {"start": ADVENT, "end": ADVENT}}, "schedule.end", "not after start"),
     ({"schedule": {"start": 1_800_000_000, "end": 1_700_000_000}}, "schedule.end",
      "not after start"),
+    ({"schedule": {"start": 1e300, "end": -1e300}}, "schedule.end",
+     "end (-1e+300 s) is not after start (1e+300 s)"),
     ({"audience": {"age": {"min": 40, "max": 30}}}, "audience.age.max", "below min (40)"),
-], ids=["christmas-to-advent", "empty", "epoch-seconds", "age"])
+], ids=["christmas-to-advent", "empty", "epoch-seconds", "beyond-the-calendar", "age"])
 @pytest.mark.parametrize("method", ["POST", "PUT"])
 async def test_a_campaign_that_contradicts_itself_is_a_422_naming_the_field(
     api: Api, method: str, over: dict[str, Any], field: str, says: str,
