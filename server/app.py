@@ -50,7 +50,7 @@ from server.channels.pg_presence import StreamPresence
 from server.errors import error_middleware
 from server.group_commit import GROUPS, GroupCommitter
 from server.learner import LEARNER, ProfileLearner, ended_visits
-from server.logs import request_id_middleware
+from server.logs import FailureLog, request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
 from server.outbox.dispatcher import inbox_message
@@ -104,6 +104,9 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[request_id_middleware, error_middleware],
+        # Compressed bodies are inflated by the body readers (server.api.bodies), so that
+        # a bad one is a JSON 4xx rather than a failure inside aiohttp's parser.
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or time.time
@@ -305,34 +308,42 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _housekeeping_loop(app: web.Application) -> None:
     """Every ``housekeeping_interval_s``: delete each tenant's raw pings older than the
-    retention period, :data:`PRUNE_ROUND_PINGS` at a time. A failure is logged and the
-    loop goes on (the next round catches up)."""
+    retention period, :data:`PRUNE_ROUND_PINGS` at a time. A failure is logged (once
+    while it lasts, see :class:`FailureLog`) and the loop goes on (the next round
+    catches up)."""
     settings, metrics = app[SETTINGS], app[METRICS]
+    failures = FailureLog(log, "housekeeping")
     while True:
         await asyncio.sleep(settings.housekeeping_interval_s)
         await prune_old_pings(app[STORE], app[CLOCK]() - settings.ping_retention_days * 86_400,
-                              on_pruned=metrics.pings_pruned.inc)
+                              on_pruned=metrics.pings_pruned.inc, failures=failures)
 
 
 async def prune_old_pings(
-    store: HousekeepingStore, before: float, *, on_pruned: Callable[[int], None] | None = None
+    store: HousekeepingStore, before: float, *, on_pruned: Callable[[int], None] | None = None,
+    failures: FailureLog | None = None,
 ) -> int:
-    """Delete every tenant's pings received before ``before``; how many in all."""
+    """Delete every tenant's pings received before ``before``; how many in all.
+    ``failures``: where failures go (a loop passes its own, which logs a failure that
+    repeats every round once)."""
+    failures = failures or FailureLog(log, "housekeeping")
     total = 0
     try:
         tenants = await store.list_tenants()
-    except Exception:
-        log.exception("housekeeping: cannot list tenants; retrying next round")
+    except Exception as exc:
+        failures.failed("listing tenants", exc)
         return 0
+    failures.succeeded("listing tenants")
     for tenant in tenants:
+        step = f"pruning the pings of tenant {tenant.tenant_id}"
         while True:
             try:
                 gone = await store.prune_pings(tenant.tenant_id, before=before,
                                                limit=PRUNE_ROUND_PINGS)
-            except Exception:
-                log.exception("housekeeping: pruning pings of tenant %s failed",
-                              tenant.tenant_id)
+            except Exception as exc:
+                failures.failed(step, exc)
                 break
+            failures.succeeded(step)
             total += gone
             if on_pruned is not None and gone:
                 on_pruned(gone)
@@ -350,19 +361,25 @@ async def _timer_loop(app: web.Application) -> None:
     """Fire due DWELL / silence-EXIT timers of every tenant every interval.
 
     One tenant's failure is logged and skipped (the others still fire, the loop goes
-    on); only cancellation ends the loop. Runs in the event loop.
+    on); a failure that repeats every round (the database is down) is logged once when
+    it starts and once when it ends (:class:`FailureLog`), and counted in
+    ``timer_errors`` every time. Only cancellation ends the loop. Runs in the event
+    loop.
     """
     settings, metrics, cores = app[SETTINGS], app[METRICS], app[CORES]
+    failures = FailureLog(log, "timer loop")
     while True:
         await asyncio.sleep(settings.timer_interval_s)
         store = app[STORE]
         try:
             tenants = await store.list_tenants()
-        except Exception:
-            log.exception("timer loop: cannot list tenants; retrying next round")
+        except Exception as exc:
+            failures.failed("listing tenants", exc)
             metrics.timer_errors.inc()
             continue
+        failures.succeeded("listing tenants")
         for tenant in tenants:
+            step = f"tenant {tenant.tenant_id}"
             # Small transactions, one after another until none is due: a burst of due
             # timers (a crowd that entered together reaching its dwell threshold) must
             # not hold the tenant's users, or the event loop, for long at a time.
@@ -370,11 +387,11 @@ async def _timer_loop(app: web.Application) -> None:
                 try:
                     result = await fire_timers(store, cores, tenant.tenant_id, app[CLOCK](),
                                                limit=TIMER_ROUND_USERS)
-                except Exception:
-                    log.exception("timer loop: tenant %s failed; skipped this round",
-                                  tenant.tenant_id)
+                except Exception as exc:
+                    failures.failed(step, exc)
                     metrics.timer_errors.inc()
                     break
+                failures.succeeded(step)
                 metrics.count_result(result)
                 if result.deliveries and OUTBOX in app:
                     app[OUTBOX].wake()

@@ -95,6 +95,14 @@ def field_path(loc: Sequence[int | str], prefix: Sequence[int | str] = ()) -> st
     return out or None
 
 
+NON_FINITE_NUMBER = "non_finite_number"
+"""The code of a number that is NaN or infinite (``1e400`` overflows to infinity), in a
+JSON body, a venue file or a scenario; pydantic calls it ``finite_number``."""
+
+_CODES = {"finite_number": NON_FINITE_NUMBER}
+"""pydantic error types answered under the project's own code."""
+
+
 def validation_details(
     exc: ValidationError, prefix: Sequence[int | str] = (),
     rename: Mapping[str, str] | None = None,
@@ -107,7 +115,8 @@ def validation_details(
         loc = [p for p in error["loc"] if not _is_union_tag(p)]
         if rename:
             loc = [rename.get(p, p) if isinstance(p, str) else p for p in loc]
-        details.append({"field": field_path(loc, prefix), "code": str(error["type"]),
+        code = str(error["type"])
+        details.append({"field": field_path(loc, prefix), "code": _CODES.get(code, code),
                         "message": str(error["msg"])})
     return details
 
@@ -196,6 +205,13 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+def body_too_large(limit_bytes: int, when: str = "") -> ApiError:
+    """413 ``payload_too_large`` stating the limit (``when``: e.g. "once decompressed")."""
+    return ApiError(413, "payload_too_large",
+                    f"the request body is larger than {limit_bytes} bytes"
+                    + (f" {when}" if when else "") + f"; at most {limit_bytes} are read")
 
 
 def http_exception_error(exc: web.HTTPException, request: web.Request) -> ApiError:

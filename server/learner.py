@@ -25,6 +25,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from server.logs import FailureLog
 from server.store.errors import NotFoundError, StoreError
 from server.store.roles import CatalogSource, ProfileStore
 from server.tenant_core import CoreBuildError, TenantCores
@@ -53,6 +54,7 @@ class ProfileLearner:
         self._worker: asyncio.Task[None] | None = None
         self.learned = 0
         """Profiles changed so far (for tests and metrics)."""
+        self._failures = FailureLog(log, "learner")
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="geopush-learner")
@@ -88,12 +90,14 @@ class ProfileLearner:
             try:
                 if await self.learn(tenant_id, user_id):
                     self.learned += 1
-            except (StoreError, CoreBuildError):
-                log.exception("learning the profile of %s (tenant %s) failed; it learns at "
-                              "its next visit", user_id, tenant_id)
+            except (StoreError, CoreBuildError) as exc:
+                # The user learns at the next visit; logged once while the store fails.
+                self._failures.failed("learning profiles", exc)
             except Exception:  # the loop must not die of one user
                 log.exception("learning the profile of %s (tenant %s) failed", user_id,
                               tenant_id)
+            else:
+                self._failures.succeeded("learning profiles")
             finally:
                 self._queue.task_done()
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.auth import Principal, RateLimiter, Role, rate_limited
+from server.logs import FailureLog
 from server.settings import RateLimit
 
 log = logging.getLogger("geopush.rate_limits")
@@ -57,6 +58,8 @@ PRUNE_EVERY_S = 600.0
 IDLE_FOR_S = 3600.0
 """Buckets untouched this long are deleted (any bucket is full after burst / rate, 4-5 s
 at the default limits)."""
+_LEASE = (f"leasing tokens (each node limits with buckets of its own meanwhile, asking "
+          f"again every {RETRY_AFTER_S:g} s)")
 
 
 class RateBucketStore(Protocol):
@@ -107,6 +110,7 @@ class SharedRateLimiter:
         self._leases: dict[str, _Lease] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._down_until = -math.inf
+        self._failures = FailureLog(log, "rate limits", clock=monotonic)
         """Monotonic time until which this node's own buckets decide, after a failure."""
 
     async def acquire(self, principal: Principal) -> None:
@@ -130,13 +134,13 @@ class SharedRateLimiter:
                     granted, left = await self._store.take_rate_tokens(
                         key_id, per_s=limit.per_s, burst=float(limit.burst),
                         want=lease_size(limit))
-            except Exception:
-                log.warning("rate limits: cannot lease tokens (key %s); this node's own "
-                            "buckets decide for %.0f s", key_id, RETRY_AFTER_S, exc_info=True)
+            except Exception as exc:
+                self._failures.failed(_LEASE, exc)
                 self._observe("failed")
                 self._down_until = self._now() + RETRY_AFTER_S
                 self._fallback.check(principal)
                 return
+            self._failures.succeeded(_LEASE)
             if granted == 0:
                 self._observe("denied")
                 raise rate_limited(max(1, math.ceil((1.0 - left) / limit.per_s)))
@@ -163,5 +167,7 @@ class SharedRateLimiter:
             await asyncio.sleep(PRUNE_EVERY_S)
             try:
                 await self._store.prune_rate_buckets(idle_for_s=IDLE_FOR_S)
-            except Exception:
-                log.exception("rate limits: pruning idle buckets failed; retrying later")
+            except Exception as exc:
+                self._failures.failed("pruning idle buckets", exc)
+            else:
+                self._failures.succeeded("pruning idle buckets")

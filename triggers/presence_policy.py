@@ -121,6 +121,15 @@ class PresencePolicy:
         if not isinstance(self.venues, MappingProxyType):
             object.__setattr__(self, "venues", MappingProxyType(dict(self.venues)))
 
+    def check_consistent(self) -> None:
+        """Raise ``TriggerError`` when two thresholds contradict each other. Checked
+        where a policy is set (the API, scenario files), not on every construction, so
+        that a policy stored before the check still loads."""
+        if self.default_accuracy_m > self.max_accuracy_m:
+            raise TriggerError(
+                f"default_accuracy_m ({self.default_accuracy_m:g}) is above max_accuracy_m "
+                f"({self.max_accuracy_m:g}): every ping without an accuracy would be ignored")
+
     def with_venues(
         self,
         venue_dwell_s: Iterable[tuple[str, int]],

@@ -23,7 +23,7 @@ import opening_hours as osm_hours
 
 from venues.model import DEFAULT_DWELL_S, VenueKind
 from venues.problems import Code, Findings
-from venues.values import NonFinite, is_number, show, type_name
+from venues.values import NonFinite, first_non_finite, is_number, show, type_name
 
 MAX_DWELL_S = 86_400
 """Longest dwell threshold: a day. A longer one can never fire within one visit, since
@@ -267,6 +267,14 @@ def _metadata(value: object, findings: Findings) -> dict[str, Any]:
             "properties.metadata", Code.INVALID_TYPE,
             f"metadata must be an object, not {type_name(value)} {show(value)}",
         )
+        return {}
+    where = first_non_finite(value)
+    if where is not None:
+        # Free JSON, but stored and served as JSON: NaN and the infinities have no JSON
+        # form (and PostgreSQL's jsonb refuses them).
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+        findings.error(f"properties.metadata{path}", Code.NON_FINITE_NUMBER,
+                       f"metadata{path} is not a finite number")
         return {}
     return dict(value)
 

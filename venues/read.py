@@ -53,6 +53,7 @@ def load_venues(
     repair: bool = False,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     progress: ProgressHook | None = None,
+    name: str | None = None,
 ) -> VenueLoad:
     """Read and validate a venue file; ``.venues`` holds the valid venues in file order.
 
@@ -62,22 +63,48 @@ def load_venues(
     not JSON, not a FeatureCollection, not a GDAL dataset) raises
     :class:`~venues.errors.VenueFileError`, so that callers which only want
     ``.venues`` never mistake a broken file for an empty one.
+
+    ``name``: what messages call the file (default: its path). A server reading an
+    upload from a temporary file passes the upload's name: then no message, GDAL's
+    included, shows the path or the folder of the file it read.
     """
-    source = os.fspath(path)
+    file = _File(os.fspath(path), name)
     options: dict[str, Any] = {"strict": strict, "repair": repair,
                                "max_area_km2": max_area_km2, "progress": progress}
-    if source.lower().endswith(GDAL_SUFFIXES):
-        return _load_with_gdal(source, **options)
+    if file.path.lower().endswith(GDAL_SUFFIXES):
+        return _load_with_gdal(file, **options)
     try:
-        data = Path(source).read_bytes()
+        data = Path(file.path).read_bytes()
     except OSError as exc:
-        raise _unreadable(source, exc.strerror or str(exc)) from exc
+        raise _unreadable(file, exc.strerror or str(exc)) from exc
     if data[:4] == b"PK\x03\x04" or data[:16] == b"SQLite format 3\x00":
-        return _load_with_gdal(source, **options)  # a zip or GeoPackage with an odd name
-    obj = _parse_json(source, data)
+        return _load_with_gdal(file, **options)  # a zip or GeoPackage with an odd name
+    obj = _parse_json(file.shown, data)
     if isinstance(obj, Mapping) and not is_wgs84_crs_member(obj.get("crs")):
-        return _load_with_gdal(source, **options)  # GDAL honours the old crs member
-    return parse_feature_collection(obj, source=source, **options)
+        return _load_with_gdal(file, **options)  # GDAL honours the old crs member
+    return parse_feature_collection(obj, source=file.shown, **options)
+
+
+class _File:
+    """A file being read: its ``path``, and the name messages call it (``shown``)."""
+
+    def __init__(self, path: str, name: str | None) -> None:
+        self.path = path
+        self.shown = name or path
+        self._hidden = () if name is None else tuple(sorted(
+            {path, os.path.abspath(path), os.path.realpath(path)}, key=len, reverse=True))
+        self._folders = () if name is None else tuple(sorted(
+            {os.path.dirname(p) for p in self._hidden} - {"", os.sep}, key=len,
+            reverse=True))
+
+    def scrubbed(self, text: str) -> str:
+        """``text`` (a GDAL message) with the file's path replaced by its name and any
+        other mention of its folder left out."""
+        for form in self._hidden:
+            text = text.replace(form, self.shown)
+        for folder in self._folders:
+            text = text.replace(folder + os.sep, "").replace(folder, "")
+        return text
 
 
 def _parse_json(source: str, data: bytes) -> object:
@@ -104,7 +131,7 @@ def _parse_json(source: str, data: bytes) -> object:
 
 
 def _load_with_gdal(
-    source: str, *, strict: bool, repair: bool, max_area_km2: float,
+    file: _File, *, strict: bool, repair: bool, max_area_km2: float,
     progress: ProgressHook | None,
 ) -> VenueLoad:
     # GDAL comes in only for the formats that need it: GeoJSON (what `geopush locate`
@@ -112,21 +139,21 @@ def _load_with_gdal(
     import pyogrio  # noqa: PLC0415
     from pyogrio.errors import DataSourceError  # noqa: PLC0415
 
-    if not Path(source).exists():
-        raise _unreadable(source, "No such file or directory")
+    if not Path(file.path).exists():
+        raise _unreadable(file, "No such file or directory")
     try:
-        info = pyogrio.list_layers(source)
-        driver = str(pyogrio.read_info(source, layer=str(info[0][0]))["driver"]) if len(
+        info = pyogrio.list_layers(file.path)
+        driver = str(pyogrio.read_info(file.path, layer=str(info[0][0]))["driver"]) if len(
             info) else ""
     except (DataSourceError, OSError, ValueError) as exc:
-        raise _unreadable(source, f"not a GeoPackage, Shapefile or KML file GDAL can read "
-                                  f"({exc})") from exc
+        raise _unreadable(file, f"not a GeoPackage, Shapefile or KML file GDAL can read "
+                                f"({exc})") from exc
     features: list[dict[str, Any]] = []
     file_problems: list[Problem] = []
     for layer_name, geometry_type in info:
         if geometry_type is None:
             continue  # an attribute-only table (GeoPackage allows them)
-        layer_features, problem = _read_layer(source, str(layer_name), driver)
+        layer_features, problem = _read_layer(file, str(layer_name), driver)
         features.extend(layer_features)
         if problem is not None:
             file_problems.append(problem)
@@ -134,22 +161,22 @@ def _load_with_gdal(
         file_problems.append(Problem(FILE_LEVEL, None, "", Code.EMPTY_COLLECTION.value,
                                      "the file has no features with geometry"))
     return validate_features(
-        features, source=source, strict=strict, repair=repair, max_area_km2=max_area_km2,
-        progress=progress, file_problems=file_problems,
+        features, source=file.shown, strict=strict, repair=repair,
+        max_area_km2=max_area_km2, progress=progress, file_problems=file_problems,
         ignored_properties=_KML_NOISE if "KML" in driver else frozenset(),
     )
 
 
 def _read_layer(
-    source: str, layer: str, driver: str
+    file: _File, layer: str, driver: str
 ) -> tuple[list[dict[str, Any]], Problem | None]:
     import geopandas  # noqa: PLC0415 - see _load_with_gdal
     from pyogrio.errors import DataSourceError  # noqa: PLC0415
 
     try:
-        frame = geopandas.read_file(source, layer=layer, engine="pyogrio")
+        frame = geopandas.read_file(file.path, layer=layer, engine="pyogrio")
     except (DataSourceError, OSError, ValueError) as exc:
-        raise _unreadable(source, f"layer {layer!r} cannot be read ({exc})") from exc
+        raise _unreadable(file, f"layer {layer!r} cannot be read ({exc})") from exc
     problem = None
     if frame.crs is None:
         problem = Problem(FILE_LEVEL, None, "crs", Code.MISSING_CRS.value,
@@ -198,6 +225,7 @@ def _number(text: str) -> object:
     return text
 
 
-def _unreadable(source: str, why: str) -> VenueFileError:
-    return VenueFileError(source, Problem(FILE_LEVEL, None, "", Code.UNREADABLE_FILE.value,
-                                          f"cannot read the file: {why}"))
+def _unreadable(file: _File, why: str) -> VenueFileError:
+    return VenueFileError(file.shown, Problem(
+        FILE_LEVEL, None, "", Code.UNREADABLE_FILE.value,
+        f"cannot read the file: {file.scrubbed(why)}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -15,6 +16,36 @@ class NonFinite:
     """
 
     literal: str
+
+
+def is_non_finite(value: object) -> bool:
+    """True for NaN, an infinity, or a :class:`NonFinite` marker."""
+    return isinstance(value, NonFinite) or (isinstance(value, float) and not math.isfinite(value))
+
+
+def first_non_finite(value: object) -> tuple[int | str, ...] | None:
+    """The path (keys and list indices) to the first non-finite number in a JSON-like
+    ``value``, in document order; ``None`` when every number is finite.
+
+    ``json.loads`` reads ``1e400`` as an infinity and YAML reads ``.inf`` / ``.nan``;
+    no JSON writer can put them back (``Infinity`` is not JSON), and PostgreSQL's
+    ``jsonb`` refuses them, so input holding one is refused where it is read, naming
+    the field. Iterative: a document nested a thousand deep does not exhaust the stack.
+    """
+    stack: list[tuple[tuple[int | str, ...], object]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if is_non_finite(item):
+            return path
+        if isinstance(item, dict):
+            children: list[tuple[tuple[int | str, ...], object]] = [
+                ((*path, key), child) for key, child in item.items()]
+        elif isinstance(item, list | tuple):
+            children = [((*path, i), child) for i, child in enumerate(item)]
+        else:
+            continue
+        stack.extend(reversed(children))
+    return None
 
 
 def is_number(value: object) -> bool:

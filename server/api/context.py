@@ -11,21 +11,25 @@ import json
 import math
 import re
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDict, MultiDictProxy
 from pydantic import BaseModel
 
+from server.api.bodies import content_codings, decode
 from server.auth import Limiter
 from server.channels.inapp import StreamFanout, StreamHub
-from server.errors import ApiError, field_path, parse_json
+from server.errors import NON_FINITE_NUMBER, ApiError, field_path, parse_json
 from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.settings import Settings
 from server.store.roles import Store
 from server.tenant_core import TenantCores
+from venues.values import first_non_finite
 
 
 class Clock(Protocol):
@@ -72,24 +76,31 @@ def path_id(request: web.Request, name: str = "id") -> str:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The body (gzip / deflate already undone by aiohttp); 413 past the size limit."""
-    return await request.read()
+    """The body, its ``Content-Encoding`` (gzip, deflate) undone: 413 past the size
+    limit (compressed, or once inflated), 400 ``invalid_body`` when it does not inflate,
+    415 ``unsupported_encoding`` for other codings (see :mod:`server.api.bodies`)."""
+    codings = content_codings(request.headers.get(hdrs.CONTENT_ENCODING, ""))
+    raw = await request.read()
+    if not codings:
+        return raw
+    return await decode(raw, codings, limit=request.client_max_size)
 
 
 async def read_json(
-    request: web.Request, *, allow_empty: bool = False, whole_body_text: bool = True
+    request: web.Request, *, allow_empty: bool = False, check_whole_body: bool = True
 ) -> Any:
     """The body as JSON: 400 ``invalid_json`` when it is not, or empty (unless
-    ``allow_empty``, which returns ``None`` for an empty body); 422 ``invalid_text`` for
-    a string no database can store (see :func:`loads`). ``whole_body_text=False`` leaves
-    that check to the caller's per-item validation (ping batches: one bad ping must not
+    ``allow_empty``, which returns ``None`` for an empty body); 422 ``non_finite_number``
+    for a number that overflows to infinity and 422 ``invalid_text`` for a string no
+    database can store (see :func:`loads`). ``check_whole_body=False`` leaves those
+    checks to the caller's per-item validation (ping batches: one bad ping must not
     sink the others)."""
     body = await read_body(request)
     if not body.strip():
         if allow_empty:
             return None
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
-    return loads(body, check_text=whole_body_text)
+    return loads(body, check_values=check_whole_body)
 
 
 # Every byte to b"0" if it is a digit, else b" ": a run of 19 digits shows as b"0" * 19.
@@ -97,28 +108,44 @@ _DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
 _LONG_NUMBER = b"0" * 19
 
 
-def loads(body: bytes, *, check_text: bool = True) -> Any:
+def loads(body: bytes, *, check_values: bool = True) -> Any:
     """:func:`~server.errors.parse_json`'s answer, orjson's speed (about 4x on a batch of
     pings). orjson refuses some JSON the standard library takes (a byte order mark, a
     lone ``\\ud800`` escape, ``1e400``) and reads an integer beyond 64 bits as a float:
     on any refusal, and when the body has a run of 19 digits, the standard library reads
     it instead, so values, and the messages of a 400, stay what they were.
 
-    With ``check_text``, a string holding NUL or a lone surrogate is a 422 naming it:
-    PostgreSQL's text and jsonb refuse both, and a client error must not become a 5xx."""
+    With ``check_values``, a number that overflows to infinity (``1e400``; the standard
+    library reads it as ``inf``, orjson refuses it) is a 422 ``non_finite_number``
+    naming it, and a string holding NUL or a lone surrogate a 422 ``invalid_text``:
+    PostgreSQL's text and jsonb refuse both, no JSON writer can put an infinity back,
+    and a client error must not become a 5xx."""
     if _LONG_NUMBER not in body.translate(_DIGITS):
         try:
             value = orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
         else:
-            if check_text and b"\\u0000" in body:
+            # orjson reads only finite numbers: no walk for them here.
+            if check_values and b"\\u0000" in body:
                 _refuse_unstorable_text(value, ())
             return value
     value = parse_json(body)
-    if check_text:
+    if check_values:
+        refuse_non_finite(value)
         _refuse_unstorable_text(value, ())
     return value
+
+
+def refuse_non_finite(value: Any, prefix: tuple[int | str, ...] = ()) -> None:
+    """422 ``non_finite_number`` naming the first NaN or infinity in ``value`` (a parsed
+    JSON document), if there is one."""
+    where = first_non_finite(value)
+    if where is not None:
+        field = field_path(where, prefix)
+        raise ApiError(422, NON_FINITE_NUMBER,
+                       f"{field or 'the body'} is not a finite number (it overflows a "
+                       "64-bit float); numbers must be finite", field=field)
 
 
 def _refuse_unstorable_text(value: Any, path: tuple[int | str, ...]) -> None:
@@ -146,7 +173,17 @@ character)."""
 
 async def read_form(request: web.Request) -> Any:
     """The form (urlencoded or multipart) body; 400 ``invalid_form`` when it cannot be
-    parsed (a bad boundary, broken part headers)."""
+    parsed (a bad boundary, broken part headers). A compressed urlencoded form is
+    inflated as :func:`read_body` does; a compressed multipart body is a 415: upload
+    the file as it is (GeoPackage, zipped Shapefile and KMZ are compressed already)."""
+    if content_codings(request.headers.get(hdrs.CONTENT_ENCODING, "")):
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise ApiError(415, "unsupported_encoding",
+                           "a compressed multipart body is not supported; send it "
+                           "without Content-Encoding")
+        text = (await read_body(request)).rstrip().decode(request.charset or "utf-8",
+                                                          errors="replace")
+        return MultiDictProxy(MultiDict(parse_qsl(text, keep_blank_values=True)))
     try:
         return await request.post()
     except web.HTTPException:
@@ -194,24 +231,22 @@ def json_response(data: Any, *, status: int = 200) -> web.Response:
 
 
 def dumps(data: Any) -> bytes:
-    """``data`` as JSON, by orjson (about 10x the standard library's speed). orjson
-    writes a NaN or an infinity as ``null`` where the standard library writes ``NaN``,
-    and refuses keys that are not strings and integers beyond 64 bits: for those the
-    standard library writes the answer, as it always did."""
+    """``data`` as JSON, by orjson (about 10x the standard library's speed). A NaN or an
+    infinity is written as ``null``: ``NaN`` and ``Infinity`` are not JSON, and no
+    client's parser reads them. orjson refuses keys that are not strings and integers
+    beyond 64 bits: for those the standard library writes the answer."""
     try:
-        body = orjson.dumps(data)
+        return orjson.dumps(data)
     except TypeError:
-        body = None
-    if body is None or (b"null" in body and _has_non_finite(data)):
-        return json.dumps(data).encode()
-    return body
+        return json.dumps(_nulled(data), allow_nan=False).encode()
 
 
-def _has_non_finite(data: Any) -> bool:
+def _nulled(data: Any) -> Any:
+    """``data`` with every NaN and infinity replaced by ``None`` (as orjson writes them)."""
     if isinstance(data, float):
-        return not math.isfinite(data)
+        return data if math.isfinite(data) else None
     if isinstance(data, dict):
-        return any(_has_non_finite(v) for v in data.values())
+        return {k: _nulled(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
-        return any(_has_non_finite(v) for v in data)
-    return False
+        return [_nulled(v) for v in data]
+    return data

@@ -97,7 +97,7 @@ class InboxResponse(BaseModel):
 
 
 class StreamTokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ttl_s: float | None = Field(default=None, ge=60, le=30 * 86_400,
                                 description="lifetime (default: the server's setting)")

@@ -20,6 +20,7 @@ from server.api.context import (
     SETTINGS,
     json_response,
     now,
+    read_body,
     read_form,
     read_json,
     store,
@@ -94,7 +95,7 @@ def delivery_json(d: DeliveryRecord) -> dict[str, Any]:
 
 
 async def post_pings(request: web.Request, principal: Principal) -> web.Response:
-    body = await read_json(request, whole_body_text=False)
+    body = await read_json(request, check_whole_body=False)
     if not isinstance(body, dict):
         raise ApiError(422, "validation_error", "the body must be an object {\"pings\": [...]}",
                        field=None)
@@ -125,7 +126,7 @@ async def post_pings(request: web.Request, principal: Principal) -> web.Response
 
 
 async def post_owntracks(request: web.Request, principal: Principal) -> web.Response:
-    payload = await read_json(request, allow_empty=True, whole_body_text=False)
+    payload = await read_json(request, allow_empty=True, check_whole_body=False)
     creds = basic_credentials(request)
     pings = parse_owntracks(
         payload,
@@ -151,13 +152,13 @@ async def osmand(request: web.Request, principal: Principal) -> web.Response:
     if request.method == "POST" and request.can_read_body:
         content_type = request.content_type
         if content_type == "application/json":
-            pings = parse_traccar_json(parse_json(await request.read()), now=at)
+            pings = parse_traccar_json(parse_json(await read_body(request)), now=at)
             return await _osmand_answer(request, principal, pings, rejected)
         if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
             form = await read_form(request)
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         else:
-            body = (await request.read()).strip()
+            body = (await read_body(request)).strip()
             if body.startswith(b"{"):
                 pings = parse_traccar_json(parse_json(body), now=at)
                 return await _osmand_answer(request, principal, pings, rejected)

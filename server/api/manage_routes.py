@@ -11,6 +11,7 @@ with the field path (``variants[1].weight``).
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
@@ -110,8 +111,10 @@ async def get_decisions(request: web.Request, principal: Principal) -> web.Respo
         try:
             before = float(before_text)
         except ValueError:
+            before = math.nan
+        if not math.isfinite(before):
             raise ApiError(422, "validation_error", "before must be epoch seconds",
-                           field="before") from None
+                           field="before")
     records = await store(request).list_decisions(principal.tenant_id, uid, limit=limit,
                                                   before=before)
     return json_response(DecisionsResponse(user_id=uid,
@@ -224,7 +227,7 @@ class PolicyIn(BaseModel):
     along (it must then name the caller's tenant), so a client edits the document it
     read and puts it back."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     tenant_id: str | None = Field(
         default=None, description="optional; when given, the tenant of the key (as GET "
@@ -266,9 +269,11 @@ async def put_policy(request: web.Request, principal: Principal) -> web.Response
         presence[name] = int(value) if integral else float(value)
     checked: dict[str, Any] = dict(presence)  # PresencePolicy checks each value's range
     try:
-        PresencePolicy(**checked)
+        PresencePolicy(**checked).check_consistent()
     except TriggerError as exc:
-        culprit = next((n for n in presence if str(exc).startswith(n)), None)
+        # The setting the message is about, else one it names beside it.
+        culprit = (next((n for n in presence if str(exc).startswith(n)), None)
+                   or next((n for n in presence if n in str(exc)), None))
         raise ApiError(422, "validation_error", str(exc),
                        field=f"presence.{culprit}" if culprit else "presence") from exc
     record = PolicyRecord(policy=parsed.policy, presence=presence)

@@ -333,7 +333,8 @@ async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> V
     if not isinstance(upload, FileField):
         raise ApiError(422, "validation_error",
                        "send the venue file as the multipart field 'file'", field="file")
-    name = Path(upload.filename or "upload").name.lower()
+    shown = Path(upload.filename or "upload").name or "upload"
+    name = shown.lower()
     suffix = next((s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.endswith(s)),
                   "")
     if not suffix:
@@ -346,7 +347,8 @@ async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> V
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-            return load_venues(path, strict=strict, repair=repair)
+            # Messages name the upload, never the temporary file (a server path).
+            return load_venues(path, strict=strict, repair=repair, name=shown)
         finally:
             os.unlink(path)
 

@@ -53,8 +53,15 @@ import asyncpg
 
 from server.channels.inapp import StreamHub
 from server.channels.pg_presence import StreamPresence
+from server.logs import FailureLog
 
 log = logging.getLogger("geopush.stream")
+
+# Steps that fail over and over while the database is down, logged once (FailureLog).
+_NOTIFY = "notifying other nodes (what they miss live is in the inbox)"
+_PRESENCE = ("reading who is online on other nodes (channels are chosen by this node's "
+             "streams meanwhile)")
+_LISTEN = "opening the listener connection (other nodes' frames are not shown live)"
 
 NOTICE_VERSION = "v1"
 FRAME = "f"
@@ -232,6 +239,7 @@ class PostgresFanout:
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._resolving: set[asyncio.Task[None]] = set()
+        self._failures = FailureLog(log, "stream fan-out")
 
     @property
     def listener_pid(self) -> int | None:
@@ -292,10 +300,10 @@ class PostgresFanout:
         try:
             await asyncio.wait_for(self._notify(self.channel, payload), NOTIFY_TIMEOUT_S)
         except Exception as exc:  # the database's trouble: this node's streams have it
-            log.warning("stream fan-out: notify failed, other nodes will not show it "
-                        "live (it is in the inbox): %s", exc)
+            self._failures.failed(_NOTIFY, exc)
             self._observe("publish_failed")
         else:
+            self._failures.succeeded(_NOTIFY)
             self._observe("published" if kind == FRAME else "published_reference")
         return live
 
@@ -330,12 +338,13 @@ class PostgresFanout:
         if self.presence is None or not elsewhere:
             return here
         try:
-            return here | await self.presence.online(tenant_id, elsewhere)
+            online = await self.presence.online(tenant_id, elsewhere)
         except Exception as exc:  # presence is a hint: never hold up a delivery for it
-            log.warning("stream presence: cannot read who is online on other nodes, "
-                        "choosing channels by this node's streams: %s", exc)
+            self._failures.failed(_PRESENCE, exc)
             self._observe("presence_failed")
             return here
+        self._failures.succeeded(_PRESENCE)
+        return here | online
 
     # -- receiving -------------------------------------------------------------------
 
@@ -403,11 +412,11 @@ class PostgresFanout:
             try:
                 conn = await self._connect()
             except Exception as exc:
-                log.warning("stream fan-out: cannot open the listener connection (%s); "
-                            "retrying in %.1f s", exc, delay_s)
+                self._failures.failed(_LISTEN, exc)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self._retry_max_s)
                 continue
+            self._failures.succeeded(_LISTEN)
             try:
                 await conn.add_listener(self.channel, self._on_notification)
                 self._conn = conn

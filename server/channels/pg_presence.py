@@ -35,8 +35,10 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from server.channels.inapp import StreamHub, UserKey
+from server.logs import FailureLog
 
 log = logging.getLogger("geopush.stream")
+_WRITE = "writing who is online here (other nodes may not see it)"
 
 DEFAULT_REFRESH_S = 15.0
 TTL_REFRESHES = 3
@@ -101,6 +103,7 @@ class StreamPresence:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unwatch: Callable[[], None] | None = None
+        self._failures = FailureLog(log, "stream presence")
 
     def start(self) -> None:
         """Watch the hub and start the writer task."""
@@ -164,13 +167,13 @@ class StreamPresence:
                     await self._heartbeat()
                     next_beat = loop.time() + self.refresh_s
             except Exception as exc:
-                log.warning("stream presence: write failed, other nodes may not see who "
-                            "is online here; retrying in %.1f s: %s", delay_s, exc)
+                self._failures.failed(_WRITE, exc)
                 self._observe("presence_write_failed")
                 self._resync = True
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, self.refresh_s)
             else:
+                self._failures.succeeded(_WRITE)
                 delay_s = self._retry_min_s
 
     async def _flush(self) -> None:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from server.cli.common import CliError
 from server.cli.visits import _chunks as ping_chunks  # the one pings-CSV parser
+from server.errors import field_path
 from triggers.decisions.models import Campaign
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
@@ -25,6 +26,7 @@ from triggers.simulation import Scenario, ScenarioSpec, SimulationError, build
 from triggers.simulation.stream import recorded_columns
 from venues import VenueError, VenueLoad, load_venues, parse_feature_collection
 from venues.model import Venue
+from venues.values import first_non_finite
 
 _MAX_PROBLEMS = 5
 
@@ -64,6 +66,12 @@ class _Document:
             raise ScenarioFileError(file, f"not valid YAML: {exc}") from None
         if node is not None:
             self._walk(node, "")
+        where = first_non_finite(self.data)
+        if where is not None:
+            # YAML reads .inf, .nan and 1.0e400 as floats no rule can use and no JSON
+            # writer (a report, the database's jsonb) can write.
+            path = field_path(where) or ""
+            raise self.error(path, "not a finite number: numbers must be finite")
 
     def _walk(self, node: yaml.Node, path: str) -> None:
         self.lines.setdefault(path, node.start_mark.line + 1)

@@ -71,7 +71,7 @@ def _no_control_characters(value: Any, where: str) -> None:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @field_validator("*", mode="after")
     @classmethod

@@ -67,6 +67,7 @@ from server.channels.base import (
     WebhookTarget,
 )
 from server.channels.select import select_channel
+from server.logs import FailureLog
 from server.outbox import DispatchStore
 from server.outbox.backoff import Backoff
 from server.outbox.channels import ChannelRegistry, TenantChannels
@@ -127,6 +128,7 @@ class Dispatcher:
         self._limit = asyncio.Semaphore(concurrency)
         self.name = name or f"dispatcher-{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
+        self._failures = FailureLog(log, self.name)
 
     def wake(self) -> None:
         """New deliveries exist: start the next round now instead of after the poll."""
@@ -138,11 +140,14 @@ class Dispatcher:
         while True:
             try:
                 busy = (await self.run_once()).claimed > 0
-            except Exception:
-                log.exception("%s: round failed; retrying after the interval", self.name)
+            except Exception as exc:
+                # Once while it lasts: with the database down, every round fails.
+                self._failures.failed("listing tenants", exc)
                 if self._metrics is not None:
                     self._metrics.errors.inc()
                 busy = False
+            else:
+                self._failures.succeeded("listing tenants")
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval_s)
@@ -155,14 +160,15 @@ class Dispatcher:
             tenant_ids = [t.tenant_id for t in await self._store.list_tenants()]
         total = RoundResult()
         for tenant_id in tenant_ids:
+            step = f"tenant {tenant_id}"
             try:
                 result = await self._tenant_round(tenant_id)
-            except Exception:
-                log.exception("%s: tenant %s failed; skipped this round", self.name,
-                              tenant_id)
+            except Exception as exc:
+                self._failures.failed(step, exc)
                 if self._metrics is not None:
                     self._metrics.errors.inc()
                 continue
+            self._failures.succeeded(step)
             total.claimed += result.claimed
             total.outcomes.extend(result.outcomes)
             total.expired += result.expired

@@ -132,3 +132,43 @@ def test_bad_backtest_campaign_names_its_file_and_path(
     err = capsys.readouterr().err
     assert status == 2
     assert "candidate.yaml:3: variants:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    ("trigger: {event: enter}", "trigger: {event: dwell, dwell_s: .inf}",
+     "scenario.yaml:6: campaigns[0].trigger.dwell_s: not a finite number"),
+    ("variants: [{id: a, title: Hi, body: There}]",
+     "variants: [{id: a, title: Hi, body: There, weight: .nan}]",
+     "scenario.yaml:7: campaigns[0].variants[0].weight: not a finite number"),
+    ("name: tiny", "name: tiny\npolicy: {min_gap_s: -.Inf}",
+     "scenario.yaml:2: policy.min_gap_s: not a finite number"),
+])
+def test_a_non_finite_number_names_its_line_and_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, where: str,
+) -> None:
+    """YAML reads ``.inf`` and ``.nan`` as floats: refused where the file is read."""
+    status, err = _fail(tmp_path, GOOD.replace(old, new), capsys)
+    assert status == 2
+    assert where in err
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    ("trigger: {event: enter}",
+     "trigger: {event: enter}\n    schedule: {start: 2026-12-24T00:00:00+02:00, "
+     "end: 2026-11-29T00:00:00+02:00}",
+     "scenario.yaml:7: campaigns[0].schedule.end: end (2026-11-28T22:00:00+00:00) is not "
+     "after start (2026-12-23T22:00:00+00:00)"),
+    ("trigger: {event: enter}",
+     "trigger: {event: enter}\n    audience: {age: {min: 40, max: 30}}",
+     "scenario.yaml:7: campaigns[0].audience.age.max: max (30) is below min (40)"),
+    ("name: tiny", "name: tiny\npolicy: {presence: {max_accuracy_m: 20}}",
+     "scenario.yaml:2: policy.presence: default_accuracy_m (30) is above max_accuracy_m (20)"),
+    ("name: tiny", "name: tiny\npolicy: {country: XX}",
+     "scenario.yaml:2: policy.country: 'XX' is not an ISO 3166-1 alpha-2 country code"),
+], ids=["schedule", "age", "accuracy", "country"])
+def test_values_that_contradict_each_other_name_the_line_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, where: str,
+) -> None:
+    status, err = _fail(tmp_path, GOOD.replace(old, new), capsys)
+    assert status == 2
+    assert where in err

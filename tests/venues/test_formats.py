@@ -118,3 +118,27 @@ def test_a_file_gdal_cannot_read_raises_a_file_error(tmp_path: Path) -> None:
     with pytest.raises(VenueFileError) as exc:
         load_venues(path)
     assert exc.value.problem.code == "unreadable_file"
+
+
+BROKEN_KML = (b'<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+              b"<Placemark><name>Kamppi</name><Polygon><outerBoundaryIs><LinearRing>"
+              b"<coordinates>24.93,60.16 24.94,60.16")
+
+
+def test_the_reader_names_the_file_as_told_and_hides_its_folder(tmp_path: Path) -> None:
+    path = tmp_path / "upload-1234.kml"
+    path.write_bytes(BROKEN_KML)
+    with pytest.raises(VenueFileError) as caught:
+        load_venues(path, name="helsinki.kml")
+    assert "helsinki.kml" in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)
+    assert "upload-1234" not in caught.value.problem.message
+
+
+def test_without_a_name_the_reader_names_the_path_it_was_given(tmp_path: Path) -> None:
+    """The command line reads the user's own files: the path helps there."""
+    path = tmp_path / "helsinki.kml"
+    path.write_bytes(BROKEN_KML)
+    with pytest.raises(VenueFileError) as caught:
+        load_venues(path)
+    assert str(path) in str(caught.value)

@@ -12,18 +12,21 @@ ISO-8601 strings with an offset or aware datetimes. Durations carry ``_s`` and a
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from holidays.registry import EntityLoader
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -72,15 +75,32 @@ def _check_window(value: str | None) -> str | None:
     return value
 
 
+@lru_cache(maxsize=1)
+def _countries() -> frozenset[str]:
+    # The holidays library's calendars: every ISO 3166-1 alpha-2 code, and XK (Kosovo,
+    # user-assigned, in common use); aliases such as UK for GB left out.
+    return frozenset(EntityLoader.get_country_codes(include_aliases=False))
+
+
+def _check_country(value: str) -> str:
+    if value not in _countries():
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (FI, CN, GB, "
+                         "...)")
+    return value
+
+
 # After-validators: pydantic first checks the value is a string (so a number is a
 # field-named validation error), then these check what the string says.
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_check_country)]
+"""An ISO 3166-1 alpha-2 country code, upper case (``FI``)."""
 LocalWindow = Annotated[str, AfterValidator(_check_window)]
 """A local time window ``"HH:MM-HH:MM"``; the end may be ``24:00``; ``22:00-08:00`` wraps."""
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and the infinities are no time, weight or duration, and have no JSON form.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class EventKind(StrEnum):
@@ -105,7 +125,7 @@ class Attributes(BaseModel):
     """A user's attributes. The named ones are used by rules; any other key is kept and
     reaches templates as ``user.<key>`` (JSON scalars only)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
 
     age: int | None = Field(default=None, ge=0, le=150)
     gender: str | None = None
@@ -124,6 +144,8 @@ class Attributes(BaseModel):
         for key, value in (self.model_extra or {}).items():
             if not isinstance(value, str | int | float | bool | None):
                 raise ValueError(f"attribute {key!r} must be a JSON scalar")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"attribute {key!r} must be a finite number")
         return self
 
 
@@ -257,6 +279,14 @@ class AgeRange(_Frozen):
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
 
+    @field_validator("max")
+    @classmethod
+    def _not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"max ({value}) is below min ({low}): no age would match")
+        return value
+
 
 class Audience(_Frozen):
     """Who a campaign is for. Every given criterion must hold; empty = everyone.
@@ -288,6 +318,15 @@ class Schedule(_Frozen):
     respect_opening_hours: bool = True
     """Skip (``venue_closed``) when the venue's ``opening_hours`` say it is closed."""
 
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, value: float | None, info: ValidationInfo) -> float | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value <= start:
+            raise ValueError(f"end ({_iso(value)}) is not after start ({_iso(start)}): "
+                             "the campaign could never send")
+        return value
+
     @field_validator("days")
     @classmethod
     def _known_days(cls, days: tuple[str, ...]) -> tuple[str, ...]:
@@ -301,6 +340,14 @@ class Schedule(_Frozen):
     def weekdays(self) -> frozenset[int]:
         """The allowed days as ``datetime.weekday()`` numbers (Monday = 0)."""
         return _weekday_numbers(self.days)
+
+
+def _iso(at: float) -> str:
+    """Epoch seconds as an ISO-8601 UTC time, or as seconds beyond the calendar's years."""
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{at:g} s"
 
 
 @lru_cache(maxsize=256)
@@ -435,7 +482,7 @@ class TenantPolicy(_Frozen):
     decision contract carries one ``chosen``, so this cannot be switched off."""
     default_timezone: TimeZoneName = "UTC"
     """Local time when neither the user nor the venue names a zone."""
-    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    country: CountryCode | None = None
     """ISO 3166-1 alpha-2 country of the tenant's venues, for the public holidays (``PH``)
     of their opening hours when a venue's metadata names no ``addr:country``."""
 

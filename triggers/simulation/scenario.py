@@ -59,7 +59,7 @@ from venues.model import Venue
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _as_list(value: Any) -> Any:
@@ -83,10 +83,19 @@ class PresenceOverrides(_Frozen):
     stale_after_s: float | None = None
     live_lag_s: float | None = None
 
+    @model_validator(mode="after")
+    def _usable(self) -> PresenceOverrides:
+        # Checked as the file is read, so the error names its line and path (a
+        # TriggerError is a ValueError: pydantic reports it at policy.presence).
+        self.build()
+        return self
+
     def build(self) -> PresencePolicy:
         """The presence policy (raises ``TriggerError`` on an out-of-range value)."""
         given = {k: v for k, v in self.model_dump().items() if v is not None}
-        return PresencePolicy(**given)
+        policy = PresencePolicy(**given)
+        policy.check_consistent()
+        return policy
 
 
 class ScenarioPolicy(TenantPolicy):

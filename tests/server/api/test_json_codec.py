@@ -1,8 +1,9 @@
 """The API reads and writes JSON with orjson, and answers as the standard library did.
 
 ``loads`` must return what :func:`server.errors.parse_json` returns, or raise the same
-400; ``dumps`` must write a document that reads back to the same values, and keep
-``NaN`` where the standard library wrote it.
+400, and refuse a number that overflows to infinity naming it; ``dumps`` must write a
+document that reads back to the same values, and never ``NaN`` or ``Infinity`` (not
+JSON: no client's parser reads them).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ PINGS = (b'{"pings": [{"user_id": "ann", "ts": 1700000000.123, "lat": 60.1687, '
 
 
 def _loads(body: bytes) -> Any:
-    """The reader without the storable-text check (tested below on its own)."""
-    return loads(body, check_text=False)
+    """The reader without the value checks (tested below on their own)."""
+    return loads(body, check_values=False)
 
 
 def _outcome(parse: Any, body: bytes) -> tuple[str, Any]:
@@ -48,7 +49,7 @@ def test_reads_every_body_as_the_standard_library_did(body: bytes) -> None:
 
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
                                                                  max_size=4),
@@ -65,11 +66,33 @@ def test_any_json_document_reads_back_the_same(value: Any) -> None:
 
 @pytest.mark.parametrize("data", [
     {"ratio": math.nan}, [1.0, math.inf], {"nested": [{"x": -math.inf}], "y": None},
+    {"big": 2**64, "ratio": math.nan}, {1: math.inf},
 ], ids=repr)
-def test_non_finite_numbers_are_still_written_as_the_standard_library_writes_them(
-    data: Any,
+def test_non_finite_numbers_are_written_as_null(data: Any) -> None:
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} written")
+    written = json.loads(dumps(data), parse_constant=refuse)
+    assert json.dumps(written) == json.dumps(data).replace("-Infinity", "null").replace(
+        "Infinity", "null").replace("NaN", "null")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (b"[1e400]", "[0]"), (b'{"a": {"b": [1, -1e400]}}', "a.b[1]"),
+    (b'{"w": 1.5e308, "x": 2e308}', "x"), (b"1e999", None),
+    (b'{"n": 123456789012345678901234567890, "x": 1e400}', "x"),
+], ids=repr)
+def test_a_number_that_overflows_to_infinity_is_refused_with_its_path(
+    body: bytes, field: str | None,
 ) -> None:
-    assert dumps(data) == json.dumps(data).encode()
+    with pytest.raises(ApiError) as caught:
+        loads(body)
+    assert (caught.value.status, caught.value.code, caught.value.field) == (
+        422, "non_finite_number", field)
+
+
+def test_tiny_and_huge_but_finite_numbers_are_fine() -> None:
+    assert loads(b"[1e-400, 1.7e308, 123456789012345678901234567890]") == [
+        0.0, 1.7e308, 123456789012345678901234567890]
 
 
 @pytest.mark.parametrize("data", [
