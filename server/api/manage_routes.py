@@ -233,7 +233,7 @@ class PolicyIn(BaseModel):
         default=None, description="optional; when given, the tenant of the key (as GET "
                                   "answers it): a policy cannot be put into another tenant")
     policy: TenantPolicy = TenantPolicy()
-    presence: dict[str, int | float] = Field(
+    presence: dict[str, float | int] = Field(
         default_factory=dict,
         description="presence overrides by name: " + ", ".join(_PRESENCE_FIELDS))
 
