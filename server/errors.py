@@ -208,10 +208,12 @@ _HTTP_CODES = {
 
 
 def body_too_large(limit_bytes: int, when: str = "") -> ApiError:
-    """413 ``payload_too_large`` stating the limit (``when``: e.g. "once decompressed")."""
+    """413 ``payload_too_large`` stating the limit (``when``: e.g. "once decompressed");
+    the limit counts the body after gzip or deflate decoding, whatever the wire size."""
     return ApiError(413, "payload_too_large",
-                    f"the request body is larger than {limit_bytes} bytes"
-                    + (f" {when}" if when else "") + f"; at most {limit_bytes} are read")
+                    f"request body too large: the limit is {limit_bytes} bytes"
+                    + (f" {when}" if when else "")
+                    + ", counted after gzip or deflate decoding")
 
 
 def http_exception_error(exc: web.HTTPException, request: web.Request) -> ApiError:
