@@ -43,9 +43,11 @@ def _unavailable(why: str) -> None:
                 "or set GEOPUSH_CHROMIUM)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module. Not per session: Playwright's sync API
+    keeps an event loop of its own while it runs, and the asyncio tests of later
+    modules must not find it."""
     if not CHROMIUM.exists():
         _unavailable(f"no browser at {CHROMIUM}")
     try:
