@@ -109,13 +109,18 @@ def create_app(
     app[METRICS] = Metrics()
     app[OUTBOX_METRICS] = OutboxMetrics(app[METRICS].registry)
     app[HUB] = StreamHub()
-    app[CORES] = TenantCores()
+    # The render clock is a monotonic one of this process, never the (possibly fake)
+    # wall clock: it only measures how long a render takes.
+    app[CORES] = TenantCores(rebuild_wait_s=settings.core_rebuild_wait_s,
+                             render_limits=settings.render_limits(),
+                             render_clock=time.monotonic)
     app[LIMITER] = RateLimiter(lambda role: settings.rate_for(role.value))
     app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION)
     if store is not None:
         app[STORE] = store
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_cores_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(_groups_ctx)
@@ -125,6 +130,14 @@ def create_app(
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _cores_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Index rebuilds in flight are cancelled at shutdown, before the store closes."""
+    try:
+        yield
+    finally:
+        await app[CORES].aclose()
 
 
 async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ them without importing the composition root (which imports the routes).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from typing import Any, Protocol
@@ -25,7 +26,9 @@ from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.settings import Settings
 from server.store.base import Store
-from server.tenant_core import TenantCores
+from server.tenant_core import CoreBuildError, TenantCores
+
+log = logging.getLogger("geopush.api")
 
 
 class Clock(Protocol):
@@ -56,6 +59,18 @@ _ID = re.compile(ID_PATTERN)
 
 def store(request: web.Request) -> Store:
     return request.app[STORE]
+
+
+async def catalog_changed(request: web.Request, tenant_id: str) -> None:
+    """After a write that changed the tenant's venues, campaigns or policy: wait until
+    this node's core has it (built off the loop while ingestion goes on with the
+    previous one), so the caller's next request here sees the change. A catalogue that
+    does not compile was logged by the rebuild and keeps the previous core; the write
+    itself stands."""
+    try:
+        await request.app[CORES].refresh(store(request), tenant_id)
+    except CoreBuildError as exc:
+        log.warning("tenant %s: the changed catalogue does not compile: %s", tenant_id, exc)
 
 
 def now(request: web.Request) -> float:

@@ -11,13 +11,22 @@ with the field path (``variants[1].weight``).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.context import json_response, path_id, query_int, read_json, store
+from server.api.context import (
+    SETTINGS,
+    catalog_changed,
+    json_response,
+    path_id,
+    query_int,
+    read_json,
+    store,
+)
 from server.api.registry import ADMIN, MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
     CampaignIn,
@@ -33,7 +42,15 @@ from server.auth import Principal, generate_key, hash_key, new_key_id
 from server.errors import ApiError, validate_body
 from server.store.base import PolicyRecord
 from server.store.errors import NotFoundError
-from triggers.decisions import Campaign, CampaignStatus, Profile, TenantPolicy
+from triggers.decisions import (
+    Campaign,
+    CampaignStatus,
+    ContentEngine,
+    Profile,
+    TemplateProblem,
+    TenantPolicy,
+    preview_campaign,
+)
 from triggers.errors import TriggerError
 from triggers.presence_policy import PresencePolicy
 
@@ -101,14 +118,36 @@ async def get_decisions(request: web.Request, principal: Principal) -> web.Respo
 # --------------------------------------------------------------------------- campaigns
 
 
-def _campaign(body: Any, campaign_id: str) -> Campaign:
+TEMPLATE_CODES = {"syntax": "template_syntax_error", "limit": "template_limit_exceeded"}
+"""Error codes of a campaign whose template does not parse, or goes past the render
+limits for a sample user (see ``triggers.decisions.preview``)."""
+
+
+async def _campaign(request: web.Request, body: Any, campaign_id: str) -> Campaign:
+    """The campaign of a POST / PUT body: validated, and its templates tried (off the
+    loop) for sample users; 422 naming the field (``variants[0].body``) otherwise."""
     if not isinstance(body, dict):
         raise ApiError(422, "validation_error", "a campaign is a JSON object", field=None)
     if body.get("id") not in (None, "", campaign_id):
         raise ApiError(422, "conflicting_id", f"id is {body['id']!r} but the path names "
                                               f"{campaign_id!r}", field="id")
     parsed = validate_body(CampaignIn, body)
-    return validate_body(Campaign, {**parsed.model_dump(), "id": campaign_id})
+    campaign = validate_body(Campaign, {**parsed.model_dump(), "id": campaign_id})
+    engine = ContentEngine(request.app[SETTINGS].render_limits())
+    problems = await asyncio.to_thread(preview_campaign, engine, campaign)
+    if problems:
+        raise _template_error(problems)
+    return campaign
+
+
+def _template_error(problems: list[TemplateProblem]) -> ApiError:
+    first = problems[0]
+    what = "does not parse" if first.kind == "syntax" else "goes past the render limits"
+    return ApiError(
+        422, TEMPLATE_CODES[first.kind], f"{first.field} {what}: {first.message}",
+        field=first.field,
+        details=[{"field": p.field, "code": TEMPLATE_CODES[p.kind], "message": p.message}
+                 for p in problems])
 
 
 async def create_campaign(request: web.Request, principal: Principal) -> web.Response:
@@ -119,8 +158,9 @@ async def create_campaign(request: web.Request, principal: Principal) -> web.Res
         campaign_id = str(given)
     else:
         campaign_id = "c_" + secrets.token_hex(8)
-    campaign = _campaign(body, campaign_id)
+    campaign = await _campaign(request, body, campaign_id)
     await store(request).create_campaign(principal.tenant_id, campaign)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(campaign, status=201)
 
 
@@ -147,8 +187,9 @@ async def get_campaign(request: web.Request, principal: Principal) -> web.Respon
 
 async def put_campaign(request: web.Request, principal: Principal) -> web.Response:
     cid = path_id(request)
-    campaign = _campaign(await read_json(request), cid)
+    campaign = await _campaign(request, await read_json(request), cid)
     created = await store(request).put_campaign(principal.tenant_id, campaign)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(campaign, status=201 if created else 200)
 
 
@@ -156,6 +197,7 @@ async def delete_campaign(request: web.Request, principal: Principal) -> web.Res
     cid = path_id(request)
     if not await store(request).delete_campaign(principal.tenant_id, cid):
         raise not_found("campaign", cid)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(Deleted(id=cid))
 
 
@@ -171,6 +213,7 @@ async def _set_status(
     updated = await store(request).set_campaign_status(principal.tenant_id, cid, status)
     if updated is None:
         raise not_found("campaign", cid)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(updated)
 
 
@@ -243,6 +286,7 @@ async def put_policy(request: web.Request, principal: Principal) -> web.Response
                        field=f"presence.{culprit}" if culprit else "presence") from exc
     record = PolicyRecord(policy=parsed.policy, presence=presence)
     await store(request).put_policy(principal.tenant_id, record)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(_policy_json(principal.tenant_id, record))
 
 

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from server.api.context import (
+    catalog_changed,
     json_response,
     now,
     path_id,
@@ -159,6 +160,7 @@ async def put_venue(request: web.Request, principal: Principal) -> web.Response:
             details=[{"field": p.field or None, "code": p.code, "message": p.message}
                      for p in errors])
     created = await store(request).put_venue(principal.tenant_id, venue)
+    await catalog_changed(request, principal.tenant_id)
     out = venue_to_feature(venue)
     warnings = [_problem_json(p) for p in problems if not p.is_error]
     if warnings:
@@ -183,6 +185,7 @@ async def delete_venue(request: web.Request, principal: Principal) -> web.Respon
         raise ApiError(409, "venue_has_children", str(exc), field="id") from exc
     if not gone:
         raise not_found("venue", vid)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(VenueDeleted(id=vid, also=list(gone[1:])))
 
 
@@ -291,6 +294,7 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
     imported = 0
     if not dry_run and venues:
         await store(request).put_venues(principal.tenant_id, venues)
+        await catalog_changed(request, principal.tenant_id)
         imported = len(venues)
     report = ImportReport.model_validate({
         "dry_run": dry_run, "imported": imported, "summary": summary,

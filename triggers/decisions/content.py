@@ -27,7 +27,13 @@ from jinja2.runtime import Context
 
 from triggers.decisions.models import Campaign, Profile, Style, Variant, norm_locale
 from triggers.decisions.routes import RouteTip
-from triggers.decisions.sandbox import BoundedSandbox, RenderLimits, RenderMeter, is_limit_error
+from triggers.decisions.sandbox import (
+    BoundedSandbox,
+    RenderLimits,
+    RenderMeter,
+    is_limit_error,
+    spent_its_budget,
+)
 from venues.model import Venue
 
 MAX_TITLE_CHARS = 256
@@ -267,7 +273,7 @@ class ContentEngine:
         self._templates: dict[str, Template | TemplateFailure] = {}
         self._variants: dict[tuple[str, str], _CompiledVariant] = {}
         self._spent: dict[tuple[str, str], str] = {}
-        """Variants whose render went past a limit → why (see :meth:`render`)."""
+        """Variants whose render spent its budget → why (see :meth:`render`)."""
         self._fresh_eval = EvalContext(self._env).__dict__
         """A new context's ``eval_ctx`` state (see ``_unused``)."""
         self._calendars: dict[tuple[str, str | None, int], holidays.HolidayBase | None] = {}
@@ -340,10 +346,12 @@ class ContentEngine:
         output and exceptions.
 
         Title and body share one :class:`~triggers.decisions.sandbox.RenderMeter`. A
-        variant whose render went past a limit is not rendered again by this engine (the
-        campaign index is rebuilt, with a new engine, whenever a campaign changes): its
-        later renders fail at once with the same reason, so a hostile template costs its
-        limits once, not once per event.
+        variant whose render was stopped after spending its budget (operations, time,
+        output) is not rendered again by this engine (the campaign index is rebuilt,
+        with a new engine, whenever a campaign changes): its later renders fail at once
+        with the same reason, so a hostile template costs its budget once, not once per
+        event. A render refused an allocation up front (a width, a size) cost nothing
+        and is tried again for the next user.
         """
         key = (variant.title, variant.body)
         spent = self._spent.get(key)
@@ -382,7 +390,7 @@ class ContentEngine:
             # ZeroDivisionError, TypeError…) is its failure, never the decision's.
             except Exception as exc:
                 failure = f"{field_name}: {type(exc).__name__}: {exc}"
-                if is_limit_error(exc):
+                if spent_its_budget(exc):
                     self._spent[key] = failure
                 return TemplateFailure(failure)
             if len(text) > limit:

@@ -88,7 +88,15 @@ class RenderLimits:
 
 
 class TemplateLimitError(SecurityError):
-    """A render went past one of its :class:`RenderLimits`; the message says which."""
+    """A render went past one of its :class:`RenderLimits`; the message says which.
+
+    ``spent``: the render was stopped after spending its budget (operations, time or
+    output), not refused an allocation before making it (a width, a size, a range).
+    """
+
+    def __init__(self, message: str, *, spent: bool = False) -> None:
+        super().__init__(message)
+        self.spent = spent
 
 
 class RenderMeter:
@@ -111,20 +119,22 @@ class RenderMeter:
         if self.operations > self.limits.max_operations:
             raise TemplateLimitError(
                 f"more than {self.limits.max_operations:,} operations (loops, calls, "
-                "filters); simplify the template")
+                "filters); simplify the template", spent=True)
         if self._clock is not None and self.operations >= self._next_look:
             self._next_look = self.operations + _CLOCK_EVERY
             assert self._deadline is not None
             if self._clock() > self._deadline:
                 raise TemplateLimitError(
-                    f"rendering took longer than {self.limits.timeout_s * 1000:g} ms")
+                    f"rendering took longer than {self.limits.timeout_s * 1000:g} ms",
+                    spent=True)
 
     def emit(self, chars: int) -> None:
         """Count ``chars`` characters of output."""
         self.emitted += chars
         if self.emitted > self.limits.max_output_chars:
             raise TemplateLimitError(
-                f"more than {self.limits.max_output_chars:,} characters of output")
+                f"more than {self.limits.max_output_chars:,} characters of output",
+                spent=True)
 
     def checked(self, value: Any) -> Any:
         """``value``, once it is known to be within ``max_value_chars``; charges one
@@ -569,6 +579,14 @@ def is_limit_error(exc: BaseException) -> bool:
     return isinstance(exc, TemplateLimitError | RecursionError | MemoryError)
 
 
+def spent_its_budget(exc: BaseException) -> bool:
+    """Whether the render that raised ``exc`` was stopped only after spending a
+    render's budget (operations, time, output, stack): trying it again costs as much."""
+    if isinstance(exc, TemplateLimitError):
+        return exc.spent
+    return isinstance(exc, RecursionError | MemoryError)
+
+
 __all__ = [
     "BoundedSandbox",
     "RenderLimits",
@@ -576,5 +594,6 @@ __all__ = [
     "TemplateLimitError",
     "bound_template",
     "is_limit_error",
+    "spent_its_budget",
     "value_size",
 ]
