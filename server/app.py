@@ -30,6 +30,7 @@ from server.api import (
     venue_routes,
 )
 from server.api.context import (
+    BODY_LIMITS,
     CLOCK,
     CORES,
     FANOUT,
@@ -115,7 +116,10 @@ def create_app(
                              render_limits=settings.render_limits(),
                              render_clock=time.monotonic)
     app[LIMITER] = RateLimiter(lambda role: settings.rate_for(role.value))
-    app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION)
+    app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION, settings=settings)
+    # No route reads more than the application-wide limit.
+    app[BODY_LIMITS] = {op.operation_id: min(int(getattr(settings, op.body_limit)),
+                                             settings.max_body_bytes) for op in OPERATIONS}
     if store is not None:
         app[STORE] = store
     add_routes(app, OPERATIONS)

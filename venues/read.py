@@ -28,6 +28,7 @@ from pyogrio.errors import DataSourceError
 
 from venues.errors import VenueFileError
 from venues.geometry import DEFAULT_MAX_AREA_KM2
+from venues.limits import VenueLimits
 from venues.problems import FILE_LEVEL, Code, Problem, Severity
 from venues.result import VenueLoad
 from venues.validate import (
@@ -57,6 +58,7 @@ def load_venues(
     repair: bool = False,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     progress: ProgressHook | None = None,
+    limits: VenueLimits | None = None,
 ) -> VenueLoad:
     """Read and validate a venue file; ``.venues`` holds the valid venues in file order.
 
@@ -69,7 +71,8 @@ def load_venues(
     """
     source = os.fspath(path)
     options: dict[str, Any] = {"strict": strict, "repair": repair,
-                               "max_area_km2": max_area_km2, "progress": progress}
+                               "max_area_km2": max_area_km2, "progress": progress,
+                               "limits": limits}
     if source.lower().endswith(GDAL_SUFFIXES):
         return _load_with_gdal(source, **options)
     try:
@@ -109,7 +112,7 @@ def _parse_json(source: str, data: bytes) -> object:
 
 def _load_with_gdal(
     source: str, *, strict: bool, repair: bool, max_area_km2: float,
-    progress: ProgressHook | None,
+    progress: ProgressHook | None, limits: VenueLimits | None,
 ) -> VenueLoad:
     if not Path(source).exists():
         raise _unreadable(source, "No such file or directory")
@@ -135,7 +138,7 @@ def _load_with_gdal(
     return validate_features(
         features, source=source, strict=strict, repair=repair, max_area_km2=max_area_km2,
         progress=progress, file_problems=file_problems,
-        ignored_properties=_KML_NOISE if "KML" in driver else frozenset(),
+        ignored_properties=_KML_NOISE if "KML" in driver else frozenset(), limits=limits,
     )
 
 

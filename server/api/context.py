@@ -48,6 +48,8 @@ HUB = web.AppKey("hub", StreamHub)
 FANOUT = web.AppKey[StreamFanout]("fanout")
 """Set while the app runs (``cleanup_ctx``): where in-app frames are published."""
 OUTBOX_METRICS = web.AppKey("outbox_metrics", OutboxMetrics)
+BODY_LIMITS = web.AppKey("body_limits", dict[str, int])
+"""Operation id → the largest request body it reads, in bytes (after gzip decoding)."""
 OUTBOX = web.AppKey("outbox", Outbox)
 """Set while the app runs (``cleanup_ctx``); absent when ``outbox_workers`` is 0."""
 
@@ -86,9 +88,31 @@ def path_id(request: web.Request, name: str = "id") -> str:
     return value
 
 
+def body_limit(request: web.Request) -> int:
+    """The largest body the request's operation reads (see :data:`BODY_LIMITS`); the
+    application's own limit for anything else."""
+    name = request.match_info.route.name or ""
+    return request.app[BODY_LIMITS].get(name, request.app[SETTINGS].max_body_bytes)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large",
+                    f"request body larger than {limit:,} bytes (the limit of this route)")
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The body (gzip / deflate already undone by aiohttp); 413 past the size limit."""
-    return await request.read()
+    """The body (gzip / deflate already undone by aiohttp); 413 ``payload_too_large``
+    past the operation's limit (:func:`body_limit`), refused from ``Content-Length``
+    before reading, else as soon as the decoded bytes pass it (a gzip bomb included)."""
+    limit = body_limit(request)
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
 
 
 async def read_json(
@@ -162,6 +186,9 @@ character)."""
 async def read_form(request: web.Request) -> Any:
     """The form (urlencoded or multipart) body; 400 ``invalid_form`` when it cannot be
     parsed (a bad boundary, broken part headers)."""
+    limit = body_limit(request)
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
     try:
         return await request.post()
     except web.HTTPException:

@@ -20,6 +20,7 @@ from server.api.context import (
     SETTINGS,
     json_response,
     now,
+    read_body,
     read_form,
     read_json,
     store,
@@ -151,13 +152,13 @@ async def osmand(request: web.Request, principal: Principal) -> web.Response:
     if request.method == "POST" and request.can_read_body:
         content_type = request.content_type
         if content_type == "application/json":
-            pings = parse_traccar_json(parse_json(await request.read()), now=at)
+            pings = parse_traccar_json(parse_json(await read_body(request)), now=at)
             return await _osmand_answer(request, principal, pings, rejected)
         if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
             form = await read_form(request)
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         else:
-            body = (await request.read()).strip()
+            body = (await read_body(request)).strip()
             if body.startswith(b"{"):
                 pings = parse_traccar_json(parse_json(body), now=at)
                 return await _osmand_answer(request, principal, pings, rejected)
@@ -213,6 +214,7 @@ OPERATIONS = [
         post_pings, INGEST,
         body=Body(PingsRequest, description="at most 1000 pings; gzip (Content-Encoding) ok"),
         responses={200: PingsResponse}, errors=(400, 413, 422),
+        body_limit="max_pings_body_bytes",
         description="Each ping is checked on its own: the good ones are processed, the "
                     "bad ones are listed in `rejected` with their index. `ignored` counts "
                     "pings the engine took but that changed nothing (duplicate, late, "
@@ -223,7 +225,7 @@ OPERATIONS = [
         post_owntracks, INGEST, body=Body(media={"application/json": _PINGS_DOC},
                                           required=False),
         responses={200: {"type": "array", "items": {}}},
-        schemes=(BEARER, BASIC), errors=(400, 413, 422),
+        schemes=(BEARER, BASIC), errors=(400, 413, 422), body_limit="max_pings_body_bytes",
         description="The user comes from X-Limit-U, else the topic owntracks/<user>/"
                     "<device>, else the Basic user name; vel is km/h.",
     ),
@@ -241,6 +243,7 @@ OPERATIONS = [
             "application/json": TraccarJson,
         }, required=False),
         responses={200: OsmAndResponse}, schemes=(BEARER, QUERY_KEY), errors=(400, 413, 422),
+        body_limit="max_pings_body_bytes",
     ),
 ]
 

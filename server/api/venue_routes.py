@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from server.api.context import (
+    SETTINGS,
     catalog_changed,
     json_response,
     now,
@@ -47,13 +48,14 @@ from server.api.schemas import (
 from server.auth import Principal
 from server.errors import ApiError, core_errors
 from server.store.base import BBox
-from server.store.errors import VenueHasChildrenError
+from server.store.errors import LimitExceededError, VenueHasChildrenError
 from triggers.decisions.hours import local_time
 from triggers.decisions.venue_hours import hours_report
 from venues import (
     FILE_LEVEL,
     Problem,
     VenueKind,
+    VenueLimits,
     VenueLoad,
     load_venues,
     parse_feature_collection,
@@ -111,6 +113,29 @@ def _id_of(feature: Any) -> str | None:
     return str(fid) if isinstance(fid, str | int) else None
 
 
+def _limits(request: web.Request) -> VenueLimits:
+    """The venue limits of the settings; ``?simplify=true`` simplifies an outline over
+    the vertex limit within ``venue_simplify_m`` instead of refusing it."""
+    settings = request.app[SETTINGS]
+    simplify = query_bool(request, "simplify")
+    return VenueLimits(max_vertices=settings.max_venue_vertices,
+                       simplify_m=settings.venue_simplify_m if simplify else None)
+
+
+async def _put_venues(request: web.Request, tenant: str, venues: Sequence[Venue],
+                      field: str) -> int:
+    """Store ``venues`` within the tenant's venue limit (422 ``too_many_venues`` naming
+    ``field`` past it), then wait for this node's core to have them."""
+    try:
+        created = await store(request).put_venues(
+            tenant, venues, max_venues=request.app[SETTINGS].max_venues_per_tenant)
+    except LimitExceededError as exc:
+        raise ApiError(422, "too_many_venues", f"{exc} (GEOPUSH_MAX_VENUES_PER_TENANT)",
+                       field=field) from exc
+    await catalog_changed(request, tenant)
+    return created
+
+
 async def _validate_with_parents(
     request: web.Request, tenant: str, features: list[Any], *, extra: Mapping[str, Any],
     repair: bool, strict: bool = False,
@@ -124,7 +149,8 @@ async def _validate_with_parents(
                   "features": [*features, *(venue_to_feature(v) for v in stored)]}
     with core_errors():
         load = await asyncio.to_thread(parse_feature_collection, collection,
-                                       source="request body", strict=strict, repair=repair)
+                                       source="request body", strict=strict, repair=repair,
+                                       limits=_limits(request))
     return load, len(features), {v.id for v in stored}
 
 
@@ -159,8 +185,7 @@ async def put_venue(request: web.Request, principal: Principal) -> web.Response:
             field=(first.field or None) if first else None,
             details=[{"field": p.field or None, "code": p.code, "message": p.message}
                      for p in errors])
-    created = await store(request).put_venue(principal.tenant_id, venue)
-    await catalog_changed(request, principal.tenant_id)
+    created = await _put_venues(request, principal.tenant_id, [venue], "id") == 1
     out = venue_to_feature(venue)
     warnings = [_problem_json(p) for p in problems if not p.is_error]
     if warnings:
@@ -289,12 +314,11 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
             with core_errors():
                 load = await asyncio.to_thread(parse_feature_collection, obj,
                                                source="request body", strict=strict,
-                                               repair=repair)
+                                               repair=repair, limits=_limits(request))
             problems, venues, summary = list(load.problems), list(load.venues), _summary(load)
     imported = 0
     if not dry_run and venues:
-        await store(request).put_venues(principal.tenant_id, venues)
-        await catalog_changed(request, principal.tenant_id)
+        await _put_venues(request, principal.tenant_id, venues, "features")
         imported = len(venues)
     report = ImportReport.model_validate({
         "dry_run": dry_run, "imported": imported, "summary": summary,
@@ -332,6 +356,7 @@ def _trimmed(
 
 
 async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> VenueLoad:
+    limits = _limits(request)
     form = await read_form(request)
     upload = form.get("file")
     if not isinstance(upload, FileField):
@@ -350,7 +375,7 @@ async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> V
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
-            return load_venues(path, strict=strict, repair=repair)
+            return load_venues(path, strict=strict, repair=repair, limits=limits)
         finally:
             os.unlink(path)
 
@@ -361,6 +386,10 @@ async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> V
 # --------------------------------------------------------------------------- operations
 
 _ID_PARAM_DOC = "venue id"
+_SIMPLIFY = Param("simplify", {"type": "boolean"},
+                  "an outline over the vertex limit (GEOPUSH_MAX_VENUE_VERTICES, 20,000) is "
+                  "simplified so that no point moves more than GEOPUSH_VENUE_SIMPLIFY_M "
+                  "(1 m), instead of refused (too_many_vertices)")
 _FEATURE_MEDIA = {"application/geo+json": VenueFeature}
 
 OPERATIONS = [
@@ -368,8 +397,10 @@ OPERATIONS = [
               put_venue, MANAGE,
               body=Body(VenueFeature, media=_FEATURE_MEDIA,
                         description="a GeoJSON Feature; the path's id wins"),
-              params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),),
-              responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422)),
+              params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),
+                      _SIMPLIFY),
+              responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422),
+              body_limit="max_body_bytes"),
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
     Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
@@ -411,8 +442,10 @@ OPERATIONS = [
               }),
               params=(Param("dry_run", {"type": "boolean"}, "validate only"),
                       Param("strict", {"type": "boolean"}, "any error rejects the file"),
-                      Param("repair", {"type": "boolean"}, "repair invalid polygons")),
+                      Param("repair", {"type": "boolean"}, "repair invalid polygons"),
+                      _SIMPLIFY),
               responses={200: ImportReport}, errors=(400, 413, 422),
+              body_limit="max_body_bytes",
               description="Answers the validation report: problems with feature index, "
                           "id, field and code. Valid venues are imported unless dry_run."),
 ]

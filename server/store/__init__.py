@@ -31,6 +31,7 @@ from server.store.base import (
 )
 from server.store.errors import (
     ConflictError,
+    LimitExceededError,
     NotFoundError,
     OutsideBatchError,
     StoreError,
@@ -64,6 +65,7 @@ __all__ = [
     "KeyRecord",
     "KeyedEntry",
     "LedgerSnapshot",
+    "LimitExceededError",
     "MemoryStore",
     "NewDelivery",
     "NotFoundError",

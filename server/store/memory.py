@@ -68,6 +68,7 @@ from server.store.codec import (
 )
 from server.store.errors import (
     ConflictError,
+    LimitExceededError,
     NotFoundError,
     OutsideBatchError,
     StoreError,
@@ -321,13 +322,19 @@ class MemoryStore:
 
     # -- venues ----------------------------------------------------------------------
 
-    async def put_venue(self, tenant_id: str, venue: Venue) -> bool:
-        return await self.put_venues(tenant_id, [venue]) == 1
+    async def put_venue(
+        self, tenant_id: str, venue: Venue, *, max_venues: int | None = None
+    ) -> bool:
+        return await self.put_venues(tenant_id, [venue], max_venues=max_venues) == 1
 
-    async def put_venues(self, tenant_id: str, venues: Sequence[Venue]) -> int:
+    async def put_venues(
+        self, tenant_id: str, venues: Sequence[Venue], *, max_venues: int | None = None
+    ) -> int:
         tenant = self._t(tenant_id)
+        created = len({v.id for v in venues} - tenant.venues.keys())
+        if max_venues is not None and len(tenant.venues) + created > max_venues:
+            raise LimitExceededError("venues", max_venues, len(tenant.venues) + created)
         rows = {v.id: (json.dumps(venue_feature(v)), venue_bbox(v)) for v in venues}
-        created = sum(1 for vid in rows if vid not in tenant.venues)
         tenant.venues.update(rows)
         tenant.bump()
         return created

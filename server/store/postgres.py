@@ -83,6 +83,7 @@ from server.store.codec import (
 )
 from server.store.errors import (
     ConflictError,
+    LimitExceededError,
     NotFoundError,
     OutsideBatchError,
     StoreError,
@@ -418,11 +419,15 @@ class PostgresStore:
         return int(version)
 
     @_translated
-    async def put_venue(self, tenant_id: str, venue: Venue) -> bool:
-        return await self.put_venues(tenant_id, [venue]) == 1
+    async def put_venue(
+        self, tenant_id: str, venue: Venue, *, max_venues: int | None = None
+    ) -> bool:
+        return await self.put_venues(tenant_id, [venue], max_venues=max_venues) == 1
 
     @_translated
-    async def put_venues(self, tenant_id: str, venues: Sequence[Venue]) -> int:
+    async def put_venues(
+        self, tenant_id: str, venues: Sequence[Venue], *, max_venues: int | None = None
+    ) -> int:
         if not venues:
             await self._bump_alone(tenant_id)
             return 0
@@ -433,7 +438,16 @@ class PostgresStore:
                          box.min_lng, box.min_lat, box.max_lng, box.max_lat))
         now = time.time()
         async with self._pool.acquire() as conn, conn.transaction():
+            # The bump locks the tenant row: concurrent writes of its venues count one
+            # after the other.
             await self._bump(conn, tenant_id)
+            if max_venues is not None:
+                ids = sorted({r[0] for r in rows})
+                others = await conn.fetchval(
+                    "SELECT count(*) FROM venues WHERE tenant_id = $1"
+                    " AND NOT (venue_id = ANY($2::text[]))", tenant_id, ids)
+                if int(others) + len(ids) > max_venues:
+                    raise LimitExceededError("venues", max_venues, int(others) + len(ids))
             inserted = await conn.fetch(
                 "INSERT INTO venues (tenant_id, venue_id, feature, kind, tags, min_lng,"
                 " min_lat, max_lng, max_lat, updated_at)"
