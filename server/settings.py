@@ -91,10 +91,10 @@ class Settings(BaseSettings):
     settings, feedback): the largest valid campaign is well under 256 KiB."""
 
     max_venue_vertices: int = Field(default=20_000, ge=4, le=10_000_000)
-    """Vertices one venue's geometry may have (all rings and parts). 20,000 is ten times
-    the most detailed real venue outline in the fixtures (an airport) and keeps one
-    venue's index build under ~100 ms; larger is refused (422 ``too_many_vertices``)
-    unless the request asks for ``simplify=true``."""
+    """Vertices one venue's geometry may have (all rings and parts). 20,000 is a hundred
+    times the most detailed outline in the fixtures and keeps one venue's index build
+    near 150 ms; larger is refused (``too_many_vertices``) unless the request asks for
+    ``simplify=true``."""
     venue_simplify_m: float = Field(default=1.0, gt=0, le=50)
     """Tolerance of ``simplify=true``: no point of the simplified outline moves more than
     this many metres, far below GPS accuracy (5-30 m), so the fence stays faithful."""
