@@ -126,7 +126,7 @@ class DeliveryDetail(DeliveryOut):
 class ConversionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(pattern=ID_PATTERN)
+    user_id: str = Field(pattern=ID_PATTERN, max_length=256)
 
 
 class ConversionOut(BaseModel):
@@ -308,7 +308,7 @@ async def put_channels(request: web.Request, principal: Principal) -> web.Respon
 
 # --------------------------------------------------------------------------- operations
 
-_TOKEN = Param("token", {"type": "string"}, "the user's stream token")
+_TOKEN = Param("token", {"type": "string", "maxLength": 1024}, "the user's stream token")
 
 OPERATIONS = [
     Operation("GET", "/v1/users/{id}/inbox", "getInbox",
@@ -324,7 +324,7 @@ OPERATIONS = [
               body=Body(StreamTokenIn, required=False), responses={201: StreamTokenOut},
               errors=(400, 413, 422)),
     Operation("GET", "/v1/stream", "stream", "Live in-app messages (WebSocket)", "delivery",
-              stream, None, params=(Param("token", {"type": "string"},
+              stream, None, params=(Param("token", {"type": "string", "maxLength": 1024},
                                           "the user's stream token", required=True),),
               responses={101: None}, errors=(400, 401),
               description='Upgrade to WebSocket; each message arrives as {"type": '

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -246,8 +246,8 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: TenantPolicy = TenantPolicy()
-    presence: dict[str, float] = Field(
-        default_factory=dict,
+    presence: dict[Annotated[str, Field(max_length=64)], float] = Field(
+        default_factory=dict, max_length=len(_PRESENCE_FIELDS),
         description="presence overrides by name: " + ", ".join(_PRESENCE_FIELDS))
 
 

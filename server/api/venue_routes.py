@@ -38,6 +38,7 @@ from server.api.context import (
 )
 from server.api.registry import MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
+    MAX_IMPORT_FEATURES,
     HoursSpan,
     ImportReport,
     VenueCollection,
@@ -305,6 +306,10 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
         if isinstance(obj, dict) and obj.get("type") == "FeatureCollection" and isinstance(
                 obj.get("features"), list):
             features = list(obj["features"])
+            if len(features) > MAX_IMPORT_FEATURES:
+                raise ApiError(422, "too_many_items", f"{len(features):,} features, more "
+                               f"than {MAX_IMPORT_FEATURES:,} in one import",
+                               field="features")
             extra = {k: v for k, v in obj.items() if k not in {"type", "features"}}
             load, n, appended = await _validate_with_parents(
                 request, principal.tenant_id, features, extra=extra, repair=repair,
@@ -406,7 +411,7 @@ OPERATIONS = [
     Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
               "The venue's opening hours as campaigns read them, day by day", "venues",
               get_venue_hours, MANAGE,
-              params=(Param("from", {"type": "string", "format": "date"},
+              params=(Param("from", {"type": "string", "format": "date", "maxLength": 10},
                             "first local day (YYYY-MM-DD); default today in the venue's zone"),
                       Param("days", {"type": "integer", "minimum": 1,
                                      "maximum": MAX_HOURS_DAYS}, "how many days (default 7)")),
@@ -424,10 +429,12 @@ OPERATIONS = [
               responses={200: VenueDeleted}, errors=(404, 409, 422)),
     Operation("GET", "/v1/venues", "listVenues", "List venues", "venues", list_venues, MANAGE,
               params=(
-                  Param("bbox", {"type": "string"}, "min_lng,min_lat,max_lng,max_lat"),
+                  Param("bbox", {"type": "string", "maxLength": 128},
+                        "min_lng,min_lat,max_lng,max_lat"),
                   Param("kind", {"type": "string", "enum": [k.value for k in VenueKind]}),
-                  Param("tag", {"type": "string"}),
-                  Param("after", {"type": "string"}, "page after this venue id"),
+                  Param("tag", {"type": "string", "maxLength": 64}),
+                  Param("after", {"type": "string", "maxLength": 256},
+                        "page after this venue id"),
                   Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
               ),
               responses={200: VenueCollection}, errors=(422,)),

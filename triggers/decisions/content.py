@@ -39,10 +39,6 @@ from venues.model import Venue
 MAX_TITLE_CHARS = 256
 MAX_BODY_CHARS = 4096
 """Longer output is an error, not a truncation: a cut-off offer reads as a bug to the user."""
-MAX_TITLE_SOURCE_CHARS = 1024
-MAX_BODY_SOURCE_CHARS = 8192
-"""Longest template source of a title and a body (a template may hold logic its output
-does not show, so more than the output limits)."""
 
 YOUNG_BELOW = 25
 SENIOR_FROM = 55
