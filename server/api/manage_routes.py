@@ -23,10 +23,10 @@ from server.api.context import (
     catalog_changed,
     json_response,
     path_id,
-    query_int,
     read_json,
     store,
 )
+from server.api.pages import decode_cursor, encode_cursor, page_limit, page_params
 from server.api.registry import ADMIN, MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
     CampaignIn,
@@ -40,7 +40,7 @@ from server.api.schemas import (
 from server.api.stats import CampaignStats, campaign_stats_doc
 from server.auth import Principal, generate_key, hash_key, new_key_id
 from server.errors import ApiError, validate_body
-from server.store.base import PolicyRecord
+from server.store.base import PolicyRecord, decision_page_key
 from server.store.errors import NotFoundError
 from triggers.decisions import (
     Campaign,
@@ -100,7 +100,8 @@ async def delete_user(request: web.Request, principal: Principal) -> web.Respons
 
 async def get_decisions(request: web.Request, principal: Principal) -> web.Response:
     uid = path_id(request)
-    limit = query_int(request, "limit", default=50, minimum=1, maximum=500)
+    limit = page_limit(request, default=50, maximum=500)
+    cursor = decode_cursor(request, "decisions", (float, float, str))
     before_text = request.query.get("before")
     before = None
     if before_text:
@@ -109,10 +110,14 @@ async def get_decisions(request: web.Request, principal: Principal) -> web.Respo
         except ValueError:
             raise ApiError(422, "validation_error", "before must be epoch seconds",
                            field="before") from None
-    records = await store(request).list_decisions(principal.tenant_id, uid, limit=limit,
-                                                  before=before)
-    return json_response(DecisionsResponse(user_id=uid,
-                                           decisions=[r.decision for r in records]))
+    records = await store(request).list_decisions(
+        principal.tenant_id, uid, limit=limit + 1, before=before,
+        after_key=None if cursor is None else (cursor[0], cursor[1], cursor[2]))
+    page = records[:limit]
+    following = (encode_cursor("decisions", decision_page_key(page[-1]))
+                 if len(records) > limit else None)
+    return json_response(DecisionsResponse(user_id=uid, decisions=[r.decision for r in page],
+                                           next_cursor=following))
 
 
 # --------------------------------------------------------------------------- campaigns
@@ -173,8 +178,14 @@ async def list_campaigns(request: web.Request, principal: Principal) -> web.Resp
         except ValueError:
             raise ApiError(422, "validation_error", f"status must be one of "
                            f"{[s.value for s in CampaignStatus]}", field="status") from None
-    campaigns = await store(request).list_campaigns(principal.tenant_id, status=status)
-    return json_response(CampaignList(campaigns=campaigns))
+    cursor = decode_cursor(request, "campaigns", (str,))
+    limit = page_limit(request, default=100, maximum=500)
+    campaigns = await store(request).list_campaigns(
+        principal.tenant_id, status=status, after=None if cursor is None else cursor[0],
+        limit=limit + 1)
+    page = campaigns[:limit]
+    following = encode_cursor("campaigns", [page[-1].id]) if len(campaigns) > limit else None
+    return json_response(CampaignList(campaigns=page, next_cursor=following))
 
 
 async def get_campaign(request: web.Request, principal: Principal) -> web.Response:
@@ -326,17 +337,21 @@ OPERATIONS = [
                   "required": ["id", "erased"]}}, errors=(422,)),
     Operation("GET", "/v1/users/{id}/decisions", "getDecisions",
               "Decision log: why a push was or was not sent", "users", get_decisions, MANAGE,
-              params=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+              params=(*page_params(50, 500),
                       Param("before", {"type": "number"}, "decided before (epoch s)")),
-              responses={200: DecisionsResponse}, errors=(422,)),
+              responses={200: DecisionsResponse}, errors=(422,),
+              description="Newest first; next_cursor is null on the last page."),
     Operation("POST", "/v1/campaigns", "createCampaign", "Create a campaign (a draft unless "
               "it says otherwise)", "campaigns", create_campaign, MANAGE, body=Body(CampaignIn),
               responses={201: Campaign}, errors=(400, 409, 413, 422)),
     Operation("GET", "/v1/campaigns", "listCampaigns", "List campaigns", "campaigns",
               list_campaigns, MANAGE,
               params=(Param("status", {"type": "string",
-                                       "enum": [s.value for s in CampaignStatus]}),),
-              responses={200: CampaignList}, errors=(422,)),
+                                       "enum": [s.value for s in CampaignStatus]}),
+                      *page_params(100, 500)),
+              responses={200: CampaignList}, errors=(422,),
+              description="Ordered by id, 100 a page unless limit says otherwise; "
+                          "next_cursor is null on the last page."),
     Operation("GET", "/v1/campaigns/{id}", "getCampaign", "A campaign", "campaigns",
               get_campaign, MANAGE, responses={200: Campaign}, errors=(404, 422)),
     Operation("PUT", "/v1/campaigns/{id}", "putCampaign", "Create or replace a campaign",

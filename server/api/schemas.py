@@ -228,6 +228,15 @@ class VenueCollection(BaseModel):
     features: list[VenueFeature] = Field(max_length=MAX_IMPORT_FEATURES)
 
 
+class VenuePage(VenueCollection):
+    """A page of ``GET /v1/venues``."""
+
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the "
+                                    "next page; null on the last")
+    next_after: str | None = Field(default=None, description="the last id of this page "
+                                   "(?after=, kept for older clients); null on the last")
+
+
 class ProblemOut(_Strict):
     feature_index: int = Field(description="0-based feature position; -1 = the whole file")
     feature_id: str | None
@@ -293,9 +302,14 @@ class ProfileIn(Profile):
     user_id: str = Field(default="", max_length=256)
 
 
+_NEXT_CURSOR = Field(default=None, description="pass as ?cursor= for the next page; null "
+                                               "on the last")
+
+
 class DecisionsResponse(_Strict):
     user_id: str
     decisions: list[Decision]
+    next_cursor: str | None = _NEXT_CURSOR
 
 
 class Deleted(_Strict):
@@ -322,6 +336,7 @@ class CampaignIn(Campaign):
 
 class CampaignList(_Strict):
     campaigns: list[Campaign]
+    next_cursor: str | None = _NEXT_CURSOR
 
 
 # --------------------------------------------------------------------------- keys

@@ -36,6 +36,7 @@ from server.api.context import (
     read_json,
     store,
 )
+from server.api.pages import decode_cursor, encode_cursor, page_limit, page_params
 from server.api.registry import MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
     MAX_IMPORT_FEATURES,
@@ -45,6 +46,7 @@ from server.api.schemas import (
     VenueDeleted,
     VenueFeature,
     VenueHoursOut,
+    VenuePage,
 )
 from server.auth import Principal
 from server.errors import ApiError, core_errors
@@ -279,15 +281,18 @@ async def list_venues(request: web.Request, principal: Principal) -> web.Respons
         raise ApiError(422, "validation_error",
                        f"kind must be one of {sorted(k.value for k in VenueKind)}", field="kind")
     tag = request.query.get("tag") or None
-    after = request.query.get("after") or None
-    limit = query_int(request, "limit", default=100, minimum=1, maximum=1000)
+    cursor = decode_cursor(request, "venues", (str,))
+    after = cursor[0] if cursor is not None else request.query.get("after") or None
+    limit = page_limit(request, default=100, maximum=1000)
     venues = await store(request).list_venues(principal.tenant_id, bbox=bbox, kind=kind,
                                               tag=tag, after=after, limit=limit + 1)
     page = venues[:limit]
+    more = len(venues) > limit
     return json_response({
         "type": "FeatureCollection",
         "features": [venue_to_feature(v) for v in page],
-        "next_after": page[-1].id if len(venues) > limit else None,
+        "next_cursor": encode_cursor("venues", [page[-1].id]) if more else None,
+        "next_after": page[-1].id if more else None,
     })
 
 
@@ -434,10 +439,12 @@ OPERATIONS = [
                   Param("kind", {"type": "string", "enum": [k.value for k in VenueKind]}),
                   Param("tag", {"type": "string", "maxLength": 64}),
                   Param("after", {"type": "string", "maxLength": 256},
-                        "page after this venue id"),
-                  Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                        "page after this venue id (older clients; cursor is the same)"),
+                  *page_params(100, 1000),
               ),
-              responses={200: VenueCollection}, errors=(422,)),
+              responses={200: VenuePage}, errors=(422,),
+              description="Ordered by id; next_cursor (and next_after, its older form) "
+                          "is null on the last page."),
     Operation("POST", "/v1/venues/import", "importVenues",
               "Validate (and unless dry_run, import) a venue file", "venues",
               import_venues, MANAGE,

@@ -295,6 +295,22 @@ class Readiness:
     detail: str
 
 
+# --------------------------------------------------------------------------- paging
+
+DecisionPageKey = tuple[float, float, str]
+"""A decision's position in a user's log: (decided_at, event time, key), newest first."""
+InboxPageKey = tuple[float, str]
+"""An inbox message's position: (created_at, delivery id), newest first."""
+
+
+def decision_page_key(record: DecisionRecord) -> DecisionPageKey:
+    return (record.decision.decided_at, record.decision.at, record.decision_key)
+
+
+def inbox_page_key(record: DeliveryRecord) -> InboxPageKey:
+    return (record.created_at, record.delivery_id)
+
+
 # --------------------------------------------------------------------------- the ports
 
 
@@ -495,9 +511,11 @@ class Store(Protocol):
     async def get_campaign(self, tenant_id: str, campaign_id: str) -> Campaign | None: ...
 
     async def list_campaigns(
-        self, tenant_id: str, *, status: CampaignStatus | None = None
+        self, tenant_id: str, *, status: CampaignStatus | None = None,
+        after: str | None = None, limit: int | None = None,
     ) -> list[Campaign]:
-        """Campaigns ordered by id, optionally of one status."""
+        """Campaigns ordered by id (code point order), optionally of one status;
+        ``after`` (an id) and ``limit`` page through them."""
         ...
 
     async def delete_campaign(self, tenant_id: str, campaign_id: str) -> bool: ...
@@ -520,10 +538,14 @@ class Store(Protocol):
     # -- history ---------------------------------------------------------------------
 
     async def list_decisions(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: DecisionPageKey | None = None,
     ) -> list[DecisionRecord]:
-        """The user's decisions, newest first (by ``decided_at``, then event time);
-        ``before``: only those decided earlier (paging)."""
+        """The user's decisions, newest first (by ``decided_at``, then event time, then
+        key in code point order); ``before``: only those decided earlier; ``after_key``:
+        only those after that position of this order (the last row of a page, see
+        :func:`decision_page_key`), so pages neither skip nor repeat rows that share a
+        time."""
         ...
 
     async def list_events(
@@ -575,10 +597,13 @@ class Store(Protocol):
         ...
 
     async def list_inbox(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: InboxPageKey | None = None,
     ) -> list[DeliveryRecord]:
         """The user's in-app messages (channel ``inbox``, status ``sent``), newest
-        first (by creation time, then id); ``before``: created earlier (paging)."""
+        first (by creation time, then id in code point order); ``before``: created
+        earlier; ``after_key``: after that position of this order (see
+        :func:`inbox_page_key`)."""
         ...
 
     # -- the outbox dispatcher -------------------------------------------------------

@@ -41,12 +41,14 @@ from server.store.base import (
     BBox,
     CampaignAggregate,
     Catalog,
+    DecisionPageKey,
     DecisionRecord,
     DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
     ExpirySweep,
+    InboxPageKey,
     KeyedEntry,
     KeyRecord,
     LedgerSnapshot,
@@ -56,6 +58,8 @@ from server.store.base import (
     Role,
     TenantRecord,
     VariantAggregate,
+    decision_page_key,
+    inbox_page_key,
 )
 from server.store.codec import (
     bbox_intersects,
@@ -463,11 +467,14 @@ class MemoryStore:
         return self._r(tenant_id).campaigns.get(campaign_id)
 
     async def list_campaigns(
-        self, tenant_id: str, *, status: CampaignStatus | None = None
+        self, tenant_id: str, *, status: CampaignStatus | None = None,
+        after: str | None = None, limit: int | None = None,
     ) -> list[Campaign]:
         tenant = self._r(tenant_id)
-        return [tenant.campaigns[c] for c in sorted(tenant.campaigns)
-                if status is None or tenant.campaigns[c].status is status]
+        found = [tenant.campaigns[c] for c in sorted(tenant.campaigns)
+                 if (status is None or tenant.campaigns[c].status is status)
+                 and (after is None or c > after)]
+        return found if limit is None else found[:limit]
 
     async def delete_campaign(self, tenant_id: str, campaign_id: str) -> bool:
         tenant = self._r(tenant_id)
@@ -499,10 +506,12 @@ class MemoryStore:
     # -- history ---------------------------------------------------------------------
 
     async def list_decisions(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: DecisionPageKey | None = None,
     ) -> list[DecisionRecord]:
         rows = self._r(tenant_id).decisions.get(user_id, {}).values()
-        chosen = [r for r in rows if before is None or r.decision.decided_at < before]
+        chosen = [r for r in rows if (before is None or r.decision.decided_at < before)
+                  and (after_key is None or decision_page_key(r) < after_key)]
         chosen.sort(key=lambda r: (r.decision.decided_at, r.decision.at, r.decision_key),
                     reverse=True)
         return chosen[:limit]
@@ -584,12 +593,14 @@ class MemoryStore:
         return sum(1 for d in tenant.deliveries.values() if d.status is status)
 
     async def list_inbox(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: InboxPageKey | None = None,
     ) -> list[DeliveryRecord]:
         rows = [d for d in self._r(tenant_id).deliveries.values()
                 if d.user_id == user_id and d.channel == "inbox"
                 and d.status is DeliveryStatus.SENT
-                and (before is None or d.created_at < before)]
+                and (before is None or d.created_at < before)
+                and (after_key is None or inbox_page_key(d) < after_key)]
         rows.sort(key=lambda d: (d.created_at, d.delivery_id), reverse=True)
         return rows[:limit]
 
