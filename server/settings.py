@@ -80,9 +80,12 @@ class Settings(BaseSettings):
     transaction up to this many pings (see :mod:`server.group_commit`); 1 turns
     grouping off (a request is never split, so a group always holds at least one)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    """Largest request body of a venue import or a venue (after gzip decoding); larger
-    gets 413 ``payload_too_large``. 16 MiB fits a venue import of a few thousand
+    """Largest request body of a venue import (after gzip decoding); larger gets 413
+    ``payload_too_large``. 16 MiB fits a venue import of a few thousand
     polygons. No body of any route may be larger."""
+    max_venue_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest body of ``PUT /v1/venues/{id}``: one venue at the vertex limit is under
+    1 MB of GeoJSON, so the 15 MB outline of the attacker's test is refused unread."""
     max_pings_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest body of ``POST /v1/pings``, ``/v1/owntracks`` and ``/v1/osmand``: a batch
     of 1,000 pings is about 150 KB, so 1 MiB leaves room for verbose clients."""

@@ -7,6 +7,7 @@ them without importing the composition root (which imports the routes).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -128,8 +129,14 @@ async def read_json(
         if allow_empty:
             return None
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
+    if len(body) > PARSE_IN_THREAD_BYTES:
+        # A venue file of megabytes takes tens of milliseconds to parse: not on the loop.
+        return await asyncio.to_thread(loads, body, check_text=whole_body_text)
     return loads(body, check_text=whole_body_text)
 
+
+PARSE_IN_THREAD_BYTES = 256 * 1024
+"""Bodies larger than this are parsed off the event loop (a ping batch is smaller)."""
 
 # Every byte to b"0" if it is a digit, else b" ": a run of 19 digits shows as b"0" * 19.
 _DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))

@@ -27,6 +27,7 @@ from aiohttp.web_request import FileField
 from server.api.context import (
     SETTINGS,
     catalog_changed,
+    dumps,
     json_response,
     now,
     path_id,
@@ -189,11 +190,18 @@ async def put_venue(request: web.Request, principal: Principal) -> web.Response:
             details=[{"field": p.field or None, "code": p.code, "message": p.message}
                      for p in errors])
     created = await _put_venues(request, principal.tenant_id, [venue], "id") == 1
-    out = venue_to_feature(venue)
     warnings = [_problem_json(p) for p in problems if not p.is_error]
+    # An outline of thousands of vertices takes milliseconds to write out: off the loop.
+    body = await asyncio.to_thread(_feature_body, venue, warnings)
+    return web.Response(status=201 if created else 200, body=body,
+                        content_type="application/json", charset="utf-8")
+
+
+def _feature_body(venue: Venue, warnings: list[dict[str, Any]]) -> bytes:
+    out = venue_to_feature(venue)
     if warnings:
         out["warnings"] = warnings
-    return json_response(out, status=201 if created else 200)
+    return dumps(out)
 
 
 async def get_venue(request: web.Request, principal: Principal) -> web.Response:
@@ -410,7 +418,7 @@ OPERATIONS = [
               params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),
                       _SIMPLIFY),
               responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422),
-              body_limit="max_body_bytes"),
+              body_limit="max_venue_body_bytes"),
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
     Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
