@@ -87,6 +87,9 @@ MAX_TITLE_SOURCE_CHARS = 1024
 MAX_BODY_SOURCE_CHARS = 8192
 """Longest template source of a variant's title and body (a template may hold logic its
 output does not show, so more than the rendered limits, 256 and 4,096)."""
+MAX_OFFER_TTL_S = 30 * 86_400
+"""An offer kept undelivered for a month has long stopped being about where the user is
+(and a larger one would not fit a timestamp)."""
 MAX_VARIANTS = 50
 MAX_SELECTOR_IDS = 1000
 MAX_ATTRIBUTES = 64
@@ -414,7 +417,7 @@ class Campaign(_Frozen):
     """Share of users (by hash of campaign and user) held out as the control group."""
     channels: tuple[Short, ...] = Field(default=("inbox",), max_length=len(CHANNELS))
     """In order of preference; the first one the user can receive and did not refuse wins."""
-    offer_ttl_s: float = Field(default=3600.0, gt=0)
+    offer_ttl_s: float = Field(default=3600.0, gt=0, le=MAX_OFFER_TTL_S)
     """An undelivered push expires after this; one hour, since a location offer is about
     being near the venue now."""
     offer: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=64)

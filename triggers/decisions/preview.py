@@ -85,6 +85,8 @@ def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[Template
                 continue
             source: str = getattr(variant, field_name)
             for context in _contexts(engine, campaign, variant):
+                if context is None:
+                    continue
                 meter = RenderMeter(engine.limits)
                 reason = engine.trial(source, context, max_chars, meter)
                 spent += meter.operations
@@ -103,27 +105,39 @@ def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[Template
 
 def _contexts(
     engine: ContentEngine, campaign: Campaign, variant: Variant
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[dict[str, Any] | None]:
+    """The sample contexts; ``None`` for one the campaign's own data cannot build (a
+    time out of range): that is not the template's problem."""
     event = campaign.trigger.event
     dwell_s = None
     if event is EventKind.DWELL:
         dwell_s = campaign.trigger.dwell_s or float(SAMPLE_VENUE.dwell_s)
     for n, profile in enumerate(SAMPLE_PROFILES):
         local = SAMPLE_TIMES[n % len(SAMPLE_TIMES)]
-        now = local.timestamp()
-        country = profile.attributes.country or "FI"
-        yield build_context(
-            profile=profile,
-            segment=str(segment_of(profile, now)),
-            venue=SAMPLE_VENUE,
-            event_kind=str(event),
-            event_at=now,
-            dwell_s=dwell_s,
-            visit_id="sample-visit",
-            campaign=campaign,
-            variant_id=variant.id,
-            now=now,
-            local=local,
-            holiday=engine.holiday(country, local.date(), profile.content_locale),
-            route=None,
-        )
+        try:
+            context = _context(engine, campaign, variant, profile=profile, local=local,
+                               dwell_s=dwell_s)
+        except (ValueError, OverflowError, OSError):
+            context = None
+        yield context
+
+
+def _context(engine: ContentEngine, campaign: Campaign, variant: Variant, *,
+             profile: Profile, local: datetime, dwell_s: float | None) -> dict[str, Any]:
+    now = local.timestamp()
+    country = profile.attributes.country or "FI"
+    return build_context(
+        profile=profile,
+        segment=str(segment_of(profile, now)),
+        venue=SAMPLE_VENUE,
+        event_kind=str(campaign.trigger.event),
+        event_at=now,
+        dwell_s=dwell_s,
+        visit_id="sample-visit",
+        campaign=campaign,
+        variant_id=variant.id,
+        now=now,
+        local=local,
+        holiday=engine.holiday(country, local.date(), profile.content_locale),
+        route=None,
+    )
