@@ -120,9 +120,24 @@ async def test_venues_per_tenant_are_limited_and_replacing_one_does_not_count(
                        tenant="globex")
 
 
-async def test_a_five_megabyte_venue_name_is_a_422_naming_the_field(store: Store) -> None:
+async def test_a_five_megabyte_venue_name_is_refused(store: Store) -> None:
+    body = json.dumps(venue_feature(name="x" * 5_000_000)).encode()
+    headers = {"Content-Type": "application/json"}
     async with serving(store, max_body_bytes=8 * 1024 * 1024) as api:
-        body = json.dumps(venue_feature(name="x" * 5_000_000)).encode()
+        # A venue's body is at most 2 MiB: refused unread.
         _, answer = await api.call("PUT", "/v1/venues/senate", data=io.BytesIO(body),
-                                   headers={"Content-Type": "application/json"}, expect=422)
+                                   headers=headers, expect=413)
+        assert_error(answer, "payload_too_large")
+    async with serving(store, max_body_bytes=8 * 1024 * 1024,
+                       max_venue_body_bytes=8 * 1024 * 1024) as api:
+        # With room for it, the name itself is too long.
+        _, answer = await api.call("PUT", "/v1/venues/senate", data=io.BytesIO(body),
+                                   headers=headers, expect=422)
         assert_error(answer, "text_too_long", "properties.name")
+        await api.call("GET", "/v1/venues/senate", expect=404)
+
+
+async def test_an_offer_kept_longer_than_a_month_is_refused(api: Api) -> None:
+    _, answer = await api.call("POST", "/v1/campaigns", expect=422,
+                               json_body=campaign_body(offer_ttl_s=2.3e307))
+    assert_error(answer, "validation_error", "offer_ttl_s")
