@@ -30,6 +30,7 @@ from server.api import (
     venue_routes,
 )
 from server.api.context import (
+    BODY_LIMITS,
     CLOCK,
     CORES,
     FANOUT,
@@ -113,13 +114,21 @@ def create_app(
     app[METRICS] = Metrics()
     app[OUTBOX_METRICS] = OutboxMetrics(app[METRICS].registry)
     app[HUB] = StreamHub()
-    app[CORES] = TenantCores()
+    # The render clock is a monotonic one of this process, never the (possibly fake)
+    # wall clock: it only measures how long a render takes.
+    app[CORES] = TenantCores(rebuild_wait_s=settings.core_rebuild_wait_s,
+                             render_limits=settings.render_limits(),
+                             render_clock=time.monotonic)
     app[LIMITER] = RateLimiter(lambda role: settings.rate_for(role.value))
-    app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION)
+    app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION, settings=settings)
+    # No route reads more than the application-wide limit.
+    app[BODY_LIMITS] = {op.operation_id: min(int(getattr(settings, op.body_limit)),
+                                             settings.max_body_bytes) for op in OPERATIONS}
     if store is not None:
         app[STORE] = store
     add_routes(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_cores_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(_groups_ctx)
@@ -129,6 +138,14 @@ def create_app(
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _cores_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Index rebuilds in flight are cancelled at shutdown, before the store closes."""
+    try:
+        yield
+    finally:
+        await app[CORES].aclose()
 
 
 async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:

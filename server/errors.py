@@ -226,12 +226,13 @@ def http_exception_error(exc: web.HTTPException, request: web.Request) -> ApiErr
         hint = unencoded_id_hint(request)
         if hint is not None:
             return ApiError(404, code, hint[1], field=hint[0])
+    if exc.status == 413:
+        # aiohttp's own cap (the largest route limit); each route's is in read_body.
+        return body_too_large(request.client_max_size)
     message = {
         404: "no such resource",
         405: "method not allowed; allowed: "
              + ", ".join(sorted(getattr(exc, "allowed_methods", ()))),
-        413: f"request body too large: the limit is {request.client_max_size} bytes, "
-             "counted after gzip or deflate decoding (the same for every route)",
     }.get(exc.status, exc.reason)
     headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}}
     return ApiError(exc.status, code, message, headers=headers)

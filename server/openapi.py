@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from server.api.registry import BASIC, BEARER, QUERY_KEY, Operation
 from server.api.schemas import ErrorBody
+from server.settings import Settings
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -52,9 +53,10 @@ def _models(ops: Iterable[Operation]) -> list[tuple[type[BaseModel], JsonSchemaM
     return [(m, mode) for m, mode in found]  # type: ignore[misc]
 
 
-def build_openapi(ops: list[Operation], *, version: str, server_url: str | None = None
-                  ) -> dict[str, Any]:
-    """The document for ``ops``."""
+def build_openapi(ops: list[Operation], *, version: str, server_url: str | None = None,
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """The document for ``ops``; with ``settings``, each request body states its size
+    limit (``x-max-bytes`` and a line of the description)."""
     models = _models(ops)
     refs, definitions = models_json_schema(models, ref_template=REF)
     components = dict(definitions.get("$defs", {}))
@@ -97,6 +99,13 @@ def build_openapi(ops: list[Operation], *, version: str, server_url: str | None 
             operation["requestBody"] = {"required": op.body.required, "content": content,
                                         **({"description": op.body.description}
                                            if op.body.description else {})}
+            if settings is not None:
+                limit = min(int(getattr(settings, op.body_limit)), settings.max_body_bytes)
+                operation["requestBody"]["x-max-bytes"] = limit
+                operation["description"] = (
+                    operation.get("description", "") + f"\n\nRequest body: at most "
+                    f"{limit:,} bytes after decoding (GEOPUSH_{op.body_limit.upper()}); "
+                    "larger is 413 payload_too_large.").strip()
         for status, response in sorted(op.responses.items()):
             entry: dict[str, Any] = {"description": "OK" if status < 300 else str(status)}
             if status == 201:

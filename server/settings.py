@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.egress import DEFAULT_ALLOWED, EgressPolicy
+from triggers.decisions import RenderLimits
 
 ENV_PREFIX = "GEOPUSH_"
 
@@ -79,8 +80,42 @@ class Settings(BaseSettings):
     transaction up to this many pings (see :mod:`server.group_commit`); 1 turns
     grouping off (a request is never split, so a group always holds at least one)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    """Request bodies larger than this (after gzip decoding) get 413. 16 MiB fits a
-    venue import of a few thousand polygons."""
+    """Largest request body of a venue import (after gzip decoding); larger gets 413
+    ``payload_too_large``. 16 MiB fits a venue import of a few thousand
+    polygons. No body of any route may be larger."""
+    max_venue_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest body of ``PUT /v1/venues/{id}``: one venue at the vertex limit is under
+    1 MB of GeoJSON, so the 15 MB outline of the attacker's test is refused unread."""
+    max_pings_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest body of ``POST /v1/pings``, ``/v1/owntracks`` and ``/v1/osmand``: a batch
+    of 1,000 pings is about 150 KB, so 1 MiB leaves room for verbose clients."""
+    max_json_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest body of every other route (campaigns, profiles, policy, keys, channel
+    settings, feedback): the largest valid campaign is well under 256 KiB."""
+
+    max_venue_vertices: int = Field(default=20_000, ge=4, le=10_000_000)
+    """Vertices one venue's geometry may have (all rings and parts). 20,000 is a hundred
+    times the most detailed outline in the fixtures and keeps one venue's index build
+    near 150 ms; larger is refused (``too_many_vertices``) unless the request asks for
+    ``simplify=true``."""
+    venue_simplify_m: float = Field(default=1.0, gt=0, le=50)
+    """Tolerance of ``simplify=true``: no point of the simplified outline moves more than
+    this many metres, far below GPS accuracy (5-30 m), so the fence stays faithful."""
+    max_venues_per_tenant: int = Field(default=10_000, ge=1, le=10_000_000)
+    """Venues one tenant may have; an import or PUT past it is refused (422
+    ``too_many_venues``)."""
+
+    template_max_operations: int = Field(default=20_000, ge=100, le=10_000_000)
+    """Operations one template render may spend (loop iterations, calls, operators,
+    filters; see ``triggers.decisions.sandbox``)."""
+    template_max_output_chars: int = Field(default=32_768, ge=4096, le=10_000_000)
+    """Characters one render may write in all, intermediate buffers included."""
+    template_timeout_s: float = Field(default=0.05, gt=0, le=10)
+    """Wall time one render may take (by the server's monotonic clock)."""
+    core_rebuild_wait_s: float = Field(default=0.0, ge=0, le=60)
+    """How long a ping batch waits for its tenant's index to be rebuilt after a venue,
+    campaign or policy change before it goes on with the previous index. 0: never wait
+    (the request that made the change waits for it instead)."""
     ping_retention_days: float = Field(default=30.0, ge=0)
     """Raw pings older than this (by when they were received) are deleted by the
     housekeeping loop; 0 keeps them forever. Presence, events, decisions and deliveries
@@ -162,6 +197,12 @@ class Settings(BaseSettings):
     def egress(self) -> EgressPolicy:
         """Where tenants' channel settings may point (see :mod:`server.egress`)."""
         return EgressPolicy.parse(self.outbound_allow_private, self.outbound_allowed.split(","))
+
+    def render_limits(self) -> RenderLimits:
+        """The bounds of a template render (see ``triggers.decisions.sandbox``)."""
+        return RenderLimits(max_operations=self.template_max_operations,
+                            max_output_chars=self.template_max_output_chars,
+                            timeout_s=self.template_timeout_s)
 
     def rate_for(self, role: str) -> RateLimit:
         """The bucket of a role (``admin``, ``manager``, ``sdk``)."""

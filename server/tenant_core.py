@@ -8,8 +8,12 @@ threshold added to the venues it selects) and the ledger horizon.
 :class:`TenantCores` caches one core per tenant by ``catalog_version``. A batch asks
 for the core (one cheap version read); when the version moved, the core is rebuilt
 off the event loop (``asyncio.to_thread``: an index of thousands of venues takes
-seconds) and swapped in with a single reference assignment, so a batch always works
-on one whole core, old or new, never a mix.
+seconds; shapely and numpy release the GIL for much of it) and swapped in with a
+single reference assignment, so a batch always works on one whole core, old or new,
+never a mix. While a rebuild runs, batches keep using the old core (the service waits
+at most ``rebuild_wait_s`` for the new one): a venue or campaign change does not pause
+ingestion. The request that made the change waits for it (:meth:`TenantCores.refresh`),
+so its client's next request on this node sees the change.
 
 Venue changes reach open visits through the pipeline: every batch reconciles the
 loaded users against the current index (``triggers.presence.reconcile_venues``), so
@@ -20,9 +24,10 @@ next batch or next due timer, whichever comes first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +39,7 @@ from triggers.decisions import (
     CampaignIndex,
     CampaignStatus,
     EventKind,
+    RenderLimits,
     TenantPolicy,
     history_horizon_s,
     selector_matches,
@@ -67,9 +73,16 @@ class TenantCore:
     """How far back the ledger rows a decision needs reach (``history_horizon_s``)."""
 
 
-def build_core(catalog: Catalog) -> TenantCore:
+def build_core(
+    catalog: Catalog,
+    *,
+    render_limits: RenderLimits | None = None,
+    render_clock: Callable[[], float] | None = None,
+) -> TenantCore:
     """Compile ``catalog``. CPU-bound (the geofence index): call it off the loop.
 
+    ``render_limits`` / ``render_clock`` bound the campaigns' template renders (see
+    :class:`~triggers.decisions.CampaignIndex`).
     Raises :class:`CoreBuildError` when the catalogue cannot be compiled.
     """
     try:
@@ -82,7 +95,8 @@ def build_core(catalog: Catalog) -> TenantCore:
         ((v.id, v.dwell_s) for v in enabled), _campaign_dwell_thresholds(catalog, enabled)
     )
     try:
-        campaigns = CampaignIndex(catalog.campaigns)
+        campaigns = CampaignIndex(catalog.campaigns, render_limits=render_limits,
+                                  render_clock=render_clock)
     except ValueError as exc:
         raise CoreBuildError(f"tenant {catalog.tenant_id}: {exc}") from exc
     # The index must answer every near_m the engine asks: the widest exit margin, or the
@@ -121,49 +135,133 @@ def _campaign_dwell_thresholds(
 
 
 class TenantCores:
-    """The per-tenant core cache of one process. Runs in the event loop."""
+    """The per-tenant core cache of one process. Runs in the event loop.
 
-    def __init__(self) -> None:
+    ``rebuild_wait_s``: how long :meth:`get` waits for a rebuild when an older core of
+    the tenant exists, before answering with that older core (``None``: until the
+    rebuild is done, the behaviour a single-threaded caller such as a test or a tool
+    wants). ``render_limits`` / ``render_clock`` go to every :func:`build_core`.
+    """
+
+    def __init__(
+        self,
+        *,
+        rebuild_wait_s: float | None = None,
+        render_limits: RenderLimits | None = None,
+        render_clock: Callable[[], float] | None = None,
+    ) -> None:
         self._cores: dict[str, TenantCore] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._builds: dict[str, asyncio.Task[TenantCore]] = {}
         self._failed: dict[str, int] = {}
         """Tenant → the catalogue version that did not compile: not retried until it moves."""
+        self._wait_s = rebuild_wait_s
+        self._render_limits = render_limits
+        self._render_clock = render_clock
 
     def cached(self, tenant_id: str) -> TenantCore | None:
         """The core in use for the tenant, without checking its version."""
         return self._cores.get(tenant_id)
 
     async def get(self, store: CatalogSource, tenant_id: str) -> TenantCore:
-        """The tenant's core for its current catalogue version, rebuilt if it moved.
+        """The tenant's core: the one of its current catalogue version, or, while that
+        is being rebuilt, the older one (after waiting up to ``rebuild_wait_s``).
 
-        Concurrent callers of one tenant share one rebuild. Raises ``NotFoundError`` for an
-        unknown tenant and :class:`CoreBuildError` when the catalogue does not compile
-        (and no older core exists to keep serving).
+        Concurrent callers of one tenant share one rebuild, which goes on in the
+        background when they stop waiting. Raises ``NotFoundError`` for an unknown
+        tenant and :class:`CoreBuildError` when the catalogue does not compile and no
+        older core exists to keep serving.
         """
         version = await store.catalog_version(tenant_id)
-        core = self._cores.get(tenant_id)
-        if core is not None and (core.catalog_version == version
-                                 or self._failed.get(tenant_id) == version):
+        core = self._current(tenant_id, version)
+        if core is not None:
             return core
-        lock = self._locks.setdefault(tenant_id, asyncio.Lock())
-        async with lock:
-            core = self._cores.get(tenant_id)
-            if core is not None and core.catalog_version >= version:
-                return core
-            catalog = await store.load_catalog(tenant_id)
-            try:
-                built = await asyncio.to_thread(build_core, catalog)
-            except CoreBuildError:
-                if core is None:
-                    raise
-                self._failed[tenant_id] = catalog.version
-                log.exception("tenant %s: catalogue v%d does not compile; keeping v%d",
-                              tenant_id, catalog.version, core.catalog_version)
-                return core
-            self._cores[tenant_id] = built  # the atomic swap: one reference assignment
-            self._failed.pop(tenant_id, None)
-            return built
+        older = self._cores.get(tenant_id)
+        build = self._build(store, tenant_id)
+        if older is None or self._wait_s is None:
+            return await self._until_built(store, tenant_id, version)
+        if self._wait_s > 0:
+            done, _ = await asyncio.wait({build}, timeout=self._wait_s)
+            if done and not build.cancelled() and build.exception() is None:
+                return build.result()
+        return older
+
+    async def refresh(self, store: CatalogSource, tenant_id: str) -> TenantCore:
+        """The core of the tenant's catalogue version now, waiting for its build (for
+        the request that changed the catalogue: its next request sees the change)."""
+        return await self._until_built(store, tenant_id, await store.catalog_version(tenant_id))
+
+    async def aclose(self) -> None:
+        """Cancel rebuilds in flight (shutdown); a thread already compiling finishes
+        on its own and its result is dropped."""
+        builds = [b for b in self._builds.values() if not b.done()]
+        for build in builds:
+            build.cancel()
+        for build in builds:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await build
+        self._builds.clear()
 
     def forget(self, tenant_id: str) -> None:
         """Drop the tenant's core (it is rebuilt on the next :meth:`get`)."""
         self._cores.pop(tenant_id, None)
+
+    def _current(self, tenant_id: str, version: int) -> TenantCore | None:
+        """The cached core if it serves ``version`` (or ``version`` did not compile)."""
+        core = self._cores.get(tenant_id)
+        if core is not None and (core.catalog_version >= version
+                                 or self._failed.get(tenant_id, -1) >= version):
+            return core
+        return None
+
+    async def _until_built(self, store: CatalogSource, tenant_id: str, version: int) -> TenantCore:
+        # A build that started before ``version`` was written compiles an older
+        # catalogue: wait for it, then for the next one.
+        while True:
+            core = self._current(tenant_id, version)
+            if core is not None:
+                return core
+            # Shielded: a caller that goes away (a client hung up) does not cancel
+            # the build other callers wait for.
+            await asyncio.shield(self._build(store, tenant_id))
+
+    def _build(self, store: CatalogSource, tenant_id: str) -> asyncio.Task[TenantCore]:
+        """The tenant's rebuild in flight, or a new one."""
+        build = self._builds.get(tenant_id)
+        if build is None or build.done():
+            build = asyncio.ensure_future(self._rebuild(store, tenant_id))
+            build.add_done_callback(_retrieve)
+            self._builds[tenant_id] = build
+        return build
+
+    async def _rebuild(self, store: CatalogSource, tenant_id: str) -> TenantCore:
+        catalog = await store.load_catalog(tenant_id)
+        core = self._cores.get(tenant_id)
+        if core is not None and core.catalog_version >= catalog.version:
+            return core
+        try:
+            built = await asyncio.to_thread(
+                build_core, catalog, render_limits=self._render_limits,
+                render_clock=self._render_clock)
+        except CoreBuildError:
+            if core is None:
+                raise
+            self._failed[tenant_id] = catalog.version
+            log.exception("tenant %s: catalogue v%d does not compile; keeping v%d",
+                          tenant_id, catalog.version, core.catalog_version)
+            return core
+        current = self._cores.get(tenant_id)
+        if current is None or current.catalog_version < built.catalog_version:
+            self._cores[tenant_id] = built  # the atomic swap: one reference assignment
+        self._failed.pop(tenant_id, None)
+        return built
+
+
+def _retrieve(build: asyncio.Task[TenantCore]) -> None:
+    """Consume a rebuild's outcome, so a rebuild nobody waited for to the end (its
+    callers went on with the older core) does not log "exception never retrieved";
+    a failure is logged here instead."""
+    if build.cancelled():
+        return
+    exc = build.exception()
+    if exc is not None and not isinstance(exc, CoreBuildError):
+        log.error("core rebuild failed: %s", exc, exc_info=exc)

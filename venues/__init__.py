@@ -7,6 +7,7 @@ does the same for GeoJSON already parsed (an HTTP body). Both return a
 
 from venues.errors import VenueError, VenueFileError
 from venues.geojson import to_feature_collection, venue_to_feature
+from venues.limits import VenueLimits
 from venues.model import DEFAULT_DWELL_S, Venue, VenueKind
 from venues.problems import FILE_LEVEL, Code, Problem, Severity
 from venues.read import load_venues
@@ -24,6 +25,7 @@ __all__ = [
     "VenueError",
     "VenueFileError",
     "VenueKind",
+    "VenueLimits",
     "VenueLoad",
     "load_venues",
     "parse_feature_collection",

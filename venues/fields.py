@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import math
 import re
 import zoneinfo
@@ -21,6 +22,15 @@ from typing import Any
 
 import opening_hours as osm_hours
 
+from venues.limits import (
+    MAX_ID_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_NAME_CHARS,
+    MAX_OPENING_HOURS_CHARS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TIMEZONE_CHARS,
+)
 from venues.model import DEFAULT_DWELL_S, VenueKind
 from venues.problems import Code, Findings
 from venues.values import NonFinite, first_non_finite, is_number, show, type_name
@@ -83,6 +93,10 @@ def _id_text(value: object, field_name: str, findings: Findings) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str):
+        if len(value) > MAX_ID_CHARS:
+            findings.error(field_name, Code.TEXT_TOO_LONG,
+                           f"the id has {len(value):,} characters, more than {MAX_ID_CHARS}")
+            return None
         if value.strip():
             return value
         findings.error(field_name, Code.MISSING_ID, "the id is blank")
@@ -101,12 +115,13 @@ def check_fields(props: Mapping[str, object], findings: Findings) -> VenueFields
     rejects the venue when ``findings`` has errors).
     """
     fields = VenueFields(
-        name=_optional_str(props, "name", findings),
+        name=_optional_str(props, "name", findings, MAX_NAME_CHARS),
         kind=_kind(props.get("kind"), findings),
         tags=_tags(props.get("tags"), findings),
-        parent_id=_optional_str(props, "parent_id", findings),
+        parent_id=_optional_str(props, "parent_id", findings, MAX_ID_CHARS),
         dwell_s=_dwell_s(props.get("dwell_s"), findings),
-        opening_hours=_optional_str(props, "opening_hours", findings),
+        opening_hours=_optional_str(props, "opening_hours", findings,
+                                    MAX_OPENING_HOURS_CHARS),
         timezone=_timezone(props.get("timezone"), findings),
         metadata=_metadata(props.get("metadata"), findings),
         enabled=_enabled(props.get("enabled"), findings),
@@ -115,8 +130,13 @@ def check_fields(props: Mapping[str, object], findings: Findings) -> VenueFields
     return fields
 
 
-def _optional_str(props: Mapping[str, object], key: str, findings: Findings) -> str | None:
+def _optional_str(props: Mapping[str, object], key: str, findings: Findings,
+                  max_chars: int) -> str | None:
     value = props.get(key)
+    if isinstance(value, str) and len(value) > max_chars:
+        findings.error(f"properties.{key}", Code.TEXT_TOO_LONG,
+                       f"{key} has {len(value):,} characters, more than {max_chars:,}")
+        return None
     if value is None or isinstance(value, str):
         return value
     findings.error(
@@ -142,7 +162,7 @@ def _kind(value: object, findings: Findings) -> VenueKind:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         findings.error(
             "properties.kind", Code.UNKNOWN_KIND,
-            f"kind {value!r} is not one of: {_KINDS}{hint}",
+            f"kind {show(value)} is not one of: {_KINDS}{hint}",
         )
         return VenueKind.OTHER
 
@@ -156,12 +176,20 @@ def _tags(value: object, findings: Findings) -> tuple[str, ...]:
             f"tags must be an array of strings, not {type_name(value)} {show(value)}",
         )
         return ()
+    if len(value) > MAX_TAGS:
+        findings.error("properties.tags", Code.TOO_MANY_ITEMS,
+                       f"{len(value):,} tags, more than {MAX_TAGS}")
+        return ()
     for i, tag in enumerate(value):
         if not isinstance(tag, str):
             findings.error(
                 f"properties.tags[{i}]", Code.INVALID_TYPE,
                 f"a tag must be a string, not {type_name(tag)} {show(tag)}",
             )
+            return ()
+        if len(tag) > MAX_TAG_CHARS:
+            findings.error(f"properties.tags[{i}]", Code.TEXT_TOO_LONG,
+                           f"a tag of {len(tag):,} characters, more than {MAX_TAG_CHARS}")
             return ()
     return tuple(value)
 
@@ -202,10 +230,10 @@ def _timezone(value: object, findings: Findings) -> str | None:
             f"timezone must be an IANA zone name string, not {type_name(value)} {show(value)}",
         )
         return None
-    if not _is_zone(value):
+    if len(value) > MAX_TIMEZONE_CHARS or not _is_zone(value):
         findings.error(
             "properties.timezone", Code.UNKNOWN_TIMEZONE,
-            f"timezone {value!r} is not an IANA time zone (such as 'Europe/Helsinki')",
+            f"timezone {show(value)} is not an IANA time zone (such as 'Europe/Helsinki')",
         )
         return None
     return value
@@ -275,6 +303,11 @@ def _metadata(value: object, findings: Findings) -> dict[str, Any]:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
         findings.error(f"properties.metadata{path}", Code.NON_FINITE_NUMBER,
                        f"metadata{path} is not a finite number")
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+    if size > MAX_METADATA_BYTES:
+        findings.error("properties.metadata", Code.METADATA_TOO_LARGE,
+                       f"metadata is {size:,} characters of JSON, more than "
+                       f"{MAX_METADATA_BYTES:,}")
         return {}
     return dict(value)
 

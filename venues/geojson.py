@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from shapely.geometry import mapping
+import numpy as np
+from shapely.geometry import MultiPolygon, Polygon, mapping
+from shapely.geometry.base import BaseGeometry
 
 from venues.model import Venue
 
@@ -29,7 +31,7 @@ def venue_to_feature(venue: Venue) -> dict[str, Any]:
         "enabled": venue.enabled,
     }
     if venue.shape is not None:
-        geometry = _lists(mapping(venue.shape))
+        geometry = _geometry(venue.shape)
     else:
         assert venue.center is not None and venue.radius_m is not None
         geometry = {"type": "Point", "coordinates": [venue.center.lng, venue.center.lat]}
@@ -46,6 +48,22 @@ def to_feature_collection(
         collection["attribution"] = attribution
     collection["features"] = [venue_to_feature(v) for v in venues]
     return collection
+
+
+def _geometry(shape: BaseGeometry) -> dict[str, Any]:
+    """A Polygon or MultiPolygon as GeoJSON with list coordinates: what
+    ``mapping()`` gives with its tuples made lists, built from numpy arrays (a tenth of
+    the Python objects for an outline of thousands of vertices)."""
+    if isinstance(shape, Polygon):
+        return {"type": "Polygon", "coordinates": _rings(shape)}
+    if isinstance(shape, MultiPolygon):
+        return {"type": "MultiPolygon", "coordinates": [_rings(p) for p in shape.geoms]}
+    return dict(_lists(mapping(shape)))
+
+
+def _rings(polygon: Polygon) -> list[list[list[float]]]:
+    rings = [polygon.exterior, *polygon.interiors]
+    return [np.asarray(ring.coords)[:, :2].tolist() for ring in rings]
 
 
 def _lists(value: Any) -> Any:

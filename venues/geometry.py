@@ -22,6 +22,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from geo.latlng import LatLng
+from venues.limits import METRES_PER_DEGREE, SIMPLIFY_INPUT_FACTOR, VenueLimits
 from venues.problems import Code, Findings
 from venues.values import NonFinite, is_number, show, type_name
 
@@ -86,13 +87,16 @@ def check_geometry(
     *,
     repair: bool,
     max_area_km2: float,
+    limits: VenueLimits | None = None,
 ) -> CheckedGeometry | None:
     """Check one feature's ``geometry`` (and ``properties.radius_m`` for a Point).
 
     Problems go to ``findings``, and ``findings.at`` is set to the first usable
     position (for map markers); returns ``None`` when the geometry cannot be used.
-    Pure: no IO.
+    ``limits`` caps the vertices (counted before any shape is built, so an oversized
+    geometry costs a count, not a build) and may simplify. Pure: no IO.
     """
+    limits = limits or VenueLimits()
     errors_before = findings.error_count()
     if geometry is None:
         findings.error("geometry", Code.MISSING_GEOMETRY, "the feature has no geometry")
@@ -123,6 +127,17 @@ def check_geometry(
             "properties.radius_m", Code.RADIUS_IGNORED,
             f"radius_m is only used with a Point; ignored for a {kind}",
         )
+    vertices = _raw_vertices(kind, coords)
+    if vertices > limits.max_vertices and (
+            limits.simplify_m is None
+            or vertices > limits.max_vertices * SIMPLIFY_INPUT_FACTOR):
+        findings.error(
+            "geometry", Code.TOO_MANY_VERTICES,
+            f"the {kind} has {vertices:,} vertices, more than the limit of "
+            f"{limits.max_vertices:,}" + ("" if limits.simplify_m is not None else
+                                          "; simplify it, or send it with simplify=true"),
+        )
+        return None
     if kind == "Polygon":
         polygons = [_polygon_rings(coords, "geometry.coordinates", findings)]
     else:
@@ -138,10 +153,56 @@ def check_geometry(
         ]
     if any(p is None for p in polygons) or findings.error_count() > errors_before:
         return None
-    return _check_polygons(
+    checked = _check_polygons(
         [p for p in polygons if p is not None], kind, findings,
         repair=repair, max_area_km2=max_area_km2,
     )
+    if checked is None or checked.shape is None:
+        return checked
+    return _within_vertex_limit(checked, vertices, findings, limits)
+
+
+def _raw_vertices(kind: str, coords: object) -> int:
+    """Positions in a Polygon's or MultiPolygon's coordinate arrays, without looking at
+    them (malformed arrays are reported by the checks that follow)."""
+    parts = [coords] if kind == "Polygon" else coords
+    total = 0
+    if isinstance(parts, list | tuple):
+        for part in parts:
+            if isinstance(part, list | tuple):
+                total += sum(len(ring) for ring in part if isinstance(ring, list | tuple))
+    return total
+
+
+def _within_vertex_limit(
+    checked: CheckedGeometry, vertices: int, findings: Findings, limits: VenueLimits
+) -> CheckedGeometry | None:
+    """``checked`` if it has at most ``limits.max_vertices`` vertices, else simplified
+    within ``limits.simplify_m`` (a warning) if that is enough, else ``None``."""
+    assert checked.shape is not None
+    count = int(shapely.get_num_coordinates(checked.shape))
+    if count <= limits.max_vertices:
+        return checked
+    if limits.simplify_m is None:  # repair or splitting added vertices
+        findings.error("geometry", Code.TOO_MANY_VERTICES,
+                       f"the geometry has {count:,} vertices, more than the limit of "
+                       f"{limits.max_vertices:,}")
+        return None
+    tolerance_deg = limits.simplify_m / METRES_PER_DEGREE
+    simpler = polygonal_part(shapely.simplify(checked.shape, tolerance_deg,
+                                              preserve_topology=True))
+    left = 0 if simpler is None else int(shapely.get_num_coordinates(simpler))
+    if simpler is None or left > limits.max_vertices:
+        findings.error(
+            "geometry", Code.TOO_MANY_VERTICES,
+            f"the geometry has {vertices:,} vertices and still {left:,} when simplified "
+            f"within {limits.simplify_m:g} m, more than the limit of {limits.max_vertices:,}")
+        return None
+    findings.warning(
+        "geometry", Code.SIMPLIFIED,
+        f"simplified from {vertices:,} to {left:,} vertices; no point moved more than "
+        f"{limits.simplify_m:g} m")
+    return CheckedGeometry(simpler, None, None, repaired=checked.repaired)
 
 
 def _check_circle(coords: object, radius_m: object, findings: Findings) -> CheckedGeometry | None:

@@ -71,6 +71,12 @@ class Code(StrEnum):
     RADIUS_IGNORED = "radius_ignored"
     AREA_TOO_LARGE = "area_too_large"
     ANTIMERIDIAN_SPLIT = "antimeridian_split"
+    TOO_MANY_VERTICES = "too_many_vertices"
+    SIMPLIFIED = "simplified"
+    # sizes
+    TEXT_TOO_LONG = "text_too_long"
+    TOO_MANY_ITEMS = "too_many_items"
+    METADATA_TOO_LARGE = "metadata_too_large"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 from venues.errors import VenueFileError
 from venues.geometry import DEFAULT_MAX_AREA_KM2
+from venues.limits import VenueLimits
 from venues.problems import FILE_LEVEL, Code, Problem, Severity
 from venues.result import VenueLoad
 from venues.validate import (
@@ -54,6 +55,7 @@ def load_venues(
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     progress: ProgressHook | None = None,
     name: str | None = None,
+    limits: VenueLimits | None = None,
 ) -> VenueLoad:
     """Read and validate a venue file; ``.venues`` holds the valid venues in file order.
 
@@ -70,7 +72,8 @@ def load_venues(
     """
     file = _File(os.fspath(path), name)
     options: dict[str, Any] = {"strict": strict, "repair": repair,
-                               "max_area_km2": max_area_km2, "progress": progress}
+                               "max_area_km2": max_area_km2, "progress": progress,
+                               "limits": limits}
     if file.path.lower().endswith(GDAL_SUFFIXES):
         return _load_with_gdal(file, **options)
     try:
@@ -132,7 +135,7 @@ def _parse_json(source: str, data: bytes) -> object:
 
 def _load_with_gdal(
     file: _File, *, strict: bool, repair: bool, max_area_km2: float,
-    progress: ProgressHook | None,
+    progress: ProgressHook | None, limits: VenueLimits | None,
 ) -> VenueLoad:
     # GDAL comes in only for the formats that need it: GeoJSON (what `geopush locate`
     # and the scenarios read) loads without importing geopandas (~0.3 s).
@@ -163,7 +166,7 @@ def _load_with_gdal(
     return validate_features(
         features, source=file.shown, strict=strict, repair=repair,
         max_area_km2=max_area_km2, progress=progress, file_problems=file_problems,
-        ignored_properties=_KML_NOISE if "KML" in driver else frozenset(),
+        ignored_properties=_KML_NOISE if "KML" in driver else frozenset(), limits=limits,
     )
 
 

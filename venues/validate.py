@@ -31,6 +31,7 @@ from venues.geometry import (
     geodesic_area_m2,
     polygonal_part,
 )
+from venues.limits import VenueLimits
 from venues.model import Venue, VenueKind
 from venues.problems import FILE_LEVEL, Code, Findings, Problem, Severity
 from venues.result import LoadSummary, VenueLoad
@@ -74,13 +75,14 @@ def parse_feature_collection(
     repair: bool = False,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     progress: ProgressHook | None = None,
+    limits: VenueLimits | None = None,
 ) -> VenueLoad:
     """Validate an already-parsed GeoJSON object (e.g. an HTTP request body).
 
     A FeatureCollection is the normal input; a single Feature is read as a collection
     of one (with a warning). Anything else raises :class:`VenueFileError`.
     ``max_area_km2`` caps polygon areas; ``repair`` fixes invalid polygons with
-    make_valid instead of rejecting them.
+    make_valid instead of rejecting them; ``limits`` caps vertices (and may simplify).
     """
     if not isinstance(obj, Mapping):
         raise _file_error(source, "", f"expected a GeoJSON FeatureCollection object, "
@@ -91,7 +93,7 @@ def parse_feature_collection(
         return validate_features(
             features, source=source, strict=strict, repair=repair, max_area_km2=max_area_km2,
             progress=progress, file_problems=file_problems,
-            attribution=attribution if isinstance(attribution, str) else None,
+            attribution=attribution if isinstance(attribution, str) else None, limits=limits,
         )
 
     if kind == "Feature":
@@ -131,6 +133,7 @@ def validate_features(
     file_problems: Sequence[Problem] = (),
     attribution: str | None = None,
     ignored_properties: frozenset[str] = frozenset(),
+    limits: VenueLimits | None = None,
 ) -> VenueLoad:
     """Check GeoJSON-like Feature objects and keep the valid ones as venues.
 
@@ -141,7 +144,8 @@ def validate_features(
     checked: list[_Checked] = []
     unused: Counter[str] = Counter()
     for index, feature in enumerate(features):
-        item, extra = _check_feature(feature, repair=repair, max_area_km2=max_area_km2)
+        item, extra = _check_feature(feature, repair=repair, max_area_km2=max_area_km2,
+                                     limits=limits)
         checked.append(item)
         unused.update(extra - ignored_properties)
         if progress is not None:
@@ -181,7 +185,7 @@ def validate_features(
 
 
 def _check_feature(
-    feature: object, *, repair: bool, max_area_km2: float
+    feature: object, *, repair: bool, max_area_km2: float, limits: VenueLimits | None
 ) -> tuple[_Checked, set[str]]:
     findings = Findings()
     if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
@@ -199,7 +203,7 @@ def _check_feature(
     vid = feature_id(feature, props, findings)
     fields = check_fields(props, findings)
     geometry = check_geometry(feature.get("geometry"), props.get("radius_m"), findings,
-                              repair=repair, max_area_km2=max_area_km2)
+                              repair=repair, max_area_km2=max_area_km2, limits=limits)
     unused = {str(k) for k in props} - KNOWN_PROPERTIES
     if findings.has_errors or geometry is None or vid is None:
         return _Checked(vid, findings, None, False), unused

@@ -7,7 +7,9 @@ them without importing the composition root (which imports the routes).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 import re
 from typing import Any, Protocol
@@ -22,14 +24,16 @@ from pydantic import BaseModel
 from server.api.bodies import content_codings, decode
 from server.auth import Limiter
 from server.channels.inapp import StreamFanout, StreamHub
-from server.errors import NON_FINITE_NUMBER, ApiError, field_path, parse_json
+from server.errors import NON_FINITE_NUMBER, ApiError, body_too_large, field_path, parse_json
 from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.settings import Settings
 from server.store.roles import Store
-from server.tenant_core import TenantCores
+from server.tenant_core import CoreBuildError, TenantCores
 from venues.values import first_non_finite
+
+log = logging.getLogger("geopush.api")
 
 
 class Clock(Protocol):
@@ -49,6 +53,8 @@ HUB = web.AppKey("hub", StreamHub)
 FANOUT = web.AppKey[StreamFanout]("fanout")
 """Set while the app runs (``cleanup_ctx``): where in-app frames are published."""
 OUTBOX_METRICS = web.AppKey("outbox_metrics", OutboxMetrics)
+BODY_LIMITS = web.AppKey("body_limits", dict[str, int])
+"""Operation id → the largest request body it reads, in bytes (after gzip decoding)."""
 OUTBOX = web.AppKey("outbox", Outbox)
 """Set while the app runs (``cleanup_ctx``); absent when ``outbox_workers`` is 0."""
 
@@ -60,6 +66,18 @@ _ID = re.compile(ID_PATTERN)
 
 def store(request: web.Request) -> Store:
     return request.app[STORE]
+
+
+async def catalog_changed(request: web.Request, tenant_id: str) -> None:
+    """After a write that changed the tenant's venues, campaigns or policy: wait until
+    this node's core has it (built off the loop while ingestion goes on with the
+    previous one), so the caller's next request here sees the change. A catalogue that
+    does not compile was logged by the rebuild and keeps the previous core; the write
+    itself stands."""
+    try:
+        await request.app[CORES].refresh(store(request), tenant_id)
+    except CoreBuildError as exc:
+        log.warning("tenant %s: the changed catalogue does not compile: %s", tenant_id, exc)
 
 
 def now(request: web.Request) -> float:
@@ -75,15 +93,31 @@ def path_id(request: web.Request, name: str = "id") -> str:
     return value
 
 
+def body_limit(request: web.Request) -> int:
+    """The largest body the request's operation reads (see :data:`BODY_LIMITS`); the
+    application's own limit for anything else."""
+    name = request.match_info.route.name or ""
+    return request.app[BODY_LIMITS].get(name, request.app[SETTINGS].max_body_bytes)
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The body, its ``Content-Encoding`` (gzip, deflate) undone: 413 past the size
-    limit (compressed, or once inflated), 400 ``invalid_body`` when it does not inflate,
-    415 ``unsupported_encoding`` for other codings (see :mod:`server.api.bodies`)."""
+    """The body, its ``Content-Encoding`` (gzip, deflate) undone; 413
+    ``payload_too_large`` past the operation's limit (:func:`body_limit`), refused from
+    ``Content-Length`` before reading, else as soon as the bytes read, or inflated, pass
+    it (a gzip bomb included); 400 ``invalid_body`` when it does not inflate, 415
+    ``unsupported_encoding`` for other codings (see :mod:`server.api.bodies`)."""
+    limit = body_limit(request)
     codings = content_codings(request.headers.get(hdrs.CONTENT_ENCODING, ""))
-    raw = await request.read()
+    if request.content_length is not None and request.content_length > limit:
+        raise body_too_large(limit)
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise body_too_large(limit)
     if not codings:
-        return raw
-    return await decode(raw, codings, limit=request.client_max_size)
+        return bytes(body)
+    return await decode(bytes(body), codings, limit=limit)
 
 
 async def read_json(
@@ -100,8 +134,14 @@ async def read_json(
         if allow_empty:
             return None
         raise ApiError(400, "invalid_json", "the request body is empty; send a JSON object")
+    if len(body) > PARSE_IN_THREAD_BYTES:
+        # A venue file of megabytes takes tens of milliseconds to parse: not on the loop.
+        return await asyncio.to_thread(loads, body, check_values=check_whole_body)
     return loads(body, check_values=check_whole_body)
 
+
+PARSE_IN_THREAD_BYTES = 256 * 1024
+"""Bodies larger than this are parsed off the event loop (a ping batch is smaller)."""
 
 # Every byte to b"0" if it is a digit, else b" ": a run of 19 digits shows as b"0" * 19.
 _DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
@@ -176,6 +216,9 @@ async def read_form(request: web.Request) -> Any:
     parsed (a bad boundary, broken part headers). A compressed urlencoded form is
     inflated as :func:`read_body` does; a compressed multipart body is a 415: upload
     the file as it is (GeoPackage, zipped Shapefile and KMZ are compressed already)."""
+    limit = body_limit(request)
+    if request.content_length is not None and request.content_length > limit:
+        raise body_too_large(limit)
     if content_codings(request.headers.get(hdrs.CONTENT_ENCODING, "")):
         if request.content_type != "application/x-www-form-urlencoded":
             raise ApiError(415, "unsupported_encoding",

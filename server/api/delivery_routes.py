@@ -37,6 +37,7 @@ from server.api.context import (
     store,
 )
 from server.api.ingest_routes import delivery_json
+from server.api.pages import decode_cursor, encode_cursor, page_limit, page_params
 from server.api.registry import (
     ADMIN,
     ALL_ROLES,
@@ -64,7 +65,7 @@ from server.channels.inapp import (
 from server.errors import ApiError, validate_body
 from server.outbox.channels import build_tenant_channels
 from server.outbox.config import ChannelSettings
-from server.store.base import DeliveryRecord
+from server.store.base import DeliveryRecord, inbox_page_key
 from server.store.errors import NotFoundError, StoreError
 from triggers.decisions import FeedbackKind
 
@@ -94,6 +95,8 @@ class InboxResponse(BaseModel):
 
     user_id: str
     messages: list[InboxMessage]
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the "
+                                    "next page; null on the last")
 
 
 class StreamTokenIn(BaseModel):
@@ -155,7 +158,7 @@ class DeliveryDetail(DeliveryOut):
 class ConversionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(pattern=ID_PATTERN)
+    user_id: str = Field(pattern=ID_PATTERN, max_length=256)
 
 
 class ConversionOut(BaseModel):
@@ -213,27 +216,19 @@ async def get_inbox(request: web.Request) -> web.Response:
         tenant_id = claims.tenant_id
     else:
         tenant_id = (await authenticate(request, _INBOX_BY_KEY)).tenant_id
-    limit = _limit(request)
-    rows = await store(request).list_inbox(tenant_id, uid, limit=limit)
-    return json_response(InboxResponse(user_id=uid, messages=[
+    limit = page_limit(request, default=50, maximum=500)
+    cursor = decode_cursor(request, "inbox", (float, str))
+    found = await store(request).list_inbox(
+        tenant_id, uid, limit=limit + 1,
+        after_key=None if cursor is None else (cursor[0], cursor[1]))
+    rows = found[:limit]
+    following = encode_cursor("inbox", inbox_page_key(rows[-1])) if len(found) > limit else None
+    return json_response(InboxResponse(user_id=uid, next_cursor=following, messages=[
         InboxMessage(delivery_id=d.delivery_id, idempotency_key=d.idempotency_key,
                      title=d.title, body=d.body, campaign_id=d.campaign_id,
                      variant_id=d.variant_id, venue_id=d.venue_id, event=d.event,
                      created_at=d.created_at, expires_at=d.expires_at,
                      feedback=list(d.feedback)) for d in rows]))
-
-
-def _limit(request: web.Request) -> int:
-    text = request.query.get("limit") or "50"
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(422, "validation_error", "limit must be an integer",
-                       field="limit") from None
-    if not 1 <= value <= 500:
-        raise ApiError(422, "validation_error", "limit must be between 1 and 500",
-                       field="limit")
-    return value
 
 
 async def mint_stream_token(request: web.Request, principal: Principal) -> web.Response:
@@ -366,13 +361,12 @@ async def put_channels(request: web.Request, principal: Principal) -> web.Respon
 
 # --------------------------------------------------------------------------- operations
 
-_TOKEN = Param("token", {"type": "string"}, "the user's stream token")
+_TOKEN = Param("token", {"type": "string", "maxLength": 1024}, "the user's stream token")
 
 OPERATIONS = [
     Operation("GET", "/v1/users/{id}/inbox", "getInbox",
               "The user's in-app messages, newest first", "delivery", get_inbox, None,
-              params=(_TOKEN, Param("limit", {"type": "integer", "minimum": 1,
-                                              "maximum": 500})),
+              params=(_TOKEN, *page_params(50, 500)),
               responses={200: InboxResponse}, errors=(401, 403, 422, 429),
               description="Authenticate with an admin or manager key (Bearer), or with "
                           "the user's own stream token as ?token= (the app). An SDK key "
@@ -382,7 +376,7 @@ OPERATIONS = [
               body=Body(StreamTokenIn, required=False), responses={201: StreamTokenOut},
               errors=(400, 413, 422)),
     Operation("GET", "/v1/stream", "stream", "Live in-app messages (WebSocket)", "delivery",
-              stream, None, params=(Param("token", {"type": "string"},
+              stream, None, params=(Param("token", {"type": "string", "maxLength": 1024},
                                           "the user's stream token", required=True),),
               responses={101: None}, errors=(400, 401),
               description='Upgrade to WebSocket; each message arrives as {"type": '

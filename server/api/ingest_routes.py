@@ -186,26 +186,28 @@ async def _osmand_answer(
 
 _PINGS_DOC = {"type": "object", "description": "OwnTracks message (_type location, "
               "transition, waypoint, lwt, ...)", "properties": {
-                  "_type": {"type": "string"}, "lat": {"type": "number"},
+                  "_type": {"type": "string", "maxLength": 32}, "lat": {"type": "number"},
                   "lon": {"type": "number"}, "tst": {"type": "integer"},
                   "acc": {"type": "number"}, "vel": {"type": "number"},
                   "cog": {"type": "number"}, "alt": {"type": "number"},
-                  "tid": {"type": "string"}, "topic": {"type": "string"}},
+                  "tid": {"type": "string", "maxLength": 64},
+                  "topic": {"type": "string", "maxLength": 1024}},
               "required": ["_type"]}
 
 _OSMAND_PARAMS = (
-    Param("id", {"type": "string"}, "device id (or deviceid); the user id"),
-    Param("deviceid", {"type": "string"}),
+    Param("id", {"type": "string", "maxLength": 256}, "device id (or deviceid); the user id"),
+    Param("deviceid", {"type": "string", "maxLength": 256}),
     Param("lat", {"type": "number", "minimum": -90, "maximum": 90}),
     Param("lon", {"type": "number", "minimum": -180, "maximum": 180}),
-    Param("timestamp", {"type": "string"}, "epoch s, epoch ms or ISO-8601"),
+    Param("timestamp", {"type": "string", "maxLength": 64}, "epoch s, epoch ms or ISO-8601"),
     Param("speed", {"type": "number", "minimum": 0}, "knots"),
     Param("bearing", {"type": "number"}, "degrees"),
     Param("altitude", {"type": "number"}, "metres"),
     Param("accuracy", {"type": "number", "minimum": 0}, "metres"),
     Param("batt", {"type": "number"}),
     Param("mock", {"type": "boolean"}),
-    Param("key", {"type": "string"}, "API key (alternative to the Authorization header)"),
+    Param("key", {"type": "string", "maxLength": 256},
+          "API key (alternative to the Authorization header)"),
 )
 
 OPERATIONS = [
@@ -214,6 +216,7 @@ OPERATIONS = [
         post_pings, INGEST,
         body=Body(PingsRequest, description="at most 1000 pings; gzip (Content-Encoding) ok"),
         responses={200: PingsResponse}, errors=(400, 413, 422),
+        body_limit="max_pings_body_bytes",
         description="Each ping is checked on its own: the good ones are processed, the "
                     "bad ones are listed in `rejected` with their index. `ignored` counts "
                     "pings the engine took but that changed nothing (duplicate, late, "
@@ -224,7 +227,7 @@ OPERATIONS = [
         post_owntracks, INGEST, body=Body(media={"application/json": _PINGS_DOC},
                                           required=False),
         responses={200: {"type": "array", "items": {}}},
-        schemes=(BEARER, BASIC), errors=(400, 413, 422),
+        schemes=(BEARER, BASIC), errors=(400, 413, 422), body_limit="max_pings_body_bytes",
         description="The user comes from X-Limit-U, else the topic owntracks/<user>/"
                     "<device>, else the Basic user name; vel is km/h.",
     ),
@@ -242,6 +245,7 @@ OPERATIONS = [
             "application/json": TraccarJson,
         }, required=False),
         responses={200: OsmAndResponse}, schemes=(BEARER, QUERY_KEY), errors=(400, 413, 422),
+        body_limit="max_pings_body_bytes",
     ),
 ]
 

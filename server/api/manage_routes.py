@@ -11,14 +11,24 @@ with the field path (``variants[1].weight``).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.context import FANOUT, json_response, path_id, query_int, read_json, store
+from server.api.context import (
+    FANOUT,
+    SETTINGS,
+    catalog_changed,
+    json_response,
+    path_id,
+    read_json,
+    store,
+)
+from server.api.pages import decode_cursor, encode_cursor, page_limit, page_params
 from server.api.registry import ADMIN, MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
     CampaignIn,
@@ -33,9 +43,17 @@ from server.api.stats import CampaignStats, campaign_stats_doc
 from server.auth import Principal, generate_key, hash_key, new_key_id
 from server.channels.mqtt_topics import TopicError, check_topic
 from server.errors import ApiError, validate_body
-from server.store.base import PolicyRecord
+from server.store.base import PolicyRecord, decision_page_key
 from server.store.errors import NotFoundError
-from triggers.decisions import Campaign, CampaignStatus, Profile, TenantPolicy
+from triggers.decisions import (
+    Campaign,
+    CampaignStatus,
+    ContentEngine,
+    Profile,
+    TemplateProblem,
+    TenantPolicy,
+    preview_campaign,
+)
 from triggers.errors import TriggerError
 from triggers.presence_policy import PresencePolicy
 
@@ -104,7 +122,8 @@ async def delete_user(request: web.Request, principal: Principal) -> web.Respons
 
 async def get_decisions(request: web.Request, principal: Principal) -> web.Response:
     uid = path_id(request)
-    limit = query_int(request, "limit", default=50, minimum=1, maximum=500)
+    limit = page_limit(request, default=50, maximum=500)
+    cursor = decode_cursor(request, "decisions", (float, float, str))
     before_text = request.query.get("before")
     before = None
     if before_text:
@@ -115,23 +134,49 @@ async def get_decisions(request: web.Request, principal: Principal) -> web.Respo
         if not math.isfinite(before):
             raise ApiError(422, "validation_error", "before must be epoch seconds",
                            field="before")
-    records = await store(request).list_decisions(principal.tenant_id, uid, limit=limit,
-                                                  before=before)
-    return json_response(DecisionsResponse(user_id=uid,
-                                           decisions=[r.decision for r in records]))
+    records = await store(request).list_decisions(
+        principal.tenant_id, uid, limit=limit + 1, before=before,
+        after_key=None if cursor is None else (cursor[0], cursor[1], cursor[2]))
+    page = records[:limit]
+    following = (encode_cursor("decisions", decision_page_key(page[-1]))
+                 if len(records) > limit else None)
+    return json_response(DecisionsResponse(user_id=uid, decisions=[r.decision for r in page],
+                                           next_cursor=following))
 
 
 # --------------------------------------------------------------------------- campaigns
 
 
-def _campaign(body: Any, campaign_id: str) -> Campaign:
+TEMPLATE_CODES = {"syntax": "template_syntax_error", "limit": "template_limit_exceeded"}
+"""Error codes of a campaign whose template does not parse, or goes past the render
+limits for a sample user (see ``triggers.decisions.preview``)."""
+
+
+async def _campaign(request: web.Request, body: Any, campaign_id: str) -> Campaign:
+    """The campaign of a POST / PUT body: validated, and its templates tried (off the
+    loop) for sample users; 422 naming the field (``variants[0].body``) otherwise."""
     if not isinstance(body, dict):
         raise ApiError(422, "validation_error", "a campaign is a JSON object", field=None)
     if body.get("id") not in (None, "", campaign_id):
         raise ApiError(422, "conflicting_id", f"id is {body['id']!r} but the path names "
                                               f"{campaign_id!r}", field="id")
     parsed = validate_body(CampaignIn, body)
-    return validate_body(Campaign, {**parsed.model_dump(), "id": campaign_id})
+    campaign = validate_body(Campaign, {**parsed.model_dump(), "id": campaign_id})
+    engine = ContentEngine(request.app[SETTINGS].render_limits())
+    problems = await asyncio.to_thread(preview_campaign, engine, campaign)
+    if problems:
+        raise _template_error(problems)
+    return campaign
+
+
+def _template_error(problems: list[TemplateProblem]) -> ApiError:
+    first = problems[0]
+    what = "does not parse" if first.kind == "syntax" else "goes past the render limits"
+    return ApiError(
+        422, TEMPLATE_CODES[first.kind], f"{first.field} {what}: {first.message}",
+        field=first.field,
+        details=[{"field": p.field, "code": TEMPLATE_CODES[p.kind], "message": p.message}
+                 for p in problems])
 
 
 async def create_campaign(request: web.Request, principal: Principal) -> web.Response:
@@ -142,8 +187,9 @@ async def create_campaign(request: web.Request, principal: Principal) -> web.Res
         campaign_id = str(given)
     else:
         campaign_id = "c_" + secrets.token_hex(8)
-    campaign = _campaign(body, campaign_id)
+    campaign = await _campaign(request, body, campaign_id)
     await store(request).create_campaign(principal.tenant_id, campaign)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(campaign, status=201)
 
 
@@ -156,8 +202,14 @@ async def list_campaigns(request: web.Request, principal: Principal) -> web.Resp
         except ValueError:
             raise ApiError(422, "validation_error", f"status must be one of "
                            f"{[s.value for s in CampaignStatus]}", field="status") from None
-    campaigns = await store(request).list_campaigns(principal.tenant_id, status=status)
-    return json_response(CampaignList(campaigns=campaigns))
+    cursor = decode_cursor(request, "campaigns", (str,))
+    limit = page_limit(request, default=100, maximum=500)
+    campaigns = await store(request).list_campaigns(
+        principal.tenant_id, status=status, after=None if cursor is None else cursor[0],
+        limit=limit + 1)
+    page = campaigns[:limit]
+    following = encode_cursor("campaigns", [page[-1].id]) if len(campaigns) > limit else None
+    return json_response(CampaignList(campaigns=page, next_cursor=following))
 
 
 async def get_campaign(request: web.Request, principal: Principal) -> web.Response:
@@ -170,8 +222,9 @@ async def get_campaign(request: web.Request, principal: Principal) -> web.Respon
 
 async def put_campaign(request: web.Request, principal: Principal) -> web.Response:
     cid = path_id(request)
-    campaign = _campaign(await read_json(request), cid)
+    campaign = await _campaign(request, await read_json(request), cid)
     created = await store(request).put_campaign(principal.tenant_id, campaign)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(campaign, status=201 if created else 200)
 
 
@@ -179,6 +232,7 @@ async def delete_campaign(request: web.Request, principal: Principal) -> web.Res
     cid = path_id(request)
     if not await store(request).delete_campaign(principal.tenant_id, cid):
         raise not_found("campaign", cid)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(Deleted(id=cid))
 
 
@@ -194,6 +248,7 @@ async def _set_status(
     updated = await store(request).set_campaign_status(principal.tenant_id, cid, status)
     if updated is None:
         raise not_found("campaign", cid)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(updated)
 
 
@@ -233,8 +288,8 @@ class PolicyIn(BaseModel):
         default=None, description="optional; when given, the tenant of the key (as GET "
                                   "answers it): a policy cannot be put into another tenant")
     policy: TenantPolicy = TenantPolicy()
-    presence: dict[str, float | int] = Field(
-        default_factory=dict,
+    presence: dict[Annotated[str, Field(max_length=64)], float | int] = Field(
+        default_factory=dict, max_length=len(_PRESENCE_FIELDS),
         description="presence overrides by name: " + ", ".join(_PRESENCE_FIELDS))
 
 
@@ -278,6 +333,7 @@ async def put_policy(request: web.Request, principal: Principal) -> web.Response
                        field=f"presence.{culprit}" if culprit else "presence") from exc
     record = PolicyRecord(policy=parsed.policy, presence=presence)
     await store(request).put_policy(principal.tenant_id, record)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(_policy_json(principal.tenant_id, record))
 
 
@@ -318,17 +374,21 @@ OPERATIONS = [
                   "required": ["id", "erased"]}}, errors=(422,)),
     Operation("GET", "/v1/users/{id}/decisions", "getDecisions",
               "Decision log: why a push was or was not sent", "users", get_decisions, MANAGE,
-              params=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+              params=(*page_params(50, 500),
                       Param("before", {"type": "number"}, "decided before (epoch s)")),
-              responses={200: DecisionsResponse}, errors=(422,)),
+              responses={200: DecisionsResponse}, errors=(422,),
+              description="Newest first; next_cursor is null on the last page."),
     Operation("POST", "/v1/campaigns", "createCampaign", "Create a campaign (a draft unless "
               "it says otherwise)", "campaigns", create_campaign, MANAGE, body=Body(CampaignIn),
               responses={201: Campaign}, errors=(400, 409, 413, 422)),
     Operation("GET", "/v1/campaigns", "listCampaigns", "List campaigns", "campaigns",
               list_campaigns, MANAGE,
               params=(Param("status", {"type": "string",
-                                       "enum": [s.value for s in CampaignStatus]}),),
-              responses={200: CampaignList}, errors=(422,)),
+                                       "enum": [s.value for s in CampaignStatus]}),
+                      *page_params(100, 500)),
+              responses={200: CampaignList}, errors=(422,),
+              description="Ordered by id, 100 a page unless limit says otherwise; "
+                          "next_cursor is null on the last page."),
     Operation("GET", "/v1/campaigns/{id}", "getCampaign", "A campaign", "campaigns",
               get_campaign, MANAGE, responses={200: Campaign}, errors=(404, 422)),
     Operation("PUT", "/v1/campaigns/{id}", "putCampaign", "Create or replace a campaign",

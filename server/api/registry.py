@@ -78,6 +78,10 @@ class Operation:
     errors: tuple[int, ...] = ()
     """Error statuses beyond the ones every protected operation has (401, 403, 429)."""
     description: str = ""
+    body_limit: str = "max_json_body_bytes"
+    """The setting that caps this operation's request body (bytes): ``max_body_bytes``
+    (venue files), ``max_pings_body_bytes`` (ping batches) or the default
+    ``max_json_body_bytes``."""
 
 
 async def authenticate(request: web.Request, op: Operation) -> Principal:

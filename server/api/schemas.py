@@ -16,6 +16,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from server.auth import Role
 from triggers.decisions import Campaign, CampaignStatus, Decision, Profile
+from venues import VenueKind
+from venues.limits import (
+    DEFAULT_MAX_VERTICES,
+    MAX_ID_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_NAME_CHARS,
+    MAX_OPENING_HOURS_CHARS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TIMEZONE_CHARS,
+)
 
 
 def to_epoch_s(value: Any) -> Any:
@@ -25,6 +36,8 @@ def to_epoch_s(value: Any) -> Any:
     pydantic to reject with its usual message.
     """
     if isinstance(value, str):
+        if len(value) > 64:
+            raise ValueError("a time is at most 64 characters")
         text = value.strip()
         try:
             return float(text)
@@ -43,7 +56,8 @@ def to_epoch_s(value: Any) -> Any:
 
 
 EpochS = Annotated[float, BeforeValidator(to_epoch_s), Field(ge=0, lt=1e11), WithJsonSchema(
-    {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "format": "date-time"}]})]
+    {"anyOf": [{"type": "number", "minimum": 0},
+               {"type": "string", "format": "date-time", "maxLength": 64}]})]
 
 
 class _Strict(BaseModel):
@@ -150,8 +164,44 @@ class OsmAndResponse(_Strict):
 class GeoJsonGeometry(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    type: str
-    coordinates: Any = None
+    type: str = Field(max_length=32)
+    coordinates: Any = Field(default=None, description=f"at most {DEFAULT_MAX_VERTICES:,} "
+                             "positions in all (GEOPUSH_MAX_VENUE_VERTICES)")
+
+
+def _checked(schema: dict[str, Any]) -> WithJsonSchema:
+    """The documented schema of a property that venue validation checks (with its own
+    problem codes and field paths), stating the limits it applies."""
+    return WithJsonSchema(schema)
+
+
+class VenueProperties(BaseModel):
+    """The venue fields of a Feature. Checked by venue validation (the same as
+    ``geopush venues validate``), which names each problem's field and code; the limits
+    here are the ones it applies."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: Annotated[Any, _checked({"anyOf": [{"type": "string", "maxLength": MAX_ID_CHARS},
+                                           {"type": "integer"}]})] = None
+    name: Annotated[Any, _checked({"type": "string", "maxLength": MAX_NAME_CHARS})] = None
+    kind: Annotated[Any, _checked({"type": "string",
+                                   "enum": [k.value for k in VenueKind]})] = None
+    tags: Annotated[Any, _checked({"type": "array", "maxItems": MAX_TAGS, "items": {
+        "type": "string", "maxLength": MAX_TAG_CHARS}})] = None
+    parent_id: Annotated[Any, _checked({"type": "string", "maxLength": MAX_ID_CHARS})] = None
+    dwell_s: Annotated[Any, _checked({"type": "integer", "minimum": 1,
+                                      "maximum": 86_400})] = None
+    opening_hours: Annotated[Any, _checked({"type": "string",
+                                            "maxLength": MAX_OPENING_HOURS_CHARS})] = None
+    timezone: Annotated[Any, _checked({"type": "string",
+                                       "maxLength": MAX_TIMEZONE_CHARS})] = None
+    metadata: Annotated[Any, _checked({"type": "object", "description": "free JSON, at "
+                                       f"most {MAX_METADATA_BYTES:,} characters as JSON"})
+                        ] = None
+    enabled: Annotated[Any, _checked({"type": "boolean"})] = None
+    radius_m: Annotated[Any, _checked({"type": "number", "minimum": 10,
+                                       "maximum": 10_000})] = None
 
 
 class VenueFeature(BaseModel):
@@ -162,16 +212,29 @@ class VenueFeature(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["Feature"]
-    id: str | int | None = None
-    properties: dict[str, Any] | None = None
+    id: Annotated[str, Field(max_length=MAX_ID_CHARS)] | int | None = None
+    properties: VenueProperties | None = None
     geometry: GeoJsonGeometry | None = None
+
+
+MAX_IMPORT_FEATURES = 100_000
+"""Features in one import (a 16 MiB body holds about that many small ones)."""
 
 
 class VenueCollection(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["FeatureCollection"]
-    features: list[VenueFeature]
+    features: list[VenueFeature] = Field(max_length=MAX_IMPORT_FEATURES)
+
+
+class VenuePage(VenueCollection):
+    """A page of ``GET /v1/venues``."""
+
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the "
+                                    "next page; null on the last")
+    next_after: str | None = Field(default=None, description="the last id of this page "
+                                   "(?after=, kept for older clients); null on the last")
 
 
 class ProblemOut(_Strict):
@@ -239,9 +302,14 @@ class ProfileIn(Profile):
     user_id: str = Field(default="", max_length=256)
 
 
+_NEXT_CURSOR = Field(default=None, description="pass as ?cursor= for the next page; null "
+                                               "on the last")
+
+
 class DecisionsResponse(_Strict):
     user_id: str
     decisions: list[Decision]
+    next_cursor: str | None = _NEXT_CURSOR
 
 
 class Deleted(_Strict):
@@ -268,6 +336,7 @@ class CampaignIn(Campaign):
 
 class CampaignList(_Strict):
     campaigns: list[Campaign]
+    next_cursor: str | None = _NEXT_CURSOR
 
 
 # --------------------------------------------------------------------------- keys

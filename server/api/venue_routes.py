@@ -25,6 +25,9 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from server.api.context import (
+    SETTINGS,
+    catalog_changed,
+    dumps,
     json_response,
     now,
     path_id,
@@ -34,25 +37,29 @@ from server.api.context import (
     read_json,
     store,
 )
+from server.api.pages import decode_cursor, encode_cursor, page_limit, page_params
 from server.api.registry import MANAGE, Body, Operation, Param, not_found
 from server.api.schemas import (
+    MAX_IMPORT_FEATURES,
     HoursSpan,
     ImportReport,
     VenueCollection,
     VenueDeleted,
     VenueFeature,
     VenueHoursOut,
+    VenuePage,
 )
 from server.auth import Principal
 from server.errors import ApiError, core_errors
 from server.store.base import BBox
-from server.store.errors import VenueHasChildrenError
+from server.store.errors import LimitExceededError, VenueHasChildrenError
 from triggers.decisions.hours import local_time
 from triggers.decisions.venue_hours import hours_report
 from venues import (
     FILE_LEVEL,
     Problem,
     VenueKind,
+    VenueLimits,
     VenueLoad,
     load_venues,
     parse_feature_collection,
@@ -110,6 +117,29 @@ def _id_of(feature: Any) -> str | None:
     return str(fid) if isinstance(fid, str | int) else None
 
 
+def _limits(request: web.Request) -> VenueLimits:
+    """The venue limits of the settings; ``?simplify=true`` simplifies an outline over
+    the vertex limit within ``venue_simplify_m`` instead of refusing it."""
+    settings = request.app[SETTINGS]
+    simplify = query_bool(request, "simplify")
+    return VenueLimits(max_vertices=settings.max_venue_vertices,
+                       simplify_m=settings.venue_simplify_m if simplify else None)
+
+
+async def _put_venues(request: web.Request, tenant: str, venues: Sequence[Venue],
+                      field: str) -> int:
+    """Store ``venues`` within the tenant's venue limit (422 ``too_many_venues`` naming
+    ``field`` past it), then wait for this node's core to have them."""
+    try:
+        created = await store(request).put_venues(
+            tenant, venues, max_venues=request.app[SETTINGS].max_venues_per_tenant)
+    except LimitExceededError as exc:
+        raise ApiError(422, "too_many_venues", f"{exc} (GEOPUSH_MAX_VENUES_PER_TENANT)",
+                       field=field) from exc
+    await catalog_changed(request, tenant)
+    return created
+
+
 async def _validate_with_parents(
     request: web.Request, tenant: str, features: list[Any], *, extra: Mapping[str, Any],
     repair: bool, strict: bool = False,
@@ -123,7 +153,8 @@ async def _validate_with_parents(
                   "features": [*features, *(venue_to_feature(v) for v in stored)]}
     with core_errors():
         load = await asyncio.to_thread(parse_feature_collection, collection,
-                                       source="request body", strict=strict, repair=repair)
+                                       source="request body", strict=strict, repair=repair,
+                                       limits=_limits(request))
     return load, len(features), {v.id for v in stored}
 
 
@@ -158,12 +189,19 @@ async def put_venue(request: web.Request, principal: Principal) -> web.Response:
             field=(first.field or None) if first else None,
             details=[{"field": p.field or None, "code": p.code, "message": p.message}
                      for p in errors])
-    created = await store(request).put_venue(principal.tenant_id, venue)
-    out = venue_to_feature(venue)
+    created = await _put_venues(request, principal.tenant_id, [venue], "id") == 1
     warnings = [_problem_json(p) for p in problems if not p.is_error]
+    # An outline of thousands of vertices takes milliseconds to write out: off the loop.
+    body = await asyncio.to_thread(_feature_body, venue, warnings)
+    return web.Response(status=201 if created else 200, body=body,
+                        content_type="application/json", charset="utf-8")
+
+
+def _feature_body(venue: Venue, warnings: list[dict[str, Any]]) -> bytes:
+    out = venue_to_feature(venue)
     if warnings:
         out["warnings"] = warnings
-    return json_response(out, status=201 if created else 200)
+    return dumps(out)
 
 
 async def get_venue(request: web.Request, principal: Principal) -> web.Response:
@@ -183,6 +221,7 @@ async def delete_venue(request: web.Request, principal: Principal) -> web.Respon
         raise ApiError(409, "venue_has_children", str(exc), field="id") from exc
     if not gone:
         raise not_found("venue", vid)
+    await catalog_changed(request, principal.tenant_id)
     return json_response(VenueDeleted(id=vid, also=list(gone[1:])))
 
 
@@ -250,15 +289,18 @@ async def list_venues(request: web.Request, principal: Principal) -> web.Respons
         raise ApiError(422, "validation_error",
                        f"kind must be one of {sorted(k.value for k in VenueKind)}", field="kind")
     tag = request.query.get("tag") or None
-    after = request.query.get("after") or None
-    limit = query_int(request, "limit", default=100, minimum=1, maximum=1000)
+    cursor = decode_cursor(request, "venues", (str,))
+    after = cursor[0] if cursor is not None else request.query.get("after") or None
+    limit = page_limit(request, default=100, maximum=1000)
     venues = await store(request).list_venues(principal.tenant_id, bbox=bbox, kind=kind,
                                               tag=tag, after=after, limit=limit + 1)
     page = venues[:limit]
+    more = len(venues) > limit
     return json_response({
         "type": "FeatureCollection",
         "features": [venue_to_feature(v) for v in page],
-        "next_after": page[-1].id if len(venues) > limit else None,
+        "next_cursor": encode_cursor("venues", [page[-1].id]) if more else None,
+        "next_after": page[-1].id if more else None,
     })
 
 
@@ -277,6 +319,10 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
         if isinstance(obj, dict) and obj.get("type") == "FeatureCollection" and isinstance(
                 obj.get("features"), list):
             features = list(obj["features"])
+            if len(features) > MAX_IMPORT_FEATURES:
+                raise ApiError(422, "too_many_items", f"{len(features):,} features, more "
+                               f"than {MAX_IMPORT_FEATURES:,} in one import",
+                               field="features")
             extra = {k: v for k, v in obj.items() if k not in {"type", "features"}}
             load, n, appended = await _validate_with_parents(
                 request, principal.tenant_id, features, extra=extra, repair=repair,
@@ -286,11 +332,11 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
             with core_errors():
                 load = await asyncio.to_thread(parse_feature_collection, obj,
                                                source="request body", strict=strict,
-                                               repair=repair)
+                                               repair=repair, limits=_limits(request))
             problems, venues, summary = list(load.problems), list(load.venues), _summary(load)
     imported = 0
     if not dry_run and venues:
-        await store(request).put_venues(principal.tenant_id, venues)
+        await _put_venues(request, principal.tenant_id, venues, "features")
         imported = len(venues)
     report = ImportReport.model_validate({
         "dry_run": dry_run, "imported": imported, "summary": summary,
@@ -328,6 +374,7 @@ def _trimmed(
 
 
 async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> VenueLoad:
+    limits = _limits(request)
     form = await read_form(request)
     upload = form.get("file")
     if not isinstance(upload, FileField):
@@ -348,7 +395,7 @@ async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> V
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
             # Messages name the upload, never the temporary file (a server path).
-            return load_venues(path, strict=strict, repair=repair, name=shown)
+            return load_venues(path, strict=strict, repair=repair, name=shown, limits=limits)
         finally:
             os.unlink(path)
 
@@ -359,6 +406,10 @@ async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> V
 # --------------------------------------------------------------------------- operations
 
 _ID_PARAM_DOC = "venue id"
+_SIMPLIFY = Param("simplify", {"type": "boolean"},
+                  "an outline over the vertex limit (GEOPUSH_MAX_VENUE_VERTICES, 20,000) is "
+                  "simplified so that no point moves more than GEOPUSH_VENUE_SIMPLIFY_M "
+                  "(1 m), instead of refused (too_many_vertices)")
 _FEATURE_MEDIA = {"application/geo+json": VenueFeature}
 
 OPERATIONS = [
@@ -366,14 +417,16 @@ OPERATIONS = [
               put_venue, MANAGE,
               body=Body(VenueFeature, media=_FEATURE_MEDIA,
                         description="a GeoJSON Feature; the path's id wins"),
-              params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),),
-              responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422)),
+              params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),
+                      _SIMPLIFY),
+              responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422),
+              body_limit="max_venue_body_bytes"),
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
     Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
               "The venue's opening hours as campaigns read them, day by day", "venues",
               get_venue_hours, MANAGE,
-              params=(Param("from", {"type": "string", "format": "date"},
+              params=(Param("from", {"type": "string", "format": "date", "maxLength": 10},
                             "first local day (YYYY-MM-DD); default today in the venue's zone"),
                       Param("days", {"type": "integer", "minimum": 1,
                                      "maximum": MAX_HOURS_DAYS}, "how many days (default 7)")),
@@ -391,13 +444,17 @@ OPERATIONS = [
               responses={200: VenueDeleted}, errors=(404, 409, 422)),
     Operation("GET", "/v1/venues", "listVenues", "List venues", "venues", list_venues, MANAGE,
               params=(
-                  Param("bbox", {"type": "string"}, "min_lng,min_lat,max_lng,max_lat"),
+                  Param("bbox", {"type": "string", "maxLength": 128},
+                        "min_lng,min_lat,max_lng,max_lat"),
                   Param("kind", {"type": "string", "enum": [k.value for k in VenueKind]}),
-                  Param("tag", {"type": "string"}),
-                  Param("after", {"type": "string"}, "page after this venue id"),
-                  Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                  Param("tag", {"type": "string", "maxLength": 64}),
+                  Param("after", {"type": "string", "maxLength": 256},
+                        "page after this venue id (older clients; cursor is the same)"),
+                  *page_params(100, 1000),
               ),
-              responses={200: VenueCollection}, errors=(422,)),
+              responses={200: VenuePage}, errors=(422,),
+              description="Ordered by id; next_cursor (and next_after, its older form) "
+                          "is null on the last page."),
     Operation("POST", "/v1/venues/import", "importVenues",
               "Validate (and unless dry_run, import) a venue file", "venues",
               import_venues, MANAGE,
@@ -409,8 +466,10 @@ OPERATIONS = [
               }),
               params=(Param("dry_run", {"type": "boolean"}, "validate only"),
                       Param("strict", {"type": "boolean"}, "any error rejects the file"),
-                      Param("repair", {"type": "boolean"}, "repair invalid polygons")),
+                      Param("repair", {"type": "boolean"}, "repair invalid polygons"),
+                      _SIMPLIFY),
               responses={200: ImportReport}, errors=(400, 413, 422),
+              body_limit="max_body_bytes",
               description="Answers the validation report: problems with feature index, "
                           "id, field and code. Valid venues are imported unless dry_run."),
 ]

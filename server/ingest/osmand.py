@@ -131,7 +131,7 @@ class TraccarJson(BaseModel):
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     device_id: str = Field(min_length=1, max_length=256)
-    location: TraccarLocation | list[TraccarLocation]
+    location: TraccarLocation | Annotated[list[TraccarLocation], Field(max_length=1000)]
 
 
 def parse_osmand_params(

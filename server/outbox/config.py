@@ -107,8 +107,8 @@ class MqttSettings(_Section):
         description="starts with geopush/{tenant_id}/ (the tenant's namespace); "
                     "placeholders: {tenant_id}, {user_id}, {campaign_id}, {variant_id}, "
                     "{venue_id}, {event}, each value percent-encoded into its level")
-    username: str | None = None
-    password: str | None = None
+    username: str | None = Field(default=None, max_length=256)
+    password: str | None = Field(default=None, max_length=256)
     tls: bool = False
 
     @field_validator("topic_template")
@@ -124,8 +124,8 @@ class MqttSettings(_Section):
 
 class FcmSettings(_Section):
     service_account: dict[str, Any] = Field(description="the service-account key file")
-    base_url: str = FCM_BASE_URL
-    token_uri: str | None = None
+    base_url: str = Field(default=FCM_BASE_URL, max_length=2048)
+    token_uri: str | None = Field(default=None, max_length=2048)
 
     _base = field_validator("base_url")(_http_url)
 
@@ -135,7 +135,7 @@ class ApnsSettings(_Section):
     key_id: str = Field(min_length=1, max_length=32)
     private_key: str = Field(min_length=1, max_length=8192, description=".p8 PEM text")
     topic: str = Field(min_length=1, max_length=255, description="the app's bundle id")
-    base_url: str = PRODUCTION_URL
+    base_url: str = Field(default=PRODUCTION_URL, max_length=2048)
     ca_pem: str | None = Field(default=None, max_length=65536,
                                description="trust this CA instead of the system store "
                                            "(a private gateway)")
@@ -147,8 +147,8 @@ class EmailSettings(_Section):
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(default=587, ge=1, le=65535)
     sender: str = Field(min_length=3, max_length=320)
-    username: str | None = None
-    password: str | None = None
+    username: str | None = Field(default=None, max_length=256)
+    password: str | None = Field(default=None, max_length=256)
     start_tls: bool | None = None
     use_tls: bool = False
 
@@ -156,10 +156,10 @@ class EmailSettings(_Section):
 class SmsSettings(_Section):
     account_sid: str = Field(min_length=1, max_length=64)
     auth_token: str = Field(min_length=1, max_length=256)
-    from_number: str | None = None
-    messaging_service_sid: str | None = None
+    from_number: str | None = Field(default=None, max_length=32)
+    messaging_service_sid: str | None = Field(default=None, max_length=64)
     default_region: str | None = Field(default=None, min_length=2, max_length=2)
-    base_url: str = SMS_BASE_URL
+    base_url: str = Field(default=SMS_BASE_URL, max_length=2048)
 
     _base = field_validator("base_url")(_http_url)
 

@@ -30,6 +30,7 @@ from server.store.base import (
 )
 from server.store.errors import (
     ConflictError,
+    LimitExceededError,
     NotFoundError,
     OutsideBatchError,
     StoreError,
@@ -65,6 +66,7 @@ __all__ = [
     "KeyRecord",
     "KeyedEntry",
     "LedgerSnapshot",
+    "LimitExceededError",
     "MemoryStore",
     "NewDelivery",
     "NotFoundError",

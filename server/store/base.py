@@ -264,3 +264,19 @@ class CampaignAggregate:
 class Readiness:
     ok: bool
     detail: str
+
+
+# --------------------------------------------------------------------------- paging
+
+DecisionPageKey = tuple[float, float, str]
+"""A decision's position in a user's log: (decided_at, event time, key), newest first."""
+InboxPageKey = tuple[float, str]
+"""An inbox message's position: (created_at, delivery id), newest first."""
+
+
+def decision_page_key(record: DecisionRecord) -> DecisionPageKey:
+    return (record.decision.decided_at, record.decision.at, record.decision_key)
+
+
+def inbox_page_key(record: DeliveryRecord) -> InboxPageKey:
+    return (record.created_at, record.delivery_id)

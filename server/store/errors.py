@@ -35,6 +35,18 @@ class VenueHasChildrenError(ConflictError):
         self.children = children
 
 
+class LimitExceededError(StoreError):
+    """A write would take the tenant past a limit it was given (venues per tenant);
+    nothing was written."""
+
+    def __init__(self, what: str, limit: int, would_be: int) -> None:
+        super().__init__(f"the tenant would have {would_be:,} {what}, more than the limit "
+                         f"of {limit:,}")
+        self.what = what
+        self.limit = limit
+        self.would_be = would_be
+
+
 class StoreUnavailableError(StoreError):
     """The backend could not be reached or failed; the operation did not happen
     (a batch transaction is rolled back whole)."""

@@ -57,12 +57,14 @@ from server.store.base import (
     BBox,
     CampaignAggregate,
     Catalog,
+    DecisionPageKey,
     DecisionRecord,
     DeliveryOutcome,
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
     ExpirySweep,
+    InboxPageKey,
     KeyedEntry,
     KeyRecord,
     LedgerSnapshot,
@@ -88,6 +90,7 @@ from server.store.codec import (
 )
 from server.store.errors import (
     ConflictError,
+    LimitExceededError,
     NotFoundError,
     OutsideBatchError,
     StoreError,
@@ -474,11 +477,15 @@ class PostgresStore:
         return int(version)
 
     @_translated
-    async def put_venue(self, tenant_id: str, venue: Venue) -> bool:
-        return await self.put_venues(tenant_id, [venue]) == 1
+    async def put_venue(
+        self, tenant_id: str, venue: Venue, *, max_venues: int | None = None
+    ) -> bool:
+        return await self.put_venues(tenant_id, [venue], max_venues=max_venues) == 1
 
     @_translated
-    async def put_venues(self, tenant_id: str, venues: Sequence[Venue]) -> int:
+    async def put_venues(
+        self, tenant_id: str, venues: Sequence[Venue], *, max_venues: int | None = None
+    ) -> int:
         if not venues:
             await self._bump_alone(tenant_id)
             return 0
@@ -489,7 +496,16 @@ class PostgresStore:
                          box.min_lng, box.min_lat, box.max_lng, box.max_lat))
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
+            # The bump locks the tenant row: concurrent writes of its venues count one
+            # after the other.
             await self._bump(conn, tenant_id)
+            if max_venues is not None:
+                ids = sorted({r[0] for r in rows})
+                others = await conn.fetchval(
+                    "SELECT count(*) FROM venues WHERE tenant_id = $1"
+                    " AND NOT (venue_id = ANY($2::text[]))", tenant_id, ids)
+                if int(others) + len(ids) > max_venues:
+                    raise LimitExceededError("venues", max_venues, int(others) + len(ids))
             inserted = await conn.fetch(
                 "INSERT INTO venues (tenant_id, venue_id, feature, kind, tags, min_lng,"
                 " min_lat, max_lng, max_lat, updated_at)"
@@ -699,12 +715,15 @@ class PostgresStore:
 
     @_translated
     async def list_campaigns(
-        self, tenant_id: str, *, status: CampaignStatus | None = None
+        self, tenant_id: str, *, status: CampaignStatus | None = None,
+        after: str | None = None, limit: int | None = None,
     ) -> list[Campaign]:
         rows = await self._pool.fetch(
             "SELECT body FROM campaigns WHERE tenant_id = $1"
-            " AND ($2::text IS NULL OR status = $2) ORDER BY campaign_id COLLATE \"C\"",
-            tenant_id, None if status is None else CampaignStatus(status).value)
+            " AND ($2::text IS NULL OR status = $2)"
+            " AND ($3::text IS NULL OR campaign_id COLLATE \"C\" > $3)"
+            " ORDER BY campaign_id COLLATE \"C\" LIMIT $4",
+            tenant_id, None if status is None else CampaignStatus(status).value, after, limit)
         return [Campaign.model_validate(r["body"]) for r in rows]
 
     @_translated
@@ -757,13 +776,17 @@ class PostgresStore:
 
     @_translated
     async def list_decisions(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: DecisionPageKey | None = None,
     ) -> list[DecisionRecord]:
+        at, event_at, key = after_key if after_key is not None else (None, None, None)
         rows = await self._pool.fetch(
             "SELECT decision_key, body FROM decisions WHERE tenant_id = $1 AND user_id = $2"
             " AND ($3::float8 IS NULL OR decided_at < $3)"
-            " ORDER BY decided_at DESC, at DESC, decision_key DESC LIMIT $4",
-            tenant_id, user_id, before, limit)
+            " AND ($5::float8 IS NULL OR (decided_at, at, decision_key COLLATE \"C\")"
+            "   < ($5::float8, $6::float8, $7::text COLLATE \"C\"))"
+            " ORDER BY decided_at DESC, at DESC, decision_key COLLATE \"C\" DESC LIMIT $4",
+            tenant_id, user_id, before, limit, at, event_at, key)
         return [DecisionRecord(r["decision_key"], Decision.from_json_obj(r["body"]))
                 for r in rows]
 
@@ -864,14 +887,18 @@ class PostgresStore:
 
     @_translated
     async def list_inbox(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: InboxPageKey | None = None,
     ) -> list[DeliveryRecord]:
+        at, delivery_id = after_key if after_key is not None else (None, None)
         rows = await self._pool.fetch(
             "SELECT * FROM deliveries WHERE tenant_id = $1 AND user_id = $2"
             " AND channel = 'inbox' AND status = 'sent'"
             " AND ($3::float8 IS NULL OR created_at < $3)"
+            " AND ($5::float8 IS NULL OR (created_at, delivery_id COLLATE \"C\")"
+            "   < ($5::float8, $6::text COLLATE \"C\"))"
             " ORDER BY created_at DESC, delivery_id COLLATE \"C\" DESC LIMIT $4",
-            tenant_id, user_id, before, limit)
+            tenant_id, user_id, before, limit, at, delivery_id)
         return [self._delivery(r) for r in rows]
 
     # -- the outbox dispatcher -------------------------------------------------------

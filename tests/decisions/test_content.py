@@ -270,5 +270,6 @@ def test_syntax_errors_are_reported_with_the_field_path() -> None:
     engine = ContentEngine()
     c = campaign(variants=[{"id": "a", "title": "ok", "body": "fine"},
                            {"id": "b", "title": "{% if %}", "body": "x"}])
-    problems = engine.check(c)
-    assert len(problems) == 1 and problems[0].startswith("variants[1].title: syntax")
+    [problem] = engine.check(c)
+    assert (problem.field, problem.kind) == ("variants[1].title", "syntax")
+    assert problem.message.startswith("syntax")

@@ -5,7 +5,13 @@ profile, the :class:`CampaignIndex`, the venue, the tenant policy, a :class:`Led
 ``now``; they deliver ``decision.chosen`` and record ``decision.ledger_entries()``.
 """
 
-from triggers.decisions.content import ContentEngine, age_band, pick_rendition, time_of_day
+from triggers.decisions.content import (
+    ContentEngine,
+    TemplateProblem,
+    age_band,
+    pick_rendition,
+    time_of_day,
+)
 from triggers.decisions.decide import decide
 from triggers.decisions.events import EventLike, kind_of
 from triggers.decisions.experiments import Assignment, assign, in_control, pick_arm
@@ -36,8 +42,10 @@ from triggers.decisions.models import (
     Variant,
     VenueSelector,
 )
+from triggers.decisions.preview import preview_campaign
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
 from triggers.decisions.routes import RouteTip, learn_next_stops, route_tip
+from triggers.decisions.sandbox import RenderLimits, TemplateLimitError
 from triggers.decisions.segments import (
     DEFAULT_SCENE_RULES,
     SceneRule,
@@ -79,11 +87,14 @@ __all__ = [
     "PerUserCap",
     "Profile",
     "Reason",
+    "RenderLimits",
     "RouteTip",
     "SceneRule",
     "Schedule",
     "Segment",
     "Style",
+    "TemplateLimitError",
+    "TemplateProblem",
     "TenantPolicy",
     "Trigger",
     "Variant",
@@ -100,6 +111,7 @@ __all__ = [
     "learn_next_stops",
     "pick_arm",
     "pick_rendition",
+    "preview_campaign",
     "route_tip",
     "segment_of",
     "selector_matches",

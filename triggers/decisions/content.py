@@ -1,18 +1,20 @@
 """Push content: sandboxed templates, variant renditions by locale and age band, context.
 
-Templates are Jinja2 in an ``ImmutableSandboxedEnvironment`` (a ``SandboxedEnvironment``
-that also refuses to mutate lists and dicts) with ``StrictUndefined``: a template sees only
-the whitelisted context of :func:`build_context`, ``_``-prefixed attributes
-(``user.__class__``) are refused, an unknown variable is an error unless the template says
-``{{ x | default("...") }}``, and ``*`` / ``**`` cannot build huge values. Any failure is a
-:class:`TemplateFailure`; the decision then sends nothing for that campaign and records
-``template_error``. Output is plain text (no autoescape): channels escape for their medium.
+Templates are Jinja2 in a :class:`~triggers.decisions.sandbox.BoundedSandbox` (an
+``ImmutableSandboxedEnvironment``, which also refuses to mutate lists and dicts, whose
+renders are bounded in operations, output, value sizes and, given a clock, time) with
+``StrictUndefined``: a template sees only the whitelisted context of
+:func:`build_context`, ``_``-prefixed attributes (``user.__class__``) are refused, an
+unknown variable is an error unless the template says ``{{ x | default("...") }}``. Any
+failure is a :class:`TemplateFailure`; the decision then sends nothing for that campaign
+and records ``template_error`` with the reason. A variant whose render went past a limit
+is not rendered again by the same engine (see :meth:`ContentEngine.render`). Output is
+plain text (no autoescape): channels escape for their medium.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -22,17 +24,21 @@ from jinja2 import StrictUndefined, Template, TemplateError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from triggers.decisions.models import Campaign, Profile, Style, Variant, norm_locale
 from triggers.decisions.routes import RouteTip
+from triggers.decisions.sandbox import (
+    BoundedSandbox,
+    RenderLimits,
+    RenderMeter,
+    is_limit_error,
+    spent_its_budget,
+)
 from venues.model import Venue
 
 MAX_TITLE_CHARS = 256
 MAX_BODY_CHARS = 4096
 """Longer output is an error, not a truncation: a cut-off offer reads as a bug to the user."""
-_MAX_REPEAT = 10_000
-_MAX_EXPONENT = 64
 
 YOUNG_BELOW = 25
 SENIOR_FROM = 55
@@ -105,6 +111,16 @@ class Rendered:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateProblem:
+    """Why a campaign's template is refused: ``field`` is its path in the campaign
+    (``variants[0].body``), ``kind`` ``syntax`` or ``limit``."""
+
+    field: str
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateFailure:
     """Why a template could not be rendered (shown in the decision's ``detail``)."""
 
@@ -115,11 +131,8 @@ _DICT_ATTRIBUTES = frozenset(dir(dict))
 """Every attribute a plain ``dict`` has (methods and dunders): ``getattr`` finds these."""
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, plus bounds on ``*`` and ``**`` (``{{ 'x' * 10**9 }}`` would exhaust
-    memory before any output limit is checked)."""
-
-    intercepted_binops = frozenset({"*", "**"})
+class _Sandbox(BoundedSandbox):
+    """The bounded sandbox, with a faster ``getattr`` on the context's plain dicts."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``venue.name`` of the context's plain dicts without the base class's detour.
@@ -137,22 +150,6 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 pass
         return super().getattr(obj, attribute)
 
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**":
-            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
-                raise SecurityError("exponent too large")
-            return operator.pow(left, right)
-        if op == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(count, int)
-                    and count * max(len(seq), 1) > _MAX_REPEAT
-                ):
-                    raise SecurityError("repetition too large")
-            return operator.mul(left, right)
-        return super().call_binop(context, op, left, right)
-
 
 _Path = tuple[str, tuple[str, ...], tuple[Any, ...] | None]
 """A ``{{ name.attr.attr | default(const, ...) }}`` output: the name, the attributes, and
@@ -165,10 +162,11 @@ class _Plain:
 
     The steps are the ones Jinja's compiled code takes for these nodes, with the same
     objects: a name is the context's value or ``environment.undefined(name=...)``; each
-    ``.attr`` is ``environment.getattr`` (the sandbox's); ``default`` is the environment's
-    filter, called with the same arguments; each output is ``str()`` of the value, in
-    template order, so the same text or the same first exception. Anything else
-    (``{% if %}``, other filters, ``[...]``, calls, operators) is left to Jinja.
+    ``.attr`` is ``environment.getattr`` (the sandbox's); ``default`` is Jinja's filter
+    (unmetered: it builds nothing), called with the same arguments; each output is
+    ``str()`` of the value, in template order, so the same text or the same first
+    exception. Anything else (``{% if %}``, other filters, ``[...]``, calls, operators)
+    is left to Jinja.
     """
 
     __slots__ = ("_items",)
@@ -196,7 +194,7 @@ class _Plain:
                 items.append(path)
         return cls(tuple(items))
 
-    def render(self, env: ImmutableSandboxedEnvironment, parent: Mapping[str, Any]) -> str:
+    def render(self, env: BoundedSandbox, parent: Mapping[str, Any]) -> str:
         out = []
         for item in self._items:
             if isinstance(item, str):
@@ -207,7 +205,7 @@ class _Plain:
             for attribute in attributes:
                 value = env.getattr(value, attribute)
             if default is not None:
-                value = env.filters["default"](value, *default)
+                value = env.unmetered_filters["default"](value, *default)
             out.append(str(value))
         return "".join(out)
 
@@ -253,13 +251,25 @@ class ContentEngine:
 
     Compiled templates and holiday calendars are memoised here (pure memos: the same input
     always gives the same output), so a decision does not re-parse a template per event.
+
+    ``limits`` bound every render (:class:`~triggers.decisions.sandbox.RenderLimits`);
+    ``clock`` (seconds, any origin), when given, also bounds a render's wall time to
+    ``limits.timeout_s`` — the server passes ``time.monotonic``; the simulator passes
+    none, so its renders are bounded by operations only and stay deterministic.
     """
 
-    def __init__(self) -> None:
-        self._env = _Sandbox(undefined=StrictUndefined, autoescape=False)
+    def __init__(
+        self, limits: RenderLimits | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.limits = limits or RenderLimits()
+        self._clock = clock
+        self._env = _Sandbox(undefined=StrictUndefined, autoescape=False, limits=self.limits,
+                             clock=clock)
         self._globals = dict(self._env.globals)
         self._templates: dict[str, Template | TemplateFailure] = {}
         self._variants: dict[tuple[str, str], _CompiledVariant] = {}
+        self._spent: dict[tuple[str, str], str] = {}
+        """Variants whose render spent its budget → why (see :meth:`render`)."""
         self._fresh_eval = EvalContext(self._env).__dict__
         """A new context's ``eval_ctx`` state (see ``_unused``)."""
         self._calendars: dict[tuple[str, str | None, int], holidays.HolidayBase | None] = {}
@@ -285,16 +295,41 @@ class ContentEngine:
         """
         return self._compiled(variant)[2]
 
-    def check(self, campaign: Campaign) -> list[str]:
-        """Syntax problems of a campaign's templates, ``variants[i].title: ...`` each
-        (for the API to reject a campaign before it is activated)."""
+    def check(self, campaign: Campaign) -> list[TemplateProblem]:
+        """Syntax problems of a campaign's templates, one per field that does not
+        compile (for the API to reject a campaign before it is activated)."""
         problems = []
         for i, variant in enumerate(campaign.variants):
             for field_name in ("title", "body"):
                 compiled = self.compile(getattr(variant, field_name))
                 if isinstance(compiled, TemplateFailure):
-                    problems.append(f"variants[{i}].{field_name}: {compiled.message}")
+                    problems.append(TemplateProblem(f"variants[{i}].{field_name}", "syntax",
+                                                    compiled.message))
         return problems
+
+    def trial(
+        self, source: str, context: Mapping[str, Any], max_chars: int, meter: RenderMeter
+    ) -> str | None:
+        """Why rendering ``source`` in ``context`` is refused, or ``None``: it does not
+        compile, it went past ``meter``'s limits or out of the sandbox, or its output
+        is longer than ``max_chars``. Any other failure (an undefined name, a division
+        by zero) is the context's, not the template's, and answers ``None``."""
+        compiled = self.compile(source)
+        if isinstance(compiled, TemplateFailure):
+            return compiled.message
+        env = self._env
+        ctx = env.context_class(env, {**self._globals, **context}, compiled.name,
+                                compiled.blocks, globals=self._globals)
+        ctx.meter = meter
+        try:
+            text = env.concat(compiled.root_render_func(ctx))
+        except Exception as exc:
+            if is_limit_error(exc) or isinstance(exc, SecurityError):
+                return f"{type(exc).__name__}: {exc}"
+            return None
+        if len(text) > max_chars:
+            return f"renders {len(text):,} characters, more than {max_chars:,}"
+        return None
 
     def render(self, variant: Variant, context: Mapping[str, Any]) -> Rendered | TemplateFailure:
         """Title and body of ``variant`` in ``context``; never raises.
@@ -305,11 +340,25 @@ class ContentEngine:
         once into the one dict both templates read, and a plain template (see
         :class:`_Plain`) needs no context at all. Same variables, same globals, same
         output and exceptions.
+
+        Title and body share one :class:`~triggers.decisions.sandbox.RenderMeter`. A
+        variant whose render was stopped after spending its budget (operations, time,
+        output) is not rendered again by this engine (the campaign index is rebuilt,
+        with a new engine, whenever a campaign changes): its later renders fail at once
+        with the same reason, so a hostile template costs its budget once, not once per
+        event. A render refused an allocation up front (a width, a size) cost nothing
+        and is tried again for the next user.
         """
+        key = (variant.title, variant.body)
+        spent = self._spent.get(key)
+        if spent is not None:
+            return TemplateFailure(f"{spent} (earlier render; not rendered again until the "
+                                   "campaign changes)")
         title, body, _, title_plain, body_plain = self._compiled(variant)
         env = self._env
         parent: dict[str, Any] | None = None
         ctx: Context | None = None
+        meter: RenderMeter | None = None
         out = []
         for field_name, compiled, plain, limit in (
             ("title", title, title_plain, MAX_TITLE_CHARS),
@@ -319,20 +368,27 @@ class ContentEngine:
                 return TemplateFailure(f"{field_name}: {compiled.message}")
             try:
                 if plain is not None:
-                    # A plain template reads no global: ``context`` is all it can see.
+                    # A plain template reads no global: ``context`` is all it can see; it
+                    # runs no loop, call or operator, so it needs no meter either.
                     text = plain.render(env, context)
                 else:
                     if parent is None:
                         parent = {**self._globals, **context}
+                    if meter is None:
+                        meter = RenderMeter(self.limits, self._clock)
                     if ctx is None or not self._unused(ctx, compiled):
                         ctx = env.context_class(
                             env, parent, compiled.name, compiled.blocks, globals=self._globals
                         )
+                        ctx.meter = meter
                     text = env.concat(compiled.root_render_func(ctx))
             # A template is tenant input: whatever it raises (UndefinedError, SecurityError,
             # ZeroDivisionError, TypeError…) is its failure, never the decision's.
             except Exception as exc:
-                return TemplateFailure(f"{field_name}: {type(exc).__name__}: {exc}")
+                failure = f"{field_name}: {type(exc).__name__}: {exc}"
+                if spent_its_budget(exc):
+                    self._spent[key] = failure
+                return TemplateFailure(failure)
             if len(text) > limit:
                 return TemplateFailure(f"{field_name}: {len(text)} characters, limit {limit}")
             out.append(text.strip())

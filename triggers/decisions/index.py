@@ -10,12 +10,13 @@ the part of it that venues of one kind and tag share, since the index never chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from triggers.decisions.content import ContentEngine
 from triggers.decisions.models import Campaign, CampaignStatus, VenueSelector
 from triggers.decisions.rules import CampaignRules, TagBits
+from triggers.decisions.sandbox import RenderLimits
 from venues.model import Venue
 
 
@@ -93,16 +94,24 @@ class CampaignIndex:
     each active campaign's :class:`CampaignRules`, compiled once for ``decide``.
     """
 
-    def __init__(self, campaigns: Iterable[Campaign]) -> None:
+    def __init__(
+        self,
+        campaigns: Iterable[Campaign],
+        *,
+        render_limits: RenderLimits | None = None,
+        render_clock: Callable[[], float] | None = None,
+    ) -> None:
         """Index the ``active`` campaigns among ``campaigns``; others are left out.
 
+        ``render_limits`` and ``render_clock`` bound every template render (see
+        :class:`ContentEngine`: without a clock, by operations only).
         Raises ``ValueError`` on two campaigns with one id.
         """
         self._all: dict[str, Campaign] = {}
         self._by_trigger: dict[str, _Buckets] = {}
         self.tags = TagBits()
         """The audience tag vocabulary of the active campaigns."""
-        self.content = ContentEngine()
+        self.content = ContentEngine(render_limits, render_clock)
         active: list[Campaign] = []
         for campaign in campaigns:
             if campaign.id in self._all:

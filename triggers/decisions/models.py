@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -89,12 +90,42 @@ def _check_country(value: str) -> str:
     return value
 
 
+# Sizes of what a tenant may store (every string and list has one: stated in the
+# OpenAPI document, checked by pydantic before anything else looks at the value).
+MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 256
+MAX_TAG_CHARS = 64
+MAX_TAGS = 256
+MAX_SHORT_CHARS = 64
+"""Locales, genders, time zone names, currencies, channel names."""
+MAX_TEXT_CHARS = 1024
+"""Free text values: an offer's fields, an item's URL (2,048 for URLs)."""
+MAX_TITLE_SOURCE_CHARS = 1024
+MAX_BODY_SOURCE_CHARS = 8192
+"""Longest template source of a variant's title and body (a template may hold logic its
+output does not show, so more than the rendered limits, 256 and 4,096)."""
+MAX_OFFER_TTL_S = 30 * 86_400
+"""An offer kept undelivered for a month has long stopped being about where the user is
+(and a larger one would not fit a timestamp)."""
+MAX_VARIANTS = 50
+MAX_SELECTOR_IDS = 1000
+MAX_ATTRIBUTES = 64
+"""Attributes beyond the named ones."""
+
+Id = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS)]
+Tag = Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS)]
+Short = Annotated[str, StringConstraints(max_length=MAX_SHORT_CHARS)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+
 # After-validators: pydantic first checks the value is a string (so a number is a
 # field-named validation error), then these check what the string says.
-TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
-CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_check_country)]
+TimeZoneName = Annotated[str, StringConstraints(max_length=MAX_SHORT_CHARS),
+                         AfterValidator(_check_timezone)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", max_length=2),
+                        AfterValidator(_check_country)]
 """An ISO 3166-1 alpha-2 country code, upper case (``FI``)."""
-LocalWindow = Annotated[str, AfterValidator(_check_window)]
+LocalWindow = Annotated[str, StringConstraints(max_length=32), AfterValidator(_check_window)]
 """A local time window ``"HH:MM-HH:MM"``; the end may be ``24:00``; ``22:00-08:00`` wraps."""
 
 
@@ -123,40 +154,57 @@ ALL_CHANNELS = "*"
 
 class Attributes(BaseModel):
     """A user's attributes. The named ones are used by rules; any other key is kept and
-    reaches templates as ``user.<key>`` (JSON scalars only)."""
+    reaches templates as ``user.<key>`` (JSON scalars only: at most
+    :data:`MAX_ATTRIBUTES` of them, names of :data:`MAX_TAG_CHARS` and text values of
+    :data:`MAX_TEXT_CHARS` characters)."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="allow", allow_inf_nan=False, json_schema_extra={
+        "maxProperties": MAX_ATTRIBUTES + 9,
+        "propertyNames": {"maxLength": MAX_TAG_CHARS},
+        "additionalProperties": {"anyOf": [
+            {"type": "string", "maxLength": MAX_TEXT_CHARS}, {"type": "number"},
+            {"type": "boolean"}, {"type": "null"}]}})
 
     age: int | None = Field(default=None, ge=0, le=150)
-    gender: str | None = None
-    locale: str | None = None
+    gender: Short | None = None
+    locale: Short | None = None
     """BCP 47-ish, ``zh-CN`` or ``zh_CN``; used for audience and content variants."""
     timezone: TimeZoneName | None = None
     """IANA zone; schedules, quiet hours and the calendar-day cap use it."""
-    first_name: str | None = None
-    city: str | None = None
-    occupation: str | None = None
-    country: str | None = None
+    first_name: Name | None = None
+    city: Name | None = None
+    occupation: Name | None = None
+    country: Short | None = None
     """ISO 3166-1 alpha-2; selects the holiday calendar for greetings."""
 
     @model_validator(mode="after")
     def _extras_are_scalars(self) -> Attributes:
-        for key, value in (self.model_extra or {}).items():
+        extra = self.model_extra or {}
+        if len(extra) > MAX_ATTRIBUTES:
+            raise ValueError(f"{len(extra)} attributes beyond the named ones, more than "
+                             f"{MAX_ATTRIBUTES}")
+        for key, value in extra.items():
             if not isinstance(value, str | int | float | bool | None):
                 raise ValueError(f"attribute {key!r} must be a JSON scalar")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"attribute {key!r} must be a finite number")
+            if len(key) > MAX_TAG_CHARS:
+                raise ValueError(f"an attribute name of {len(key):,} characters, more "
+                                 f"than {MAX_TAG_CHARS}")
+            if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                raise ValueError(f"attribute {key!r} has {len(value):,} characters, more "
+                                 f"than {MAX_TEXT_CHARS}")
         return self
 
 
 class Item(_Frozen):
     """An item the user viewed (and did not buy), for "still thinking about ..." content."""
 
-    id: str
-    name: str
-    url: str | None = None
+    id: Id
+    name: Name
+    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     price: float | None = None
-    currency: str | None = None
+    currency: Short | None = None
     viewed_at: EpochSeconds | None = None
 
 
@@ -164,9 +212,9 @@ class NextStop(_Frozen):
     """Where the user usually goes next from a station (learned by
     :func:`triggers.decisions.routes.learn_next_stops`)."""
 
-    venue_id: str
-    name: str
-    line_ids: tuple[str, ...] = ()
+    venue_id: Id
+    name: Name
+    line_ids: tuple[Tag, ...] = Field(default=(), max_length=64)
     trips: int = Field(default=1, ge=1)
     """How many observed trips support it."""
 
@@ -183,7 +231,7 @@ class Contacts(_Frozen):
     the tenant's webhook and MQTT broker are tenant settings. A dead address (uninstalled
     app, unknown mailbox) is removed by the delivery service when a channel says so."""
 
-    devices: tuple[Device, ...] = ()
+    devices: tuple[Device, ...] = Field(default=(), max_length=32)
     """Push tokens; a push goes to every token of its platform."""
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
@@ -199,22 +247,22 @@ class Contacts(_Frozen):
 class Profile(_Frozen):
     """What the decision knows about a user. Everything but ``user_id`` is optional."""
 
-    user_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     attributes: Attributes = Attributes()
-    tags: tuple[str, ...] = ()
+    tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
     """Interest tags set by the tenant (``mother_baby``)."""
-    scene_tags: tuple[str, ...] = ()
+    scene_tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
     """Tags learned from visits (``commuter``, ``shopper``), see ``segments.derive_scene_tags``."""
     first_seen: EpochSeconds | None = None
     last_active: EpochSeconds | None = None
-    opt_outs: tuple[str, ...] = ()
+    opt_outs: tuple[Short, ...] = Field(default=(), max_length=16)
     """Channels the user refused; ``"*"`` means all of them."""
-    channels: tuple[str, ...] | None = None
+    channels: Annotated[tuple[Short, ...], Field(max_length=16)] | None = None
     """Channels the user can be reached on (has a token / address); ``None`` = all."""
-    language: str | None = None
+    language: Short | None = None
     """Preferred content language; overrides ``attributes.locale`` for variants."""
     recently_viewed: Item | None = None
-    next_stops: dict[str, NextStop] = {}
+    next_stops: dict[Id, NextStop] = Field(default={}, max_length=256)
     """Station venue id → the user's usual next station from there (route tips)."""
     contacts: Contacts = Contacts()
     """Push tokens and addresses the delivery service sends to (not used by decisions)."""
@@ -266,10 +314,10 @@ class VenueSelector(_Frozen):
     given must all match (``{kinds: [mall], tags: [premium]}`` = premium malls). An empty
     selector matches every venue."""
 
-    ids: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    parent: str | None = None
+    ids: tuple[Id, ...] = Field(default=(), max_length=MAX_SELECTOR_IDS)
+    kinds: tuple[Short, ...] = Field(default=(), max_length=16)
+    tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
+    parent: Id | None = None
     """A venue id: matches the venues inside it (``parent_id``), e.g. the stores of a mall."""
 
 
@@ -292,14 +340,14 @@ class Audience(_Frozen):
     """Who a campaign is for. Every given criterion must hold; empty = everyone.
     Tags are matched against interest tags and scene tags together."""
 
-    all_of_tags: tuple[str, ...] = ()
-    any_of_tags: tuple[str, ...] = ()
-    none_of_tags: tuple[str, ...] = ()
+    all_of_tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
+    any_of_tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
+    none_of_tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
     age: AgeRange | None = None
-    gender: tuple[str, ...] = ()
-    locales: tuple[str, ...] = ()
+    gender: tuple[Short, ...] = Field(default=(), max_length=16)
+    locales: tuple[Short, ...] = Field(default=(), max_length=64)
     """``zh`` matches ``zh-CN``; ``zh-CN`` matches only ``zh-CN`` (``_`` and ``-`` alike)."""
-    segments: tuple[Segment, ...] = ()
+    segments: tuple[Segment, ...] = Field(default=(), max_length=3)
 
 
 _DAY_NAMES = ("mo", "tu", "we", "th", "fr", "sa", "su")
@@ -311,7 +359,7 @@ class Schedule(_Frozen):
     start: EpochSeconds | None = None
     end: EpochSeconds | None = None
     """Exclusive."""
-    days: tuple[str, ...] = ()
+    days: tuple[Short, ...] = Field(default=(), max_length=7)
     """Two-letter day names (``mo`` … ``su``, any case); empty = every day."""
     hours: LocalWindow | None = None
     """``"10:00-21:00"`` local; a window may wrap midnight. ``None`` = all day."""
@@ -384,11 +432,13 @@ class Variant(_Frozen):
     must carry the same weight), then the rendition by ``locale`` and ``style``.
     """
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_SHORT_CHARS)
     weight: float = Field(default=1.0, ge=0)
-    title: str
-    body: str
-    locale: str | None = None
+    title: str = Field(max_length=MAX_TITLE_SOURCE_CHARS,
+                       description="a template; renders at most 256 characters")
+    body: str = Field(max_length=MAX_BODY_SOURCE_CHARS,
+                      description="a template; renders at most 4,096 characters")
+    locale: Short | None = None
     style: Style | None = None
 
 
@@ -399,8 +449,8 @@ class Campaign(_Frozen):
     key for the venue selector is ``venues``.
     """
 
-    id: str = Field(min_length=1)
-    name: str = ""
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    name: Name = ""
     status: CampaignStatus = CampaignStatus.ACTIVE
     """Scenario files list campaigns to run, so a campaign is active unless it says not."""
     trigger: Trigger
@@ -410,15 +460,15 @@ class Campaign(_Frozen):
     caps: Caps = Caps()
     priority: int = 0
     """Higher wins; ties go to the smaller campaign id (a stable, documented order)."""
-    variants: tuple[Variant, ...] = Field(min_length=1)
+    variants: tuple[Variant, ...] = Field(min_length=1, max_length=MAX_VARIANTS)
     control_pct: float = Field(default=0.0, ge=0, le=100)
     """Share of users (by hash of campaign and user) held out as the control group."""
-    channels: tuple[str, ...] = ("inbox",)
+    channels: tuple[Short, ...] = Field(default=("inbox",), max_length=len(CHANNELS))
     """In order of preference; the first one the user can receive and did not refuse wins."""
-    offer_ttl_s: float = Field(default=3600.0, gt=0)
+    offer_ttl_s: float = Field(default=3600.0, gt=0, le=MAX_OFFER_TTL_S)
     """An undelivered push expires after this; one hour, since a location offer is about
     being near the venue now."""
-    offer: dict[str, str | int | float | bool | None] = {}
+    offer: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=64)
     """Free offer data (code, discount) for templates as ``offer.<key>``."""
 
     @field_validator("channels")

@@ -28,14 +28,22 @@ class CatalogStore(CatalogSource, Protocol):
 
     # -- venues ----------------------------------------------------------------------
 
-    async def put_venue(self, tenant_id: str, venue: Venue) -> bool:
+    async def put_venue(
+        self, tenant_id: str, venue: Venue, *, max_venues: int | None = None
+    ) -> bool:
         """Create or replace a venue (stored as its GeoJSON feature); True when created.
-        Bumps the catalogue version. ``NotFoundError`` for an unknown tenant."""
+        Bumps the catalogue version. ``NotFoundError`` for an unknown tenant;
+        ``LimitExceededError`` (nothing written) when the tenant would have more than
+        ``max_venues`` venues."""
         ...
 
-    async def put_venues(self, tenant_id: str, venues: Sequence[Venue]) -> int:
+    async def put_venues(
+        self, tenant_id: str, venues: Sequence[Venue], *, max_venues: int | None = None
+    ) -> int:
         """Create or replace many venues in one write and one version bump (an import);
-        returns how many were created."""
+        returns how many were created. ``max_venues`` as for :meth:`put_venue`, checked
+        in the same transaction as the write (two concurrent imports cannot both pass
+        it)."""
         ...
 
     async def get_venue(self, tenant_id: str, venue_id: str) -> Venue | None: ...
@@ -77,9 +85,11 @@ class CatalogStore(CatalogSource, Protocol):
     async def get_campaign(self, tenant_id: str, campaign_id: str) -> Campaign | None: ...
 
     async def list_campaigns(
-        self, tenant_id: str, *, status: CampaignStatus | None = None
+        self, tenant_id: str, *, status: CampaignStatus | None = None,
+        after: str | None = None, limit: int | None = None,
     ) -> list[Campaign]:
-        """Campaigns ordered by id, optionally of one status."""
+        """Campaigns ordered by id (code point order), optionally of one status;
+        ``after`` (an id) and ``limit`` page through them."""
         ...
 
     async def delete_campaign(self, tenant_id: str, campaign_id: str) -> bool: ...

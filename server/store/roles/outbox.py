@@ -12,6 +12,7 @@ from server.store.base import (
     DeliveryRecord,
     DeliveryStatus,
     ExpirySweep,
+    InboxPageKey,
 )
 from server.store.roles.tenants import TenantDirectory
 from triggers.decisions import FeedbackKind
@@ -64,10 +65,13 @@ class OutboxStore(TenantDirectory, Protocol):
         ...
 
     async def list_inbox(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: InboxPageKey | None = None,
     ) -> list[DeliveryRecord]:
         """The user's in-app messages (channel ``inbox``, status ``sent``), newest
-        first (by creation time, then id); ``before``: created earlier (paging)."""
+        first (by creation time, then id in code point order); ``before``: created
+        earlier; ``after_key``: after that position of this order (see
+        :func:`~server.store.base.inbox_page_key`)."""
         ...
 
     # -- the dispatcher --------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from server.store.base import DecisionRecord, EventRecord
+from server.store.base import DecisionPageKey, DecisionRecord, EventRecord
 from triggers.decisions import Profile
 
 
@@ -40,10 +40,14 @@ class ProfileStore(Protocol):
         ...
 
     async def list_decisions(
-        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None
+        self, tenant_id: str, user_id: str, *, limit: int = 50, before: float | None = None,
+        after_key: DecisionPageKey | None = None,
     ) -> list[DecisionRecord]:
-        """The user's decisions, newest first (by ``decided_at``, then event time);
-        ``before``: only those decided earlier (paging)."""
+        """The user's decisions, newest first (by ``decided_at``, then event time, then
+        key in code point order); ``before``: only those decided earlier; ``after_key``:
+        only those after that position of this order (the last row of a page, see
+        :func:`~server.store.base.decision_page_key`), so pages neither skip nor repeat
+        rows that share a time."""
         ...
 
     async def list_events(

@@ -1,0 +1,143 @@
+"""A campaign's templates tried before it is stored: syntax, then a render for a few
+sample users, so that a template that cannot parse or that goes past the render limits
+is refused when it is written (422 naming ``variants[i].title`` / ``.body``), not found
+out event after event as ``template_error``.
+
+The samples cover what changes a template's path through its branches: the three age
+bands (and no age), three locales, a user with nothing known, an item viewed, and a
+public holiday (Christmas Day) beside an ordinary Monday. Pure: sample times are fixed
+dates, not the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from geo.latlng import LatLng
+from triggers.decisions.content import (
+    MAX_BODY_CHARS,
+    MAX_TITLE_CHARS,
+    ContentEngine,
+    TemplateProblem,
+    build_context,
+)
+from triggers.decisions.models import (
+    Attributes,
+    Campaign,
+    EventKind,
+    Item,
+    Profile,
+    Variant,
+)
+from triggers.decisions.sandbox import RenderMeter
+from triggers.decisions.segments import segment_of
+from venues.model import Venue, VenueKind
+
+_ZONE = ZoneInfo("Europe/Helsinki")
+
+SAMPLE_PROFILES: Final = (
+    Profile(user_id="sample-young", attributes=Attributes(
+        age=19, gender="f", locale="zh-CN", first_name="小红", city="Beijing", country="CN")),
+    Profile(user_id="sample-adult", tags=("commuter",), attributes=Attributes(
+        age=34, gender="m", locale="en-US", first_name="Alex", city="Helsinki",
+        occupation="engineer", country="US")),
+    Profile(user_id="sample-senior", attributes=Attributes(
+        age=70, locale="fi-FI", first_name="Aino", country="FI"),
+        recently_viewed=Item(id="sample-item", name="Umbrella", price=19.9, currency="EUR")),
+    Profile(user_id="sample-unknown"),
+)
+"""Who a preview renders for: each age band and no age, three locales, nothing known."""
+
+SAMPLE_TIMES: Final = (
+    datetime(2026, 12, 25, 10, 30, tzinfo=_ZONE),  # Christmas Day: a holiday to greet
+    datetime(2026, 3, 2, 17, 45, tzinfo=_ZONE),  # an ordinary Monday evening
+)
+
+SAMPLE_VENUE: Final = Venue(
+    id="sample-venue", name="Sample Mall", kind=VenueKind.MALL,
+    center=LatLng(60.1699, 24.9384), radius_m=100.0, tags=("sample",),
+    metadata={"addr:country": "FI"})
+
+PREVIEW_BUDGET_RENDERS: Final = 4
+"""A whole preview may spend the operations of this many renders at their limit: a
+campaign of many variants cannot make its own check expensive."""
+
+
+def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[TemplateProblem]:
+    """The campaign's template problems: every field that does not compile, then every
+    field whose render for a sample user went past the limits (its first such render).
+
+    Uses ``engine``'s limits, never its clock: the answer is the same on every try.
+    Bounded: at most :data:`PREVIEW_BUDGET_RENDERS` renders' worth of operations in all;
+    past that, the field being tried is reported.
+    """
+    problems = engine.check(campaign)
+    failed = {p.field for p in problems}
+    budget = engine.limits.max_operations * PREVIEW_BUDGET_RENDERS
+    spent = 0
+    for i, variant in enumerate(campaign.variants):
+        for field_name, max_chars in (("title", MAX_TITLE_CHARS), ("body", MAX_BODY_CHARS)):
+            path = f"variants[{i}].{field_name}"
+            if path in failed:
+                continue
+            source: str = getattr(variant, field_name)
+            for context in _contexts(engine, campaign, variant):
+                if context is None:
+                    continue
+                meter = RenderMeter(engine.limits)
+                reason = engine.trial(source, context, max_chars, meter)
+                spent += meter.operations
+                if reason is None and spent > budget:
+                    reason = (f"checking the campaign's templates took more than "
+                              f"{budget:,} operations in all; simplify them")
+                if reason is not None:
+                    problems.append(TemplateProblem(path, "limit", f"{reason} (sample user "
+                                                    f"{context['user']['user_id']})"))
+                    failed.add(path)
+                    break
+            if spent > budget:
+                return problems
+    return problems
+
+
+def _contexts(
+    engine: ContentEngine, campaign: Campaign, variant: Variant
+) -> Iterator[dict[str, Any] | None]:
+    """The sample contexts; ``None`` for one the campaign's own data cannot build (a
+    time out of range): that is not the template's problem."""
+    event = campaign.trigger.event
+    dwell_s = None
+    if event is EventKind.DWELL:
+        dwell_s = campaign.trigger.dwell_s or float(SAMPLE_VENUE.dwell_s)
+    for n, profile in enumerate(SAMPLE_PROFILES):
+        local = SAMPLE_TIMES[n % len(SAMPLE_TIMES)]
+        try:
+            context = _context(engine, campaign, variant, profile=profile, local=local,
+                               dwell_s=dwell_s)
+        except (ValueError, OverflowError, OSError):
+            context = None
+        yield context
+
+
+def _context(engine: ContentEngine, campaign: Campaign, variant: Variant, *,
+             profile: Profile, local: datetime, dwell_s: float | None) -> dict[str, Any]:
+    now = local.timestamp()
+    country = profile.attributes.country or "FI"
+    return build_context(
+        profile=profile,
+        segment=str(segment_of(profile, now)),
+        venue=SAMPLE_VENUE,
+        event_kind=str(campaign.trigger.event),
+        event_at=now,
+        dwell_s=dwell_s,
+        visit_id="sample-visit",
+        campaign=campaign,
+        variant_id=variant.id,
+        now=now,
+        local=local,
+        holiday=engine.holiday(country, local.date(), profile.content_locale),
+        route=None,
+    )
