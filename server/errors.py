@@ -207,13 +207,12 @@ _HTTP_CODES = {
 }
 
 
-def body_too_large(limit_bytes: int, when: str = "") -> ApiError:
-    """413 ``payload_too_large`` stating the limit (``when``: e.g. "once decompressed");
-    the limit counts the body after gzip or deflate decoding, whatever the wire size."""
+def body_too_large(limit_bytes: int) -> ApiError:
+    """413 ``payload_too_large`` stating the limit, which counts the body after gzip or
+    deflate decoding, whatever its size on the wire."""
     return ApiError(413, "payload_too_large",
-                    f"request body too large: the limit is {limit_bytes} bytes"
-                    + (f" {when}" if when else "")
-                    + ", counted after gzip or deflate decoding")
+                    f"request body too large: the limit is {limit_bytes:,} bytes, "
+                    "counted after gzip or deflate decoding")
 
 
 def http_exception_error(exc: web.HTTPException, request: web.Request) -> ApiError:

@@ -84,7 +84,7 @@ def inflate(data: bytes, coding: str, limit: int) -> bytes:
         except zlib.error as exc:
             raise _invalid(coding, f"it does not inflate ({exc})") from exc
         if len(out) > limit or inflater.unconsumed_tail:
-            raise body_too_large(limit, "once decompressed")
+            raise body_too_large(limit)
         if not inflater.eof:
             raise _invalid(coding, "it ends before the compressed stream does")
         data = inflater.unused_data

@@ -139,7 +139,7 @@ async def test_a_body_that_inflates_past_the_limit_is_a_413_stating_it(
     assert status == 413
     body = json.loads(answer)
     assert_error(body, "payload_too_large")
-    assert str(LIMIT) in body["error"]["message"]
+    assert f"{LIMIT:,}" in body["error"]["message"]
 
 
 async def test_a_body_that_inflates_to_exactly_the_limit_is_read(memory_api: Api) -> None:
