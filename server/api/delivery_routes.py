@@ -118,7 +118,7 @@ class StreamTokenOut(BaseModel):
 class StreamRevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str | None = Field(default=None, pattern=ID_PATTERN,
+    user_id: str | None = Field(default=None, pattern=ID_PATTERN, max_length=256,
                                 description="only this user's tokens (default: every "
                                             "token of the tenant)")
 

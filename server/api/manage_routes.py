@@ -285,7 +285,7 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     tenant_id: str | None = Field(
-        default=None, description="optional; when given, the tenant of the key (as GET "
+        default=None, max_length=256, description="optional; when given, the tenant of the key (as GET "
                                   "answers it): a policy cannot be put into another tenant")
     policy: TenantPolicy = TenantPolicy()
     presence: dict[Annotated[str, Field(max_length=64)], float | int] = Field(
