@@ -33,7 +33,9 @@ from server.api.context import (
     CLOCK,
     CORES,
     FANOUT,
+    GROUPS,
     HUB,
+    LEARNER,
     LIMITER,
     METRICS,
     OPENAPI,
@@ -48,8 +50,8 @@ from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_f
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.channels.pg_presence import StreamPresence
 from server.errors import error_middleware
-from server.group_commit import GROUPS, GroupCommitter
-from server.learner import LEARNER, ProfileLearner, ended_visits
+from server.group_commit import GroupCommitter
+from server.learner import ProfileLearner, ended_visits
 from server.logs import request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
