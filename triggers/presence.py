@@ -640,11 +640,16 @@ def _distance_m(
 # --------------------------------------------------------------------------- transitions
 
 
+_HIGH, _MEDIUM = Confidence.HIGH, Confidence.MEDIUM
+"""Module constants for the per-ping code: an enum attribute lookup costs ~0.1 µs."""
+_TOUCHED, _CENTRE_INSIDE = CandidateLevel.TOUCHED, CandidateLevel.CENTRE_INSIDE
+
+
 def _confidence_inside(edge_m: float, accuracy_m: float) -> Confidence:
     """The confidence of a ping whose centre is inside (``edge_m >= 0``): HIGH when its
     accuracy circle lies inside too, else MEDIUM. A NaN edge (deeper than the query's
     ``near_m``) counts as deep inside: HIGH."""
-    return Confidence.MEDIUM if edge_m < accuracy_m else Confidence.HIGH
+    return _MEDIUM if edge_m < accuracy_m else _HIGH
 
 
 def _mark_inside(visit: Visit, ts: float, edge_m: float, accuracy_m: float) -> None:
@@ -694,7 +699,6 @@ def _transitions(ctx: _Ctx, index: FenceQuery, accepted: _Accepted) -> None:
     ping_prev_ts = accepted.prev_ts[busy].tolist()
     visits_of = state.visits
     candidates_of = state.candidates
-    touched = CandidateLevel.TOUCHED
     for k in range(len(ping_rows)):
         row = ping_rows[k]
         first, end = hits_from[k], hits_to[k]
@@ -705,7 +709,7 @@ def _transitions(ctx: _Ctx, index: FenceQuery, accepted: _Accepted) -> None:
             # would only replace the user's candidates with this ping's touch, if any.
             candidates_of.pop(row, None)
             if hit_edge_m[first] > -ping_accuracy_m[k]:
-                candidates_of[row] = {fence_ids[hit_fence[first]]: (ping_ts[k], touched)}
+                candidates_of[row] = {fence_ids[hit_fence[first]]: (ping_ts[k], _TOUCHED)}
             continue
         if end - first == 1 and hit_inside[first] and row not in candidates_of:
             # The commonest busy ping: a user inside the one venue of their one open
@@ -763,7 +767,7 @@ def _update_visits(
             if visit.out_streak >= policy.exit_confirm_pings:
                 at = max(ts, visit.last_event_at)
                 ctx.emit(row, visit, EventKind.EXIT, at, basis=ts, dwell_s=at - visit.enter_at,
-                         confidence=Confidence.HIGH, reason=ExitReason.LEFT)
+                         confidence=_HIGH, reason=ExitReason.LEFT)
                 del visits[venue_id]
 
 
@@ -785,16 +789,16 @@ def _update_candidates(
         edge_m = edges[venue_id]
         if edge_m < 0.0:
             if edge_m > -accuracy_m:
-                new[venue_id] = (ts, CandidateLevel.TOUCHED)
+                new[venue_id] = (ts, _TOUCHED)
             continue
         prev = old.get(venue_id) if old else None
         prev_level = prev[1] if prev is not None and prev[0] == prev_ts else CandidateLevel.NONE
         enters = (
-            (edge_m >= accuracy_m and (no_recent_ping or prev_level >= CandidateLevel.TOUCHED))
-            or (edge_m >= accuracy_m * 0.5 and prev_level == CandidateLevel.CENTRE_INSIDE)
+            (edge_m >= accuracy_m and (no_recent_ping or prev_level >= _TOUCHED))
+            or (edge_m >= accuracy_m * 0.5 and prev_level == _CENTRE_INSIDE)
         )
         if not enters:
-            new[venue_id] = (ts, CandidateLevel.CENTRE_INSIDE)
+            new[venue_id] = (ts, _CENTRE_INSIDE)
             continue
         confidence = _confidence_inside(edge_m, accuracy_m)
         visit = Visit(venue_id=venue_id, visit_id=visit_id_for(ctx.user(row), venue_id, ts),
