@@ -58,11 +58,6 @@ def latlng_to_cells(
     return out
 
 
-def cell_resolutions(cells: NDArray[np.uint64]) -> NDArray[np.int64]:
-    """The resolution field of each cell."""
-    return ((cells & _RES_MASK) >> _RES_SHIFT).astype(np.int64)
-
-
 def parent_cells(cells: NDArray[np.uint64], res: int) -> NDArray[np.uint64]:
     """The ancestor at ``res`` of each cell (cells must be at ``res`` or finer).
 
@@ -72,7 +67,7 @@ def parent_cells(cells: NDArray[np.uint64], res: int) -> NDArray[np.uint64]:
     if not 0 <= res <= MAX_RES:
         raise ValueError(f"H3 resolution {res} is outside [0, 15]")
     fill = np.uint64((1 << (3 * (MAX_RES - res))) - 1)
-    out: NDArray[np.uint64] = (cells & ~_RES_MASK) | np.uint64(res << 52) | fill
+    out: NDArray[np.uint64] = (cells & ~_RES_MASK) | (np.uint64(res) << _RES_SHIFT) | fill
     return out
 
 

@@ -682,7 +682,67 @@ def _empty_hits(cells: NDArray[np.uint64]) -> IndexHits:
 
 
 def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) -> _Tables:
-    """The query tables of ``fences`` (see the module doc)."""
+    """The query tables of ``fences`` (see the module doc), in four phases: each
+    fence's local frame, the disk of candidate cells about it, the coverage (the
+    candidates kept, grown until complete), and the per-resolution lookup levels."""
+    shapes = _fence_shapes(fences)
+    plan = _disk_plan(shapes, halo_m=halo_m, cell_res=cell_res)
+    entries = _cover(fences, shapes, plan, halo_m=halo_m, cell_res=cell_res)
+    levels, entries = _lookup_levels(entries, plan.fence_res)
+    return _Tables(
+        levels=levels,
+        entry_fence=_frozen(entries.fence.astype(np.int32)),
+        entry_kind=_frozen(entries.kind),
+        entry_bound=_frozen(entries.bound.astype(np.float64)),
+        geoms=_frozen(shapes.geoms),
+        is_circle=_frozen(shapes.geometry.is_circle),
+        circle=_frozen(shapes.geometry.circle),
+        frame=_frozen(shapes.geometry.frame),
+        proj_boundary=_frozen(shapes.geometry.proj_boundary),
+        edges=_edge_tables(shapes.geoms, shapes.poly, shapes.wraps),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _FenceShapes:
+    """Phase 1 of :func:`_build_tables`, per fence position: its lon/lat shape
+    (``geoms``, None for a circle), its local frame and projected shape (``geometry``),
+    the farthest fence point from the frame origin (``reach_m``) and its larger
+    projected extent (``extent_m``), both in metres."""
+
+    geoms: NDArray[Any]
+    poly: NDArray[np.intp]
+    """Positions of the polygon fences."""
+    wraps: NDArray[np.bool_]
+    geometry: _FenceGeometry
+    reach_m: NDArray[np.float64]
+    extent_m: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class _DiskPlan:
+    """Phase 2 of :func:`_build_tables`, per fence position: its coverage resolution,
+    the cell of its frame origin there, the estimated disk radius ``k`` (rings) and
+    the cell circumradius bound ``circ_m`` (m) used to classify its cells."""
+
+    fence_res: NDArray[np.int64]
+    origin: NDArray[np.uint64]
+    k: NDArray[np.int64]
+    circ_m: NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entries:
+    """(cell, fence position, kind, bound) of every kept coverage entry."""
+
+    cell: NDArray[np.uint64]
+    fence: NDArray[np.int32]
+    kind: NDArray[np.int8]
+    bound: NDArray[np.float64]
+
+
+def _fence_shapes(fences: tuple[Fence, ...]) -> _FenceShapes:
+    """Phase 1: every fence's local frame (lat0, lng0, kx, ky) and projected shape."""
     n = len(fences)
     is_circle = np.array([f.is_circle for f in fences], dtype=np.bool_)
     geoms = np.empty(n, dtype=object)
@@ -694,11 +754,11 @@ def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) ->
             geoms[i] = fence.shape
     poly = np.flatnonzero(~is_circle)
 
-    # Local frames: (lat0, lng0, kx, ky) per fence.
     frame = np.zeros((n, 4))
-    reach_m = np.zeros(n)  # farthest fence point from the frame origin
+    reach_m = np.zeros(n)
     extent_m = np.zeros(n)
     proj_boundary = np.empty(n, dtype=object)
+    proj_geoms = np.empty(n, dtype=object)
     wraps = np.zeros(n, dtype=np.bool_)
     if poly.size:
         bounds = shapely.bounds(geoms[poly])
@@ -723,11 +783,8 @@ def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) ->
         )
         shapely.prepare(projected)
         proj_boundary[poly] = shapely.boundary(projected)
-        proj_geoms = np.empty(n, dtype=object)
         proj_geoms[poly] = projected
         shapely.prepare(geoms[poly])
-    else:
-        proj_geoms = np.empty(n, dtype=object)
     circ_idx = np.flatnonzero(is_circle)
     if circ_idx.size:
         frame[circ_idx, 0] = circle[circ_idx, 0]
@@ -737,12 +794,18 @@ def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) ->
         frame[circ_idx, 3] = ky
         extent_m[circ_idx] = 2.0 * circle[circ_idx, 2]
         reach_m[circ_idx] = circle[circ_idx, 2]
+    geometry = _FenceGeometry(is_circle, circle, frame, proj_geoms, proj_boundary)
+    return _FenceShapes(geoms, poly, wraps, geometry, reach_m, extent_m)
 
+
+def _disk_plan(shapes: _FenceShapes, *, halo_m: float, cell_res: int) -> _DiskPlan:
+    """Phase 2: each fence's resolution and a grid disk about its frame origin that
+    should hold every cell within ``halo_m`` of it (an estimate, see :func:`_cover`)."""
+    n = shapes.reach_m.shape[0]
+    frame = shapes.geometry.frame
     fence_res = np.clip(
-        coarsest_res_with_edge_at_most(extent_m / CELLS_ACROSS), MIN_COVER_RES, cell_res
+        coarsest_res_with_edge_at_most(shapes.extent_m / CELLS_ACROSS), MIN_COVER_RES, cell_res
     )
-
-    # Candidate cells: a grid disk about each fence's frame origin.
     origin = np.zeros(n, dtype=np.uint64)
     for res in np.unique(fence_res):
         sel = np.flatnonzero(fence_res == res)
@@ -757,31 +820,47 @@ def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) ->
     circ_m = _CIRCUMRADIUS_PER_SQRT_AREA * _NEIGHBOUR_AREA_SLACK * origin_sqrt_area * desc
     circ_m = circ_m + _MARGIN_M
     k = np.ceil(
-        (reach_m + halo_m + _CIRCUMRADIUS_PER_SQRT_AREA * origin_sqrt_area * desc + _MARGIN_M)
+        (shapes.reach_m + halo_m
+         + _CIRCUMRADIUS_PER_SQRT_AREA * origin_sqrt_area * desc + _MARGIN_M)
         / (_SPACING_PER_SQRT_AREA * origin_sqrt_area)
     ).astype(np.int64) + 1
-    geo = _FenceGeometry(is_circle, circle, frame, proj_geoms, proj_boundary)
+    return _DiskPlan(fence_res, origin, k, circ_m)
 
-    # The k above is an estimate (cell spacing varies across a disk, most near the 12
-    # pentagons and for long fences), so it is checked, and a fence is covered again
-    # with a larger disk (k x 1.5 + 1) until both hold:
-    # - the outermost ring of its disk holds no kept cell, and
-    # - a point of each of its parts (first exterior vertex; a circle's centre) maps
-    #   to a cell inside that ring.
-    # Together they make the coverage complete whatever the estimate: the cells that
-    # points within halo_m of a part map to are all kept (their centres lie within
-    # halo_m + c of it) and form a grid-connected set (the points do), which meets the
-    # inner disk and so cannot cross the kept-free ring.
-    anchor_fence, anchor_cell = _anchor_cells(geoms, circle, is_circle, fence_res, cell_res)
-    parts: list[tuple[NDArray[np.uint64], NDArray[np.int32], NDArray[np.int8],
-                      NDArray[np.float64]]] = []
+
+def _cover(
+    fences: tuple[Fence, ...], shapes: _FenceShapes, plan: _DiskPlan, *,
+    halo_m: float, cell_res: int,
+) -> _Entries:
+    """Phase 3: classify every fence's disk cells and keep the interior, boundary and
+    near-halo ones; grow the disks of fences whose coverage is not shown complete.
+
+    The disk radius ``k`` is an estimate (cell spacing varies across a disk, most near
+    the 12 pentagons and for long fences), so it is checked, and a fence is covered
+    again with a larger disk (k x 1.5 + 1) until both hold:
+
+    - the outermost ring of its disk holds no kept cell, and
+    - a point of each of its parts (first exterior vertex; a circle's centre) maps
+      to a cell inside that ring.
+
+    Together they make the coverage complete whatever the estimate: the cells that
+    points within halo_m of a part map to are all kept (their centres lie within
+    halo_m + c of it) and form a grid-connected set (the points do), which meets the
+    inner disk and so cannot cross the kept-free ring. Raises ``GeoError`` when a
+    fence needs more than ``_MAX_COVER_ROUNDS`` rounds.
+    """
+    n = len(fences)
+    geo = shapes.geometry
+    k = plan.k.copy()
+    anchor_fence, anchor_cell = _anchor_cells(shapes.geoms, geo.circle, geo.is_circle,
+                                              plan.fence_res, cell_res)
+    parts: list[_Entries] = []
     pending = np.arange(n, dtype=np.int64)
     for _ in range(_MAX_COVER_ROUNDS):
         if not pending.size:
             break
-        cells, owner, ring = _disks(origin[pending], k[pending])
+        cells, owner, ring = _disks(plan.origin[pending], k[pending])
         cand_fence = pending[owner].astype(np.int32)
-        kind, bound = _classify(geo, cells, cand_fence, circ_m[cand_fence])
+        kind, bound = _classify(geo, cells, cand_fence, plan.circ_m[cand_fence])
         keep = (kind != _HALO) | (bound <= halo_m)
         inner = ring < k[cand_fence]
         redo = np.zeros(n, dtype=np.bool_)
@@ -794,35 +873,38 @@ def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) ->
         )
         redo[anchor_fence[mine[~found]]] = True
         done = ~redo[cand_fence] & keep
-        parts.append((cells[done], cand_fence[done], kind[done], bound[done]))
+        parts.append(_Entries(cells[done], cand_fence[done], kind[done], bound[done]))
         pending = pending[redo[pending]]
         k[pending] = np.ceil(k[pending] * _K_GROWTH).astype(np.int64) + 1
     else:
         if pending.size:
             raise GeoError(f"fence {fences[int(pending[0])].fence_id!r}: H3 coverage "
                            f"did not converge in {_MAX_COVER_ROUNDS} rounds")
-    if parts:
-        cand_cell = np.concatenate([q[0] for q in parts])
-        cand_fence = np.concatenate([q[1] for q in parts])
-        kind = np.concatenate([q[2] for q in parts])
-        bound = np.concatenate([q[3] for q in parts])
-    else:
-        cand_cell = np.zeros(0, dtype=np.uint64)
-        cand_fence = np.zeros(0, dtype=np.int32)
-        kind = np.zeros(0, dtype=np.int8)
-        bound = np.zeros(0)
-    level_res = fence_res[cand_fence]
+    if not parts:
+        return _Entries(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32),
+                        np.zeros(0, dtype=np.int8), np.zeros(0))
+    return _Entries(
+        np.concatenate([q.cell for q in parts]),
+        np.concatenate([q.fence for q in parts]),
+        np.concatenate([q.kind for q in parts]),
+        np.concatenate([q.bound for q in parts]),
+    )
 
-    # Sort entries by (resolution, cell, core before halo, fence): CSR per level.
-    order = np.lexsort((cand_fence, kind == _HALO, cand_cell, -level_res))
-    cand_cell, cand_fence = cand_cell[order], cand_fence[order]
-    kind, bound, level_res = kind[order], bound[order], level_res[order]
+
+def _lookup_levels(
+    entries: _Entries, fence_res: NDArray[np.int64]
+) -> tuple[tuple[_Level, ...], _Entries]:
+    """Phase 4: sort the entries by (resolution, cell, core before halo, fence) and
+    index each resolution's cells (CSR ranges and a hash table; see :class:`_Level`).
+    Returns the levels, finest first, and the entries in their order."""
+    level_res = fence_res[entries.fence]
+    order = np.lexsort((entries.fence, entries.kind == _HALO, entries.cell, -level_res))
+    cand_cell, kind, level_res = entries.cell[order], entries.kind[order], level_res[order]
     levels: list[_Level] = []
     for res in sorted(set(level_res.tolist()), reverse=True):
         lo = int(np.searchsorted(-level_res, -res, side="left"))
         hi = int(np.searchsorted(-level_res, -res, side="right"))
-        cells = cand_cell[lo:hi]
-        keys, first = np.unique(cells, return_index=True)
+        keys, first = np.unique(cand_cell[lo:hi], return_index=True)
         start = first.astype(np.int64) + lo
         end = np.append(start[1:], hi).astype(np.int64)
         core = np.concatenate([[0], np.cumsum(kind[lo:hi] != _HALO)])
@@ -841,19 +923,8 @@ def _build_tables(fences: tuple[Fence, ...], *, halo_m: float, cell_res: int) ->
                 shift=shift,
             )
         )
-
-    return _Tables(
-        levels=tuple(levels),
-        entry_fence=_frozen(cand_fence.astype(np.int32)),
-        entry_kind=_frozen(kind),
-        entry_bound=_frozen(bound.astype(np.float64)),
-        geoms=_frozen(geoms),
-        is_circle=_frozen(is_circle),
-        circle=_frozen(circle),
-        frame=_frozen(frame),
-        proj_boundary=_frozen(proj_boundary),
-        edges=_edge_tables(geoms, poly, wraps),
-    )
+    return tuple(levels), _Entries(cand_cell, entries.fence[order], kind,
+                                   entries.bound[order])
 
 
 @dataclass(frozen=True, slots=True)

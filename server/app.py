@@ -34,7 +34,9 @@ from server.api.context import (
     CLOCK,
     CORES,
     FANOUT,
+    GROUPS,
     HUB,
+    LEARNER,
     LIMITER,
     METRICS,
     OPENAPI,
@@ -49,15 +51,15 @@ from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_f
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.channels.pg_presence import StreamPresence
 from server.errors import error_middleware
-from server.group_commit import GROUPS, GroupCommitter
-from server.learner import LEARNER, ProfileLearner, ended_visits
+from server.group_commit import GroupCommitter
+from server.learner import ProfileLearner, ended_visits
 from server.logs import FailureLog, request_id_middleware
 from server.metrics import Metrics
 from server.openapi import build_openapi
 from server.outbox.dispatcher import inbox_message
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
-from server.pipeline import fire_timers
+from server.pipeline import IngestResult, fire_all_timers
 from server.rate_limits import SharedRateLimiter
 from server.settings import Settings
 from server.store import MemoryStore, PostgresStore, Store, open_store
@@ -375,44 +377,21 @@ TIMER_ROUND_USERS = 50
 
 
 async def _timer_loop(app: web.Application) -> None:
-    """Fire due DWELL / silence-EXIT timers of every tenant every interval.
+    """Every ``timer_interval_s``, fire the due DWELL / silence-EXIT timers of every
+    tenant (:func:`server.pipeline.fire_all_timers`: a failing tenant is logged,
+    counted in ``geopush_timer_errors_total`` and skipped). Only cancellation ends the
+    loop. Runs in the event loop."""
+    settings, metrics = app[SETTINGS], app[METRICS]
 
-    One tenant's failure is logged and skipped (the others still fire, the loop goes
-    on); a failure that repeats every round (the database is down) is logged once when
-    it starts and once when it ends (:class:`FailureLog`), and counted in
-    ``timer_errors`` every time. Only cancellation ends the loop. Runs in the event
-    loop.
-    """
-    settings, metrics, cores = app[SETTINGS], app[METRICS], app[CORES]
+    def after(tenant_id: str, result: IngestResult) -> None:
+        metrics.count_result(result)
+        if result.deliveries and OUTBOX in app:
+            app[OUTBOX].wake()
+        app[LEARNER].visits_ended(tenant_id, ended_visits(result.events))
+
     failures = FailureLog(log, "timer loop")
     while True:
         await asyncio.sleep(settings.timer_interval_s)
-        store = app[STORE]
-        try:
-            tenants = await store.list_tenants()
-        except Exception as exc:
-            failures.failed("listing tenants", exc)
-            metrics.timer_errors.inc()
-            continue
-        failures.succeeded("listing tenants")
-        for tenant in tenants:
-            step = f"tenant {tenant.tenant_id}"
-            # Small transactions, one after another until none is due: a burst of due
-            # timers (a crowd that entered together reaching its dwell threshold) must
-            # not hold the tenant's users, or the event loop, for long at a time.
-            while True:
-                try:
-                    result = await fire_timers(store, cores, tenant.tenant_id, app[CLOCK](),
-                                               limit=TIMER_ROUND_USERS)
-                except Exception as exc:
-                    failures.failed(step, exc)
-                    metrics.timer_errors.inc()
-                    break
-                failures.succeeded(step)
-                metrics.count_result(result)
-                if result.deliveries and OUTBOX in app:
-                    app[OUTBOX].wake()
-                app[LEARNER].visits_ended(tenant.tenant_id, ended_visits(result.events))
-                if len(result.users) < TIMER_ROUND_USERS:
-                    break
-                await asyncio.sleep(0)  # let waiting requests in between rounds
+        await fire_all_timers(app[STORE], app[CORES], app[CLOCK], limit=TIMER_ROUND_USERS,
+                              on_result=after, on_error=metrics.timer_errors.inc,
+                              failures=failures)

@@ -31,8 +31,6 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
 from server.pipeline import IngestResult, ingest_parts
 from server.store.roles import IngestStore
 from server.tenant_core import TenantCores
@@ -143,10 +141,6 @@ class GroupCommitter:
             return
         for request, result in zip(group, results, strict=True):
             _answer(request, result)
-
-
-GROUPS = web.AppKey("groups", GroupCommitter)
-"""Where :func:`server.app.create_app` keeps the app's committer."""
 
 
 def _answer(request: _Request, outcome: IngestResult | BaseException) -> None:

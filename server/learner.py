@@ -23,8 +23,6 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from aiohttp import web
-
 from server.logs import FailureLog
 from server.store.errors import NotFoundError, StoreError
 from server.store.roles import CatalogSource, ProfileStore
@@ -126,10 +124,6 @@ class ProfileLearner:
         except NotFoundError:  # erased in the meantime: nothing to learn into
             return False
         return True
-
-
-LEARNER = web.AppKey("learner", ProfileLearner)
-"""Where :func:`server.app.create_app` keeps the app's learner."""
 
 
 def ended_visits(events: Iterable[PresenceEvent]) -> list[str]:

@@ -10,7 +10,7 @@ schemes and the error answers (401, 403, 429 and its own), all with the one erro
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -69,65 +69,8 @@ def build_openapi(ops: list[Operation], *, version: str, server_url: str | None 
     error_ref = schema_of(ErrorBody, "serialization")
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
-        item = paths.setdefault(op.path, {})
-        parameters = [
-            {"name": name, "in": "path", "required": True, "description": PATH_ID_TEXT,
-             "schema": {"type": "string", "minLength": 1, "maxLength": 256,
-                        "pattern": "^[^\\x00-\\x1f\\x7f]+$"}}
-            for name in _path_names(op.path)
-        ]
-        parameters += [
-            {"name": p.name, "in": "query", "required": p.required, "schema": dict(p.schema),
-             **({"description": p.description} if p.description else {})}
-            for p in op.params
-        ]
-        operation: dict[str, Any] = {
-            "operationId": op.operation_id,
-            "summary": op.summary,
-            "tags": [op.tag],
-            "parameters": parameters,
-            "responses": {},
-        }
-        if op.description:
-            operation["description"] = op.description
-        if op.body is not None:
-            content: dict[str, Any] = {}
-            if op.body.model is not None:
-                content["application/json"] = {"schema": schema_of(op.body.model, "validation")}
-            for media, schema in op.body.media.items():
-                content[media] = {"schema": schema_of(schema, "validation")}
-            operation["requestBody"] = {"required": op.body.required, "content": content,
-                                        **({"description": op.body.description}
-                                           if op.body.description else {})}
-            if settings is not None:
-                limit = min(int(getattr(settings, op.body_limit)), settings.max_body_bytes)
-                operation["requestBody"]["x-max-bytes"] = limit
-                operation["description"] = (
-                    operation.get("description", "") + f"\n\nRequest body: at most "
-                    f"{limit:,} bytes after decoding (GEOPUSH_{op.body_limit.upper()}); "
-                    "larger is 413 payload_too_large.").strip()
-        for status, response in sorted(op.responses.items()):
-            entry: dict[str, Any] = {"description": "OK" if status < 300 else str(status)}
-            if status == 201:
-                entry["description"] = "Created"
-            if response is not None:
-                entry["content"] = {"application/json": {
-                    "schema": schema_of(response, "serialization")}}
-            operation["responses"][str(status)] = entry
-        errors = set(op.errors) | (set(_PROTECTED_ERRORS) if op.roles is not None else set())
-        for status in sorted(errors):
-            operation["responses"][str(status)] = {
-                "description": ERROR_TEXT.get(status, "Error"),
-                "content": {"application/json": {"schema": error_ref}},
-            }
-        if op.roles is not None:
-            operation["security"] = [{scheme: []} for scheme in op.schemes]
-            roles = ", ".join(sorted(r.value for r in op.roles))
-            operation["description"] = (operation.get("description", "") +
-                                        f"\n\nRoles: {roles}.").strip()
-        else:
-            operation["security"] = []
-        item[op.method.lower()] = operation
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(
+            op, schema_of, error_ref, settings)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -154,6 +97,75 @@ def build_openapi(ops: list[Operation], *, version: str, server_url: str | None 
     if server_url:
         doc["servers"] = [{"url": server_url}]
     return doc
+
+
+def _operation(
+    op: Operation,
+    schema_of: Callable[[type[BaseModel] | Mapping[str, Any], str], dict[str, Any]],
+    error_ref: dict[str, Any],
+    settings: Settings | None,
+) -> dict[str, Any]:
+    """The OpenAPI operation object of ``op``; ``schema_of(model, mode)`` gives a model's
+    schema reference, ``error_ref`` the error body's; with ``settings``, a request body
+    states its size limit."""
+    parameters = [
+        {"name": name, "in": "path", "required": True, "description": PATH_ID_TEXT,
+         "schema": {"type": "string", "minLength": 1, "maxLength": 256,
+                    "pattern": "^[^\\x00-\\x1f\\x7f]+$"}}
+        for name in _path_names(op.path)
+    ]
+    parameters += [
+        {"name": p.name, "in": "query", "required": p.required, "schema": dict(p.schema),
+         **({"description": p.description} if p.description else {})}
+        for p in op.params
+    ]
+    operation: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": parameters,
+        "responses": {},
+    }
+    if op.description:
+        operation["description"] = op.description
+    if op.body is not None:
+        content: dict[str, Any] = {}
+        if op.body.model is not None:
+            content["application/json"] = {"schema": schema_of(op.body.model, "validation")}
+        for media, schema in op.body.media.items():
+            content[media] = {"schema": schema_of(schema, "validation")}
+        operation["requestBody"] = {"required": op.body.required, "content": content,
+                                    **({"description": op.body.description}
+                                       if op.body.description else {})}
+        if settings is not None:
+            limit = min(int(getattr(settings, op.body_limit)), settings.max_body_bytes)
+            operation["requestBody"]["x-max-bytes"] = limit
+            operation["description"] = (
+                operation.get("description", "") + f"\n\nRequest body: at most "
+                f"{limit:,} bytes after decoding (GEOPUSH_{op.body_limit.upper()}); "
+                "larger is 413 payload_too_large.").strip()
+    for status, response in sorted(op.responses.items()):
+        entry: dict[str, Any] = {"description": "OK" if status < 300 else str(status)}
+        if status == 201:
+            entry["description"] = "Created"
+        if response is not None:
+            entry["content"] = {"application/json": {
+                "schema": schema_of(response, "serialization")}}
+        operation["responses"][str(status)] = entry
+    errors = set(op.errors) | (set(_PROTECTED_ERRORS) if op.roles is not None else set())
+    for status in sorted(errors):
+        operation["responses"][str(status)] = {
+            "description": ERROR_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": error_ref}},
+        }
+    if op.roles is not None:
+        operation["security"] = [{scheme: []} for scheme in op.schemes]
+        roles = ", ".join(sorted(r.value for r in op.roles))
+        operation["description"] = (operation.get("description", "") +
+                                    f"\n\nRoles: {roles}.").strip()
+    else:
+        operation["security"] = []
+    return operation
 
 
 def _path_names(path: str) -> list[str]:

@@ -49,17 +49,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from geo.errors import GeoError
+from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
-from server.store.errors import StoreError
 from server.store.roles import BatchTx, IngestStore
-from server.tenant_core import CoreBuildError, TenantCore, TenantCores
+from server.tenant_core import TenantCore, TenantCores
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
@@ -253,41 +253,55 @@ async def fire_timers(
 
 
 async def fire_all_timers(
-    store: IngestStore, cores: TenantCores, now: float, *, limit: int = DEFAULT_TIMER_LIMIT
-) -> dict[str, IngestResult]:
-    """:func:`fire_timers` for every tenant; a tenant that fails is logged and skipped
-    (the loop must never die of one bad item), the others still fire."""
-    results: dict[str, IngestResult] = {}
-    for tenant in await store.list_tenants():
-        try:
-            results[tenant.tenant_id] = await fire_timers(
-                store, cores, tenant.tenant_id, now, limit=limit
-            )
-        except (PipelineError, StoreError, CoreBuildError):
-            log.exception("timers of tenant %s failed; skipped this round", tenant.tenant_id)
-    return results
-
-
-async def timer_loop(
     store: IngestStore,
     cores: TenantCores,
     clock: Callable[[], float],
     *,
-    interval_s: float = 1.0,
-    on_result: Callable[[dict[str, IngestResult]], Awaitable[None]] | None = None,
+    limit: int = DEFAULT_TIMER_LIMIT,
+    on_result: Callable[[str, IngestResult], None] | None = None,
+    on_error: Callable[[], None] | None = None,
+    failures: FailureLog | None = None,
 ) -> None:
-    """Fire due timers every ``interval_s`` until cancelled (run it as a background
-    task). DWELL promptness is bounded by ``interval_s``; one second meets DESIGN's
-    "DWELL within 1 s of the threshold". ``on_result`` receives each round's results
-    (e.g. to push the new deliveries to channel workers)."""
-    while True:
-        results = await fire_all_timers(store, cores, clock())
-        if on_result is not None and any(r.deliveries or r.events for r in results.values()):
+    """One round of the service's timer loop: :func:`fire_timers` for every tenant at
+    ``clock()``, ``limit`` users per transaction, one transaction after another until
+    fewer than ``limit`` were due. ``on_result(tenant_id, result)`` receives each
+    transaction's result.
+
+    A tenant that fails (or a failure to list the tenants) is logged and reported to
+    ``on_error``; the other tenants still fire, and the next round retries: the loop
+    must never die of one bad item. ``failures`` (kept by the caller across rounds)
+    logs a failure that repeats every round (the database is down) once when it starts
+    and once when it ends; without it every failure is logged.
+    """
+    failures = failures if failures is not None else FailureLog(log, "timers")
+    try:
+        tenants = await store.list_tenants()
+    except Exception as exc:
+        failures.failed("listing tenants", exc)
+        if on_error is not None:
+            on_error()
+        return
+    failures.succeeded("listing tenants")
+    for tenant in tenants:
+        step = f"tenant {tenant.tenant_id}"
+        # Small transactions, one after another until none is due: a burst of due
+        # timers (a crowd that entered together reaching its dwell threshold) must
+        # not hold the tenant's users, or the event loop, for long at a time.
+        while True:
             try:
-                await on_result(results)
-            except Exception:
-                log.exception("timer loop: result handler failed; continuing")
-        await asyncio.sleep(interval_s)
+                result = await fire_timers(store, cores, tenant.tenant_id, clock(),
+                                           limit=limit)
+            except Exception as exc:
+                failures.failed(step, exc)
+                if on_error is not None:
+                    on_error()
+                break
+            failures.succeeded(step)
+            if on_result is not None:
+                on_result(tenant.tenant_id, result)
+            if len(result.users) < limit:
+                break
+            await asyncio.sleep(0)  # let waiting requests in between transactions
 
 
 # --------------------------------------------------------------------------- internals

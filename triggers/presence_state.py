@@ -26,6 +26,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
@@ -62,9 +63,21 @@ class Visit:
     """Due time of this visit's live timer entry, on its user's clock (event time)."""
 
 
+class CandidateLevel(IntEnum):
+    """How far the previous accepted ping got into a venue with no open visit: the
+    second look an ENTER needs (see :mod:`triggers.presence`, "Rules")."""
+
+    NONE = 0
+    """No usable previous ping at this venue."""
+    TOUCHED = 1
+    """The accuracy circle touched the venue (signed edge distance > -accuracy)."""
+    CENTRE_INSIDE = 2
+    """The centre was inside but not deep enough to enter on its own."""
+
+
 Candidate = tuple[float, int]
 """What the previous accepted ping said about a venue with no open visit:
-(its ts, level) with level 1 = the accuracy circle touched, 2 = the centre was inside."""
+(its ts, :class:`CandidateLevel`)."""
 
 
 @dataclass(slots=True)
@@ -299,8 +312,10 @@ def visit_row(v: Visit) -> list[Any]:
 def visit_from_row(row: Sequence[Any]) -> Visit:
     """:func:`visit_row` read back; raises ``ValueError`` / ``TypeError`` if malformed."""
     venue_id, visit_id, enter_at, last_in, last_ev, done, streak, conf, sched = row
-    return Visit(str(venue_id), str(visit_id), float(enter_at), float(last_in),
-                 float(last_ev), int(done), int(streak), Confidence(conf), float(sched))
+    return Visit(venue_id=str(venue_id), visit_id=str(visit_id), enter_at=float(enter_at),
+                 last_inside_at=float(last_in), last_event_at=float(last_ev),
+                 dwell_done_s=int(done), out_streak=int(streak), confidence=Confidence(conf),
+                 scheduled_s=float(sched))
 
 
 def _f(x: float) -> float | str:
@@ -326,7 +341,7 @@ def snapshot(state: PresenceState) -> dict[str, Any]:
             [row, *visit_row(v)] for row, vs in sorted(state.visits.items()) for v in vs.values()
         ],
         "candidates": [
-            [row, venue_id, ts, level]
+            [row, venue_id, ts, int(level)]
             for row, cs in sorted(state.candidates.items()) for venue_id, (ts, level) in cs.items()
         ],
         "counters": state.counters.as_dict(),

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import heapq
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -248,7 +247,7 @@ def to_columns(state: PresenceState) -> PresenceColumns:
         cs = state.candidates.get(row, {})
         opened[row] = [
             [visit_row(vs[k]) for k in sorted(vs)],
-            [[vid, ts, level] for vid, (ts, level) in sorted(cs.items())],
+            [[vid, ts, int(level)] for vid, (ts, level) in sorted(cs.items())],
         ]
         if vs:
             due[row] = min(v.scheduled_s for v in vs.values()) + float(state.lag_s[row])
@@ -306,8 +305,3 @@ def from_columns(columns: PresenceColumns) -> PresenceState:
         raise TriggerError("lag_s must be finite and >= 0")
     state.timers = timer_entries(state)
     return state
-
-
-def next_due(columns: PresenceColumns) -> list[float | None]:
-    """``next_due_s`` with ``None`` for NaN (a nullable database column)."""
-    return [None if math.isnan(d) else d for d in columns.next_due_s.tolist()]

@@ -1,8 +1,9 @@
 """What handlers get from the app: typed keys for the state ``create_app`` wires up,
 and small helpers to read a request (JSON body, ids in the path, query values).
 
-The keys live here rather than in ``server/app.py`` so that route modules can import
-them without importing the composition root (which imports the routes).
+Every ``web.AppKey`` of the app is defined here, in one place: rather than in
+``server/app.py`` so that route modules can import them without importing the
+composition root (which imports the routes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from server.api.bodies import content_codings, decode
 from server.auth import Limiter
 from server.channels.inapp import StreamFanout, StreamHub
 from server.errors import NON_FINITE_NUMBER, ApiError, body_too_large, field_path, parse_json
+from server.group_commit import GroupCommitter
+from server.learner import ProfileLearner
 from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
@@ -57,6 +60,10 @@ BODY_LIMITS = web.AppKey("body_limits", dict[str, int])
 """Operation id → the largest request body it reads, in bytes (after gzip decoding)."""
 OUTBOX = web.AppKey("outbox", Outbox)
 """Set while the app runs (``cleanup_ctx``); absent when ``outbox_workers`` is 0."""
+GROUPS = web.AppKey("groups", GroupCommitter)
+"""The app's group committer of ping batches."""
+LEARNER = web.AppKey("learner", ProfileLearner)
+"""The app's profile learner."""
 
 ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"
 """Ids (users, venues, campaigns): 1 to 256 characters, no control characters (the

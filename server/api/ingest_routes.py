@@ -15,6 +15,8 @@ from aiohttp import web
 
 from server.api.context import (
     CORES,
+    GROUPS,
+    LEARNER,
     METRICS,
     OUTBOX,
     SETTINGS,
@@ -35,11 +37,10 @@ from server.api.schemas import (
 )
 from server.auth import Principal, basic_credentials
 from server.errors import ApiError, parse_json
-from server.group_commit import GROUPS
 from server.ingest.osmand import TraccarJson, parse_osmand_params, parse_traccar_json
 from server.ingest.owntracks import parse_owntracks
 from server.ingest.pings import Screened, screen, to_batch
-from server.learner import LEARNER, ended_visits
+from server.learner import ended_visits
 from server.pipeline import IngestResult
 from server.store.base import DeliveryRecord
 

@@ -285,8 +285,9 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     tenant_id: str | None = Field(
-        default=None, max_length=256, description="optional; when given, the tenant of the key (as GET "
-                                  "answers it): a policy cannot be put into another tenant")
+        default=None, max_length=256,
+        description="optional; when given, the tenant of the key (as GET answers it): a "
+                    "policy cannot be put into another tenant")
     policy: TenantPolicy = TenantPolicy()
     presence: dict[Annotated[str, Field(max_length=64)], float | int] = Field(
         default_factory=dict, max_length=len(_PRESENCE_FIELDS),

@@ -533,18 +533,7 @@ def build_context(
     """
     context: dict[str, Any] = {}
     if "user" in names:
-        attributes = profile.attributes
-        # ``model_dump()`` of a model of scalars, at a tenth of its cost: the field values
-        # (declared order), then the extra keys (validated JSON scalars).
-        user: dict[str, Any] = {**attributes.__dict__, **(attributes.model_extra or {})}
-        user.update(
-            user_id=profile.user_id,
-            tags=list(profile.tags),
-            scene_tags=list(profile.scene_tags),
-            segment=segment,
-            language=profile.content_locale,
-        )
-        context["user"] = user
+        context["user"] = _user_context(profile, segment)
     if "venue" in names:
         context["venue"] = {
             "id": venue.id,
@@ -563,18 +552,7 @@ def build_context(
             "visit_id": visit_id,
         }
     if "offer" in names:
-        expires_at = now + campaign.offer_ttl_s
-        expires_local = datetime.fromtimestamp(expires_at, local.tzinfo)
-        offer: dict[str, Any] = dict(campaign.offer)
-        # f-strings, not strftime("%H:%M"): the same text at a fraction of the cost.
-        offer.update(
-            campaign_id=campaign.id,
-            variant_id=variant_id,
-            ttl_s=campaign.offer_ttl_s,
-            expires_at=expires_at,
-            expires_local=f"{expires_local.hour:02d}:{expires_local.minute:02d}",
-        )
-        context["offer"] = offer
+        context["offer"] = _offer_context(campaign, variant_id, now, local)
     if "time_of_day" in names:
         context["time_of_day"] = time_of_day(local)
     if "local_time" in names:
@@ -588,3 +566,37 @@ def build_context(
     if "route" in names:
         context["route"] = None if route is None else route.as_context()
     return context
+
+
+def _user_context(profile: Profile, segment: str) -> dict[str, Any]:
+    """The ``user`` entry of :func:`build_context`."""
+    attributes = profile.attributes
+    # ``model_dump()`` of a model of scalars, at a tenth of its cost: the field values
+    # (declared order), then the extra keys (validated JSON scalars).
+    user: dict[str, Any] = {**attributes.__dict__, **(attributes.model_extra or {})}
+    user.update(
+        user_id=profile.user_id,
+        tags=list(profile.tags),
+        scene_tags=list(profile.scene_tags),
+        segment=segment,
+        language=profile.content_locale,
+    )
+    return user
+
+
+def _offer_context(
+    campaign: Campaign, variant_id: str, now: float, local: datetime
+) -> dict[str, Any]:
+    """The ``offer`` entry of :func:`build_context`."""
+    expires_at = now + campaign.offer_ttl_s
+    expires_local = datetime.fromtimestamp(expires_at, local.tzinfo)
+    offer: dict[str, Any] = dict(campaign.offer)
+    # f-strings, not strftime("%H:%M"): the same text at a fraction of the cost.
+    offer.update(
+        campaign_id=campaign.id,
+        variant_id=variant_id,
+        ttl_s=campaign.offer_ttl_s,
+        expires_at=expires_at,
+        expires_local=f"{expires_local.hour:02d}:{expires_local.minute:02d}",
+    )
+    return offer

@@ -164,6 +164,68 @@ class _Profiles:
         return made
 
 
+def _worlds(
+    scenario: Scenario, candidate: Campaign | None
+) -> tuple[list[_World], BacktestTally | None]:
+    """The live world, and with ``candidate`` the shadow world that back-tests it (the
+    live campaigns with the candidate added, or replacing its namesake) and its tally."""
+    live = list(scenario.spec.campaigns)
+    worlds = [_World(CampaignIndex(live), dwell_thresholds(live, scenario.venues))]
+    if candidate is None:
+        return worlds, None
+    shadow = [c for c in live if c.id != candidate.id] + [candidate]
+    worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, scenario.venues)))
+    return worlds, BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+
+
+def _user_ids(scenario: Scenario, devs: Sequence[Device]) -> set[str]:
+    """Every user of the run: the generated devices' and the recorded pings'."""
+    user_ids = {d.user_id for d in devs}
+    if scenario.recorded is not None:
+        user_ids.update(np.unique(scenario.recorded.user_id).tolist())
+    return user_ids
+
+
+@dataclass(slots=True)
+class _Decider:
+    """Called with each batch of presence events (and the time they are decided at):
+    decides each in every world, records the live world's outcome in ``result``,
+    tallies the back-test, and lets the user's profile learn from the event."""
+
+    result: SimulationResult
+    worlds: list[_World]
+    tally: BacktestTally | None
+    venues: Mapping[str, Venue]
+    profiles: _Profiles
+    tenant: TenantPolicy
+    zone: str
+    keep_records: bool
+
+    def __call__(self, events: Sequence[PresenceEvent], now: float) -> None:
+        result, keep_records = self.result, self.keep_records
+        for event in events:
+            result.stats.add_event(event)
+            if keep_records:
+                result.events.append(event)
+            venue = self.venues[event.venue_id]
+            profile = self.profiles(event.user_id)
+            decided: list[Decision | None] = []
+            for k, world in enumerate(self.worlds):
+                if not world.sees(event):
+                    decided.append(None)
+                    continue
+                decision = decide(event, profile, world.index, venue, self.tenant, world.ledger,
+                                  now)
+                for entry in decision.ledger_entries():
+                    world.ledger.record(entry)
+                decided.append(decision)
+                if k == 0:
+                    _record(result, event, decision, keep_records)
+            if self.tally is not None:
+                self.tally.add(decided[0], decided[1])
+            self.profiles.learn(event, self.venues, now, self.zone)
+
+
 def simulate(
     scenario: Scenario,
     *,
@@ -179,30 +241,21 @@ def simulate(
     """
     spec = scenario.spec
     tz = spec.tz
-    venues = scenario.venues
     by_id = scenario.venues_by_id
     tenant: TenantPolicy = spec.policy.tenant()
-    live = list(spec.campaigns)
-    worlds = [_World(CampaignIndex(live), dwell_thresholds(live, venues))]
-    tally: BacktestTally | None = None
-    if candidate is not None:
-        shadow = [c for c in live if c.id != candidate.id] + [candidate]
-        worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, venues)))
-        tally = BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+    worlds, tally = _worlds(scenario, candidate)
     presence = spec.policy.presence.build().with_venues(
-        ((v.id, v.dwell_s) for v in venues),
+        ((v.id, v.dwell_s) for v in scenario.venues),
         {vid: tuple(sorted(set().union(*(w.thresholds[vid] for w in worlds))))
          for vid in by_id},
     )
-    index = GeofenceIndex.build([v.fence() for v in venues if v.enabled])
+    index = GeofenceIndex.build([v.fence() for v in scenario.venues if v.enabled])
 
     devs, crowd_of = devices(scenario)
     profiles = _Profiles(spec.profiles, spec.users, crowd_of)
     zone = str(getattr(tz, "key", "") or tenant.default_timezone)
     stream = PingStream(devs, scenario.recorded, spec.seed, _end_hint(scenario, devs))
-    user_ids = {d.user_id for d in devs}
-    if scenario.recorded is not None:
-        user_ids.update(np.unique(scenario.recorded.user_id).tolist())
+    user_ids = _user_ids(scenario, devs)
     tracked = sorted(user_ids)[:track_users]
     tracks = {u: Track() for u in tracked}
     tracked_arr = np.asarray(tracked, dtype=str)
@@ -217,28 +270,7 @@ def simulate(
         open_visits=0,
     )
     state = new_state()
-
-    def handle(events: Sequence[PresenceEvent], now: float) -> None:
-        for event in events:
-            result.stats.add_event(event)
-            if keep_records:
-                result.events.append(event)
-            venue = by_id[event.venue_id]
-            profile = profiles(event.user_id)
-            decided: list[Decision | None] = []
-            for k, world in enumerate(worlds):
-                if not world.sees(event):
-                    decided.append(None)
-                    continue
-                decision = decide(event, profile, world.index, venue, tenant, world.ledger, now)
-                for entry in decision.ledger_entries():
-                    world.ledger.record(entry)
-                decided.append(decision)
-                if k == 0:
-                    _record(result, event, decision, keep_records)
-            if tally is not None:
-                tally.add(decided[0], decided[1])
-            profiles.learn(event, by_id, now, zone)
+    handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records)
 
     def fire(until: float) -> None:
         while state.timers and state.timers[0][0] <= until:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from server.api.context import LEARNER
 from server.auth import Role
-from server.learner import LEARNER
 from tests.server.api.conftest import HELSINKI, Api, campaign_body, ping, venue_feature
 from tests.server.api.test_service import assert_error
 from tests.server.conftest import TENANT

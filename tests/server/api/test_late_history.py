@@ -3,7 +3,7 @@ in one request or many, gives one visit — on both stores, with the server's ti
 running between the requests — and its events stay ``stale`` (never pushed).
 
 The timer loop's round is :func:`server.pipeline.fire_timers` at the fake clock's time,
-called between requests exactly as ``server.app._timer_loop`` calls it.
+called between requests exactly as ``server.pipeline.fire_all_timers`` calls it.
 """
 
 from __future__ import annotations

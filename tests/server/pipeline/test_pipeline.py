@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.pipeline import fire_all_timers, fire_timers, ingest
+from server.pipeline import IngestResult, fire_all_timers, fire_timers, ingest
 from server.store import NotFoundError, PolicyRecord, Store, StoreUnavailableError
 from server.store.base import DecisionRecord
 from server.store.roles import BatchTx
@@ -222,7 +222,9 @@ async def test_timer_round_logs_and_skips_a_failing_tenant(
     enter_at = (await store.list_events(TENANT, "u1"))[0].event.at
     wrapped = _BrokenTenantStore(store, "broken")
     with caplog.at_level(logging.ERROR, logger="geopush.pipeline"):
-        results = await fire_all_timers(wrapped, cores, enter_at + 300)
+        results: dict[str, IngestResult] = {}
+        await fire_all_timers(wrapped, cores, lambda: enter_at + 300,
+                              on_result=results.__setitem__)
     assert "broken" not in results
     assert len(results[TENANT].deliveries) == 1
     assert any("broken" in r.getMessage() for r in caplog.records)
