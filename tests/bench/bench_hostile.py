@@ -41,7 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.bench.bench_service import ROOT, _forum, _free_port
+from tests.bench.bench_service import ROOT, _forum, _free_port, set_up_forum
 
 VICTIM_KEY = "bench-hostile-victim-admin-0123456789"
 ATTACKER_KEY = "bench-hostile-attacker-admin-0123456789"
@@ -169,19 +169,8 @@ class Attacker:
 
 
 async def _prepare_victim(base: str) -> str:
-    headers = {"Authorization": f"Bearer {VICTIM_KEY}"}
-    feature, _, _ = _forum()
     async with aiohttp.ClientSession() as session:
-        async with session.put(f"{base}/v1/venues/forum", json=feature, headers=headers) as r:
-            assert r.status == 201, await r.text()
-        async with session.post(f"{base}/v1/campaigns", headers=headers, json={
-                "id": "hello", "name": "Hello", "status": "active",
-                "trigger": {"event": "dwell", "dwell_s": 300}, "venues": {"ids": ["forum"]},
-                "variants": [{"id": "a", "title": "Hi", "body": "Welcome"}]}) as r:
-            assert r.status == 201, await r.text()
-        async with session.post(f"{base}/v1/keys", headers=headers, json={"role": "sdk"}) as r:
-            assert r.status == 201, await r.text()
-            return str((await r.json())["key"])
+        return await set_up_forum(session, base, {"Authorization": f"Bearer {VICTIM_KEY}"})
 
 
 async def _victim_load(port: int, key: str, seconds: float, rate: float,

@@ -436,17 +436,24 @@ async def _prepare(port: int, proc: subprocess.Popen[bytes], log: Path) -> str:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
-        feature, _, _ = _forum()
-        async with session.put(f"{base}/v1/venues/forum", json=feature, headers=admin) as r:
-            assert r.status == 201, await r.text()
-        async with session.post(f"{base}/v1/campaigns", headers=admin, json={
-                "id": "hello", "name": "Hello", "status": "active",
-                "trigger": {"event": "dwell", "dwell_s": 300}, "venues": {"ids": ["forum"]},
-                "variants": [{"id": "a", "title": "Hi", "body": "Welcome"}]}) as r:
-            assert r.status == 201, await r.text()
-        async with session.post(f"{base}/v1/keys", headers=admin, json={"role": "sdk"}) as r:
-            assert r.status == 201, await r.text()
-            return str((await r.json())["key"])
+        return await set_up_forum(session, base, admin)
+
+
+async def set_up_forum(session: aiohttp.ClientSession, base: str,
+                       admin: dict[str, str]) -> str:
+    """Forum and an active DWELL campaign on it, for the tenant of ``admin``; returns a
+    new SDK key of that tenant (the load generator's)."""
+    feature, _, _ = _forum()
+    async with session.put(f"{base}/v1/venues/forum", json=feature, headers=admin) as r:
+        assert r.status == 201, await r.text()
+    async with session.post(f"{base}/v1/campaigns", headers=admin, json={
+            "id": "hello", "name": "Hello", "status": "active",
+            "trigger": {"event": "dwell", "dwell_s": 300}, "venues": {"ids": ["forum"]},
+            "variants": [{"id": "a", "title": "Hi", "body": "Welcome"}]}) as r:
+        assert r.status == 201, await r.text()
+    async with session.post(f"{base}/v1/keys", headers=admin, json={"role": "sdk"}) as r:
+        assert r.status == 201, await r.text()
+        return str((await r.json())["key"])
 
 
 def _run_load(port: int, key: str, duration_s: float, rate: float | None,
