@@ -181,15 +181,7 @@ async def _apns_server(ec_key: ec.EllipticCurvePrivateKey, clock: FakeClock,
     config.certfile, config.keyfile = str(tls[0]), str(tls[1])
     config.graceful_timeout = 1.0
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-        else:
-            writer.close()
-            await writer.wait_closed()
-            break
+    await eventually(lambda: _listening(port), timeout_s=5)
     return ApnsServer(app, f"https://127.0.0.1:{port}", tls[2]), task
 
 
@@ -311,3 +303,14 @@ async def test_rotating_the_webhook_secret_keeps_the_old_receiver_verifying(live
         await eventually(lambda: _status(live, created["id"], "sent"))
     assert [m["delivery_id"] for m in rx.accepted] == [created["id"]]
     assert rx.bad_signatures == 0
+
+
+async def _listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True

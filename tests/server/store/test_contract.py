@@ -520,6 +520,7 @@ async def test_a_second_batch_of_a_user_waits_for_the_first(store: Store, tenant
     async def first() -> None:
         async with store.batch(tenant, ["u1", "u2"]) as tx:
             inside.set()
+            # Holding the batch open is the point: the second one must queue behind it.
             await asyncio.sleep(0.05)
             await tx.save_state(presence("u1", T0 + 1))
             order.append("first")
