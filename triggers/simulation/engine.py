@@ -164,7 +164,7 @@ class _Profiles:
         return made
 
 
-def simulate(
+def simulate(  # noqa: PLR0915 - its closures (handle, fire) share the run's state
     scenario: Scenario,
     *,
     candidate: Campaign | None = None,
