@@ -202,13 +202,13 @@ class Stream:
                 slots[b"w%d" % slot] = repr(self.lat0 + north / self.m_lat + noise).encode()
             return body % slots
         rounds = i // USERS
-        if (ts := self._device_ts.get(rounds)) is None:
+        if (stamps := self._device_ts.get(rounds)) is None:
             start = self.t0 + rounds * BATCH
-            ts = {b"t%d" % k: repr(round(start + k, 3)).encode() for k in range(BATCH)}
-            self._device_ts[rounds] = ts
+            stamps = {b"t%d" % k: repr(round(start + k, 3)).encode() for k in range(BATCH)}
+            self._device_ts[rounds] = stamps
         if not walkers:
-            return body % ts
-        slots = dict(ts)
+            return body % stamps
+        slots = dict(stamps)
         user, start = self._key(i)[0], self.t0 + rounds * BATCH
         for slot, noise in walkers:
             north = self._north_m(user, start + slot)

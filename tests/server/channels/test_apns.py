@@ -30,7 +30,7 @@ from server.channels.base import (
     Retry,
     TokenInvalid,
 )
-from tests.server.channels.builders import Clock, LocalTls, free_port, message
+from tests.server.channels.builders import Clock, HandClock, LocalTls, free_port, message
 from tests.server.waiting import eventually
 
 TEAM = "TEAM123456"
@@ -48,7 +48,7 @@ class Apple:
     """What the stand-in saw and what it is told to answer."""
 
     public_key: ec.EllipticCurvePublicKey
-    clock: Clock
+    clock: HandClock
     answers: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     refused_jwts: set[str] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -93,7 +93,7 @@ async def test_every_time_the_store_stamps_is_the_injected_clocks(
     clock = ManualClock(T0)
     store = await open_clocked(pg_store, database_url, clock)
     phone = Contacts(devices=(Device(platform="fcm", token="dead"),))
-    steps = [
+    steps: list[Callable[[], Awaitable[object]]] = [
         lambda: store.ensure_tenant("acme"),
         lambda: store.create_key("acme", key_id="k1", key_hash=hash_key("a"), role=Role.SDK),
         lambda: store.put_venues("acme", [venue(FORUM)]),
