@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Route
+    from playwright.sync_api import Browser, Page, Route, ViewportSize
 
 CHROMIUM = Path(os.environ.get("GEOPUSH_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = (
@@ -33,7 +33,7 @@ FLAGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 )
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
-VIEWPORT = {"width": 1200, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1200, "height": 800}
 
 
 def _unavailable(why: str) -> None:

@@ -32,12 +32,12 @@ def test_pure_core_module_does_no_io_and_reads_no_clock(path: Path) -> None:
     problems: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names, line = [a.name for a in node.names], node.lineno
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
+            names, line = [node.module], node.lineno
         else:
-            names = []
-        problems += [f"line {node.lineno}: imports {n}" for n in names
+            names, line = [], 0
+        problems += [f"line {line}: imports {n}" for n in names
                      if n.split(".")[0] in FORBIDDEN_IMPORTS]
         if (
             isinstance(node, ast.Attribute)

@@ -135,15 +135,11 @@ class PingColumns:
         ))
 
 
-def generate(spec: TrajectorySpec, seed: int) -> PingColumns:
-    """The pings of ``spec`` with randomness from ``numpy.random.default_rng(seed)``."""
-    if spec.interval_s <= 0 or spec.speed_mps <= 0:
-        raise TriggerError("interval_s and speed_mps must be > 0")
-    rng = np.random.default_rng(seed)
+def _keyframes(spec: TrajectorySpec, kx: float,
+               ky: float) -> tuple[list[float], list[float], list[float]]:
+    """(time offset s, x m, y m) at every corner of the route, in the local frame centred
+    on ``spec.start`` with scales ``kx``, ``ky`` (m per degree of lng, lat)."""
     lat0, lng0 = spec.start.lat, spec.start.lng
-    kx, ky = (float(k) for k in frame_scales(lat0))
-
-    # Keyframes: (time offset, x, y) at every corner of the route.
     key_t, key_x, key_y = [0.0], [0.0], [0.0]
     for leg in spec.route:
         t, x, y = key_t[-1], key_x[-1], key_y[-1]
@@ -158,6 +154,17 @@ def generate(spec: TrajectorySpec, seed: int) -> PingColumns:
         key_t.append(t + math.hypot(nx - x, ny - y) / leg_speed)
         key_x.append(nx)
         key_y.append(ny)
+    return key_t, key_x, key_y
+
+
+def generate(spec: TrajectorySpec, seed: int) -> PingColumns:
+    """The pings of ``spec`` with randomness from ``numpy.random.default_rng(seed)``."""
+    if spec.interval_s <= 0 or spec.speed_mps <= 0:
+        raise TriggerError("interval_s and speed_mps must be > 0")
+    rng = np.random.default_rng(seed)
+    lat0, lng0 = spec.start.lat, spec.start.lng
+    kx, ky = (float(k) for k in frame_scales(lat0))
+    key_t, key_x, key_y = _keyframes(spec, kx, ky)
 
     offsets = np.arange(0.0, key_t[-1] + 1e-9, spec.interval_s)
     for gap_at, gap_s in spec.gaps:

@@ -226,7 +226,9 @@ def _used_venues(result: SimulationResult, scenario: Scenario) -> list[Venue]:
     return [by_id[i] for i in sorted(keep) if i in by_id]
 
 
-def render_map(result: SimulationResult, scenario: Scenario, path: Path) -> None:
+def render_map(  # noqa: PLR0915 - one layer after another, a straight-line script
+    result: SimulationResult, scenario: Scenario, path: Path,
+) -> None:
     """Write a Leaflet map that works offline: layers venues, trajectories, events,
     pushes (see :mod:`server.cli.maps`)."""
     import folium  # noqa: PLC0415 - only when a map is drawn

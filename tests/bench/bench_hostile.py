@@ -41,7 +41,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.bench.bench_service import ROOT, _forum, _free_port, set_up_forum
+from tests.bench.bench_service import ROOT, _forum, set_up_forum
+from tests.server.serve import free_port
 
 VICTIM_KEY = "bench-hostile-victim-admin-0123456789"
 ATTACKER_KEY = "bench-hostile-attacker-admin-0123456789"
@@ -209,7 +210,7 @@ def _server_cpu_s(pid: int) -> float:
 
 
 async def _measure(seconds: float, rate: float) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = ROOT / "out" / "bench_hostile_server.log"
     log.parent.mkdir(exist_ok=True)

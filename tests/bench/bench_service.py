@@ -46,7 +46,6 @@ import os
 import random
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -57,6 +56,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
+
+from tests.server.serve import free_port, serve_command, wait_up
 
 ROOT = Path(__file__).resolve().parents[2]
 VENUES = ROOT / "fixtures" / "venues" / "helsinki_venues.geojson"
@@ -201,13 +202,13 @@ class Stream:
                 slots[b"w%d" % slot] = repr(self.lat0 + north / self.m_lat + noise).encode()
             return body % slots
         rounds = i // USERS
-        if (ts := self._device_ts.get(rounds)) is None:
+        if (stamps := self._device_ts.get(rounds)) is None:
             start = self.t0 + rounds * BATCH
-            ts = {b"t%d" % k: repr(round(start + k, 3)).encode() for k in range(BATCH)}
-            self._device_ts[rounds] = ts
+            stamps = {b"t%d" % k: repr(round(start + k, 3)).encode() for k in range(BATCH)}
+            self._device_ts[rounds] = stamps
         if not walkers:
-            return body % ts
-        slots = dict(ts)
+            return body % stamps
+        slots = dict(stamps)
         user, start = self._key(i)[0], self.t0 + rounds * BATCH
         for slot, noise in walkers:
             north = self._north_m(user, start + slot)
@@ -305,8 +306,10 @@ class _Tally:
         self.ignored.update(doc.get("ignored") or {})
 
 
-async def _load(port: int, key: str, duration_s: float, rate: float | None, *,
-                shape: str, t0: float | None = None, first: int = 0) -> dict[str, Any]:
+async def _load(  # noqa: PLR0915 - its closures share the connection and tallies
+    port: int, key: str, duration_s: float, rate: float | None, *,
+    shape: str, t0: float | None = None, first: int = 0,
+) -> dict[str, Any]:
     """Send batches for ``duration_s``: closed loop with CONCURRENCY requests in flight
     (``rate`` None) or open loop at ``rate`` batches/s, latency from the scheduled
     send time (a batch waits in a queue when every connection is busy)."""
@@ -392,12 +395,6 @@ async def _load(port: int, key: str, duration_s: float, rate: float | None, *,
 # --------------------------------------------------------------------------- server side
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _admin(database_url: str, sql: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
@@ -410,13 +407,10 @@ def _start_server(port: int, database_url: str | None, profile: Path | None,
                   log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "GEOPUSH_RATE_SDK_PER_S": "1000000",
            "GEOPUSH_RATE_SDK_BURST": "1000000", "GEOPUSH_LOG_LEVEL": "WARNING"}
-    args = ["serve", "--port", str(port), "--admin-key", ADMIN_KEY]
-    if database_url:
-        args += ["--database-url", database_url]
+    cmd = serve_command("--port", str(port), "--admin-key", ADMIN_KEY,
+                        *(["--database-url", database_url] if database_url else []))
     if profile is not None:
-        cmd = [sys.executable, "-c", _PROFILED, str(profile), *args]
-    else:
-        cmd = [sys.executable, "-m", "server.cli", *args]
+        cmd = [sys.executable, "-c", _PROFILED, str(profile), *cmd[3:]]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -424,18 +418,8 @@ def _start_server(port: int, database_url: str | None, profile: Path | None,
 async def _prepare(port: int, proc: subprocess.Popen[bytes], log: Path) -> str:
     base = f"http://127.0.0.1:{port}"
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    await wait_up(base, proc, path="/readyz", log=log)
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log.read_text()}")
-            try:
-                async with session.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
         return await set_up_forum(session, base, admin)
 
 
@@ -483,7 +467,7 @@ def _print_phase(store: str, phase: str, r: dict[str, Any]) -> None:
 
 def _measure(store: str, database_url: str | None, duration_s: float,
              profile_dir: Path | None, shape: str) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     log = ROOT / "out" / f"bench_service_{store}.log"
     log.parent.mkdir(exist_ok=True)
     profile = None if profile_dir is None else profile_dir / f"{store}.prof"

@@ -16,7 +16,8 @@ import pandas as pd
 venues_path, points_path, out_path = sys.argv[1:4]
 venues = gpd.read_file(venues_path)[["id", "geometry"]].rename(columns={"id": "venue_id"})
 venues["venue_order"] = range(len(venues))
-points = pd.read_csv(points_path, dtype={"id": str, "lat": "float64", "lng": "float64"})
+dtypes: dict[str, type[str] | str] = {"id": str, "lat": "float64", "lng": "float64"}
+points = pd.read_csv(points_path, dtype=dtypes)
 frame = gpd.GeoDataFrame({"point_id": points["id"]}, crs=venues.crs,
                          geometry=gpd.points_from_xy(points["lng"], points["lat"]))
 joined = gpd.sjoin(frame, venues, how="inner", predicate="intersects")

@@ -21,7 +21,8 @@ with open(venues_path, encoding="utf-8") as fh:
 venue_ids = np.array([f["properties"]["id"] for f in features], dtype=object)
 tree = shapely.STRtree(shapely.from_geojson([json.dumps(f["geometry"]) for f in features]))
 
-points = pd.read_csv(points_path, dtype={"id": str, "lat": "float64", "lng": "float64"})
+dtypes: dict[str, type[str] | str] = {"id": str, "lat": "float64", "lng": "float64"}
+points = pd.read_csv(points_path, dtype=dtypes)
 point, venue = tree.query(shapely.points(points["lng"].to_numpy(), points["lat"].to_numpy()),
                           predicate="intersects")
 order = np.lexsort((venue, point))

@@ -102,7 +102,8 @@ def reference_edge_m(
     x, y = tr.transform(lng, lat)
     d = shapely.distance(projected.boundary, shapely.points(x, y))
     inside = shapely.intersects_xy(fence.shape, lng, lat)
-    return np.where(inside, d, -d)
+    signed: NDArray[np.float64] = np.where(inside, d, -d)
+    return signed
 
 
 def points_near_edges(
@@ -114,11 +115,12 @@ def points_near_edges(
         if fence.is_circle:
             assert fence.center is not None and fence.radius_m is not None
             a = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-            lng, lat = offset(fence.center, 0, 0)
+            c_lng, c_lat = offset(fence.center, 0, 0)
             pts = np.column_stack(
                 [
-                    lng + fence.radius_m * np.cos(a) / (M_PER_DEG * math.cos(math.radians(lat))),
-                    lat + fence.radius_m * np.sin(a) / M_PER_DEG,
+                    c_lng + fence.radius_m * np.cos(a)
+                    / (M_PER_DEG * math.cos(math.radians(c_lat))),
+                    c_lat + fence.radius_m * np.sin(a) / M_PER_DEG,
                 ]
             )
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from h3.api import basic_int as h3i
@@ -43,10 +45,10 @@ def test_pairs_are_sorted_by_point_then_fence_with_contract_dtypes() -> None:
     key = hits.point * len(FENCES) + hits.fence
     assert np.all(np.diff(key) > 0)
     assert (hits.point.dtype, hits.fence.dtype, hits.inside.dtype, hits.edge_m.dtype) == (
-        np.int64,
-        np.int32,
-        np.bool_,
-        np.float64,
+        np.dtype(np.int64),
+        np.dtype(np.int32),
+        np.dtype(np.bool_),
+        np.dtype(np.float64),
     )
 
 
@@ -77,7 +79,8 @@ def test_per_point_near_m_widens_only_that_point() -> None:
 def test_index_arrays_cannot_be_written() -> None:
     index = GeofenceIndex.build(FENCES)
     t = index._t
-    arrays = [t.entry_fence, t.entry_kind, t.entry_bound, t.geoms, t.frame, t.circle]
+    arrays: list[np.ndarray[Any, Any]] = [
+        t.entry_fence, t.entry_kind, t.entry_bound, t.geoms, t.frame, t.circle]
     arrays += [a for level in t.levels for a in (level.keys, level.start, level.end)]
     for a in arrays:
         with pytest.raises(ValueError, match="read-only"):

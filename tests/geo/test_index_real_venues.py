@@ -58,7 +58,10 @@ def test_near_query_reports_every_fence_within_near_m_with_its_edge_distance(
         (int(p), int(f)): (bool(i), float(e))
         for p, f, i, e in zip(hits.point, hits.fence, hits.inside, hits.edge_m, strict=True)
     }
-    tol = lambda d: np.maximum(0.5, 0.005 * np.abs(d))  # noqa: E731
+
+    def tol(d: float) -> float:
+        return max(0.5, 0.005 * abs(d))
+
     # Per fence, compare with the independent edge distance of every nearby point.
     tree = shapely.STRtree([f.shape for f in fences])
     pts = shapely.points(lng, lat)

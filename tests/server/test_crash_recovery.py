@@ -22,9 +22,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -39,11 +37,12 @@ import pytest
 
 from geo.distance import frame_scales
 from geo.latlng import LatLng
+from tests.server.serve import ROOT, free_port, serve_command, wait_up
+from tests.server.waiting import eventually
 from triggers.trajectory import Go, PingColumns, TrajectorySpec, Wait, generate_many
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.asyncio(loop_scope="session")]
 
-ROOT = Path(__file__).resolve().parents[2]
 VENUES = ROOT / "fixtures" / "venues" / "helsinki_venues.geojson"
 FORUM_OSM_ID = "osm:way/289767497"
 ADMIN_KEY = "crash-test-admin-key-0123456789"
@@ -99,12 +98,6 @@ def _lanes(end: float, centre: LatLng) -> list[list[list[dict[str, Any]]]]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     url: str
@@ -120,8 +113,8 @@ class Server:
         self.starts += 1
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve", "--database-url", self.url,
-                 "--port", str(self.port), "--admin-key", ADMIN_KEY],
+                serve_command("--database-url", self.url, "--port", str(self.port),
+                              "--admin-key", ADMIN_KEY),
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def kill(self) -> None:
@@ -129,23 +122,15 @@ class Server:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            try:
-                async with session.get(f"http://127.0.0.1:{self.port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"server not ready in 20 s:\n{self.log.read_text()}")
+    async def wait_ready(self) -> None:
+        assert self.proc is not None
+        await wait_up(f"http://127.0.0.1:{self.port}", self.proc, path="/readyz",
+                      timeout_s=20, log=self.log)
 
 
 @contextmanager
 def running(url: str, log: Path) -> Iterator[Server]:
-    server = Server(url, _free_port(), log)
+    server = Server(url, free_port(), log)
     try:
         server.start()
         yield server
@@ -226,16 +211,17 @@ async def _drive(server: Server, key: str, load: Load, *, kill: bool) -> None:
                 load.failures += 1
                 assert time.monotonic() < deadline, "retries did not get through in time"
                 await back.wait()
+                # A client's pause between retries (part of the load), not a wait for a state.
                 await asyncio.sleep(0.05)
             load.acked.add((n, b))
             if kill and not killed.is_set() and len(load.acked) >= KILL_AFTER * total:
                 killed.set()  # the other lanes have requests in flight right now
                 server.kill()
 
-    async def restarter(session: aiohttp.ClientSession) -> None:
+    async def restarter() -> None:
         await killed.wait()
         server.start()
-        await server.wait_ready(session)
+        await server.wait_ready()
         back.set()
 
     timeout = aiohttp.ClientTimeout(total=10)
@@ -243,7 +229,7 @@ async def _drive(server: Server, key: str, load: Load, *, kill: bool) -> None:
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         tasks = [asyncio.create_task(lane(n, session)) for n in range(LANES)]
         if kill:
-            tasks.append(asyncio.create_task(restarter(session)))
+            tasks.append(asyncio.create_task(restarter()))
         await asyncio.gather(*tasks)
         # A client that lost some answers sends those batches again: every 4th
         # acknowledged batch of each lane, in order, after the lane is done.
@@ -258,13 +244,14 @@ async def _run(url: str, log: Path, lanes: list[list[list[dict[str, Any]]]],
     load = Load(lanes)
     with running(url, log) as server:
         async with aiohttp.ClientSession() as session:
-            await server.wait_ready(session)
+            await server.wait_ready()
             key = await _setup(session, f"http://127.0.0.1:{server.port}", feature)
         await _drive(server, key, load, kill=kill)
         if kill:
             assert server.starts == 2 and load.failures > 0
-        # Let the timer loop (1 s) fire whatever became due with the last batches.
-        await asyncio.sleep(1.5)
+        # The timer loop (1 s) fires what became due with the last batches: wait until
+        # every visit is closed and every event decided.
+        await eventually(lambda: _settled(url))
     return load
 
 
@@ -274,6 +261,16 @@ async def _fetch(url: str, query: str) -> list[asyncpg.Record]:
         return list(await conn.fetch(query))
     finally:
         await conn.close()
+
+
+async def _settled(url: str) -> bool:
+    """Every ENTER has its EXIT and every event its decision."""
+    [[settled]] = await _fetch(url, """
+        SELECT count(*) FILTER (WHERE kind = 'enter') > 0
+           AND count(*) FILTER (WHERE kind = 'enter') = count(*) FILTER (WHERE kind = 'exit')
+           AND count(*) = (SELECT count(*) FROM decisions)
+          FROM events""")
+    return bool(settled)
 
 
 async def test_kill_9_under_load_loses_and_doubles_nothing(

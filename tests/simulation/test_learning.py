@@ -29,6 +29,7 @@ def test_three_commuting_mornings_make_a_simulated_user_a_commuter() -> None:
     assert learned.first_seen == at("2026-11-02 08:00", SHANGHAI)
     # ENTER and DWELL teach nothing; neither does a venue the scenario lacks.
     before = profiles("u1")
+    assert before.last_active is not None
     enter = PresenceEvent("u1", GUOMAO, EventKind.ENTER, before.last_active + 9, "v9", None,
                           Confidence.HIGH, None, False)
     profiles.learn(enter, VENUES, before.last_active + 9, SHANGHAI)

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numpy.typing import NDArray
 
 from geo.distance import frame_scales
 from geo.latlng import LatLng
@@ -101,8 +102,8 @@ def geolife_like(draw: st.DrawFn) -> PingColumns:
     return generate_many(specs, draw(st.integers(0, 2**16)))
 
 
-def _csv(cols: PingColumns, *, grouped: bool, received_at: Sequence[float] | None = None,
-         ) -> str:
+def _csv(cols: PingColumns, *, grouped: bool,
+         received_at: Sequence[float] | NDArray[np.float64] | None = None) -> str:
     """The pings as DESIGN's CSV, sorted by time (ties by user) or grouped by user."""
     order = (np.lexsort((cols.ts, cols.user_id)) if grouped
              else np.lexsort((cols.user_id, cols.ts)))

@@ -56,6 +56,6 @@ def test_a_batch_split_by_verdict_names_each_rejected_ping() -> None:
     verdicts = np.zeros(len(pings), dtype=np.int8)
     process_batch(new_state(), helsinki_index(), batch(pings), PresencePolicy(), T0 + 30,
                   verdicts=verdicts)
-    assert [Verdict(v) for v in verdicts] == [
+    assert [Verdict(int(v)) for v in verdicts] == [
         Verdict.ACCEPTED, Verdict.DUPLICATE, Verdict.MOCK, Verdict.INACCURATE,
         Verdict.INVALID]

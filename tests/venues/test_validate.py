@@ -80,7 +80,7 @@ def test_point_with_radius_stays_a_circle() -> None:
     load = _load(feature("tiananmen", point(*TIANANMEN), radius_m=250, kind="other",
                          timezone="Asia/Shanghai"))
     (venue,) = load.venues
-    assert venue.shape is None
+    assert venue.shape is None and venue.center is not None
     assert (venue.center.lat, venue.center.lng, venue.radius_m) == (39.9055, 116.3975, 250.0)
     assert venue.fence().is_circle
 
@@ -153,6 +153,7 @@ def test_unknown_kind_lists_the_kinds_and_suggests_the_close_one() -> None:
 def test_polygon_with_a_hole_inside_is_accepted_and_keeps_its_hole() -> None:
     hole = box_ring(24.9415, 60.1703, 24.9420, 60.1706)
     (venue,) = _load(feature("courtyard", polygon(box_ring(*HELSINKI_BOX), hole))).venues
+    assert venue.shape is not None
     assert len(venue.shape.interiors) == 1
     assert not venue.shape.covers(Point(24.94175, 60.17045))
 

@@ -367,7 +367,9 @@ def _after(t: float) -> float:
 # rules.remember(key, ...)``: on a hit the detail text is not even formatted.
 
 
-def _later_block(facts: _Facts, rules: CampaignRules) -> Considered | str:
+def _later_block(  # noqa: PLR0912 - hot path: one call per candidate, see the docstring
+    facts: _Facts, rules: CampaignRules,
+) -> Considered | str:
     """The first rule after the audience that stops the campaign (as its line), or the
     channel it would use. One function for ~10 candidates an event: each call saved counts."""
     if not rules.schedule_free:

@@ -186,6 +186,6 @@ def campaign_body(campaign_id: str = "hello", **over: Any) -> dict[str, Any]:
     return {**body, **over}
 
 
-def ping(user: str = "u1", ts: float = NOON_UTC, lat: float = HELSINKI[0],
+def ping(user: str = "u1", ts: float | str = NOON_UTC, lat: float = HELSINKI[0],
          lng: float = HELSINKI[1], **extra: Any) -> dict[str, Any]:
     return {"user_id": user, "ts": ts, "lat": lat, "lng": lng, "accuracy_m": 10.0, **extra}

@@ -8,6 +8,7 @@ pings, erase users, change the policy or create keys; sdk posts locations only.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -52,7 +53,7 @@ async def test_revoked_key_is_401(api: Api) -> None:
     assert resp.status == 401
 
 
-ROLE_TABLE = [
+ROLE_TABLE: list[tuple[str, str, object, Role, bool]] = [
     # (method, path, body, role, allowed)
     ("POST", "/v1/pings", {"pings": []}, Role.SDK, True),
     ("POST", "/v1/pings", {"pings": []}, Role.MANAGER, False),
@@ -95,7 +96,7 @@ async def test_a_tenant_cannot_read_or_change_anything_of_another(api: Api) -> N
     await api.call("PUT", "/v1/venues/senate", json_body=venue_feature(), expect=201)
     await api.call("POST", "/v1/campaigns", json_body=campaign_body(), expect=201)
     await api.call("PUT", "/v1/users/u1", json_body={"tags": ["vip"]}, expect=201)
-    other = {"tenant": OTHER_TENANT}
+    other: dict[str, Any] = {"tenant": OTHER_TENANT}
     # Reads: ids guessed across tenants are simply not there.
     for path in ("/v1/venues/senate", "/v1/campaigns/hello", "/v1/campaigns/hello/stats"):
         resp, body = await api.call("GET", path, **other)

@@ -8,10 +8,8 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -22,16 +20,10 @@ import asyncpg
 import pytest
 
 from tests.server.api.conftest import venue_feature
+from tests.server.serve import ROOT, free_port, serve_command, stop, wait_up
 
-ROOT = Path(__file__).resolve().parents[3]
 TRAJECTORY = ("trajectories:\n  - {user_id: u1, generate: {route: [entrance, venue:senate]}}"
               "\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, key: str | None = None) -> tuple[int, object]:
@@ -39,18 +31,6 @@ def _get(url: str, key: str | None = None) -> tuple[int, object]:
                                      if key else {})
     with urllib.request.urlopen(request, timeout=5) as resp:
         return resp.status, json.loads(resp.read())
-
-
-def _wait_up(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            _get(f"{base}/healthz")
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not come up")
 
 
 def test_serve_preloads_a_scenario_prints_a_key_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -62,23 +42,18 @@ def test_serve_preloads_a_scenario_prints_a_key_and_stops_on_sigterm(tmp_path: P
         "profiles:\n  - {user_id: u1, tags: [coffee]}\n"
         "campaigns:\n  - id: hello\n    trigger: {event: enter}\n"
         "    variants: [{id: a, title: Hi, body: there}]\n" + TRAJECTORY)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOPUSH_")
            and k != "DATABASE_URL"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--scenario",
-         str(tmp_path / "scenario.yaml")],
+        serve_command("--port", str(port), "--scenario", str(tmp_path / "scenario.yaml")),
         cwd=ROOT, env={**env, "GEOPUSH_LOG_FORMAT": "json"}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(base, proc)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        asyncio.run(wait_up(base, proc))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, err = stop(proc, signal.SIGTERM)
     assert proc.returncode == 0, err
     key_line = next(line for line in out.splitlines() if "admin key" in line)
     assert key_line.split()[-1].startswith("gpk_")
@@ -91,33 +66,29 @@ def test_serve_with_admin_key_serves_the_preloaded_catalogue(tmp_path: Path) -> 
         f"venues: {json.dumps({'type': 'FeatureCollection', 'features': [venue_feature()]})}\n"
         "campaigns:\n  - id: hello\n    trigger: {event: enter}\n"
         "    variants: [{id: a, title: Hi, body: there}]\n" + TRAJECTORY)
-    port = _free_port()
+    port = free_port()
     key = "gpk_cli-test-admin-key-000000000000"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--admin-key", key,
-         "--scenario", str(tmp_path / "scenario.yaml")],
+        serve_command("--port", str(port), "--admin-key", key,
+                      "--scenario", str(tmp_path / "scenario.yaml")),
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"})
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(base, proc)
+        asyncio.run(wait_up(base, proc))
         status, venue = _get(f"{base}/v1/venues/senate", key)
         assert status == 200 and isinstance(venue, dict) and venue["id"] == "senate"
         _, campaign = _get(f"{base}/v1/campaigns/hello", key)
         assert isinstance(campaign, dict) and campaign["status"] == "active"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        out, _ = stop(proc, signal.SIGINT)
     assert proc.returncode == 0
     assert "admin key" not in out
 
 
 def test_serve_refuses_bad_settings_naming_the_key() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, capture_output=True,
+        serve_command(), cwd=ROOT, capture_output=True,
         text=True, env={**os.environ, "GEOPUSH_PORT": "eighty"}, timeout=60, check=False)
     assert proc.returncode == 2
     assert "GEOPUSH_PORT" in proc.stderr

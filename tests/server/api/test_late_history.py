@@ -75,7 +75,7 @@ async def _setup(api: Api) -> None:
 
 async def _timer_round(api: Api) -> None:
     """One round of the server's timer loop at the clock's wall time."""
-    cores = api.client.server.app[CORES]
+    cores = api.client.app[CORES]
     while len((await fire_timers(api.store, cores, TENANT, api.clock.now, limit=50)).users) \
             == 50:
         pass

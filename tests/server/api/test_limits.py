@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from typing import Any
 
 import pytest
 import shapely
@@ -21,7 +22,7 @@ from tests.venues.test_limits import dense_outline
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def plaza(venue_id: str = "plaza", vertices: int = 22_000, **props: object) -> dict:
+def plaza(venue_id: str = "plaza", vertices: int = 22_000, **props: object) -> dict[str, Any]:
     """A round plaza outlined with more vertices than the limit (20,000), in under the
     test settings' 1 MiB body limit."""
     return {"type": "Feature", "id": venue_id, "geometry": dense_outline(vertices),

@@ -4,6 +4,7 @@ endpoint answering 4xx JSON that names the field."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 LAT, LNG = HELSINKI
 
 
-def _square(venue_id: str, lng: float, lat: float, half: float, **props: object) -> dict:
+def _square(venue_id: str, lng: float, lat: float, half: float,
+            **props: object) -> dict[str, Any]:
     ring = [[lng - half, lat - half], [lng + half, lat - half], [lng + half, lat + half],
             [lng - half, lat + half], [lng - half, lat - half]]
     return {"type": "Feature", "id": venue_id, "geometry": {"type": "Polygon",
@@ -82,7 +84,7 @@ async def test_deleting_a_parent_venue_needs_cascade(api: Api) -> None:
     (venue_feature(parent_id="nowhere"), "unknown_parent", "properties.parent_id"),
 ])
 async def test_venue_put_rejects_bad_features_naming_the_field(
-        api: Api, body: dict, code: str, field: str) -> None:
+        api: Api, body: dict[str, Any], code: str, field: str) -> None:
     _, answer = await api.call("PUT", "/v1/venues/senate", json_body=body, expect=422)
     assert_error(answer, code, field)
 
@@ -198,7 +200,7 @@ async def test_user_put_patch_erase(api: Api) -> None:
     ("PATCH", {"attributes": {"age": -1}}, "attributes.age"),
     ("PATCH", {"nope": 1}, "nope"),
 ])
-async def test_user_bad_bodies_name_the_field(api: Api, method: str, body: dict,
+async def test_user_bad_bodies_name_the_field(api: Api, method: str, body: dict[str, Any],
                                               field: str) -> None:
     await api.call("PUT", "/v1/users/u1", json_body={}, expect=201)
     _, answer = await api.call(method, "/v1/users/u1", json_body=body, expect=422)
@@ -252,7 +254,8 @@ async def test_campaign_lifecycle_and_stats(api: Api) -> None:
     (campaign_body(id="x\u0001"), "id"),
     (campaign_body(colour="red"), "colour"),
 ])
-async def test_campaign_bad_bodies_name_the_field(api: Api, body: dict, field: str) -> None:
+async def test_campaign_bad_bodies_name_the_field(api: Api, body: dict[str, Any],
+                                                  field: str) -> None:
     _, answer = await api.call("POST", "/v1/campaigns", json_body=body, expect=422)
     assert answer["error"]["field"] == field, answer
 
@@ -318,7 +321,8 @@ async def test_policy_of_another_tenant_is_not_put(api: Api) -> None:
     ({"presence": {"venues": 1}}, "presence.venues"),
     ({"rules": {}}, "rules"),
 ])
-async def test_policy_bad_bodies_name_the_field(api: Api, body: dict, field: str) -> None:
+async def test_policy_bad_bodies_name_the_field(api: Api, body: dict[str, Any],
+                                                field: str) -> None:
     _, answer = await api.call("PUT", "/v1/policy", json_body=body, expect=422)
     assert answer["error"]["field"] == field, answer
 

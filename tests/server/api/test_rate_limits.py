@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def leases(api: Api, outcome: str) -> float:
 async def test_a_keys_burst_is_spent_once_across_two_nodes(
     pg_store: PostgresStore, second_store: PostgresStore
 ) -> None:
-    limits = {"rate_sdk_per_s": 0.01, "rate_sdk_burst": 4}
+    limits: dict[str, Any] = {"rate_sdk_per_s": 0.01, "rate_sdk_burst": 4}
     async with serving(pg_store, **limits) as a, serving(second_store, **limits) as b:
         key = a.keys[(TENANT, Role.SDK)]  # both nodes read one key table
         answers = [await post_pings(node, key) for node in (a, b, a, b, a, b)]
@@ -52,7 +53,7 @@ async def test_a_keys_burst_is_spent_once_across_two_nodes(
 async def test_a_node_leases_a_few_tokens_and_spends_them_without_asking_again(
     pg_store: PostgresStore,
 ) -> None:
-    limits = {"rate_sdk_per_s": 50.0, "rate_sdk_burst": 200}
+    limits: dict[str, Any] = {"rate_sdk_per_s": 50.0, "rate_sdk_burst": 200}
     assert lease_size(RateLimit(per_s=50.0, burst=200)) == 5
     async with serving(pg_store, **limits) as a:
         key = a.keys[(TENANT, Role.SDK)]
@@ -137,7 +138,8 @@ async def test_after_a_failure_the_shared_buckets_are_asked_again_5_s_later(
 async def test_shared_limits_can_be_turned_off_and_each_node_counts_alone(
     pg_store: PostgresStore, second_store: PostgresStore
 ) -> None:
-    limits = {"rate_sdk_per_s": 0.01, "rate_sdk_burst": 2, "rate_limit_shared": False}
+    limits: dict[str, Any] = {"rate_sdk_per_s": 0.01, "rate_sdk_burst": 2,
+                              "rate_limit_shared": False}
     async with serving(pg_store, **limits) as a, serving(second_store, **limits) as b:
         assert not isinstance(a.client.app[LIMITER], SharedRateLimiter)
         key = a.keys[(TENANT, Role.SDK)]

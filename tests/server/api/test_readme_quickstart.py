@@ -11,6 +11,7 @@ done. So the README stays true: if a line stops working, this test fails on it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.api.test_cli_serve import _free_port, _wait_up
+from tests.server.serve import ROOT, free_port, stop, wait_up
+from tests.server.waiting import eventually
 
-ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"
 README_ADDRESS = "http://127.0.0.1:8080"
 LINE_TIMEOUT_S = 60.0
@@ -115,10 +116,10 @@ def _outbox_depth(base: str) -> float:
 
 def _settled(base: str) -> None:
     """Wait until the server has sent what the lines so far put in its outbox."""
-    deadline = time.monotonic() + LINE_TIMEOUT_S
-    while _outbox_depth(base) > 0:
-        assert time.monotonic() < deadline, "the outbox did not empty"
-        time.sleep(0.05)
+    async def empty() -> bool:
+        return await asyncio.to_thread(_outbox_depth, base) == 0
+
+    asyncio.run(eventually(empty, LINE_TIMEOUT_S))
 
 
 def _get(base: str, path: str, header: str) -> object:
@@ -136,23 +137,17 @@ def server() -> Iterator[str]:
     # The geopush of the interpreter running the tests: .venv/bin/geopush itself when the
     # suite runs through dev.py, as the README assumes.
     program = shlex.quote(str(Path(sys.executable).parent / "geopush"))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         ["bash", "-c", "exec " + line.replace(".venv/bin/geopush", program, 1)], cwd=ROOT,
         env={**_clean_env(), "GEOPUSH_PORT": str(port)}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_up(base, proc)
+        asyncio.run(wait_up(base, proc))
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        stop(proc, signal.SIGTERM)
     assert proc.returncode == 0
 
 
@@ -191,10 +186,14 @@ def test_the_readme_quickstart_ends_with_the_offer_in_the_inbox_and_its_click_co
                                    "campus": 6, "other": 44}, "strict_rejected": False}
     assert outputs[next(i for i, line in enumerate(lines)
                         if "/v1/venues/osm%3Away%2F289767497" in line)].strip() == "Forum"
-    [event] = answer("/v1/pings")  # type: ignore[misc]
+    events = answer("/v1/pings")
+    assert isinstance(events, list)
+    [event] = events
     assert (event["kind"], event["venue_id"], event["user_id"]) == (
         "enter", "osm:way/289767497", "anna")
-    [message] = answer("/inbox")  # type: ignore[misc]
+    inbox = answer("/inbox")
+    assert isinstance(inbox, list)
+    [message] = inbox
     assert message["title"] == "Welcome to Forum"
     assert message["campaign_id"] == "forum-welcome" and message["delivery_id"] == delivery
     assert answer("/feedback") == ["clicked"]

@@ -33,8 +33,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 
 from server.app import create_app
 from server.store import MemoryStore, Store
@@ -104,9 +105,20 @@ def live_url(request: pytest.FixtureRequest) -> Iterator[str]:
         loop.close()
 
 
-def test_openapi_document_loads_in_schemathesis(live_url: str) -> None:
+def _operations(live_url: str) -> list[APIOperation[Any, Any, Any, Any]]:
+    """Every operation of the served document; one the schema cannot describe fails the
+    test with its error."""
     schema = schemathesis.openapi.from_url(f"{live_url}/v1/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
+    return operations
+
+
+def test_openapi_document_loads_in_schemathesis(live_url: str) -> None:
+    operations = _operations(live_url)
     assert len(operations) >= 25
     assert {op.label for op in operations} >= {"POST /v1/pings", "GET /v1/osmand",
                                                "POST /v1/venues/import", "PUT /v1/policy"}
@@ -118,16 +130,14 @@ def test_openapi_document_loads_in_schemathesis(live_url: str) -> None:
 ])
 def test_no_operation_answers_a_server_error(live_url: str, mode: GenerationMode,
                                              examples: int) -> None:
-    schema = schemathesis.openapi.from_url(f"{live_url}/v1/openapi.json")
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     failures: list[str] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    for operation in _operations(live_url):
 
         @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
         @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             response = case.call(base_url=live_url)
             case.validate_response(response, checks=[not_a_server_error])
 
@@ -210,13 +220,11 @@ def strict_json(text: str) -> Any:
 
 
 def test_no_operation_answers_a_server_error_to_hostile_bodies(live_url: str) -> None:
-    schema = schemathesis.openapi.from_url(f"{live_url}/v1/openapi.json")
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     failures: list[str] = []
     session = requests.Session()
     tried = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    for operation in _operations(live_url):
         media_type = next((m for m in operation.get_request_payload_content_types()
                            if "json" in m), None)
         if media_type is None:
@@ -228,7 +236,7 @@ def test_no_operation_answers_a_server_error_to_hostile_bodies(live_url: str) ->
                data=st.data())
         @settings(max_examples=HOSTILE_EXAMPLES, derandomize=True, deadline=None,
                   database=None, suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case, data: st.DataObject) -> None:
+        def check(case: schemathesis.Case[Any], data: st.DataObject) -> None:
             kwargs = case.as_transport_kwargs(base_url=live_url)
             raw = overflowing(kwargs.get("json"), data)
             coding, encode = data.draw(ENCODINGS, label="encoding")

@@ -3,8 +3,6 @@ another ping, and one failing tenant does not stop the loop."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -14,6 +12,7 @@ from server.store import MemoryStore
 from tests.server.api.conftest import FakeClock, add_key, make_settings, ping, venue_feature
 from tests.server.conftest import TENANT
 from tests.server.store.builders import pings as batch_of
+from tests.server.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -40,11 +39,12 @@ async def test_dwell_fires_by_timer_and_a_bad_tenant_is_skipped(clock: FakeClock
             "pings": [ping(ts=clock.now - 20), ping(ts=clock.now - 10)]})
         assert [e["kind"] for e in (await resp.json())["events"]] == ["enter"]
         clock.advance(400)  # past the 300 s threshold; no ping follows
-        for _ in range(200):
+
+        async def dwelled() -> bool:
             events = await store.list_events(TENANT, "u1")
-            if any(r.event.kind.value == "dwell" for r in events):
-                break
-            await asyncio.sleep(0.02)
+            return any(r.event.kind.value == "dwell" for r in events)
+
+        await eventually(dwelled)
         kinds = [r.event.kind.value for r in await store.list_events(TENANT, "u1")]
         assert "dwell" in kinds
         metrics = await (await client.get("/metrics")).text()
@@ -67,12 +67,11 @@ async def test_housekeeping_prunes_pings_past_the_retention_period(clock: FakeCl
         resp = await client.post("/v1/pings", headers=sdk, json={
             "pings": [ping(ts=clock.now - 5)]})
         assert resp.status == 200
-        for _ in range(200):
-            if b"geopush_pings_pruned_total 2.0" in await (await client.get("/metrics")).read():
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError("old pings were not pruned")
+
+        async def pruned() -> bool:
+            return b"geopush_pings_pruned_total 2.0" in await (await client.get("/metrics")).read()
+
+        await eventually(pruned)
         assert (await store.erase_user(TENANT, "u1"))["pings"] == 1
 
 

@@ -6,7 +6,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from server.channels.base import MessageData, OutboundMessage, Recipient
 
@@ -50,6 +50,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class HandClock(Protocol):
+    """What the receivers' stand-ins read: a clock tests move by hand through ``now``
+    (this module's :class:`Clock` or the API tests' ``FakeClock``)."""
+
+    now: float
+
+    def __call__(self) -> float: ...
 
 
 class Clock:

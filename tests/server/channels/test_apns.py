@@ -30,7 +30,8 @@ from server.channels.base import (
     Retry,
     TokenInvalid,
 )
-from tests.server.channels.builders import Clock, LocalTls, free_port, message
+from tests.server.channels.builders import Clock, HandClock, LocalTls, free_port, message
+from tests.server.waiting import eventually
 
 TEAM = "TEAM123456"
 KEY_ID = "KEY7890ABC"
@@ -47,7 +48,7 @@ class Apple:
     """What the stand-in saw and what it is told to answer."""
 
     public_key: ec.EllipticCurvePublicKey
-    clock: Clock
+    clock: HandClock
     answers: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     refused_jwts: set[str] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -130,15 +131,7 @@ async def apple(
     config.graceful_timeout = 1.0
     stop = asyncio.Event()
     server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    for _ in range(100):  # bounded: up to 5 s for hypercorn to listen
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-        else:
-            writer.close()
-            await writer.wait_closed()
-            break
+    await eventually(lambda: _listening(port), timeout_s=5)
     base_url = f"https://127.0.0.1:{port}"
     channel = ApnsChannel(team_id=TEAM, key_id=KEY_ID, private_key=p8(ec_key), topic=BUNDLE,
                           base_url=base_url, ssl_context=local_tls.client, clock=clock)
@@ -321,3 +314,14 @@ def test_unusable_configuration_is_refused_at_construction(
                               "topic": BUNDLE, **change}
     with pytest.raises(ChannelConfigError, match=match):
         ApnsChannel(**kwargs)
+
+
+async def _listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True

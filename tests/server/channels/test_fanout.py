@@ -392,7 +392,7 @@ async def dispatched(node: Node, user_id: str, key: str) -> tuple[str, str]:
         _, body = await node.api.call("GET", f"/v1/deliveries/{created.delivery_id}",
                                       expect=200)
         found.update(body)
-        return body["status"] == "sent"
+        return bool(body["status"] == "sent")
 
     await eventually(sent)
     return created.delivery_id, str(found["channel"])

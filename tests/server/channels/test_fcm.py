@@ -28,7 +28,7 @@ from server.channels.base import (
     TokenInvalid,
 )
 from server.channels.fcm import FCM_SCOPE, JWT_BEARER, FcmChannel, ServiceAccount
-from tests.server.channels.builders import Clock, free_port, message
+from tests.server.channels.builders import Clock, HandClock, free_port, message
 
 PROJECT = "geopush-test"
 EMAIL = "push@geopush-test.iam.gserviceaccount.com"
@@ -68,7 +68,7 @@ class Google:
     """What the stand-in saw, and the answers it is told to give."""
 
     public_key: rsa.RSAPublicKey
-    clock: Clock
+    clock: HandClock
     token_uri: str = ""
     base_url: str = ""
     expires_in: int = 3600
@@ -94,7 +94,7 @@ def fcm_error(status: int, rpc: str, fcm_code: str | None, text: str,
 
 
 @asynccontextmanager
-async def google(key: rsa.RSAPrivateKey, clock: Clock) -> AsyncIterator[Google]:
+async def google(key: rsa.RSAPrivateKey, clock: HandClock) -> AsyncIterator[Google]:
     g = Google(public_key=key.public_key(), clock=clock)
 
     async def token(request: web.Request) -> web.Response:

@@ -35,6 +35,7 @@ from server.channels.inapp import (
     verify_stream_token,
 )
 from tests.server.channels.builders import Clock, message
+from tests.server.waiting import eventually
 
 SECRETS = {"acme": "acme-stream-secret", "globex": "globex-stream-secret"}
 
@@ -67,11 +68,7 @@ class Service:
         return self.session.ws_connect(f"{self.url}?token={token}")
 
     async def until_online(self, user_id: str, online: bool = True) -> None:
-        for _ in range(200):  # bounded: 2 s for the server side to (un)register
-            if self.hub.is_online("acme", user_id) == online:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"{user_id} never became {'on' if online else 'off'}line")
+        await eventually(lambda: self.hub.is_online("acme", user_id) == online, timeout_s=2)
 
 
 @asynccontextmanager
@@ -132,10 +129,7 @@ async def test_every_device_of_the_user_receives_it_and_nobody_else() -> None:
             svc.connect(svc.token("u1")) as tablet, svc.connect(svc.token("u2")) as other:
         await svc.until_online("u1")
         await svc.until_online("u2")
-        for _ in range(100):  # both u1 sockets registered, bounded
-            if svc.hub.publish("acme", "u1", {"type": "ping"}) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await _both_registered(svc, "u1")
         result = await svc.channel.send(message(key="k-live"))
         got = [await _skip_pings(phone), await _skip_pings(tablet)]
         with pytest.raises(asyncio.TimeoutError):
@@ -224,7 +218,7 @@ async def test_revoking_a_tenants_tokens_closes_its_streams_and_no_one_elses() -
             svc.connect(svc.token("u1", tenant_id="globex")) as other_tenant:
         await svc.until_online("u1")
         await svc.until_online("u2")
-        await _until(lambda: svc.hub.is_online("globex", "u1"))
+        await eventually(lambda: svc.hub.is_online("globex", "u1"), timeout_s=2)
         assert svc.hub.revoke("acme", None, 1) == 2
         closed = [await closed_with(u1), await closed_with(u2)]
         svc.hub.publish("globex", "u1", {"type": "message", "message": {"n": 1}})
@@ -242,15 +236,8 @@ async def test_a_revocation_landing_while_the_stream_registers_still_closes_it()
 
 
 async def _both_registered(svc: Service, user_id: str) -> None:
-    await _until(lambda: svc.hub.publish("acme", user_id, {"type": "ping"}) == 2)
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    for _ in range(200):  # bounded: 2 s for the server side to register
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never happened")
+    await eventually(lambda: svc.hub.publish("acme", user_id, {"type": "ping"}) == 2,
+                     timeout_s=2)
 
 
 @pytest.mark.parametrize(

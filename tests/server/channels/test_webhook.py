@@ -62,7 +62,7 @@ async def receiver(
         )
         rx.requests.append((dict(request.headers), body, ok))
         if delay_s:
-            await asyncio.sleep(delay_s)
+            await asyncio.sleep(delay_s)  # a slow receiver is the input of the timeout tests
         if not ok:
             return web.Response(status=401, text="bad signature")
         status, headers = rx.answers.pop(0) if rx.answers else (200, {})

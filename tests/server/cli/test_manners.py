@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from server.cli import keys, stats
 from server.cli.__main__ import SIGPIPE_STATUS, build_parser
 from tests.conftest import BEIJING_VENUES, FIXTURES, ROOT
+from tests.server.serve import free_port
 
 # On the edge of 农业展览馆 station (its first vertex): inside.
 INSIDE = "39.939236068397726,116.45640976573445"
@@ -172,9 +172,7 @@ def test_the_commands_spell_out_the_service_names_they_must_not_import() -> None
 
 
 def test_serve_says_in_one_line_that_it_cannot_reach_the_database() -> None:
-    with socket.socket() as s:  # a port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     url = f"postgresql://geopush:s3cret@127.0.0.1:{port}/geopush"
     proc = subprocess.run(_geopush("serve", "--port", "0", "--database-url", url),
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ FLAGSHIP = FIXTURES / "scenarios" / "helsinki_saturday_mall.yaml"
 SCREENSHOTS = ROOT / "out" / "screenshots"
 
 
-def _simulate_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict]:
+def _simulate_map(tmp_path: Path,
+                  capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any]]:
     out = tmp_path / "flagship.html"
     assert main(["simulate", str(FLAGSHIP), "--json", "--map", str(out)]) == 0
     return out, json.loads(capsys.readouterr().out)

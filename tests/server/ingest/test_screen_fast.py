@@ -71,7 +71,7 @@ def _assert_agrees(items: list[Any]) -> None:
 _BOUNDS = {"ts": (0.0, 1e11), "lat": (-90.0, 90.0), "lng": (-180.0, 180.0),
            "accuracy_m": (0.0, 1e6), "speed_mps": (0.0, 1e4), "heading_deg": (0.0, 360.0),
            "altitude_m": (-1e5, 1e6)}
-_ODD_VALUES = [math.nan, math.inf, -math.inf, True, False, None, 10**400, -(10**400),
+_ODD_VALUES: list[object] = [math.nan, math.inf, -math.inf, True, False, None, 10**400, -(10**400),
                2**63, "60.1", " 1700000000 ", "2023-11-14T22:13:20Z",
                "2023-11-14T22:13:20", "nan", "", "1e400", [1], {}]
 _ODD_TEXT = ["", " ", "a\n", "a\x7f", "a\x00b", "a\ud800", "\udfffb", "é" * 256, "é" * 257,
@@ -212,11 +212,12 @@ def test_future_ping_is_rejected_on_the_fast_path_with_the_engines_message() -> 
 
 
 def test_models_from_other_sources_are_screened_too() -> None:
-    got = screen([PingIn(**FORUM), PingIn(**{**FORUM, "ts": NOW + 3600})], now=NOW,
+    got = screen([PingIn.model_validate(FORUM),
+                  PingIn.model_validate({**FORUM, "ts": NOW + 3600})], now=NOW,
                  max_future_s=MAX_FUTURE_S, prefix="location")
     assert got.indices == (0,)
     assert got.rejected[0].field == "location[1].ts"
-    assert to_batch([PingIn(**FORUM)]).user_id.tolist() == ["ann"]
+    assert to_batch([PingIn.model_validate(FORUM)]).user_id.tolist() == ["ann"]
 
 
 def test_empty_batch_has_empty_columns() -> None:

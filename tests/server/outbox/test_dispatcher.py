@@ -121,6 +121,8 @@ async def test_killed_dispatcher_mid_send_is_resent_after_the_lease_and_seen_onc
         with pytest.raises(asyncio.CancelledError):
             await task
         rx.hold.set()  # the receiver answers, but nobody is listening any more
+        # Nothing can be watched for here (the answer goes nowhere): a short grace for a
+        # wrong write to land, so the check below would see one.
         await asyncio.sleep(0.05)
         rows = [await store.get_delivery(tenant, i) for i in ids]
         assert all(r is not None and r.status is DeliveryStatus.PENDING for r in rows)

@@ -6,6 +6,7 @@ its own dispatcher task, as in production."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -174,22 +175,14 @@ def apns_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, P
 async def _apns_server(ec_key: ec.EllipticCurvePrivateKey, clock: FakeClock,
                        tls: tuple[Path, Path, str], stop: asyncio.Event
                        ) -> tuple[ApnsServer, asyncio.Task[None]]:
-    app = Apple(public_key=ec_key.public_key(), clock=clock)  # type: ignore[arg-type]
+    app = Apple(public_key=ec_key.public_key(), clock=clock)
     port = free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.certfile, config.keyfile = str(tls[0]), str(tls[1])
     config.graceful_timeout = 1.0
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-        else:
-            writer.close()
-            await writer.wait_closed()
-            break
+    await eventually(lambda: _listening(port), timeout_s=5)
     return ApnsServer(app, f"https://127.0.0.1:{port}", tls[2]), task
 
 
@@ -206,7 +199,7 @@ async def test_ping_batch_reaches_every_channel_peer(  # noqa: PLR0917 - peers a
     try:
         async with webhook_receiver(clock) as rx, google(rsa_key, clock) as g, \
                 twilio() as tw, smtp_server() as mailbox, \
-                aiomqtt.Client(host, port) as sub:  # type: ignore[arg-type]
+                aiomqtt.Client(host, port) as sub:
             await api.call("PUT", "/v1/channels", expect=200, json_body={
                 "webhook": {"url": rx.url, "secret": WEBHOOK_SECRET},
                 "mqtt": {"host": host, "port": port},
@@ -237,10 +230,10 @@ async def test_ping_batch_reaches_every_channel_peer(  # noqa: PLR0917 - peers a
                 u: u.removeprefix("u_") for u in contacts}
 
             mqtt_message = await asyncio.wait_for(anext(aiter(sub.messages)), 10)
-            payload = json.loads(bytes(mqtt_message.payload))  # type: ignore[arg-type]
+            payload = json.loads(bytes(mqtt_message.payload))
             assert payload["user_id"] == "u_mqtt" and payload["title"] == "Welcome"
             for d in created:
-                await eventually(lambda d=d: _status(api, d["id"], "sent"))
+                await eventually(functools.partial(_status, api, d["id"], "sent"))
             assert [m["user_id"] for m in rx.accepted] == ["u_webhook"]
             assert rx.bad_signatures == 0
             assert [s["message"]["token"] for s in g.sends] == ["fcm-1"]
@@ -311,3 +304,14 @@ async def test_rotating_the_webhook_secret_keeps_the_old_receiver_verifying(live
         await eventually(lambda: _status(live, created["id"], "sent"))
     assert [m["delivery_id"] for m in rx.accepted] == [created["id"]]
     assert rx.bad_signatures == 0
+
+
+async def _listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True

@@ -54,32 +54,32 @@ async def test_ingestion_uses_the_previous_core_while_the_new_one_is_built(
     gated: _GatedCatalog,
 ) -> None:
     cores = TenantCores(rebuild_wait_s=0.0)
-    old = await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    old = await cores.get(gated, TENANT)
     gated.gate.clear()
     gated.reads = 0
     await gated.put_campaign(TENANT, campaign("another", venues={"ids": [KLUUVI]}))
 
     # The version moved; the rebuild waits on the catalogue read, the batch does not.
     fixes = walk_into_forum("u1")
-    result = await ingest(gated, cores, TENANT, batch(fixes), now=fixes[-1].ts)  # type: ignore[arg-type]
+    result = await ingest(gated, cores, TENANT, batch(fixes), now=fixes[-1].ts)
     assert [e.venue_id for e in result.events] == [FORUM]
     await eventually(lambda: gated.reads == 1)  # the rebuild started, and waits
-    assert await cores.get(gated, TENANT) is old  # type: ignore[arg-type]
+    assert await cores.get(gated, TENANT) is old
     assert gated.reads == 1  # one rebuild in flight, shared by every caller
 
     gated.gate.set()
-    new = await cores.refresh(gated, TENANT)  # type: ignore[arg-type]
+    new = await cores.refresh(gated, TENANT)
     assert new is not old and "another" in {c.id for c in new.campaigns.campaigns}
-    assert await cores.get(gated, TENANT) is new  # type: ignore[arg-type]
+    assert await cores.get(gated, TENANT) is new
 
 
 async def test_a_short_wait_gets_the_new_core_when_it_is_ready_in_time(
     gated: _GatedCatalog,
 ) -> None:
     cores = TenantCores(rebuild_wait_s=30.0)
-    old = await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    old = await cores.get(gated, TENANT)
     await gated.put_campaign(TENANT, campaign("another"))
-    new = await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    new = await cores.get(gated, TENANT)
     assert new is not old and new.catalog_version == await gated.catalog_version(TENANT)
 
 
@@ -87,12 +87,12 @@ async def test_refresh_after_a_change_made_during_a_build_waits_for_the_later_bu
     gated: _GatedCatalog,
 ) -> None:
     cores = TenantCores(rebuild_wait_s=0.0)
-    await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    await cores.get(gated, TENANT)
     gated.gate.clear()
     await gated.put_campaign(TENANT, campaign("first"))
-    await cores.get(gated, TENANT)  # type: ignore[arg-type]  # starts a build, waits not
+    await cores.get(gated, TENANT)  # starts a build, waits not
     await gated.put_campaign(TENANT, campaign("second"))
-    refreshed = asyncio.ensure_future(cores.refresh(gated, TENANT))  # type: ignore[arg-type]
+    refreshed = asyncio.ensure_future(cores.refresh(gated, TENANT))
     gated.gate.set()
     core = await refreshed
     assert {"first", "second"} <= {c.id for c in core.campaigns.campaigns}
@@ -102,23 +102,23 @@ async def test_a_background_rebuild_that_fails_is_logged_and_the_old_core_kept(
     gated: _GatedCatalog, caplog: pytest.LogCaptureFixture,
 ) -> None:
     cores = TenantCores(rebuild_wait_s=0.0)
-    old = await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    old = await cores.get(gated, TENANT)
     gated.failing = True
     await gated.put_campaign(TENANT, campaign("another"))
     with caplog.at_level(logging.ERROR, logger="geopush.core"):
-        assert await cores.get(gated, TENANT) is old  # type: ignore[arg-type]
+        assert await cores.get(gated, TENANT) is old
         await eventually(lambda: any("rebuild failed" in r.getMessage()
                                      for r in caplog.records))
     gated.failing = False
-    assert (await cores.refresh(gated, TENANT)).catalog_version > old.catalog_version  # type: ignore[arg-type]
+    assert (await cores.refresh(gated, TENANT)).catalog_version > old.catalog_version
 
 
 async def test_shutdown_cancels_a_rebuild_in_flight(gated: _GatedCatalog) -> None:
     cores = TenantCores(rebuild_wait_s=0.0)
-    await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    await cores.get(gated, TENANT)
     gated.gate.clear()
     await gated.put_campaign(TENANT, campaign("another"))
-    await cores.get(gated, TENANT)  # type: ignore[arg-type]
+    await cores.get(gated, TENANT)
     await cores.aclose()
     gated.gate.set()
     assert cores.cached(TENANT) is not None

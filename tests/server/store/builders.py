@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from geo.latlng import LatLng
@@ -21,12 +23,12 @@ __all__ = ["FORUM", "KLUUVI", "MARIMEKKO", "T0", "campaign", "circle", "profile"
 
 def circle(venue_id: str = "kiosk-1", **changes: object) -> Venue:
     """A circle venue by Helsinki railway station square."""
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "id": venue_id, "name": "Kiosk", "kind": VenueKind.STORE,
         "center": LatLng(60.1710, 24.9430), "radius_m": 25.0, "tags": ("kiosk",),
     }
     fields.update(changes)
-    return Venue(**fields)  # type: ignore[arg-type]
+    return Venue(**fields)
 
 
 def pings(user_id: str, n: int = 3, t0: float = T0) -> PingBatch:

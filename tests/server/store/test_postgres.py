@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -93,7 +93,7 @@ async def test_every_time_the_store_stamps_is_the_injected_clocks(
     clock = ManualClock(T0)
     store = await open_clocked(pg_store, database_url, clock)
     phone = Contacts(devices=(Device(platform="fcm", token="dead"),))
-    steps = [
+    steps: list[Callable[[], Awaitable[object]]] = [
         lambda: store.ensure_tenant("acme"),
         lambda: store.create_key("acme", key_id="k1", key_hash=hash_key("a"), role=Role.SDK),
         lambda: store.put_venues("acme", [venue(FORUM)]),
@@ -143,6 +143,7 @@ async def test_batches_locking_shared_users_in_any_order_never_deadlock(
 
     async def one(order: list[str]) -> None:
         async with pg_store.batch("acme", order):
+            # Holding the locks a while is the point: the batches must overlap.
             await asyncio.sleep(0.01)
 
     orders = [users, users[::-1], users[5:] + users[:5], users[::2] + users[1::2]]
@@ -174,6 +175,7 @@ async def test_rate_tokens_start_full_refill_at_the_rate_and_never_pass_the_burs
     assert await pg_store.take_rate_tokens("k-refill", per_s=100.0, burst=3.0, want=2) == (2, 1.0)
     granted, _ = await pg_store.take_rate_tokens("k-refill", per_s=100.0, burst=3.0, want=5)
     assert granted in (1, 2, 3)  # 1 left + 100/s for the few ms since: at most the burst
+    # Elapsed time is what refills the bucket: this pause is the input, not a wait.
     await asyncio.sleep(0.2)  # 20 tokens' worth of time
     assert (await pg_store.take_rate_tokens("k-refill", per_s=100.0, burst=3.0, want=10))[0] == 3
 

@@ -62,6 +62,7 @@ def test_nodes_never_get_more_than_burst_plus_refill(
                 for who, want, pause_ms in plan:
                     if who != index:
                         continue
+                    # The drawn pause is the input: time between takes refills the bucket.
                     await asyncio.sleep(pause_ms / 1000)
                     row = await nodes[index].fetchrow(
                         "SELECT granted, remaining FROM geopush_take_rate_tokens($1, $2, $3, $4)",
