@@ -179,7 +179,9 @@ async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
 
 
 async def test_the_socket_closes_with_4001_when_its_token_expires() -> None:
-    async with service() as svc, svc.connect(svc.token("u1", ttl_s=1)) as ws:
+    # A token's expiry is whole epoch seconds (truncated): 3 s leaves it at least 2 s,
+    # time enough to connect on a loaded machine before it ends.
+    async with service() as svc, svc.connect(svc.token("u1", ttl_s=3)) as ws:
         await svc.until_online("u1")
         assert await closed_with(ws) == (CLOSE_TOKEN_EXPIRED, "token_expired")
     await svc.until_online("u1", online=False)
