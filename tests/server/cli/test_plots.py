@@ -23,7 +23,7 @@ from server.cli.render import (
 )
 from server.cli.scenario_files import load_scenario
 from tests.conftest import BEIJING_VENUES, FIXTURES
-from triggers.simulation import SimulationResult, simulate
+from triggers.simulation import Scenario, SimulationResult, simulate
 
 _FEATURES = json.loads(BEIJING_VENUES.read_text(encoding="utf-8"))["features"]
 # Twelve stations with Chinese names and English ones in their metadata.
@@ -46,40 +46,40 @@ def _beijing_scenario(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def beijing(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, SimulationResult]:
+def beijing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, SimulationResult]:
     scenario = load_scenario(_beijing_scenario(tmp_path_factory.mktemp("bj")))
     return scenario, simulate(scenario, track_users=30)
 
 
-def _render_without_warnings(beijing: tuple[object, SimulationResult], path: Path,
+def _render_without_warnings(beijing: tuple[Scenario, SimulationResult], path: Path,
                              fonts: list[str] | None) -> None:
     scenario, result = beijing
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph ... missing from font(s)" is a UserWarning
-        render_plot(result, scenario, path, fonts=fonts)  # type: ignore[arg-type]
+        render_plot(result, scenario, path, fonts=fonts)
     assert path.stat().st_size > 10_000
 
 
 def test_beijing_plot_draws_every_name_with_the_fonts_installed(
-    beijing: tuple[object, SimulationResult], tmp_path: Path
+    beijing: tuple[Scenario, SimulationResult], tmp_path: Path
 ) -> None:
     _render_without_warnings(beijing, tmp_path / "plot.png", None)
     fonts = PlotFonts(None)
     if os.environ.get("REQUIRE_SERVICES") == "1":  # CI installs fonts-noto-cjk
         assert len(fonts.family) == 2 and "CJK" in fonts.family[1]
     scenario, _ = beijing
-    venue = scenario.venues_by_id[STATIONS[0]["id"]]  # type: ignore[attr-defined]
+    venue = scenario.venues_by_id[STATIONS[0]["id"]]
     assert fonts.venue_label(venue, venue.id) in (venue.name, venue.metadata["name_en"])
     assert fonts.can_draw(fonts.venue_label(venue, venue.id))
 
 
 def test_without_a_cjk_font_the_plot_uses_english_names_and_escapes_the_rest(
-    beijing: tuple[object, SimulationResult], tmp_path: Path
+    beijing: tuple[Scenario, SimulationResult], tmp_path: Path
 ) -> None:
     _render_without_warnings(beijing, tmp_path / "plot.png", ["DejaVu Sans"])
     fonts = PlotFonts(["DejaVu Sans"])
     scenario, _ = beijing
-    venue = scenario.venues_by_id[STATIONS[0]["id"]]  # type: ignore[attr-defined]
+    venue = scenario.venues_by_id[STATIONS[0]["id"]]
     assert not fonts.can_draw(venue.name)
     assert fonts.venue_label(venue, venue.id) == venue.metadata["name_en"]
     assert fonts.plain("乘客01") == "\\u4e58\\u5ba201"
@@ -92,10 +92,10 @@ def test_colours_stay_distinct_far_past_ten_venues() -> None:
 
 
 def test_timeline_keeps_its_columns_with_chinese_names(
-    beijing: tuple[object, SimulationResult],
+    beijing: tuple[Scenario, SimulationResult],
 ) -> None:
     scenario, result = beijing
-    lines = [ln for ln in timeline_lines(result, scenario, 400)  # type: ignore[arg-type]
+    lines = [ln for ln in timeline_lines(result, scenario, 400)
              if not ln.startswith("──")]
     assert len(lines) >= 24
     # The event column starts at the same terminal column on every line.
