@@ -19,6 +19,7 @@ from pydantic import Field, StringConstraints
 from triggers.decisions.models import (
     MAX_ID_CHARS,
     MAX_TAGS,
+    BehaviourKindName,
     EpochSeconds,
     Id,
     Name,
@@ -34,12 +35,10 @@ MAX_PROPS = 32
 """Free properties of one event."""
 
 Url = Annotated[str, StringConstraints(max_length=2048)]
-KindName = Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                            pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class BehaviourKind(StrEnum):
-    """The kinds the product knows; any other name (``KindName``) is a custom kind."""
+    """The kinds the product knows; any other name is a custom kind."""
 
     VIEW = "view"
     CLICK = "click"
@@ -69,7 +68,7 @@ class BehaviourEvent(_Frozen):
     event_id: Id | None = Field(default=None, min_length=1)
     user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     ts: EpochSeconds
-    kind: KindName
+    kind: BehaviourKindName
     item: BehaviourItem | None = None
     props: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=MAX_PROPS)
 

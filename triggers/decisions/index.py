@@ -120,7 +120,7 @@ class CampaignIndex:
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
             active.append(campaign)
-            self._by_trigger.setdefault(str(campaign.trigger.event), _Buckets()).add(campaign)
+            self._by_trigger.setdefault(str(campaign.trigger.kind), _Buckets()).add(campaign)
             self.content.check(campaign)
         self._rules = {
             c.id: CampaignRules(c, self.tags, rank)

@@ -296,17 +296,141 @@ class Segment(StrEnum):
     DORMANT = "dormant"
 
 
+_DAY_NAMES = ("mo", "tu", "we", "th", "fr", "sa", "su")
+
+LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", max_length=5)]
+"""A local wall-clock time ``"HH:MM"`` (00:00 to 23:59)."""
+
+BehaviourKindName = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                                     pattern=r"^[A-Za-z0-9_.:-]+$")]
+"""A behaviour event kind: ``view``, ``click``, ``add_to_cart``, ``purchase``, ``search``,
+``app_open`` or a custom name (see :mod:`triggers.behaviour.events`)."""
+
+
+class BestTime(_Frozen):
+    """Send each user at their own best hour (learned), inside ``window``; users without
+    enough data get ``fallback``."""
+
+    fallback: LocalTime
+    window: LocalWindow = "00:00-24:00"
+
+
+class ScheduledTrigger(_Frozen):
+    """Fire at local wall-clock ``times`` on ``days`` (two-letter names, empty = every day)
+    in each user's time zone, to the campaign's audience. One send per (campaign, user,
+    slot); a slot missed while the service was down is caught up within ``grace_s``."""
+
+    times: tuple[LocalTime, ...] = Field(min_length=1, max_length=24)
+    days: tuple[Short, ...] = Field(default=(), max_length=7)
+    best_time: BestTime | None = None
+    grace_s: float = Field(default=3600.0, ge=0, le=86_400)
+
+    @field_validator("days")
+    @classmethod
+    def _known_days(cls, days: tuple[str, ...]) -> tuple[str, ...]:
+        lowered = tuple(d.lower() for d in days)
+        unknown = [d for d in lowered if d not in _DAY_NAMES]
+        if unknown:
+            raise ValueError(f"unknown day names {unknown}; use {list(_DAY_NAMES)}")
+        return lowered
+
+    @field_validator("times")
+    @classmethod
+    def _distinct_times(cls, times: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(times)) != len(times):
+            raise ValueError(f"times {list(times)} repeat a time")
+        return times
+
+
+class ItemFilter(_Frozen):
+    """Which items a behaviour trigger listens to; every given field must match (an
+    item's ``category``, and any one of ``tags``). Empty = any item (or none)."""
+
+    category: Tag | None = None
+    tags: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
+
+
+class Unless(_Frozen):
+    """Cancel a pending behaviour trigger when the user does ``kind`` within ``within_s``
+    of the triggering event (``same_item``: on the same item id)."""
+
+    kind: BehaviourKindName
+    same_item: bool = True
+    within_s: float = Field(gt=0, le=90 * 86_400)
+
+
+class BehaviourTrigger(_Frozen):
+    """Fire ``delay_s`` after a behaviour event of ``kind`` (on an item matching ``item``),
+    unless the follow-up in ``unless`` happens first. The item reaches templates as
+    ``item``."""
+
+    kind: BehaviourKindName
+    item: ItemFilter | None = None
+    delay_s: float = Field(default=0.0, ge=0, le=30 * 86_400)
+    unless: Unless | None = None
+
+    @model_validator(mode="after")
+    def _unless_within_delay(self) -> BehaviourTrigger:
+        if self.unless is not None and self.unless.within_s < self.delay_s:
+            raise ValueError(f"unless.within_s ({self.unless.within_s:g}) is shorter than "
+                             f"delay_s ({self.delay_s:g}): the follow-up could not cancel")
+        return self
+
+
+class BehaviourCondition(_Frozen):
+    """``also`` on a location trigger: the user did ``kind`` (on a matching item) within
+    ``within_s`` before the location event."""
+
+    kind: BehaviourKindName
+    item: ItemFilter | None = None
+    within_s: float = Field(gt=0, le=90 * 86_400)
+
+
+class TriggerKind(StrEnum):
+    """What starts a campaign: a presence event, a schedule, or a behaviour event."""
+
+    ENTER = "enter"
+    DWELL = "dwell"
+    EXIT = "exit"
+    SCHEDULED = "scheduled"
+    BEHAVIOUR = "behaviour"
+
+
 class Trigger(_Frozen):
-    event: EventKind
+    """Exactly one of ``event`` (location: enter / dwell / exit), ``scheduled`` or
+    ``behaviour``. A location trigger may add ``also``, a behaviour condition."""
+
+    event: EventKind | None = None
     dwell_s: float | None = Field(default=None, gt=0)
     """Only for ``dwell``: the campaign fires on a DWELL event whose ``dwell_s`` is at least
     this; ``None`` accepts the venue's own threshold."""
+    scheduled: ScheduledTrigger | None = None
+    behaviour: BehaviourTrigger | None = None
+    also: BehaviourCondition | None = None
 
     @model_validator(mode="after")
-    def _dwell_only_for_dwell(self) -> Trigger:
+    def _one_kind(self) -> Trigger:
+        given = [name for name, value in (("event", self.event), ("scheduled", self.scheduled),
+                                          ("behaviour", self.behaviour)) if value is not None]
+        if len(given) != 1:
+            raise ValueError("a trigger needs exactly one of event, scheduled or behaviour"
+                             + (f"; got {given}" if given else ""))
         if self.dwell_s is not None and self.event is not EventKind.DWELL:
             raise ValueError("dwell_s is only meaningful with event: dwell")
+        if self.also is not None and self.event is None:
+            raise ValueError("also is only meaningful with a location event")
         return self
+
+    @property
+    def kind(self) -> TriggerKind:
+        """The trigger's kind: the location event's name, ``scheduled`` or ``behaviour``."""
+        if self.event is not None:
+            return TriggerKind(self.event.value)
+        return TriggerKind.SCHEDULED if self.scheduled is not None else TriggerKind.BEHAVIOUR
+
+    @property
+    def is_location(self) -> bool:
+        return self.event is not None
 
 
 class VenueSelector(_Frozen):
@@ -349,8 +473,6 @@ class Audience(_Frozen):
     """``zh`` matches ``zh-CN``; ``zh-CN`` matches only ``zh-CN`` (``_`` and ``-`` alike)."""
     segments: tuple[Segment, ...] = Field(default=(), max_length=3)
 
-
-_DAY_NAMES = ("mo", "tu", "we", "th", "fr", "sa", "su")
 
 
 class Schedule(_Frozen):
