@@ -37,7 +37,7 @@ class SendTimeParams:
     min_events_for_segments: int = 5
     max_segment_users: int = 50_000
     em_iterations: int = 40
-    concentrations: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+    concentrations: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
     """Candidate α: at least 1, so one event never outweighs the segment's profile."""
     smoothing: tuple[float, ...] = (0.0, 0.15, 0.3)
     seed: int = 0
