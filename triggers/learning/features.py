@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
+from scipy.sparse.linalg import svds
 
 from triggers.learning.coding import DAY_S, FloatArray, IntArray
 from triggers.learning.pairs import (
@@ -23,16 +24,18 @@ from triggers.learning.pairs import (
     HALF_LIVES_D,
     KEY_STRIDE,
     PairTable,
+    active_days,
     pair_keys,
     segment_starts,
 )
 
 FEATURES = (
     "d1", "d4", "d14", "d60", "purchase_d30", "cart_d7", "log_events", "purchases",
+    "s4", "s14", "s60", "active_days_7", "active_days_28", "active_days_52",
     "days_since_last", "days_since_purchase", "purchase_cycle_d", "purchase_overdue",
     "share_d14", "share_d60", "rank_in_user", "user_d14", "user_d60", "user_categories",
     "pop_d4", "pop_d14", "pop_d60", "trend_d1_d14", "trend_d4_d60", "pop_users",
-    "cooccurrence", "in_history",
+    "cooccurrence", "affinity", "in_history",
 )
 """Columns of the feature matrix, in order (the model file records them)."""
 
@@ -58,6 +61,9 @@ class Context:
     """Per category: its row in ``cooc`` or -1."""
     cooc: FloatArray
     """P(j | i) among the users who have i, diagonal zero."""
+    embedding: FloatArray
+    """Category factors (rows as in ``cooc``) of a truncated SVD of the users' log
+    decayed counts: themes that categories share."""
 
     @property
     def n_categories(self) -> int:
@@ -85,13 +91,13 @@ def context(table: PairTable, n_categories: int) -> Context:
         pop[:, i] = np.bincount(cats, weights=table.values[:, i], minlength=n_categories)
     pop_share = pop / np.maximum(pop.sum(axis=0, keepdims=True), 1e-12)
     pop_users = np.bincount(cats, minlength=n_categories) / max(len(starts), 1)
-    cooc_of, cooc = _cooccurrence(table, pop[:, 3], n_categories)
+    cooc_of, cooc, embedding = _cooccurrence(table, pop[:, 3], n_categories)
     return Context(table, rank, user_ids, sums, pop_share, pop_users.astype(float),
-                   cooc_of, cooc)
+                   cooc_of, cooc, embedding)
 
 
 def _cooccurrence(table: PairTable, popularity: FloatArray,
-                  n_categories: int) -> tuple[IntArray, FloatArray]:
+                  n_categories: int) -> tuple[IntArray, FloatArray, FloatArray]:
     top = np.argsort(-popularity, kind="stable")[:MAX_COOCCURRENCE_CATEGORIES]
     cooc_of = np.full(n_categories, -1, dtype=np.int64)
     cooc_of[top] = np.arange(len(top))
@@ -99,7 +105,7 @@ def _cooccurrence(table: PairTable, popularity: FloatArray,
     keep = col >= 0
     rows = table.users[keep]
     if len(rows) == 0:
-        return cooc_of, np.zeros((len(top), len(top)))
+        return cooc_of, np.zeros((len(top), len(top))), np.zeros((len(top), 0))
     _, row_index = np.unique(rows, return_inverse=True)
     b = sparse.csr_matrix((np.ones(len(rows)), (row_index, col[keep])),
                           shape=(int(row_index.max()) + 1, len(top)))
@@ -107,7 +113,30 @@ def _cooccurrence(table: PairTable, popularity: FloatArray,
     having = np.maximum(np.diag(counts), 1.0)
     cond = counts / having[:, None]
     np.fill_diagonal(cond, 0.0)
-    return cooc_of, cond
+    weights = _user_rows(np.log1p(table.column("d60")[keep]), row_index, col[keep],
+                         int(row_index.max()) + 1, len(top))
+    return cooc_of, cond, _factors(weights)
+
+
+EMBEDDING_RANK = 32
+
+
+def _factors(weights: sparse.csr_matrix) -> FloatArray:
+    """The top right singular vectors of the user rows (deterministic start vector)."""
+    rank = min(EMBEDDING_RANK, min(weights.shape) - 1)
+    if rank < 1:
+        return np.zeros((weights.shape[1], 0))
+    start = np.full(min(weights.shape), 1.0 / np.sqrt(min(weights.shape)))
+    _, _, vt = svds(weights.astype(np.float64), k=rank, v0=start)
+    return np.asarray(vt.T, dtype=np.float64)
+
+
+def _user_rows(values: FloatArray, rows: IntArray, cols: IntArray, n_rows: int,
+               n_cols: int) -> sparse.csr_matrix:
+    """Users' rows of weights, each scaled to unit length."""
+    norms = np.sqrt(np.bincount(rows, weights=values ** 2, minlength=n_rows))
+    scaled = values / np.maximum(norms[rows], 1e-12)
+    return sparse.csr_matrix((scaled, (rows, cols)), shape=(n_rows, n_cols))
 
 
 def popular_categories(ctx: Context, n: int) -> IntArray:
@@ -115,13 +144,15 @@ def popular_categories(ctx: Context, n: int) -> IntArray:
     return np.argsort(-ctx.pop_share[:, 2], kind="stable")[:n].astype(np.int64)
 
 
-def candidate_keys(ctx: Context, users: IntArray, popular: IntArray) -> IntArray:
-    """Sorted keys of the candidate pairs of ``users``: their history and ``popular``."""
+def candidate_keys(ctx: Context, users: IntArray, popular: IntArray,
+                   by_affinity: int = 10) -> IntArray:
+    """Sorted keys of the candidate pairs of ``users``: their history, ``popular`` and
+    their ``by_affinity`` categories closest in theme."""
     table_users = ctx.table.users
     in_batch = np.isin(table_users, users)
     history = ctx.table.keys[in_batch]
     pop = pair_keys(np.repeat(users, len(popular)), np.tile(popular, len(users)))
-    return np.unique(np.concatenate([history, pop]))
+    return np.unique(np.concatenate([history, pop, affinity_categories(ctx, users, by_affinity)]))
 
 
 def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.float32]:
@@ -140,6 +171,11 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
         out[:, i] = np.nan_to_num(v[:, i]) * np.exp2(-gap_d / half_life)
     out[:, f["purchase_d30"]] = np.nan_to_num(v[:, COL["purchase_d30"]]) * np.exp2(-gap_d / 30)
     out[:, f["cart_d7"]] = np.nan_to_num(v[:, COL["cart_d7"]]) * np.exp2(-gap_d / 7)
+    for name, half_life in (("s4", 4.0), ("s14", 14.0), ("s60", 60.0)):
+        out[:, f[name]] = np.nan_to_num(v[:, COL[name]]) * np.exp2(-gap_d / half_life)
+    shift = int(gap_d)
+    for days in (7, 28, 52):
+        out[:, f[f"active_days_{days}"]] = active_days(v[:, COL["day_bits"]], days, shift)
     out[:, f["log_events"]] = np.log1p(np.nan_to_num(v[:, COL["events"]]))
     purchases = np.nan_to_num(v[:, COL["purchases"]])
     out[:, f["purchases"]] = purchases
@@ -161,7 +197,7 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
         out[:, f["trend_d1_d14"]] = ctx.pop_share[cats, 0] / ctx.pop_share[cats, 2]
         out[:, f["trend_d4_d60"]] = ctx.pop_share[cats, 1] / ctx.pop_share[cats, 3]
     out[:, f["pop_users"]] = ctx.pop_users[cats]
-    out[:, f["cooccurrence"]] = _cooccurrence_scores(ctx, users, cats)
+    out[:, f["cooccurrence"]], out[:, f["affinity"]] = _collaborative_scores(ctx, users, cats)
     out[:, f["in_history"]] = found
     return out
 
@@ -185,24 +221,47 @@ def _user_features(ctx: Context, users: IntArray, row: IntArray,
     out[:, f["user_categories"]] = sums[:, 2]
 
 
-def _cooccurrence_scores(ctx: Context, users: IntArray, cats: IntArray) -> FloatArray:
-    """Σ_i share_d60(user, i) · P(cat | i) over the user's other categories."""
-    scores = np.zeros(len(users))
+def _collaborative_scores(ctx: Context, users: IntArray,
+                          cats: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Per pair: Σ_i share_d60(user, i) · P(cat | i) over the user's other categories,
+    and the user's affinity to the category in the SVD's theme space."""
+    cooc, affinity = np.zeros(len(users)), np.zeros(len(users))
     col = ctx.cooc_of[cats]
     if not len(users) or not (col >= 0).any():
-        return scores
+        return cooc, affinity
     batch_users, user_row = np.unique(users, return_inverse=True)
+    shares, unit = _batch_rows(ctx, batch_users)
+    dense = np.asarray(shares @ ctx.cooc)
+    has = col >= 0
+    cooc[has] = dense[user_row[has], col[has]]
+    themes = np.asarray(unit @ ctx.embedding) @ ctx.embedding.T
+    affinity[has] = themes[user_row[has], col[has]]
+    return cooc, affinity
+
+
+def _batch_rows(ctx: Context, batch_users: IntArray) -> tuple[sparse.csr_matrix,
+                                                              sparse.csr_matrix]:
+    """The users' d60 shares and unit log-count rows over the co-occurrence categories."""
     table = ctx.table
     in_batch = np.isin(table.users, batch_users)
     t_col = ctx.cooc_of[table.categories[in_batch]]
     t_row = np.searchsorted(batch_users, table.users[in_batch])
     d60 = table.column("d60")[in_batch]
     keep = t_col >= 0
-    weights = sparse.csr_matrix((d60[keep], (t_row[keep], t_col[keep])),
-                                shape=(len(batch_users), len(ctx.cooc)))
-    totals = np.asarray(weights.sum(axis=1)).ravel()
-    dense = np.asarray(weights @ ctx.cooc)
-    dense /= np.maximum(totals, 1e-12)[:, None]
-    has = col >= 0
-    scores[has] = dense[user_row[has], col[has]]
-    return scores
+    n, m = len(batch_users), len(ctx.cooc)
+    totals = np.bincount(t_row[keep], weights=d60[keep], minlength=n)
+    shares = sparse.csr_matrix((d60[keep] / np.maximum(totals[t_row[keep]], 1e-12),
+                                (t_row[keep], t_col[keep])), shape=(n, m))
+    return shares, _user_rows(np.log1p(d60[keep]), t_row[keep], t_col[keep], n, m)
+
+
+def affinity_categories(ctx: Context, users: IntArray, n: int) -> IntArray:
+    """Keys of each user's ``n`` categories of highest theme affinity (new ones too)."""
+    if n == 0 or ctx.embedding.shape[1] == 0 or not len(users):
+        return np.empty(0, np.int64)
+    _, unit = _batch_rows(ctx, users)
+    themes = np.asarray(unit @ ctx.embedding) @ ctx.embedding.T
+    n = min(n, themes.shape[1])
+    best = np.argpartition(-themes, n - 1, axis=1)[:, :n]
+    top = np.flatnonzero(ctx.cooc_of >= 0)[np.argsort(ctx.cooc_of[ctx.cooc_of >= 0])]
+    return pair_keys(np.repeat(users, n), top[best].ravel())

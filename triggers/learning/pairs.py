@@ -24,12 +24,20 @@ PURCHASE_HALF_LIFE_D = 30.0
 CART_HALF_LIFE_D = 7.0
 
 COLUMNS = ("d1", "d4", "d14", "d60", "purchase_d30", "cart_d7", "events", "purchases",
-           "last_t", "last_purchase_t", "first_purchase_t")
+           "s4", "s14", "s60",
+           "last_t", "last_purchase_t", "first_purchase_t", "day_bits")
 """The columns of :attr:`PairTable.values`, in order."""
 COL = {name: i for i, name in enumerate(COLUMNS)}
-_SUM = slice(0, 8)
-_MAX = slice(8, 10)
-_MIN = 10
+_SUM = slice(0, 11)
+_MAX = slice(11, 13)
+_MIN = 13
+_BITS = 14
+DAY_BITS = 52
+"""``day_bits`` has bit ``i`` set when the pair had an event ``i`` whole days before the
+reference time, for the last 52 days (exact in a float64); merged by bitwise or."""
+SESSION_S = 1800.0
+"""Events of a pair within the same half hour are one session: the session counts weigh a
+visit once however many views it had."""
 
 KEY_STRIDE = 1 << 24
 """A pair's key is ``user * KEY_STRIDE + category``: up to 16.7M categories, and keys sort
@@ -86,10 +94,29 @@ def table_from_events(ref_t: float, user: IntArray, category: IntArray,
     values[:, COL["cart_d7"]] = np.where(carted, np.exp2(-age_d / CART_HALF_LIFE_D), 0)
     values[:, COL["events"]] = 1.0
     values[:, COL["purchases"]] = bought
+    first_of_session = _first_of_session(pair_keys(user, category), ts)
+    for name, half_life in (("s4", 4.0), ("s14", 14.0), ("s60", 60.0)):
+        values[:, COL[name]] = np.where(first_of_session, np.exp2(-age_d / half_life), 0)
     values[:, COL["last_t"]] = ts
     values[:, COL["last_purchase_t"]] = np.where(bought, ts, -np.inf)
     values[:, COL["first_purchase_t"]] = np.where(bought, ts, np.inf)
+    day = np.floor(age_d).astype(np.int64)
+    values[:, COL["day_bits"]] = np.where(day < DAY_BITS,
+                                          np.left_shift(1, np.minimum(day, DAY_BITS - 1)), 0)
     return _grouped(ref_t, pair_keys(user, category), values)
+
+
+def _first_of_session(keys: IntArray, ts: FloatArray) -> npt.NDArray[np.bool_]:
+    """Whether each event is the first of its pair in its half-hour slot (within what was
+    given: a session cut by a chunk boundary counts twice, which is rare and harmless)."""
+    slot = np.floor(ts / SESSION_S).astype(np.int64)
+    order = np.lexsort((slot, keys))
+    k, s = keys[order], slot[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (k[1:] != k[:-1]) | (s[1:] != s[:-1])
+    out = np.empty(len(keys), dtype=bool)
+    out[order] = first
+    return out
 
 
 def merge(a: PairTable, b: PairTable) -> PairTable:
@@ -110,7 +137,16 @@ def _grouped(ref_t: float, keys: IntArray, values: FloatArray) -> PairTable:
     out[:, _SUM] = np.add.reduceat(values[:, _SUM], starts, axis=0)
     out[:, _MAX] = np.maximum.reduceat(values[:, _MAX], starts, axis=0)
     out[:, _MIN] = np.minimum.reduceat(values[:, _MIN], starts, axis=0)
+    out[:, _BITS] = np.bitwise_or.reduceat(values[:, _BITS].astype(np.int64), starts)
     return PairTable(ref_t, keys[starts], out)
+
+
+def active_days(bits: FloatArray, days: int, shift_days: int = 0) -> FloatArray:
+    """How many of the last ``days`` days (before the reference time plus
+    ``shift_days``) the pair was active on."""
+    keep = max(min(days - shift_days, DAY_BITS), 0)
+    masked = np.bitwise_and(np.nan_to_num(bits).astype(np.int64), (1 << keep) - 1)
+    return np.bitwise_count(masked).astype(np.float64)
 
 
 def segment_starts(sorted_ids: IntArray) -> IntArray:
