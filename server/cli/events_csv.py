@@ -118,7 +118,7 @@ def _checked(path: str, first_line: int, batch: pa.RecordBatch, users: Vocabular
 
 def parse_times(text: pd.Series) -> npt.NDArray[np.float64]:
     """Epoch seconds of each cell (``nan`` when it is neither a number nor ISO 8601)."""
-    ts = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    ts = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
     iso = ~np.isfinite(ts)
     if iso.any():
         parsed = pd.to_datetime(text[iso], utc=True, format="ISO8601", errors="coerce")

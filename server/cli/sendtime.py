@@ -112,7 +112,7 @@ def local_hour_weekday(ts: object, zone: str) -> tuple[object, object]:
     import pandas as pd  # noqa: PLC0415
 
     local = pd.to_datetime(np.asarray(ts), unit="s", utc=True).tz_convert(zone)
-    return (np.asarray(local.hour, dtype=np.int64), np.asarray(local.weekday, dtype=np.int64))
+    return (np.asarray(local.hour, dtype=np.int64), np.asarray(local.day_of_week, dtype=np.int64))
 
 
 def save(path: str, model: SendTimeModel, users: list[str], zone: str, until_t: float) -> None:

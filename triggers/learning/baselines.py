@@ -21,7 +21,8 @@ def popularity_ranking(ctx: Context, users: IntArray, k: int,
                        half_life_index: int = 2) -> tuple[IntArray, FloatArray]:
     """The same top ``k`` categories for every user: most decayed engagement overall."""
     share = ctx.pop_share[:, half_life_index]
-    top = np.argsort(-share, kind="stable")[:k]
+    top = np.argsort(-share, kind="stable")
+    top = top[ctx.pop_share[top, 3] > 0][:k]
     cats = np.full((len(users), k), -1, dtype=np.int64)
     cats[:, :len(top)] = top
     scores = np.full((len(users), k), np.nan)
@@ -43,7 +44,8 @@ def recency_frequency_ranking(ctx: Context, users: IntArray, k: int,
     row = np.searchsorted(users, table.users[in_batch])
     user_total = np.bincount(row, weights=counts, minlength=len(users))
     hist_scores = counts / np.maximum(user_total[row], 1e-12)
-    popular = np.argsort(-ctx.pop_share[:, half_life_index], kind="stable")[:k]
+    popular = np.argsort(-ctx.pop_share[:, half_life_index], kind="stable")
+    popular = popular[ctx.pop_share[popular, 3] > 0][:k]
     fill_keys = pair_keys(np.repeat(users, len(popular)), np.tile(popular, len(users)))
     fill_scores = np.tile(ctx.pop_share[popular, half_life_index], len(users)) * 1e-6
     keys = np.concatenate([hist_keys, fill_keys])

@@ -98,7 +98,8 @@ def context(table: PairTable, n_categories: int) -> Context:
 
 def _cooccurrence(table: PairTable, popularity: FloatArray,
                   n_categories: int) -> tuple[IntArray, FloatArray, FloatArray]:
-    top = np.argsort(-popularity, kind="stable")[:MAX_COOCCURRENCE_CATEGORIES]
+    top = np.argsort(-popularity, kind="stable")
+    top = top[popularity[top] > 0][:MAX_COOCCURRENCE_CATEGORIES]
     cooc_of = np.full(n_categories, -1, dtype=np.int64)
     cooc_of[top] = np.arange(len(top))
     col = cooc_of[table.categories]
@@ -140,8 +141,10 @@ def _user_rows(values: FloatArray, rows: IntArray, cols: IntArray, n_rows: int,
 
 
 def popular_categories(ctx: Context, n: int) -> IntArray:
-    """The ``n`` categories with the most decayed engagement (14-day half-life)."""
-    return np.argsort(-ctx.pop_share[:, 2], kind="stable")[:n].astype(np.int64)
+    """The ``n`` categories with the most decayed engagement (14-day half-life), among
+    those with any engagement before the table's time."""
+    order = np.argsort(-ctx.pop_share[:, 2], kind="stable")
+    return order[ctx.pop_share[order, 3] > 0][:n].astype(np.int64)
 
 
 def candidate_keys(ctx: Context, users: IntArray, popular: IntArray,

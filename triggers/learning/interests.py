@@ -8,11 +8,12 @@ well-kept gradient-boosting library, fast on one core, with NaN-aware splits, an
 text model format, so the model file holds no pickled code). The most recent cutoff is held
 out first: the ranker trained on the older cutoffs is compared there with both baselines
 (recall@K), the baselines' half-lives are tuned there, and the ranker is promoted only if
-it does at least as well as the recency-frequency baseline; otherwise predictions come from
-that baseline. The promoted ranker is then retrained on every cutoff.
+it does at least as well as the recency-frequency baseline on at least
+``min_holdout_users`` users; otherwise predictions come from that baseline. The promoted
+ranker is then retrained on every cutoff.
 
-Users with no history get the popular categories scored by the same ranker (their user
-features are empty), i.e. a learned popularity.
+Users with no history before the prediction get the popularity baseline (its tuned
+half-life), scored by the category's share of recent engagement.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class InterestParams:
     max_cutoffs: int = 3
     max_train_users: int = 10_000
     """Users sampled for training at each cutoff: bounds fit time on any file size."""
+    min_holdout_users: int = 100
+    """Fewer held-out users than this cannot show the ranker is better: the baseline serves."""
     popular_candidates: int = 20
     rounds: int = 150
     learning_rate: float = 0.05
@@ -121,14 +124,15 @@ def fit(acc: InterestAccumulator, categories: list[str], params: InterestParams,
     if examples:
         holdout = examples[0]
         rf_hl, pop_hl, evaluation = _tune_baselines(holdout)
-        if len(examples) > 1:
+        if len(examples) > 1 and len(holdout.users) >= params.min_holdout_users:
             say("training on older cutoffs, validating on the latest")
             trial = _train(examples[1:], params)
             evaluation["model"] = _holdout_recall(holdout, trial)
-        say("training on every cutoff")
-        booster = _train(examples, params)
-        promoted = evaluation.get("model", np.inf) >= evaluation["recency_frequency"]
-        booster_text = booster.model_to_string() if promoted else None
+        promoted = (evaluation.get("model", -np.inf) >= evaluation["recency_frequency"]
+                    and len(holdout.users) >= params.min_holdout_users)
+        if promoted:
+            say("training on every cutoff")
+            booster_text = _train(examples, params).model_to_string()
         evaluation["promoted"] = float(promoted)
     return InterestModel(params, categories, acc.final, booster_text, rf_hl, pop_hl, evaluation)
 
@@ -195,7 +199,7 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
     """Each user's top ``k`` categories and scores as of ``at_t``, best first.
 
     ``users`` are indexes into the model's users (sorted, unique); an index beyond the
-    model's users is a user with no history. Padded with ``-1``/``nan`` when fewer than
+    model's users is a user with no history, who gets the popular categories. Padded with ``-1``/``nan`` when fewer than
     ``k`` categories exist.
     """
     ctx = ctx or context(model.state, len(model.categories))
@@ -203,13 +207,21 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
     cats = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), np.nan)
     popular = popular_categories(ctx, max(model.params.popular_candidates, k))
-    for lo in range(0, len(users), PREDICT_BATCH_USERS):
-        batch = users[lo:lo + PREDICT_BATCH_USERS]
+    cold = ~np.isin(users, ctx.user_ids)
+    if cold.any():
+        c, s = popularity_ranking(ctx, users[:1], k, model.pop_half_life)
+        cats[cold], scores[cold] = c[0], s[0]
+    warm = users[~cold]
+    warm_cats = np.full((len(warm), k), -1, dtype=np.int64)
+    warm_scores = np.full((len(warm), k), np.nan)
+    for lo in range(0, len(warm), PREDICT_BATCH_USERS):
+        batch = warm[lo:lo + PREDICT_BATCH_USERS]
         if booster is None:
             c, s = recency_frequency_ranking(ctx, batch, k, model.rf_half_life)
         else:
             keys = candidate_keys(ctx, batch, popular)
             x = pair_features(ctx, keys, at_t)
             c, s = top_per_user(batch, keys, np.asarray(booster.predict(x), np.float64), k)
-        cats[lo:lo + len(batch)], scores[lo:lo + len(batch)] = c, s
+        warm_cats[lo:lo + len(batch)], warm_scores[lo:lo + len(batch)] = c, s
+    cats[~cold], scores[~cold] = warm_cats, warm_scores
     return cats, scores
