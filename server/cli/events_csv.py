@@ -155,9 +155,9 @@ class _CountingFile:
 
 
 def _progress(path: str, desc: str) -> Any:
-    from tqdm import tqdm  # noqa: PLC0415
-
     import os  # noqa: PLC0415
+
+    from tqdm import tqdm  # noqa: PLC0415
 
     return tqdm(total=os.path.getsize(path), desc=desc, unit="B", unit_scale=True,
                 file=sys.stderr, disable=None, leave=False)

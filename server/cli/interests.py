@@ -99,8 +99,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if cold.any():
         c, s = interests.rank(model, np.array([len(model_users)]), at_t, top, ctx)
         cats[cold], scores[cold] = c[0], s[0]
-    rows = common.write_predictions(args.out, "category", user_ids, cats, model.categories,
-                                    scores)
+    rows = common.write_predictions(args.out, "category", user_ids, cats,
+                                    labels=model.categories, scores=scores)
     print(f"interests: {rows} predictions for {len(user_ids)} users "
           f"({int(cold.sum())} without history) in {args.out}")
     return 0

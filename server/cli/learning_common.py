@@ -75,7 +75,7 @@ def check_top(top: int) -> int:
 
 
 def write_predictions(path: str, header: str, user_ids: list[str],
-                      rows: npt.NDArray[np.int64], labels: list[str] | None,
+                      rows: npt.NDArray[np.int64], *, labels: list[str] | None,
                       scores: npt.NDArray[np.float64]) -> int:
     """``user_id,<item>,score,rank`` rows, rank 1 first; cells of ``rows`` below 0 (no
     more items) are left out. Returns the number of rows written."""

@@ -7,6 +7,7 @@ a model.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import zipfile
@@ -34,7 +35,7 @@ def write_model(path: str, kind: str, header: dict[str, Any],
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **payload)
+            np.savez(f, **payload)  # type: ignore[arg-type]
         os.replace(tmp, path)
     except OSError as exc:
         raise CliError(exc.strerror or "cannot write", location=path) from exc
@@ -52,7 +53,7 @@ class LoadedModel:
     def strings(self, name: str) -> list[str]:
         data = self.arrays[f"{name}__bytes"].tobytes()
         offsets = self.arrays[f"{name}__offsets"].tolist()
-        return [data[a:b].decode() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        return [data[a:b].decode() for a, b in itertools.pairwise(offsets)]
 
 
 def read_model(path: str, kind: str) -> LoadedModel:

@@ -15,6 +15,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from triggers.learning.sendtime import SendTimeModel
 
 
@@ -86,7 +89,8 @@ def run_predict(args: argparse.Namespace) -> int:
         order = np.argsort(-profiles, axis=1, kind="stable")[:, :top]
         hours[lo:lo + batch] = order
         scores[lo:lo + batch] = np.take_along_axis(profiles, order, axis=1)
-    rows = common.write_predictions(args.out, "hour", user_ids, hours, None, scores)
+    rows = common.write_predictions(args.out, "hour", user_ids, hours, labels=None,
+                                    scores=scores)
     cold = int((index >= len(model_users)).sum())
     print(f"sendtime: {rows} predictions for {len(user_ids)} users ({cold} without events) "
           f"in {args.out}")
@@ -106,7 +110,8 @@ def _zone(name: str) -> str:
     return name
 
 
-def local_hour_weekday(ts: object, zone: str) -> tuple[object, object]:
+def local_hour_weekday(ts: npt.NDArray[np.float64],
+                       zone: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Local hour (0-23) and weekday (Monday = 0) of epoch seconds in ``zone``."""
     import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415

@@ -86,24 +86,38 @@ def events(world: World) -> Iterator[pd.DataFrame]:
     weeks = world.days // 7 + 1
     trend = np.exp(np.cumsum(rng.normal(0, world.trend_sigma, (weeks, world.categories)),
                              axis=0))
-    consumable = rng.random(world.categories) < world.consumable_share
-    cycle_d = rng.uniform(7, 30, world.categories)
-    segments = _segment_profiles()
+    catalogue = _Catalogue(theme_of, appeal, trend,
+                           rng.random(world.categories) < world.consumable_share,
+                           rng.uniform(7, 30, world.categories), _segment_profiles())
     for lo in range(0, world.users, world.user_block):
         n = min(world.user_block, world.users - lo)
-        yield _block(world, np.random.default_rng([world.seed, lo]), lo, n, theme_of, appeal,
-                     trend, consumable, cycle_d, segments)
+        yield _block(world, np.random.default_rng([world.seed, lo]), lo, n, catalogue)
 
 
-def _interests(world: World, rng: np.random.Generator, n: int, theme_of: np.ndarray,
-               appeal: np.ndarray, weeks: int) -> np.ndarray:
+@dataclass(frozen=True)
+class _Catalogue:
+    """What all users share: themes, appeal and trends of categories, repeat cycles of
+    consumables, the segments' hour profiles."""
+
+    theme_of: np.ndarray
+    appeal: np.ndarray
+    trend: np.ndarray
+    consumable: np.ndarray
+    cycle_d: np.ndarray
+    segments: np.ndarray
+
+
+def _interests(world: World, rng: np.random.Generator, n: int,
+               catalogue: _Catalogue) -> np.ndarray:
     """(n, weeks, C) attention of each user each week (rows sum to 1)."""
-    c = world.categories
+    c, theme_of, appeal = world.categories, catalogue.theme_of, catalogue.appeal
+    weeks = catalogue.trend.shape[0]
 
     def theme_weights(themes: np.ndarray) -> np.ndarray:
         w = rng.gamma(0.5, 1.0, (n, c)) * appeal
         w *= theme_of[None, :] == themes[:, None]
-        return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        out: np.ndarray = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        return out
 
     first = theme_weights(rng.integers(0, world.themes, n))
     two = rng.random(n) < 0.4
@@ -119,12 +133,11 @@ def _interests(world: World, rng: np.random.Generator, n: int, theme_of: np.ndar
     return out
 
 
-def _block(world: World, rng: np.random.Generator, lo: int, n: int, theme_of: np.ndarray,
-           appeal: np.ndarray, trend: np.ndarray, consumable: np.ndarray,
-           cycle_d: np.ndarray, segments: np.ndarray) -> pd.DataFrame:
-    weeks = trend.shape[0]
-    own = _interests(world, rng, n, theme_of, appeal, weeks)
-    popular = appeal / appeal.sum()
+def _block(world: World, rng: np.random.Generator, lo: int, n: int,
+           catalogue: _Catalogue) -> pd.DataFrame:
+    own = _interests(world, rng, n, catalogue)
+    popular = catalogue.appeal / catalogue.appeal.sum()
+    trend, segments = catalogue.trend, catalogue.segments
     activity = world.sessions_per_day * rng.lognormal(-world.activity_sigma ** 2 / 2,
                                                       world.activity_sigma, n)
     segment = rng.integers(0, len(segments), n)
@@ -143,21 +156,23 @@ def _block(world: World, rng: np.random.Generator, lo: int, n: int, theme_of: np
     noisy = rng.random(len(user)) < world.random_hour_p
     hour = np.where(noisy, rng.integers(0, 24, len(user)), hour)
     local_t = day * DAY_S + hour * 3600 + rng.integers(0, 3600, len(user))
-    user, category, local_t, bought_first = _sessions_with_repeats(
-        world, rng, user, category, local_t, consumable, cycle_d)
-    return _session_events(world, rng, lo, user, category, local_t, bought_first)
+    sessions = _sessions_with_repeats(world, rng, (user, category, local_t), catalogue)
+    return _session_events(world, rng, lo, sessions)
 
 
 def _sample_rows(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(weights, axis=1)
     pick = rng.random(len(weights)) * cdf[:, -1]
-    return np.minimum((cdf < pick[:, None]).sum(axis=1), weights.shape[1] - 1)
+    picked: np.ndarray = np.minimum((cdf < pick[:, None]).sum(axis=1), weights.shape[1] - 1)
+    return picked
 
 
-def _sessions_with_repeats(world: World, rng: np.random.Generator, user: np.ndarray,
-                           category: np.ndarray, local_t: np.ndarray, consumable: np.ndarray,
-                           cycle_d: np.ndarray) -> tuple[np.ndarray, ...]:
+def _sessions_with_repeats(world: World, rng: np.random.Generator,
+                           sessions: tuple[np.ndarray, np.ndarray, np.ndarray],
+                           catalogue: _Catalogue) -> tuple[np.ndarray, ...]:
     """Adds the repeat purchases of consumables after a first purchase session."""
+    user, category, local_t = sessions
+    consumable, cycle_d = catalogue.consumable, catalogue.cycle_d
     buys = rng.random(len(user)) < world.cart_p * world.purchase_p
     first = buys & consumable[category]
     extra_u, extra_c, extra_t = [], [], []
@@ -178,10 +193,10 @@ def _sessions_with_repeats(world: World, rng: np.random.Generator, user: np.ndar
     return all_u, all_c, all_t, all_buy
 
 
-def _session_events(world: World, rng: np.random.Generator, lo: int, user: np.ndarray,
-                    category: np.ndarray, local_t: np.ndarray,
-                    buys: np.ndarray) -> pd.DataFrame:
-    views = 1 + rng.geometric(0.45, len(user)) - 1
+def _session_events(world: World, rng: np.random.Generator, lo: int,
+                    sessions: tuple[np.ndarray, ...]) -> pd.DataFrame:
+    user, category, local_t, buys = sessions
+    views = rng.geometric(0.45, len(user))
     carts = buys | (rng.random(len(user)) < world.cart_p * (1 - world.purchase_p))
     opens = rng.random(len(user)) < world.app_open_p
     parts = []

@@ -92,7 +92,8 @@ def test_iso_and_epoch_times_give_the_same_model(tmp_path: Path, geopush: Run) -
     ("alice,1767225600,,d1,mother_baby,,", 3, "kind"),
     ("alice,1767225600,purchase,d1,mother_baby,-3,", 3, "price"),
 ])
-def test_bad_row_is_named_by_line_and_column(tmp_path: Path, geopush: Run,
+def test_bad_row_is_named_by_line_and_column(  # noqa: PLR0917 - one parametrize row
+        tmp_path: Path, geopush: Run,
                                              capsys: pytest.CaptureFixture[str], row: str,
                                              line: int, column: str) -> None:
     events = tmp_path / "events.csv"

@@ -144,7 +144,8 @@ def popular_categories(ctx: Context, n: int) -> IntArray:
     """The ``n`` categories with the most decayed engagement (14-day half-life), among
     those with any engagement before the table's time."""
     order = np.argsort(-ctx.pop_share[:, 2], kind="stable")
-    return order[ctx.pop_share[order, 3] > 0][:n].astype(np.int64)
+    kept: IntArray = order[ctx.pop_share[order, 3] > 0][:n].astype(np.int64)
+    return kept
 
 
 def candidate_keys(ctx: Context, users: IntArray, popular: IntArray,
@@ -192,7 +193,7 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
         out[:, f["days_since_purchase"]] = since_purchase
         out[:, f["purchase_cycle_d"]] = cycle
         out[:, f["purchase_overdue"]] = since_purchase / np.maximum(cycle, 1e-3)
-    _user_features(ctx, users, row, found, out, f, gap_d)
+    _user_features(ctx, users, row, found, out, f=f, gap_d=gap_d)
     out[:, f["pop_d4"]] = ctx.pop_share[cats, 1]
     out[:, f["pop_d14"]] = ctx.pop_share[cats, 2]
     out[:, f["pop_d60"]] = ctx.pop_share[cats, 3]
@@ -206,7 +207,7 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
 
 
 def _user_features(ctx: Context, users: IntArray, row: IntArray,
-                   found: npt.NDArray[np.bool_], out: npt.NDArray[np.float32],
+                   found: npt.NDArray[np.bool_], out: npt.NDArray[np.float32], *,
                    f: dict[str, int], gap_d: float) -> None:
     at = np.searchsorted(ctx.user_ids, users)
     at = np.minimum(at, max(len(ctx.user_ids) - 1, 0))

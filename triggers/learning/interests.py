@@ -26,6 +26,9 @@ import lightgbm as lgb
 import numpy as np
 
 from triggers.learning.accumulate import CutoffState, InterestAccumulator
+
+__all__ = ["InterestAccumulator", "InterestModel", "InterestParams", "fit", "rank",
+           "sample_rate", "training_cutoffs"]
 from triggers.learning.baselines import (
     HALF_LIFE_CHOICES,
     popularity_ranking,
@@ -114,7 +117,7 @@ def fit(acc: InterestAccumulator, categories: list[str], params: InterestParams,
     """Fit on what an accumulator gathered (see the module docstring)."""
     say = progress or (lambda _step: None)
     n_cat = len(categories)
-    examples = []
+    examples: list[_Examples] = []
     for state in acc.cutoffs:
         say(f"features at cutoff {len(examples) + 1}/{len(acc.cutoffs)}")
         examples.append(_examples(state, n_cat, params))
@@ -199,8 +202,8 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
     """Each user's top ``k`` categories and scores as of ``at_t``, best first.
 
     ``users`` are indexes into the model's users (sorted, unique); an index beyond the
-    model's users is a user with no history, who gets the popular categories. Padded with ``-1``/``nan`` when fewer than
-    ``k`` categories exist.
+    model's users is a user with no history, who gets the popular categories. Padded
+    with ``-1``/``nan`` when fewer than ``k`` categories exist.
     """
     ctx = ctx or context(model.state, len(model.categories))
     booster = lgb.Booster(model_str=model.booster) if model.booster else None
