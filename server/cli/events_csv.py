@@ -64,7 +64,7 @@ def read_events(path: str, users: Vocabulary, categories: Vocabulary,
 
 def _header(path: str) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             header = next(csv.reader(f), [])
     except OSError as exc:
         raise CliError(exc.strerror or "cannot read", location=path) from exc
