@@ -62,14 +62,15 @@ def run_fit(args: argparse.Namespace) -> int:
     ev = model.evaluation
     print(f"interests: {acc.events} events, {len(seen.users)} users, "
           f"{len(seen.categories)} categories, until {seen.until_t:.0f}")
-    if "recency_frequency" in ev:
-        print(f"held-out recall@5: model {ev.get('model', float('nan')):.4f}, "
+    if "model" in ev:
+        print(f"held-out recall@5: model {ev['model']:.4f}, "
               f"recency-frequency {ev['recency_frequency']:.4f}, "
               f"popularity {ev['popularity']:.4f} ({ev['holdout_users']:.0f} users); "
               f"{'ranker promoted' if model.booster else 'recency-frequency baseline serves'}")
     else:
-        print("fit window under two periods: no held-out evaluation; the ranker is untrained "
-              "and the recency-frequency baseline serves")
+        print("too little history to train a ranker and judge it on held-out time (two "
+              f"periods and a day, or {params.min_holdout_users} held-out users): the "
+              "recency-frequency baseline serves")
     return 0
 
 

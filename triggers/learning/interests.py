@@ -75,12 +75,13 @@ class InterestParams:
 
 
 def training_cutoffs(first_t: float, until_t: float, params: InterestParams) -> list[float]:
-    """Cutoffs one, two, ... periods before ``until_t``, each with at least one period of
-    history before it; the most recent first. Empty when the window is under two periods."""
+    """Cutoffs one, two, ... periods before ``until_t``, each with at least a day of
+    history before it; the most recent first. The ranker needs two (one to train on, one
+    to be judged on): a window of two periods and a day."""
     out = []
     for j in range(1, params.max_cutoffs + 1):
         cutoff = until_t - j * params.period_s
-        if cutoff - params.period_s < first_t:
+        if cutoff - DAY_S < first_t:
             break
         out.append(cutoff)
     return out
