@@ -1,4 +1,5 @@
-"""The venue model of DESIGN.md."""
+"""The venue model: a place with one geofence (a polygon or a circle), its kind, tags,
+parent, dwell threshold, opening hours, time zone and metadata, as campaigns read it."""
 
 from __future__ import annotations
 
