@@ -1,5 +1,4 @@
-"""The venue model: a place with one geofence (a polygon or a circle), its kind, tags,
-parent, dwell threshold, opening hours, time zone and metadata, as campaigns read it."""
+"""The venue model: a place, its geofence (a polygon or a circle) and what campaigns read."""
 
 from __future__ import annotations
 
