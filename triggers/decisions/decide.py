@@ -19,6 +19,8 @@ Checks per candidate campaign, in order; the first that fails is its reason:
 9. ``cooldown`` — the campaign's last push to the user at this venue is too recent;
 10. ``global_cap`` — the tenant's per-calendar-day (user's zone) or per-week cap;
 11. ``fatigue`` — the halved daily cap of a user who ignored K pushes in a row;
+    ``learned_cap`` — with ``learned_caps``, the user's own daily cap, learned from how
+    many of their recent pushes they opened;
 12. ``min_gap`` — the user's last push (any campaign) is too recent.
 
 Eligible campaigns are then taken in arbitration order (priority, then id). A user in the
@@ -54,6 +56,7 @@ from triggers.decisions.events import EventLike, kind_of
 from triggers.decisions.experiments import in_control, pick_arm
 from triggers.decisions.hours import day_bounds, in_window, local_time, parse_window
 from triggers.decisions.index import CampaignIndex
+from triggers.decisions.learned import best_channel, learned_block, sampled_arm
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
@@ -67,6 +70,7 @@ from triggers.decisions.venue_hours import (
     venue_country,
 )
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from venues.model import Venue
 
 # Enum members read in the hot path, once: on Python 3.11 a member lookup (``Reason.SENT``)
@@ -90,11 +94,14 @@ def decide(  # noqa: PLR0917
     policy: TenantPolicy,
     ledger: Ledger,
     now: float,
+    *,
+    signals: Signals | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
-    Reads ``ledger`` and never writes it. Raises :class:`TriggerError` when the event, the
-    profile and the venue do not belong together.
+    ``signals``: the feedback counts of the learning options (``triggers.decisions.learned``).
+    Reads ``ledger`` and ``signals``, never writes them. Raises :class:`TriggerError` when
+    the event, the profile and the venue do not belong together.
     """
     if event.user_id != profile.user_id:
         raise TriggerError(f"event for {event.user_id!r} decided with profile {profile.user_id!r}")
@@ -103,6 +110,7 @@ def decide(  # noqa: PLR0917
     kind = kind_of(event)
     candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
     facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags, campaigns.content)
+    facts.signals = signals
     # One line per candidate, in candidate (= arbitration) order; an eligible campaign's
     # line is filled in by the arbitration.
     lines: list[Considered | None]
@@ -153,6 +161,7 @@ class _Facts:
         "_quiet_key",
         "_reach",
         "age",
+        "channel_why",
         "content",
         "event",
         "gender",
@@ -171,6 +180,7 @@ class _Facts:
         "profile",
         "quiet",
         "segment",
+        "signals",
         "tag_mask",
         "tags_not_held",
         "tz",
@@ -228,6 +238,10 @@ class _Facts:
         self._reach: dict[tuple[str, ...], str | tuple[Reason, str]] = {}
         self.global_found: object = _UNKNOWN
         """:meth:`global_block`'s answer once it has been asked."""
+        self.signals: Signals | None = None
+        """Feedback counts for the learning options (see ``decide``)."""
+        self.channel_why: dict[str, str] = {}
+        """Campaign id → the ranked channel rates of a ``channel_choice: auto`` campaign."""
 
     def country(self) -> str | None:
         """Whose public holidays the user's templates greet: the user's country, else the
@@ -347,6 +361,10 @@ class _Facts:
                     return Reason.FATIGUE, (
                         f"{streak} ignored in a row; {today} today, halved cap {halved}"
                     )
+            if policy.learned_caps:
+                learned = learned_block(self.signals, user_id, now, today, policy.max_per_day)
+                if learned is not None:
+                    return learned
         if policy.max_per_week is not None:
             week = ledger.count_pushes(user_id, _after(now - WEEK_S), math.inf)
             if week >= policy.max_per_week:
@@ -424,6 +442,9 @@ def _later_block(  # noqa: PLR0912 - hot path: one call per candidate, see the d
     found = facts.global_found
     block = facts.global_block() if found is _UNKNOWN else cast("tuple[Reason, str] | None", found)
     if block is None:
+        if rules.auto_channel:
+            channel, facts.channel_why[rules.id] = best_channel(
+                facts.profile, rules.channels, facts.signals)
         return channel
     if block[0] is _MIN_GAP:  # names seconds: built per decision
         return Considered(rules.id, _SKIPPED, block[0], None, block[1])
@@ -527,7 +548,10 @@ def _arbitrate(
             )
             continue
         # ``assign``'s two draws, without building its ``Assignment``.
-        arm = pick_arm(rules.id, facts.user_id, rules.arms)
+        if rules.thompson:
+            arm = sampled_arm(rules.id, facts.user_id, facts.event.at, rules.arms, facts.signals)
+        else:
+            arm = pick_arm(rules.id, facts.user_id, rules.arms)
         if in_control(rules.id, facts.user_id, rules.control_pct):
             lines[position] = rules.lines.get((_HELD_OUT_CONTROL, arm)) or rules.remember(
                 (_HELD_OUT_CONTROL, arm),
@@ -580,8 +604,12 @@ def _arbitrate(
             locale=variant.locale,
             expires_at=float(facts.now + rules.campaign.offer_ttl_s),
         )
-        lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
-            (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm
-        )
+        if rules.auto_channel:
+            lines[position] = Considered(rules.id, Outcome.SENT, _SENT, arm,
+                                         facts.channel_why.get(rules.id))
+        else:
+            lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
+                (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm
+            )
         lower = (_LOWER_PRIORITY, rules.id)
     return chosen
