@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.decisions.builders import FORUM, at, campaign, event, profile, run, venue
+from triggers.decisions import Campaign
 from triggers.learning.channels import PRIOR_STRENGTH, UNSEEN_RATE, rank_channels, smoothed_rate
 from triggers.learning.signals import Counts, FeedbackBook
 
@@ -23,7 +24,7 @@ def _book(user: dict[str, tuple[int, int]], others: dict[str, tuple[int, int]]) 
     return book
 
 
-def _auto(**data: object):  # noqa: ANN202 - a builder
+def _auto(**data: object) -> Campaign:
     return campaign("forum-welcome", channels=["email", "fcm", "inbox"], channel_choice="auto",
                     **data)
 

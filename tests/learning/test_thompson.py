@@ -6,7 +6,7 @@ import random
 from collections import Counter
 
 from tests.decisions.builders import FORUM, at, campaign, event, policy, profile, run, venue
-from triggers.decisions import CampaignIndex, InMemoryLedger, Outcome, decide
+from triggers.decisions import Campaign, CampaignIndex, InMemoryLedger, Outcome, decide
 from triggers.decisions.experiments import in_control
 from triggers.learning.signals import Counts, FeedbackBook
 from triggers.learning.thompson import posterior, seed_of, thompson_arm
@@ -16,7 +16,7 @@ ARMS = (("calm", 1.0), ("bold", 1.0))
 TRUE_CTR = {"calm": 0.04, "bold": 0.12}
 
 
-def _thompson_campaign(control_pct: float = 10.0):  # noqa: ANN202 - a builder
+def _thompson_campaign(control_pct: float = 10.0) -> Campaign:
     return campaign(
         "forum-sale", optimize="thompson", control_pct=control_pct,
         variants=[{"id": "calm", "title": "Forum sale", "body": "20 % off today"},
@@ -24,7 +24,9 @@ def _thompson_campaign(control_pct: float = 10.0):  # noqa: ANN202 - a builder
     )
 
 
-def _run_population(users: int, book: FeedbackBook, *, learn: bool, seed: int = 7):
+def _run_population(
+    users: int, book: FeedbackBook, *, learn: bool, seed: int = 7
+) -> tuple[list[str], set[str]]:
     """Each user enters Forum once, a minute apart; treated users click with the arm's
     true CTR, and the click is fed back when ``learn``. Returns (arm per treated user in
     order, held-out users)."""

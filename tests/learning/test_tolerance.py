@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.decisions.builders import FORUM, at, campaign, event, policy, profile, run, venue
-from triggers.decisions import InMemoryLedger, LedgerEntry
+from triggers.decisions import Decision, InMemoryLedger, LedgerEntry
 from triggers.learning.signals import Counts, FeedbackBook
 from triggers.learning.tolerance import learned_cap, open_probability
 
@@ -28,7 +28,7 @@ def _pushed_today(*hours: str) -> InMemoryLedger:
                           for h in hours)
 
 
-def _decide(book: FeedbackBook, ledger: InMemoryLedger, **rules: object):  # noqa: ANN202
+def _decide(book: FeedbackBook, ledger: InMemoryLedger, **rules: object) -> Decision:
     return run(event(FORUM, SATURDAY_2PM), profile(), [campaign("forum-welcome")], venue(FORUM),
                pol=policy(**rules), ledger=ledger, signals=book)
 
