@@ -46,6 +46,7 @@ from server.api.context import (
     STORE,
 )
 from server.api.registry import Operation, add_routes
+from server.arm_stats import ArmStatsRefresher
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
@@ -137,6 +138,7 @@ def create_app(
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
+    app.cleanup_ctx.append(_arm_stats_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
@@ -310,6 +312,13 @@ async def _running(loop: Awaitable[None], name: str) -> AsyncIterator[None]:
 
 async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
     async with _running(_timer_loop(app), "geopush-timers"):
+        yield
+
+
+async def _arm_stats_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Thompson sampling's arm counts, cached per tenant (see :mod:`server.arm_stats`)."""
+    refresher = ArmStatsRefresher(app[STORE], app[CORES])
+    async with _running(refresher.run(), "geopush-arm-stats"):
         yield
 
 

@@ -62,6 +62,7 @@ from server.store.roles import BatchTx, IngestStore
 from server.tenant_core import TenantCore, TenantCores
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from triggers.pings import PingBatch
 from triggers.presence import Verdict, advance, process_batch, reconcile_venues
 from triggers.presence_events import EventKind, PresenceCounters, PresenceEvent
@@ -173,7 +174,8 @@ async def ingest_parts(
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)
-        result = await _settle(tx, core, state, _merge(events, more), now)
+        result = await _settle(tx, core, state, _merge(events, more), now,
+                               signals=cores.signals(tenant_id))
     if len(parts) == 1:
         return [result]
     return _split(result, parts, part_users, owner, verdicts)
@@ -249,7 +251,8 @@ async def fire_timers(
             events = _merge(events, advance(state, now, core.presence))
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: timers refused: {exc}") from exc
-        return await _settle(tx, core, state, events, now)
+        return await _settle(tx, core, state, events, now,
+                             signals=cores.signals(tenant_id))
 
 
 async def fire_all_timers(
@@ -331,9 +334,10 @@ def _merge(first: list[PresenceEvent], second: list[PresenceEvent]) -> list[Pres
 
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
-    now: float,
+    now: float, *, signals: Signals | None = None,
 ) -> IngestResult:
-    """Decide every event and write everything; the caller's ``async with`` commits."""
+    """Decide every event and write everything; the caller's ``async with`` commits.
+    ``signals``: the tenant's cached feedback counts (``server.arm_stats``)."""
     tenant_id = tx.tenant_id
     # Only the users with events are decided: their profiles and ledger rows, not the
     # whole batch's (a group commit locks up to thousands of users).
@@ -357,7 +361,8 @@ async def _settle(
             continue  # the venue is gone (venue_removed exit): nothing to decide on
         profile = profiles.get(event.user_id) or Profile(user_id=event.user_id)
         try:
-            decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now)
+            decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
+                              signals=signals)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)

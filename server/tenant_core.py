@@ -45,6 +45,7 @@ from triggers.decisions import (
     selector_matches,
 )
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from triggers.presence_policy import PresencePolicy
 from venues.model import Venue
 
@@ -157,6 +158,23 @@ class TenantCores:
         self._wait_s = rebuild_wait_s
         self._render_limits = render_limits
         self._render_clock = render_clock
+        self._signals: dict[str, Signals] = {}
+        """Tenant → the feedback counts its decisions read (``server.arm_stats``)."""
+
+    def tenant_ids(self) -> list[str]:
+        """The tenants with a core in this process."""
+        return sorted(self._cores)
+
+    def signals(self, tenant_id: str) -> Signals | None:
+        """The tenant's feedback counts for the learning options, if any were loaded."""
+        return self._signals.get(tenant_id)
+
+    def set_signals(self, tenant_id: str, signals: Signals | None) -> None:
+        """Swap in the tenant's feedback counts (one reference assignment, as for cores)."""
+        if signals is None:
+            self._signals.pop(tenant_id, None)
+        else:
+            self._signals[tenant_id] = signals
 
     def cached(self, tenant_id: str) -> TenantCore | None:
         """The core in use for the tenant, without checking its version."""

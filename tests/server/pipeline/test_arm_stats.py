@@ -1,0 +1,83 @@
+"""Thompson sampling in the service: per-arm counts from the stores' campaign stats,
+cached per tenant and read by every decision (both stores; Forum, Helsinki)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.arm_stats import ArmStatsRefresher
+from server.pipeline import ingest
+from server.store import Store
+from server.store.base import DeliveryStatus
+from server.tenant_core import TenantCores
+from tests.decisions.builders import campaign
+from tests.server.pipeline.builders import FORUM, T0, batch, setup_tenant, walk_into_forum
+from triggers.decisions.ledger import FeedbackKind
+from triggers.learning.signals import Counts, FeedbackBook
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TENANT = "acme"
+SHOPPERS = ("u1", "u2", "u3", "u4", "u5")
+
+
+@pytest.fixture
+async def thompson_store(store: Store) -> Store:
+    await setup_tenant(store, TENANT, users=SHOPPERS)
+    await store.create_campaign(TENANT, campaign(
+        "forum-sale", trigger={"event": "enter"}, venues={"ids": [FORUM]}, priority=9,
+        optimize="thompson", schedule={"respect_opening_hours": False},
+        variants=[{"id": "calm", "title": "Forum sale", "body": "20 % off"},
+                  {"id": "bold", "title": "FORUM SALE", "body": "20 % off today!"}]))
+    return store
+
+
+async def _walk_in(store: Store, cores: TenantCores, user_id: str, t0: float) -> str:
+    """The user walks into Forum; returns the variant of the push they got."""
+    fixes = walk_into_forum(user_id, t0)
+    result = await ingest(store, cores, TENANT, batch(fixes), now=fixes[-1].ts)
+    [delivery] = result.deliveries
+    assert delivery.campaign_id == "forum-sale"
+    return delivery.variant_id
+
+
+async def test_arm_counts_come_from_sent_deliveries_and_their_clicks(
+    thompson_store: Store,
+) -> None:
+    store, cores = thompson_store, TenantCores()
+    for n, user_id in enumerate(("u1", "u2")):
+        fixes = walk_into_forum(user_id, T0 + 600 * n)
+        result = await ingest(store, cores, TENANT, batch(fixes), now=fixes[-1].ts)
+        [delivery] = result.deliveries
+        await store.update_delivery(TENANT, delivery.delivery_id, status=DeliveryStatus.SENT,
+                                    now=fixes[-1].ts + 1)
+        if user_id == "u1":
+            await store.record_feedback(TENANT, delivery.delivery_id, FeedbackKind.CLICKED,
+                                        now=fixes[-1].ts + 60)
+    refresher = ArmStatsRefresher(store, cores)
+    await refresher.refresh(TENANT)
+    signals = cores.signals(TENANT)
+    assert signals is not None
+    counts = signals.arm_counts("forum-sale")
+    assert sum(c.trials for c in counts.values()) == 2
+    assert sum(c.successes for c in counts.values()) == 1
+
+
+async def test_decisions_read_the_cached_counts(thompson_store: Store) -> None:
+    store, cores = thompson_store, TenantCores()
+    await cores.get(store, TENANT)
+    book = FeedbackBook()
+    book.set_arm_counts("forum-sale", {"calm": Counts(1000, 10), "bold": Counts(1000, 400)})
+    cores.set_signals(TENANT, book)
+    variants = [await _walk_in(store, cores, user_id, T0 + 600 * n)
+                for n, user_id in enumerate(SHOPPERS)]
+    assert variants == ["bold"] * len(SHOPPERS)
+
+
+async def test_a_tenant_without_thompson_campaigns_caches_nothing(store: Store) -> None:
+    await setup_tenant(store, TENANT)
+    cores = TenantCores()
+    await cores.get(store, TENANT)
+    cores.set_signals(TENANT, FeedbackBook())
+    await ArmStatsRefresher(store, cores).refresh(TENANT)
+    assert cores.signals(TENANT) is None
