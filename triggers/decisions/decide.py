@@ -161,7 +161,6 @@ class _Facts:
         "_quiet_key",
         "_reach",
         "age",
-        "channel_why",
         "content",
         "event",
         "gender",
@@ -240,8 +239,6 @@ class _Facts:
         """:meth:`global_block`'s answer once it has been asked."""
         self.signals: Signals | None = None
         """Feedback counts for the learning options (see ``decide``)."""
-        self.channel_why: dict[str, str] = {}
-        """Campaign id → the ranked channel rates of a ``channel_choice: auto`` campaign."""
 
     def country(self) -> str | None:
         """Whose public holidays the user's templates greet: the user's country, else the
@@ -442,9 +439,6 @@ def _later_block(  # noqa: PLR0912 - hot path: one call per candidate, see the d
     found = facts.global_found
     block = facts.global_block() if found is _UNKNOWN else cast("tuple[Reason, str] | None", found)
     if block is None:
-        if rules.auto_channel:
-            channel, facts.channel_why[rules.id] = best_channel(
-                facts.profile, rules.channels, facts.signals)
         return channel
     if block[0] is _MIN_GAP:  # names seconds: built per decision
         return Considered(rules.id, _SKIPPED, block[0], None, block[1])
@@ -595,6 +589,9 @@ def _arbitrate(
                 rules.id, Outcome.ERROR, Reason.TEMPLATE_ERROR, arm, rendered.message
             )
             continue
+        why = None
+        if rules.auto_channel:  # ranked for the push only, not for every eligible campaign
+            channel, why = best_channel(profile, rules.channels, facts.signals)
         chosen = Chosen(
             campaign_id=rules.id,
             variant_id=arm,
@@ -605,8 +602,7 @@ def _arbitrate(
             expires_at=float(facts.now + rules.campaign.offer_ttl_s),
         )
         if rules.auto_channel:
-            lines[position] = Considered(rules.id, Outcome.SENT, _SENT, arm,
-                                         facts.channel_why.get(rules.id))
+            lines[position] = Considered(rules.id, Outcome.SENT, _SENT, arm, why)
         else:
             lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
                 (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm
