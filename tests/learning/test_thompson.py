@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 from collections import Counter
+
+import pytest
 
 from tests.decisions.builders import FORUM, at, campaign, event, policy, profile, run, venue
 from triggers.decisions import Campaign, CampaignIndex, InMemoryLedger, Outcome, decide
 from triggers.decisions.experiments import in_control
 from triggers.learning.signals import Counts, FeedbackBook
-from triggers.learning.thompson import posterior, seed_of, thompson_arm
+from triggers.learning.thompson import Draws, posterior, seed_of, thompson_arm
 
 SATURDAY_NOON = at("2026-11-28 12:00")
 ARMS = (("calm", 1.0), ("bold", 1.0))
@@ -116,3 +120,19 @@ def test_fixed_campaigns_keep_the_weighted_hash_arm() -> None:
                        signals=book)
     without = run(event(FORUM, SATURDAY_NOON), profile(), [offer], venue(FORUM))
     assert with_signals.to_json() == without.to_json()
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 1.0), (3.0, 12.0), (31.0, 201.0)])
+def test_beta_draws_have_the_posterior_mean_and_variance(alpha: float, beta: float) -> None:
+    draws = Draws(b"forum-sale\x1faino")
+    sample = [draws.beta(alpha, beta) for _ in range(20_000)]
+    total = alpha + beta
+    mean, variance = alpha / total, alpha * beta / (total * total * (total + 1))
+    assert statistics.fmean(sample) == pytest.approx(mean, abs=4 * math.sqrt(variance / 20_000))
+    assert statistics.variance(sample) == pytest.approx(variance, rel=0.05)
+    assert all(0.0 <= x <= 1.0 for x in sample)
+
+
+def test_the_same_key_gives_the_same_draws() -> None:
+    first, second = Draws(b"k"), Draws(b"k")
+    assert [first.uniform() for _ in range(20)] == [second.uniform() for _ in range(20)]
