@@ -197,3 +197,36 @@ def test_lift_report_of_two_tallies() -> None:
     report = a.report()
     # Wilson, 60 of 300: centre 0.2038, half-width 0.0451.
     assert report["ctr"] == {"rate": 0.2, "low": 0.1587, "high": 0.2489}
+
+
+def test_learned_caps_hold_back_a_shopper_who_never_opens(tmp_path: Path) -> None:
+    """Three malls in a day (the daily-cap fixture) with a cap of three: the shopper who
+    opens nothing is held to two once two pushes went unopened; the one who opens every
+    push keeps the tenant's three; without learned caps both get three."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
+    doc = yaml.safe_load((fixture / "daily_cap_three_malls.yaml").read_text(encoding="utf-8"))
+    doc["venues"] = str(VENUES)
+    doc["policy"] = {"max_per_day": 3, "min_gap_s": 1800, "learned_caps": True}
+    doc["profiles"].append({**doc["profiles"][0], "user_id": "fan"})
+    doc["trajectories"].append({**doc["trajectories"][0], "user_id": "fan"})
+    doc.pop("expect")
+    doc["response"] = {"policy_name": "learned caps", "users": {
+        "shopper": {"channel_habits": {"inbox": 0.0}},
+        "fan": {"channel_habits": {"inbox": 1.0}}}}
+    doc["compare"] = {"name": "tenant cap", "policy": {"learned_caps": False}}
+    path = tmp_path / "three_malls.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    result = simulate(load_scenario(path))
+    pushed = {user: [d.campaign_id for d in result.deliveries if d.user_id == user]
+              for user in ("shopper", "fan")}
+    assert pushed == {"shopper": ["forum-fashion", "citycenter-fashion"],
+                      "fan": ["forum-fashion", "citycenter-fashion", "kluuvi-fashion"]}
+    [held] = [line for d in result.decisions for line in d.considered
+              if d.user_id == "shopper" and line.campaign_id == "kluuvi-fashion"]
+    assert str(held.reason) == "learned_cap"
+    assert held.detail == ("opened 0/2 pushes in 7 days (p_open 0.25): learned cap 2 of 3; "
+                           "2 today")
+    assert result.response is not None
+    policies = result.response["policies"]
+    assert (policies["learned caps"]["pushes"], policies["tenant cap"]["pushes"]) == (5, 6)
+    assert policies["learned caps"]["opens"] == policies["tenant cap"]["opens"] == 3
