@@ -317,7 +317,7 @@ async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _arm_stats_ctx(app: web.Application) -> AsyncIterator[None]:
     """Thompson sampling's arm counts, cached per tenant (see :mod:`server.arm_stats`)."""
-    refresher = ArmStatsRefresher(app[STORE], app[CORES])
+    refresher = ArmStatsRefresher(app[STORE], app[CORES], app[CLOCK])
     async with _running(refresher.run(), "geopush-arm-stats"):
         yield
 

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from geo.errors import GeoError
+from server.arm_stats import batch_signals
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, IngestStore
@@ -343,6 +344,7 @@ async def _settle(
     # whole batch's (a group commit locks up to thousands of users).
     deciding = sorted({e.user_id for e in events})
     profiles = await tx.load_profiles(deciding) if events else {}
+    signals = await batch_signals(tx, core, signals, deciding, now)
     ledger = InMemoryLedger()
     if events:
         snap = await tx.load_ledger(now - core.ledger_horizon_s, deciding)

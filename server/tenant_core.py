@@ -72,6 +72,9 @@ class TenantCore:
     presence: PresencePolicy
     ledger_horizon_s: float
     """How far back the ledger rows a decision needs reach (``history_horizon_s``)."""
+    learns_per_user: bool = False
+    """A campaign with ``channel_choice: auto`` or the policy's ``learned_caps``: batches
+    load the deciding users' recent pushes and opens (``server.arm_stats``)."""
 
 
 def build_core(
@@ -104,7 +107,10 @@ def build_core(
     # accuracy of the least accurate ping still used for transitions.
     halo_m = max(presence.max_accuracy_m, presence.widest_exit_margin_m())
     index = GeofenceIndex.build([v.fence() for v in enabled], halo_m=halo_m)
+    learns_per_user = catalog.policy.policy.learned_caps or any(
+        c.channel_choice == "auto" for c in catalog.campaigns)
     return TenantCore(
+        learns_per_user=learns_per_user,
         tenant_id=catalog.tenant_id,
         catalog_version=catalog.version,
         index=index,

@@ -122,6 +122,10 @@ class FeedbackBook:
         ``ValueError`` for counts with more successes than trials."""
         self._arms[campaign_id] = {arm: checked(c) for arm, c in counts.items()}
 
+    def set_tenant_channel_counts(self, counts: Mapping[str, Counts]) -> None:
+        """Replace the tenant's per-channel deliveries and opens (the channel prior)."""
+        self._tenant = {channel: checked(c) for channel, c in counts.items()}
+
     def arm_counts(self, campaign_id: str) -> Mapping[str, Counts]:
         return self._arms.get(campaign_id, _EMPTY)
 
