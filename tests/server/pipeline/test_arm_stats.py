@@ -116,6 +116,13 @@ async def test_auto_channel_reads_the_users_own_unopened_pushes(store: Store) ->
                 if r.decision.chosen is not None and r.decision.chosen.channel == "email"]
     [line] = [c for c in record.decision.considered if c.campaign_id == "forum-hello"]
     assert line.detail == ("email 0.10 (0/0, prior 0.10) > inbox 0.09 (0/1, prior 0.10)")
+    # The tenant's open rate per channel, the prior, comes with the cached counts.
+    await store.record_feedback(TENANT, second.delivery_id, FeedbackKind.OPENED, now=T0 + 7300)
+    await ArmStatsRefresher(store, cores, lambda: T0 + 7400).refresh(TENANT)
+    signals = cores.signals(TENANT)
+    assert signals is not None
+    assert dict(signals.tenant_channel_counts()) == {"inbox": Counts(1, 0),
+                                                     "email": Counts(1, 1)}
 
 
 async def test_learned_caps_hold_back_a_user_who_opens_nothing(store: Store) -> None:
