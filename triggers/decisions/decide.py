@@ -589,15 +589,15 @@ def _arbitrate(
                 rules.id, Outcome.ERROR, Reason.TEMPLATE_ERROR, arm, rendered.message
             )
             continue
-        why = None
+        send_on, why = channel, None
         if rules.auto_channel:  # ranked for the push only, not for every eligible campaign
-            channel, why = best_channel(profile, rules.channels, facts.signals)
+            send_on, why = best_channel(profile, rules.channels, facts.signals)
         chosen = Chosen(
             campaign_id=rules.id,
             variant_id=arm,
             title=rendered.title,
             body=rendered.body,
-            channel=channel,
+            channel=send_on,
             locale=variant.locale,
             expires_at=float(facts.now + rules.campaign.offer_ttl_s),
         )
