@@ -359,8 +359,9 @@ async def test_rich_alert_is_mutable_with_the_attachment_url_and_a_button_catego
 
 def test_button_category_is_stable_per_button_set_and_changes_with_a_title() -> None:
     first, again = rich_offer(), rich_offer(image_url=None, deep_link=None)
-    assert first.category_id() == again.category_id()
-    assert first.category_id() is not None and first.category_id().startswith("geopush.")
+    category = first.category_id()
+    assert category is not None and category.startswith("geopush.")
+    assert again.category_id() == category
     renamed = rich_offer(buttons=(Button(id="shop", title="Buy now", deep_link=SHOP_LINK),))
     assert renamed.category_id() != first.category_id()
     assert rich_offer(buttons=()).category_id() is None
