@@ -13,8 +13,10 @@ from server.app import OPERATIONS
 from server.auth import Role
 from server.openapi import build_openapi
 from server.settings import Settings
+from server.store import DeliveryStatus
 from tests.server.api.conftest import Api, campaign_body, ping, venue_feature
 from tests.server.api.test_service import assert_error
+from tests.server.conftest import TENANT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -57,6 +59,11 @@ async def test_delivery_carries_the_picture_of_the_users_interest_and_the_button
     assert got["button"] is None
     _, decisions = await api.call("GET", "/v1/users/mei/decisions", expect=200)
     assert decisions["decisions"][0]["chosen"]["rich"]["image_url"] == STROLLER
+    # Once sent to the in-app inbox, the app lists it with the same content.
+    await api.store.update_delivery(TENANT, did, status=DeliveryStatus.SENT,
+                                    now=api.clock.now)
+    _, inbox = await api.call("GET", "/v1/users/mei/inbox", role=Role.MANAGER, expect=200)
+    assert inbox["messages"][0]["rich"] == got["rich"]
 
 
 async def test_feedback_records_the_button_pressed_and_stats_count_it(api: Api) -> None:
