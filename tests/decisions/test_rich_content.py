@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
 
-from tests.decisions.builders import FORUM, at, campaign, event, profile, run, venue
+from tests.decisions.builders import FORUM, HELSINKI, at, campaign, event, profile, run, venue
 from triggers.decisions import ContentEngine, preview_campaign
 from triggers.decisions.models import Variant
 from triggers.decisions.rich import (
@@ -19,6 +20,7 @@ from triggers.decisions.rich import (
     check_deep_link,
     choose_image,
 )
+from triggers.simulation.result import decision_json
 
 SATURDAY_2PM = at("2026-11-28 14:00")
 
@@ -156,6 +158,16 @@ def test_the_decision_json_shows_the_chosen_content_and_reads_back() -> None:
         "buttons": [{"id": "shop", "title": "Shop now", "deep_link": SHOP},
                     {"id": "map", "title": "Show on map", "deep_link": "forumapp://map/forum"}]}
     assert type(decision).from_json_obj(body) == decision
+
+
+def test_simulate_json_shows_the_chosen_rich_content() -> None:
+    decision = run(event(FORUM, SATURDAY_2PM), profile(tags=("foodie",)),
+                   [campaign(variants=[RICH])], venue(FORUM))
+    chosen = decision_json(decision, ZoneInfo(HELSINKI))["chosen"]
+    assert chosen["rich"]["image_url"] == FOOD
+    assert [b["id"] for b in chosen["rich"]["buttons"]] == ["shop", "map"]
+    plain = run(event(FORUM, SATURDAY_2PM), profile(), [campaign()], venue(FORUM))
+    assert "rich" not in decision_json(plain, ZoneInfo(HELSINKI))["chosen"]
 
 
 def test_rich_content_survives_its_stored_json() -> None:
