@@ -50,6 +50,7 @@ from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_ke
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.channels.pg_presence import StreamPresence
+from server.console import add_console
 from server.errors import error_middleware
 from server.group_commit import GroupCommitter
 from server.learner import ProfileLearner, ended_visits
@@ -129,6 +130,7 @@ def create_app(
     if store is not None:
         app[STORE] = store
     add_routes(app, OPERATIONS)
+    add_console(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
     app.cleanup_ctx.append(_cores_ctx)
     app.cleanup_ctx.append(_limiter_ctx)

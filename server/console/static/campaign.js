@@ -1,0 +1,78 @@
+/* Campaign editor: the raw JSON checked as you type by POST /console/api/campaigns/check
+   (the API's own validation, field paths in the answer), the variants previewed for
+   sample people, then saved, activated or paused through the API. */
+"use strict";
+(function () {
+  const g = window.geopush;
+  const w = g.words();
+  const form = document.getElementById("editor");
+  const raw = document.getElementById("raw");
+  const check = document.getElementById("check");
+  const status = document.getElementById("status");
+  let timer = null;
+  let latest = 0;
+
+  function previews(list) {
+    const body = document.querySelector("#previews tbody");
+    body.textContent = "";
+    list.forEach(function (p) {
+      const row = document.createElement("tr");
+      g.cell(row, p.variant_id);
+      g.cell(row, p.user_id + (p.locale ? " · " + p.locale : "") + (p.age ? " · " + p.age : "") + " · " + p.local_time);
+      g.cell(row, p.failure ? p.failure : p.title, p.failure ? "error" : "");
+      g.cell(row, p.body);
+      body.appendChild(row);
+    });
+  }
+
+  async function validate() {
+    const mine = ++latest;
+    let doc;
+    try { doc = JSON.parse(raw.value); }
+    catch (e) { check.textContent = "JSON: " + e.message; check.className = "error"; raw.setAttribute("aria-invalid", "true"); return null; }
+    const result = await g.api("POST", "/campaigns/check", doc);
+    if (mine !== latest) return null;
+    if (result.ok) {
+      check.textContent = w.valid; check.className = "ok";
+      raw.removeAttribute("aria-invalid");
+      previews(result.body.previews);
+      return doc;
+    }
+    check.textContent = g.errorText(result.body); check.className = "error";
+    raw.setAttribute("aria-invalid", "true");
+    return null;
+  }
+
+  raw.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(validate, 300);
+  });
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const doc = await validate();
+    if (!doc) return;
+    const id = form.dataset.campaign || doc.id;
+    const result = id ? await g.api("PUT", "/campaigns/" + encodeURIComponent(id), doc)
+                      : await g.api("POST", "/campaigns", doc);
+    if (!result.ok) { status.textContent = g.errorText(result.body); return; }
+    if (!form.dataset.campaign) {
+      window.location.assign("/console/campaigns/" + encodeURIComponent(result.body.id));
+      return;
+    }
+    status.textContent = w.saved;
+  });
+
+  ["activate", "pause"].forEach(function (action) {
+    const button = document.getElementById(action);
+    if (!button) return;
+    button.addEventListener("click", async function () {
+      const id = button.dataset.campaign;
+      const result = await g.api("POST", "/campaigns/" + encodeURIComponent(id) + "/" + action);
+      if (result.ok) document.getElementById("campaign-status").textContent = result.body.status;
+      else status.textContent = g.errorText(result.body);
+    });
+  });
+
+  validate();
+})();

@@ -1,0 +1,76 @@
+/* Draw a venue: click the map to add polygon corners, or click a centre and set the
+   radius for a circle; saved with PUT /console/api/venues/{id}. */
+"use strict";
+(function () {
+  const g = window.geopush;
+  const form = document.getElementById("draw");
+  const status = document.getElementById("status");
+  const count = document.getElementById("vertices");
+  const el = document.getElementById("map");
+  const center = el.dataset.center.split(",").map(Number);
+  const m = g.map(el, center);
+  let points = [];
+  let shape = null;
+
+  function kind() { return form.querySelector('input[name="shape"]:checked').value; }
+  function radius() { return Number(document.getElementById("radius").value) || 100; }
+
+  function redraw() {
+    if (shape) m.removeLayer(shape);
+    shape = null;
+    if (kind() === "circle" && points.length) {
+      shape = L.circle(points[points.length - 1], { radius: radius(), className: "drawn" }).addTo(m);
+    } else if (points.length >= 2) {
+      shape = L.polygon(points, { className: "drawn" }).addTo(m);
+    } else if (points.length === 1) {
+      shape = L.circleMarker(points[0], { radius: 4, className: "drawn" }).addTo(m);
+    }
+    count.textContent = kind() === "circle" ? "" : points.length + " ×";
+  }
+
+  m.on("click", function (e) {
+    if (kind() === "circle") points = [e.latlng]; else points.push(e.latlng);
+    redraw();
+  });
+  form.querySelectorAll('input[name="shape"]').forEach(function (r) {
+    r.addEventListener("change", function () { points = []; redraw(); });
+  });
+  document.getElementById("radius").addEventListener("input", redraw);
+  document.getElementById("clear").addEventListener("click", function () { points = []; redraw(); });
+
+  function feature() {
+    const props = { name: document.getElementById("vname").value,
+                    kind: document.getElementById("vkind").value };
+    const parent = document.getElementById("vparent").value.trim();
+    if (parent) props.parent_id = parent;
+    if (kind() === "circle") {
+      const c = points[points.length - 1];
+      props.radius_m = radius();
+      return { type: "Feature", properties: props,
+               geometry: { type: "Point", coordinates: [c.lng, c.lat] } };
+    }
+    const ring = points.map(function (p) { return [p.lng, p.lat]; });
+    ring.push(ring[0]);
+    return { type: "Feature", properties: props, geometry: { type: "Polygon", coordinates: [ring] } };
+  }
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    if ((kind() === "circle" && !points.length) || (kind() === "polygon" && points.length < 3)) {
+      status.textContent = kind() === "circle" ? "centre?" : "≥ 3 ×"; return;
+    }
+    const id = document.getElementById("vid").value.trim();
+    const result = await g.api("PUT", "/venues/" + encodeURIComponent(id), feature());
+    if (result.ok) {
+      status.textContent = g.words().saved + " ";
+      const a = document.createElement("a");
+      a.href = "/console/venues/" + encodeURIComponent(id);
+      a.textContent = id;
+      status.appendChild(a);
+    } else {
+      status.textContent = g.errorText(result.body);
+    }
+  });
+
+  window.geopushDraw = { map: m };
+})();
