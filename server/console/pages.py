@@ -8,6 +8,7 @@ Pages are rendered here from what the API's own handlers answer
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from server.api.context import CLOCK, SETTINGS, store
 from server.console import bridge, charts
+from server.console.i18n import language
 from server.console.render import render, signed_in
 from server.console.session import (
     CSRF_FIELD,
@@ -29,6 +31,7 @@ from server.console.session import (
     sign_in,
 )
 from server.errors import ApiError
+from triggers.decisions import ContentEngine, RenderLimits
 from venues import VenueKind
 
 PAGE_SIZE = 25
@@ -143,8 +146,24 @@ async def venue(request: web.Request, session: Session) -> web.StreamResponse:
     feature = await bridge.call_json(bridge.get_venue, request, session.principal)
     hours = await bridge.call_json(bridge.get_venue_hours, request, session.principal)
     week = charts.week_view(hours["spans"])
+    props = feature.get("properties") or {}
+    country = props.get("addr:country") or (props.get("metadata") or {}).get("addr:country")
+    if country is None:
+        country = (await store(request).get_policy(session.principal.tenant_id)).policy.country
+    # A holiday calendar reads its translations from disk the first time: off the loop.
+    await asyncio.to_thread(_name_holidays, week, country,
+                            "zh-CN" if language(request) == "zh" else "en")
     return render(request, "venue.html", session, feature=feature, hours=hours, week=week,
-                  props=feature.get("properties") or {})
+                  props=props)
+
+
+def _name_holidays(week: list[charts.Day], country: str | None, locale: str) -> None:
+    """Each day's public holiday (of ``country``, as decisions read it) first in its notes."""
+    engine = ContentEngine(RenderLimits())
+    for day in week:
+        name = engine.holiday(country, day.day, locale)
+        if name:
+            day.notes.insert(0, name)
 
 
 # --------------------------------------------------------------------------- why (not)?
@@ -177,7 +196,7 @@ async def campaigns(request: web.Request, session: Session) -> web.StreamRespons
 
 
 NEW_CAMPAIGN = {
-    "id": "", "name": "", "trigger": {"event": "enter", "venues": {"kind": "mall"}},
+    "id": "", "name": "", "trigger": {"event": "enter"}, "venues": {"kinds": ["mall"]},
     "variants": [{"id": "a", "title": "Welcome, {{ user.first_name or 'friend' }}",
                   "body": "Something for you at {{ venue.name }}.", "weight": 1}],
 }

@@ -9,6 +9,7 @@ nothing framed: all behaviour lives in ``static/*.js``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -29,6 +30,9 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+_ENV.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2)
+"""JSON for a person to edit: indented, Chinese left as it is (``tojson`` escapes it)."""
 
 PageHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 

@@ -14,7 +14,7 @@ import pytest
 from server.auth import Role
 from server.console.session import COOKIE, PRE_COOKIE
 from tests.console.conftest import CSRF, META_CSRF, Api
-from tests.server.api.conftest import venue_feature
+from tests.server.api.conftest import blockbuster, venue_feature  # noqa: F401
 from tests.server.conftest import OTHER_TENANT, TENANT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
