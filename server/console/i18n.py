@@ -130,6 +130,11 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "inside_now": "Inside now",
         "entries_hour": "Entries in the last hour",
         "latest_events": "Latest events",
+        "dwell": "How long visits lasted (last 24 h)",
+        "since": "Since",
+        "confidence": "Confidence",
+        "nobody": "Nobody inside.",
+        "updated": "Updated",
         "not_found": "Not found.",
     },
     "zh": {
@@ -244,6 +249,11 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "inside_now": "当前在场",
         "entries_hour": "最近一小时进入",
         "latest_events": "最新事件",
+        "dwell": "停留时长分布（最近 24 小时）",
+        "since": "进入时间",
+        "confidence": "置信度",
+        "nobody": "当前无人在场。",
+        "updated": "更新于",
         "not_found": "未找到。",
     },
 }

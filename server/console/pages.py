@@ -17,6 +17,7 @@ from aiohttp import web
 from server.api.context import CLOCK, SETTINGS, store
 from server.console import bridge, charts
 from server.console.i18n import language
+from server.console.live import venue_live
 from server.console.render import render, signed_in
 from server.console.session import (
     CSRF_FIELD,
@@ -185,6 +186,16 @@ async def why(request: web.Request, session: Session) -> web.StreamResponse:
                   error=error, when=charts.when)
 
 
+# --------------------------------------------------------------------------- live
+
+
+@signed_in
+async def live(request: web.Request, session: Session) -> web.StreamResponse:
+    choices = await store(request).list_venues(session.principal.tenant_id, limit=500)
+    chosen = request.query.get("venue") or (choices[0].id if choices else "")
+    return render(request, "live.html", session, venues=choices, chosen=chosen)
+
+
 # --------------------------------------------------------------------------- campaigns
 
 
@@ -242,6 +253,8 @@ def add_pages(app: web.Application) -> None:
     router.add_get("/console/venues/draw", venue_draw)
     router.add_get("/console/venues/{id}", venue)
     router.add_get("/console/why", why)
+    router.add_get("/console/live", live)
+    router.add_get("/console/api/live/{id}", venue_live)
     router.add_get("/console/campaigns", campaigns)
     router.add_get("/console/campaigns/new", campaign_edit)
     router.add_get("/console/campaigns/{id}", campaign_edit)

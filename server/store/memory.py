@@ -555,6 +555,15 @@ class MemoryStore:
                       key=lambda r: (r.event.at, r.recorded_at, r.event_key))
         return rows[-limit:] if limit > 0 else []
 
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = sorted((r for by_key in self._r(tenant_id).events.values()
+                       for r in by_key.values()
+                       if r.event.venue_id == venue_id and r.event.at >= since),
+                      key=lambda r: (r.event.at, r.recorded_at, r.event_key))
+        return rows[-limit:] if limit > 0 else []
+
     # -- deliveries ------------------------------------------------------------------
 
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRecord | None:

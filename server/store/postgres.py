@@ -803,6 +803,17 @@ class PostgresStore:
             tenant_id, user_id, limit)
         return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
 
+    @_translated
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT * FROM events WHERE tenant_id = $1 AND venue_id = $2"
+            " AND at >= $3 ORDER BY at DESC, recorded_at DESC, event_key DESC LIMIT $4) last"
+            " ORDER BY at, recorded_at, event_key",
+            tenant_id, venue_id, since, limit)
+        return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
+
     # -- deliveries ------------------------------------------------------------------
 
     @staticmethod

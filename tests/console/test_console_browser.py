@@ -245,6 +245,27 @@ def test_a_campaign_is_checked_as_typed_previewed_saved_and_activated(
     shot(page, "campaign")
 
 
+def test_a_walker_appears_in_live_while_the_page_is_open(
+    offline_page: OfflinePage, server: Server,
+) -> None:
+    page = offline_page
+    sign_in(page, server)
+    page.get_by_role("link", name="Live").click()
+    page.get_by_label("Venue").select_option("guomao-mall")
+    page.get_by_role("button", name="Show").click()
+    page.locator("#updated").filter(has_text="UTC").wait_for()
+    assert page.locator("#inside").filter(has_text="walker-live").count() == 0
+    now = time.time()
+    server.call("POST", "/v1/pings", {"pings": [
+        {"user_id": "walker-live", "ts": now - 10 + i * 5, "lat": MALL[0] + 0.0005,
+         "lng": MALL[1], "accuracy_m": 15} for i in range(2)]}, role="sdk")
+    url = page.url
+    page.locator("#inside tbody tr").filter(has_text="walker-live").wait_for(timeout=10_000)
+    assert page.url == url  # no reload: the page polled
+    assert int(page.locator("#entries").inner_text()) >= 1
+    shot(page, "live")
+
+
 def test_a_walkers_push_shows_in_why_not_and_in_the_results(
     offline_page: OfflinePage, server: Server,
 ) -> None:

@@ -56,6 +56,14 @@ class ProfileStore(Protocol):
         """The user's presence events, oldest first (by ``at``), the last ``limit``."""
         ...
 
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        """The presence events at one venue with ``at >= since``, oldest first (by
+        ``at``, then recording order), the last ``limit`` of them: the console's live
+        view of a venue."""
+        ...
+
     async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
         """Delete everything about the user: profile, pings, presence, events,
         decisions, ledger entries, feedback streak, deliveries; and revoke their stream
