@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from server.api.context import CLOCK, SETTINGS, store
+from server.api.delivery_routes import get_channels
+from server.auth import Role, forbidden
 from server.console import bridge, charts
 from server.console.i18n import language
 from server.console.live import venue_live
@@ -241,6 +243,21 @@ async def campaign_results_csv(request: web.Request, session: Session) -> web.St
                             "Content-Disposition": f'attachment; filename="{cid}-results.csv"'})
 
 
+# --------------------------------------------------------------------------- admin
+
+
+@signed_in
+async def admin(request: web.Request, session: Session) -> web.StreamResponse:
+    """An admin's page: the tenant's keys (ids, roles, names; never secrets) and its
+    channel settings as ``GET /v1/channels`` answers them (secrets masked)."""
+    if session.principal.role is not Role.ADMIN:
+        raise forbidden(session.principal.role, frozenset({Role.ADMIN}))
+    keys = await store(request).list_keys(session.principal.tenant_id)
+    channels = await bridge.call_json(get_channels, request, session.principal)
+    return render(request, "admin.html", session, keys=keys, channels=channels,
+                  when=charts.when)
+
+
 def add_pages(app: web.Application) -> None:
     router = app.router
     router.add_get("/console", home)
@@ -253,6 +270,7 @@ def add_pages(app: web.Application) -> None:
     router.add_get("/console/venues/draw", venue_draw)
     router.add_get("/console/venues/{id}", venue)
     router.add_get("/console/why", why)
+    router.add_get("/console/admin", admin)
     router.add_get("/console/live", live)
     router.add_get("/console/api/live/{id}", venue_live)
     router.add_get("/console/campaigns", campaigns)

@@ -188,3 +188,19 @@ def _directives(header: str) -> dict[str, list[str]]:
     return out
 
 
+
+
+async def test_an_admin_sees_keys_and_channels_and_a_manager_does_not(api: Api) -> None:
+    admin = await sign_in(api, role=Role.ADMIN)
+    page = await api.client.get("/console/admin", headers=admin.headers)
+    html = await page.text()
+    assert page.status == 200, html[:300]
+    for record in await api.store.list_keys(TENANT):
+        assert record.key_id in html
+    assert api.keys[(TENANT, Role.SDK)] not in html  # ids and names, never secrets
+    assert 'href="/console/admin"' in html
+    manager = await sign_in(api, role=Role.MANAGER)
+    venues = await api.client.get("/console/venues", headers=manager.headers)
+    assert 'href="/console/admin"' not in await venues.text()
+    refused = await api.client.get("/console/admin", headers=manager.headers)
+    assert refused.status == 403
