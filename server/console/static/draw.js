@@ -25,8 +25,19 @@
     } else if (points.length === 1) {
       shape = L.circleMarker(points[0], { radius: 4, className: "drawn" }).addTo(m);
     }
-    count.textContent = kind() === "circle" ? "" : points.length + " ×";
+    count.textContent = kind() === "circle" ? "" : g.words().corners.replace("{n}", points.length);
   }
+
+  /* The venues already stored, in grey: what a new outline sits beside or inside. */
+  g.api("GET", "/venues?limit=1000").then(function (result) {
+    if (!result.ok) return;
+    L.geoJSON(result.body, {
+      style: function () { return { color: "#5b6573", weight: 1, fillOpacity: 0.08, className: "existing" }; },
+      pointToLayer: function (f, latlng) { return L.circle(latlng, { radius: f.properties.radius_m || 30 }); },
+      onEachFeature: function (f, layer) { layer.bindTooltip(f.properties.name || f.id); },
+      interactive: false,
+    }).addTo(m);
+  });
 
   m.on("click", function (e) {
     if (kind() === "circle") points = [e.latlng]; else points.push(e.latlng);
@@ -57,7 +68,7 @@
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     if ((kind() === "circle" && !points.length) || (kind() === "polygon" && points.length < 3)) {
-      status.textContent = kind() === "circle" ? "centre?" : "≥ 3 ×"; return;
+      status.textContent = g.words().need_shape; return;
     }
     const id = document.getElementById("vid").value.trim();
     const result = await g.api("PUT", "/venues/" + encodeURIComponent(id), feature());
