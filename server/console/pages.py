@@ -18,6 +18,7 @@ from server.api.context import CLOCK, SETTINGS, store
 from server.api.delivery_routes import get_channels
 from server.auth import Role, forbidden
 from server.console import bridge, charts
+from server.console.backtest import backtest_campaign
 from server.console.i18n import language
 from server.console.live import venue_live
 from server.console.render import render, signed_in
@@ -273,6 +274,7 @@ def add_pages(app: web.Application) -> None:
     router.add_get("/console/admin", admin)
     router.add_get("/console/live", live)
     router.add_get("/console/api/live/{id}", venue_live)
+    router.add_post("/console/api/campaigns/backtest", backtest_campaign)
     router.add_get("/console/campaigns", campaigns)
     router.add_get("/console/campaigns/new", campaign_edit)
     router.add_get("/console/campaigns/{id}", campaign_edit)

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from server.store.base import (
     BBox,
@@ -563,6 +564,21 @@ class MemoryStore:
                        if r.event.venue_id == venue_id and r.event.at >= since),
                       key=lambda r: (r.event.at, r.recorded_at, r.event_key))
         return rows[-limit:] if limit > 0 else []
+
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        chunks = list(self._r(tenant_id).pings.chunks)
+        users = np.concatenate([c.users for c in chunks]) if chunks else np.empty(0, str)
+        cols = np.concatenate([c.columns for c in chunks]) if chunks else np.empty((0, 8))
+        keep = np.flatnonzero(cols[:, 0] >= since)
+        users, cols = users[keep], cols[keep]
+        order = np.lexsort((users, cols[:, 0]))[-limit:] if limit > 0 else keep[:0]
+        users, cols = users[order], cols[order]
+        batch = PingBatch.from_columns(users.astype(str), cols[:, 0], cols[:, 1], cols[:, 2],
+                                       accuracy_m=cols[:, 3], speed_mps=cols[:, 4],
+                                       heading_deg=cols[:, 5], mock=cols[:, 6] != 0)
+        return batch, cols[:, 7].copy()
 
     # -- deliveries ------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from server.store.base import (
     BBox,
@@ -813,6 +814,27 @@ class PostgresStore:
             " ORDER BY at, recorded_at, event_key",
             tenant_id, venue_id, since, limit)
         return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
+
+    @_translated
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT user_id, ts, lat, lng, accuracy_m, speed_mps, heading_deg,"
+            " mock, received_at FROM pings WHERE tenant_id = $1 AND ts >= $2"
+            " ORDER BY ts DESC, user_id DESC LIMIT $3) last ORDER BY ts, user_id",
+            tenant_id, since, limit)
+
+        def column(name: str) -> NDArray[np.float64]:
+            return np.array([np.nan if r[name] is None else r[name] for r in rows],
+                            dtype=np.float64)
+
+        batch = PingBatch.from_columns(
+            np.array([r["user_id"] for r in rows], dtype=str), column("ts"), column("lat"),
+            column("lng"), accuracy_m=column("accuracy_m"), speed_mps=column("speed_mps"),
+            heading_deg=column("heading_deg"),
+            mock=np.array([bool(r["mock"]) for r in rows], dtype=bool))
+        return batch, column("received_at")
 
     # -- deliveries ------------------------------------------------------------------
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from server.store.base import DecisionPageKey, DecisionRecord, EventRecord
 from triggers.decisions import Profile
+from triggers.pings import PingBatch
 
 
 class ProfileStore(Protocol):
@@ -62,6 +66,14 @@ class ProfileStore(Protocol):
         """The presence events at one venue with ``at >= since``, oldest first (by
         ``at``, then recording order), the last ``limit`` of them: the console's live
         view of a venue."""
+        ...
+
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        """The tenant's retained pings with ``ts >= since`` in ``ts`` order (then user),
+        the last ``limit`` of them, and when each was received: what a back-test
+        replays."""
         ...
 
     async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:
