@@ -235,6 +235,19 @@ def test_a_campaign_is_checked_as_typed_previewed_saved_and_activated(
     previews = page.locator("#previews tbody tr")
     assert previews.count() == 8  # 2 variants x 4 sample people
     assert "小红，欢迎光临" in page.locator("#previews").inner_text()
+    # Two shoppers walked in earlier, before any campaign was live.
+    now = time.time()
+    server.call("POST", "/v1/pings", {"pings": [
+        {"user_id": f"earlier-{n}", "ts": now - 120 + 10 * i + n, "lat": MALL[0],
+         "lng": MALL[1] + 0.0003 * n, "accuracy_m": 10} for n in range(2) for i in range(2)]},
+        role="sdk")
+    page.get_by_label("Days").fill("1")
+    page.get_by_role("button", name="Run the back-test").click()
+    report = page.locator("#backtest-report")
+    report.locator("dd[data-key=pushes]").filter(has_text="2").wait_for()
+    assert report.locator("dd[data-key=users]").inner_text() == "2"
+    assert server.call("GET", "/v1/users/earlier-0/decisions")["decisions"][0]["chosen"] is None
+    shot(page, "campaign-backtest")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/console/campaigns/tea-welcome")
     assert page.locator("#campaign-status").inner_text() == "draft"

@@ -74,5 +74,39 @@
     });
   });
 
+  function pairs(obj) {
+    const keys = Object.keys(obj || {});
+    return keys.length ? keys.map(function (k) {
+      const v = obj[k];
+      return k + " " + (typeof v === "object" ? pairs(v) : v);
+    }).join(", ") : "–";
+  }
+
+  document.getElementById("backtest").addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const out = document.getElementById("backtest-status");
+    const dl = document.getElementById("backtest-report");
+    let doc;
+    try { doc = JSON.parse(raw.value); } catch (e) { out.textContent = "JSON: " + e.message; return; }
+    out.textContent = "…";
+    const days = document.getElementById("days").value || "7";
+    const result = await g.api("POST", "/campaigns/backtest?days=" + encodeURIComponent(days), doc);
+    if (!result.ok) { out.textContent = g.errorText(result.body); dl.hidden = true; return; }
+    const r = result.body.backtest;
+    if (!r) { out.textContent = w.no_pings; dl.hidden = true; return; }
+    out.textContent = "";
+    dl.textContent = "";
+    [["pings", result.body.pings + " (" + result.body.users + ")"],
+     ["pushes", r.pushes], ["users", r.users_reached], ["variants", pairs(r.pushes_by_variant)],
+     ["held_out", r.held_out_control], ["suppressed", pairs(r.suppressions_by_reason)],
+     ["displaced", r.displaced.total + " — " + w.by_priority + ": " + pairs(r.displaced.by_priority)
+                   + "; " + w.by_caps + ": " + pairs(r.displaced.by_caps)]].forEach(function (pair) {
+      const dt = document.createElement("dt"); dt.textContent = w[pair[0]];
+      const dd = document.createElement("dd"); dd.textContent = pair[1]; dd.dataset.key = pair[0];
+      dl.append(dt, dd);
+    });
+    dl.hidden = false;
+  });
+
   validate();
 })();
