@@ -116,6 +116,7 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "title": "Title",
         "body": "Body",
         "activate": "Activate",
+        "payloads": "Channel payloads (webhook, MQTT, in-app)",
         "backtest": "Back-test before activating",
         "backtest_help": "Replays the recorded pings of the last days with this campaign "
                          "added, sending nothing: what it would have sent, and whom it "
@@ -261,6 +262,7 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "title": "标题",
         "body": "正文",
         "activate": "启用",
+        "payloads": "渠道载荷（Webhook、MQTT、应用内）",
         "backtest": "启用前回测",
         "backtest_help": "用最近几天记录的定位数据加上此营销活动重放，不发送任何推送："
                          "它会发送什么，又会挤掉谁的推送。",

@@ -76,3 +76,24 @@ async def test_a_back_test_without_recorded_pings_says_so(api: Api) -> None:
     answer = await resp.json()
     assert resp.status == 200, answer
     assert (answer["pings"], answer["backtest"]) == (0, None)
+
+
+async def test_checking_a_campaign_previews_variants_and_payloads_and_stores_nothing(
+    api: Api,
+) -> None:
+    signed = await sign_in(api)
+    body = campaign_body("tea", offer={"code": "TEA20"}, variants=[
+        {"id": "zh", "title": "{{ user.first_name or '朋友' }}，欢迎", "body": "八折"},
+        {"id": "en", "title": "Hello {{ user.first_name or 'there' }}", "body": "20% off"}])
+    resp = await api.client.post("/console/api/campaigns/check", json=body,
+                                 headers={**signed.headers, "X-CSRF-Token": signed.csrf})
+    answer = await resp.json()
+    assert resp.status == 200, answer
+    titles = {(p["variant_id"], p["user_id"]): p["title"] for p in answer["previews"]}
+    assert titles[("zh", "sample-young")] == "小红，欢迎"
+    assert titles[("en", "sample-unknown")] == "Hello there"
+    [zh, en] = answer["payloads"]
+    assert zh["channels"] == ["inbox"]
+    assert zh["payload"]["data"]["campaign_id"] == "tea"
+    assert en["payload"]["data"]["extra"] == {"code": "TEA20"}
+    await api.call("GET", "/v1/campaigns/tea", expect=404)

@@ -235,6 +235,7 @@ def test_a_campaign_is_checked_as_typed_previewed_saved_and_activated(
     previews = page.locator("#previews tbody tr")
     assert previews.count() == 8  # 2 variants x 4 sample people
     assert "小红，欢迎光临" in page.locator("#previews").inner_text()
+    assert '"campaign_id": "tea-welcome"' in page.locator("#payloads").inner_text()
     # Two shoppers walked in earlier, before any campaign was live.
     now = time.time()
     server.call("POST", "/v1/pings", {"pings": [

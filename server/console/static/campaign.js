@@ -25,6 +25,19 @@
     });
   }
 
+  function payloads(list) {
+    const box = document.getElementById("payloads");
+    box.textContent = "";
+    list.forEach(function (p) {
+      const h = document.createElement("h3");
+      h.textContent = p.variant_id + " → " + p.channels.join(", ");
+      const pre = document.createElement("pre");
+      pre.className = "payload";
+      pre.textContent = JSON.stringify(p.payload, null, 2);
+      box.append(h, pre);
+    });
+  }
+
   async function validate() {
     const mine = ++latest;
     let doc;
@@ -36,6 +49,7 @@
       check.textContent = w.valid; check.className = "ok";
       raw.removeAttribute("aria-invalid");
       previews(result.body.previews);
+      payloads(result.body.payloads);
       return doc;
     }
     check.textContent = g.errorText(result.body); check.className = "error";
