@@ -76,6 +76,9 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "save_venue": "Save the venue",
         "saved": "Saved.",
         "corners": "{n} corners",
+        "add_centre": "Add the map's centre",
+        "draw_keys": "Without a mouse: focus the map, move it with the arrow keys (+ and - "
+                     "zoom), then add its centre as a corner (or as the circle's centre).",
         "need_shape": "Click the map: at least 3 corners, or a circle's centre.",
         "hours": "Opening hours (as campaigns read them)",
         "hours_unknown": "No opening hours given: campaigns treat the venue as always open.",
@@ -223,6 +226,9 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "save_venue": "保存场所",
         "saved": "已保存。",
         "corners": "{n} 个顶点",
+        "add_centre": "添加地图中心点",
+        "draw_keys": "不用鼠标：聚焦地图，用方向键移动（+ 和 - 缩放），"
+                     "再把地图中心添加为顶点（或圆心）。",
         "need_shape": "请在地图上点击：至少 3 个顶点，或圆心。",
         "hours": "营业时间（与营销活动的读取方式一致）",
         "hours_unknown": "未设置营业时间：营销活动视其为全天营业。",

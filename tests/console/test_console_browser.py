@@ -187,6 +187,31 @@ def test_drawing_a_store_then_moving_it_into_the_mall(
     assert server.call("GET", "/v1/venues/tea-shop")["properties"]["parent_id"] == "guomao-mall"
 
 
+def test_a_circle_venue_can_be_drawn_with_the_keyboard_alone(
+    offline_page: OfflinePage, server: Server,
+) -> None:
+    page = offline_page
+    sign_in(page, server)
+    page.goto(server.base + "/console/venues/draw")
+    page.get_by_label("Circle").focus()
+    page.keyboard.press("Space")
+    page.locator("#map").focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # Leaflet pans the map by keyboard
+    page.get_by_role("button", name="Add the map's centre").focus()
+    page.keyboard.press("Enter")
+    page.get_by_label("Radius (m)").fill("40")
+    page.get_by_label("Id", exact=True).fill("kiosk")
+    page.get_by_label("Name", exact=True).fill("报亭 Kiosk")
+    page.get_by_label("Kind").select_option("store")
+    page.get_by_role("button", name="Save the venue").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("status").filter(has_text="Saved.").wait_for()
+    kiosk = server.call("GET", "/v1/venues/kiosk")
+    assert kiosk["geometry"]["type"] == "Point" and kiosk["properties"]["radius_m"] == 40
+    assert kiosk["geometry"]["coordinates"][0] > MALL[1]  # east of where the map opened
+
+
 def test_the_mall_shows_its_week_of_opening_hours_as_campaigns_read_them(
     offline_page: OfflinePage, server: Server,
 ) -> None:

@@ -39,10 +39,12 @@
     }).addTo(m);
   });
 
-  m.on("click", function (e) {
-    if (kind() === "circle") points = [e.latlng]; else points.push(e.latlng);
+  function add(latlng) {
+    if (kind() === "circle") points = [latlng]; else points.push(latlng);
     redraw();
-  });
+  }
+  m.on("click", function (e) { add(e.latlng); });
+  document.getElementById("add-centre").addEventListener("click", function () { add(m.getCenter()); });
   form.querySelectorAll('input[name="shape"]').forEach(function (r) {
     r.addEventListener("change", function () { points = []; redraw(); });
   });
