@@ -119,3 +119,66 @@ def stats_csv(stats: Mapping[str, Any]) -> str:
 
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
+
+
+MAX_COLUMNS = 400
+MIN_COLUMNS = 12
+
+
+def buckets_needed(rows: Sequence[tuple[float, str, str, int]], bucket_s: float) -> int:
+    """How many buckets of ``bucket_s`` the rows span."""
+    return 0 if not rows else round((rows[-1][0] - rows[0][0]) / bucket_s) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """One column of a stacked chart over time: where it stands (percent of the
+    width), its time label, and its segments ``(name, y, height, count)`` in percent of
+    the height, bottom first."""
+
+    x: float
+    width: float
+    label: str
+    segments: tuple[tuple[str, float, float, int], ...]
+
+
+def stacked_over_time(rows: Sequence[tuple[float, str, str, int]], *, by: str,
+                      bucket_s: float) -> tuple[list[Stack], list[str]]:
+    """Deliveries per time bucket stacked by ``by`` (``channel`` or ``status``) from
+    ``delivery_timeline`` rows, on a scale of the busiest bucket, every bucket between
+    the first and the last drawn (empty ones too); and the names stacked, in order.
+    At most :data:`MAX_COLUMNS` buckets (the caller picks a coarser bucket past it)."""
+    if not rows:
+        return [], []
+    pick = 1 if by == "channel" else 2
+    counts: dict[float, dict[str, int]] = {}
+    for row in rows:
+        per = counts.setdefault(row[0], {})
+        per[str(row[pick])] = per.get(str(row[pick]), 0) + row[3]
+    names = sorted({name for per in counts.values() for name in per})
+    last = max(counts)
+    # At least MIN_COLUMNS buckets, ending with the last: one busy hour is a column,
+    # not the whole width.
+    first = min(*counts, last - (MIN_COLUMNS - 1) * bucket_s)
+    n = min(round((last - first) / bucket_s) + 1, MAX_COLUMNS)
+    top = max(sum(per.values()) for per in counts.values())
+    width = 100.0 / n
+    stacks = []
+    for i in range(n):
+        at = first + i * bucket_s
+        per = counts.get(at, {})
+        y, segments = 100.0, []
+        for name in names:
+            if per.get(name):
+                height = 100.0 * per[name] / top
+                y -= height
+                segments.append((name, round(y, 3), round(height, 3), per[name]))
+        label = datetime.fromtimestamp(at, UTC).strftime(
+            "%Y-%m-%d %H:%M" if bucket_s < DAY_S else "%Y-%m-%d")
+        stacks.append(Stack(round(i * width, 3), round(width * 0.9, 3), label, tuple(segments)))
+    return stacks, names
+
+
+def busiest(stacks: Sequence[Stack]) -> int:
+    """The largest total of one column (the top of the chart's scale)."""
+    return max((sum(seg[3] for seg in s.segments) for s in stacks), default=0)

@@ -230,9 +230,19 @@ async def campaign_edit(request: web.Request, session: Session) -> web.StreamRes
 @signed_in
 async def campaign_results(request: web.Request, session: Session) -> web.StreamResponse:
     stats = await bridge.call_json(bridge.campaign_stats, request, session.principal)
+    bucket_s = charts.DAY_S if request.query.get("bucket") == "day" else 3600.0
+    tenant, cid = session.principal.tenant_id, stats["campaign_id"]
+    rows = await store(request).delivery_timeline(tenant, cid, bucket_s=bucket_s)
+    if charts.buckets_needed(rows, bucket_s) > charts.MAX_COLUMNS:
+        bucket_s = charts.DAY_S
+        rows = await store(request).delivery_timeline(tenant, cid, bucket_s=bucket_s)
     return render(request, "results.html", session, stats=stats,
                   ctr_chart=charts.ctr_chart(stats["variants"]),
-                  status_chart=charts.bar_chart(stats["by_status"]))
+                  status_chart=charts.bar_chart(stats["by_status"]),
+                  by_status=charts.stacked_over_time(rows, by="status", bucket_s=bucket_s),
+                  by_channel=charts.stacked_over_time(rows, by="channel", bucket_s=bucket_s),
+                  bucket="day" if bucket_s == charts.DAY_S else "hour",
+                  busiest=charts.busiest)
 
 
 @signed_in

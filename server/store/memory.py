@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -564,6 +565,14 @@ class MemoryStore:
                        if r.event.venue_id == venue_id and r.event.at >= since),
                       key=lambda r: (r.event.at, r.recorded_at, r.event_key))
         return rows[-limit:] if limit > 0 else []
+
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        counts: Counter[tuple[float, str, str]] = Counter(
+            (math.floor(d.created_at / bucket_s) * bucket_s, d.channel, d.status.value)
+            for d in self._r(tenant_id).deliveries.values() if d.campaign_id == campaign_id)
+        return [(*key, n) for key, n in sorted(counts.items())]
 
     async def recorded_pings(
         self, tenant_id: str, *, since: float, limit: int

@@ -816,6 +816,16 @@ class PostgresStore:
         return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
 
     @_translated
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        rows = await self._pool.fetch(
+            "SELECT floor(created_at / $3) * $3 AS bucket, channel, status, count(*) AS n"
+            " FROM deliveries WHERE tenant_id = $1 AND campaign_id = $2"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", tenant_id, campaign_id, bucket_s)
+        return [(float(r["bucket"]), r["channel"], r["status"], int(r["n"])) for r in rows]
+
+    @_translated
     async def recorded_pings(
         self, tenant_id: str, *, since: float, limit: int
     ) -> tuple[PingBatch, NDArray[np.float64]]:

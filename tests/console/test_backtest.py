@@ -35,6 +35,9 @@ async def test_a_higher_priority_candidate_would_have_displaced_the_live_campaig
     await _walkers(api, 3)
     before = await api.store.list_deliveries("acme", limit=100)
     assert len(before) == 3  # the live campaign's pushes
+    hour = api.clock.now - api.clock.now % 3600
+    assert await api.store.delivery_timeline("acme", "hello", bucket_s=3600) == [
+        (hour, "inbox", "pending", 3)]  # what the Results page charts over time
     signed = await sign_in(api)
     rival = campaign_body("rival", priority=10, status="draft",
                           variants=[{"id": "r", "title": "Rival", "body": "Over here"}])

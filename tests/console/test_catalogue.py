@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import re
 
-from server.console.charts import bar_chart, ctr_chart, stats_csv, week_view
+from server.console.charts import (
+    bar_chart,
+    busiest,
+    ctr_chart,
+    stacked_over_time,
+    stats_csv,
+    week_view,
+)
 from server.console.files import TEMPLATES
 from server.console.i18n import MESSAGES, translator
 
@@ -67,3 +74,19 @@ def test_results_csv_has_a_row_per_variant() -> None:
     lines = stats_csv(stats).splitlines()
     assert lines[0].startswith("campaign_id,variant_id,deliveries,sends,clicks,ctr")
     assert lines[1] == "tea,a,5,4,1,0.25,0.05,0.7,1,5,0.5,0.2"
+
+
+def test_deliveries_over_time_stack_per_bucket_with_the_empty_hours_between() -> None:
+    t0 = 1_797_000_000.0 - 1_797_000_000.0 % 3600
+    rows = [(t0, "inbox", "sent", 3), (t0, "webhook", "failed", 1),
+            (t0 + 7200, "inbox", "sent", 2)]
+    stacks, names = stacked_over_time(rows, by="status", bucket_s=3600)
+    assert names == ["failed", "sent"]
+    # Twelve hours at least, ending with the last; the empty hour between is drawn.
+    assert [len(s.segments) for s in stacks] == [0] * 9 + [2, 0, 1]
+    assert stacks[9].segments == (("failed", 75.0, 25.0, 1), ("sent", 0.0, 75.0, 3))
+    assert stacks[11].segments == (("sent", 50.0, 50.0, 2),)
+    assert busiest(stacks) == 4
+    by_channel, channels = stacked_over_time(rows, by="channel", bucket_s=3600)
+    assert channels == ["inbox", "webhook"]
+    assert by_channel[-1].label.endswith(":00")

@@ -328,6 +328,8 @@ def test_a_walkers_push_shows_in_why_not_and_in_the_results(
     page.goto(server.base + "/console/campaigns/tea-welcome/results")
     ctr = page.locator("#ctr").inner_text()
     assert "100.0% (1/1)" in ctr or "(0/0)" not in ctr
+    assert page.locator("#status-time rect.sent").count() == 1
+    assert page.locator("#channel-time rect.inbox").count() == 1
     csv = page.request.get(server.base + "/console/campaigns/tea-welcome/results.csv")
     assert csv.ok and csv.text().startswith("campaign_id,variant_id,")
     assert f"tea-welcome,{delivery['variant_id']}," in csv.text()
