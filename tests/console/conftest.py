@@ -9,7 +9,7 @@ import re
 
 from tests.browser import browser, offline_page  # noqa: F401
 from tests.server.api.conftest import Api, api, clock, memory_api  # noqa: F401
-from tests.server.conftest import memory_store, pg_schema, pg_store, store  # noqa: F401
+from tests.server.conftest import memory_store, pg_schema, pg_store, store, tenant  # noqa: F401
 
 __all__ = ["Api"]
 
