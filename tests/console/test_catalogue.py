@@ -23,7 +23,8 @@ def test_every_message_a_template_uses_exists_in_both_languages() -> None:
     used = {key for source in TEMPLATES.values() for key in _USED.findall(source)}
     assert len(used) > 60
     # Outcome states are asked for by value (t(s.state)): open, closed, unknown.
-    used |= {"open", "closed", "unknown", "unknown_key", "role_not_allowed", "csrf_failed"}
+    used |= {"open", "closed", "unknown", "unknown_key", "role_not_allowed", "csrf_failed",
+             *(f"wd{d}" for d in range(7))}
     for lang in ("en", "zh"):
         assert used - set(MESSAGES[lang]) == set(), lang
     assert set(MESSAGES["en"]) == set(MESSAGES["zh"])

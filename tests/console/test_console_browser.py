@@ -342,3 +342,24 @@ def _wait_sent(server: Server, campaign_id: str) -> None:
     while server.call("GET", f"/v1/campaigns/{campaign_id}/stats")["sends"] < 1:
         assert time.monotonic() < deadline, "the push was not sent in 10 s"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (820, 1180)])
+def test_every_page_fits_the_screen_width_in_chinese(
+    offline_page: OfflinePage, server: Server, width: int, height: int,
+) -> None:
+    page = offline_page
+    page.set_viewport_size({"width": width, "height": height})
+    sign_in(page, server)
+    page.goto(server.base + "/console/venues?lang=zh")
+    for path in ("/console/venues", "/console/venues/upload", "/console/venues/draw",
+                 "/console/venues/guomao-mall", "/console/live", "/console/why?user=walker-7",
+                 "/console/campaigns", "/console/campaigns/new"):
+        page.goto(server.base + path)
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= width, (path, overflow)
+    if width < 1000:
+        page.goto(server.base + "/console/venues/guomao-mall")
+        page.wait_for_selector("path.leaflet-interactive", state="attached")
+        shot(page, "venue-zh-tablet")
