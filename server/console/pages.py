@@ -177,16 +177,16 @@ def _name_holidays(week: list[charts.Day], country: str | None, locale: str) -> 
 async def why(request: web.Request, session: Session) -> web.StreamResponse:
     user = (request.query.get("user") or "").strip()
     decisions: list[dict[str, Any]] = []
-    error = None
+    error, status = None, 200
     if user:
         request.match_info["id"] = user
         try:
             found = await bridge.call_json(bridge.get_decisions, request, session.principal)
             decisions = found["decisions"]
         except ApiError as exc:
-            error = exc.message
+            error, status = exc.message, exc.status
     return render(request, "why.html", session, user=user, decisions=decisions,
-                  error=error, when=charts.when)
+                  error=error, when=charts.when, status=status)
 
 
 # --------------------------------------------------------------------------- live

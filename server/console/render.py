@@ -22,6 +22,7 @@ from server.api.context import SETTINGS
 from server.console.files import TEMPLATES
 from server.console.i18n import LANG_COOKIE, LANGUAGES, language, translator
 from server.console.session import Session, current_session
+from server.errors import ApiError
 
 _ENV = jinja2.Environment(
     loader=jinja2.DictLoader(TEMPLATES),
@@ -79,13 +80,18 @@ def render(request: web.Request, template: str, session: Session | None, *,
 
 
 def signed_in(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A page for signed-in users: without a session, a redirect to the sign-in form."""
+    """A page for signed-in users: without a session, a redirect to the sign-in form; an
+    API error (a venue that is not there, a bad query value) is a page saying so, with
+    its status."""
 
     @wraps(handler)
     async def page(request: web.Request) -> web.StreamResponse:
         session = await current_session(request)
         if session is None:
             raise web.HTTPSeeOther("/console/sign-in")
-        return await handler(request, session)
+        try:
+            return await handler(request, session)
+        except ApiError as exc:  # a 4xx of the API's handlers, as a page
+            return render(request, "problem.html", session, status=exc.status, problem=exc)
 
     return page

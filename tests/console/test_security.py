@@ -204,3 +204,14 @@ async def test_an_admin_sees_keys_and_channels_and_a_manager_does_not(api: Api) 
     assert 'href="/console/admin"' not in await venues.text()
     refused = await api.client.get("/console/admin", headers=manager.headers)
     assert refused.status == 403
+
+
+async def test_a_missing_record_or_bad_query_is_a_page_not_a_json_error(api: Api) -> None:
+    signed = await sign_in(api)
+    missing = await api.client.get("/console/venues/nowhere", headers=signed.headers)
+    assert missing.status == 404
+    assert missing.content_type == "text/html"
+    assert "no venue &#39;nowhere&#39;" in await missing.text()
+    bad = await api.client.get("/console/why?user=u1&limit=99999", headers=signed.headers)
+    assert bad.status == 422
+    assert "limit" in await bad.text()
