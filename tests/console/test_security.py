@@ -215,3 +215,29 @@ async def test_a_missing_record_or_bad_query_is_a_page_not_a_json_error(api: Api
     bad = await api.client.get("/console/why?user=u1&limit=99999", headers=signed.headers)
     assert bad.status == 422
     assert "limit" in await bad.text()
+
+
+async def test_the_venue_list_pages_by_25_and_searches_names_and_filters_kinds(
+    api: Api,
+) -> None:
+    for i in range(30):
+        kind = "mall" if i % 10 == 0 else "store"
+        name = "国贸商城" if i == 20 else f"Store {i:02d}"
+        await api.call("PUT", f"/v1/venues/v{i:02d}", expect=201,
+                       json_body=venue_feature(f"v{i:02d}", kind=kind, name=name,
+                                               tags=["cbd"] if i < 5 else []))
+    signed = await sign_in(api)
+
+    async def ids(query: str) -> tuple[list[str], str]:
+        html = await (await api.client.get("/console/venues" + query,
+                                           headers=signed.headers)).text()
+        return re.findall(r"<code>(v\d\d)</code>", html), html
+
+    first, html = await ids("")
+    assert first == [f"v{i:02d}" for i in range(25)]
+    assert "after=v24" in html
+    second, _ = await ids("?after=v24")
+    assert second == [f"v{i:02d}" for i in range(25, 30)]
+    assert (await ids("?q=国贸"))[0] == ["v20"]
+    assert (await ids("?kind=mall"))[0] == ["v00", "v10", "v20"]
+    assert (await ids("?tag=cbd&kind=store"))[0] == ["v01", "v02", "v03", "v04"]
