@@ -108,16 +108,22 @@ async def check_campaign(request: web.Request) -> web.Response:
     engine = ContentEngine(request.app[SETTINGS].render_limits())
     samples = await asyncio.to_thread(render_samples, engine, campaign)
     return json_response({"campaign": campaign.model_dump(mode="json"),
-                          "previews": [asdict(s) for s in samples],
+                          "previews": [_sample_json(s) for s in samples],
                           "payloads": channel_payloads(session.principal.tenant_id,
                                                        campaign, samples)})
+
+
+def _sample_json(sample: SampleRender) -> dict[str, Any]:
+    return {**{k: v for k, v in asdict(sample).items() if k != "rich"},
+            "rich": None if sample.rich is None else sample.rich.as_json()}
 
 
 def channel_payloads(tenant_id: str, campaign: Campaign,
                      samples: list[SampleRender]) -> list[dict[str, Any]]:
     """Per variant, the JSON document the webhook, MQTT and in-app channels would carry
-    (:meth:`OutboundMessage.payload`) for its first sample render, with the campaign's
-    channels. The offer travels as ``data.extra`` as the dispatcher sends it."""
+    (:meth:`OutboundMessage.payload`) for its first sample render, with the rich content
+    chosen for that person and the campaign's channels. The offer travels as
+    ``data.extra`` as the dispatcher sends it."""
     extra = {k: str(v) for k, v in campaign.offer.items() if v is not None}
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -131,7 +137,8 @@ def channel_payloads(tenant_id: str, campaign: Campaign,
             user_id=sample.user_id, title=sample.title, body=sample.body,
             data=MessageData(campaign_id=campaign.id, variant_id=sample.variant_id,
                              venue_id=SAMPLE_VENUE.id, event=str(campaign.trigger.kind),
-                             expires_at=at + campaign.offer_ttl_s, extra=extra))
+                             expires_at=at + campaign.offer_ttl_s, extra=extra),
+            rich=sample.rich)
         out.append({"variant_id": sample.variant_id, "channels": list(campaign.channels),
                     "payload": message.payload()})
     return out

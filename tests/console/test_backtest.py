@@ -87,7 +87,9 @@ async def test_checking_a_campaign_previews_variants_and_payloads_and_stores_not
     signed = await sign_in(api)
     body = campaign_body("tea", offer={"code": "TEA20"}, variants=[
         {"id": "zh", "title": "{{ user.first_name or '朋友' }}，欢迎", "body": "八折"},
-        {"id": "en", "title": "Hello {{ user.first_name or 'there' }}", "body": "20% off"}])
+        {"id": "en", "title": "Hello {{ user.first_name or 'there' }}", "body": "20% off",
+         "image_url": "https://example.com/tea.png", "image_alt": "A cup of tea",
+         "deep_link": "shop://tea"}])
     resp = await api.client.post("/console/api/campaigns/check", json=body,
                                  headers={**signed.headers, "X-CSRF-Token": signed.csrf})
     answer = await resp.json()
@@ -99,4 +101,7 @@ async def test_checking_a_campaign_previews_variants_and_payloads_and_stores_not
     assert zh["channels"] == ["inbox"]
     assert zh["payload"]["data"]["campaign_id"] == "tea"
     assert en["payload"]["data"]["extra"] == {"code": "TEA20"}
+    assert en["payload"]["rich"]["image_url"] == "https://example.com/tea.png"
+    assert "rich" not in zh["payload"]  # plain text stays plain
+    assert answer["previews"][-1]["rich"]["deep_link"] == "shop://tea"
     await api.call("GET", "/v1/campaigns/tea", expect=404)

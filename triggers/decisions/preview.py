@@ -36,7 +36,7 @@ from triggers.decisions.models import (
     Profile,
     Variant,
 )
-from triggers.decisions.rich import rich_of
+from triggers.decisions.rich import RichContent, rich_of
 from triggers.decisions.sandbox import RenderMeter
 from triggers.decisions.segments import segment_of
 from venues.model import Venue, VenueKind
@@ -190,6 +190,8 @@ class SampleRender:
     title: str
     body: str
     failure: str | None
+    rich: RichContent | None = None
+    """The picture, link and buttons chosen for this person (``None``: plain text)."""
 
 
 def render_samples(engine: ContentEngine, campaign: Campaign) -> list[SampleRender]:
@@ -204,11 +206,14 @@ def render_samples(engine: ContentEngine, campaign: Campaign) -> list[SampleRend
             if context is None:
                 continue
             rendered = engine.render(variant, context)
+            rich = (None if isinstance(rendered, TemplateFailure)
+                    else rich_of(variant, profile, rendered.title))
             out.append(SampleRender(
                 variant_id=variant.id, user_id=profile.user_id,
                 locale=profile.attributes.locale, age=profile.attributes.age,
                 local_time=local,
                 title="" if isinstance(rendered, TemplateFailure) else rendered.title,
                 body="" if isinstance(rendered, TemplateFailure) else rendered.body,
-                failure=rendered.message if isinstance(rendered, TemplateFailure) else None))
+                failure=rendered.message if isinstance(rendered, TemplateFailure) else None,
+                rich=rich))
     return out

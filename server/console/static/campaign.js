@@ -20,7 +20,7 @@
       g.cell(row, p.variant_id);
       g.cell(row, p.user_id + (p.locale ? " · " + p.locale : "") + (p.age ? " · " + p.age : "") + " · " + p.local_time);
       g.cell(row, p.failure ? p.failure : p.title, p.failure ? "error" : "");
-      g.cell(row, p.body);
+      g.cell(row, p.body + (p.rich ? " · " + Object.keys(p.rich).join(", ") : ""));
       body.appendChild(row);
     });
   }
