@@ -280,6 +280,8 @@ def test_a_campaign_is_checked_as_typed_previewed_saved_and_activated(
     page.get_by_role("button", name="Activate").click()
     page.locator("#campaign-status").filter(has_text="active").wait_for()
     assert server.call("GET", "/v1/campaigns/tea-welcome")["status"] == "active"
+    assert page.get_by_role("button", name="Activate").is_disabled()
+    assert page.get_by_role("button", name="Pause").is_enabled()
     page.locator("#check").filter(has_text="Valid.").wait_for()
     shot(page, "campaign")
 

@@ -83,7 +83,12 @@
     button.addEventListener("click", async function () {
       const id = button.dataset.campaign;
       const result = await g.api("POST", "/campaigns/" + encodeURIComponent(id) + "/" + action);
-      if (result.ok) document.getElementById("campaign-status").textContent = result.body.status;
+      if (result.ok) {
+        document.getElementById("campaign-status").textContent = result.body.status;
+        document.getElementById("activate").disabled = result.body.status === "active";
+        document.getElementById("pause").disabled = result.body.status !== "active";
+        document.getElementById(action === "activate" ? "pause" : "activate").focus();
+      }
       else status.textContent = g.errorText(result.body);
     });
   });
