@@ -76,6 +76,7 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "save_venue": "Save the venue",
         "saved": "Saved.",
         "corners": "{n} corners",
+        "edit_outline": "Edit the outline",
         "add_centre": "Add the map's centre",
         "draw_keys": "Without a mouse: focus the map, move it with the arrow keys (+ and - "
                      "zoom), then add its centre as a corner (or as the circle's centre).",
@@ -238,6 +239,7 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "save_venue": "保存场所",
         "saved": "已保存。",
         "corners": "{n} 个顶点",
+        "edit_outline": "编辑轮廓",
         "add_centre": "添加地图中心点",
         "draw_keys": "不用鼠标：聚焦地图，用方向键移动（+ 和 - 缩放），"
                      "再把地图中心添加为顶点（或圆心）。",

@@ -1,8 +1,9 @@
 """The console in a real Chromium (network cut off, so map tiles fail and outlines
 show on the plain background), against a real ``geopush serve``: signing in, venues in
-English and Chinese, a broken upload's problems, drawing a venue and moving it into its
-mall, a campaign checked as it is typed, previewed and activated, a walker's push in
-"why (not)?", and the results. Each step saves its screenshot into docs/screenshots/."""
+English and Chinese, a broken upload's problems, drawing a venue, moving it into its
+mall and dragging a corner, a campaign checked as it is typed, previewed, back-tested
+and activated, a walker appearing in Live, its push in "why (not)?", and the results.
+Each step saves its screenshot into docs/screenshots/."""
 
 from __future__ import annotations
 
@@ -185,6 +186,27 @@ def test_drawing_a_store_then_moving_it_into_the_mall(
     page.get_by_role("button", name="Move").click()
     page.get_by_role("status").filter(has_text="Saved.").wait_for()
     assert server.call("GET", "/v1/venues/tea-shop")["properties"]["parent_id"] == "guomao-mall"
+    # Edit the outline: drag one corner 40 px east; the rest and the parent stay.
+    before = server.call("GET", "/v1/venues/tea-shop")["geometry"]["coordinates"][0]
+    page.get_by_role("link", name="Edit the outline").click()
+    corner = page.locator(".vertex").first
+    corner.wait_for()
+    assert page.locator(".vertex").count() == 4
+    assert page.get_by_label("Parent venue id").input_value() == "guomao-mall"
+    box = corner.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 20, y, steps=4)
+    page.mouse.move(x + 40, y, steps=4)
+    page.mouse.up()
+    page.get_by_role("button", name="Save the venue").click()
+    page.get_by_role("status").filter(has_text="Saved.").wait_for()
+    after = server.call("GET", "/v1/venues/tea-shop")
+    ring = after["geometry"]["coordinates"][0]
+    assert ring[0][0] > before[0][0] and ring[1:4] == before[1:4]
+    assert after["properties"]["parent_id"] == "guomao-mall"
 
 
 def test_a_circle_venue_can_be_drawn_with_the_keyboard_alone(

@@ -1,5 +1,6 @@
-/* Draw a venue: click the map to add polygon corners, or click a centre and set the
-   radius for a circle; saved with PUT /console/api/venues/{id}. */
+/* Draw or edit a venue: click the map to add polygon corners, or click a centre and set
+   the radius for a circle; drag a corner (or the centre) to move it. With ?edit=ID the
+   stored venue is loaded first. Saved with PUT /console/api/venues/{id}. */
 "use strict";
 (function () {
   const g = window.geopush;
@@ -11,11 +12,27 @@
   const m = g.map(el, center);
   let points = [];
   let shape = null;
+  let handles = [];
 
   function kind() { return form.querySelector('input[name="shape"]:checked').value; }
   function radius() { return Number(document.getElementById("radius").value) || 100; }
 
-  function redraw() {
+  /* A draggable handle on each corner (or the centre): dragging moves that point. */
+  function drawHandles() {
+    handles.forEach(function (h) { m.removeLayer(h); });
+    const shown = kind() === "circle" ? points.slice(-1) : points;
+    const offset = points.length - shown.length;
+    handles = shown.map(function (p, i) {
+      const h = L.marker(p, { draggable: true, keyboard: false,
+        icon: L.divIcon({ className: "vertex", iconSize: [12, 12] }) }).addTo(m);
+      h.on("drag", function (e) { points[offset + i] = e.target.getLatLng(); redrawShape(); });
+      return h;
+    });
+  }
+
+  function redraw() { redrawShape(); drawHandles(); }
+
+  function redrawShape() {
     if (shape) m.removeLayer(shape);
     shape = null;
     if (kind() === "circle" && points.length) {
@@ -85,5 +102,26 @@
     }
   });
 
-  window.geopushDraw = { map: m };
+  /* ?edit=ID: the stored venue's outline, fields and parent, ready to change. */
+  const editing = new URLSearchParams(window.location.search).get("edit");
+  if (editing) {
+    g.api("GET", "/venues/" + encodeURIComponent(editing)).then(function (result) {
+      if (!result.ok) { status.textContent = g.errorText(result.body); return; }
+      const f = result.body;
+      const p = f.properties || {};
+      document.getElementById("vid").value = f.id;
+      document.getElementById("vname").value = p.name || "";
+      document.getElementById("vkind").value = p.kind || "other";
+      document.getElementById("vparent").value = p.parent_id || "";
+      if (f.geometry.type === "Point") {
+        form.querySelector('input[value="circle"]').checked = true;
+        document.getElementById("radius").value = p.radius_m;
+        points = [L.latLng(f.geometry.coordinates[1], f.geometry.coordinates[0])];
+      } else if (f.geometry.type === "Polygon") {
+        points = f.geometry.coordinates[0].slice(0, -1).map(function (c) { return L.latLng(c[1], c[0]); });
+      }
+      redraw();
+      if (points.length) m.fitBounds(L.latLngBounds(points).pad(0.5));
+    });
+  }
 })();
