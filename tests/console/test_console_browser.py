@@ -189,8 +189,8 @@ def test_drawing_a_store_then_moving_it_into_the_mall(
     # Edit the outline: drag one corner 40 px east; the rest and the parent stay.
     before = server.call("GET", "/v1/venues/tea-shop")["geometry"]["coordinates"][0]
     page.get_by_role("link", name="Edit the outline").click()
+    page.locator("form#draw[data-loaded=true]").wait_for()
     corner = page.locator(".vertex").first
-    corner.wait_for()
     assert page.locator(".vertex").count() == 4
     assert page.get_by_label("Parent venue id").input_value() == "guomao-mall"
     box = corner.bounding_box()

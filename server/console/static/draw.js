@@ -121,7 +121,8 @@
         points = f.geometry.coordinates[0].slice(0, -1).map(function (c) { return L.latLng(c[1], c[0]); });
       }
       redraw();
-      if (points.length) m.fitBounds(L.latLngBounds(points).pad(0.5));
+      if (points.length) m.fitBounds(L.latLngBounds(points).pad(0.5), { animate: false });
+      form.dataset.loaded = "true";
     });
   }
 })();
