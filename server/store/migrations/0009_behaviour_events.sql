@@ -1,0 +1,35 @@
+-- Behaviour events (POST /v1/events, geopush events import): one row per event, UNIQUE
+-- per tenant by its idempotency key (event_id, else a hash of the event). The whole
+-- event is kept as JSON; user, time, kind, item and category are columns for the
+-- user's history and retention. Pruned like pings, by when they were received.
+CREATE TABLE behaviour_events (
+    tenant_id   text NOT NULL,
+    event_key   text NOT NULL,
+    user_id     text NOT NULL,
+    ts          double precision NOT NULL,
+    kind        text NOT NULL,
+    item_id     text,
+    category    text,
+    body        jsonb NOT NULL,       -- BehaviourEvent.model_dump(mode="json")
+    received_at double precision NOT NULL,
+    PRIMARY KEY (tenant_id, event_key)
+);
+CREATE INDEX behaviour_events_user ON behaviour_events (tenant_id, user_id, ts);
+CREATE INDEX behaviour_events_received_brin ON behaviour_events USING brin (received_at);
+
+-- Each user's profile features (triggers.behaviour.features.UserFeatures.to_json),
+-- bounded per user, folded in the transaction that stores the user's new events.
+CREATE TABLE behaviour_features (
+    tenant_id  text NOT NULL,
+    user_id    text NOT NULL,
+    body       jsonb NOT NULL,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+
+-- A tenant's tag rules (PUT /v1/tag-rules); no row: the defaults.
+CREATE TABLE tag_rules (
+    tenant_id  text PRIMARY KEY REFERENCES tenants (tenant_id) ON DELETE CASCADE,
+    body       jsonb NOT NULL,
+    updated_at double precision NOT NULL
+);

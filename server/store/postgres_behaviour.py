@@ -1,0 +1,127 @@
+"""The PostgreSQL store's behaviour statements (migration 0009), on a connection the
+store's methods hand in; :class:`~server.store.postgres.PostgresStore` wraps them in
+its error translation.
+
+Ingest is one transaction of four round trips: the users' batch locks (the advisory
+locks of ``IngestStore.batch`` and ``erase_user``, in ascending key order, so it cannot
+deadlock with them nor write a user back after an erasure) with the tenant check; the
+keyed insert (``ON CONFLICT DO NOTHING``: what two processes race for is stored once,
+and only the winner folds it); the users' features read; their upsert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+import orjson
+
+from server.store.errors import NotFoundError
+from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.events import BehaviourEvent
+from triggers.behaviour.features import EMPTY, UserFeatures, fold
+from triggers.behaviour.rules import TagRules
+
+_LOCK = ("SELECT count(pg_advisory_xact_lock(k)),"
+         " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)"
+         " FROM unnest(ARRAY(SELECT DISTINCT geopush_lock_key($1, u)"
+         "                   FROM unnest($2::text[]) AS u ORDER BY 1)) AS k")
+_INSERT = (
+    "INSERT INTO behaviour_events (tenant_id, event_key, user_id, ts, kind, item_id,"
+    " category, body, received_at)"
+    " SELECT $1, k, u, ts, kind, item, cat, body::jsonb, rec"
+    " FROM unnest($2::text[], $3::text[], $4::float8[], $5::text[], $6::text[], $7::text[],"
+    " $8::text[], $9::float8[]) WITH ORDINALITY AS x(k, u, ts, kind, item, cat, body, rec, n)"
+    " ORDER BY n"
+    " ON CONFLICT (tenant_id, event_key) DO NOTHING RETURNING event_key")
+_FEATURES = ("SELECT user_id, body FROM behaviour_features"
+             " WHERE tenant_id = $1 AND user_id = ANY($2::text[])")
+_UPSERT = ("INSERT INTO behaviour_features (tenant_id, user_id, body, updated_at)"
+           " SELECT $1, u, b::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
+           " ON CONFLICT (tenant_id, user_id) DO UPDATE"
+           " SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at")
+
+
+async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[BehaviourRecord],
+                 now: float) -> list[BehaviourRecord]:
+    """See ``BehaviourStore.ingest_behaviour``; ``now`` stamps the features' update."""
+    users = sorted({r.event.user_id for r in records})
+    async with conn.transaction():
+        row = await conn.fetchrow(_LOCK, tenant_id, users)
+        assert row is not None
+        if not row[1]:
+            raise NotFoundError(f"no tenant {tenant_id!r}")
+        if not records:
+            return []
+        items = [r.event.item for r in records]
+        keys = await conn.fetch(
+            _INSERT, tenant_id, [r.event_key for r in records],
+            [r.event.user_id for r in records], [r.event.ts for r in records],
+            [r.event.kind for r in records], [i.id if i else None for i in items],
+            [i.category if i else None for i in items],
+            [r.event.model_dump_json() for r in records], [r.received_at for r in records])
+        stored = {k[0] for k in keys}
+        new: list[BehaviourRecord] = []
+        for record in records:
+            if record.event_key in stored:
+                new.append(record)
+                stored.discard(record.event_key)  # a key given twice: its first row
+        if new:
+            await _fold(conn, tenant_id, new, now)
+    return new
+
+
+async def _fold(conn: asyncpg.Connection, tenant_id: str, new: Sequence[BehaviourRecord],
+                now: float) -> None:
+    by_user: dict[str, list[BehaviourEvent]] = {}
+    for record in new:
+        by_user.setdefault(record.event.user_id, []).append(record.event)
+    current = {r["user_id"]: UserFeatures.from_json(r["body"])
+               for r in await conn.fetch(_FEATURES, tenant_id, list(by_user))}
+    users = list(by_user)
+    bodies = [orjson.dumps(fold(current.get(u, EMPTY), by_user[u]).to_json()).decode()
+              for u in users]
+    await conn.execute(_UPSERT, tenant_id, users, bodies, now)
+
+
+async def listing(conn: asyncpg.Connection, tenant_id: str, user_id: str, since: float | None,
+                  limit: int) -> list[BehaviourRecord]:
+    rows = await conn.fetch(
+        "SELECT event_key, body, received_at FROM ("
+        " SELECT event_key, body, received_at, ts FROM behaviour_events"
+        " WHERE tenant_id = $1 AND user_id = $2 AND ($3::float8 IS NULL OR ts >= $3)"
+        " ORDER BY ts DESC, event_key COLLATE \"C\" DESC LIMIT $4) AS last"
+        " ORDER BY ts, event_key COLLATE \"C\"", tenant_id, user_id, since, max(limit, 0))
+    return [BehaviourRecord(r["event_key"], BehaviourEvent.model_validate(r["body"]),
+                            r["received_at"]) for r in rows]
+
+
+async def features(conn: asyncpg.Connection, tenant_id: str,
+                   user_id: str) -> UserFeatures | None:
+    body = await conn.fetchval("SELECT body FROM behaviour_features"
+                               " WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id)
+    return None if body is None else UserFeatures.from_json(body)
+
+
+async def get_rules(conn: asyncpg.Connection, tenant_id: str) -> TagRules | None:
+    body = await conn.fetchval("SELECT body FROM tag_rules WHERE tenant_id = $1", tenant_id)
+    return None if body is None else TagRules.model_validate(body)
+
+
+async def put_rules(conn: asyncpg.Connection, tenant_id: str, rules: TagRules,
+                    now: float) -> None:
+    try:
+        await conn.execute(
+            "INSERT INTO tag_rules (tenant_id, body, updated_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (tenant_id) DO UPDATE SET body = EXCLUDED.body,"
+            " updated_at = EXCLUDED.updated_at", tenant_id, rules.model_dump(mode="json"), now)
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFoundError(f"no tenant {tenant_id!r}") from exc
+
+
+async def prune(conn: asyncpg.Connection, tenant_id: str, before: float, limit: int) -> int:
+    status = await conn.execute(
+        "DELETE FROM behaviour_events WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM behaviour_events WHERE tenant_id = $1 AND received_at < $2"
+        " LIMIT $3))", tenant_id, before, limit)
+    return int(status.rsplit(" ", 1)[-1])
