@@ -24,6 +24,7 @@ from aiohttp import web
 
 from server.api import (
     delivery_routes,
+    events_routes,
     ingest_routes,
     manage_routes,
     service_routes,
@@ -74,6 +75,7 @@ OPERATIONS: list[Operation] = [
     *manage_routes.OPERATIONS,
     *delivery_routes.OPERATIONS,
     *service_routes.OPERATIONS,
+    *events_routes.OPERATIONS,
 ]
 
 
