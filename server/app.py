@@ -47,6 +47,7 @@ from server.api.context import (
     STORE,
 )
 from server.api.registry import Operation, add_routes
+from server.behaviour_service import prune_old_behaviour
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
@@ -320,7 +321,7 @@ PRUNE_ROUND_PINGS = 10_000
 
 
 async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
-    if app[SETTINGS].ping_retention_days == 0:
+    if app[SETTINGS].ping_retention_days == 0 and app[SETTINGS].behaviour_retention_days == 0:
         yield
         return
     async with _running(_housekeeping_loop(app), "geopush-housekeeping"):
@@ -336,8 +337,14 @@ async def _housekeeping_loop(app: web.Application) -> None:
     failures = FailureLog(log, "housekeeping")
     while True:
         await asyncio.sleep(settings.housekeeping_interval_s)
-        await prune_old_pings(app[STORE], app[CLOCK]() - settings.ping_retention_days * 86_400,
-                              on_pruned=metrics.pings_pruned.inc, failures=failures)
+        if settings.ping_retention_days:
+            await prune_old_pings(app[STORE],
+                                  app[CLOCK]() - settings.ping_retention_days * 86_400,
+                                  on_pruned=metrics.pings_pruned.inc, failures=failures)
+        if settings.behaviour_retention_days:
+            await prune_old_behaviour(
+                app[STORE], app[CLOCK]() - settings.behaviour_retention_days * 86_400,
+                failures=failures)
 
 
 async def prune_old_pings(

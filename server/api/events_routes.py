@@ -11,8 +11,10 @@ are listed in ``rejected`` with their index and field path.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -23,7 +25,7 @@ from server.auth import Principal
 from server.errors import ApiError, field_path, from_validation_error, validation_details
 from server.store.roles.behaviour import BehaviourRecord
 from triggers.behaviour.events import MAX_EVENTS_PER_BATCH, BehaviourEvent
-from triggers.behaviour.features import UserFeatures, active_hours
+from triggers.behaviour.features import UserFeatures, active_hours, split_key
 from triggers.behaviour.profile import with_behaviour
 from triggers.behaviour.rules import DEFAULT_TAG_RULES, TagRules
 from triggers.decisions import Profile
@@ -37,10 +39,9 @@ INVALID_TEXT = "invalid_text"
 _BATCH = TypeAdapter(list[BehaviourEvent])
 
 
-class Screened(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Screened:
     """The events of a batch that passed, and why the others did not."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     events: list[BehaviourEvent]
     rejected: list[RejectedPing]
@@ -58,13 +59,14 @@ def screen_events(items: Sequence[Any], *, at: float, prefix: str = "events") ->
         candidates, rejected = _one_by_one(items, prefix)
     good: list[BehaviourEvent] = []
     latest = at + MAX_FUTURE_S
+    nul = b"\\u0000" in orjson.dumps(items)  # one look for the batch; rare
     for i, event in candidates:
         if event.ts > latest:
             rejected.append(RejectedPing(
                 index=i, code=FUTURE_TS, field=field_path(("ts",), (prefix, i)),
                 message=f"ts is {event.ts - at:.0f} s in the future (more than "
                         f"{MAX_FUTURE_S:g} s ahead of the server clock)"))
-        elif _holds_nul(event):
+        elif nul and _holds_nul(event):
             rejected.append(RejectedPing(index=i, code=INVALID_TEXT, field=field_path((), (
                 prefix, i)), message="a text holds a NUL character, which cannot be stored"))
         else:
@@ -159,16 +161,17 @@ def features_json(features: UserFeatures, now_s: float) -> dict[str, Any]:
     over 7, 30 and 90 days with the latest event, the viewed-not-bought items, events
     per UTC hour."""
     counts = []
-    for (kind, category), counter in sorted(features.counters.items()):
+    for key, counter in sorted(features.counters.items()):
+        kind, category = split_key(key)
         counts.append({
-            "kind": kind, "category": category or None, "last_at": counter.last_at,
+            "kind": kind, "category": category or None, "last_at": counter[0],
             **{f"last_{d}_days": features.count(kind, (category,), now=now_s,
                                                within_days=d)[0] for d in (7, 30, 90)}})
     return {
         "events": features.events, "last_at": features.last_at, "counts": counts,
         "viewed_not_bought": [{"id": v.id, "name": v.name, "category": v.category,
                                "price": v.price, "currency": v.currency,
-                               "viewed_at": v.viewed_at} for v in features.viewed],
+                               "viewed_at": v.viewed_at} for v in features.viewed_items],
         "active_hours_utc": active_hours(features),
     }
 

@@ -34,7 +34,7 @@ _INSERT = (
     " $8::text[], $9::float8[]) WITH ORDINALITY AS x(k, u, ts, kind, item, cat, body, rec, n)"
     " ORDER BY n"
     " ON CONFLICT (tenant_id, event_key) DO NOTHING RETURNING event_key")
-_FEATURES = ("SELECT user_id, body FROM behaviour_features"
+_FEATURES = ("SELECT user_id, body::text FROM behaviour_features"
              " WHERE tenant_id = $1 AND user_id = ANY($2::text[])")
 _UPSERT = ("INSERT INTO behaviour_features (tenant_id, user_id, body, updated_at)"
            " SELECT $1, u, b::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
@@ -76,7 +76,8 @@ async def _fold(conn: asyncpg.Connection, tenant_id: str, new: Sequence[Behaviou
     by_user: dict[str, list[BehaviourEvent]] = {}
     for record in new:
         by_user.setdefault(record.event.user_id, []).append(record.event)
-    current = {r["user_id"]: UserFeatures.from_json(r["body"])
+    # The body as text through orjson: the pool's jsonb codec is the standard library's.
+    current = {r[0]: UserFeatures.from_json(orjson.loads(r[1]))
                for r in await conn.fetch(_FEATURES, tenant_id, list(by_user))}
     users = list(by_user)
     bodies = [orjson.dumps(fold(current.get(u, EMPTY), by_user[u]).to_json()).decode()

@@ -70,7 +70,8 @@ class BehaviourEvent(_Frozen):
     ts: EpochSeconds
     kind: BehaviourKindName
     item: BehaviourItem | None = None
-    props: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=MAX_PROPS)
+    props: dict[Tag, Text | int | float | bool | None] = Field(default_factory=dict,
+                                                              max_length=MAX_PROPS)
 
     @property
     def known_kind(self) -> BehaviourKind | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from triggers.behaviour.events import BehaviourEvent, BehaviourKind
@@ -44,15 +44,20 @@ def day_of(ts: float) -> int:
     return math.floor(ts / DAY_S)
 
 
-@dataclass(frozen=True, slots=True)
-class Counter:
-    """Events of one (kind, category): per UTC day, ascending, and the latest one's time."""
+def count_since(counter: Sequence[float], first_day: int) -> int:
+    """Events of one counter (``[last_at, day, n, day, n, ...]``) on ``first_day`` or later."""
+    return int(sum(counter[i + 1] for i in range(1, len(counter), 2) if counter[i] >= first_day))
 
-    days: tuple[tuple[int, int], ...]
-    last_at: float
 
-    def count_since(self, first_day: int) -> int:
-        return sum(n for day, n in self.days if day >= first_day)
+def counter_key(kind: str, category: str) -> str:
+    """A counter's key: ``"view|sports"`` (a kind has no ``|``; see ``BehaviourKindName``)."""
+    return f"{kind}|{category}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(kind, category) of a counter key."""
+    kind, _, category = key.partition("|")
+    return kind, category
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +74,35 @@ class ViewedItem:
     viewed_at: float
 
 
+_VIEWED_AT = 7
+"""Where a viewed row (the fields of :class:`ViewedItem`, in order) holds its time."""
+
+
 @dataclass(frozen=True, slots=True)
 class UserFeatures:
-    """One user's behaviour features (see the module docstring for the bounds)."""
+    """One user's behaviour features (see the module docstring for the bounds).
 
-    counters: Mapping[tuple[str, str], Counter] = field(default_factory=dict)
-    viewed: tuple[ViewedItem, ...] = ()
+    Held in its stored (JSON) form, so that a store reads and writes it without
+    building an object per counter: treat every field as read-only (:func:`fold`
+    copies what it changes)."""
+
+    counters: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    """:func:`counter_key` → ``[last_at, day, n, day, n, ...]`` (UTC days ascending)."""
+    viewed: Sequence[Sequence[Any]] = ()
+    """Rows of :class:`ViewedItem` fields, newest first."""
     bought: Mapping[str, float] = field(default_factory=dict)
-    hours: tuple[int, ...] = (0,) * 24
+    """Item id → the latest purchase's time."""
+    hours: Sequence[int] = (0,) * 24
     """Events per UTC hour of day, 0 to 23."""
     events: int = 0
     """Events folded in, all time."""
     last_at: float | None = None
     """The newest event's time."""
+
+    @property
+    def viewed_items(self) -> tuple[ViewedItem, ...]:
+        """The viewed-not-bought items, newest first."""
+        return tuple(ViewedItem(*row) for row in self.viewed)
 
     def count(self, kind: str, categories: Sequence[str] | None, *, now: float,
               within_days: float) -> tuple[int, float | None]:
@@ -89,114 +110,122 @@ class UserFeatures:
         ``within_days`` UTC days ending with ``now``'s day, and the latest one's time."""
         first_day = day_of(now) - math.ceil(within_days) + 1
         total, last = 0, None
-        for (k, category), counter in self.counters.items():
+        for key, counter in self.counters.items():
+            k, category = split_key(key)
             if k != kind or (categories is not None and category not in categories):
                 continue
-            n = counter.count_since(first_day)
+            n = count_since(counter, first_day)
             if n:
                 total += n
-                last = counter.last_at if last is None else max(last, counter.last_at)
+                last = counter[0] if last is None else max(last, counter[0])
         return total, last
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (JSON)."""
-        return {
-            "counters": [[k, c, [list(d) for d in ctr.days], ctr.last_at]
-                         for (k, c), ctr in self.counters.items()],
-            "viewed": [[v.id, v.name, v.category, v.price, v.currency, v.url, v.image_url,
-                        v.viewed_at] for v in self.viewed],
-            "bought": dict(self.bought), "hours": list(self.hours), "events": self.events,
-            "last_at": self.last_at,
-        }
+        return {"counters": self.counters, "viewed": self.viewed, "bought": self.bought,
+                "hours": self.hours, "events": self.events, "last_at": self.last_at}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UserFeatures:
-        return cls(
-            counters={(k, c): Counter(tuple((int(d), int(n)) for d, n in days), float(last))
-                      for k, c, days, last in data.get("counters", [])},
-            viewed=tuple(ViewedItem(*row) for row in data.get("viewed", [])),
-            bought={str(k): float(v) for k, v in data.get("bought", {}).items()},
-            hours=tuple(int(h) for h in data.get("hours", [0] * 24)),
-            events=int(data.get("events", 0)), last_at=data.get("last_at"),
-        )
+        """Features from :meth:`to_json`'s form (as a store read it back)."""
+        return cls(counters=data.get("counters", {}), viewed=data.get("viewed", []),
+                   bought=data.get("bought", {}), hours=data.get("hours", [0] * 24),
+                   events=int(data.get("events", 0)), last_at=data.get("last_at"))
 
 
-EMPTY = UserFeatures()
+EMPTY = UserFeatures(counters={}, viewed=[], bought={}, hours=[0] * 24)
 
 
 def fold(features: UserFeatures, events: Iterable[BehaviourEvent]) -> UserFeatures:
     """``features`` with ``events`` (one user's, any order) folded in. Days older than
     :data:`HORIZON_DAYS` before the newest event seen are dropped."""
     counters = dict(features.counters)
-    viewed = list(features.viewed)
-    bought = dict(features.bought)
+    viewed: list[Sequence[Any]] | None = None
+    bought: dict[str, float] | None = None
     hours = list(features.hours)
     count, last_at = features.events, features.last_at
     for event in events:
-        key = (event.kind, (event.item.category if event.item else None) or NO_CATEGORY)
+        item = event.item
+        key = counter_key(event.kind, (item.category if item else None) or NO_CATEGORY)
         counters[key] = _counted(counters.get(key), event.ts)
         hours[int(event.ts // 3600) % 24] += 1
         count += 1
         last_at = event.ts if last_at is None else max(last_at, event.ts)
-        if event.item is None:
+        if item is None:
             continue
         if event.kind == BehaviourKind.VIEW:
-            _viewed(viewed, bought, event)
+            viewed = list(features.viewed) if viewed is None else viewed
+            _viewed(viewed, features.bought if bought is None else bought, event)
         elif event.kind == BehaviourKind.PURCHASE:
-            _bought(viewed, bought, event.item.id, event.ts)
-    return UserFeatures(_trimmed(counters, last_at), tuple(viewed[:MAX_VIEWED]),
-                        _newest(bought, MAX_BOUGHT), tuple(hours), count, last_at)
+            viewed = list(features.viewed) if viewed is None else viewed
+            bought = dict(features.bought) if bought is None else bought
+            _bought(viewed, bought, item.id, event.ts)
+    return UserFeatures(
+        _trimmed(counters, last_at),
+        features.viewed if viewed is None else viewed[:MAX_VIEWED],
+        features.bought if bought is None else _newest(bought, MAX_BOUGHT),
+        hours, count, last_at)
 
 
-def _counted(counter: Counter | None, ts: float) -> Counter:
+def _counted(counter: Sequence[float] | None, ts: float) -> list[float]:
     day = day_of(ts)
     if counter is None:
-        return Counter(((day, 1),), ts)
-    days = dict(counter.days)
+        return [ts, day, 1]
+    out = list(counter)
+    out[0] = max(out[0], ts)
+    if out[-2] == day:  # the usual case: another event on the latest day
+        out[-1] += 1
+        return out
+    days = {int(out[i]): int(out[i + 1]) for i in range(1, len(out), 2)}
     days[day] = days.get(day, 0) + 1
-    return Counter(tuple(sorted(days.items())), max(counter.last_at, ts))
+    return [out[0], *(x for d in sorted(days) for x in (d, days[d]))]
 
 
-def _trimmed(counters: dict[tuple[str, str], Counter],
-             last_at: float | None) -> dict[tuple[str, str], Counter]:
+def _trimmed(counters: dict[str, Sequence[float]],
+             last_at: float | None) -> dict[str, Sequence[float]]:
     """Counters without days past the horizon (empty ones dropped), the most recent
     :data:`MAX_COUNTERS` of them (ties by key, so the result is deterministic)."""
     if last_at is None:
         return counters
     first_day = day_of(last_at) - HORIZON_DAYS + 1
-    kept: dict[tuple[str, str], Counter] = {}
-    for key, counter in counters.items():
-        days = tuple(d for d in counter.days if d[0] >= first_day)
+    stale = [k for k, c in counters.items() if c[1] < first_day]
+    for key in stale:
+        counter = counters.pop(key)
+        days = [x for i in range(1, len(counter), 2) if counter[i] >= first_day
+                for x in (counter[i], counter[i + 1])]
         if days:
-            kept[key] = counter if len(days) == len(counter.days) else replace(counter,
-                                                                                days=days)
-    if len(kept) > MAX_COUNTERS:
-        newest = sorted(kept, key=lambda k: (-kept[k].last_at, k))[:MAX_COUNTERS]
-        kept = {k: kept[k] for k in newest}
-    return kept
+            counters[key] = [counter[0], *days]
+    if len(counters) > MAX_COUNTERS:
+        newest = sorted(counters, key=lambda k: (-counters[k][0], k))[:MAX_COUNTERS]
+        return {k: counters[k] for k in newest}
+    return counters
 
 
-def _viewed(viewed: list[ViewedItem], bought: Mapping[str, float],
+def _viewed(viewed: list[Sequence[Any]], bought: Mapping[str, float],
             event: BehaviourEvent) -> None:
     item = event.item
     assert item is not None
     if bought.get(item.id, -math.inf) >= event.ts:
         return  # viewed before it was bought: nothing still to think about
     for i, old in enumerate(viewed):
-        if old.id == item.id:
-            if old.viewed_at >= event.ts:
+        if old[0] == item.id:
+            if old[_VIEWED_AT] >= event.ts:
                 return
             del viewed[i]
             break
-    viewed.append(ViewedItem(item.id, item.name, item.category, item.price, item.currency,
-                             item.url, item.image_url, event.ts))
-    viewed.sort(key=lambda v: (-v.viewed_at, v.id))
+    new = [item.id, item.name, item.category, item.price, item.currency, item.url,
+           item.image_url, event.ts]
+    if not viewed or (viewed[0][_VIEWED_AT], viewed[0][0]) < (event.ts, item.id):
+        viewed.insert(0, new)  # the usual case: the newest view
+    else:
+        viewed.append(new)
+        viewed.sort(key=lambda v: (-v[_VIEWED_AT], v[0]))
 
 
-def _bought(viewed: list[ViewedItem], bought: dict[str, float], item_id: str,
+def _bought(viewed: list[Sequence[Any]], bought: dict[str, float], item_id: str,
             ts: float) -> None:
     bought[item_id] = max(bought.get(item_id, ts), ts)
-    viewed[:] = [v for v in viewed if not (v.id == item_id and v.viewed_at <= ts)]
+    viewed[:] = [v for v in viewed if not (v[0] == item_id and v[_VIEWED_AT] <= ts)]
 
 
 def _newest(bought: Mapping[str, float], limit: int) -> dict[str, float]:

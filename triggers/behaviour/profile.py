@@ -15,7 +15,7 @@ def with_behaviour(profile: Profile, features: UserFeatures | None, rules: TagRu
     know one (else the profile's own)."""
     if features is None:
         return profile.model_copy(update={"learned_tags": ()})
-    viewed = features.viewed[0] if features.viewed else None
+    viewed = features.viewed_items[0] if features.viewed else None
     return profile.model_copy(update={
         "learned_tags": learn_tags(rules, features, now),
         "recently_viewed": profile.recently_viewed if viewed is None else as_item(viewed),

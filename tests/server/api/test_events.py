@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from server.auth import Role
-from server.store import PostgresStore
-from tests.server.api.conftest import NOON_UTC, Api, gzipped, serving
+from server.store import MemoryStore, PostgresStore
+from tests.server.api.conftest import NOON_UTC, Api, FakeClock, gzipped, serving
 from tests.server.conftest import TENANT
+from tests.server.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -178,3 +179,19 @@ async def test_two_servers_on_one_database_store_and_fold_an_event_once(
     assert sum(x["duplicates"] for x in answers) == 150
     features = await pg_store.get_features(TENANT, "u1")
     assert features is not None and features.events == 50
+
+
+async def test_housekeeping_prunes_behaviour_events_past_their_retention(
+    memory_store: MemoryStore,
+) -> None:
+    clock = FakeClock()
+    async with serving(memory_store, clock, housekeeping_interval_s=0.02,
+                       behaviour_retention_days=1.0) as api:
+        await post(api, [view()])
+        clock.advance(2 * DAY_S)
+        await post(api, [view(item="recent", at=clock.now - 5)])
+
+        async def one_left() -> bool:
+            return len(await memory_store.list_behaviour(TENANT, "u1")) == 1
+
+        await eventually(one_left)
