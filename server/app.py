@@ -47,8 +47,8 @@ from server.api.context import (
     STORE,
 )
 from server.api.registry import Operation, add_routes
-from server.behaviour_service import prune_old_behaviour
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
+from server.behaviour_service import prune_old_behaviour
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.channels.pg_presence import StreamPresence
