@@ -502,7 +502,7 @@ def build_context(
     *,
     profile: Profile,
     segment: str,
-    venue: Venue,
+    venue: Venue | None,
     event_kind: str,
     event_at: float,
     dwell_s: float | None,
@@ -534,7 +534,9 @@ def build_context(
     context: dict[str, Any] = {}
     if "user" in names:
         context["user"] = _user_context(profile, segment)
-    if "venue" in names:
+    if "venue" in names and venue is None:
+        context["venue"] = None  # a scheduled or behaviour push is about no venue
+    elif "venue" in names and venue is not None:
         context["venue"] = {
             "id": venue.id,
             "name": venue.name,
