@@ -48,7 +48,7 @@ from server.api.context import (
 )
 from server.api.registry import Operation, add_routes
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
-from server.behaviour_service import prune_old_behaviour
+from server.behaviour_service import TriggerRound, prune_old_behaviour
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.channels.pg_presence import StreamPresence
@@ -398,9 +398,14 @@ async def _timer_loop(app: web.Application) -> None:
             app[OUTBOX].wake()
         app[LEARNER].visits_ended(tenant_id, ended_visits(result.events))
 
+    def behaviour(tenant_id: str, result: TriggerRound) -> None:
+        if result.deliveries and OUTBOX in app:
+            app[OUTBOX].wake()
+
     failures = FailureLog(log, "timer loop")
     while True:
         await asyncio.sleep(settings.timer_interval_s)
         await fire_all_timers(app[STORE], app[CORES], app[CLOCK], limit=TIMER_ROUND_USERS,
                               on_result=after, on_error=metrics.timer_errors.inc,
-                              failures=failures)
+                              failures=failures, behaviour=app[STORE],
+                              on_behaviour=behaviour)

@@ -1,16 +1,27 @@
-"""The service's behaviour loops: retention of raw behaviour events (run by the
-housekeeping loop)."""
+"""The service's behaviour rounds: due behaviour triggers decided and delivered (run by
+the timer loop, :func:`server.pipeline.fire_all_timers`), and retention of raw behaviour
+events (run by the housekeeping loop)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from typing import Protocol
 
 from server.logs import FailureLog
-from server.store.roles import BehaviourStore
+from server.store.base import DecisionRecord, DeliveryRecord, KeyedEntry, NewDelivery
+from server.store.roles import BatchTx, BehaviourStore, IngestStore
+from server.tenant_core import TenantCores
+from triggers.behaviour.profile import with_behaviour
+from triggers.behaviour.rules import DEFAULT_TAG_RULES
+from triggers.behaviour.triggers import BEHAVIOUR, BehaviourOccasion, PendingTrigger
+from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 
 log = logging.getLogger("geopush.behaviour")
 
+DEFAULT_TRIGGER_LIMIT = 200
+"""Triggers decided per transaction: bounds one transaction's size and lock set."""
 PRUNE_ROUND_EVENTS = 10_000
 """Behaviour events deleted per statement: short deletes, other work between."""
 
@@ -41,3 +52,118 @@ async def prune_old_behaviour(store: BehaviourStore, before: float, *,
                 break
             await asyncio.sleep(0)
     return total
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+class TriggerStore(BehaviourStore, IngestStore, Protocol):
+    """What a behaviour-trigger round runs on: the pending triggers, features and tag
+    rules, and the batch transaction decisions are written in."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerRound:
+    """What one round of a tenant's due behaviour triggers did."""
+
+    decisions: tuple[Decision, ...] = ()
+    deliveries: tuple[DeliveryRecord, ...] = ()
+    fired: int = 0
+
+
+async def fire_behaviour_triggers(
+    store: TriggerStore, cores: TenantCores, tenant_id: str, now: float, *,
+    limit: int = DEFAULT_TRIGGER_LIMIT,
+) -> TriggerRound:
+    """Decide the tenant's behaviour triggers due at ``now`` (at most ``limit``) through
+    ``decide`` — caps, quiet hours (a message falling in them is held to the window's
+    end within its TTL), fatigue, experiments, reason codes — in ONE batch transaction
+    over their users (claimed with ``skip_locked``; the triggers are reread under the
+    locks, so one a follow-up cancelled meanwhile fires nothing), then mark them fired.
+
+    Nothing doubled: the decision's key is the trigger's, the delivery's and the ledger
+    entry's derive from it, all written ``ON CONFLICT DO NOTHING``; a round that dies
+    between the commit and the marking fires them again, writing nothing new."""
+    due = await store.due_triggers(tenant_id, now, limit)
+    if not due:
+        return TriggerRound()
+    core = await cores.get(store, tenant_id)
+    rules = await store.get_tag_rules(tenant_id) or DEFAULT_TAG_RULES
+    async with store.batch(tenant_id, sorted({p.user_id for p in due}),
+                           skip_locked=True) as tx:
+        claimed = set(tx.user_ids)
+        pending = await store.open_triggers(tenant_id,
+                                            [p.key for p in due if p.user_id in claimed])
+        if not pending:
+            return TriggerRound()
+        users = sorted({p.user_id for p in pending})
+        profiles = await tx.load_profiles(users)
+        snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
+        ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
+        features = {u: await store.get_features(tenant_id, u) for u in users}
+        decisions: list[Decision] = []
+        rows = _Rows()
+        for trigger in pending:
+            profile = with_behaviour(profiles.get(trigger.user_id)
+                                     or Profile(user_id=trigger.user_id),
+                                     features[trigger.user_id], rules, now)
+            decision = decide(BehaviourOccasion.of(trigger), profile, core.campaigns, None,
+                              core.policy, ledger, now, campaign_id=trigger.campaign_id)
+            decisions.append(decision)
+            rows.add(trigger, decision, ledger)
+        created = await rows.write(tx)
+    await store.settle_triggers(tenant_id, [p.key for p in pending])
+    return TriggerRound(tuple(decisions), tuple(created), len(pending))
+
+
+class _Rows:
+    """The keyed rows of a round's decisions (see :func:`fire_behaviour_triggers`)."""
+
+    def __init__(self) -> None:
+        self.decisions: list[DecisionRecord] = []
+        self.entries: list[KeyedEntry] = []
+        self.outbox: list[NewDelivery] = []
+
+    def add(self, trigger: PendingTrigger, decision: Decision, ledger: InMemoryLedger) -> None:
+        self.decisions.append(DecisionRecord(trigger.key, decision))
+        for entry in decision.ledger_entries():
+            ledger.record(entry)  # the next trigger of the user sees the cap consumed
+            key = f"{trigger.key}:{entry.campaign_id}"
+            self.entries.append(KeyedEntry(key + (":control" if entry.control else ""),
+                                           entry))
+        chosen = decision.chosen
+        if chosen is not None:
+            self.outbox.append(NewDelivery(
+                idempotency_key=f"{trigger.key}:{chosen.campaign_id}",
+                user_id=trigger.user_id, campaign_id=chosen.campaign_id,
+                variant_id=chosen.variant_id, venue_id="", visit_id=trigger.key,
+                event=BEHAVIOUR, channel=chosen.channel, title=chosen.title,
+                body=chosen.body, locale=chosen.locale,
+                # Held over quiet hours: created (and so sent) at the window's end.
+                created_at=decision.decided_at, expires_at=chosen.expires_at))
+
+    async def write(self, tx: BatchTx) -> list[DeliveryRecord]:
+        created = await tx.insert_deliveries(self.outbox) if self.outbox else []
+        if self.entries:
+            await tx.insert_ledger(self.entries)
+        await tx.insert_decisions(self.decisions)
+        return created
+
+
+async def fire_all_behaviour_triggers(
+    store: TriggerStore, cores: TenantCores, tenant_id: str, now: float, *,
+    limit: int = DEFAULT_TRIGGER_LIMIT,
+) -> TriggerRound:
+    """:func:`fire_behaviour_triggers` until fewer than ``limit`` were due (small
+    transactions, the event loop free between them); what they did together."""
+    decisions: list[Decision] = []
+    deliveries: list[DeliveryRecord] = []
+    fired = 0
+    while True:
+        done = await fire_behaviour_triggers(store, cores, tenant_id, now, limit=limit)
+        decisions.extend(done.decisions)
+        deliveries.extend(done.deliveries)
+        fired += done.fired
+        if done.fired < limit:
+            return TriggerRound(tuple(decisions), tuple(deliveries), fired)
+        await asyncio.sleep(0)

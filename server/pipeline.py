@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from geo.errors import GeoError
+from server.behaviour_service import TriggerRound, TriggerStore, fire_all_behaviour_triggers
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, IngestStore
@@ -261,11 +262,16 @@ async def fire_all_timers(
     on_result: Callable[[str, IngestResult], None] | None = None,
     on_error: Callable[[], None] | None = None,
     failures: FailureLog | None = None,
+    behaviour: TriggerStore | None = None,
+    on_behaviour: Callable[[str, TriggerRound], None] | None = None,
 ) -> None:
     """One round of the service's timer loop: :func:`fire_timers` for every tenant at
     ``clock()``, ``limit`` users per transaction, one transaction after another until
     fewer than ``limit`` were due. ``on_result(tenant_id, result)`` receives each
-    transaction's result.
+    transaction's result. With ``behaviour`` (the same store), the tenant's due
+    behaviour triggers are then decided
+    (:func:`server.behaviour_service.fire_all_behaviour_triggers`); ``on_behaviour``
+    receives what that did.
 
     A tenant that fails (or a failure to list the tenants) is logged and reported to
     ``on_error``; the other tenants still fire, and the next round retries: the loop
@@ -302,6 +308,29 @@ async def fire_all_timers(
             if len(result.users) < limit:
                 break
             await asyncio.sleep(0)  # let waiting requests in between transactions
+        if behaviour is not None:
+            await _behaviour_round(behaviour, cores, tenant.tenant_id, clock(), failures,
+                                   on_error, on_behaviour)
+
+
+async def _behaviour_round(  # noqa: PLR0917 - the round's callbacks, passed on
+    store: TriggerStore, cores: TenantCores, tenant_id: str, now: float,
+    failures: FailureLog, on_error: Callable[[], None] | None,
+    on_behaviour: Callable[[str, TriggerRound], None] | None,
+) -> None:
+    """One tenant's due behaviour triggers in the timer round; a failure is logged and
+    reported like a failing timer transaction (the triggers stay due)."""
+    step = f"tenant {tenant_id} behaviour triggers"
+    try:
+        done = await fire_all_behaviour_triggers(store, cores, tenant_id, now)
+    except Exception as exc:
+        failures.failed(step, exc)
+        if on_error is not None:
+            on_error()
+        return
+    failures.succeeded(step)
+    if on_behaviour is not None:
+        on_behaviour(tenant_id, done)
 
 
 # --------------------------------------------------------------------------- internals

@@ -4,7 +4,9 @@ features), ``GET``/``PUT /v1/tag-rules`` (the tenant's rules for learned tags).
 
 Events are checked one by one: the good ones are stored (idempotent by
 ``BehaviourEvent.key()``: a re-posted event is counted in ``duplicates`` and changes
-nothing) and folded into their users' features in one store transaction; the bad ones
+nothing), folded into their users' features, start the behaviour triggers of active
+campaigns they match and cancel those they follow up, in one store transaction (the
+timer loop fires the triggers when due, :mod:`server.behaviour_service`); the bad ones
 are listed in ``rejected`` with their index and field path.
 """
 
@@ -18,7 +20,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from server.api.context import json_response, now, path_id, read_json, store
+from server.api.context import CORES, json_response, now, path_id, read_json, store
 from server.api.registry import INGEST, MANAGE, Body, Operation, not_found
 from server.api.schemas import RejectedPing
 from server.auth import Principal
@@ -28,6 +30,7 @@ from triggers.behaviour.events import MAX_EVENTS_PER_BATCH, BehaviourEvent
 from triggers.behaviour.features import UserFeatures, active_hours, split_key
 from triggers.behaviour.profile import with_behaviour
 from triggers.behaviour.rules import DEFAULT_TAG_RULES, TagRules
+from triggers.behaviour.triggers import BEHAVIOUR
 from triggers.decisions import Profile
 
 MAX_FUTURE_S = 300.0
@@ -144,8 +147,10 @@ async def post_events(request: web.Request, principal: Principal) -> web.Respons
     items = _items(await read_json(request, check_whole_body=False))
     at = now(request)
     screened = screen_events(items, at=at)
+    core = await request.app[CORES].get(store(request), principal.tenant_id)
     stored = await store(request).ingest_behaviour(
-        principal.tenant_id, [BehaviourRecord.of(e, at) for e in screened.events])
+        principal.tenant_id, [BehaviourRecord.of(e, at) for e in screened.events],
+        campaigns=core.campaigns.active_of_kind(BEHAVIOUR), now=at)
     return json_response({
         "accepted": len(screened.events), "stored": len(stored),
         "duplicates": len(screened.events) - len(stored),

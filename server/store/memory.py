@@ -84,6 +84,7 @@ from server.store.memory_behaviour import BehaviourLog
 from server.store.roles.behaviour import BehaviourRecord
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import (
     Campaign,
     CampaignStatus,
@@ -821,10 +822,25 @@ class MemoryStore:
     # -- behaviour (server.store.roles.behaviour) -------------------------------------
 
     async def ingest_behaviour(
-        self, tenant_id: str, records: Sequence[BehaviourRecord]
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
     ) -> list[BehaviourRecord]:
         # Synchronous between awaits: atomic, and a batch of the users cannot interleave.
-        return self._t(tenant_id).behaviour.ingest(records)
+        tenant = self._t(tenant_id)
+        return tenant.behaviour.ingest(records, campaigns,
+                                       self._clock() if now is None else now,
+                                       tenant.decisions)
+
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.due(now, limit)
+
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.still_open(keys)
+
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        return self._r(tenant_id).behaviour.fired(keys)
 
     async def list_behaviour(
         self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100

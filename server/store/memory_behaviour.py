@@ -11,9 +11,19 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from server.store.base import DecisionRecord
 from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.features import EMPTY, UserFeatures, fold
 from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import (
+    PendingState,
+    PendingTrigger,
+    cancellations,
+    cancelled_decision,
+    triggered,
+)
+from triggers.decisions.models import Campaign
 
 BEHAVIOUR_RETENTION = 500_000
 """Behaviour events kept per tenant by the embedded store."""
@@ -29,9 +39,16 @@ class BehaviourLog:
     """(received_at, key), oldest first; keys erased since are skipped when met."""
     features: dict[str, UserFeatures] = field(default_factory=dict)
     rules: TagRules | None = None
+    triggers: dict[str, PendingTrigger] = field(default_factory=dict)
+    """Key → every trigger, whatever its state."""
+    states: dict[str, PendingState] = field(default_factory=dict)
+    pending_by_user: dict[str, set[str]] = field(default_factory=dict)
 
-    def ingest(self, records: Sequence[BehaviourRecord]) -> list[BehaviourRecord]:
-        """Store the new records, fold them into features; synchronous, so atomic."""
+    def ingest(self, records: Sequence[BehaviourRecord], campaigns: Sequence[Campaign],
+               now: float, decisions: dict[str, dict[str, DecisionRecord]],
+               ) -> list[BehaviourRecord]:
+        """Store the new records, fold them into features, start and cancel triggers
+        (see ``BehaviourStore.ingest_behaviour``); synchronous, so atomic."""
         new: list[BehaviourRecord] = []
         for record in records:
             if record.event_key in self.owner:
@@ -46,9 +63,60 @@ class BehaviourLog:
             by_user.setdefault(record.event.user_id, []).append(record)
         for user, own in by_user.items():
             self.features[user] = fold(self.features.get(user, EMPTY), (r.event for r in own))
+            for record in own:
+                for pending in triggered(campaigns, record.event_key, record.event):
+                    self._start(pending)
+            # After the starts: a follow-up in the same batch cancels them too.
+            self._follow(user, [r.event for r in own], now, decisions)
         while len(self.owner) > self.limit:
             self._drop_oldest()
         return new
+
+    def _start(self, pending: PendingTrigger) -> None:
+        if pending.key in self.triggers:
+            return
+        self.triggers[pending.key] = pending
+        self.states[pending.key] = PendingState.PENDING
+        self.pending_by_user.setdefault(pending.user_id, set()).add(pending.key)
+
+    def _follow(self, user: str, events: list[BehaviourEvent], now: float,
+                decisions: dict[str, dict[str, DecisionRecord]]) -> None:
+        """Cancel the user's open triggers these events follow up."""
+        keys = self.pending_by_user.get(user)
+        if not keys:
+            return
+        decided = decisions.setdefault(user, {})
+        for pending, event in cancellations([self.triggers[k] for k in sorted(keys)], events):
+            if pending.key in decided:
+                continue  # it fired already
+            decided[pending.key] = DecisionRecord(
+                pending.key, cancelled_decision(pending, event, now))
+            self._settle(pending.key, PendingState.CANCELLED)
+
+    def _settle(self, key: str, state: PendingState) -> None:
+        self.states[key] = state
+        pending = self.triggers[key]
+        own = self.pending_by_user.get(pending.user_id)
+        if own is not None:
+            own.discard(key)
+            if not own:
+                del self.pending_by_user[pending.user_id]
+
+    def due(self, now: float, limit: int) -> list[PendingTrigger]:
+        found = [self.triggers[k] for keys in self.pending_by_user.values() for k in keys
+                 if self.triggers[k].due_at <= now]
+        found.sort(key=lambda p: (p.due_at, p.key))
+        return found[:limit]
+
+    def still_open(self, keys: Sequence[str]) -> list[PendingTrigger]:
+        return [self.triggers[k] for k in keys
+                if self.states.get(k) is PendingState.PENDING]
+
+    def fired(self, keys: Sequence[str]) -> int:
+        open_keys = [p.key for p in self.still_open(keys)]
+        for key in open_keys:
+            self._settle(key, PendingState.FIRED)
+        return len(open_keys)
 
     def _drop_oldest(self) -> bool:
         """Drop the oldest event still stored; False when none is left."""
@@ -84,5 +152,11 @@ class BehaviourLog:
         own = self.by_user.pop(user_id, {})
         for key in own:
             del self.owner[key]  # the arrival entry is skipped when met
+        mine = [k for k, p in self.triggers.items() if p.user_id == user_id]
+        for key in mine:
+            del self.triggers[key]
+            del self.states[key]
+        self.pending_by_user.pop(user_id, None)
         return {"behaviour_events": len(own),
-                "behaviour_features": int(self.features.pop(user_id, None) is not None)}
+                "behaviour_features": int(self.features.pop(user_id, None) is not None),
+                "behaviour_triggers": len(mine)}

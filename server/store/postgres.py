@@ -102,6 +102,7 @@ from server.store.migrate import migrate, pending
 from server.store.roles.behaviour import BehaviourRecord
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
 from triggers.pings import PingBatch
@@ -115,7 +116,7 @@ _T = TypeVar("_T")
 
 _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
                  "user_streaks", "deliveries", "conversions", "behaviour_events",
-                 "behaviour_features")
+                 "behaviour_features", "behaviour_triggers")
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
@@ -1183,10 +1184,29 @@ class PostgresStore:
 
     @_translated
     async def ingest_behaviour(
-        self, tenant_id: str, records: Sequence[BehaviourRecord]
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
     ) -> list[BehaviourRecord]:
         async with self._pool.acquire() as conn:
-            return await postgres_behaviour.ingest(conn, tenant_id, records, self._clock())
+            return await postgres_behaviour.ingest(
+                conn, tenant_id, records, self._clock() if now is None else now, campaigns)
+
+    @_translated
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.due(conn, tenant_id, now, limit)
+
+    @_translated
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.still_open(conn, tenant_id, keys)
+
+    @_translated
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.fired(conn, tenant_id, keys)
 
     @_translated
     async def list_behaviour(

@@ -21,6 +21,13 @@ from server.store.roles.behaviour import BehaviourRecord
 from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.features import EMPTY, UserFeatures, fold
 from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import (
+    PendingTrigger,
+    cancellations,
+    cancelled_decision,
+    triggered,
+)
+from triggers.decisions.models import Campaign
 
 _LOCK = ("SELECT count(pg_advisory_xact_lock(k)),"
          " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)"
@@ -43,7 +50,7 @@ _UPSERT = ("INSERT INTO behaviour_features (tenant_id, user_id, body, updated_at
 
 
 async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[BehaviourRecord],
-                 now: float) -> list[BehaviourRecord]:
+                 now: float, campaigns: Sequence[Campaign] = ()) -> list[BehaviourRecord]:
     """See ``BehaviourStore.ingest_behaviour``; ``now`` stamps the features' update."""
     users = sorted({r.event.user_id for r in records})
     async with conn.transaction():
@@ -68,6 +75,7 @@ async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[Beh
                 stored.discard(record.event_key)  # a key given twice: its first row
         if new:
             await _fold(conn, tenant_id, new, now)
+            await _triggers(conn, tenant_id, new, campaigns, now)
     return new
 
 
@@ -83,6 +91,69 @@ async def _fold(conn: asyncpg.Connection, tenant_id: str, new: Sequence[Behaviou
     bodies = [orjson.dumps(fold(current.get(u, EMPTY), by_user[u]).to_json()).decode()
               for u in users]
     await conn.execute(_UPSERT, tenant_id, users, bodies, now)
+
+
+_START = ("INSERT INTO behaviour_triggers (tenant_id, key, user_id, campaign_id, due_at, body)"
+          " SELECT $1, k, u, c, d, b::jsonb FROM unnest($2::text[], $3::text[], $4::text[],"
+          " $5::float8[], $6::text[]) AS x(k, u, c, d, b)"
+          " ON CONFLICT (tenant_id, key) DO NOTHING")
+_OPEN = ("SELECT body::text FROM behaviour_triggers"
+         " WHERE tenant_id = $1 AND user_id = ANY($2::text[]) AND state = 'pending'")
+_CANCEL = ("WITH logged AS ("
+           " INSERT INTO decisions (tenant_id, decision_key, user_id, decided_at, at, body)"
+           " SELECT $1, k, u, $5, a, b::jsonb FROM unnest($2::text[], $3::text[],"
+           " $4::float8[], $6::text[]) AS x(k, u, a, b)"
+           " ON CONFLICT DO NOTHING RETURNING decision_key)"
+           " UPDATE behaviour_triggers t SET state = 'cancelled' FROM logged"
+           " WHERE t.tenant_id = $1 AND t.key = logged.decision_key AND t.state = 'pending'")
+
+
+async def _triggers(conn: asyncpg.Connection, tenant_id: str, new: Sequence[BehaviourRecord],
+                    campaigns: Sequence[Campaign], now: float) -> None:
+    """Start the triggers the new events start, then cancel the open triggers they
+    follow up (the new ones included), each with its decision: a trigger whose decision
+    exists (it fired) keeps it and is not cancelled."""
+    started = [p for r in new for p in triggered(campaigns, r.event_key, r.event)]
+    if started:
+        await conn.execute(_START, tenant_id, [p.key for p in started],
+                           [p.user_id for p in started], [p.campaign_id for p in started],
+                           [p.due_at for p in started],
+                           [orjson.dumps(p.to_json()).decode() for p in started])
+    users = sorted({r.event.user_id for r in new})
+    rows = await conn.fetch(_OPEN, tenant_id, users)
+    if not rows:
+        return
+    open_triggers = [PendingTrigger.from_json(orjson.loads(r[0])) for r in rows]
+    found = cancellations(open_triggers, [r.event for r in new])
+    if found:
+        decisions = [cancelled_decision(p, e, now) for p, e in found]
+        await conn.execute(_CANCEL, tenant_id, [p.key for p, _ in found],
+                           [p.user_id for p, _ in found], [p.event_ts for p, _ in found], now,
+                           [d.to_json() for d in decisions])
+
+
+async def due(conn: asyncpg.Connection, tenant_id: str, now: float,
+              limit: int) -> list[PendingTrigger]:
+    rows = await conn.fetch(
+        "SELECT body::text FROM behaviour_triggers WHERE tenant_id = $1 AND state = 'pending'"
+        " AND due_at <= $2 ORDER BY due_at, key COLLATE \"C\" LIMIT $3", tenant_id, now, limit)
+    return [PendingTrigger.from_json(orjson.loads(r[0])) for r in rows]
+
+
+async def still_open(conn: asyncpg.Connection, tenant_id: str,
+                     keys: Sequence[str]) -> list[PendingTrigger]:
+    rows = await conn.fetch(
+        "SELECT body::text FROM behaviour_triggers WHERE tenant_id = $1"
+        " AND key = ANY($2::text[]) AND state = 'pending' ORDER BY due_at, key COLLATE \"C\"",
+        tenant_id, list(keys))
+    return [PendingTrigger.from_json(orjson.loads(r[0])) for r in rows]
+
+
+async def fired(conn: asyncpg.Connection, tenant_id: str, keys: Sequence[str]) -> int:
+    status = await conn.execute(
+        "UPDATE behaviour_triggers SET state = 'fired' WHERE tenant_id = $1"
+        " AND key = ANY($2::text[]) AND state = 'pending'", tenant_id, list(keys))
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def listing(conn: asyncpg.Connection, tenant_id: str, user_id: str, since: float | None,

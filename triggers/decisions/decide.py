@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from triggers.decisions.content import (
     ContentEngine,
@@ -178,6 +178,12 @@ def _untargeted(
         if release is not None:
             return candidates, release
     return candidates, now
+
+
+def _item_context(event: EventLike) -> dict[str, Any] | None:
+    """A behaviour event's item for templates (``item``); other events carry none."""
+    item_context = getattr(event, "item_context", None)
+    return item_context() if callable(item_context) else None
 
 
 _UNKNOWN = object()
@@ -621,6 +627,7 @@ def _arbitrate(
             if "route" in names and venue is not None
             else None,
             names=names,
+            item=_item_context(event) if "item" in names else None,
         )
         rendered = content.render(variant, context)
         if not isinstance(rendered, Rendered):

@@ -35,6 +35,8 @@ class Reason(StrEnum):
     TEMPLATE_ERROR = "template_error"
     LOWER_PRIORITY = "lower_priority"
     SENT = "sent"
+    CANCELLED_BY_FOLLOW_UP = "cancelled_by_follow_up"
+    """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
 
 
 _HELD_OUT_CONTROL = Reason.HELD_OUT_CONTROL

@@ -33,3 +33,21 @@ CREATE TABLE tag_rules (
     body       jsonb NOT NULL,
     updated_at double precision NOT NULL
 );
+
+-- Behaviour triggers waiting for their delay (or for the follow-up that cancels them):
+-- one row per (campaign, triggering event), UNIQUE per tenant by key; written with the
+-- event's insert, under the user's batch lock. state: pending, fired or cancelled.
+CREATE TABLE behaviour_triggers (
+    tenant_id   text NOT NULL,
+    key         text NOT NULL,
+    user_id     text NOT NULL,
+    campaign_id text NOT NULL,
+    due_at      double precision NOT NULL,
+    state       text NOT NULL DEFAULT 'pending',
+    body        jsonb NOT NULL,       -- PendingTrigger.to_json()
+    PRIMARY KEY (tenant_id, key)
+);
+CREATE INDEX behaviour_triggers_due ON behaviour_triggers (tenant_id, due_at)
+    WHERE state = 'pending';
+CREATE INDEX behaviour_triggers_user ON behaviour_triggers (tenant_id, user_id)
+    WHERE state = 'pending';

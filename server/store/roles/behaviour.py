@@ -11,6 +11,8 @@ from server.store.roles.tenants import TenantDirectory
 from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
+from triggers.decisions.models import Campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +34,35 @@ class BehaviourStore(TenantDirectory, Protocol):
     retention loop ask of a store."""
 
     async def ingest_behaviour(
-        self, tenant_id: str, records: Sequence[BehaviourRecord]
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
     ) -> list[BehaviourRecord]:
         """In ONE transaction holding the users' batch locks: store the records whose key
-        is new (a key stored already, or given earlier in the call, is skipped), and fold
+        is new (a key stored already, or given earlier in the call, is skipped), fold
         the new ones into their users' features
-        (:func:`triggers.behaviour.features.fold`). Returns the new records in the order
-        given. Raises ``NotFoundError`` for an unknown tenant."""
+        (:func:`triggers.behaviour.features.fold`), store the pending triggers they start
+        among ``campaigns`` (:func:`triggers.behaviour.triggers.triggered`; keyed, so
+        once), and cancel the users' pending triggers they follow up
+        (:func:`~triggers.behaviour.triggers.cancellations`), each with its decision
+        (:func:`~triggers.behaviour.triggers.cancelled_decision`, decided at ``now``)
+        keyed as the trigger's: a trigger whose decision exists already (it fired) is
+        left alone. Returns the new records in the order given. Raises
+        ``NotFoundError`` for an unknown tenant."""
+        ...
+
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        """Pending triggers due at or before ``now``, earliest first (a hint: reread them
+        under the users' batch lock with :meth:`open_triggers`)."""
+        ...
+
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        """Those of ``keys`` still pending."""
+        ...
+
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        """Mark those of ``keys`` still pending as fired; how many."""
         ...
 
     async def list_behaviour(

@@ -153,6 +153,7 @@ async def test_erasing_a_user_erases_their_events_and_features(api: Api) -> None
     _, erased = await api.call("DELETE", "/v1/users/u1", expect=200)
     assert erased["erased"]["behaviour_events"] == 1
     assert erased["erased"]["behaviour_features"] == 1
+    assert erased["erased"]["behaviour_triggers"] == 0
     await api.call("GET", "/v1/users/u1", role=Role.MANAGER, expect=404)
     assert await api.store.list_behaviour(TENANT, "u1") == []
     assert len(await api.store.list_behaviour(TENANT, "u2")) == 1

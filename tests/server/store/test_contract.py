@@ -602,7 +602,8 @@ async def test_erase_user_deletes_everything_about_the_user_only(
     counts = await store.erase_user(tenant, "u1")
     assert counts == {"profiles": 1, "pings": 3, "presence": 1, "events": 1, "decisions": 1,
                       "ledger": 1, "streaks": 1, "deliveries": 1, "conversions": 1,
-                      "behaviour_events": 1, "behaviour_features": 1}
+                      "behaviour_events": 1, "behaviour_features": 1,
+                      "behaviour_triggers": 0}
     assert await store.get_profile(tenant, "u1") is None
     assert await store.list_events(tenant, "u1") == []
     assert await store.list_decisions(tenant, "u1") == []
