@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
-from server.tenant_core import TenantCores
+from server.tenant_core import TenantCore, TenantCores
+from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.profile import with_behaviour
 from triggers.behaviour.rules import DEFAULT_TAG_RULES
 from triggers.behaviour.triggers import BEHAVIOUR, BehaviourOccasion, PendingTrigger
-from triggers.decisions import Decision, InMemoryLedger, Profile, decide
+from triggers.decisions import Campaign, Decision, InMemoryLedger, Profile, decide
 
 log = logging.getLogger("geopush.behaviour")
 
@@ -167,3 +169,27 @@ async def fire_all_behaviour_triggers(
         if done.fired < limit:
             return TriggerRound(tuple(decisions), tuple(deliveries), fired)
         await asyncio.sleep(0)
+
+
+# --------------------------------------------------------------------------- also
+
+
+def also_campaigns(core: TenantCore) -> tuple[Campaign, ...]:
+    """The tenant's active location campaigns with an ``also`` behaviour condition."""
+    return tuple(c for kind in ("enter", "dwell", "exit")
+                 for c in core.campaigns.active_of_kind(kind) if c.trigger.also is not None)
+
+
+async def recent_behaviour(store: BehaviourStore, tenant_id: str, users: Sequence[str],
+                           campaigns: Sequence[Campaign],
+                           now: float) -> dict[str, list[BehaviourEvent]]:
+    """The users' behaviour events as far back as the longest ``also`` window of
+    ``campaigns`` (read under the caller's batch locks, so no ingest of theirs is
+    half-way)."""
+    reach = max(c.trigger.also.within_s for c in campaigns if c.trigger.also is not None)
+    return {u: [r.event for r in await store.list_behaviour(
+        tenant_id, u, since=now - reach, limit=ALSO_EVENTS)] for u in users}
+
+
+ALSO_EVENTS = 1000
+"""A user's latest events an ``also`` condition looks at."""

@@ -51,16 +51,24 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from geo.errors import GeoError
-from server.behaviour_service import TriggerRound, TriggerStore, fire_all_behaviour_triggers
+from server.behaviour_service import (
+    TriggerRound,
+    TriggerStore,
+    also_campaigns,
+    fire_all_behaviour_triggers,
+    recent_behaviour,
+)
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
-from server.store.roles import BatchTx, IngestStore
+from server.store.roles import BatchTx, BehaviourStore, IngestStore
 from server.tenant_core import TenantCore, TenantCores
+from triggers.behaviour.events import BehaviourEvent
+from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
@@ -174,7 +182,8 @@ async def ingest_parts(
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)
-        result = await _settle(tx, core, state, _merge(events, more), now)
+        result = await _settle(tx, core, state, _merge(events, more), now,
+                               behaviour=_behaviour_role(store))
     if len(parts) == 1:
         return [result]
     return _split(result, parts, part_users, owner, verdicts)
@@ -250,7 +259,7 @@ async def fire_timers(
             events = _merge(events, advance(state, now, core.presence))
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: timers refused: {exc}") from exc
-        return await _settle(tx, core, state, events, now)
+        return await _settle(tx, core, state, events, now, behaviour=_behaviour_role(store))
 
 
 async def fire_all_timers(
@@ -358,16 +367,28 @@ def _merge(first: list[PresenceEvent], second: list[PresenceEvent]) -> list[Pres
     return sorted([*first, *second], key=lambda e: (e.at, e.user_id))
 
 
+def _behaviour_role(store: IngestStore) -> BehaviourStore | None:
+    """The store's behaviour role, which ``also`` conditions read (a test double of the
+    ingest role alone has none: its campaigns' conditions then count as unmet)."""
+    return cast("BehaviourStore", store) if hasattr(store, "list_behaviour") else None
+
+
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
-    now: float,
+    now: float, *, behaviour: BehaviourStore | None = None,
 ) -> IngestResult:
-    """Decide every event and write everything; the caller's ``async with`` commits."""
+    """Decide every event and write everything; the caller's ``async with`` commits.
+    ``behaviour``: where the users' behaviour events are read for the campaigns with an
+    ``also`` condition."""
     tenant_id = tx.tenant_id
     # Only the users with events are decided: their profiles and ledger rows, not the
     # whole batch's (a group commit locks up to thousands of users).
     deciding = sorted({e.user_id for e in events})
     profiles = await tx.load_profiles(deciding) if events else {}
+    also = also_campaigns(core) if events else ()
+    recent: dict[str, list[BehaviourEvent]] = {}
+    if also and behaviour is not None:
+        recent = await recent_behaviour(behaviour, tenant_id, deciding, also, now)
     ledger = InMemoryLedger()
     if events:
         snap = await tx.load_ledger(now - core.ledger_horizon_s, deciding)
@@ -385,8 +406,11 @@ async def _settle(
         if venue is None:
             continue  # the venue is gone (venue_removed exit): nothing to decide on
         profile = profiles.get(event.user_id) or Profile(user_id=event.user_id)
+        unmet = unmet_conditions(also, recent.get(event.user_id, ()), event.at) if also \
+            else None
         try:
-            decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now)
+            decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
+                              behaviour_unmet=unmet)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)

@@ -62,7 +62,7 @@ def screen_events(items: Sequence[Any], *, at: float, prefix: str = "events") ->
         candidates, rejected = _one_by_one(items, prefix)
     good: list[BehaviourEvent] = []
     latest = at + MAX_FUTURE_S
-    nul = b"\\u0000" in orjson.dumps(items)  # one look for the batch; rare
+    nul = _may_hold_nul(items)
     for i, event in candidates:
         if event.ts > latest:
             rejected.append(RejectedPing(
@@ -76,6 +76,14 @@ def screen_events(items: Sequence[Any], *, at: float, prefix: str = "events") ->
             good.append(event)
     rejected.sort(key=lambda r: r.index)
     return Screened(events=good, rejected=rejected)
+
+
+def _may_hold_nul(items: Sequence[Any]) -> bool:
+    """One look at the whole batch (a NUL is rare): False when no text holds one."""
+    try:
+        return b"\\u0000" in orjson.dumps(items)
+    except TypeError:  # orjson.JSONEncodeError: a huge int, a lone surrogate
+        return True
 
 
 def _holds_nul(event: BehaviourEvent) -> bool:

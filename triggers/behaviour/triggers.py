@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from triggers.behaviour.events import BehaviourEvent, BehaviourItem
-from triggers.decisions.models import Campaign, CampaignStatus, ItemFilter
+from triggers.decisions.models import BehaviourCondition, Campaign, CampaignStatus, ItemFilter
 from triggers.decisions.records import Considered, Decision, Outcome, Reason
 
 BEHAVIOUR = "behaviour"
@@ -173,3 +173,28 @@ def cancellations(open_triggers: Iterable[PendingTrigger],
                 found.append((pending, event))
                 break
     return found
+
+
+def condition_holds(condition: BehaviourCondition, events: Iterable[BehaviourEvent],
+                    at: float) -> bool:
+    """Whether the user did ``condition.kind`` (on an item passing its filter) within
+    ``condition.within_s`` before ``at`` (a location campaign's ``also``)."""
+    since = at - condition.within_s
+    return any(e.kind == condition.kind and since <= e.ts <= at
+               and item_matches(condition.item, e.item) for e in events)
+
+
+def unmet_conditions(campaigns: Iterable[Campaign], events: Iterable[BehaviourEvent],
+                     at: float) -> dict[str, str]:
+    """Campaign id → why, for each of ``campaigns`` whose ``also`` condition the user's
+    ``events`` do not meet at ``at`` (what ``decide`` skips as
+    ``behaviour_condition_unmet``)."""
+    mine = list(events)
+    unmet: dict[str, str] = {}
+    for campaign in campaigns:
+        also = campaign.trigger.also
+        if also is not None and not condition_holds(also, mine, at):
+            what = also.kind + ("" if also.item is None or also.item.category is None
+                                else f" of {also.item.category}")
+            unmet[campaign.id] = f"no {what} in the {also.within_s:g} s before"
+    return unmet

@@ -46,7 +46,7 @@ bit masks, numbers, sets, and the lines it can reuse) against the event's facts,
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -100,11 +100,15 @@ def decide(  # noqa: PLR0917
     now: float,
     *,
     campaign_id: str | None = None,
+    behaviour_unmet: Mapping[str, str] | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
     ``venue`` is the event's venue, ``None`` for a scheduled or behaviour event, which
-    names its ``campaign_id`` instead. Reads ``ledger`` and never writes it. Raises
+    names its ``campaign_id`` instead. ``behaviour_unmet``: campaign id → why, for the
+    location campaigns whose ``also`` behaviour condition the user does not meet
+    (skipped as ``behaviour_condition_unmet`` before any other check). Reads ``ledger``
+    and never writes it. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
     if event.user_id != profile.user_id:
@@ -134,6 +138,10 @@ def decide(  # noqa: PLR0917
         lines = []
         add = lines.append
         for rules in candidates:
+            if behaviour_unmet and rules.id in behaviour_unmet:
+                add(Considered(rules.id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
+                               detail=behaviour_unmet[rules.id]))
+                continue
             # Most lines are audience misses: checked here, saving a call per candidate.
             blocked = (not rules.audience_free and _audience_miss(facts, rules)) or (
                 _later_block(facts, rules)

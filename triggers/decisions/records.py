@@ -36,6 +36,8 @@ class Reason(StrEnum):
     LOWER_PRIORITY = "lower_priority"
     SENT = "sent"
     CANCELLED_BY_FOLLOW_UP = "cancelled_by_follow_up"
+    BEHAVIOUR_CONDITION_UNMET = "behaviour_condition_unmet"
+    """A location campaign whose ``also`` behaviour condition the user did not meet."""
     """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
 
 

@@ -1,7 +1,8 @@
 """Behaviour triggers in the service, on both stores: "viewed a baby item, no purchase of
 it within an hour → its offer", fired after its delay through decide (event behaviour,
 no venue, the item in the template), cancelled by the purchase, held over quiet hours,
-never doubled (re-posted events, repeated rounds, two servers on one database)."""
+never doubled (re-posted events, repeated rounds, two servers on one database); and a
+location campaign's ``also`` condition ("in the mall and viewed a baby item this week")."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from server.api.context import CORES
 from server.auth import Role
 from server.behaviour_service import fire_all_behaviour_triggers
 from server.store import PostgresStore
-from tests.server.api.conftest import NOON_UTC, Api, campaign_body, serving
+from tests.server.api.conftest import (
+    NOON_UTC,
+    Api,
+    campaign_body,
+    ping,
+    serving,
+    venue_feature,
+)
 from tests.server.conftest import TENANT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -155,3 +163,40 @@ async def test_two_servers_fire_a_trigger_once(
                                       fire(a, NOON_UTC + HOUR), fire(b, NOON_UTC + HOUR))
     assert sum(len(r.deliveries) for r in rounds) == 20
     assert len(await pg_store.list_deliveries(TENANT)) == 20
+
+
+# --------------------------------------------------------------------------- also
+
+
+async def mall_with_baby_condition(api: Api) -> None:
+    await api.call("PUT", "/v1/venues/senate", json_body=venue_feature(), expect=201)
+    body = campaign_body("mall_baby", status="active", trigger={
+        "event": "enter",
+        "also": {"kind": "view", "item": {"category": "baby"}, "within_s": 7 * 86_400}})
+    await api.call("POST", "/v1/campaigns", json_body=body, expect=201)
+
+
+async def walk_in(api: Api, user: str) -> dict[str, Any]:
+    now = api.clock.now
+    _, body = await api.call("POST", "/v1/pings", role=Role.SDK, expect=200, json_body={
+        "pings": [ping(user=user, ts=now - 20), ping(user=user, ts=now - 10)]})
+    assert [e["kind"] for e in body["events"]] == ["enter"]
+    return dict(body)
+
+
+async def test_also_sends_to_a_user_who_viewed_a_baby_item_this_week(api: Api) -> None:
+    await mall_with_baby_condition(api)
+    await post(api, event("view", at=NOON_UTC - 3 * 86_400))
+    assert [d["campaign_id"] for d in (await walk_in(api, "mum-1"))["deliveries"]] == [
+        "mall_baby"]
+
+
+async def test_also_skips_a_user_without_the_behaviour(api: Api) -> None:
+    await mall_with_baby_condition(api)
+    await post(api, event("view", user="dad-2", category="sports", item="ball"),
+               event("view", user="dad-2", at=NOON_UTC - 9 * 86_400))  # too long ago
+    assert (await walk_in(api, "dad-2"))["deliveries"] == []
+    (decision,) = await decisions(api, "dad-2")
+    (line,) = decision["considered"]
+    assert (line["reason"], line["detail"]) == ("behaviour_condition_unmet",
+                                                "no view of baby in the 604800 s before")
