@@ -63,6 +63,8 @@ class BehaviourLog:
             by_user.setdefault(record.event.user_id, []).append(record)
         for user, own in by_user.items():
             self.features[user] = fold(self.features.get(user, EMPTY), (r.event for r in own))
+            if not campaigns:
+                continue  # as on PostgreSQL: no active behaviour campaign, nothing to do
             for record in own:
                 for pending in triggered(campaigns, record.event_key, record.event):
                     self._start(pending)

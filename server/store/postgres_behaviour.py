@@ -112,7 +112,11 @@ async def _triggers(conn: asyncpg.Connection, tenant_id: str, new: Sequence[Beha
                     campaigns: Sequence[Campaign], now: float) -> None:
     """Start the triggers the new events start, then cancel the open triggers they
     follow up (the new ones included), each with its decision: a trigger whose decision
-    exists (it fired) keeps it and is not cancelled."""
+    exists (it fired) keeps it and is not cancelled. Without an active behaviour
+    campaign nothing is looked at (a trigger of a campaign paused since decides nothing:
+    its campaign is no candidate)."""
+    if not campaigns:
+        return
     started = [p for r in new for p in triggered(campaigns, r.event_key, r.event)]
     if started:
         await conn.execute(_START, tenant_id, [p.key for p in started],

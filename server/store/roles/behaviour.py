@@ -46,7 +46,8 @@ class BehaviourStore(TenantDirectory, Protocol):
         (:func:`~triggers.behaviour.triggers.cancellations`), each with its decision
         (:func:`~triggers.behaviour.triggers.cancelled_decision`, decided at ``now``)
         keyed as the trigger's: a trigger whose decision exists already (it fired) is
-        left alone. Returns the new records in the order given. Raises
+        left alone. With no ``campaigns`` no trigger is started or cancelled (one of a
+        campaign paused since decides nothing anyway). Returns the new records in the order given. Raises
         ``NotFoundError`` for an unknown tenant."""
         ...
 
