@@ -91,3 +91,15 @@ def test_folding_in_two_halves_equals_folding_at_once() -> None:
     events = [*views(4, "baby", every_s=DAY), event("purchase", at=MONDAY_NOON + 5 * DAY,
                                                     item="baby-2", category="baby")]
     assert fold(fold(EMPTY, events[:2]), events[2:]) == fold(EMPTY, events)
+
+
+def test_folding_nothing_changes_nothing() -> None:
+    features = fold(EMPTY, views(3, "sports"))
+    assert fold(features, []) == features
+    assert fold(EMPTY, []) == EMPTY
+
+
+def test_a_late_event_past_the_horizon_is_not_kept() -> None:
+    features = fold(EMPTY, views(2, "sports", start=MONDAY_NOON + HORIZON_DAYS * DAY))
+    late = event("view", at=MONDAY_NOON - DAY, item="old", category="garden")
+    assert "view|garden" not in fold(features, [late]).counters

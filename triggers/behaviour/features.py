@@ -98,6 +98,9 @@ class UserFeatures:
     """Events folded in, all time."""
     last_at: float | None = None
     """The newest event's time."""
+    horizon_day: int | None = None
+    """The first UTC day the counters keep (:data:`HORIZON_DAYS` before the newest
+    event's): while it stays, a fold that adds no older day need not trim."""
 
     @property
     def viewed_items(self) -> tuple[ViewedItem, ...]:
@@ -123,14 +126,16 @@ class UserFeatures:
     def to_json(self) -> dict[str, Any]:
         """The stored form (JSON)."""
         return {"counters": self.counters, "viewed": self.viewed, "bought": self.bought,
-                "hours": self.hours, "events": self.events, "last_at": self.last_at}
+                "hours": self.hours, "events": self.events, "last_at": self.last_at,
+                "horizon_day": self.horizon_day}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> UserFeatures:
         """Features from :meth:`to_json`'s form (as a store read it back)."""
         return cls(counters=data.get("counters", {}), viewed=data.get("viewed", []),
                    bought=data.get("bought", {}), hours=data.get("hours", [0] * 24),
-                   events=int(data.get("events", 0)), last_at=data.get("last_at"))
+                   events=int(data.get("events", 0)), last_at=data.get("last_at"),
+                   horizon_day=data.get("horizon_day"))
 
 
 EMPTY = UserFeatures(counters={}, viewed=[], bought={}, hours=[0] * 24)
@@ -144,10 +149,12 @@ def fold(features: UserFeatures, events: Iterable[BehaviourEvent]) -> UserFeatur
     bought: dict[str, float] | None = None
     hours = list(features.hours)
     count, last_at = features.events, features.last_at
+    oldest = math.inf
     for event in events:
         item = event.item
         key = counter_key(event.kind, (item.category if item else None) or NO_CATEGORY)
         counters[key] = _counted(counters.get(key), event.ts)
+        oldest = min(oldest, event.ts)
         hours[int(event.ts // 3600) % 24] += 1
         count += 1
         last_at = event.ts if last_at is None else max(last_at, event.ts)
@@ -160,11 +167,17 @@ def fold(features: UserFeatures, events: Iterable[BehaviourEvent]) -> UserFeatur
             viewed = list(features.viewed) if viewed is None else viewed
             bought = dict(features.bought) if bought is None else bought
             _bought(viewed, bought, item.id, event.ts)
+    if last_at is None:
+        return features
+    horizon = day_of(last_at) - HORIZON_DAYS + 1
+    if horizon != features.horizon_day or len(counters) > MAX_COUNTERS or (
+            oldest != math.inf and day_of(oldest) < horizon):
+        counters = _trimmed(counters, last_at)
     return UserFeatures(
-        _trimmed(counters, last_at),
+        counters,
         features.viewed if viewed is None else viewed[:MAX_VIEWED],
         features.bought if bought is None else _newest(bought, MAX_BOUGHT),
-        hours, count, last_at)
+        hours, count, last_at, horizon)
 
 
 def _counted(counter: Sequence[float] | None, ts: float) -> list[float]:
