@@ -2,11 +2,13 @@
 store's methods hand in; :class:`~server.store.postgres.PostgresStore` wraps them in
 its error translation.
 
-Ingest is one transaction of four round trips: the users' batch locks (the advisory
-locks of ``IngestStore.batch`` and ``erase_user``, in ascending key order, so it cannot
-deadlock with them nor write a user back after an erasure) with the tenant check; the
-keyed insert (``ON CONFLICT DO NOTHING``: what two processes race for is stored once,
-and only the winner folds it); the users' features read; their upsert.
+Ingest is one transaction of three round trips (plus the triggers' when a behaviour
+campaign is active): the users' batch locks (the advisory locks of ``IngestStore.batch``
+and ``erase_user``, in ascending key order, so it cannot deadlock with them nor write a
+user back after an erasure) with the tenant check and the users' features, read after
+the locks (``geopush_lock_load_features``, migration 0009); the keyed insert (``ON
+CONFLICT DO NOTHING``: what two processes race for is stored once, and only the winner
+folds it); the features' upsert.
 """
 
 from __future__ import annotations
@@ -29,10 +31,7 @@ from triggers.behaviour.triggers import (
 )
 from triggers.decisions.models import Campaign
 
-_LOCK = ("SELECT count(pg_advisory_xact_lock(k)),"
-         " EXISTS (SELECT 1 FROM tenants WHERE tenant_id = $1)"
-         " FROM unnest(ARRAY(SELECT DISTINCT geopush_lock_key($1, u)"
-         "                   FROM unnest($2::text[]) AS u ORDER BY 1)) AS k")
+_LOCK_LOAD = "SELECT * FROM geopush_lock_load_features($1, $2::text[])"
 _INSERT = (
     "INSERT INTO behaviour_events (tenant_id, event_key, user_id, ts, kind, item_id,"
     " category, body, received_at)"
@@ -41,8 +40,6 @@ _INSERT = (
     " $8::text[], $9::float8[]) WITH ORDINALITY AS x(k, u, ts, kind, item, cat, body, rec, n)"
     " ORDER BY n"
     " ON CONFLICT (tenant_id, event_key) DO NOTHING RETURNING event_key")
-_FEATURES = ("SELECT user_id, body::text FROM behaviour_features"
-             " WHERE tenant_id = $1 AND user_id = ANY($2::text[])")
 _UPSERT = ("INSERT INTO behaviour_features (tenant_id, user_id, body, updated_at)"
            " SELECT $1, u, b::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
            " ON CONFLICT (tenant_id, user_id) DO UPDATE"
@@ -54,10 +51,11 @@ async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[Beh
     """See ``BehaviourStore.ingest_behaviour``; ``now`` stamps the features' update."""
     users = sorted({r.event.user_id for r in records})
     async with conn.transaction():
-        row = await conn.fetchrow(_LOCK, tenant_id, users)
-        assert row is not None
-        if not row[1]:
+        rows = await conn.fetch(_LOCK_LOAD, tenant_id, users)
+        if not rows[0]["tenant_known"]:
             raise NotFoundError(f"no tenant {tenant_id!r}")
+        # The body as text through orjson: the pool's jsonb codec is the standard library's.
+        current = {r["user_id"]: r["body"] for r in rows[1:]}
         if not records:
             return []
         items = [r.event.item for r in records]
@@ -74,22 +72,21 @@ async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[Beh
                 new.append(record)
                 stored.discard(record.event_key)  # a key given twice: its first row
         if new:
-            await _fold(conn, tenant_id, new, now)
+            await _fold(conn, tenant_id, new, current, now)
             await _triggers(conn, tenant_id, new, campaigns, now)
     return new
 
 
 async def _fold(conn: asyncpg.Connection, tenant_id: str, new: Sequence[BehaviourRecord],
-                now: float) -> None:
+                current: dict[str, str], now: float) -> None:
+    """Fold the new events into their users' features (``current``: the stored text)."""
     by_user: dict[str, list[BehaviourEvent]] = {}
     for record in new:
         by_user.setdefault(record.event.user_id, []).append(record.event)
-    # The body as text through orjson: the pool's jsonb codec is the standard library's.
-    current = {r[0]: UserFeatures.from_json(orjson.loads(r[1]))
-               for r in await conn.fetch(_FEATURES, tenant_id, list(by_user))}
     users = list(by_user)
-    bodies = [orjson.dumps(fold(current.get(u, EMPTY), by_user[u]).to_json()).decode()
-              for u in users]
+    bodies = [orjson.dumps(fold(
+        UserFeatures.from_json(orjson.loads(current[u])) if u in current else EMPTY,
+        by_user[u]).to_json()).decode() for u in users]
     await conn.execute(_UPSERT, tenant_id, users, bodies, now)
 
 

@@ -51,3 +51,23 @@ CREATE INDEX behaviour_triggers_due ON behaviour_triggers (tenant_id, due_at)
     WHERE state = 'pending';
 CREATE INDEX behaviour_triggers_user ON behaviour_triggers (tenant_id, user_id)
     WHERE state = 'pending';
+
+-- The first statement of a behaviour ingest: the users' batch locks (every key, in
+-- ascending order, as geopush_lock_load_presence takes them: no deadlock with a batch
+-- or an erasure), then their features, read after the locks. tenant_known: whether the
+-- tenant exists; one row per user with features.
+CREATE FUNCTION geopush_lock_load_features(tenant text, users text[])
+RETURNS TABLE (tenant_known boolean, user_id text, body text)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(k)
+       FROM unnest(ARRAY(SELECT DISTINCT geopush_lock_key(tenant, u)
+                           FROM unnest(users) AS u ORDER BY 1)) AS k;
+    RETURN QUERY
+        SELECT EXISTS (SELECT 1 FROM tenants t WHERE t.tenant_id = tenant), NULL::text,
+               NULL::text
+        UNION ALL
+        SELECT NULL::boolean, f.user_id, f.body::text
+          FROM unnest(users) AS u(user_id)
+          JOIN behaviour_features f ON f.tenant_id = tenant AND f.user_id = u.user_id;
+END $$;
