@@ -26,7 +26,17 @@ from server.cli.common import CliError
 BATCH = 1000
 PROGRESS_EVERY = 50_000
 
-DESCRIPTION = __doc__
+DESCRIPTION = """\
+Import behaviour events from a CSV file (header user_id,ts,kind,item_id,category and
+optionally price,event_id,item_name,tags; tags separated by ;) or a JSONL file (one API
+event object a line; .jsonl or .ndjson, or --format jsonl) into a running service
+(--target URL --key K: POST /v1/events with an sdk or admin key) or straight into a
+PostgreSQL store (--database-url URL [--tenant T]).
+
+The file is checked whole first: a bad line stops the import before anything is sent,
+naming the file, the line and the column. Events go in batches of 1,000; a progress line
+goes to stderr every 50,000 events. Importing a file again is harmless: events are
+idempotent (event_id, else a hash of the event) and counted as already there."""
 
 
 def register(parser: argparse.ArgumentParser) -> None:
