@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from server.logs import FailureLog
@@ -102,13 +102,13 @@ async def fire_behaviour_triggers(
         profiles = await tx.load_profiles(users)
         snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
         ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
-        features = {u: await store.get_features(tenant_id, u) for u in users}
+        features = await store.get_features_of(tenant_id, users)
         decisions: list[Decision] = []
         rows = _Rows()
         for trigger in pending:
             profile = with_behaviour(profiles.get(trigger.user_id)
                                      or Profile(user_id=trigger.user_id),
-                                     features[trigger.user_id], rules, now)
+                                     features.get(trigger.user_id), rules, now)
             decision = decide(BehaviourOccasion.of(trigger), profile, core.campaigns, None,
                               core.policy, ledger, now, campaign_id=trigger.campaign_id)
             decisions.append(decision)
@@ -193,3 +193,40 @@ async def recent_behaviour(store: BehaviourStore, tenant_id: str, users: Sequenc
 
 ALSO_EVENTS = 1000
 """A user's latest events an ``also`` condition looks at."""
+
+
+async def with_learned(store: BehaviourStore, tenant_id: str, profiles: dict[str, Profile],
+                       users: Sequence[str], now: float) -> dict[str, Profile]:
+    """``profiles`` (by user; a user without one gets an empty one if they have
+    features) with learned tags and the viewed-not-bought item evaluated at ``now``
+    (:func:`triggers.behaviour.profile.with_behaviour`): what audiences and templates
+    of location decisions see. Two reads: the users' features and the tag rules."""
+    features = await store.get_features_of(tenant_id, users)
+    if not features:
+        return profiles
+    rules = await store.get_tag_rules(tenant_id) or DEFAULT_TAG_RULES
+    out = dict(profiles)
+    for user_id, found in features.items():
+        out[user_id] = with_behaviour(out.get(user_id) or Profile(user_id=user_id), found,
+                                      rules, now)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourFacts:
+    """What location decisions of a batch take from behaviour: the profiles with learned
+    tags, the campaigns with an ``also`` condition and the users' recent events."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    also: tuple[Campaign, ...] = ()
+    recent: dict[str, list[BehaviourEvent]] = field(default_factory=dict)
+
+
+async def behaviour_facts(store: BehaviourStore, core: TenantCore, profiles: dict[str, Profile],
+                          users: Sequence[str], now: float) -> BehaviourFacts:
+    """:class:`BehaviourFacts` for the ``users`` a batch decides (read under its locks)."""
+    tenant_id = core.tenant_id
+    learned = await with_learned(store, tenant_id, profiles, users, now)
+    also = also_campaigns(core)
+    recent = await recent_behaviour(store, tenant_id, users, also, now) if also else {}
+    return BehaviourFacts(learned, also, recent)

@@ -57,17 +57,16 @@ import numpy as np
 
 from geo.errors import GeoError
 from server.behaviour_service import (
+    BehaviourFacts,
     TriggerRound,
     TriggerStore,
-    also_campaigns,
+    behaviour_facts,
     fire_all_behaviour_triggers,
-    recent_behaviour,
 )
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
 from server.tenant_core import TenantCore, TenantCores
-from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
@@ -385,10 +384,11 @@ async def _settle(
     # whole batch's (a group commit locks up to thousands of users).
     deciding = sorted({e.user_id for e in events})
     profiles = await tx.load_profiles(deciding) if events else {}
-    also = also_campaigns(core) if events else ()
-    recent: dict[str, list[BehaviourEvent]] = {}
-    if also and behaviour is not None:
-        recent = await recent_behaviour(behaviour, tenant_id, deciding, also, now)
+    facts = BehaviourFacts()
+    if events and behaviour is not None:
+        facts = await behaviour_facts(behaviour, core, profiles, deciding, now)
+        profiles = facts.profiles
+    also, recent = facts.also, facts.recent
     ledger = InMemoryLedger()
     if events:
         snap = await tx.load_ledger(now - core.ledger_horizon_s, deciding)

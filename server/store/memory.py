@@ -850,6 +850,11 @@ class MemoryStore:
     async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
         return self._r(tenant_id).behaviour.features.get(user_id)
 
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        features = self._r(tenant_id).behaviour.features
+        return {u: features[u] for u in user_ids if u in features}
+
     async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
         return self._r(tenant_id).behaviour.rules
 

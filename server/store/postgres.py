@@ -1221,6 +1221,12 @@ class PostgresStore:
             return await postgres_behaviour.features(conn, tenant_id, user_id)
 
     @_translated
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.features_of(conn, tenant_id, user_ids)
+
+    @_translated
     async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
         async with self._pool.acquire() as conn:
             return await postgres_behaviour.get_rules(conn, tenant_id)

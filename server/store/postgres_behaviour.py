@@ -176,6 +176,14 @@ async def features(conn: asyncpg.Connection, tenant_id: str,
     return None if body is None else UserFeatures.from_json(body)
 
 
+async def features_of(conn: asyncpg.Connection, tenant_id: str,
+                      user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+    rows = await conn.fetch("SELECT user_id, body::text FROM behaviour_features"
+                            " WHERE tenant_id = $1 AND user_id = ANY($2::text[])",
+                            tenant_id, list(user_ids))
+    return {r[0]: UserFeatures.from_json(orjson.loads(r[1])) for r in rows}
+
+
 async def get_rules(conn: asyncpg.Connection, tenant_id: str) -> TagRules | None:
     body = await conn.fetchval("SELECT body FROM tag_rules WHERE tenant_id = $1", tenant_id)
     return None if body is None else TagRules.model_validate(body)

@@ -47,8 +47,8 @@ class BehaviourStore(TenantDirectory, Protocol):
         (:func:`~triggers.behaviour.triggers.cancelled_decision`, decided at ``now``)
         keyed as the trigger's: a trigger whose decision exists already (it fired) is
         left alone. With no ``campaigns`` no trigger is started or cancelled (one of a
-        campaign paused since decides nothing anyway). Returns the new records in the order given. Raises
-        ``NotFoundError`` for an unknown tenant."""
+        campaign paused since decides nothing anyway). Returns the new records in the
+        order given. Raises ``NotFoundError`` for an unknown tenant."""
         ...
 
     async def due_triggers(self, tenant_id: str, now: float,
@@ -75,6 +75,11 @@ class BehaviourStore(TenantDirectory, Protocol):
 
     async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
         """The user's behaviour features, or ``None`` before their first event."""
+        ...
+
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        """The features of those of ``user_ids`` that have some (one read)."""
         ...
 
     async def get_tag_rules(self, tenant_id: str) -> TagRules | None:

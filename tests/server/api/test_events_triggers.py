@@ -200,3 +200,18 @@ async def test_also_skips_a_user_without_the_behaviour(api: Api) -> None:
     (line,) = decision["considered"]
     assert (line["reason"], line["detail"]) == ("behaviour_condition_unmet",
                                                 "no view of baby in the 604800 s before")
+
+
+# --------------------------------------------------------------------------- learned tags
+
+
+async def test_a_location_audience_sees_learned_tags(api: Api) -> None:
+    await api.call("PUT", "/v1/venues/senate", json_body=venue_feature(), expect=201)
+    body = campaign_body("fans", status="active", audience={"any_of_tags": ["sports_fan"]})
+    await api.call("POST", "/v1/campaigns", json_body=body, expect=201)
+    await post(api, *(event("view", user="fan-1", item=f"ball-{i}", category="sports",
+                            at=NOON_UTC - i * 3600) for i in range(5)))
+    assert [d["campaign_id"] for d in (await walk_in(api, "fan-1"))["deliveries"]] == ["fans"]
+    assert (await walk_in(api, "mum-1"))["deliveries"] == []
+    (decision,) = await decisions(api, "mum-1")
+    assert decision["considered"][0]["reason"] == "not_in_audience"
