@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     """Raw pings older than this (by when they were received) are deleted by the
     housekeeping loop; 0 keeps them forever. Presence, events, decisions and deliveries
     are kept regardless (erasure removes a user's)."""
+    behaviour_retention_days: float = Field(default=90.0, ge=0)
+    """Raw behaviour events older than this (by when they were received) are deleted by
+    the housekeeping loop; 0 keeps them forever. Profile features bound themselves (90
+    days of counts) and stay."""
     housekeeping_interval_s: float = Field(default=300.0, gt=0, le=86_400)
     """How often the housekeeping loop prunes old pings."""
     timer_interval_s: float = Field(default=1.0, gt=0, le=3600)

@@ -82,6 +82,11 @@ from server.store.errors import (
     StoreError,
     VenueHasChildrenError,
 )
+from server.store.memory_behaviour import BehaviourLog
+from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.features import UserFeatures
+from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import (
     Campaign,
     CampaignStatus,
@@ -200,6 +205,7 @@ class _Tenant:
     stream_epoch: int = 0
     stream_user_epochs: dict[str, int] = field(default_factory=dict)
     """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
+    behaviour: BehaviourLog = field(default_factory=BehaviourLog)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def bump(self) -> None:
@@ -477,6 +483,7 @@ class MemoryStore:
             for key in converted:
                 del tenant.conversions[key]
             counts["conversions"] = len(converted)
+            counts.update(tenant.behaviour.erase(user_id))
             if tenant_id in self._tenants:
                 _bump_user_epoch(tenant, user_id)
             return counts
@@ -850,6 +857,51 @@ class MemoryStore:
 
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
         return due_user_ids(self._r(tenant_id).presence, now, limit)
+
+    # -- behaviour (server.store.roles.behaviour) -------------------------------------
+
+    async def ingest_behaviour(
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
+    ) -> list[BehaviourRecord]:
+        # Synchronous between awaits: atomic, and a batch of the users cannot interleave.
+        tenant = self._t(tenant_id)
+        return tenant.behaviour.ingest(records, campaigns,
+                                       self._clock() if now is None else now,
+                                       tenant.decisions)
+
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.due(now, limit)
+
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.still_open(keys)
+
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        return self._r(tenant_id).behaviour.fired(keys)
+
+    async def list_behaviour(
+        self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100
+    ) -> list[BehaviourRecord]:
+        return self._r(tenant_id).behaviour.listing(user_id, since, limit)
+
+    async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
+        return self._r(tenant_id).behaviour.features.get(user_id)
+
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        features = self._r(tenant_id).behaviour.features
+        return {u: features[u] for u in user_ids if u in features}
+
+    async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
+        return self._r(tenant_id).behaviour.rules
+
+    async def put_tag_rules(self, tenant_id: str, rules: TagRules) -> None:
+        self._t(tenant_id).behaviour.rules = rules
+
+    async def prune_behaviour(self, tenant_id: str, *, before: float, limit: int) -> int:
+        return self._r(tenant_id).behaviour.prune(before, limit)
 
 
 class _MemoryTx:
