@@ -100,6 +100,8 @@ class ArmStatsRefresher:
                     await self.refresh(tenant_id)
                 except StoreError as exc:
                     log.warning("arm counts of tenant %s not refreshed: %s", tenant_id, exc)
+                except Exception:  # the loop must not die of one tenant
+                    log.exception("arm counts of tenant %s not refreshed", tenant_id)
             await asyncio.sleep(self._refresh_s)
 
 
