@@ -25,7 +25,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Final
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -64,10 +63,19 @@ def check_image_url(value: str) -> str:
     control characters; ``ValueError`` otherwise."""
     if _CONTROL.search(value):
         raise ValueError("an image URL may not contain spaces or control characters")
-    parts = urlsplit(value)
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    if not value[:8].lower().startswith("https://") or not _web_host(value):
         raise ValueError(f"an image URL must be an absolute https URL, got {value[:64]!r}")
     return value
+
+
+_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\[[^\]/?#]*\]|[^/?#:\[\]]*)")
+"""The host of a web URL (after any ``user@``, before the port or path): what
+``urllib.parse.urlsplit(...).hostname`` reads, without importing urllib into the pure core."""
+
+
+def _web_host(value: str) -> str:
+    match = _AUTHORITY.match(value)
+    return match.group(1).strip("[]") if match else ""
 
 
 def check_deep_link(value: str) -> str:
@@ -82,7 +90,7 @@ def check_deep_link(value: str) -> str:
     scheme = match.group(1).lower()
     if scheme in _UNSAFE_SCHEMES:
         raise ValueError(f"{scheme}: links are not allowed")
-    if scheme in {"http", "https"} and not urlsplit(value).hostname:
+    if scheme in {"http", "https"} and not _web_host(value):
         raise ValueError(f"a web link needs a host, got {value[:64]!r}")
     return value
 
