@@ -318,6 +318,12 @@ class GeofenceIndex:
         tables = _build_tables(fences, halo_m=float(halo_m), cell_res=cell_res)
         return cls(fence_ids=ids, halo_m=float(halo_m), cell_res=cell_res, tables=tables)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by the worker processes that build indexes off the server's GIL: the
+        # arrays as they are; the polygons' prepared state is not pickled, so loading
+        # prepares them again.
+        return (_unpickled, (self.fence_ids, self.halo_m, self.cell_res, self._t))
+
     # -- introspection --------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -493,6 +499,13 @@ class GeofenceIndex:
             c = self._t.circle
             out[circ] = np.abs(c[f, 2] - haversine_m(lat[pc], lng[pc], c[f, 0], c[f, 1]))
         return out
+
+
+def _unpickled(
+    fence_ids: tuple[str, ...], halo_m: float, cell_res: int, tables: _Tables
+) -> GeofenceIndex:
+    shapely.prepare(tables.geoms[~tables.is_circle])
+    return GeofenceIndex(fence_ids=fence_ids, halo_m=halo_m, cell_res=cell_res, tables=tables)
 
 
 def _coordinates(lat: ArrayLike, lng: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

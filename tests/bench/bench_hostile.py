@@ -53,7 +53,7 @@ import sys
 from aiohttp import web
 from server.app import create_app
 from server.auth import Role, hash_key, new_key_id
-from server.cli_serve import _freeze_startup_objects
+from server.cli.serve import _freeze_startup_objects
 from server.settings import load_settings
 from server.store import MemoryStore
 
