@@ -27,14 +27,18 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import shapely
+
+from geo.fence import Fence
 from geo.index import GeofenceIndex
 from server.store.base import Catalog
 from server.store.roles import CatalogSource
+from server.venue_builds import VenueWorkersError
 from triggers.decisions import (
     CampaignIndex,
     CampaignStatus,
@@ -71,6 +75,19 @@ class TenantCore:
     presence: PresencePolicy
     ledger_horizon_s: float
     """How far back the ledger rows a decision needs reach (``history_horizon_s``)."""
+    vertices: int = 0
+    """Positions of the indexed outlines (a circle counts one): the size of a rebuild,
+    charged to the tenant's venue-write budget (``server.venue_budget``)."""
+
+
+IndexBuilder = Callable[[Sequence[Fence], float], GeofenceIndex]
+"""Builds a geofence index from fences and ``halo_m``, blocking the calling thread:
+``GeofenceIndex.build`` here, or a venue worker process
+(:meth:`server.venue_builds.VenueWorkers.build_index`)."""
+
+
+def _build_here(fences: Sequence[Fence], halo_m: float) -> GeofenceIndex:
+    return GeofenceIndex.build(fences, halo_m=halo_m)
 
 
 def build_core(
@@ -78,11 +95,13 @@ def build_core(
     *,
     render_limits: RenderLimits | None = None,
     render_clock: Callable[[], float] | None = None,
+    index_builder: IndexBuilder = _build_here,
 ) -> TenantCore:
     """Compile ``catalog``. CPU-bound (the geofence index): call it off the loop.
 
     ``render_limits`` / ``render_clock`` bound the campaigns' template renders (see
-    :class:`~triggers.decisions.CampaignIndex`).
+    :class:`~triggers.decisions.CampaignIndex`); ``index_builder`` builds the geofence
+    index (in this thread by default).
     Raises :class:`CoreBuildError` when the catalogue cannot be compiled.
     """
     try:
@@ -102,7 +121,7 @@ def build_core(
     # The index must answer every near_m the engine asks: the widest exit margin, or the
     # accuracy of the least accurate ping still used for transitions.
     halo_m = max(presence.max_accuracy_m, presence.widest_exit_margin_m())
-    index = GeofenceIndex.build([v.fence() for v in enabled], halo_m=halo_m)
+    index = index_builder([v.fence() for v in enabled], halo_m)
     return TenantCore(
         tenant_id=catalog.tenant_id,
         catalog_version=catalog.version,
@@ -112,7 +131,14 @@ def build_core(
         policy=catalog.policy.policy,
         presence=presence,
         ledger_horizon_s=history_horizon_s(catalog.policy.policy, catalog.campaigns),
+        vertices=_vertices(enabled),
     )
+
+
+def _vertices(venues: Sequence[Venue]) -> int:
+    shapes = [v.shape for v in venues if v.shape is not None]
+    circles = len(venues) - len(shapes)
+    return circles + (int(shapely.get_num_coordinates(shapes).sum()) if shapes else 0)
 
 
 def _campaign_dwell_thresholds(
@@ -140,7 +166,8 @@ class TenantCores:
     ``rebuild_wait_s``: how long :meth:`get` waits for a rebuild when an older core of
     the tenant exists, before answering with that older core (``None``: until the
     rebuild is done, the behaviour a single-threaded caller such as a test or a tool
-    wants). ``render_limits`` / ``render_clock`` go to every :func:`build_core`.
+    wants). ``render_limits`` / ``render_clock`` / ``index_builder`` go to every
+    :func:`build_core`.
     """
 
     def __init__(
@@ -149,6 +176,7 @@ class TenantCores:
         rebuild_wait_s: float | None = None,
         render_limits: RenderLimits | None = None,
         render_clock: Callable[[], float] | None = None,
+        index_builder: IndexBuilder = _build_here,
     ) -> None:
         self._cores: dict[str, TenantCore] = {}
         self._builds: dict[str, asyncio.Task[TenantCore]] = {}
@@ -157,6 +185,9 @@ class TenantCores:
         self._wait_s = rebuild_wait_s
         self._render_limits = render_limits
         self._render_clock = render_clock
+        self._index_builder = index_builder
+        self.builds = 0
+        """Cores compiled so far (successive changes coalesce into fewer builds)."""
 
     def cached(self, tenant_id: str) -> TenantCore | None:
         """The core in use for the tenant, without checking its version."""
@@ -239,9 +270,7 @@ class TenantCores:
         if core is not None and core.catalog_version >= catalog.version:
             return core
         try:
-            built = await asyncio.to_thread(
-                build_core, catalog, render_limits=self._render_limits,
-                render_clock=self._render_clock)
+            built = await self._compiled(catalog)
         except CoreBuildError:
             if core is None:
                 raise
@@ -254,6 +283,23 @@ class TenantCores:
             self._cores[tenant_id] = built  # the atomic swap: one reference assignment
         self._failed.pop(tenant_id, None)
         return built
+
+
+    async def _compiled(self, catalog: Catalog) -> TenantCore:
+        """``build_core`` in a thread; the index in a worker process if so configured
+        (tried twice: a worker that died is replaced by a fresh pool)."""
+        for attempt in (1, 2):
+            try:
+                built = await asyncio.to_thread(
+                    build_core, catalog, render_limits=self._render_limits,
+                    render_clock=self._render_clock, index_builder=self._index_builder)
+            except VenueWorkersError:
+                if attempt == 2:
+                    raise
+                continue
+            self.builds += 1
+            return built
+        raise AssertionError("unreachable")
 
 
 def _retrieve(build: asyncio.Task[TenantCore]) -> None:

@@ -77,12 +77,14 @@ from server.store.base import (
     token_user_key,
 )
 from server.store.codec import (
+    EncodedVenue,
     event_from_row,
     expired_reason,
     ledger_from_row,
     merge_patch,
     policy_from_json,
     policy_json,
+    stored_form,
     venue_bbox,
     venue_feature,
     venue_from_feature,
@@ -492,7 +494,9 @@ class PostgresStore:
         rows = []
         for v in venues:
             box = venue_bbox(v)
-            rows.append((v.id, json.dumps(venue_feature(v)), v.kind.value, list(v.tags),
+            text = stored_form(v)[0] if isinstance(v, EncodedVenue) else json.dumps(
+                venue_feature(v))
+            rows.append((v.id, text, v.kind.value, list(v.tags),
                          box.min_lng, box.min_lat, box.max_lng, box.max_lat))
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
