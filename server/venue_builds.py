@@ -5,7 +5,8 @@ index take tens to hundreds of milliseconds of CPU, much of it in Python or in C
 that keeps the GIL. In a thread of the server, every other tenant's requests wait for
 the GIL meanwhile (measured by ``tests/bench/bench_hostile.py``). :class:`VenueWorkers`
 runs that work in a small pool of worker processes instead (``spawn`` start method: no
-fork of a running event loop and its sockets), which have GILs of their own. What
+fork of a running event loop and its sockets), which have GILs of their own and a lower
+CPU priority than the server (:data:`WORKER_NICE`). What
 crosses over is pickled: request bodies as bytes, venues and fences with their
 geometries as WKB, an index as its arrays.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -89,7 +91,8 @@ class VenueWorkers:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.processes,
-                    mp_context=multiprocessing.get_context("spawn"))
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority)
             return self._pool
 
     def _broken(self, pool: ProcessPoolExecutor) -> None:
@@ -98,6 +101,16 @@ class VenueWorkers:
             if self._pool is pool:
                 self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+WORKER_NICE = 10
+"""How much lower the workers' CPU priority is than the server's: on a busy machine a
+tenant's venue work takes the CPU the server's requests leave (Linux gives a process of
+nice 10 about a tenth of the share of one of nice 0), rather than half of it."""
+
+
+def _lower_priority() -> None:
+    os.nice(WORKER_NICE)
 
 
 def build_index(fences: tuple[Fence, ...], halo_m: float) -> GeofenceIndex:
