@@ -303,10 +303,10 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
 
 async def _import_job(request: web.Request) -> ImportJob:
     """The import's body (a JSON collection, or the uploaded file) as a venue job."""
-    common = {"limits": _limits(request), "strict": query_bool(request, "strict"),
-              "repair": query_bool(request, "repair"), "max_features": MAX_IMPORT_FEATURES}
+    job = ImportJob(b"", _limits(request), strict=query_bool(request, "strict"),
+                    repair=query_bool(request, "repair"), max_features=MAX_IMPORT_FEATURES)
     if not request.content_type.startswith("multipart/"):
-        return ImportJob(await read_body(request), **common)
+        return replace(job, body=await read_body(request))
     form = await read_form(request)
     upload = form.get("file")
     if not isinstance(upload, FileField):
@@ -321,7 +321,7 @@ async def _import_job(request: web.Request) -> ImportJob:
                        f"file {name!r}: expected .gpkg, .zip (Shapefile), .kml, .kmz or "
                        ".geojson", field="file")
     data = await asyncio.to_thread(upload.file.read)
-    return ImportJob(data, **common, upload_name=shown, upload_suffix=suffix)
+    return replace(job, body=data, upload_name=shown, upload_suffix=suffix)
 
 
 def _summary(load: VenueLoad) -> dict[str, Any]:
@@ -332,7 +332,7 @@ def _summary(load: VenueLoad) -> dict[str, Any]:
 
 
 def _trimmed(
-    load: VenueLoad, n: int, appended: set[str]
+    load: VenueLoad, n: int, appended: frozenset[str]
 ) -> tuple[list[Problem], list[Venue], dict[str, Any]]:
     """Problems, venues and summary of the request's own ``n`` features, leaving out
     the stored ancestors appended for the parent check."""
