@@ -100,6 +100,7 @@ from server.store.errors import (
     VenueHasChildrenError,
 )
 from server.store.migrate import migrate, pending
+from server.store.pg_venue_cache import VenueCache
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
 from triggers.pings import PingBatch
@@ -246,6 +247,7 @@ class PostgresStore:
         self.schema = schema
         self._url = url
         self._clock = clock
+        self._venues = VenueCache()
 
     @classmethod
     async def open(
@@ -610,15 +612,13 @@ class PostgresStore:
                 "SELECT catalog_version, policy FROM tenants WHERE tenant_id = $1", tenant_id)
             if tenant is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
-            venues = await conn.fetch(
-                "SELECT feature FROM venues WHERE tenant_id = $1 ORDER BY venue_id COLLATE \"C\"",
-                tenant_id)
+            venues = await self._venues.venues(conn, tenant_id)
             campaigns = await conn.fetch(
                 "SELECT body FROM campaigns WHERE tenant_id = $1"
                 " ORDER BY campaign_id COLLATE \"C\"", tenant_id)
         return Catalog(
             tenant_id, int(tenant["catalog_version"]),
-            tuple(venue_from_feature(r["feature"]) for r in venues),
+            venues,
             tuple(Campaign.model_validate(r["body"]) for r in campaigns),
             policy_from_json(tenant["policy"]),
         )
