@@ -360,6 +360,10 @@ _SIMPLIFY = Param("simplify", {"type": "boolean"},
                   "an outline over the vertex limit (GEOPUSH_MAX_VENUE_VERTICES, 20,000) is "
                   "simplified so that no point moves more than GEOPUSH_VENUE_SIMPLIFY_M "
                   "(1 m), instead of refused (too_many_vertices)")
+_BUDGET_DOC = ("A tenant's venue writes run one at a time (two more may wait: past that "
+               "429 venue_writes_busy) and within a vertex budget (GEOPUSH_VENUE_WRITE_"
+               "VERTICES_PER_S: positions sent plus the vertices of the index rebuilt; "
+               "past it 429 venue_budget_exceeded); both with Retry-After.")
 _FEATURE_MEDIA = {"application/geo+json": VenueFeature}
 
 OPERATIONS = [
@@ -370,7 +374,8 @@ OPERATIONS = [
               params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),
                       _SIMPLIFY),
               responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422),
-              body_limit="max_venue_body_bytes"),
+              body_limit="max_venue_body_bytes",
+              description=_BUDGET_DOC),
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
     Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
@@ -421,7 +426,8 @@ OPERATIONS = [
               responses={200: ImportReport}, errors=(400, 413, 422),
               body_limit="max_body_bytes",
               description="Answers the validation report: problems with feature index, "
-                          "id, field and code. Valid venues are imported unless dry_run."),
+                          "id, field and code. Valid venues are imported unless dry_run. "
+                          + _BUDGET_DOC),
 ]
 
 __all__ = ["OPERATIONS", "VenueCollection"]
