@@ -7,13 +7,16 @@ threshold added to the venues it selects) and the ledger horizon.
 
 :class:`TenantCores` caches one core per tenant by ``catalog_version``. A batch asks
 for the core (one cheap version read); when the version moved, the core is rebuilt
-off the event loop (``asyncio.to_thread``: an index of thousands of venues takes
-seconds; shapely and numpy release the GIL for much of it) and swapped in with a
-single reference assignment, so a batch always works on one whole core, old or new,
+off the event loop (``asyncio.to_thread``; the geofence index, which takes seconds for
+thousands of venues and holds the GIL for much of it, in a venue worker process when
+the server has them: ``index_builder``) and swapped in with a single reference
+assignment, so a batch always works on one whole core, old or new,
 never a mix. While a rebuild runs, batches keep using the old core (the service waits
 at most ``rebuild_wait_s`` for the new one): a venue or campaign change does not pause
 ingestion. The request that made the change waits for it (:meth:`TenantCores.refresh`),
-so its client's next request on this node sees the change.
+so its client's next request on this node sees the change. One rebuild per tenant is
+in flight at a time: changes made while it runs are compiled together by the next one
+(however many requests wait for them).
 
 Venue changes reach open visits through the pipeline: every batch reconciles the
 loaded users against the current index (``triggers.presence.reconcile_venues``), so
@@ -283,7 +286,6 @@ class TenantCores:
             self._cores[tenant_id] = built  # the atomic swap: one reference assignment
         self._failed.pop(tenant_id, None)
         return built
-
 
     async def _compiled(self, catalog: Catalog) -> TenantCore:
         """``build_core`` in a thread; the index in a worker process if so configured
