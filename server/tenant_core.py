@@ -43,6 +43,7 @@ from server.store.base import Catalog
 from server.store.roles import CatalogSource
 from server.venue_builds import VenueWorkersError
 from triggers.decisions import (
+    Campaign,
     CampaignIndex,
     CampaignStatus,
     EventKind,
@@ -78,6 +79,8 @@ class TenantCore:
     presence: PresencePolicy
     ledger_horizon_s: float
     """How far back the ledger rows a decision needs reach (``history_horizon_s``)."""
+    campaign_records: tuple[Campaign, ...] = ()
+    """The catalogue's campaigns ``campaigns`` was built from."""
     vertices: int = 0
     """Positions of the indexed outlines (a circle counts one): the size of a rebuild,
     charged to the tenant's venue-write budget (``server.venue_budget``)."""
@@ -99,12 +102,17 @@ def build_core(
     render_limits: RenderLimits | None = None,
     render_clock: Callable[[], float] | None = None,
     index_builder: IndexBuilder = _build_here,
+    previous: TenantCore | None = None,
 ) -> TenantCore:
     """Compile ``catalog``. CPU-bound (the geofence index): call it off the loop.
 
     ``render_limits`` / ``render_clock`` bound the campaigns' template renders (see
     :class:`~triggers.decisions.CampaignIndex`); ``index_builder`` builds the geofence
-    index (in this thread by default).
+    index (in this thread by default). ``previous``: the tenant's core in use, whose
+    campaign index is kept when the campaigns did not change (a venue or policy change):
+    its content engine keeps what it learnt, the compiled templates and the renders that
+    spent their budget, so a venue re-sent every second does not give a hostile template
+    a fresh budget every second.
     Raises :class:`CoreBuildError` when the catalogue cannot be compiled.
     """
     try:
@@ -116,11 +124,14 @@ def build_core(
     presence = presence.with_venues(
         ((v.id, v.dwell_s) for v in enabled), _campaign_dwell_thresholds(catalog, enabled)
     )
-    try:
-        campaigns = CampaignIndex(catalog.campaigns, render_limits=render_limits,
-                                  render_clock=render_clock)
-    except ValueError as exc:
-        raise CoreBuildError(f"tenant {catalog.tenant_id}: {exc}") from exc
+    if previous is not None and previous.campaign_records == catalog.campaigns:
+        campaigns = previous.campaigns
+    else:
+        try:
+            campaigns = CampaignIndex(catalog.campaigns, render_limits=render_limits,
+                                      render_clock=render_clock)
+        except ValueError as exc:
+            raise CoreBuildError(f"tenant {catalog.tenant_id}: {exc}") from exc
     # The index must answer every near_m the engine asks: the widest exit margin, or the
     # accuracy of the least accurate ping still used for transitions.
     halo_m = max(presence.max_accuracy_m, presence.widest_exit_margin_m())
@@ -134,6 +145,7 @@ def build_core(
         policy=catalog.policy.policy,
         presence=presence,
         ledger_horizon_s=history_horizon_s(catalog.policy.policy, catalog.campaigns),
+        campaign_records=catalog.campaigns,
         vertices=_vertices(enabled),
     )
 
@@ -294,7 +306,8 @@ class TenantCores:
             try:
                 built = await asyncio.to_thread(
                     build_core, catalog, render_limits=self._render_limits,
-                    render_clock=self._render_clock, index_builder=self._index_builder)
+                    render_clock=self._render_clock, index_builder=self._index_builder,
+                    previous=self._cores.get(catalog.tenant_id))
             except VenueWorkersError:
                 if attempt == 2:
                     raise

@@ -1,7 +1,8 @@
 """The venue worker pool, the venue jobs and the per-tenant venue-write budget on their
 own: a job answers the same in a worker process as in a thread; a worker process builds
 the same index as this process; a dead worker fails its job and the next job gets a new
-pool; successive catalogue changes during a rebuild are compiled together; a tenant's
+pool; successive catalogue changes during a rebuild are compiled together, and a venue
+change keeps the campaign index (what its content engine learnt); a tenant's
 writes run one at a time behind a bounded queue, and a tenant in debt waits."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from server.tenant_core import TenantCores
 from server.venue_budget import VenueWriteBudget
 from server.venue_builds import VenueWorkers, VenueWorkersError
 from server.venue_jobs import PutJob, PutValidated, Rejected, validate_put
+from triggers.decisions import Campaign
 from venues import VenueLimits, parse_feature_collection
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -228,3 +230,27 @@ async def test_a_tenants_writes_run_one_at_a_time_behind_a_bounded_queue() -> No
 async def _one_write(budget: VenueWriteBudget, tenant: str) -> None:
     async with budget.write(tenant):
         pass
+
+
+async def test_a_venue_change_keeps_the_campaign_index_and_what_it_learnt() -> None:
+    # The attacker's lever: every venue PUT rebuilt the campaign index, and a fresh
+    # content engine rendered its hostile template again for its full budget.
+    store, cores = MemoryStore(), TenantCores()
+    await store.ensure_tenant("acme")
+    await store.put_venues("acme", parse_feature_collection(square(), source="t").venues)
+    trap = Campaign.model_validate({
+        "id": "trap", "status": "active", "trigger": {"event": "enter"},
+        "venues": {"ids": ["senate-square"]},
+        "variants": [{"id": "a", "title": "t", "body": "Hi {{ user.user_id }}"}]})
+    await store.put_campaign("acme", trap)
+    before = await cores.get(store, "acme")
+    await store.put_venues("acme", parse_feature_collection(
+        kauppatori(100), source="t").venues)
+    after = await cores.refresh(store, "acme")
+    assert after.catalog_version > before.catalog_version
+    assert after.index.fence_ids == ("kauppatori", "senate-square")
+    assert after.campaigns is before.campaigns
+    await store.put_campaign("acme", trap.model_copy(update={"name": "Trap"}))
+    changed = await cores.refresh(store, "acme")
+    assert changed.campaigns is not before.campaigns
+    await store.close()
