@@ -27,7 +27,9 @@ p99s (target: at most 2), the attacker's answers by status, and the CPU time of 
 server process and of its venue worker processes.
 
 Usage: ``python -m tests.bench.bench_hostile [--quick] [--rate BATCHES_PER_S]
-[--store embedded|postgres|both] [--database-url URL]``.
+[--store embedded|postgres|both] [--database-url URL] [--calm]``; ``--calm`` keeps
+the attacker idle in the second phase, which measures how far two calm phases differ on
+this machine (the noise floor of the ratio).
 """
 
 from __future__ import annotations
@@ -251,7 +253,8 @@ def _cpu_s(pid: int) -> tuple[float, float]:
     return own, children
 
 
-async def _measure(seconds: float, rate: float, database_url: str | None) -> dict[str, Any]:
+async def _measure(seconds: float, rate: float, database_url: str | None,
+                   calm: bool) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = ROOT / "out" / "bench_hostile_server.log"
@@ -274,7 +277,8 @@ async def _measure(seconds: float, rate: float, database_url: str | None) -> dic
             alone = await _victim_load(port, key, seconds, rate, warm)
             cpu1 = _cpu_s(proc.pid)
             until = time.perf_counter() + seconds + 1.0
-            attack = asyncio.ensure_future(attacker.run(session, until))
+            attack = asyncio.ensure_future(
+                asyncio.sleep(seconds) if calm else attacker.run(session, until))
             await asyncio.sleep(1.0)  # the attack is under way before the clock starts
             hostile = await _victim_load(port, key, seconds, rate, alone)
             cpu2 = _cpu_s(proc.pid)
@@ -300,14 +304,16 @@ async def _admin(url: str, sql: str) -> None:
         await conn.close()
 
 
-def _run_store(store: str, seconds: float, rate: float, url: str) -> dict[str, Any]:
+def _run_store(store: str, seconds: float, rate: float, url: str,
+               calm: bool) -> dict[str, Any]:
     """One store's measurement; PostgreSQL in a database of its own, dropped after."""
     if store == "embedded":
-        return asyncio.run(_measure(seconds, rate, None))
+        return asyncio.run(_measure(seconds, rate, None, calm))
     name = f"geopush_bench_hostile_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
     try:
-        return asyncio.run(_measure(seconds, rate, f"{url.rpartition('/')[0]}/{name}"))
+        return asyncio.run(_measure(seconds, rate, f"{url.rpartition('/')[0]}/{name}",
+                                    calm))
     finally:
         asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -344,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL",
                                                                  DEFAULT_PG),
                         help="a PostgreSQL server (a database is created there and dropped)")
+    parser.add_argument("--calm", action="store_true",
+                        help="the attacker sets up but stays idle in the second phase: "
+                             "the ratio of two calm phases, this machine's noise floor")
     args = parser.parse_args(argv)
     seconds = 10.0 if args.quick else 30.0
     stores = ["embedded", "postgres"] if args.store == "both" else [args.store]
@@ -351,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
           f"for {seconds:g} s alone, then {seconds:g} s beside the attacker; "
           f"{os.cpu_count()} cores shared with the load generators", flush=True)
     for store in stores:
-        _report(store, _run_store(store, seconds, args.rate, args.database_url))
+        _report(store, _run_store(store, seconds, args.rate, args.database_url, args.calm))
     return 0
 
 
