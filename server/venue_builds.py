@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -92,7 +93,7 @@ class VenueWorkers:
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_lower_priority)
+                    initializer=_start_worker, initargs=(os.getpid(),))
             return self._pool
 
     def _broken(self, pool: ProcessPoolExecutor) -> None:
@@ -109,8 +110,23 @@ tenant's venue work takes the CPU the server's requests leave (Linux gives a pro
 nice 10 about a tenth of the share of one of nice 0), rather than half of it."""
 
 
-def _lower_priority() -> None:
+PARENT_CHECK_S = 1.0
+"""How often a worker checks that the server that started it still runs."""
+
+
+def _start_worker(server_pid: int) -> None:
+    """In each new worker: the lower priority, and a watch that ends the worker when the
+    server is gone (a server killed with SIGKILL cannot stop its pool: its workers would
+    wait for jobs forever)."""
     os.nice(WORKER_NICE)
+    threading.Thread(target=_exit_with_server, args=(server_pid,), daemon=True,
+                     name="geopush-venue-worker-watch").start()
+
+
+def _exit_with_server(server_pid: int) -> None:
+    while os.getppid() == server_pid:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def build_index(fences: tuple[Fence, ...], halo_m: float) -> GeofenceIndex:

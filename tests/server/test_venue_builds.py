@@ -1,9 +1,10 @@
 """The venue worker pool, the venue jobs and the per-tenant venue-write budget on their
 own: a job answers the same in a worker process as in a thread; a worker process builds
 the same index as this process; a dead worker fails its job and the next job gets a new
-pool; successive catalogue changes during a rebuild are compiled together, and a venue
-change keeps the campaign index (what its content engine learnt); a tenant's
-writes run one at a time behind a bounded queue, and a tenant in debt waits."""
+pool, and the workers end with a server killed by SIGKILL; successive catalogue changes
+during a rebuild are compiled together, and a venue change keeps the campaign index
+(what its content engine learnt); a tenant's writes run one at a time behind a bounded
+queue, and a tenant in debt waits."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import asyncio
 import json
 import math
 import os
+import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,7 @@ from server.tenant_core import TenantCores
 from server.venue_budget import VenueWriteBudget
 from server.venue_builds import VenueWorkers, VenueWorkersError
 from server.venue_jobs import PutJob, PutValidated, Rejected, validate_put
+from tests.server.waiting import eventually
 from triggers.decisions import Campaign
 from venues import VenueLimits, parse_feature_collection
 
@@ -117,6 +121,30 @@ async def test_a_dead_worker_fails_its_job_and_the_next_job_gets_a_new_pool() ->
     finally:
         await workers.aclose()
     assert isinstance(answer, PutValidated) and answer.venue.id == "senate-square"
+
+
+_SERVER_WITH_WORKERS = """
+import asyncio, os, sys
+from server.venue_builds import VenueWorkers
+
+async def main():
+    workers = VenueWorkers(1)
+    print(await workers.run(os.getpid), flush=True)  # the worker's pid
+    await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_workers_end_when_the_server_is_killed() -> None:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SERVER_WITH_WORKERS, stdout=asyncio.subprocess.PIPE)
+    assert server.stdout is not None
+    worker = int(await asyncio.wait_for(server.stdout.readline(), 60))
+    assert Path(f"/proc/{worker}").exists()
+    server.kill()  # SIGKILL: no shutdown of the pool
+    await server.wait()
+    await eventually(lambda: not Path(f"/proc/{worker}").exists(), timeout_s=30)
 
 
 # --------------------------------------------------------------------------- rebuilds
