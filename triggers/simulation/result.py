@@ -128,6 +128,8 @@ class SimulationResult:
     tracks: dict[str, Track]
     open_visits: int
     backtest: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    """Opens, clicks, CTR and lift drawn by the scenario's response model (if it has one)."""
     expectations: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -146,7 +148,7 @@ class SimulationResult:
             }
             for day, hist in sorted(days.items())
         }
-        return {
+        out: dict[str, Any] = {
             "scenario": self.name,
             "start": iso(self.start, self.tz),
             "end": iso(self.end, self.tz),
@@ -163,6 +165,9 @@ class SimulationResult:
             "suppressions_by_reason": dict(sorted(s.suppressions.items())),
             "pushes_per_user_per_day": per_user_day,
         }
+        if self.response is not None:
+            out["response"] = self.response
+        return out
 
     def to_json_obj(self) -> dict[str, Any]:
         tz = self.tz
@@ -197,12 +202,14 @@ class SimulationResult:
 
 
 def decision_json(d: Decision, tz: tzinfo) -> dict[str, Any]:
-    chosen = None
+    chosen: dict[str, Any] | None = None
     if d.chosen is not None:
         chosen = {
             "campaign_id": d.chosen.campaign_id, "variant_id": d.chosen.variant_id,
             "title": d.chosen.title, "body": d.chosen.body, "channel": d.chosen.channel,
         }
+        if d.chosen.rich is not None:
+            chosen["rich"] = d.chosen.rich.as_json()
     return {
         "user_id": d.user_id,
         "venue_id": d.venue_id,

@@ -1,0 +1,1 @@
+"""Learning from feedback and behaviour: pure estimators over counts and arrays."""
