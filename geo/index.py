@@ -57,9 +57,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from geo.cells import MAX_RES, latlng_to_cells, parent_cells
@@ -138,6 +139,12 @@ class GeofenceIndex:
             seen.add(fid)
         tables = build_tables(fences, halo_m=float(halo_m), cell_res=cell_res)
         return cls(fence_ids=ids, halo_m=float(halo_m), cell_res=cell_res, tables=tables)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by the worker processes that build indexes off the server's GIL: the
+        # arrays as they are; the polygons' prepared state is not pickled, so loading
+        # prepares them again.
+        return (_unpickled, (self.fence_ids, self.halo_m, self.cell_res, self._t))
 
     # -- introspection --------------------------------------------------------------
 
@@ -267,6 +274,13 @@ class GeofenceIndex:
             raise GeoError(f"near_m[{int(np.argmax(bad))}] is NaN")
         out: NDArray[np.float64] = np.clip(arr, 0.0, self.halo_m)
         return out
+
+
+def _unpickled(
+    fence_ids: tuple[str, ...], halo_m: float, cell_res: int, tables: Tables
+) -> GeofenceIndex:
+    shapely.prepare(tables.geoms[~tables.is_circle])
+    return GeofenceIndex(fence_ids=fence_ids, halo_m=halo_m, cell_res=cell_res, tables=tables)
 
 
 def _coordinates(lat: ArrayLike, lng: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

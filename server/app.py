@@ -45,6 +45,8 @@ from server.api.context import (
     OUTBOX_METRICS,
     SETTINGS,
     STORE,
+    VENUE_BUDGET,
+    VENUE_WORKERS,
 )
 from server.api.registry import Operation, add_routes
 from server.arm_stats import ArmStatsRefresher
@@ -69,6 +71,8 @@ from server.settings import Settings
 from server.store import MemoryStore, PostgresStore, Store, open_store
 from server.store.roles import HousekeepingStore, TenantStore
 from server.tenant_core import TenantCores
+from server.venue_budget import VenueWriteBudget
+from server.venue_builds import VenueWorkers
 
 log = logging.getLogger("geopush.app")
 
@@ -123,9 +127,15 @@ def create_app(
     app[HUB] = StreamHub()
     # The render clock is a monotonic one of this process, never the (possibly fake)
     # wall clock: it only measures how long a render takes.
+    app[VENUE_WORKERS] = VenueWorkers(settings.venue_workers)
+    app[VENUE_BUDGET] = VenueWriteBudget(
+        vertices_per_s=settings.venue_write_vertices_per_s,
+        burst_vertices=settings.venue_write_burst_vertices,
+        max_queued=settings.venue_writes_queued)
     app[CORES] = TenantCores(rebuild_wait_s=settings.core_rebuild_wait_s,
                              render_limits=settings.render_limits(),
-                             render_clock=time.monotonic)
+                             render_clock=time.monotonic,
+                             index_builder=app[VENUE_WORKERS].build_index)
     app[LIMITER] = RateLimiter(lambda role: settings.rate_for(role.value))
     app[OPENAPI] = build_openapi(OPERATIONS, version=API_VERSION, settings=settings)
     # No route reads more than the application-wide limit.
@@ -136,6 +146,7 @@ def create_app(
     add_routes(app, OPERATIONS)
     add_console(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
+    app.cleanup_ctx.append(_venue_workers_ctx)
     app.cleanup_ctx.append(_cores_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
@@ -147,6 +158,14 @@ def create_app(
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _venue_workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The venue worker processes stop at shutdown, after the rebuilds that use them."""
+    try:
+        yield
+    finally:
+        await app[VENUE_WORKERS].aclose()
 
 
 async def _cores_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -116,6 +116,20 @@ class Settings(BaseSettings):
     """How long a ping batch waits for its tenant's index to be rebuilt after a venue,
     campaign or policy change before it goes on with the previous index. 0: never wait
     (the request that made the change waits for it instead)."""
+    venue_workers: int = Field(default=2, ge=0, le=64)
+    """Worker processes for venue validation and geofence index builds (started on the
+    first venue write), so that one tenant's venue work does not hold the GIL the other
+    tenants' requests need. 0: threads of the server process instead."""
+    venue_write_vertices_per_s: float = Field(default=20_000.0, gt=0)
+    """A tenant's venue-write budget: vertices of venue work a second (the positions of
+    the geometries it sends plus the vertices of each index rebuild); past it, 429
+    ``venue_budget_exceeded`` with Retry-After."""
+    venue_write_burst_vertices: float = Field(default=400_000.0, gt=0)
+    """The most a tenant's venue-write budget holds (a full bucket lets in one write of
+    any size, which then pays its cost)."""
+    venue_writes_queued: int = Field(default=2, ge=0, le=1000)
+    """A tenant's venue writes run one at a time; this many more may wait, further ones
+    get 429 ``venue_writes_busy``."""
     ping_retention_days: float = Field(default=30.0, ge=0)
     """Raw pings older than this (by when they were received) are deleted by the
     housekeeping loop; 0 keeps them forever. Presence, events, decisions and deliveries

@@ -7,13 +7,16 @@ threshold added to the venues it selects) and the ledger horizon.
 
 :class:`TenantCores` caches one core per tenant by ``catalog_version``. A batch asks
 for the core (one cheap version read); when the version moved, the core is rebuilt
-off the event loop (``asyncio.to_thread``: an index of thousands of venues takes
-seconds; shapely and numpy release the GIL for much of it) and swapped in with a
-single reference assignment, so a batch always works on one whole core, old or new,
+off the event loop (``asyncio.to_thread``; the geofence index, which takes seconds for
+thousands of venues and holds the GIL for much of it, in a venue worker process when
+the server has them: ``index_builder``) and swapped in with a single reference
+assignment, so a batch always works on one whole core, old or new,
 never a mix. While a rebuild runs, batches keep using the old core (the service waits
 at most ``rebuild_wait_s`` for the new one): a venue or campaign change does not pause
 ingestion. The request that made the change waits for it (:meth:`TenantCores.refresh`),
-so its client's next request on this node sees the change.
+so its client's next request on this node sees the change. One rebuild per tenant is
+in flight at a time: changes made while it runs are compiled together by the next one
+(however many requests wait for them).
 
 Venue changes reach open visits through the pipeline: every batch reconciles the
 loaded users against the current index (``triggers.presence.reconcile_venues``), so
@@ -27,15 +30,20 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import shapely
+
+from geo.fence import Fence
 from geo.index import GeofenceIndex
 from server.store.base import Catalog
 from server.store.roles import CatalogSource
+from server.venue_builds import VenueWorkersError
 from triggers.decisions import (
+    Campaign,
     CampaignIndex,
     CampaignStatus,
     EventKind,
@@ -72,9 +80,24 @@ class TenantCore:
     presence: PresencePolicy
     ledger_horizon_s: float
     """How far back the ledger rows a decision needs reach (``history_horizon_s``)."""
+    campaign_records: tuple[Campaign, ...] = ()
+    """The catalogue's campaigns ``campaigns`` was built from."""
+    vertices: int = 0
+    """Positions of the indexed outlines (a circle counts one): the size of a rebuild,
+    charged to the tenant's venue-write budget (``server.venue_budget``)."""
     learns_per_user: bool = False
     """A campaign with ``channel_choice: auto`` or the policy's ``learned_caps``: batches
     load the deciding users' recent pushes and opens (``server.arm_stats``)."""
+
+
+IndexBuilder = Callable[[Sequence[Fence], float], GeofenceIndex]
+"""Builds a geofence index from fences and ``halo_m``, blocking the calling thread:
+``GeofenceIndex.build`` here, or a venue worker process
+(:meth:`server.venue_builds.VenueWorkers.build_index`)."""
+
+
+def _build_here(fences: Sequence[Fence], halo_m: float) -> GeofenceIndex:
+    return GeofenceIndex.build(fences, halo_m=halo_m)
 
 
 def build_core(
@@ -82,11 +105,18 @@ def build_core(
     *,
     render_limits: RenderLimits | None = None,
     render_clock: Callable[[], float] | None = None,
+    index_builder: IndexBuilder = _build_here,
+    previous: TenantCore | None = None,
 ) -> TenantCore:
     """Compile ``catalog``. CPU-bound (the geofence index): call it off the loop.
 
     ``render_limits`` / ``render_clock`` bound the campaigns' template renders (see
-    :class:`~triggers.decisions.CampaignIndex`).
+    :class:`~triggers.decisions.CampaignIndex`); ``index_builder`` builds the geofence
+    index (in this thread by default). ``previous``: the tenant's core in use, whose
+    campaign index is kept when the campaigns did not change (a venue or policy change):
+    its content engine keeps what it learnt, the compiled templates and the renders that
+    spent their budget, so a venue re-sent every second does not give a hostile template
+    a fresh budget every second.
     Raises :class:`CoreBuildError` when the catalogue cannot be compiled.
     """
     try:
@@ -98,15 +128,18 @@ def build_core(
     presence = presence.with_venues(
         ((v.id, v.dwell_s) for v in enabled), _campaign_dwell_thresholds(catalog, enabled)
     )
-    try:
-        campaigns = CampaignIndex(catalog.campaigns, render_limits=render_limits,
-                                  render_clock=render_clock)
-    except ValueError as exc:
-        raise CoreBuildError(f"tenant {catalog.tenant_id}: {exc}") from exc
+    if previous is not None and previous.campaign_records == catalog.campaigns:
+        campaigns = previous.campaigns
+    else:
+        try:
+            campaigns = CampaignIndex(catalog.campaigns, render_limits=render_limits,
+                                      render_clock=render_clock)
+        except ValueError as exc:
+            raise CoreBuildError(f"tenant {catalog.tenant_id}: {exc}") from exc
     # The index must answer every near_m the engine asks: the widest exit margin, or the
     # accuracy of the least accurate ping still used for transitions.
     halo_m = max(presence.max_accuracy_m, presence.widest_exit_margin_m())
-    index = GeofenceIndex.build([v.fence() for v in enabled], halo_m=halo_m)
+    index = index_builder([v.fence() for v in enabled], halo_m)
     learns_per_user = catalog.policy.policy.learned_caps or any(
         c.channel_choice == "auto" for c in catalog.campaigns)
     return TenantCore(
@@ -119,7 +152,15 @@ def build_core(
         policy=catalog.policy.policy,
         presence=presence,
         ledger_horizon_s=history_horizon_s(catalog.policy.policy, catalog.campaigns),
+        campaign_records=catalog.campaigns,
+        vertices=_vertices(enabled),
     )
+
+
+def _vertices(venues: Sequence[Venue]) -> int:
+    shapes = [v.shape for v in venues if v.shape is not None]
+    circles = len(venues) - len(shapes)
+    return circles + (int(shapely.get_num_coordinates(shapes).sum()) if shapes else 0)
 
 
 def _campaign_dwell_thresholds(
@@ -147,7 +188,8 @@ class TenantCores:
     ``rebuild_wait_s``: how long :meth:`get` waits for a rebuild when an older core of
     the tenant exists, before answering with that older core (``None``: until the
     rebuild is done, the behaviour a single-threaded caller such as a test or a tool
-    wants). ``render_limits`` / ``render_clock`` go to every :func:`build_core`.
+    wants). ``render_limits`` / ``render_clock`` / ``index_builder`` go to every
+    :func:`build_core`.
     """
 
     def __init__(
@@ -156,6 +198,7 @@ class TenantCores:
         rebuild_wait_s: float | None = None,
         render_limits: RenderLimits | None = None,
         render_clock: Callable[[], float] | None = None,
+        index_builder: IndexBuilder = _build_here,
     ) -> None:
         self._cores: dict[str, TenantCore] = {}
         self._builds: dict[str, asyncio.Task[TenantCore]] = {}
@@ -164,6 +207,9 @@ class TenantCores:
         self._wait_s = rebuild_wait_s
         self._render_limits = render_limits
         self._render_clock = render_clock
+        self._index_builder = index_builder
+        self.builds = 0
+        """Cores compiled so far (successive changes coalesce into fewer builds)."""
         self._signals: dict[str, Signals] = {}
         """Tenant → the feedback counts its decisions read (``server.arm_stats``)."""
 
@@ -263,9 +309,7 @@ class TenantCores:
         if core is not None and core.catalog_version >= catalog.version:
             return core
         try:
-            built = await asyncio.to_thread(
-                build_core, catalog, render_limits=self._render_limits,
-                render_clock=self._render_clock)
+            built = await self._compiled(catalog)
         except CoreBuildError:
             if core is None:
                 raise
@@ -278,6 +322,23 @@ class TenantCores:
             self._cores[tenant_id] = built  # the atomic swap: one reference assignment
         self._failed.pop(tenant_id, None)
         return built
+
+    async def _compiled(self, catalog: Catalog) -> TenantCore:
+        """``build_core`` in a thread; the index in a worker process if so configured
+        (tried twice: a worker that died is replaced by a fresh pool)."""
+        for attempt in (1, 2):
+            try:
+                built = await asyncio.to_thread(
+                    build_core, catalog, render_limits=self._render_limits,
+                    render_clock=self._render_clock, index_builder=self._index_builder,
+                    previous=self._cores.get(catalog.tenant_id))
+            except VenueWorkersError:
+                if attempt == 2:
+                    raise
+                continue
+            self.builds += 1
+            return built
+        raise AssertionError("unreachable")
 
 
 def _retrieve(build: asyncio.Task[TenantCore]) -> None:

@@ -34,6 +34,8 @@ from server.outbox.service import Outbox
 from server.settings import Settings
 from server.store.roles import Store
 from server.tenant_core import CoreBuildError, TenantCores
+from server.venue_budget import VenueWriteBudget
+from server.venue_builds import VenueWorkers
 from venues.values import first_non_finite
 
 log = logging.getLogger("geopush.api")
@@ -49,6 +51,8 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 CORES = web.AppKey("cores", TenantCores)
 CLOCK = web.AppKey[Clock]("clock")
+VENUE_WORKERS = web.AppKey("venue_workers", VenueWorkers)
+VENUE_BUDGET = web.AppKey("venue_budget", VenueWriteBudget)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey[Limiter]("limiter")
 OPENAPI = web.AppKey[dict[str, Any]]("openapi")

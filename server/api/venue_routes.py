@@ -2,8 +2,11 @@
 /v1/venues/import``, and ``GET /v1/venues/{id}/hours`` (opening hours as campaigns read them).
 
 Every venue goes through the same validation as ``geopush venues validate``
-(:func:`venues.parse_feature_collection` / :func:`venues.load_venues`), off the event
-loop (geometry checks of a big file take seconds). A ``parent_id`` may name a venue
+(:func:`venues.parse_feature_collection` / :func:`venues.load_venues`), in a venue
+worker process (:mod:`server.venue_jobs`; geometry checks of a big file take seconds
+and would hold this process's GIL). Venue writes are budgeted per tenant
+(:mod:`server.venue_budget`): one at a time, a bounded queue, a vertex budget; past
+them a 429 with Retry-After. A ``parent_id`` may name a venue
 already stored: its feature (and its own ancestors) join the validation, so "a store
 inside its mall" is checked against the stored mall; their problems are not reported.
 Multipart files (GeoPackage, zipped Shapefile, KML) must carry their parents in the file.
@@ -13,28 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.web_request import FileField
 
 from server.api.context import (
+    CORES,
     SETTINGS,
+    VENUE_BUDGET,
+    VENUE_WORKERS,
     catalog_changed,
-    dumps,
     json_response,
     now,
     path_id,
     query_bool,
     query_int,
+    read_body,
     read_form,
-    read_json,
     store,
 )
 from server.api.pages import decode_cursor, encode_cursor, page_limit, page_params
@@ -50,21 +54,24 @@ from server.api.schemas import (
     VenuePage,
 )
 from server.auth import Principal
-from server.errors import ApiError, core_errors
+from server.errors import ApiError
 from server.store.base import BBox
 from server.store.errors import LimitExceededError, VenueHasChildrenError
+from server.venue_builds import VenueWorkersError
+from server.venue_jobs import (
+    ImportJob,
+    ImportValidated,
+    NeedsParents,
+    PutJob,
+    PutValidated,
+    Rejected,
+    problem_json,
+    validate_import,
+    validate_put,
+)
 from triggers.decisions.hours import local_time
 from triggers.decisions.venue_hours import hours_report
-from venues import (
-    FILE_LEVEL,
-    Problem,
-    VenueKind,
-    VenueLimits,
-    VenueLoad,
-    load_venues,
-    parse_feature_collection,
-    venue_to_feature,
-)
+from venues import Problem, VenueKind, VenueLimits, VenueLoad, venue_to_feature
 from venues.model import Venue
 
 MAX_PARENT_DEPTH = 16
@@ -72,9 +79,13 @@ MAX_PARENT_DEPTH = 16
 _SUFFIXES = (".gpkg", ".zip", ".shp.zip", ".kml", ".kmz", ".geojson", ".json")
 
 
-def _problem_json(p: Problem) -> dict[str, Any]:
-    return {"feature_index": p.feature_index, "feature_id": p.feature_id, "field": p.field,
-            "code": p.code, "message": p.message, "severity": p.severity.value}
+def _limits(request: web.Request) -> VenueLimits:
+    """The venue limits of the settings; ``?simplify=true`` simplifies an outline over
+    the vertex limit within ``venue_simplify_m`` instead of refusing it."""
+    settings = request.app[SETTINGS]
+    simplify = query_bool(request, "simplify")
+    return VenueLimits(max_vertices=settings.max_venue_vertices,
+                       simplify_m=settings.venue_simplify_m if simplify else None)
 
 
 async def _ancestors(request: web.Request, tenant: str, parent_ids: Sequence[str],
@@ -99,63 +110,50 @@ async def _ancestors(request: web.Request, tenant: str, parent_ids: Sequence[str
     return found
 
 
-def _parent_of(feature: Any) -> str | None:
-    if isinstance(feature, Mapping):
-        props = feature.get("properties")
-        if isinstance(props, Mapping) and isinstance(props.get("parent_id"), str):
-            return str(props["parent_id"])
-    return None
+J = TypeVar("J", PutJob, ImportJob)
+R = TypeVar("R", PutValidated, ImportValidated)
 
 
-def _id_of(feature: Any) -> str | None:
-    if not isinstance(feature, Mapping):
-        return None
-    props = feature.get("properties")
-    if isinstance(props, Mapping) and isinstance(props.get("id"), str | int):
-        return str(props["id"])
-    fid = feature.get("id")
-    return str(fid) if isinstance(fid, str | int) else None
-
-
-def _limits(request: web.Request) -> VenueLimits:
-    """The venue limits of the settings; ``?simplify=true`` simplifies an outline over
-    the vertex limit within ``venue_simplify_m`` instead of refusing it."""
-    settings = request.app[SETTINGS]
-    simplify = query_bool(request, "simplify")
-    return VenueLimits(max_vertices=settings.max_venue_vertices,
-                       simplify_m=settings.venue_simplify_m if simplify else None)
+async def _validated(request: web.Request, tenant: str, job: J,
+                     validate: Callable[[J], R | NeedsParents | Rejected]) -> R:
+    """``validate(job)`` in a venue worker; when the features name parents, again with
+    the stored ancestors. A client's mistake is raised as its :class:`ApiError`."""
+    workers = request.app[VENUE_WORKERS]
+    try:
+        outcome = await workers.run(validate, job)
+        if isinstance(outcome, NeedsParents):
+            parents = await _ancestors(request, tenant, outcome.parent_ids,
+                                       set(outcome.own_ids))
+            outcome = await workers.run(validate, replace(job, parents=tuple(parents)))
+    except VenueWorkersError as exc:
+        raise ApiError(503, "venue_workers_unavailable",
+                       "a venue worker process stopped during this request; retry",
+                       headers={"Retry-After": "1"}) from exc
+    if isinstance(outcome, Rejected):
+        raise outcome.error()
+    if isinstance(outcome, NeedsParents):  # the second run has its parents
+        raise AssertionError("a venue job asked for parents twice")
+    return outcome
 
 
 async def _put_venues(request: web.Request, tenant: str, venues: Sequence[Venue],
                       field: str) -> int:
     """Store ``venues`` within the tenant's venue limit (422 ``too_many_venues`` naming
-    ``field`` past it), then wait for this node's core to have them."""
+    ``field`` past it)."""
     try:
-        created = await store(request).put_venues(
+        return await store(request).put_venues(
             tenant, venues, max_venues=request.app[SETTINGS].max_venues_per_tenant)
     except LimitExceededError as exc:
         raise ApiError(422, "too_many_venues", f"{exc} (GEOPUSH_MAX_VENUES_PER_TENANT)",
                        field=field) from exc
+
+
+async def _rebuilt(request: web.Request, tenant: str) -> None:
+    """Wait for this node's core to have the change (its client's next request sees it)
+    and charge the rebuild's vertices to the tenant's venue-write budget."""
     await catalog_changed(request, tenant)
-    return created
-
-
-async def _validate_with_parents(
-    request: web.Request, tenant: str, features: list[Any], *, extra: Mapping[str, Any],
-    repair: bool, strict: bool = False,
-) -> tuple[VenueLoad, int, set[str]]:
-    """Validate ``features`` with the stored ancestors they name appended; returns the
-    load, the number of features that came from the request, and the appended ids."""
-    own_ids = {i for f in features if (i := _id_of(f)) is not None}
-    parents = [p for f in features if (p := _parent_of(f)) is not None]
-    stored = await _ancestors(request, tenant, parents, set(own_ids))
-    collection = {**extra, "type": "FeatureCollection",
-                  "features": [*features, *(venue_to_feature(v) for v in stored)]}
-    with core_errors():
-        load = await asyncio.to_thread(parse_feature_collection, collection,
-                                       source="request body", strict=strict, repair=repair,
-                                       limits=_limits(request))
-    return load, len(features), {v.id for v in stored}
+    core = request.app[CORES].cached(tenant)
+    request.app[VENUE_BUDGET].charge(tenant, core.vertices if core is not None else 0)
 
 
 # --------------------------------------------------------------------------- one venue
@@ -163,45 +161,17 @@ async def _validate_with_parents(
 
 async def put_venue(request: web.Request, principal: Principal) -> web.Response:
     vid = path_id(request)
-    obj = await read_json(request)
-    VenueFeature.model_validate(obj)
-    feature = dict(obj)
-    props = dict(feature.get("properties") or {})
-    for field, given in (("id", feature.get("id")), ("properties.id", props.get("id"))):
-        if given is not None and str(given) != vid:
-            raise ApiError(422, "conflicting_id",
-                           f"{field} is {given!r} but the path names {vid!r}", field=field)
-    props["id"] = vid
-    feature["id"] = vid
-    feature["properties"] = props
-    repair = query_bool(request, "repair")
-    load, _, _ = await _validate_with_parents(request, principal.tenant_id, [feature],
-                                              extra={}, repair=repair)
-    problems = [p for p in load.problems if p.feature_index in (0, FILE_LEVEL)
-                and p.code != "not_a_feature_collection"]
-    errors = [p for p in problems if p.is_error]
-    venue = next((v for v in load.venues if v.id == vid), None)
-    if errors or venue is None:
-        first = errors[0] if errors else None
-        raise ApiError(
-            422, first.code if first else "invalid_venue",
-            first.message if first else "the venue was rejected",
-            field=(first.field or None) if first else None,
-            details=[{"field": p.field or None, "code": p.code, "message": p.message}
-                     for p in errors])
-    created = await _put_venues(request, principal.tenant_id, [venue], "id") == 1
-    warnings = [_problem_json(p) for p in problems if not p.is_error]
-    # An outline of thousands of vertices takes milliseconds to write out: off the loop.
-    body = await asyncio.to_thread(_feature_body, venue, warnings)
-    return web.Response(status=201 if created else 200, body=body,
+    tenant = principal.tenant_id
+    budget = request.app[VENUE_BUDGET]
+    async with budget.write(tenant):
+        body = await read_body(request)
+        job = PutJob(body, vid, _limits(request), query_bool(request, "repair"))
+        done = await _validated(request, tenant, job, validate_put)
+        budget.charge(tenant, done.positions)
+        created = await _put_venues(request, tenant, [done.venue], "id") == 1
+    await _rebuilt(request, tenant)
+    return web.Response(status=201 if created else 200, body=done.body,
                         content_type="application/json", charset="utf-8")
-
-
-def _feature_body(venue: Venue, warnings: list[dict[str, Any]]) -> bytes:
-    out = venue_to_feature(venue)
-    if warnings:
-        out["warnings"] = warnings
-    return dumps(out)
 
 
 async def get_venue(request: web.Request, principal: Principal) -> web.Response:
@@ -215,13 +185,15 @@ async def get_venue(request: web.Request, principal: Principal) -> web.Response:
 async def delete_venue(request: web.Request, principal: Principal) -> web.Response:
     vid = path_id(request)
     cascade = query_bool(request, "cascade")
-    try:
-        gone = await store(request).delete_venue(principal.tenant_id, vid, cascade=cascade)
-    except VenueHasChildrenError as exc:
-        raise ApiError(409, "venue_has_children", str(exc), field="id") from exc
+    async with request.app[VENUE_BUDGET].write(principal.tenant_id):
+        try:
+            gone = await store(request).delete_venue(principal.tenant_id, vid,
+                                                     cascade=cascade)
+        except VenueHasChildrenError as exc:
+            raise ApiError(409, "venue_has_children", str(exc), field="id") from exc
     if not gone:
         raise not_found("venue", vid)
-    await catalog_changed(request, principal.tenant_id)
+    await _rebuilt(request, principal.tenant_id)
     return json_response(VenueDeleted(id=vid, also=list(gone[1:])))
 
 
@@ -309,39 +281,47 @@ async def list_venues(request: web.Request, principal: Principal) -> web.Respons
 
 async def import_venues(request: web.Request, principal: Principal) -> web.Response:
     dry_run = query_bool(request, "dry_run")
-    strict = query_bool(request, "strict")
-    repair = query_bool(request, "repair")
-    if request.content_type.startswith("multipart/"):
-        load = await _load_upload(request, strict=strict, repair=repair)
-        problems, venues, summary = list(load.problems), list(load.venues), _summary(load)
-    else:
-        obj = await read_json(request)
-        if isinstance(obj, dict) and obj.get("type") == "FeatureCollection" and isinstance(
-                obj.get("features"), list):
-            features = list(obj["features"])
-            if len(features) > MAX_IMPORT_FEATURES:
-                raise ApiError(422, "too_many_items", f"{len(features):,} features, more "
-                               f"than {MAX_IMPORT_FEATURES:,} in one import",
-                               field="features")
-            extra = {k: v for k, v in obj.items() if k not in {"type", "features"}}
-            load, n, appended = await _validate_with_parents(
-                request, principal.tenant_id, features, extra=extra, repair=repair,
-                strict=strict)
-            problems, venues, summary = _trimmed(load, n, appended)
-        else:
-            with core_errors():
-                load = await asyncio.to_thread(parse_feature_collection, obj,
-                                               source="request body", strict=strict,
-                                               repair=repair, limits=_limits(request))
-            problems, venues, summary = list(load.problems), list(load.venues), _summary(load)
+    tenant = principal.tenant_id
+    budget = request.app[VENUE_BUDGET]
+    venues: list[Venue] = []
+    async with budget.write(tenant):
+        job = await _import_job(request)
+        done = await _validated(request, tenant, job, validate_import)
+        budget.charge(tenant, done.positions)
+        problems, venues, summary = _trimmed(done.load, done.own_features, done.appended)
+        if not dry_run and venues:
+            await _put_venues(request, tenant, venues, "features")
     imported = 0
     if not dry_run and venues:
-        await _put_venues(request, principal.tenant_id, venues, "features")
+        await _rebuilt(request, tenant)
         imported = len(venues)
     report = ImportReport.model_validate({
         "dry_run": dry_run, "imported": imported, "summary": summary,
-        "problems": [_problem_json(p) for p in problems], "venues": [v.id for v in venues]})
+        "problems": [problem_json(p) for p in problems], "venues": [v.id for v in venues]})
     return json_response(report)
+
+
+async def _import_job(request: web.Request) -> ImportJob:
+    """The import's body (a JSON collection, or the uploaded file) as a venue job."""
+    job = ImportJob(b"", _limits(request), strict=query_bool(request, "strict"),
+                    repair=query_bool(request, "repair"), max_features=MAX_IMPORT_FEATURES)
+    if not request.content_type.startswith("multipart/"):
+        return replace(job, body=await read_body(request))
+    form = await read_form(request)
+    upload = form.get("file")
+    if not isinstance(upload, FileField):
+        raise ApiError(422, "validation_error",
+                       "send the venue file as the multipart field 'file'", field="file")
+    shown = Path(upload.filename or "upload").name or "upload"
+    name = shown.lower()
+    suffix = next((s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.endswith(s)),
+                  "")
+    if not suffix:
+        raise ApiError(422, "unsupported_format",
+                       f"file {name!r}: expected .gpkg, .zip (Shapefile), .kml, .kmz or "
+                       ".geojson", field="file")
+    data = await asyncio.to_thread(upload.file.read)
+    return replace(job, body=data, upload_name=shown, upload_suffix=suffix)
 
 
 def _summary(load: VenueLoad) -> dict[str, Any]:
@@ -352,7 +332,7 @@ def _summary(load: VenueLoad) -> dict[str, Any]:
 
 
 def _trimmed(
-    load: VenueLoad, n: int, appended: set[str]
+    load: VenueLoad, n: int, appended: frozenset[str]
 ) -> tuple[list[Problem], list[Venue], dict[str, Any]]:
     """Problems, venues and summary of the request's own ``n`` features, leaving out
     the stored ancestors appended for the parent check."""
@@ -373,36 +353,6 @@ def _trimmed(
     }
 
 
-async def _load_upload(request: web.Request, *, strict: bool, repair: bool) -> VenueLoad:
-    limits = _limits(request)
-    form = await read_form(request)
-    upload = form.get("file")
-    if not isinstance(upload, FileField):
-        raise ApiError(422, "validation_error",
-                       "send the venue file as the multipart field 'file'", field="file")
-    shown = Path(upload.filename or "upload").name or "upload"
-    name = shown.lower()
-    suffix = next((s for s in sorted(_SUFFIXES, key=len, reverse=True) if name.endswith(s)),
-                  "")
-    if not suffix:
-        raise ApiError(422, "unsupported_format",
-                       f"file {name!r}: expected .gpkg, .zip (Shapefile), .kml, .kmz or "
-                       ".geojson", field="file")
-    def load() -> VenueLoad:
-        data = upload.file.read()
-        fd, path = tempfile.mkstemp(prefix="geopush-import-", suffix=suffix)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            # Messages name the upload, never the temporary file (a server path).
-            return load_venues(path, strict=strict, repair=repair, name=shown, limits=limits)
-        finally:
-            os.unlink(path)
-
-    with core_errors(field="file"):
-        return await asyncio.to_thread(load)
-
-
 # --------------------------------------------------------------------------- operations
 
 _ID_PARAM_DOC = "venue id"
@@ -410,6 +360,10 @@ _SIMPLIFY = Param("simplify", {"type": "boolean"},
                   "an outline over the vertex limit (GEOPUSH_MAX_VENUE_VERTICES, 20,000) is "
                   "simplified so that no point moves more than GEOPUSH_VENUE_SIMPLIFY_M "
                   "(1 m), instead of refused (too_many_vertices)")
+_BUDGET_DOC = ("A tenant's venue writes run one at a time (two more may wait: past that "
+               "429 venue_writes_busy) and within a vertex budget (GEOPUSH_VENUE_WRITE_"
+               "VERTICES_PER_S: positions sent plus the vertices of the index rebuilt; "
+               "past it 429 venue_budget_exceeded); both with Retry-After.")
 _FEATURE_MEDIA = {"application/geo+json": VenueFeature}
 
 OPERATIONS = [
@@ -420,7 +374,8 @@ OPERATIONS = [
               params=(Param("repair", {"type": "boolean"}, "repair invalid polygons"),
                       _SIMPLIFY),
               responses={200: VenueFeature, 201: VenueFeature}, errors=(400, 413, 422),
-              body_limit="max_venue_body_bytes"),
+              body_limit="max_venue_body_bytes",
+              description=_BUDGET_DOC),
     Operation("GET", "/v1/venues/{id}", "getVenue", "A venue as a GeoJSON Feature", "venues",
               get_venue, MANAGE, responses={200: VenueFeature}, errors=(404, 422)),
     Operation("GET", "/v1/venues/{id}/hours", "getVenueHours",
@@ -471,7 +426,8 @@ OPERATIONS = [
               responses={200: ImportReport}, errors=(400, 413, 422),
               body_limit="max_body_bytes",
               description="Answers the validation report: problems with feature index, "
-                          "id, field and code. Valid venues are imported unless dry_run."),
+                          "id, field and code. Valid venues are imported unless dry_run. "
+                          + _BUDGET_DOC),
 ]
 
 __all__ = ["OPERATIONS", "VenueCollection"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import shapely
@@ -29,6 +30,27 @@ def venue_feature(venue: Venue) -> dict[str, Any]:
     """The venue as stored: its GeoJSON feature, JSON-clean (lists, no tuples)."""
     out: dict[str, Any] = json.loads(json.dumps(venue_to_feature(venue)))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedVenue(Venue):
+    """A venue that carries its stored form, written where it was validated (a venue
+    worker process, off the server's GIL): ``feature_json`` is
+    ``json.dumps(venue_feature(venue))``'s value, and the venue's fields are those of
+    :func:`venue_from_feature` of it. The stores write that text as it is instead of
+    serialising the outline again (milliseconds of the GIL per thousand vertices)."""
+
+    feature_json: str = ""
+
+
+def stored_form(venue: Venue) -> tuple[str, Venue]:
+    """The feature text a store writes for ``venue`` and the plain venue it reads back
+    (an :class:`EncodedVenue`'s own text; otherwise serialised here)."""
+    if isinstance(venue, EncodedVenue):
+        plain = Venue(**{f.name: getattr(venue, f.name) for f in fields(Venue)})
+        return venue.feature_json, plain
+    text = json.dumps(venue_feature(venue))
+    return text, venue_from_feature(json.loads(text))
 
 
 def venue_from_feature(feature: Mapping[str, Any]) -> Venue:

@@ -68,9 +68,11 @@ from server.store.base import (
     token_user_key,
 )
 from server.store.codec import (
+    EncodedVenue,
     bbox_intersects,
     expired_reason,
     merge_patch,
+    stored_form,
     venue_bbox,
     venue_feature,
     venue_from_feature,
@@ -254,6 +256,10 @@ def _venue_rows(venues: Sequence[Venue]) -> dict[str, tuple[str, BBox, Venue]]:
     """The stored form of ``venues`` (see ``_Tenant.venues``)."""
     rows = {}
     for venue in venues:
+        if isinstance(venue, EncodedVenue):  # written by a venue worker process
+            text, plain = stored_form(venue)
+            rows[venue.id] = (text, venue_bbox(plain), plain)
+            continue
         # orjson: a tenth of the standard library's time, so a tenth of the time this
         # thread holds the GIL in one go (the event loop waits that long).
         text = orjson.dumps(venue_feature(venue)).decode()

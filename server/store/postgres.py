@@ -81,12 +81,14 @@ from server.store.base import (
     token_user_key,
 )
 from server.store.codec import (
+    EncodedVenue,
     event_from_row,
     expired_reason,
     ledger_from_row,
     merge_patch,
     policy_from_json,
     policy_json,
+    stored_form,
     venue_bbox,
     venue_feature,
     venue_from_feature,
@@ -102,6 +104,7 @@ from server.store.errors import (
     VenueHasChildrenError,
 )
 from server.store.migrate import migrate, pending
+from server.store.pg_venue_cache import VenueCache
 from server.store.roles.behaviour import BehaviourRecord
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
@@ -255,6 +258,7 @@ class PostgresStore:
         self.schema = schema
         self._url = url
         self._clock = clock
+        self._venues = VenueCache()
 
     @classmethod
     async def open(
@@ -503,7 +507,9 @@ class PostgresStore:
         rows = []
         for v in venues:
             box = venue_bbox(v)
-            rows.append((v.id, json.dumps(venue_feature(v)), v.kind.value, list(v.tags),
+            text = stored_form(v)[0] if isinstance(v, EncodedVenue) else json.dumps(
+                venue_feature(v))
+            rows.append((v.id, text, v.kind.value, list(v.tags),
                          box.min_lng, box.min_lat, box.max_lng, box.max_lat))
         now = self._clock()
         async with self._pool.acquire() as conn, conn.transaction():
@@ -617,15 +623,13 @@ class PostgresStore:
                 "SELECT catalog_version, policy FROM tenants WHERE tenant_id = $1", tenant_id)
             if tenant is None:
                 raise NotFoundError(f"no tenant {tenant_id!r}")
-            venues = await conn.fetch(
-                "SELECT feature FROM venues WHERE tenant_id = $1 ORDER BY venue_id COLLATE \"C\"",
-                tenant_id)
+            venues = await self._venues.venues(conn, tenant_id)
             campaigns = await conn.fetch(
                 "SELECT body FROM campaigns WHERE tenant_id = $1"
                 " ORDER BY campaign_id COLLATE \"C\"", tenant_id)
         return Catalog(
             tenant_id, int(tenant["catalog_version"]),
-            tuple(venue_from_feature(r["feature"]) for r in venues),
+            venues,
             tuple(Campaign.model_validate(r["body"]) for r in campaigns),
             policy_from_json(tenant["policy"]),
         )

@@ -84,8 +84,11 @@ def make_settings(**overrides: Any) -> Settings:
     # ingest left it (pending); the delivery tests start dispatchers themselves.
     # The channel stand-ins (webhook receivers, brokers, provider fakes) listen on
     # 127.0.0.1: the operator's list allows it, as it would an internal receiver.
+    # Venue work in threads: starting worker processes costs each app seconds; the
+    # process path has its own tests (test_venue_workers.py), with the same answers.
     base: dict[str, Any] = {"timer_interval_s": 3600.0, "max_body_bytes": 1 << 20,
-                            "outbox_workers": 0, "outbound_allowed": "127.0.0.1,localhost"}
+                            "outbox_workers": 0, "outbound_allowed": "127.0.0.1,localhost",
+                            "venue_workers": 0}
     return Settings(**{**base, **overrides})
 
 
