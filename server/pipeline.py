@@ -57,6 +57,7 @@ import numpy as np
 
 from geo.errors import GeoError
 from server.logs import FailureLog
+from server.scheduler import RoundResult, ScheduleStore, schedule_round
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, IngestStore
 from server.tenant_core import TenantCore, TenantCores
@@ -261,11 +262,15 @@ async def fire_all_timers(
     on_result: Callable[[str, IngestResult], None] | None = None,
     on_error: Callable[[], None] | None = None,
     failures: FailureLog | None = None,
+    schedule: ScheduleStore | None = None,
+    on_scheduled: Callable[[str, RoundResult], None] | None = None,
 ) -> None:
     """One round of the service's timer loop: :func:`fire_timers` for every tenant at
     ``clock()``, ``limit`` users per transaction, one transaction after another until
     fewer than ``limit`` were due. ``on_result(tenant_id, result)`` receives each
-    transaction's result.
+    transaction's result. With ``schedule`` (the same store, holding profiles too), the
+    tenant's scheduled campaigns then fan out their due slots
+    (:func:`server.scheduler.schedule_round`); ``on_scheduled`` receives what it did.
 
     A tenant that fails (or a failure to list the tenants) is logged and reported to
     ``on_error``; the other tenants still fire, and the next round retries: the loop
@@ -302,6 +307,29 @@ async def fire_all_timers(
             if len(result.users) < limit:
                 break
             await asyncio.sleep(0)  # let waiting requests in between transactions
+        if schedule is not None:
+            await _scheduled_round(schedule, cores, tenant.tenant_id, clock(), failures,
+                                   on_error, on_scheduled)
+
+
+async def _scheduled_round(  # noqa: PLR0917 - the round's callbacks, passed on
+    store: ScheduleStore, cores: TenantCores, tenant_id: str, now: float,
+    failures: FailureLog, on_error: Callable[[], None] | None,
+    on_scheduled: Callable[[str, RoundResult], None] | None,
+) -> None:
+    """One tenant's scheduled fan-out in the timer round; a failure is logged and
+    reported like a failing timer transaction (the slot's cursor resumes it)."""
+    step = f"tenant {tenant_id} scheduled slots"
+    try:
+        done = await schedule_round(store, cores, tenant_id, now)
+    except Exception as exc:
+        failures.failed(step, exc)
+        if on_error is not None:
+            on_error()
+        return
+    failures.succeeded(step)
+    if on_scheduled is not None:
+        on_scheduled(tenant_id, done)
 
 
 # --------------------------------------------------------------------------- internals

@@ -26,6 +26,7 @@ the ``async with`` leaves nothing behind. Runs in the event loop; nothing blocks
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import secrets
 import time
@@ -57,6 +58,7 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
+    SlotCursor,
     TenantRecord,
     VariantAggregate,
     decision_page_key,
@@ -199,6 +201,8 @@ class _Tenant:
     stream_user_epochs: dict[str, int] = field(default_factory=dict)
     """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    slot_cursors: dict[str, SlotCursor] = field(default_factory=dict)
+    """Scheduled slots' fan-out progress, by cursor id."""
 
     def bump(self) -> None:
         self.version += 1
@@ -791,6 +795,36 @@ class MemoryStore:
         conversions = {u for (c, u) in tenant.conversions if c == campaign_id}
         return CampaignAggregate(campaign_id, decisions, tuple(variants), len(control),
                                  len(control & conversions))
+
+    # -- scheduled fan-out: the audience by zone, in pages, and each slot's progress ---
+
+    async def profile_zones(self, tenant_id: str) -> list[str | None]:
+        zones = {p.attributes.timezone for p in self._r(tenant_id).profiles.values()}
+        return sorted(zones, key=lambda z: (z is not None, z or ""))
+
+    async def profiles_page(
+        self, tenant_id: str, *, timezone: str | None, after: str | None, limit: int
+    ) -> list[Profile]:
+        profiles = self._r(tenant_id).profiles
+        # nsmallest: O(n log limit) per page, without sorting the whole tenant each time.
+        ids = heapq.nsmallest(limit, (
+            u for u, p in profiles.items()
+            if p.attributes.timezone == timezone and (after is None or u > after)))
+        return [profiles[u] for u in ids]
+
+    async def slot_cursors(self, tenant_id: str, since: float) -> dict[str, SlotCursor]:
+        cursors = self._r(tenant_id).slot_cursors
+        return {k: c for k, c in cursors.items() if c.at >= since}
+
+    async def save_slot_cursor(self, tenant_id: str, cursor: SlotCursor) -> None:
+        cursors = self._t(tenant_id).slot_cursors
+        old = cursors.get(cursor.cursor_id)
+        if old is not None:
+            after = old.after_user
+            if cursor.after_user is not None and (after is None or cursor.after_user > after):
+                after = cursor.after_user
+            cursor = replace(cursor, after_user=after, done=old.done or cursor.done)
+        cursors[cursor.cursor_id] = cursor
 
     # -- processing ------------------------------------------------------------------
 

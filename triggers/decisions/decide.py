@@ -112,7 +112,8 @@ def decide(  # noqa: PLR0917
     kind = kind_of(event)
     ttl_from = now
     if venue is None:
-        candidates, now = _untargeted(event, profile, campaigns, policy, now, campaign_id)
+        candidates, now = _untargeted(event, profile, campaigns, policy, now=now,
+                                        campaign_id=campaign_id)
     else:
         if event.venue_id != venue.id:
             raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
@@ -159,7 +160,7 @@ def decide(  # noqa: PLR0917
 
 
 def _untargeted(
-    event: EventLike, profile: Profile, campaigns: CampaignIndex, policy: TenantPolicy,
+    event: EventLike, profile: Profile, campaigns: CampaignIndex, policy: TenantPolicy, *,
     now: float, campaign_id: str | None,
 ) -> tuple[tuple[CampaignRules, ...], float]:
     """A scheduled or behaviour event's candidates (its campaign, if active and of the

@@ -35,6 +35,8 @@ class Reason(StrEnum):
     TEMPLATE_ERROR = "template_error"
     LOWER_PRIORITY = "lower_priority"
     SENT = "sent"
+    SLOT_MISSED = "slot_missed"
+    """A scheduled slot whose grace period ended before the service could send it."""
 
 
 _HELD_OUT_CONTROL = Reason.HELD_OUT_CONTROL
