@@ -136,7 +136,8 @@ def _open_work(
     campaigns: Sequence[Campaign], zones: Sequence[str | None], policy: TenantPolicy,
     now: float,
 ) -> list[tuple[Slot, SlotState, str | None]]:
-    """(slot, due or missed, zone group) for every campaign and zone group, oldest first."""
+    """(slot, due or missed, zone group) for every campaign and zone group: the due
+    ones first."""
     work: list[tuple[Slot, SlotState, str | None]] = []
     for campaign in campaigns:
         trigger = campaign.trigger.scheduled
@@ -148,7 +149,9 @@ def _open_work(
                                           lookback_s=trigger.grace_s + LOOKBACK_S):
                 if start is None or slot.at >= start:
                     work.append((slot, state, zone))
-    work.sort(key=lambda w: (w[0].at, w[0].campaign_id, w[2] or ""))
+    # Due slots first, oldest first: they are still worth sending; a missed slot only
+    # leaves records, which can wait for the next round.
+    work.sort(key=lambda w: (w[1] is SlotState.MISSED, w[0].at, w[0].campaign_id, w[2] or ""))
     return work
 
 
