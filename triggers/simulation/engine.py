@@ -281,16 +281,14 @@ def simulate(
     slots = SlotDecider(result, worlds, tally, profiles, tenant, keep_records)
 
     def fire(until: float) -> None:
-        # Timers and scheduled slots, each at its own instant, in time order.
-        while True:
-            timer_at = state.timers[0][0] if state.timers else math.inf
-            slot_at = feed.next_at()
-            if min(timer_at, slot_at) > until:
-                return
-            if slot_at <= timer_at:
-                slots(feed.take(slot_at))
+        # Timers and scheduled slots, each at its own instant, in time order (a slot
+        # first when both are due at once).
+        while (due := min(state.timers[0][0] if state.timers else math.inf,
+                          feed.next_at())) <= until:
+            if feed.next_at() <= due:
+                slots(feed.take(due))
             else:
-                handle(advance(state, timer_at, presence), timer_at)
+                handle(advance(state, due, presence), due)
 
     clock = begin
     total = max(end - begin, 1e-9)
