@@ -36,7 +36,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from server.store.base import DecisionRecord, KeyedEntry, NewDelivery, SlotCursor
@@ -74,7 +74,9 @@ class RoundResult:
     pages: int = 0
     pending: bool = False
     """Some slot still has users to walk (the page budget ran out)."""
-    delivered_users: list[str] = field(default_factory=list)
+    delivered_users: list[str] | None = None
+    """The users pushed, when the round was asked to list them (tests); ``None`` keeps a
+    round's memory independent of the audience size."""
 
 
 def scheduled_key(tenant_id: str, slot: Slot, user_id: str) -> str:
@@ -99,10 +101,12 @@ def cursor_id(slot: Slot, zone: str | None) -> str:
 async def schedule_round(
     store: ScheduleStore, cores: TenantCores, tenant_id: str, now: float, *,
     page_users: int = DEFAULT_PAGE_USERS, max_pages: int = DEFAULT_PAGES_PER_ROUND,
+    list_users: bool = False,
 ) -> RoundResult:
     """Settle the tenant's open slots at ``now`` (see the module docstring), at most
-    ``max_pages`` pages of ``page_users``. Runs in the event loop."""
-    result = RoundResult()
+    ``max_pages`` pages of ``page_users``; ``list_users``: name the users pushed in the
+    result. Runs in the event loop."""
+    result = RoundResult(delivered_users=[] if list_users else None)
     core = await cores.get(store, tenant_id)
     campaigns = core.campaigns.active_of_kind("scheduled")
     if not campaigns:
@@ -179,7 +183,8 @@ async def _walk_page(  # noqa: PLR0917 - one page's whole context
             await tx.insert_decisions(decisions)
     result.decisions += len(decisions)
     result.deliveries += len(created)
-    result.delivered_users.extend(d.user_id for d in created)
+    if result.delivered_users is not None:
+        result.delivered_users.extend(d.user_id for d in created)
     if state is SlotState.MISSED:
         result.missed += len(decisions)
     return users[-1], len(page) < page_users
