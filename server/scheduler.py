@@ -22,8 +22,9 @@ that is not settled yet is walked:
 Decisions whose only line is ``not_in_audience`` are not recorded: a scheduled campaign
 would otherwise write one per tenant user per slot.
 
-Durability: after each page commits, the slot's cursor (the last user id settled) is
-saved; a crash therefore redoes at most one page, and redoing it writes nothing new,
+Durability: once a page and every page before it have committed, the slot's cursor (the
+last user id settled) is saved; a crash therefore redoes at most the pages that were in
+flight (:data:`DEFAULT_PAGES_IN_FLIGHT`), and redoing them writes nothing new,
 since every row of it is keyed and ``ON CONFLICT DO NOTHING``. Two server processes on
 one database may walk the same slot at once: the per-user locks serialise them, the
 second sees the first's ledger entries, and the keyed inserts keep one push per
@@ -33,8 +34,10 @@ second sees the first's ledger entries, and the keyed inserts keep one push per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,6 +60,9 @@ DEFAULT_PAGE_USERS = 500
 """Users per fan-out transaction: one page of profiles, locks and rows."""
 DEFAULT_PAGES_PER_ROUND = 20
 """Pages one round walks per tenant before it yields to the timer loop's next round."""
+DEFAULT_PAGES_IN_FLIGHT = 2
+"""Page transactions at once: one is decided (Python) while the other is written
+(PostgreSQL), which keeps both busy."""
 
 
 class ScheduleStore(IngestStore, ProfileStore, Protocol):
@@ -101,11 +107,11 @@ def cursor_id(slot: Slot, zone: str | None) -> str:
 async def schedule_round(
     store: ScheduleStore, cores: TenantCores, tenant_id: str, now: float, *,
     page_users: int = DEFAULT_PAGE_USERS, max_pages: int = DEFAULT_PAGES_PER_ROUND,
-    list_users: bool = False,
+    pages_in_flight: int = DEFAULT_PAGES_IN_FLIGHT, list_users: bool = False,
 ) -> RoundResult:
     """Settle the tenant's open slots at ``now`` (see the module docstring), at most
-    ``max_pages`` pages of ``page_users``; ``list_users``: name the users pushed in the
-    result. Runs in the event loop."""
+    ``max_pages`` pages of ``page_users``, ``pages_in_flight`` page transactions at a
+    time; ``list_users``: name the users pushed in the result. Runs in the event loop."""
     result = RoundResult(delivered_users=[] if list_users else None)
     core = await cores.get(store, tenant_id)
     campaigns = core.campaigns.active_of_kind("scheduled")
@@ -117,23 +123,95 @@ async def schedule_round(
         return result
     since = min(slot.at for slot, _, _ in work)
     cursors = await store.slot_cursors(tenant_id, since)
+    walk = _Walk(store, core, now, page_users, max(1, pages_in_flight), result)
     for slot, state, zone in work:
         cursor = cursors.get(cursor_id(slot, zone))
         if cursor is not None and cursor.done:
             continue
-        after = None if cursor is None else cursor.after_user
-        while True:
-            if result.pages >= max_pages:
-                result.pending = True
-                return result
-            after, done = await _walk_page(store, core, slot, state, zone, after, now,
-                                           page_users, result)
-            await store.save_slot_cursor(tenant_id, SlotCursor(
-                cursor_id(slot, zone), slot.campaign_id, slot.at, after, done))
-            if done:
-                break
-            await asyncio.sleep(0)  # let requests in between pages
+        if not await walk.group(slot, state, zone, None if cursor is None else cursor.after_user,
+                                max_pages):
+            result.pending = True
+            return result
     return result
+
+
+@dataclass(slots=True)
+class _Walk:
+    """One round's walk over zone groups, page by page."""
+
+    store: ScheduleStore
+    core: TenantCore
+    now: float
+    page_users: int
+    in_flight: int
+    result: RoundResult
+
+    async def group(
+        self, slot: Slot, state: SlotState, zone: str | None, after: str | None,
+        max_pages: int,
+    ) -> bool:
+        """Walk the zone group's users after ``after`` for ``slot``; False when the page
+        budget ran out first. Pages are read one after another (keyset), and up to
+        ``in_flight`` of them are decided and written at once (their users differ, so
+        their locks never meet); the cursor moves only past pages whose every earlier
+        page has committed, so a crash redoes at most ``in_flight`` pages."""
+        store, result = self.store, self.result
+        tenant_id = self.core.tenant_id
+        running: deque[tuple[asyncio.Task[None], str]] = deque()
+
+        async def settle_oldest() -> None:
+            task, last = running.popleft()
+            await task
+            await store.save_slot_cursor(tenant_id, SlotCursor(
+                cursor_id(slot, zone), slot.campaign_id, slot.at, last, False))
+
+        try:
+            while True:
+                if result.pages >= max_pages:
+                    while running:
+                        await settle_oldest()
+                    return False
+                page = await store.profiles_page(tenant_id, timezone=zone, after=after,
+                                                 limit=self.page_users)
+                if page:
+                    result.pages += 1
+                    after = page[-1].user_id
+                    running.append((asyncio.create_task(self._page(slot, state, page)), after))
+                while running and (len(running) >= self.in_flight
+                                   or len(page) < self.page_users):
+                    await settle_oldest()
+                if len(page) < self.page_users:
+                    break
+        finally:
+            for task, _ in running:  # a page failed: the others stop where they are
+                task.cancel()
+            for task, _ in running:
+                with contextlib.suppress(BaseException):
+                    await task
+        await store.save_slot_cursor(tenant_id, SlotCursor(
+            cursor_id(slot, zone), slot.campaign_id, slot.at, after, True))
+        return True
+
+    async def _page(self, slot: Slot, state: SlotState, page: Sequence[Profile]) -> None:
+        """Decide one page for ``slot`` and write it, in one transaction."""
+        core, now, result = self.core, self.now, self.result
+        users = [p.user_id for p in page]
+        async with self.store.batch(core.tenant_id, users) as tx:
+            snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
+            ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
+            decisions, entries, outbox = _decide_page(core, slot, state, page, ledger=ledger,
+                                                      now=now)
+            created = await tx.insert_deliveries(outbox) if outbox else []
+            if entries:
+                await tx.insert_ledger(entries)
+            if decisions:
+                await tx.insert_decisions(decisions)
+        result.decisions += len(decisions)
+        result.deliveries += len(created)
+        if result.delivered_users is not None:
+            result.delivered_users.extend(d.user_id for d in created)
+        if state is SlotState.MISSED:
+            result.missed += len(decisions)
 
 
 def _open_work(
@@ -157,37 +235,6 @@ def _open_work(
     # leaves records, which can wait for the next round.
     work.sort(key=lambda w: (w[1] is SlotState.MISSED, w[0].at, w[0].campaign_id, w[2] or ""))
     return work
-
-
-async def _walk_page(  # noqa: PLR0917 - one page's whole context
-    store: ScheduleStore, core: TenantCore, slot: Slot, state: SlotState, zone: str | None,
-    after: str | None, now: float, page_users: int, result: RoundResult,
-) -> tuple[str | None, bool]:
-    """Decide one page of the zone group for ``slot`` in one transaction; the cursor to
-    save after it and whether the group is done."""
-    tenant_id = core.tenant_id
-    page = await store.profiles_page(tenant_id, timezone=zone, after=after, limit=page_users)
-    if not page:
-        return after, True
-    result.pages += 1
-    users = [p.user_id for p in page]
-    async with store.batch(tenant_id, users) as tx:
-        snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
-        ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
-        decisions, entries, outbox = _decide_page(core, slot, state, page, ledger=ledger,
-                                                  now=now)
-        created = await tx.insert_deliveries(outbox) if outbox else []
-        if entries:
-            await tx.insert_ledger(entries)
-        if decisions:
-            await tx.insert_decisions(decisions)
-    result.decisions += len(decisions)
-    result.deliveries += len(created)
-    if result.delivered_users is not None:
-        result.delivered_users.extend(d.user_id for d in created)
-    if state is SlotState.MISSED:
-        result.missed += len(decisions)
-    return users[-1], len(page) < page_users
 
 
 def _decide_page(

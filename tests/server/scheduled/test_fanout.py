@@ -160,7 +160,7 @@ async def test_fan_out_resumes_from_its_cursor_after_a_crash(store: Store) -> No
     crashing = _CrashOnPage(store, n=2)
     with pytest.raises(RuntimeError, match="killed"):
         await schedule_round(cast("ScheduleStore", crashing), TenantCores(), TENANT,
-                             HELSINKI_TEN, page_users=2)
+                             HELSINKI_TEN, page_users=2, pages_in_flight=1)
     assert sorted(d.user_id for d in await _deliveries(store)) == HELSINKI_MOTHERS[:2]
     watching = _CrashOnPage(store, n=None)
     await schedule_round(cast("ScheduleStore", watching), TenantCores(), TENANT,
