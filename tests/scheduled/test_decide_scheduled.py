@@ -119,3 +119,13 @@ def test_the_hold_ends_at_the_window_end_across_midnight_and_dst() -> None:
     assert quiet_hours_release("behaviour", "22:00-24:00", HELSINKI, evening, 3600) \
         == at("2026-10-25 00:00")
     assert quiet_hours_release("scheduled", None, HELSINKI, evening, 12 * 3600) is None
+
+
+def test_best_time_sends_the_fallback_and_the_decision_says_so() -> None:
+    camp = scheduled("best", "10:00")
+    camp = camp.model_copy(update={"trigger": camp.trigger.model_validate(
+        {"scheduled": {"times": ["10:00"], "best_time": {"fallback": "11:30"}}})})
+    decision = slot_decision(camp, mother(), "2026-12-07 11:30")
+    assert decision.chosen is not None
+    assert decision.notes == ("best_time: no send-time model yet, so the fallback 11:30 "
+                              "for every user",)

@@ -119,6 +119,8 @@ def decide(  # noqa: PLR0917
             raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
         candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
     facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags, campaigns.content)
+    if venue is None and candidates:
+        _note_best_time(facts, candidates[0])
     if now != ttl_from:
         facts.ttl_from = ttl_from
         facts.notes.append(
@@ -179,6 +181,15 @@ def _untargeted(
         if release is not None:
             return candidates, release
     return candidates, now
+
+
+def _note_best_time(facts: _Facts, rules: CampaignRules) -> None:
+    """A ``best_time`` campaign sends every user at its fallback until a send-time model
+    exists; the decision says so."""
+    scheduled = rules.campaign.trigger.scheduled
+    if scheduled is not None and scheduled.best_time is not None:
+        facts.notes.append(f"best_time: no send-time model yet, so the fallback "
+                           f"{scheduled.best_time.fallback} for every user")
 
 
 _UNKNOWN = object()
