@@ -178,3 +178,24 @@ async def test_the_timer_round_runs_the_scheduled_fan_out(store: Store) -> None:
                           on_scheduled=seen.__setitem__)
     assert seen[TENANT].deliveries == len(HELSINKI_MOTHERS)
     assert sorted(d.user_id for d in await _deliveries(store)) == HELSINKI_MOTHERS
+
+
+async def test_the_spring_forward_gap_fires_when_the_clocks_jump(store: Store) -> None:
+    # Helsinki, 2026-03-29: 03:00 -> 04:00; 03:30 never happens, the slot fires at 04:00.
+    await setup_case(store, times=["03:30"])
+    jump = at("2026-03-29 01:00", "UTC")  # 03:00 EET becomes 04:00 EEST
+    before = await _round(store, jump - 1)
+    assert before.deliveries == 0
+    jumped = await _round(store, jump)
+    assert _pushed(jumped) == HELSINKI_MOTHERS
+
+
+async def test_the_fall_back_overlap_fires_once(store: Store) -> None:
+    # Helsinki, 2026-10-25: 04:00 -> 03:00; 03:30 happens twice, the first one sends.
+    await setup_case(store, times=["03:30"])
+    first = at("2026-10-25 00:30", "UTC")
+    again = first + 3600  # 03:30 EET, the second time the wall clock says 03:30
+    assert _pushed(await _round(store, first)) == HELSINKI_MOTHERS
+    assert await _round(store, again) == RoundResult(delivered_users=[])
+    sent = await _deliveries(store)
+    assert len([d for d in sent if d.user_id == "hel-0"]) == 1
