@@ -19,6 +19,11 @@ that is not settled yet is walked:
 - **missed** (its grace ended first): each audience member gets a decision with the one
   line ``slot_missed``, and nothing is sent.
 
+A campaign's slots start at its ``schedule.start`` when it names one; without it, a
+campaign activated within a slot's grace still sends that slot, and one activated later
+records the earlier slots of the last hours as ``slot_missed`` (the service cannot tell a
+new campaign from one it missed while down).
+
 Decisions whose only line is ``not_in_audience`` are not recorded: a scheduled campaign
 would otherwise write one per tenant user per slot.
 

@@ -122,3 +122,21 @@ campaigns:
     _, err = capsys.readouterr()
     assert status != 0
     assert "no pings, trajectories or users" in err
+
+
+def test_a_scheduled_candidate_is_back_tested_without_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    candidate = tmp_path / "noon.yaml"
+    candidate.write_text("""
+id: mother-baby-noon
+trigger: {scheduled: {times: ["12:00"]}}
+audience: {any_of_tags: [mother_baby]}
+variants: [{id: a, title: "午安", body: "午餐时间到了。"}]
+""", encoding="utf-8")
+    status = main(["simulate", str(CASE_STUDY), "--backtest", str(candidate)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    # Mei, Lin, Fang and Anna at noon on both days; Xiu refused every channel.
+    assert "would send 8 pushes to 4 users" in out
+    assert "16 without → 24 with the candidate" in out
