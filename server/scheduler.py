@@ -30,7 +30,7 @@ would otherwise write one per tenant user per slot.
 Durability: once a page and every page before it have committed, the slot's cursor (the
 last user id settled) is saved; a crash therefore redoes at most the pages that were in
 flight (:data:`DEFAULT_PAGES_IN_FLIGHT`), and redoing them writes nothing new,
-since every row of it is keyed and ``ON CONFLICT DO NOTHING``. Two server processes on
+since every row of them is keyed and ``ON CONFLICT DO NOTHING``. Two server processes on
 one database may walk the same slot at once: the per-user locks serialise them, the
 second sees the first's ledger entries, and the keyed inserts keep one push per
 (campaign, user, slot) whatever the policy says.
