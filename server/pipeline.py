@@ -407,7 +407,7 @@ async def _settle(
                 variant_id=chosen.variant_id, venue_id=event.venue_id,
                 visit_id=event.visit_id, event=event.kind.value, channel=chosen.channel,
                 title=chosen.title, body=chosen.body, locale=chosen.locale,
-                created_at=now, expires_at=chosen.expires_at,
+                created_at=now, expires_at=chosen.expires_at, rich=chosen.rich,
             ))
 
     created = await tx.insert_deliveries(outbox) if outbox else []

@@ -282,6 +282,7 @@ def _decide_page(
                 # A message held over quiet hours is decided at the window's end: the
                 # outbox sends nothing before a row's created_at.
                 created_at=decision.decided_at, expires_at=chosen.expires_at,
+                rich=chosen.rich,
             ))
     return decisions, entries, outbox
 

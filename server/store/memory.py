@@ -606,7 +606,8 @@ class MemoryStore:
         return row
 
     async def record_feedback(
-        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float,
+        button: str | None = None,
     ) -> DeliveryRecord | None:
         tenant = self._r(tenant_id)
         row = tenant.deliveries.get(delivery_id)
@@ -615,7 +616,8 @@ class MemoryStore:
         kind = FeedbackKind(kind)
         if kind.value in row.feedback:
             return row  # the same report again: counted once
-        row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now)
+        row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now,
+                      button=row.button if button is None else button)
         tenant.put_delivery(row)
         self._streak(tenant, row.user_id, kind)
         return row
@@ -789,13 +791,16 @@ class MemoryStore:
             rows = [d for d in mine if d.variant_id == variant_id]
             by_status: dict[str, int] = {}
             feedback: dict[str, int] = {}
+            buttons: dict[str, int] = {}
             for d in rows:
                 by_status[d.status.value] = by_status.get(d.status.value, 0) + 1
                 for kind in set(d.feedback):
                     feedback[kind] = feedback.get(kind, 0) + 1
+                if d.button is not None:
+                    buttons[d.button] = buttons.get(d.button, 0) + 1
             users = {d.user_id for d in rows}
             variants.append(VariantAggregate(variant_id, len(rows), by_status, feedback,
-                                             len(users), len(users & converted)))
+                                             len(users), len(users & converted), buttons))
         control = {e.user_id for entries in tenant.ledger.values() for e in entries.values()
                    if e.control and e.campaign_id == campaign_id}
         conversions = {u for (c, u) in tenant.conversions if c == campaign_id}

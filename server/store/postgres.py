@@ -101,6 +101,7 @@ from server.store.errors import (
 from server.store.migrate import migrate, pending
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
+from triggers.decisions.rich import RichContent
 from triggers.pings import PingBatch
 from triggers.presence_state import PresenceState
 from triggers.presence_subset import PresenceColumns, from_columns, to_columns
@@ -166,7 +167,8 @@ _INSERT_LEDGER = _keyed_insert("ledger", "entry_key text, user_id text, campaign
 _INSERT_DELIVERIES = _keyed_insert(
     "deliveries", "idempotency_key text, user_id text, delivery_id text, campaign_id text,"
     " variant_id text, venue_id text, visit_id text, event text, channel text, title text,"
-    " body text, locale text, created_at float8, expires_at float8, updated_at float8",
+    " body text, locale text, created_at float8, expires_at float8, updated_at float8,"
+    " rich jsonb",
     conflict="(tenant_id, idempotency_key)", returning="*")
 
 
@@ -808,7 +810,8 @@ class PostgresStore:
     def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
         # A deliveries row has a column of the same name for every field.
         values = {name: row[name] for name in _DELIVERY_FIELDS}
-        values.update(status=DeliveryStatus(row["status"]), feedback=tuple(row["feedback"]))
+        values.update(status=DeliveryStatus(row["status"]), feedback=tuple(row["feedback"]),
+                      rich=RichContent.from_json(row["rich"]))
         return DeliveryRecord(**values)
 
     @_translated
@@ -856,15 +859,17 @@ class PostgresStore:
 
     @_translated
     async def record_feedback(
-        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float,
+        button: str | None = None,
     ) -> DeliveryRecord | None:
         kind = FeedbackKind(kind)
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4"
+                "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4,"
+                " button = coalesce($5, button)"
                 " WHERE tenant_id = $1 AND delivery_id = $2 AND NOT ($3 = ANY(feedback))"
                 " RETURNING *",
-                tenant_id, delivery_id, kind.value, now)
+                tenant_id, delivery_id, kind.value, now, button)
             if row is None:  # unknown, or the same report again (counted once)
                 again = await conn.fetchrow(
                     "SELECT * FROM deliveries WHERE tenant_id = $1 AND delivery_id = $2",
@@ -1111,6 +1116,11 @@ class PostgresStore:
                 "SELECT variant_id, f, count(*) AS n FROM deliveries, unnest(feedback) f"
                 " WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY 1, 2",
                 tenant_id, campaign_id)
+            pressed = await conn.fetch(
+                "SELECT variant_id, button, count(*) AS n FROM deliveries"
+                " WHERE tenant_id = $1 AND campaign_id = $2 AND button IS NOT NULL"
+                " GROUP BY 1, 2",
+                tenant_id, campaign_id)
             users = await conn.fetch(
                 "WITH treated AS (SELECT variant_id, user_id,"
                 "   bool_or('converted' = ANY(feedback)) AS fb FROM deliveries"
@@ -1135,10 +1145,13 @@ class PostgresStore:
         for r in kinds:
             by_variant.setdefault(r["variant_id"], {"status": {}, "feedback": {}})[
                 "feedback"][r["f"]] = int(r["n"])
+        buttons: dict[str, dict[str, int]] = {}
+        for r in pressed:
+            buttons.setdefault(r["variant_id"], {})[r["button"]] = int(r["n"])
         treated = {r["variant_id"]: (int(r["users"]), int(r["converted"])) for r in users}
         variants = tuple(
             VariantAggregate(vid, sum(v["status"].values()), v["status"], v["feedback"],
-                             *treated.get(vid, (0, 0)))
+                             *treated.get(vid, (0, 0)), buttons.get(vid, {}))
             for vid, v in sorted(by_variant.items()))
         return CampaignAggregate(
             campaign_id, {(r["o"], r["r"]): int(r["n"]) for r in decided}, variants,
@@ -1366,7 +1379,8 @@ class _PgTx:
         rows = await self._insert_keyed(_INSERT_DELIVERIES, deliveries, lambda d: (
             d.idempotency_key, d.user_id, d.delivery_id, d.campaign_id, d.variant_id,
             d.venue_id, d.visit_id, d.event, d.channel, d.title, d.body, d.locale,
-            d.created_at, d.expires_at, d.created_at))
+            d.created_at, d.expires_at, d.created_at,
+            None if d.rich is None else json.dumps(d.rich.as_json(), ensure_ascii=False)))
         by_key = {r["idempotency_key"]: PostgresStore._delivery(r) for r in rows}
         return [by_key.pop(d.idempotency_key) for d in deliveries if d.idempotency_key in by_key]
 

@@ -105,7 +105,7 @@ def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:
     assert decision.chosen is not None
     assert asdict(decision.chosen) == {
         "campaign_id": "c1", "variant_id": "a", "title": "Hei Aino", "body": "Tervetuloa",
-        "channel": "inbox", "locale": None, "expires_at": SATURDAY_2PM + 3600,
+        "channel": "inbox", "locale": None, "expires_at": SATURDAY_2PM + 3600, "rich": None,
     }
     assert (decision.user_id, decision.venue_id, decision.event, decision.at) == (
         "u1", FORUM, "enter", SATURDAY_2PM)

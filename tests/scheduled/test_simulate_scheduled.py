@@ -46,6 +46,8 @@ def test_case_study_pushes_mothers_at_ten_and_fifteen_local(
     assert isinstance(decisions, list)
     assert {(d["event"], d["venue_id"]) for d in decisions} == {("scheduled", None)}
     assert not any(d["user_id"] == "jun" for d in decisions)  # not in the audience
+    pictures = {d["chosen"]["rich"]["image_url"] for d in decisions if d["chosen"]}
+    assert pictures == {"https://images.example.com/mother-baby/warm-moment.jpg"}
 
 
 def test_helsinki_mother_gets_her_own_ten_oclock(capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,7 +113,7 @@ class Rendered:
 @dataclass(frozen=True, slots=True)
 class TemplateProblem:
     """Why a campaign's template is refused: ``field`` is its path in the campaign
-    (``variants[0].body``), ``kind`` ``syntax`` or ``limit``."""
+    (``variants[0].body``), ``kind`` ``syntax``, ``limit`` or ``content`` (rich content)."""
 
     field: str
     kind: str

@@ -65,6 +65,7 @@ from triggers.decisions.index import CampaignIndex
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
+from triggers.decisions.rich import rich_of
 from triggers.decisions.routes import route_tip
 from triggers.decisions.rules import CampaignRules, TagBits
 from triggers.decisions.segments import segment_of
@@ -648,6 +649,7 @@ def _arbitrate(
             channel=channel,
             locale=variant.locale,
             expires_at=float(facts.ttl_from + rules.campaign.offer_ttl_s),
+            rich=rich_of(variant, profile, rendered.title),
         )
         lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
             (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm

@@ -1,7 +1,8 @@
 """A campaign's templates tried before it is stored: syntax, then a render for a few
 sample users, so that a template that cannot parse or that goes past the render limits
 is refused when it is written (422 naming ``variants[i].title`` / ``.body``), not found
-out event after event as ``template_error``.
+out event after event as ``template_error``. The rich content is chosen for the same
+samples: a picture left without alt text is refused on ``variants[i].image_alt``.
 
 The samples cover what changes a template's path through its branches: the three age
 bands (and no age), three locales, a user with nothing known, an item viewed, and a
@@ -21,6 +22,7 @@ from triggers.decisions.content import (
     MAX_BODY_CHARS,
     MAX_TITLE_CHARS,
     ContentEngine,
+    Rendered,
     TemplateProblem,
     build_context,
 )
@@ -32,6 +34,7 @@ from triggers.decisions.models import (
     Profile,
     Variant,
 )
+from triggers.decisions.rich import rich_of
 from triggers.decisions.sandbox import RenderMeter
 from triggers.decisions.segments import segment_of
 from venues.model import Venue, VenueKind
@@ -75,6 +78,7 @@ def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[Template
     past that, the field being tried is reported.
     """
     problems = engine.check(campaign)
+    problems += _rich_problems(engine, campaign, {p.field for p in problems})
     failed = {p.field for p in problems}
     budget = engine.limits.max_operations * PREVIEW_BUDGET_RENDERS
     spent = 0
@@ -100,6 +104,34 @@ def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[Template
                     break
             if spent > budget:
                 return problems
+    return problems
+
+
+def _rich_problems(
+    engine: ContentEngine, campaign: Campaign, failed: set[str]
+) -> list[TemplateProblem]:
+    """The rich content each sample user would get: a picture without ``image_alt`` is
+    described by the rendered title, so a title that renders empty for a sample user
+    leaves the picture without alt text (which email needs) — reported on
+    ``variants[i].image_alt`` (kind ``content``)."""
+    problems = []
+    for i, variant in enumerate(campaign.variants):
+        if variant.image_alt is not None or f"variants[{i}].title" in failed:
+            continue
+        for profile, context in zip(SAMPLE_PROFILES, _contexts(engine, campaign, variant),
+                                    strict=True):
+            if context is None:
+                continue
+            rendered = engine.render(variant, context)
+            if not isinstance(rendered, Rendered):
+                continue  # the template checks report it
+            rich = rich_of(variant, profile, rendered.title)
+            if rich is not None and rich.image_url is not None and not rich.image_alt:
+                problems.append(TemplateProblem(
+                    f"variants[{i}].image_alt", "content",
+                    f"the title renders empty for sample user {profile.user_id}, so the "
+                    "picture would have no alt text; give image_alt"))
+                break
     return problems
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from triggers.decisions.ledger import LedgerEntry
+from triggers.decisions.rich import RichContent
 
 
 class Reason(StrEnum):
@@ -90,6 +92,10 @@ class Chosen:
     """The locale of the rendition sent (``None`` for a locale-neutral one)."""
     expires_at: float
     """Epoch seconds: decided_at + the campaign's ``offer_ttl_s``."""
+    # Left out of the JSON when there is none, so a plain push's record keeps its bytes.
+    rich: Annotated[RichContent | None, Field(exclude_if=lambda v: v is None)] = None
+    """The image (chosen for the user's interests), link and buttons, when the variant
+    has any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,12 +52,15 @@ class OutboxStore(TenantDirectory, Protocol):
         ...
 
     async def record_feedback(
-        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float,
+        button: str | None = None,
     ) -> DeliveryRecord | None:
         """Append feedback to the delivery and update the user's ignored streak in the
         same transaction (dismissed/ignored +1, clicked/converted → 0). Idempotent: a
         kind the delivery already has changes nothing (the same report twice counts
-        once). None when the delivery does not exist."""
+        once). ``button`` (with ``clicked``; the caller checked it is one of the
+        delivery's) is stored with the click that is recorded, so a second click report
+        does not change it. None when the delivery does not exist."""
         ...
 
     async def count_deliveries(self, tenant_id: str, status: DeliveryStatus) -> int:

@@ -33,11 +33,11 @@ async def setup_case(
 ) -> None:
     await store.ensure_tenant(TENANT)
     await store.put_policy(TENANT, PolicyRecord(policy or relaxed_policy()))
+    campaign_data.setdefault("variants", [{"id": "warm", "title": "Hei {{ user.first_name }}",
+                                           "body": "A quiet moment for you and the baby"}])
     await store.create_campaign(TENANT, campaign(
         CAMPAIGN, trigger={"scheduled": {"times": list(times), "grace_s": grace_s}},
-        venues={}, audience={"any_of_tags": ["mother_baby"]},
-        variants=[{"id": "warm", "title": "Hei {{ user.first_name }}",
-                   "body": "A quiet moment for you and the baby"}], **campaign_data))
+        venues={}, audience={"any_of_tags": ["mother_baby"]}, **campaign_data))
     for user_id in HELSINKI_MOTHERS:
         await store.put_profile(TENANT, profile(user_id, tags=["mother_baby"]))
     for user_id in NEW_YORK_MOTHERS:

@@ -199,3 +199,13 @@ async def test_the_fall_back_overlap_fires_once(store: Store) -> None:
     assert await _round(store, again) == RoundResult(delivered_users=[])
     sent = await _deliveries(store)
     assert len([d for d in sent if d.user_id == "hel-0"]) == 1
+
+
+async def test_a_scheduled_push_carries_its_picture(store: Store) -> None:
+    picture = "https://images.example.com/mother-baby/warm-moment.jpg"
+    await setup_case(store, variants=[{"id": "warm", "title": "Hei", "body": "Huomenta",
+                                       "image_url": picture}])
+    await _round(store, HELSINKI_TEN)
+    sent = await _deliveries(store)
+    assert len(sent) == len(HELSINKI_MOTHERS)
+    assert {d.rich.image_url if d.rich else None for d in sent} == {picture}
