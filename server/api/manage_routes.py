@@ -419,3 +419,10 @@ OPERATIONS = [
               create_key, ADMIN, body=Body(KeyCreate), responses={201: KeyCreated},
               errors=(400, 413, 422)),
 ]
+
+
+async def validated_campaign(request: web.Request, body: Any, campaign_id: str) -> Campaign:
+    """The campaign a POST / PUT body would store, checked exactly as those routes check
+    it (schema, then templates for sample users), without storing it: the console's
+    validation as you type. Raises the same 422s."""
+    return await _campaign(request, body, campaign_id)

@@ -43,6 +43,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", "server.cli.serve", "run the HTTP service"),
     Command("keys", "server.cli.keys", "create API keys in a PostgreSQL store"),
     Command("stats", "server.cli.stats", "a campaign's deliveries, CTR and lift"),
+    Command("events", "server.cli.events", "import behaviour events (CSV or JSONL)"),
 )
 
 SIGPIPE_STATUS = 128 + 13

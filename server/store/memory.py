@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import math
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from server.store.base import (
     BBox,
@@ -82,6 +84,11 @@ from server.store.errors import (
     StoreError,
     VenueHasChildrenError,
 )
+from server.store.memory_behaviour import BehaviourLog
+from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.features import UserFeatures
+from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import (
     Campaign,
     CampaignStatus,
@@ -200,6 +207,7 @@ class _Tenant:
     stream_epoch: int = 0
     stream_user_epochs: dict[str, int] = field(default_factory=dict)
     """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
+    behaviour: BehaviourLog = field(default_factory=BehaviourLog)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     slot_cursors: dict[str, SlotCursor] = field(default_factory=dict)
     """Scheduled slots' fan-out progress, by cursor id."""
@@ -485,6 +493,7 @@ class MemoryStore:
             for key in converted:
                 del tenant.conversions[key]
             counts["conversions"] = len(converted)
+            counts.update(tenant.behaviour.erase(user_id))
             if tenant_id in self._tenants:
                 _bump_user_epoch(tenant, user_id)
             return counts
@@ -564,6 +573,38 @@ class MemoryStore:
         rows = sorted(self._r(tenant_id).events.get(user_id, {}).values(),
                       key=lambda r: (r.event.at, r.recorded_at, r.event_key))
         return rows[-limit:] if limit > 0 else []
+
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = sorted((r for by_key in self._r(tenant_id).events.values()
+                       for r in by_key.values()
+                       if r.event.venue_id == venue_id and r.event.at >= since),
+                      key=lambda r: (r.event.at, r.recorded_at, r.event_key))
+        return rows[-limit:] if limit > 0 else []
+
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        counts: Counter[tuple[float, str, str]] = Counter(
+            (math.floor(d.created_at / bucket_s) * bucket_s, d.channel, d.status.value)
+            for d in self._r(tenant_id).deliveries.values() if d.campaign_id == campaign_id)
+        return [(*key, n) for key, n in sorted(counts.items())]
+
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        chunks = list(self._r(tenant_id).pings.chunks)
+        users = np.concatenate([c.users for c in chunks]) if chunks else np.empty(0, str)
+        cols = np.concatenate([c.columns for c in chunks]) if chunks else np.empty((0, 8))
+        keep = np.flatnonzero(cols[:, 0] >= since)
+        users, cols = users[keep], cols[keep]
+        order = np.lexsort((users, cols[:, 0]))[-limit:] if limit > 0 else keep[:0]
+        users, cols = users[order], cols[order]
+        batch = PingBatch.from_columns(users.astype(str), cols[:, 0], cols[:, 1], cols[:, 2],
+                                       accuracy_m=cols[:, 3], speed_mps=cols[:, 4],
+                                       heading_deg=cols[:, 5], mock=cols[:, 6] != 0)
+        return batch, cols[:, 7].copy()
 
     # -- deliveries ------------------------------------------------------------------
 
@@ -869,6 +910,51 @@ class MemoryStore:
 
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
         return due_user_ids(self._r(tenant_id).presence, now, limit)
+
+    # -- behaviour (server.store.roles.behaviour) -------------------------------------
+
+    async def ingest_behaviour(
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
+    ) -> list[BehaviourRecord]:
+        # Synchronous between awaits: atomic, and a batch of the users cannot interleave.
+        tenant = self._t(tenant_id)
+        return tenant.behaviour.ingest(records, campaigns,
+                                       self._clock() if now is None else now,
+                                       tenant.decisions)
+
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.due(now, limit)
+
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.still_open(keys)
+
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        return self._r(tenant_id).behaviour.fired(keys)
+
+    async def list_behaviour(
+        self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100
+    ) -> list[BehaviourRecord]:
+        return self._r(tenant_id).behaviour.listing(user_id, since, limit)
+
+    async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
+        return self._r(tenant_id).behaviour.features.get(user_id)
+
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        features = self._r(tenant_id).behaviour.features
+        return {u: features[u] for u in user_ids if u in features}
+
+    async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
+        return self._r(tenant_id).behaviour.rules
+
+    async def put_tag_rules(self, tenant_id: str, rules: TagRules) -> None:
+        self._t(tenant_id).behaviour.rules = rules
+
+    async def prune_behaviour(self, tenant_id: str, *, before: float, limit: int) -> int:
+        return self._r(tenant_id).behaviour.prune(before, limit)
 
 
 class _MemoryTx:

@@ -52,7 +52,9 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
+from server.store import postgres_behaviour
 from server.store.base import (
     BBox,
     CampaignAggregate,
@@ -99,6 +101,10 @@ from server.store.errors import (
     VenueHasChildrenError,
 )
 from server.store.migrate import migrate, pending
+from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.features import UserFeatures
+from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
 from triggers.decisions.rich import RichContent
@@ -112,7 +118,8 @@ R = TypeVar("R")
 _T = TypeVar("_T")
 
 _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
-                 "user_streaks", "deliveries", "conversions")
+                 "user_streaks", "deliveries", "conversions", "behaviour_events",
+                 "behaviour_features", "behaviour_triggers")
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
@@ -804,6 +811,48 @@ class PostgresStore:
             tenant_id, user_id, limit)
         return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
 
+    @_translated
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT * FROM events WHERE tenant_id = $1 AND venue_id = $2"
+            " AND at >= $3 ORDER BY at DESC, recorded_at DESC, event_key DESC LIMIT $4) last"
+            " ORDER BY at, recorded_at, event_key",
+            tenant_id, venue_id, since, limit)
+        return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
+
+    @_translated
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        rows = await self._pool.fetch(
+            "SELECT floor(created_at / $3) * $3 AS bucket, channel, status, count(*) AS n"
+            " FROM deliveries WHERE tenant_id = $1 AND campaign_id = $2"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", tenant_id, campaign_id, bucket_s)
+        return [(float(r["bucket"]), r["channel"], r["status"], int(r["n"])) for r in rows]
+
+    @_translated
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT user_id, ts, lat, lng, accuracy_m, speed_mps, heading_deg,"
+            " mock, received_at FROM pings WHERE tenant_id = $1 AND ts >= $2"
+            " ORDER BY ts DESC, user_id DESC LIMIT $3) last ORDER BY ts, user_id",
+            tenant_id, since, limit)
+
+        def column(name: str) -> NDArray[np.float64]:
+            return np.array([np.nan if r[name] is None else r[name] for r in rows],
+                            dtype=np.float64)
+
+        batch = PingBatch.from_columns(
+            np.array([r["user_id"] for r in rows], dtype=str), column("ts"), column("lat"),
+            column("lng"), accuracy_m=column("accuracy_m"), speed_mps=column("speed_mps"),
+            heading_deg=column("heading_deg"),
+            mock=np.array([bool(r["mock"]) for r in rows], dtype=bool))
+        return batch, column("received_at")
+
     # -- deliveries ------------------------------------------------------------------
 
     @staticmethod
@@ -1240,6 +1289,67 @@ class PostgresStore:
             "SELECT user_id FROM presence WHERE tenant_id = $1 AND next_due_s <= $2"
             " ORDER BY next_due_s, user_id COLLATE \"C\" LIMIT $3", tenant_id, now, limit)
         return [r["user_id"] for r in rows]
+
+    # -- behaviour (server.store.roles.behaviour; statements in postgres_behaviour) ------
+
+    @_translated
+    async def ingest_behaviour(
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
+    ) -> list[BehaviourRecord]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.ingest(
+                conn, tenant_id, records, self._clock() if now is None else now, campaigns)
+
+    @_translated
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.due(conn, tenant_id, now, limit)
+
+    @_translated
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.still_open(conn, tenant_id, keys)
+
+    @_translated
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.fired(conn, tenant_id, keys)
+
+    @_translated
+    async def list_behaviour(
+        self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100
+    ) -> list[BehaviourRecord]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.listing(conn, tenant_id, user_id, since, limit)
+
+    @_translated
+    async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.features(conn, tenant_id, user_id)
+
+    @_translated
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.features_of(conn, tenant_id, user_ids)
+
+    @_translated
+    async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.get_rules(conn, tenant_id)
+
+    @_translated
+    async def put_tag_rules(self, tenant_id: str, rules: TagRules) -> None:
+        async with self._pool.acquire() as conn:
+            await postgres_behaviour.put_rules(conn, tenant_id, rules, self._clock())
+
+    @_translated
+    async def prune_behaviour(self, tenant_id: str, *, before: float, limit: int) -> int:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.prune(conn, tenant_id, before, limit)
 
 
 class _PgTx:

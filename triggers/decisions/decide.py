@@ -46,9 +46,9 @@ bit masks, numbers, sets, and the lines it can reuse) against the event's facts,
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from triggers.decisions.content import (
     ContentEngine,
@@ -101,11 +101,15 @@ def decide(  # noqa: PLR0917
     now: float,
     *,
     campaign_id: str | None = None,
+    behaviour_unmet: Mapping[str, str] | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
     ``venue`` is the event's venue, ``None`` for a scheduled or behaviour event, which
-    names its ``campaign_id`` instead. Reads ``ledger`` and never writes it. Raises
+    names its ``campaign_id`` instead. ``behaviour_unmet``: campaign id → why, for the
+    location campaigns whose ``also`` behaviour condition the user does not meet
+    (skipped as ``behaviour_condition_unmet`` before any other check). Reads ``ledger``
+    and never writes it. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
     if event.user_id != profile.user_id:
@@ -138,6 +142,10 @@ def decide(  # noqa: PLR0917
         lines = []
         add = lines.append
         for rules in candidates:
+            if behaviour_unmet and rules.id in behaviour_unmet:
+                add(Considered(rules.id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
+                               detail=behaviour_unmet[rules.id]))
+                continue
             # Most lines are audience misses: checked here, saving a call per candidate.
             blocked = (not rules.audience_free and _audience_miss(facts, rules)) or (
                 _later_block(facts, rules)
@@ -191,6 +199,12 @@ def _note_best_time(facts: _Facts, rules: CampaignRules) -> None:
     if scheduled is not None and scheduled.best_time is not None:
         facts.notes.append(f"best_time: no send-time model yet, so the fallback "
                            f"{scheduled.best_time.fallback} for every user")
+
+
+def _item_context(event: EventLike) -> dict[str, Any] | None:
+    """A behaviour event's item for templates (``item``); other events carry none."""
+    item_context = getattr(event, "item_context", None)
+    return item_context() if callable(item_context) else None
 
 
 _UNKNOWN = object()
@@ -634,6 +648,7 @@ def _arbitrate(
             if "route" in names and venue is not None
             else None,
             names=names,
+            item=_item_context(event) if "item" in names else None,
         )
         rendered = content.render(variant, context)
         if not isinstance(rendered, Rendered):

@@ -254,6 +254,23 @@ class Contacts(_Frozen):
         return tuple(dict.fromkeys(d.token for d in self.devices if d.platform == platform))
 
 
+class LearnedTag(_Frozen):
+    """A tag learned from behaviour events by a tenant's tag rule, with its provenance
+    (see :mod:`triggers.behaviour.rules`)."""
+
+    tag: Tag = Field(min_length=1)
+    reason: Text
+    """Why, in words: ``"7 views of sports in 30 days"``."""
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """The event kind of the rule's condition that holds."""
+    categories: tuple[Tag, ...] = Field(default=(), max_length=16)
+    """Its categories (empty: any category)."""
+    count: int = Field(ge=0)
+    within_days: float = Field(gt=0)
+    last_at: EpochSeconds | None = None
+    """The latest event counted."""
+
+
 class Profile(_Frozen):
     """What the decision knows about a user. Everything but ``user_id`` is optional."""
 
@@ -272,6 +289,8 @@ class Profile(_Frozen):
     language: Short | None = None
     """Preferred content language; overrides ``attributes.locale`` for variants."""
     recently_viewed: Item | None = None
+    learned_tags: tuple[LearnedTag, ...] = Field(default=(), max_length=MAX_TAGS)
+    """Tags learned from behaviour events (tenant tag rules), kept apart from ``tags``."""
     next_stops: dict[Id, NextStop] = Field(default={}, max_length=256)
     """Station venue id → the user's usual next station from there (route tips)."""
     contacts: Contacts = Contacts()

@@ -13,6 +13,7 @@ dates, not the clock.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from triggers.decisions.content import (
     MAX_TITLE_CHARS,
     ContentEngine,
     Rendered,
+    TemplateFailure,
     TemplateProblem,
     build_context,
 )
@@ -34,7 +36,7 @@ from triggers.decisions.models import (
     Profile,
     Variant,
 )
-from triggers.decisions.rich import rich_of
+from triggers.decisions.rich import RichContent, rich_of
 from triggers.decisions.sandbox import RenderMeter
 from triggers.decisions.segments import segment_of
 from venues.model import Venue, VenueKind
@@ -173,3 +175,45 @@ def _context(engine: ContentEngine, campaign: Campaign, variant: Variant, *,
         holiday=engine.holiday(country, local.date(), profile.content_locale),
         route=None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRender:
+    """One variant rendered for one sample user (``title``/``body``), or why it could
+    not be (``failure``)."""
+
+    variant_id: str
+    user_id: str
+    locale: str | None
+    age: int | None
+    local_time: str
+    title: str
+    body: str
+    failure: str | None
+    rich: RichContent | None = None
+    """The picture, link and buttons chosen for this person (``None``: plain text)."""
+
+
+def render_samples(engine: ContentEngine, campaign: Campaign) -> list[SampleRender]:
+    """Every variant of ``campaign`` rendered for every sample user, as a person
+    previewing the campaign reads it (same contexts as :func:`preview_campaign`).
+    Pure; bounded by ``engine``'s render limits per render."""
+    out: list[SampleRender] = []
+    for variant in campaign.variants:
+        for n, context in enumerate(_contexts(engine, campaign, variant)):
+            profile = SAMPLE_PROFILES[n]
+            local = SAMPLE_TIMES[n % len(SAMPLE_TIMES)].isoformat(timespec="minutes")
+            if context is None:
+                continue
+            rendered = engine.render(variant, context)
+            rich = (None if isinstance(rendered, TemplateFailure)
+                    else rich_of(variant, profile, rendered.title))
+            out.append(SampleRender(
+                variant_id=variant.id, user_id=profile.user_id,
+                locale=profile.attributes.locale, age=profile.attributes.age,
+                local_time=local,
+                title="" if isinstance(rendered, TemplateFailure) else rendered.title,
+                body="" if isinstance(rendered, TemplateFailure) else rendered.body,
+                failure=rendered.message if isinstance(rendered, TemplateFailure) else None,
+                rich=rich))
+    return out

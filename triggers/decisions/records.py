@@ -37,6 +37,10 @@ class Reason(StrEnum):
     TEMPLATE_ERROR = "template_error"
     LOWER_PRIORITY = "lower_priority"
     SENT = "sent"
+    CANCELLED_BY_FOLLOW_UP = "cancelled_by_follow_up"
+    BEHAVIOUR_CONDITION_UNMET = "behaviour_condition_unmet"
+    """A location campaign whose ``also`` behaviour condition the user did not meet."""
+    """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
     SLOT_MISSED = "slot_missed"
     """A scheduled slot whose grace period ended before the service could send it."""
 

@@ -119,3 +119,11 @@ class OutboxStore(TenantDirectory, Protocol):
     async def campaign_stats(self, tenant_id: str, campaign_id: str) -> CampaignAggregate:
         """The campaign's decisions, deliveries, feedback and conversions, aggregated."""
         ...
+
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        """The campaign's deliveries counted per time bucket (``created_at`` rounded
+        down to a multiple of ``bucket_s``), channel and status: ``(bucket start,
+        channel, status, count)`` rows ordered by bucket, channel, status."""
+        ...
