@@ -104,12 +104,13 @@ def test_reason_code_for_each_rule(expected: str, row: dict[str, Any]) -> None:
 
 
 def test_reason_table_covers_every_reason_code() -> None:
+    # slot_missed is the scheduler's, never decide's (tests/server/scheduled).
     # cancelled_by_follow_up is written when a behaviour trigger is cancelled, never by
     # decide (tests/server/api/test_events_triggers.py covers it).
     # behaviour_condition_unmet is the caller's finding (the user's behaviour events),
     # passed in as behaviour_unmet: tests/server/api/test_events_triggers.py.
     assert {r[0] for r in REASON_TABLE} == {str(r) for r in Reason} - {
-        "cancelled_by_follow_up", "behaviour_condition_unmet"}
+        "slot_missed", "cancelled_by_follow_up", "behaviour_condition_unmet"}
 
 
 def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:

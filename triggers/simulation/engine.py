@@ -41,7 +41,8 @@ from triggers.decisions.segments import Visit
 from triggers.learning.signals import FeedbackBook
 from triggers.presence import advance, process_batch
 from triggers.presence_events import PresenceEvent
-from triggers.presence_state import new_state
+from triggers.presence_policy import PresencePolicy
+from triggers.presence_state import PresenceState, new_state
 from triggers.simulation.backtest import BacktestTally
 from triggers.simulation.response import (
     ResponseModel,
@@ -54,6 +55,7 @@ from triggers.simulation.response import (
 from triggers.simulation.result import Delivery, SimulationResult, Stats, Track, idempotency_key
 from triggers.simulation.routes import resolve
 from triggers.simulation.scenario import Crowd, GenerateSpec, Scenario
+from triggers.simulation.scheduled import SlotDecider, SlotFeed, slot_feed
 from triggers.simulation.stream import Device, PingStream, lay_out
 from triggers.trajectory import PingColumns, TrajectorySpec
 from venues.model import Venue
@@ -252,10 +254,14 @@ class _Responder:
 
 
 def _user_ids(scenario: Scenario, devs: Sequence[Device]) -> set[str]:
-    """Every user of the run: the generated devices' and the recorded pings'."""
+    """Every user of the run: the generated devices' and the recorded pings', and with a
+    scheduled campaign the scenario's profiles too (a slot reaches users who never
+    ping)."""
     user_ids = {d.user_id for d in devs}
     if scenario.recorded is not None:
         user_ids.update(np.unique(scenario.recorded.user_id).tolist())
+    if any(c.trigger.scheduled is not None for c in scenario.spec.campaigns):
+        user_ids.update(p.user_id for p in scenario.spec.profiles)
     return user_ids
 
 
@@ -351,11 +357,12 @@ def simulate(
         spec.response, spec.seed, tz, [c.traits for c in spec.users], crowd_of)
     handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records,
                       responder)
+    feed = slot_feed([c for w in worlds for c in w.index.active_of_kind("scheduled")],
+                     [profiles(u) for u in sorted(user_ids)], tenant, begin, end)
+    slots = SlotDecider(result, worlds, tally, profiles, tenant, keep_records)
 
     def fire(until: float) -> None:
-        while state.timers and state.timers[0][0] <= until:
-            due = state.timers[0][0]
-            handle(advance(state, due, presence), due)
+        _fire_until(until, state, presence, handle, feed, slots)
 
     clock = begin
     total = max(end - begin, 1e-9)
@@ -395,6 +402,21 @@ def _response_report(name: str, live: _World, other_name: str | None,
         policies[other_name] = other.responses.report()
         report["lift"] = lift_report(name, live.responses, other_name, other.responses)
     return report
+
+
+# The loop's parts, passed in as they are at the call (``state`` is replaced per batch).
+def _fire_until(  # noqa: PLR0917
+    until: float, state: PresenceState, presence: PresencePolicy, handle: _Decider,
+    feed: SlotFeed, slots: SlotDecider,
+) -> None:
+    """Timers and scheduled slots due up to ``until``, each at its own instant, in time
+    order (a slot first when both are due at once)."""
+    while (due := min(state.timers[0][0] if state.timers else math.inf,
+                      feed.next_at())) <= until:
+        if feed.next_at() <= due:
+            slots(feed.take(due))
+        else:
+            handle(advance(state, due, presence), due)
 
 
 def _end_hint(scenario: Scenario, devs: Sequence[Device]) -> float:
