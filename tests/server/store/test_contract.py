@@ -41,7 +41,7 @@ from tests.server.store.builders import (
     venue,
 )
 from triggers.behaviour.events import BehaviourEvent
-from triggers.decisions import CampaignStatus, FeedbackKind, TenantPolicy
+from triggers.decisions import Campaign, CampaignStatus, FeedbackKind, TenantPolicy
 from triggers.pings import PingBatch
 from venues import venue_to_feature
 
@@ -575,6 +575,11 @@ async def test_delivery_status_and_feedback_feed_the_ignored_streak(
 
 # --------------------------------------------------------------------------- erasure
 
+_AFTER_A_VIEW = Campaign.model_validate({
+    "id": "after-a-view", "trigger": {"behaviour": {"kind": "view", "delay_s": 3600}},
+    "variants": [{"id": "a", "title": "Still thinking?", "body": "It is still there."}]})
+"""Starts a pending behaviour trigger, so erasure has one to delete."""
+
 
 async def _everything_about(store: Store, tenant: str, user_id: str) -> None:
     await store.put_profile(tenant, profile(user_id))
@@ -589,7 +594,8 @@ async def _everything_about(store: Store, tenant: str, user_id: str) -> None:
                                 now=T0)
     await store.record_conversion(tenant, "c1", user_id, at=T0)
     await store.ingest_behaviour(tenant, [BehaviourRecord.of(BehaviourEvent(
-        user_id=user_id, ts=T0, kind="view"), received_at=T0)])
+        user_id=user_id, ts=T0, kind="view"), received_at=T0)], campaigns=[_AFTER_A_VIEW],
+        now=T0)
 
 
 async def test_erase_user_deletes_everything_about_the_user_only(
@@ -603,7 +609,7 @@ async def test_erase_user_deletes_everything_about_the_user_only(
     assert counts == {"profiles": 1, "pings": 3, "presence": 1, "events": 1, "decisions": 1,
                       "ledger": 1, "streaks": 1, "deliveries": 1, "conversions": 1,
                       "behaviour_events": 1, "behaviour_features": 1,
-                      "behaviour_triggers": 0}
+                      "behaviour_triggers": 1}
     assert await store.get_profile(tenant, "u1") is None
     assert await store.list_events(tenant, "u1") == []
     assert await store.list_decisions(tenant, "u1") == []
