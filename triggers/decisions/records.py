@@ -41,6 +41,8 @@ class Reason(StrEnum):
     BEHAVIOUR_CONDITION_UNMET = "behaviour_condition_unmet"
     """A location campaign whose ``also`` behaviour condition the user did not meet."""
     """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
+    SLOT_MISSED = "slot_missed"
+    """A scheduled slot whose grace period ended before the service could send it."""
 
 
 _HELD_OUT_CONTROL = Reason.HELD_OUT_CONTROL
