@@ -19,8 +19,10 @@ from server.auth import Role
 from server.behaviour_service import fire_all_behaviour_triggers
 from server.cli.__main__ import main
 from server.cli.scenario_files import ScenarioFileError, load_scenario
+from server.scheduler import schedule_round
 from tests.server.api.conftest import NOON_UTC, Api, api, clock  # noqa: F401 - fixtures
 from tests.server.conftest import TENANT, memory_store, pg_schema, pg_store, store  # noqa: F401
+from triggers.decisions import Profile
 from triggers.decisions.records import Decision
 from triggers.simulation import Scenario, SimulationResult, check, simulate
 from triggers.simulation.behaviour import scenario_events
@@ -318,3 +320,42 @@ async def test_the_simulator_decides_as_the_service_on_the_same_events(
 
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, ZoneInfo("UTC")).isoformat()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_purchase_posted_to_the_service_puts_the_user_in_a_scheduled_audience(
+    api: Api, tmp_path: Path,  # noqa: F811 - the fixture imported above
+) -> None:
+    campaign: dict[str, Any] = {
+        "id": "mother-baby-daily", "status": "active",
+        "trigger": {"scheduled": {"times": ["10:00"]}},
+        "audience": {"any_of_tags": ["mother_baby"]},
+        "variants": [{"id": "warm", "title": "早安", "body": "给宝宝换上柔软的新衣。"}]}
+    profiles = [{"user_id": u, "attributes": {"timezone": "Asia/Shanghai"}}
+                for u in ("mei", "jun")]
+    events = [{"user_id": "mei", "ts": NOON_UTC, "kind": "purchase",
+               "item": {"id": "formula-800g", "category": "baby"}},
+              {"user_id": "jun", "ts": NOON_UTC, "kind": "purchase",
+               "item": {"id": "earbuds", "category": "electronics"}}]
+    await api.call("POST", "/v1/campaigns", json_body=campaign, expect=201)
+    for profile in profiles:
+        await api.store.put_profile(TENANT, Profile.model_validate(profile))
+    _, body = await api.call("POST", "/v1/events", role=Role.SDK,
+                             json_body={"events": events}, expect=200)
+    assert body["rejected"] == []
+    ten_beijing = NOON_UTC + 14 * HOUR  # 2026-03-03T10:00+08:00
+    api.clock.now = ten_beijing
+    done = await schedule_round(api.store, api.client.app[CORES], TENANT, ten_beijing,
+                                list_users=True)
+    assert done.delivered_users == ["mei"]  # an electronics purchase is no baby purchase
+    _, body = await api.call("GET", "/v1/users/mei/decisions", role=Role.MANAGER, expect=200)
+    served = [_of_api(d) for d in body["decisions"]]
+
+    path = tmp_path / "same.yaml"
+    path.write_text(json.dumps({
+        "name": "the service's purchases", "start": _utc(NOON_UTC - 60),
+        "end": _utc(ten_beijing + HOUR), "venues": str(MALL), "profiles": profiles,
+        "events": events, "campaigns": [campaign]}), encoding="utf-8")
+    simulated = [_of_sim(d) for d in simulate(load_scenario(path)).decisions]
+    assert simulated == served
+    assert simulated[0][5] == ("mother-baby-daily", "早安", "给宝宝换上柔软的新衣。")
