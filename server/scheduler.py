@@ -182,7 +182,9 @@ class _Walk:
                 if page:
                     result.pages += 1
                     after = page[-1].user_id
-                    running.append((asyncio.create_task(self._page(slot, state, page)), after))
+                    learned = await _with_learned_tags(store, tenant_id, page, self.now)
+                    running.append((asyncio.create_task(self._page(slot, state, learned)),
+                                    after))
                 while running and (len(running) >= self.in_flight
                                    or len(page) < self.page_users):
                     await settle_oldest()
@@ -202,7 +204,6 @@ class _Walk:
         """Decide one page for ``slot`` and write it, in one transaction."""
         core, now, result = self.core, self.now, self.result
         users = [p.user_id for p in page]
-        page = await _with_learned_tags(self.store, core.tenant_id, page, now)
         async with self.store.batch(core.tenant_id, users) as tx:
             snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
             ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
