@@ -47,6 +47,7 @@ from server.api.context import (
     STORE,
 )
 from server.api.registry import Operation, add_routes
+from server.arm_stats import ArmStatsRefresher
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
 from server.behaviour_service import TriggerRound, prune_old_behaviour
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
@@ -143,6 +144,7 @@ def create_app(
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
+    app.cleanup_ctx.append(_arm_stats_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
@@ -319,6 +321,13 @@ async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _arm_stats_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Thompson sampling's arm counts, cached per tenant (see :mod:`server.arm_stats`)."""
+    refresher = ArmStatsRefresher(app[STORE], app[CORES], app[CLOCK])
+    async with _running(refresher.run(), "geopush-arm-stats"):
+        yield
+
+
 PRUNE_ROUND_PINGS = 10_000
 """Pings deleted per statement by the housekeeping loop: short deletes, other work between."""
 
@@ -401,11 +410,11 @@ async def _timer_loop(app: web.Application) -> None:
             app[OUTBOX].wake()
         app[LEARNER].visits_ended(tenant_id, ended_visits(result.events))
 
-    def behaviour(tenant_id: str, result: TriggerRound) -> None:
+    def scheduled(tenant_id: str, result: RoundResult) -> None:
         if result.deliveries and OUTBOX in app:
             app[OUTBOX].wake()
 
-    def scheduled(tenant_id: str, result: RoundResult) -> None:
+    def behaviour(tenant_id: str, result: TriggerRound) -> None:
         if result.deliveries and OUTBOX in app:
             app[OUTBOX].wake()
 

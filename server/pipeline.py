@@ -56,6 +56,7 @@ from typing import Any, cast
 import numpy as np
 
 from geo.errors import GeoError
+from server.arm_stats import batch_signals
 from server.behaviour_service import (
     BehaviourFacts,
     TriggerRound,
@@ -71,6 +72,7 @@ from server.tenant_core import TenantCore, TenantCores
 from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from triggers.pings import PingBatch
 from triggers.presence import Verdict, advance, process_batch, reconcile_venues
 from triggers.presence_events import EventKind, PresenceCounters, PresenceEvent
@@ -183,6 +185,7 @@ async def ingest_parts(
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)
         result = await _settle(tx, core, state, _merge(events, more), now,
+                               signals=cores.signals(tenant_id),
                                behaviour=_behaviour_role(store))
     if len(parts) == 1:
         return [result]
@@ -259,7 +262,8 @@ async def fire_timers(
             events = _merge(events, advance(state, now, core.presence))
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: timers refused: {exc}") from exc
-        return await _settle(tx, core, state, events, now, behaviour=_behaviour_role(store))
+        return await _settle(tx, core, state, events, now,
+                             signals=cores.signals(tenant_id), behaviour=_behaviour_role(store))
 
 
 async def fire_all_timers(
@@ -402,9 +406,10 @@ def _behaviour_role(store: IngestStore) -> BehaviourStore | None:
 
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
-    now: float, *, behaviour: BehaviourStore | None = None,
+    now: float, *, signals: Signals | None = None, behaviour: BehaviourStore | None = None,
 ) -> IngestResult:
     """Decide every event and write everything; the caller's ``async with`` commits.
+    ``signals``: the tenant's cached feedback counts (``server.arm_stats``);
     ``behaviour``: where the users' behaviour events are read for the campaigns with an
     ``also`` condition."""
     tenant_id = tx.tenant_id
@@ -412,6 +417,7 @@ async def _settle(
     # whole batch's (a group commit locks up to thousands of users).
     deciding = sorted({e.user_id for e in events})
     profiles = await tx.load_profiles(deciding) if events else {}
+    signals = await batch_signals(tx, core, signals, deciding, now)
     facts = BehaviourFacts()
     if events and behaviour is not None:
         facts = await behaviour_facts(behaviour, core, profiles, deciding, now)
@@ -438,7 +444,7 @@ async def _settle(
             else None
         try:
             decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
-                              behaviour_unmet=unmet)
+                              behaviour_unmet=unmet, signals=signals)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)

@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day"),
                         ("delivery", "Delivery"), ("decide", "Campaign decisions"),
                         ("service", "HTTP service"), ("locate", "geopush locate"),
-                        ("events", "Behaviour events"),
-                        ("scheduled", "Scheduled fan-out")):
+                        ("events", "Behaviour events"), ("scheduled", "Scheduled fan-out")):
         if args.only in (None, name):
             print(f"== {title}")
             section = _run_section(name, args.quick)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,14 +35,25 @@ from geo.index import GeofenceIndex
 from triggers.behaviour.events import BehaviourEvent
 from triggers.decisions import CampaignIndex, InMemoryLedger, Profile, decide, selector_matches
 from triggers.decisions.learning import learn_profile
+from triggers.decisions.ledger import FeedbackKind
 from triggers.decisions.models import Campaign, EventKind, TenantPolicy
 from triggers.decisions.records import Decision
 from triggers.decisions.segments import Visit
+from triggers.learning.signals import FeedbackBook
 from triggers.presence import advance, process_batch
 from triggers.presence_events import PresenceEvent
-from triggers.presence_state import new_state
+from triggers.presence_policy import PresencePolicy
+from triggers.presence_state import PresenceState, new_state
 from triggers.simulation.backtest import BacktestTally
 from triggers.simulation.behaviour import BehaviourReplay, scenario_events, tag_rules
+from triggers.simulation.response import (
+    ResponseModel,
+    ResponseTally,
+    Traits,
+    lift_report,
+    respond,
+    tags_of,
+)
 from triggers.simulation.result import Delivery, SimulationResult, Stats, Track, idempotency_key
 from triggers.simulation.routes import resolve
 from triggers.simulation.scenario import Crowd, GenerateSpec, Scenario
@@ -61,6 +74,11 @@ class _World:
     thresholds: dict[str, frozenset[int]]
     """Venue id → the DWELL thresholds this world's campaigns asked for (+ the venue's)."""
     ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+    policy: TenantPolicy | None = None
+    """The world's tenant policy; ``None``: the scenario's."""
+    book: FeedbackBook = field(default_factory=FeedbackBook)
+    """Feedback counts the learning options read (filled by the response model)."""
+    responses: ResponseTally = field(default_factory=ResponseTally)
 
     def sees(self, event: PresenceEvent) -> bool:
         """DWELL events at thresholds only another world asked for are not this world's:
@@ -176,16 +194,72 @@ class _Profiles:
 
 def _worlds(
     scenario: Scenario, candidate: Campaign | None
-) -> tuple[list[_World], BacktestTally | None]:
-    """The live world, and with ``candidate`` the shadow world that back-tests it (the
-    live campaigns with the candidate added, or replacing its namesake) and its tally."""
-    live = list(scenario.spec.campaigns)
+) -> tuple[list[_World], BacktestTally | None, _World | None]:
+    """The live world; with ``candidate`` the shadow world that back-tests it (the live
+    campaigns with the candidate added, or replacing its namesake) and its tally; with
+    the scenario's ``compare``, the compared policy's world (last)."""
+    spec = scenario.spec
+    live = list(spec.campaigns)
     worlds = [_World(CampaignIndex(live), dwell_thresholds(live, scenario.venues))]
-    if candidate is None:
-        return worlds, None
-    shadow = [c for c in live if c.id != candidate.id] + [candidate]
-    worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, scenario.venues)))
-    return worlds, BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+    tally = None
+    if candidate is not None:
+        shadow = [c for c in live if c.id != candidate.id] + [candidate]
+        worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, scenario.venues)))
+        tally = BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+    compared = None
+    if spec.compare is not None:
+        campaigns = list(spec.compare.campaigns if spec.compare.campaigns is not None else live)
+        compared = _World(CampaignIndex(campaigns), dwell_thresholds(campaigns, scenario.venues),
+                          policy=spec.compare_policy().tenant())
+        worlds.append(compared)
+    return worlds, tally, compared
+
+
+@dataclass(slots=True)
+class _Responder:
+    """Draws each push's open and click (``response`` in the scenario) and feeds them
+    back to the world's ledger and feedback book, as the service's feedback would."""
+
+    model: ResponseModel
+    seed: int
+    tz: tzinfo
+    crowd_traits: list[Traits | None]
+    crowd_of: dict[str, int]
+
+    def traits(self, user_id: str) -> Traits:
+        given = self.model.users.get(user_id)
+        if given is not None:
+            return given
+        crowd = self.crowd_of.get(user_id)
+        found = None if crowd is None else self.crowd_traits[crowd]
+        return found if found is not None else self.model.traits
+
+    def __call__(self, world: _World, event: PresenceEvent, decision: Decision,
+                 profile: Profile, now: float) -> None:
+        chosen = decision.chosen
+        if chosen is None:
+            return
+        user_id, book, model = decision.user_id, world.book, self.model
+        zone = profile.attributes.timezone
+        local = datetime.fromtimestamp(now, ZoneInfo(zone) if zone else self.tz)
+        response = respond(
+            model, self.traits(user_id), seed=self.seed, user_id=user_id,
+            delivery_key=idempotency_key(event, chosen.campaign_id), channel=chosen.channel,
+            tags=tags_of(model, chosen.campaign_id, chosen.variant_id),
+            minute=local.hour * 60 + local.minute,
+            recent=book.recent_engagement(user_id, now - model.fatigue_window_s).trials,
+        )
+        push = book.record_send(user_id, chosen.campaign_id, chosen.variant_id, chosen.channel,
+                                now)
+        world.responses.add(chosen.campaign_id, chosen.variant_id, response)
+        if response.clicked:
+            book.record_click(push)
+            world.ledger.record_feedback(user_id, FeedbackKind.CLICKED)
+        elif response.opened:
+            book.record_open(push)
+            world.ledger.record_feedback(user_id, FeedbackKind.OPENED)
+        else:
+            world.ledger.record_feedback(user_id, FeedbackKind.IGNORED)
 
 
 def _user_ids(scenario: Scenario, devs: Sequence[Device],
@@ -216,6 +290,7 @@ class _Decider:
     tenant: TenantPolicy
     zone: str
     keep_records: bool
+    responder: _Responder | None = None
     behaviour: BehaviourReplay | None = None
 
     def __call__(self, events: Sequence[PresenceEvent], now: float) -> None:
@@ -233,10 +308,13 @@ class _Decider:
                     continue
                 unmet = None if self.behaviour is None else self.behaviour.unmet(
                     world.index, event.user_id, event.at)
-                decision = decide(event, profile, world.index, venue, self.tenant, world.ledger,
-                                  now, behaviour_unmet=unmet)
+                decision = decide(event, profile, world.index, venue,
+                                  world.policy or self.tenant, world.ledger, now,
+                                  signals=world.book, behaviour_unmet=unmet)
                 for entry in decision.ledger_entries():
                     world.ledger.record(entry)
+                if self.responder is not None:
+                    self.responder(world, event, decision, profile, now)
                 decided.append(decision)
                 if k == 0:
                     _record(result, event, decision, keep_records)
@@ -262,7 +340,7 @@ def simulate(
     tz = spec.tz
     by_id = scenario.venues_by_id
     tenant: TenantPolicy = spec.policy.tenant()
-    worlds, tally = _worlds(scenario, candidate)
+    worlds, tally, compared = _worlds(scenario, candidate)
     presence = spec.policy.presence.build().with_venues(
         ((v.id, v.dwell_s) for v in scenario.venues),
         {vid: tuple(sorted(set().union(*(w.thresholds[vid] for w in worlds))))
@@ -290,21 +368,15 @@ def simulate(
         open_visits=0,
     )
     state = new_state()
+    responder = None if spec.response is None else _Responder(
+        spec.response, spec.seed, tz, [c.traits for c in spec.users], crowd_of)
     sources = _Sources.build(scenario, result, worlds, tally, profiles, behaviour,
                              sorted(user_ids), keep_records)
     handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records,
-                      sources.replay)
+                      responder=responder, behaviour=sources.replay)
 
     def fire(until: float) -> None:
-        # Timers, scheduled slots and behaviour events and triggers, each at its own
-        # instant, in time order (a slot first when several are due at once, then
-        # behaviour, then presence timers).
-        while (due := min(state.timers[0][0] if state.timers else math.inf,
-                          sources.next_at())) <= until:
-            if sources.next_at() <= due:
-                sources.run(due)
-            else:
-                handle(advance(state, due, presence), due)
+        _fire_until(until, state, presence, handle, sources)
 
     clock = begin
     total = max(end - begin, 1e-9)
@@ -328,6 +400,10 @@ def simulate(
     result.open_visits = sum(len(v) for v in state.visits.values())
     if tally is not None:
         result.backtest = tally.report()
+    if spec.response is not None:
+        other = None if spec.compare is None else spec.compare.name
+        result.response = _response_report(spec.response.policy_name, worlds[0], other,
+                                           compared)
     return result
 
 
@@ -389,6 +465,33 @@ def _last_behaviour(events: Sequence[BehaviourEvent], worlds: Sequence[_World]) 
     delays = [c.trigger.behaviour.delay_s for w in worlds
               for c in w.index.active_of_kind("behaviour") if c.trigger.behaviour is not None]
     return events[-1].ts + max(delays, default=0.0)
+
+
+def _response_report(name: str, live: _World, other_name: str | None,
+                     other: _World | None) -> dict[str, Any]:
+    """Opens, clicks and CTR per policy, campaign and variant; the lift over ``other``."""
+    policies = {name: live.responses.report()}
+    report: dict[str, Any] = {"policies": policies}
+    if other is not None and other_name is not None:
+        policies[other_name] = other.responses.report()
+        report["lift"] = lift_report(name, live.responses, other_name, other.responses)
+    return report
+
+
+# The loop's parts, passed in as they are at the call (``state`` is replaced per batch).
+def _fire_until(
+    until: float, state: PresenceState, presence: PresencePolicy, handle: _Decider,
+    sources: _Sources,
+) -> None:
+    """Timers, scheduled slots and behaviour events and triggers due up to ``until``,
+    each at its own instant, in time order (a slot first when several are due at once,
+    then behaviour, then presence timers)."""
+    while (due := min(state.timers[0][0] if state.timers else math.inf,
+                      sources.next_at())) <= until:
+        if sources.next_at() <= due:
+            sources.run(due)
+        else:
+            handle(advance(state, due, presence), due)
 
 
 def _end_hint(scenario: Scenario, devs: Sequence[Device]) -> float:

@@ -28,7 +28,9 @@ Extensions to DESIGN's example, all optional:
   generate: [...]}``, see :class:`EventGenerator`; trajectories and crowds may carry
   ``events: {generate: [...]}``), ``tag_rules`` (as ``PUT /v1/tag-rules``; default: the
   service's defaults). The file loader resolves the files and hands over
-  ``events`` and ``event_generators`` as objects.
+  ``events`` and ``event_generators`` as objects;
+- ``response`` (latent traits and the response model) and ``compare`` (a second policy
+  on the same events): see :mod:`triggers.simulation.response`; ``users[].traits``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from triggers.decisions.models import (
 from triggers.decisions.records import Reason
 from triggers.presence_policy import PresencePolicy
 from triggers.simulation.errors import SimulationError
+from triggers.simulation.response import Compare, ResponseModel, Traits
 from triggers.simulation.routes import Leg, check_legs, parse_leg
 from triggers.trajectory import PingColumns
 from venues.model import Venue
@@ -223,6 +226,8 @@ class Crowd(_Frozen):
     generate: GenerateSpec
     events: GeneratedEvents | None = None
     """Behaviour events generated for every user of the crowd."""
+    traits: Traits | None = None
+    """The crowd's latent traits for the ``response`` model (every user the same)."""
 
     def user_id(self, n: int) -> str:
         return f"{self.id_prefix}{n:0{len(str(self.count))}d}"
@@ -327,6 +332,15 @@ class ScenarioSpec(_Frozen):
     event_generators: tuple[UserEvents, ...] = ()
     tag_rules: Annotated[TagRules | None, BeforeValidator(_as_rules)] = None
     """The tenant's rules for learned tags; ``None``: the service's defaults."""
+    response: ResponseModel | None = None
+    """Latent traits and the response model: ``simulate`` draws opens and clicks."""
+    compare: Compare | None = None
+    """A second policy decided on the same events, for the response's CTR lift."""
+
+    def compare_policy(self) -> ScenarioPolicy:
+        """The compared world's policy: the scenario's with ``compare.policy`` applied."""
+        overrides = {} if self.compare is None else self.compare.policy
+        return ScenarioPolicy.model_validate({**self.policy.model_dump(), **overrides})
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioSpec:
@@ -341,6 +355,13 @@ class ScenarioSpec(_Frozen):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate campaign ids {dup}")
+        if self.compare is not None:
+            if self.response is None:
+                raise ValueError("compare needs a response model to compare CTRs")
+            try:
+                self.compare_policy()
+            except ValueError as exc:
+                raise ValueError(f"compare.policy: {exc}") from exc
         return self
 
     @property

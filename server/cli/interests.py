@@ -1,0 +1,141 @@
+"""``geopush interests fit|predict``: the interest model on exported behaviour events.
+
+- ``fit --events EVENTS.csv --out MODEL [--until T] [--period-days D]``: learns, for each
+  user and category, the probability of engaging with the category in the next period,
+  and prints its held-out recall@5 against the two baselines.
+- ``predict --model MODEL --at T [--users USERS.txt] [--top K] --out PRED.csv``: writes
+  ``user_id,category,score,rank`` (rank 1 = most likely); users the model has never seen
+  get the popular categories.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from triggers.learning.interests import InterestModel
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define the ``interests`` arguments (imports nothing heavy: see ``__main__``)."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fit = sub.add_parser("fit", help="learn interests from an events CSV")
+    fit.add_argument("--events", required=True, metavar="EVENTS.csv",
+                     help="user_id,ts,kind,item_id,category[,price,event_id]")
+    fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    fit.add_argument("--until", default=None, metavar="T",
+                     help="ignore events at or after T (ISO 8601 or epoch seconds)")
+    fit.add_argument("--period-days", type=float, default=7.0, metavar="D",
+                     help="length of the 'next period' predicted (default: 7)")
+    fit.set_defaults(func=run_fit)
+    predict = sub.add_parser("predict", help="each user's likeliest categories")
+    predict.add_argument("--model", required=True, metavar="MODEL")
+    predict.add_argument("--at", required=True, metavar="T",
+                         help="start of the period predicted (ISO 8601 or epoch seconds)")
+    predict.add_argument("--users", default=None, metavar="USERS.txt",
+                         help="one user id a line (default: every user of the model)")
+    predict.add_argument("--top", type=int, default=10, metavar="K",
+                         help="categories per user (default: 10)")
+    predict.add_argument("--out", required=True, metavar="PRED.csv")
+    predict.set_defaults(func=run_predict)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """``interests fit``: two passes over the file (check, then aggregate), then training."""
+    from server.cli import learning_common as common  # noqa: PLC0415 - heavy imports run
+    from triggers.learning import interests  # noqa: PLC0415
+
+    if args.period_days <= 0:
+        from server.cli.common import CliError  # noqa: PLC0415
+
+        raise CliError("must be more than 0", field="--period-days")
+    seen = common.first_pass(args.events, args.until)
+    params = interests.InterestParams(period_d=args.period_days)
+    acc = interests.InterestAccumulator(
+        seen.until_t, interests.training_cutoffs(seen.first_t, seen.until_t, params),
+        params.period_s, interests.sample_rate(len(seen.users), params))
+    common.second_pass(args.events, seen,
+                       lambda c: acc.add(c.user, c.category, c.kind, c.ts))
+    model = interests.fit(acc, seen.categories.ids, params, progress=common.say)
+    save(args.out, model, seen.users.ids)
+    ev = model.evaluation
+    print(f"interests: {acc.events} events, {len(seen.users)} users, "
+          f"{len(seen.categories)} categories, until {seen.until_t:.0f}")
+    if "model" in ev:
+        print(f"held-out recall@5: model {ev['model']:.4f}, "
+              f"recency-frequency {ev['recency_frequency']:.4f}, "
+              f"popularity {ev['popularity']:.4f} ({ev['holdout_users']:.0f} users); "
+              f"{'ranker promoted' if model.booster else 'recency-frequency baseline serves'}")
+    else:
+        print("too little history to train a ranker and judge it on held-out time (two "
+              f"periods and a day, or {params.min_holdout_users} held-out users): the "
+              "recency-frequency baseline serves")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``interests predict``."""
+    import numpy as np  # noqa: PLC0415 - heavy imports run
+
+    from server.cli import learning_common as common  # noqa: PLC0415
+    from server.cli.events_csv import parse_time_option  # noqa: PLC0415
+    from triggers.learning import interests  # noqa: PLC0415
+    from triggers.learning.features import context  # noqa: PLC0415
+
+    top = common.check_top(args.top)
+    at_t = parse_time_option(args.at, "--at")
+    model, model_users = load(args.model)
+    user_ids, index = common.prediction_users(args.users, model_users)
+    ctx = context(model.state, len(model.categories))
+    known = np.unique(index[index < len(model_users)])
+    cats = np.full((len(index), top), -1, dtype=np.int64)
+    scores = np.full((len(index), top), np.nan)
+    if len(known):
+        c, s = interests.rank(model, known, at_t, top, ctx)
+        row = np.searchsorted(known, index)
+        found = index < len(model_users)
+        cats[found], scores[found] = c[row[found]], s[row[found]]
+    cold = index >= len(model_users)
+    if cold.any():
+        c, s = interests.rank(model, np.array([len(model_users)]), at_t, top, ctx)
+        cats[cold], scores[cold] = c[0], s[0]
+    rows = common.write_predictions(args.out, "category", user_ids, cats,
+                                    labels=model.categories, scores=scores)
+    print(f"interests: {rows} predictions for {len(user_ids)} users "
+          f"({int(cold.sum())} without history) in {args.out}")
+    return 0
+
+
+def save(path: str, model: InterestModel, users: list[str]) -> None:
+    """Write an interest model file (see :mod:`server.cli.model_files`)."""
+    import dataclasses  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+
+    from server.cli.model_files import write_model  # noqa: PLC0415
+
+    header = {"params": dataclasses.asdict(model.params), "until_t": model.until_t,
+              "rf_half_life": model.rf_half_life, "pop_half_life": model.pop_half_life,
+              "evaluation": model.evaluation}
+    booster = np.frombuffer((model.booster or "").encode(), dtype=np.uint8)
+    write_model(path, "interests", header,
+                {"state_keys": model.state.keys, "state_values": model.state.values,
+                 "booster": booster},
+                {"users": users, "categories": model.categories})
+
+
+def load(path: str) -> tuple[InterestModel, list[str]]:
+    """Read an interest model file: the model and its user ids (index order)."""
+    from server.cli.model_files import read_model  # noqa: PLC0415
+    from triggers.learning.interests import InterestModel, InterestParams  # noqa: PLC0415
+    from triggers.learning.pairs import PairTable  # noqa: PLC0415
+
+    loaded = read_model(path, "interests")
+    h, a = loaded.header, loaded.arrays
+    booster = a["booster"].tobytes().decode()
+    state = PairTable(float(h["until_t"]), a["state_keys"], a["state_values"])
+    model = InterestModel(InterestParams(**h["params"]), loaded.strings("categories"), state,
+                          booster or None, int(h["rf_half_life"]), int(h["pop_half_life"]),
+                          h["evaluation"])
+    return model, loaded.strings("users")

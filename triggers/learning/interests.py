@@ -1,0 +1,232 @@
+"""The interest model: for each user and category, the probability that the user engages
+with the category (any event on it) in the next period.
+
+Fitting is a time split inside the fit window (:mod:`.accumulate`): at up to three
+cutoffs a period apart, candidate pairs get :mod:`.features` as of the cutoff and the label
+"engaged in the following period". A LightGBM binary classifier learns them (LightGBM: a
+well-kept gradient-boosting library, fast on one core, with NaN-aware splits, and a plain
+text model format, so the model file holds no pickled code). The most recent cutoff is held
+out first: the ranker trained on the older cutoffs is compared there with both baselines
+(recall@K), the baselines' half-lives are tuned there, and the ranker is promoted only if
+it does at least as well as the recency-frequency baseline on at least
+``min_holdout_users`` users; otherwise predictions come from that baseline. The promoted
+ranker is then retrained on every cutoff.
+
+Users with no history before the prediction get the popularity baseline (its tuned
+half-life), scored by the category's share of recent engagement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from triggers.learning.accumulate import CutoffState, InterestAccumulator
+
+__all__ = ["InterestAccumulator", "InterestModel", "InterestParams", "fit", "rank",
+           "sample_rate", "training_cutoffs"]
+from triggers.learning.baselines import (
+    HALF_LIFE_CHOICES,
+    popularity_ranking,
+    recency_frequency_ranking,
+)
+from triggers.learning.coding import DAY_S, FloatArray, IntArray
+from triggers.learning.features import (
+    FEATURES,
+    Context,
+    candidate_keys,
+    context,
+    pair_features,
+    popular_categories,
+)
+from triggers.learning.metrics import recall_at_k
+from triggers.learning.pairs import KEY_STRIDE, PairTable
+from triggers.learning.ranking import top_per_user, truth_sets
+
+EVAL_K = 5
+"""Recall@5 of next-period categories: the figure models are judged and promoted on."""
+
+
+@dataclass(frozen=True)
+class InterestParams:
+    """Everything that shapes a fit; recorded in the model file."""
+
+    period_d: float = 7.0
+    """The "next period" that labels and predictions are about."""
+    max_cutoffs: int = 3
+    max_train_users: int = 10_000
+    """Users sampled for training at each cutoff: bounds fit time on any file size."""
+    min_holdout_users: int = 100
+    """Fewer held-out users than this cannot show the ranker is better: the baseline serves."""
+    popular_candidates: int = 20
+    rounds: int = 150
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 50
+    seed: int = 0
+
+    @property
+    def period_s(self) -> float:
+        return self.period_d * DAY_S
+
+
+def training_cutoffs(first_t: float, until_t: float, params: InterestParams) -> list[float]:
+    """Cutoffs one, two, ... periods before ``until_t``, each with at least a day of
+    history before it; the most recent first. The ranker needs two (one to train on, one
+    to be judged on): a window of two periods and a day."""
+    out = []
+    for j in range(1, params.max_cutoffs + 1):
+        cutoff = until_t - j * params.period_s
+        if cutoff - DAY_S < first_t:
+            break
+        out.append(cutoff)
+    return out
+
+
+def sample_rate(n_users: int, params: InterestParams) -> float:
+    """The share of users kept for training."""
+    return 1.0 if n_users <= params.max_train_users else params.max_train_users / n_users
+
+
+@dataclass(frozen=True)
+class InterestModel:
+    """A fitted interest model: the state at ``until`` and the ranker (or none)."""
+
+    params: InterestParams
+    categories: list[str]
+    state: PairTable
+    booster: str | None
+    """LightGBM's text model; ``None`` when the recency-frequency baseline serves."""
+    rf_half_life: int
+    pop_half_life: int
+    evaluation: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def until_t(self) -> float:
+        return self.state.ref_t
+
+
+Progress = Callable[[str], None]
+
+
+def fit(acc: InterestAccumulator, categories: list[str], params: InterestParams,
+        progress: Progress | None = None) -> InterestModel:
+    """Fit on what an accumulator gathered (see the module docstring)."""
+    say = progress or (lambda _step: None)
+    n_cat = len(categories)
+    examples: list[_Examples] = []
+    for state in acc.cutoffs:
+        say(f"features at cutoff {len(examples) + 1}/{len(acc.cutoffs)}")
+        examples.append(_examples(state, n_cat, params))
+    evaluation: dict[str, float] = {}
+    rf_hl, pop_hl = 2, 2
+    booster_text: str | None = None
+    if examples:
+        holdout = examples[0]
+        rf_hl, pop_hl, evaluation = _tune_baselines(holdout)
+        older = [e for e in examples[1:] if len(e.keys)]
+        if older and len(holdout.users) >= params.min_holdout_users:
+            say("training on older cutoffs, validating on the latest")
+            trial = _train(older, params)
+            evaluation["model"] = _holdout_recall(holdout, trial)
+        promoted = (evaluation.get("model", -np.inf) >= evaluation["recency_frequency"]
+                    and len(holdout.users) >= params.min_holdout_users)
+        if promoted:
+            say("training on every cutoff")
+            booster_text = _train(examples, params).model_to_string()
+        evaluation["promoted"] = float(promoted)
+    return InterestModel(params, categories, acc.final, booster_text, rf_hl, pop_hl, evaluation)
+
+
+@dataclass(frozen=True)
+class _Examples:
+    ctx: Context
+    users: IntArray
+    keys: IntArray
+    x: Any
+    y: Any
+    truth: list[set[int]]
+
+
+def _examples(state: CutoffState, n_cat: int, params: InterestParams) -> _Examples:
+    ctx = context(state.table, n_cat)
+    labels = state.labels()
+    users = np.unique(labels // KEY_STRIDE)
+    keys = candidate_keys(ctx, users, popular_categories(ctx, params.popular_candidates))
+    x = pair_features(ctx, keys, state.cutoff_t)
+    y = np.isin(keys, labels).astype(np.float32)
+    return _Examples(ctx, users, keys, x, y, truth_sets(users, labels))
+
+
+def _train(examples: list[_Examples], params: InterestParams) -> lgb.Booster:
+    x = np.concatenate([e.x for e in examples])
+    y = np.concatenate([e.y for e in examples])
+    data = lgb.Dataset(x, label=y, feature_name=list(FEATURES), free_raw_data=True,
+                       params={"verbose": -1, "max_bin": 63})
+    config = {
+        "objective": "binary", "max_bin": 63, "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves, "min_data_in_leaf": params.min_data_in_leaf,
+        "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1,
+        "lambda_l2": 1.0, "num_threads": 1, "seed": params.seed, "deterministic": True,
+        "verbose": -1,
+    }
+    return lgb.train(config, data, num_boost_round=params.rounds)
+
+
+def _holdout_recall(holdout: _Examples, booster: lgb.Booster) -> float:
+    scores = np.asarray(booster.predict(holdout.x), dtype=np.float64)
+    cats, _ = top_per_user(holdout.users, holdout.keys, scores, EVAL_K)
+    return recall_at_k(cats, holdout.truth)
+
+
+def _tune_baselines(holdout: _Examples) -> tuple[int, int, dict[str, float]]:
+    """The baselines' best half-lives on the held-out cutoff, and their recall there."""
+    rf = {i: recall_at_k(recency_frequency_ranking(holdout.ctx, holdout.users, EVAL_K, i)[0],
+                         holdout.truth) for i in HALF_LIFE_CHOICES}
+    pop = {i: recall_at_k(popularity_ranking(holdout.ctx, holdout.users, EVAL_K, i)[0],
+                          holdout.truth) for i in HALF_LIFE_CHOICES}
+    rf_best = max(rf, key=lambda i: (rf[i], -i))
+    pop_best = max(pop, key=lambda i: (pop[i], -i))
+    return rf_best, pop_best, {"recency_frequency": rf[rf_best], "popularity": pop[pop_best],
+                               "holdout_users": float(len(holdout.users))}
+
+
+PREDICT_BATCH_USERS = 20_000
+"""Users scored at once: bounds the candidate matrix whatever the number of users."""
+
+
+def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
+         ctx: Context | None = None) -> tuple[IntArray, FloatArray]:
+    """Each user's top ``k`` categories and scores as of ``at_t``, best first.
+
+    ``users`` are indexes into the model's users (sorted, unique); an index beyond the
+    model's users is a user with no history, who gets the popular categories. Padded
+    with ``-1``/``nan`` when fewer than ``k`` categories exist.
+    """
+    ctx = ctx or context(model.state, len(model.categories))
+    booster = lgb.Booster(model_str=model.booster) if model.booster else None
+    cats = np.full((len(users), k), -1, dtype=np.int64)
+    scores = np.full((len(users), k), np.nan)
+    popular = popular_categories(ctx, max(model.params.popular_candidates, k))
+    cold = ~np.isin(users, ctx.user_ids)
+    if cold.any():
+        c, s = popularity_ranking(ctx, users[:1], k, model.pop_half_life)
+        cats[cold], scores[cold] = c[0], s[0]
+    warm = users[~cold]
+    warm_cats = np.full((len(warm), k), -1, dtype=np.int64)
+    warm_scores = np.full((len(warm), k), np.nan)
+    for lo in range(0, len(warm), PREDICT_BATCH_USERS):
+        batch = warm[lo:lo + PREDICT_BATCH_USERS]
+        if booster is None:
+            c, s = recency_frequency_ranking(ctx, batch, k, model.rf_half_life)
+        else:
+            keys = candidate_keys(ctx, batch, popular)
+            x = pair_features(ctx, keys, at_t)
+            c, s = top_per_user(batch, keys, np.asarray(booster.predict(x), np.float64), k)
+        warm_cats[lo:lo + len(batch)], warm_scores[lo:lo + len(batch)] = c, s
+    cats[~cold], scores[~cold] = warm_cats, warm_scores
+    return cats, scores
