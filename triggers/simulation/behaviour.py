@@ -47,10 +47,12 @@ from triggers.simulation.scenario import EventGenerator, GeneratedEvents, Scenar
 
 
 class BehaviourWorld(Protocol):
-    """What a world of the engine offers behaviour: its campaigns and its ledger."""
+    """What a world of the engine offers behaviour: its campaigns, its ledger and its
+    tenant policy (``None``: the scenario's)."""
 
     index: CampaignIndex
     ledger: InMemoryLedger
+    policy: TenantPolicy | None
 
 
 # --------------------------------------------------------------------------- events
@@ -211,7 +213,8 @@ class BehaviourReplay:
         world = self.worlds[k]
         profile = self.learned(self.profiles(pending.user_id, now), now)
         decision = decide(BehaviourOccasion.of(pending), profile, world.index, None,
-                          self.tenant, world.ledger, now, campaign_id=pending.campaign_id)
+                          world.policy or self.tenant, world.ledger, now,
+                          campaign_id=pending.campaign_id)
         for entry in decision.ledger_entries():
             world.ledger.record(entry)
         if k == 0:
