@@ -45,10 +45,11 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
+from server.behaviour_service import with_learned
 from server.store.base import DecisionRecord, KeyedEntry, NewDelivery, SlotCursor
-from server.store.roles import IngestStore, ProfileStore
+from server.store.roles import BehaviourStore, IngestStore, ProfileStore
 from server.tenant_core import TenantCore, TenantCores
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.decisions.models import Campaign, TenantPolicy
@@ -181,7 +182,9 @@ class _Walk:
                 if page:
                     result.pages += 1
                     after = page[-1].user_id
-                    running.append((asyncio.create_task(self._page(slot, state, page)), after))
+                    learned = await _with_learned_tags(store, tenant_id, page, self.now)
+                    running.append((asyncio.create_task(self._page(slot, state, learned)),
+                                    after))
                 while running and (len(running) >= self.in_flight
                                    or len(page) < self.page_users):
                     await settle_oldest()
@@ -217,6 +220,19 @@ class _Walk:
             result.delivered_users.extend(d.user_id for d in created)
         if state is SlotState.MISSED:
             result.missed += len(decisions)
+
+
+async def _with_learned_tags(store: ScheduleStore, tenant_id: str, page: Sequence[Profile],
+                             now: float) -> Sequence[Profile]:
+    """The page's profiles with the tags learned from their behaviour at ``now`` (an
+    audience of ``mother_baby`` reaches the users who bought baby things), when the store
+    keeps behaviour; two reads per page: the users' features and the tag rules."""
+    if not hasattr(store, "get_features_of"):
+        return page
+    users = [p.user_id for p in page]
+    learned = await with_learned(cast("BehaviourStore", store), tenant_id,
+                                 {p.user_id: p for p in page}, users, now)
+    return [learned[u] for u in users]
 
 
 def _open_work(

@@ -19,10 +19,13 @@ from pydantic import ValidationError
 from server.cli.common import CliError
 from server.cli.visits import _chunks as ping_chunks  # the one pings-CSV parser
 from server.errors import field_path
+from triggers.behaviour.events import BehaviourEvent
+from triggers.behaviour.files import EventFileError, read_events
 from triggers.decisions.models import Campaign
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
 from triggers.simulation import Scenario, ScenarioSpec, SimulationError, build
+from triggers.simulation.scenario import UserEvents
 from triggers.simulation.stream import recorded_columns
 from venues import VenueError, VenueLoad, load_venues, parse_feature_collection
 from venues.model import Venue
@@ -152,12 +155,16 @@ def load_scenario(path: str | Path) -> Scenario:
     if not isinstance(data, Mapping):
         raise doc.error("", "expected a mapping with name, start, venues, ... at the top")
     base = Path(path).resolve().parent
-    rest = {k: v for k, v in data.items() if k not in ("venues", "pings")}
+    rest = {k: v for k, v in data.items() if k not in ("venues", "pings", "events")}
     if "venues" not in data:
         raise doc.error("venues", "missing: a venue file (relative to the scenario) or an "
                                   "inline FeatureCollection")
     venues, attribution = _venues(doc, data["venues"], base)
     pings = _pings(doc, data.get("pings"), base)
+    if "events" in data:
+        events, generators = _events(doc, data["events"], base)
+        rest = {**rest, "events": events,
+                "event_generators": [*rest.get("event_generators", ()), *generators]}
     try:
         spec = ScenarioSpec.model_validate(rest)
     except ValidationError as exc:
@@ -248,3 +255,49 @@ def _pings(
         return None
     return PingBatch.concat(batches), np.concatenate(received)
 
+
+
+def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent],
+                                                             list[UserEvents]]:
+    """``events``: event files (CSV, or JSONL by its ``.jsonl`` name, as ``geopush
+    events import`` reads them), inline event objects and per-user generators
+    (``{user_id | user_ids, generate}``), one or a list; each checked where it is."""
+    items = value if isinstance(value, list) else [value]
+    events: list[BehaviourEvent] = []
+    generators: list[UserEvents] = []
+    for i, item in enumerate(items):
+        where = f"events[{i}]" if isinstance(value, list) else "events"
+        if isinstance(item, str):
+            events.extend(_event_file(doc, item, base, where))
+            continue
+        if not isinstance(item, Mapping):
+            raise doc.error(where, "expected an event file, an event object or "
+                                   "{user_id, generate}")
+        model: type[BehaviourEvent] | type[UserEvents] = \
+            UserEvents if "generate" in item else BehaviourEvent
+        try:
+            made = model.model_validate(dict(item))
+        except ValidationError as exc:
+            raise doc.validation_error(exc, item, where) from None
+        if isinstance(made, UserEvents):
+            generators.append(made)
+        else:
+            events.append(made)
+    return events, generators
+
+
+def _event_file(doc: _Document, name: str, base: Path, where: str) -> list[BehaviourEvent]:
+    target = base / name
+    try:
+        with target.open(newline="", encoding="utf-8") as lines:
+            return [event for _, event in read_events(lines, jsonl=name.endswith(".jsonl"))]
+    except FileNotFoundError:
+        raise doc.error(where, f"events file {name!r} not found (looked at {target})") \
+            from None
+    except UnicodeDecodeError as exc:
+        raise doc.error(where, f"{name}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise doc.error(where, f"{name}: {exc.strerror or exc}") from None
+    except EventFileError as exc:
+        raise ScenarioFileError(str(target), exc.message, path=exc.field or "",
+                                line=exc.line) from None

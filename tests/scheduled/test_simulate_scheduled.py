@@ -139,6 +139,7 @@ variants: [{id: a, title: "午安", body: "午餐时间到了。"}]
     status = main(["simulate", str(CASE_STUDY), "--backtest", str(candidate)])
     out, err = capsys.readouterr()
     assert status == 0, err
-    # Mei, Lin, Fang and Anna at noon on both days; Xiu refused every channel.
-    assert "would send 8 pushes to 4 users" in out
-    assert "16 without → 24 with the candidate" in out
+    # Mei, Lin and Anna at noon on both days; Fang only on the second (she becomes
+    # mother_baby with her purchase at 12:30 on the first); Xiu refused every channel.
+    assert "would send 7 pushes to 4 users" in out
+    assert "15 without → 22 with the candidate" in out

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from geo.index import GeofenceIndex
+from triggers.behaviour.events import BehaviourEvent
 from triggers.decisions import CampaignIndex, InMemoryLedger, Profile, decide, selector_matches
 from triggers.decisions.learning import learn_profile
 from triggers.decisions.ledger import FeedbackKind
@@ -44,6 +45,7 @@ from triggers.presence_events import PresenceEvent
 from triggers.presence_policy import PresencePolicy
 from triggers.presence_state import PresenceState, new_state
 from triggers.simulation.backtest import BacktestTally
+from triggers.simulation.behaviour import BehaviourReplay, scenario_events, tag_rules
 from triggers.simulation.response import (
     ResponseModel,
     ResponseTally,
@@ -149,6 +151,8 @@ class _Profiles:
         self._crowds = crowds
         self._crowd_of = crowd_of
         self._made: dict[str, Profile] = {}
+        self.overlay: Callable[[Profile, float], Profile] | None = None
+        """Adds what a decision at a time sees on top (the tags learned from events)."""
         self._learned: dict[str, Profile] = {}
         self._visits: dict[str, list[Visit]] = {}
 
@@ -168,6 +172,11 @@ class _Profiles:
         zone = profile.attributes.timezone or venue.timezone or tz
         self._learned[event.user_id] = learn_profile(profile, history, venues, now=now,
                                                      tz=zone)
+
+    def at(self, user_id: str, now: float) -> Profile:
+        """The user's profile as a decision at ``now`` sees it."""
+        profile = self(user_id)
+        return profile if self.overlay is None else self.overlay(profile, now)
 
     def __call__(self, user_id: str) -> Profile:
         found = (self._learned.get(user_id) or self._given.get(user_id)
@@ -253,11 +262,13 @@ class _Responder:
             world.ledger.record_feedback(user_id, FeedbackKind.IGNORED)
 
 
-def _user_ids(scenario: Scenario, devs: Sequence[Device]) -> set[str]:
-    """Every user of the run: the generated devices' and the recorded pings', and with a
-    scheduled campaign the scenario's profiles too (a slot reaches users who never
-    ping)."""
+def _user_ids(scenario: Scenario, devs: Sequence[Device],
+              events: Sequence[BehaviourEvent]) -> set[str]:
+    """Every user of the run: the generated devices' and the recorded pings', the
+    behaviour events', and with a scheduled campaign the scenario's profiles too (a slot
+    reaches users who never ping)."""
     user_ids = {d.user_id for d in devs}
+    user_ids.update(e.user_id for e in events)
     if scenario.recorded is not None:
         user_ids.update(np.unique(scenario.recorded.user_id).tolist())
     if any(c.trigger.scheduled is not None for c in scenario.spec.campaigns):
@@ -280,6 +291,7 @@ class _Decider:
     zone: str
     keep_records: bool
     responder: _Responder | None = None
+    behaviour: BehaviourReplay | None = None
 
     def __call__(self, events: Sequence[PresenceEvent], now: float) -> None:
         result, keep_records = self.result, self.keep_records
@@ -288,15 +300,17 @@ class _Decider:
             if keep_records:
                 result.events.append(event)
             venue = self.venues[event.venue_id]
-            profile = self.profiles(event.user_id)
+            profile = self.profiles.at(event.user_id, now)
             decided: list[Decision | None] = []
             for k, world in enumerate(self.worlds):
                 if not world.sees(event):
                     decided.append(None)
                     continue
+                unmet = None if self.behaviour is None else self.behaviour.unmet(
+                    world.index, event.user_id, event.at)
                 decision = decide(event, profile, world.index, venue,
                                   world.policy or self.tenant, world.ledger, now,
-                                  signals=world.book)
+                                  signals=world.book, behaviour_unmet=unmet)
                 for entry in decision.ledger_entries():
                     world.ledger.record(entry)
                 if self.responder is not None:
@@ -338,15 +352,16 @@ def simulate(
     profiles = _Profiles(spec.profiles, spec.users, crowd_of)
     zone = str(getattr(tz, "key", "") or tenant.default_timezone)
     stream = PingStream(devs, scenario.recorded, spec.seed, _end_hint(scenario, devs))
-    user_ids = _user_ids(scenario, devs)
+    behaviour = _events(scenario, crowd_of)
+    user_ids = _user_ids(scenario, devs, behaviour)
     tracked = sorted(user_ids)[:track_users]
     tracks = {u: Track() for u in tracked}
     tracked_arr = np.asarray(tracked, dtype=str)
 
     begin = min(scenario.start_ts, stream.first_delivery)
     end = (spec.end.timestamp() if spec.end is not None
-           else math.ceil(max(begin, stream.last_activity) + presence.silence_timeout_s
-                             + spec.batch_s))
+           else math.ceil(max(begin, stream.last_activity, _last_behaviour(behaviour, worlds))
+                          + presence.silence_timeout_s + spec.batch_s))
     result = SimulationResult(
         name=spec.name, tz=tz, start=begin, end=end, users=len(user_ids), events=[],
         decisions=[], deliveries=[], stats=Stats(), counters={}, tracks=tracks,
@@ -355,14 +370,13 @@ def simulate(
     state = new_state()
     responder = None if spec.response is None else _Responder(
         spec.response, spec.seed, tz, [c.traits for c in spec.users], crowd_of)
+    sources = _Sources.build(scenario, result, worlds, tally, profiles, behaviour,
+                             sorted(user_ids), keep_records)
     handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records,
-                      responder)
-    feed = slot_feed([c for w in worlds for c in w.index.active_of_kind("scheduled")],
-                     [profiles(u) for u in sorted(user_ids)], tenant, begin, end)
-    slots = SlotDecider(result, worlds, tally, profiles, tenant, keep_records)
+                      responder=responder, behaviour=sources.replay)
 
     def fire(until: float) -> None:
-        _fire_until(until, state, presence, handle, feed, slots)
+        _fire_until(until, state, presence, handle, sources)
 
     clock = begin
     total = max(end - begin, 1e-9)
@@ -393,6 +407,66 @@ def simulate(
     return result
 
 
+@dataclass
+class _Sources:
+    """What the virtual clock runs besides presence timers: scheduled slots, and
+    behaviour events and triggers (a slot first when both are due at once)."""
+
+    feed: SlotFeed
+    slots: SlotDecider
+    replay: BehaviourReplay | None
+    _behaviour_at: float = math.inf
+
+    @classmethod
+    def build(  # noqa: PLR0917 - the run's parts the sources share
+        cls, scenario: Scenario, result: SimulationResult, worlds: list[_World],
+        tally: BacktestTally | None, profiles: _Profiles, events: list[BehaviourEvent],
+        user_ids: list[str], keep_records: bool,
+    ) -> _Sources:
+        """The sources of a run; with behaviour events, the replay's learned tags are
+        laid over every decision's profile (without, nothing in the run changes)."""
+        tenant = scenario.spec.policy.tenant()
+        replay = None
+        if events:
+            replay = BehaviourReplay(events, tag_rules(scenario.spec), worlds, result, tally,
+                                     profiles.at, tenant, keep_records)
+            profiles.overlay = replay.learned
+        feed = slot_feed([c for w in worlds for c in w.index.active_of_kind("scheduled")],
+                         [profiles(u) for u in user_ids], tenant, result.start, result.end)
+        slots = SlotDecider(result, worlds, tally, profiles.at, tenant, keep_records)
+        return cls(feed, slots, replay, math.inf if replay is None else replay.next_at())
+
+    def next_at(self) -> float:
+        return min(self.feed.next_at(), self._behaviour_at)
+
+    def run(self, due: float) -> None:
+        """What is due at ``due``: the slots, else the behaviour replay."""
+        if self.feed.next_at() <= due:
+            self.slots(self.feed.take(due))
+        elif self.replay is not None:
+            self.replay.run(due)
+            self._behaviour_at = self.replay.next_at()
+
+
+def _events(scenario: Scenario, crowd_of: dict[str, int]) -> list[BehaviourEvent]:
+    """The scenario's behaviour events in replay order (crowd users' generated ones too)."""
+    members: dict[int, list[str]] = {}
+    for user, g in crowd_of.items():
+        members.setdefault(g, []).append(user)
+    return scenario_events(scenario.spec, lambda g: sorted(members.get(g, ())),
+                           scenario.start_ts)
+
+
+def _last_behaviour(events: Sequence[BehaviourEvent], worlds: Sequence[_World]) -> float:
+    """The last event's time plus the longest trigger delay (when the last trigger may
+    fall due); -inf without events."""
+    if not events:
+        return -math.inf
+    delays = [c.trigger.behaviour.delay_s for w in worlds
+              for c in w.index.active_of_kind("behaviour") if c.trigger.behaviour is not None]
+    return events[-1].ts + max(delays, default=0.0)
+
+
 def _response_report(name: str, live: _World, other_name: str | None,
                      other: _World | None) -> dict[str, Any]:
     """Opens, clicks and CTR per policy, campaign and variant; the lift over ``other``."""
@@ -405,16 +479,17 @@ def _response_report(name: str, live: _World, other_name: str | None,
 
 
 # The loop's parts, passed in as they are at the call (``state`` is replaced per batch).
-def _fire_until(  # noqa: PLR0917
+def _fire_until(
     until: float, state: PresenceState, presence: PresencePolicy, handle: _Decider,
-    feed: SlotFeed, slots: SlotDecider,
+    sources: _Sources,
 ) -> None:
-    """Timers and scheduled slots due up to ``until``, each at its own instant, in time
-    order (a slot first when both are due at once)."""
+    """Timers, scheduled slots and behaviour events and triggers due up to ``until``,
+    each at its own instant, in time order (a slot first when several are due at once,
+    then behaviour, then presence timers)."""
     while (due := min(state.timers[0][0] if state.timers else math.inf,
-                      feed.next_at())) <= until:
-        if feed.next_at() <= due:
-            slots(feed.take(due))
+                      sources.next_at())) <= until:
+        if sources.next_at() <= due:
+            sources.run(due)
         else:
             handle(advance(state, due, presence), due)
 

@@ -23,6 +23,12 @@ Extensions to DESIGN's example, all optional:
   ``approach_deg``; the route grammar is in :mod:`triggers.simulation.routes`;
 - ``users``: generated crowds ``{count, id_prefix, profile, start_spread_s, generate}``;
 - ``expect`` kinds: see :class:`Expect`;
+- ``events``: behaviour events replayed at their ``ts`` (``events: FILE.csv``, a list of
+  files and inline event objects, and per-user generators ``{user_id | user_ids,
+  generate: [...]}``, see :class:`EventGenerator`; trajectories and crowds may carry
+  ``events: {generate: [...]}``), ``tag_rules`` (as ``PUT /v1/tag-rules``; default: the
+  service's defaults). The file loader resolves the files and hands over
+  ``events`` and ``event_generators`` as objects;
 - ``response`` (latent traits and the response model) and ``compare`` (a second policy
   on the same events): see :mod:`triggers.simulation.response`; ``users[].traits``.
 """
@@ -45,10 +51,14 @@ from pydantic import (
     model_validator,
 )
 
+from triggers.behaviour.events import BehaviourEvent
+from triggers.behaviour.rules import TagRules
 from triggers.decisions.models import (
+    BehaviourKindName,
     Campaign,
     EpochSeconds,
     Profile,
+    Tag,
     TenantPolicy,
     TimeZoneName,
 )
@@ -68,6 +78,11 @@ class _Frozen(BaseModel):
 def _as_list(value: Any) -> Any:
     """A single mapping where a list is expected is read as a list of one."""
     return [value] if isinstance(value, Mapping) else value
+
+
+def _as_rules(value: Any) -> Any:
+    """``tag_rules`` as ``PUT /v1/tag-rules`` takes it (``{rules: [...]}``) or the list."""
+    return {"rules": value} if isinstance(value, list) else value
 
 
 class PresenceOverrides(_Frozen):
@@ -138,9 +153,58 @@ class GenerateSpec(_Frozen):
     mock_rate: float = Field(default=0.0, ge=0, le=1)
 
 
+MAX_GENERATED = 10_000
+"""Events one generator makes for one user, at most."""
+
+
+class EventGenerator(_Frozen):
+    """Events of one kind made for a user at ``from``, ``from + every_s``, ... while
+    before ``until`` (default: the scenario's end) and at most ``count`` of them.
+    Deterministic: no random draw; the i-th event's id is ``gen:<user>:<n>:<i>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False,
+                              populate_by_name=True)
+
+    kind: BehaviourKindName
+    category: Tag | None = None
+    item_id: str | None = Field(default=None, min_length=1, max_length=128)
+    """Default: ``<category>-item`` (or ``<kind>-item`` without a category)."""
+    item_name: str | None = Field(default=None, max_length=200)
+    price: float | None = Field(default=None, ge=0)
+    every_s: float = Field(gt=0)
+    start: EpochSeconds | None = Field(default=None, alias="from")
+    """Default: the scenario start."""
+    until: EpochSeconds | None = None
+    count: int | None = Field(default=None, ge=1, le=MAX_GENERATED)
+
+
+class GeneratedEvents(_Frozen):
+    """``events: {generate: [...]}`` of a trajectory, a crowd or a list of users."""
+
+    generate: tuple[EventGenerator, ...] = Field(min_length=1, max_length=16)
+
+
+class UserEvents(GeneratedEvents):
+    """A top-level ``events`` entry that generates events for named users."""
+
+    user_id: str | None = Field(default=None, min_length=1)
+    user_ids: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _someone(self) -> UserEvents:
+        if (self.user_id is None) == (not self.user_ids):
+            raise ValueError("give user_id or user_ids (one of them)")
+        return self
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return (self.user_id,) if self.user_id is not None else self.user_ids
+
+
 class TrajectoryEntry(_Frozen):
     user_id: str = Field(min_length=1)
     generate: GenerateSpec
+    events: GeneratedEvents | None = None
 
 
 class ProfileTemplate(Profile):
@@ -160,6 +224,8 @@ class Crowd(_Frozen):
     start_spread_s: float = Field(default=0.0, ge=0)
     """Each user starts at a uniformly drawn offset in [0, start_spread_s)."""
     generate: GenerateSpec
+    events: GeneratedEvents | None = None
+    """Behaviour events generated for every user of the crowd."""
     traits: Traits | None = None
     """The crowd's latent traits for the ``response`` model (every user the same)."""
 
@@ -261,6 +327,11 @@ class ScenarioSpec(_Frozen):
     trajectories: tuple[TrajectoryEntry, ...] = ()
     users: Annotated[tuple[Crowd, ...], BeforeValidator(_as_list)] = ()
     expect: tuple[Expect, ...] = ()
+    events: tuple[BehaviourEvent, ...] = ()
+    """Inline and file events (the loader reads the files)."""
+    event_generators: tuple[UserEvents, ...] = ()
+    tag_rules: Annotated[TagRules | None, BeforeValidator(_as_rules)] = None
+    """The tenant's rules for learned tags; ``None``: the service's defaults."""
     response: ResponseModel | None = None
     """Latent traits and the response model: ``simulate`` draws opens and clicks."""
     compare: Compare | None = None
@@ -354,10 +425,11 @@ def build(
         if expect.venue_id is not None and expect.venue_id not in by_id:
             raise SimulationError(f"expect[{i}].venue_id", f"no venue {expect.venue_id!r}")
     scheduled = any(c.trigger.scheduled is not None for c in spec.campaigns)
+    behaviour = bool(spec.events or spec.event_generators)
     if not spec.trajectories and not spec.users and (recorded is None or len(recorded) == 0) \
-            and not (scheduled and spec.profiles):
+            and not (scheduled and spec.profiles) and not behaviour:
         raise SimulationError("", "the scenario has no pings, trajectories or users (nor "
-                                  "profiles for a scheduled campaign)")
+                                  "profiles for a scheduled campaign, nor events)")
     if not venues:
         raise SimulationError("venues", "no valid venue")
     return Scenario(spec, venues, recorded, attribution)

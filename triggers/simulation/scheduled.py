@@ -93,14 +93,15 @@ class SlotDecider:
     result: SimulationResult
     worlds: Sequence[SlotWorld]
     tally: BacktestTally | None
-    profiles: Callable[[str], Profile]
+    profiles: Callable[[str, float], Profile]
+    """The user's profile as a decision at a time sees it."""
     tenant: TenantPolicy
     keep_records: bool
     pushed: set[str] = field(default_factory=set)
 
     def __call__(self, pairs: Sequence[SlotPair]) -> None:
         for slot, user_id, campaign in pairs:
-            profile = self.profiles(user_id)
+            profile = self.profiles(user_id, slot.at)
             event = SlotEvent.of(slot, user_id)
             decided: list[Decision | None] = []
             for world in self.worlds:
