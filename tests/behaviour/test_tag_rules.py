@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pydantic
 import pytest
 
 from tests.behaviour.builders import DAY, MONDAY_NOON, event, views
+from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.features import EMPTY, fold
 from triggers.behaviour.rules import DEFAULT_TAG_RULES, TagRules, learn_tags
 
 
-def tags_at(events: list, now: float, rules: TagRules = DEFAULT_TAG_RULES) -> dict[str, str]:
+def tags_at(events: list[BehaviourEvent], now: float,
+            rules: TagRules = DEFAULT_TAG_RULES) -> dict[str, str]:
     return {t.tag: t.reason for t in learn_tags(rules, fold(EMPTY, events), now)}
 
 
@@ -70,7 +74,7 @@ def test_the_learned_tag_carries_count_and_last_event() -> None:
     ({"rules": [{"tag": "a", "any": [{"kind": "view", "min_count": 0}]}]},
      ("rules", 0, "any", 0, "min_count")),
 ])
-def test_bad_rules_name_the_field(body: dict, field: tuple) -> None:
+def test_bad_rules_name_the_field(body: dict[str, Any], field: tuple[str | int, ...]) -> None:
     with pytest.raises(pydantic.ValidationError) as info:
         TagRules.model_validate(body)
     assert info.value.errors()[0]["loc"] == field
