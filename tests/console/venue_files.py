@@ -29,14 +29,16 @@ def polygon_feature(vid: str, name: str, kind: str, ring: list[list[float]],
 
 
 def kml_bytes(features: list[dict[str, Any]]) -> bytes:
-    """A KML document with one Placemark per (polygon) feature."""
+    """A KML document with one Placemark per (polygon) feature, the id as the
+    Placemark's own id (GDAL reads it as ``id``)."""
     marks = []
     for f in features:
         props = f["properties"]
         data = "".join(f'<Data name="{escape(k)}"><value>{escape(str(v))}</value></Data>'
-                       for k, v in props.items() if k != "name")
+                       for k, v in props.items() if k not in {"id", "name"})
         ring = " ".join(f"{lng},{lat}" for lng, lat in f["geometry"]["coordinates"][0])
-        marks.append(f"<Placemark><name>{escape(props['name'])}</name>"
+        marks.append(f'<Placemark id="{escape(props["id"])}"><name>'
+                     f"{escape(props['name'])}</name>"
                      f"<ExtendedData>{data}</ExtendedData><Polygon><outerBoundaryIs>"
                      f"<LinearRing><coordinates>{ring}</coordinates></LinearRing>"
                      "</outerBoundaryIs></Polygon></Placemark>")
