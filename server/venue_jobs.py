@@ -39,6 +39,7 @@ from venues import (
     venue_to_feature,
 )
 from venues.model import Venue
+from venues.outline import Outline
 
 T = TypeVar("T")
 
@@ -103,6 +104,8 @@ class ImportJob:
     upload_name: str | None = None
     upload_suffix: str = ""
     parents: tuple[Venue, ...] | None = None
+    outlines: bool = False
+    """Carry each feature's outline in the report (a dry run's map)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +192,8 @@ def _validate_import(job: ImportJob) -> ImportValidated | NeedsParents:
             and isinstance(obj.get("features"), list)):
         with core_errors():
             load = parse_feature_collection(obj, source="request body", strict=job.strict,
-                                            repair=job.repair, limits=job.limits)
+                                            repair=job.repair, limits=job.limits,
+                                            outlines=job.outlines)
         return ImportValidated(_encoded_load(load), load.summary.features, frozenset(),
                                positions(obj))
     features = list(obj["features"])
@@ -207,7 +211,7 @@ def _validate_import(job: ImportJob) -> ImportValidated | NeedsParents:
     with core_errors():
         load = parse_feature_collection(collection, source="request body",
                                         strict=job.strict, repair=job.repair,
-                                        limits=job.limits)
+                                        limits=job.limits, outlines=job.outlines)
     appended = frozenset(v.id for v in job.parents or () if v.id not in own_ids)
     return ImportValidated(_encoded_load(load), len(features), appended,
                            positions(features))
@@ -221,7 +225,8 @@ def _load_upload(job: ImportJob) -> ImportValidated:
         with core_errors(field="file"):
             # Messages name the upload, never the temporary file (a server path).
             load = load_venues(path, strict=job.strict, repair=job.repair,
-                               name=job.upload_name, limits=job.limits)
+                               name=job.upload_name, limits=job.limits,
+                               outlines=job.outlines)
     finally:
         os.unlink(path)
     return ImportValidated(_encoded_load(load), load.summary.features, frozenset(),
@@ -250,6 +255,11 @@ def feature_body(venue: Venue, warnings: Sequence[Problem]) -> bytes:
 def problem_json(p: Problem) -> dict[str, Any]:
     return {"feature_index": p.feature_index, "feature_id": p.feature_id, "field": p.field,
             "code": p.code, "message": p.message, "severity": p.severity.value}
+
+
+def outline_json(o: Outline) -> dict[str, Any]:
+    return {"feature_index": o.feature_index, "geometry": o.geometry, "radius_m": o.radius_m,
+            "simplified": o.simplified}
 
 
 def positions(obj: Any) -> int:
@@ -286,7 +296,7 @@ def _venue_positions(venue: Venue) -> int:
 
 def _encoded_load(load: VenueLoad) -> VenueLoad:
     return VenueLoad(load.source, tuple(encoded(v) for v in load.venues), load.problems,
-                     load.summary, load.attribution)
+                     load.summary, load.attribution, load.outlines)
 
 
 def _json(body: bytes) -> Any:

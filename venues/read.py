@@ -56,6 +56,7 @@ def load_venues(
     progress: ProgressHook | None = None,
     name: str | None = None,
     limits: VenueLimits | None = None,
+    outlines: bool = False,
 ) -> VenueLoad:
     """Read and validate a venue file; ``.venues`` holds the valid venues in file order.
 
@@ -73,7 +74,7 @@ def load_venues(
     file = _File(os.fspath(path), name)
     options: dict[str, Any] = {"strict": strict, "repair": repair,
                                "max_area_km2": max_area_km2, "progress": progress,
-                               "limits": limits}
+                               "limits": limits, "outlines": outlines}
     if file.path.lower().endswith(GDAL_SUFFIXES):
         return _load_with_gdal(file, **options)
     try:
@@ -135,7 +136,7 @@ def _parse_json(source: str, data: bytes) -> object:
 
 def _load_with_gdal(
     file: _File, *, strict: bool, repair: bool, max_area_km2: float,
-    progress: ProgressHook | None, limits: VenueLimits | None,
+    progress: ProgressHook | None, limits: VenueLimits | None, outlines: bool,
 ) -> VenueLoad:
     # GDAL comes in only for the formats that need it: GeoJSON (what `geopush locate`
     # and the scenarios read) loads without importing geopandas (~0.3 s).
@@ -167,6 +168,7 @@ def _load_with_gdal(
         features, source=file.shown, strict=strict, repair=repair,
         max_area_km2=max_area_km2, progress=progress, file_problems=file_problems,
         ignored_properties=_KML_NOISE if "KML" in driver else frozenset(), limits=limits,
+        outlines=outlines,
     )
 
 

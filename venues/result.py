@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from venues.model import Venue
+from venues.outline import Outline
 from venues.problems import Problem
 
 
@@ -41,6 +42,9 @@ class VenueLoad:
     problems: tuple[Problem, ...]
     summary: LoadSummary
     attribution: str | None = None
+    outlines: tuple[Outline, ...] = ()
+    """Each feature's outline for a map of the report (only when asked for:
+    :func:`venues.outline.feature_outlines`)."""
 
     @property
     def errors(self) -> tuple[Problem, ...]:

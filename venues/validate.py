@@ -33,6 +33,7 @@ from venues.geometry import (
 )
 from venues.limits import VenueLimits
 from venues.model import Venue, VenueKind
+from venues.outline import feature_outlines
 from venues.problems import FILE_LEVEL, Code, Findings, Problem, Severity
 from venues.result import LoadSummary, VenueLoad
 from venues.values import show, type_name
@@ -76,6 +77,7 @@ def parse_feature_collection(
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     progress: ProgressHook | None = None,
     limits: VenueLimits | None = None,
+    outlines: bool = False,
 ) -> VenueLoad:
     """Validate an already-parsed GeoJSON object (e.g. an HTTP request body).
 
@@ -94,6 +96,7 @@ def parse_feature_collection(
             features, source=source, strict=strict, repair=repair, max_area_km2=max_area_km2,
             progress=progress, file_problems=file_problems,
             attribution=attribution if isinstance(attribution, str) else None, limits=limits,
+            outlines=outlines,
         )
 
     if kind == "Feature":
@@ -134,12 +137,15 @@ def validate_features(
     attribution: str | None = None,
     ignored_properties: frozenset[str] = frozenset(),
     limits: VenueLimits | None = None,
+    outlines: bool = False,
 ) -> VenueLoad:
     """Check GeoJSON-like Feature objects and keep the valid ones as venues.
 
     ``file_problems`` come from reading (they are reported first and count under
     ``strict``); ``ignored_properties`` are format noise (KML's ``description`` ...)
-    left out of the unused-property warning.
+    left out of the unused-property warning. ``outlines``: add each feature's outline
+    for a map of the report (:func:`~venues.outline.feature_outlines`, features with
+    problems first).
     """
     checked: list[_Checked] = []
     unused: Counter[str] = Counter()
@@ -181,7 +187,8 @@ def validate_features(
         by_kind={k.value: by_kind[k] for k in VenueKind if by_kind[k]},
         strict_rejected=strict_rejected,
     )
-    return VenueLoad(source, venues, tuple(problems), summary, attribution)
+    drawn = feature_outlines(features, (p.feature_index for p in problems)) if outlines else ()
+    return VenueLoad(source, venues, tuple(problems), summary, attribution, drawn)
 
 
 def _check_feature(

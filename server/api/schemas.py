@@ -257,12 +257,26 @@ class ImportSummary(_Strict):
     strict_rejected: bool
 
 
+class OutlineOut(_Strict):
+    feature_index: int = Field(description="0-based feature position, as in problems")
+    geometry: dict[str, Any] = Field(
+        description="the feature's geometry as read from the file, valid or not "
+                    "(GeoJSON, longitude/latitude rounded to 6 decimals)")
+    radius_m: float | None = Field(description="a circle venue's radius (a Point)")
+    simplified: bool = Field(description="simplified for display (over 1,000 positions)")
+
+
 class ImportReport(_Strict):
     dry_run: bool
     imported: int = Field(description="venues written (0 on a dry run)")
     summary: ImportSummary
     problems: list[ProblemOut]
     venues: list[str] = Field(description="ids of the valid venues, in file order")
+    outlines: list[OutlineOut] = Field(
+        default_factory=list,
+        description="dry run only, for any file format: each feature's outline for a map "
+                    "of the report, features with problems first to fit the budget (50,000 "
+                    "positions in all); one that cannot be read or does not fit is left out")
 
 
 class HoursSpan(_Strict):

@@ -65,6 +65,7 @@ from server.venue_jobs import (
     PutJob,
     PutValidated,
     Rejected,
+    outline_json,
     problem_json,
     validate_import,
     validate_put,
@@ -285,10 +286,12 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
     budget = request.app[VENUE_BUDGET]
     venues: list[Venue] = []
     async with budget.write(tenant):
-        job = await _import_job(request)
+        job = replace(await _import_job(request), outlines=dry_run)
         done = await _validated(request, tenant, job, validate_import)
         budget.charge(tenant, done.positions)
         problems, venues, summary = _trimmed(done.load, done.own_features, done.appended)
+        outlines = [outline_json(o) for o in done.load.outlines
+                    if o.feature_index < done.own_features]
         if not dry_run and venues:
             await _put_venues(request, tenant, venues, "features")
     imported = 0
@@ -297,7 +300,8 @@ async def import_venues(request: web.Request, principal: Principal) -> web.Respo
         imported = len(venues)
     report = ImportReport.model_validate({
         "dry_run": dry_run, "imported": imported, "summary": summary,
-        "problems": [problem_json(p) for p in problems], "venues": [v.id for v in venues]})
+        "problems": [problem_json(p) for p in problems], "venues": [v.id for v in venues],
+        "outlines": outlines})
     return json_response(report)
 
 

@@ -145,38 +145,8 @@ class ApnsChannel(BaseChannel):
         return self._jwt
 
     def request_body(self, message: OutboundMessage) -> dict[str, Any]:
-        """The notification JSON for ``message``.
-
-        Rich content: an image sets ``mutable-content: 1`` (iOS then hands the push to
-        the app's notification service extension, which downloads ``image_url`` and
-        attaches it); buttons set ``category`` to a stable id of the button set (the
-        extension registers it with the buttons' titles from ``buttons``); the link and
-        buttons travel as custom keys (``deep_link``, ``buttons`` ``[{id, title,
-        deep_link}]``, ``image_url``, ``image_alt``)."""
-        body: dict[str, Any] = {
-            **message.data.as_strings(),
-            "delivery_id": message.delivery_id,
-            "idempotency_key": message.idempotency_key,
-            "aps": {
-                "alert": {"title": message.title, "body": message.body},
-                "sound": "default",
-                # Groups one campaign's notifications together in Notification Center.
-                "thread-id": message.data.campaign_id,
-            },
-        }
-        rich = message.rich
-        if rich is not None:
-            if rich.image_url is not None:
-                body["aps"]["mutable-content"] = 1
-                body["image_url"] = rich.image_url
-                body["image_alt"] = rich.image_alt or ""
-            category = rich.category_id()
-            if category is not None:
-                body["aps"]["category"] = category
-                body["buttons"] = [b.model_dump() for b in rich.buttons]
-            if rich.deep_link is not None:
-                body["deep_link"] = rich.deep_link
-        return body
+        """The notification JSON for ``message`` (:func:`apns_request_body`)."""
+        return apns_request_body(message)
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         device = message.recipient.apns_token
@@ -230,6 +200,42 @@ class ApnsChannel(BaseChannel):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def apns_request_body(message: OutboundMessage) -> dict[str, Any]:
+    """The notification JSON for ``message``. Pure: what :class:`ApnsChannel` sends, and
+    what the console's campaign preview shows.
+
+    Rich content: an image sets ``mutable-content: 1`` (iOS then hands the push to
+    the app's notification service extension, which downloads ``image_url`` and
+    attaches it); buttons set ``category`` to a stable id of the button set (the
+    extension registers it with the buttons' titles from ``buttons``); the link and
+    buttons travel as custom keys (``deep_link``, ``buttons`` ``[{id, title,
+    deep_link}]``, ``image_url``, ``image_alt``)."""
+    body: dict[str, Any] = {
+        **message.data.as_strings(),
+        "delivery_id": message.delivery_id,
+        "idempotency_key": message.idempotency_key,
+        "aps": {
+            "alert": {"title": message.title, "body": message.body},
+            "sound": "default",
+            # Groups one campaign's notifications together in Notification Center.
+            "thread-id": message.data.campaign_id,
+        },
+    }
+    rich = message.rich
+    if rich is not None:
+        if rich.image_url is not None:
+            body["aps"]["mutable-content"] = 1
+            body["image_url"] = rich.image_url
+            body["image_alt"] = rich.image_alt or ""
+        category = rich.category_id()
+        if category is not None:
+            body["aps"]["category"] = category
+            body["buttons"] = [b.model_dump() for b in rich.buttons]
+        if rich.deep_link is not None:
+            body["deep_link"] = rich.deep_link
+    return body
 
 
 def _reason(response: httpx.Response) -> str:

@@ -112,30 +112,10 @@ class EmailChannel(BaseChannel):
 
     def build(self, message: OutboundMessage) -> EmailMessage:
         """The MIME message for ``message`` (whose recipient has an email address)."""
-        mail = EmailMessage()
-        mail["From"] = self._sender
-        mail["To"] = message.recipient.email or ""
-        mail["Subject"] = _one_line(message.title)
-        mail["Date"] = email.utils.formatdate(self._clock(), usegmt=True)
-        digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
-        mail["Message-ID"] = f"<{digest}@{self._domain}>"
-        mail["X-Geopush-Idempotency-Key"] = _one_line(message.idempotency_key)
-        mail["X-Geopush-Delivery-Id"] = _one_line(message.delivery_id)
-        if self._unsubscribe_url is not None:
-            mail["List-Unsubscribe"] = f"<{self._unsubscribe_url(message)}>"
-            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mail.set_content(f"{message.title}\n\n{message.body}\n{_text_links(message)}")
-        # Title and body are plain text from the template sandbox: escape, never trust.
-        paragraphs = "".join(
-            f"<p>{html.escape(line)}</p>" for line in message.body.splitlines() if line.strip()
-        )
-        mail.add_alternative(
-            "<!doctype html><html><body>"
-            f"<h1>{html.escape(message.title)}</h1>{_html_image(message)}{paragraphs}"
-            f"{_html_links(message)}</body></html>",
-            subtype="html",
-        )
-        return mail
+        unsubscribe = (None if self._unsubscribe_url is None
+                       else self._unsubscribe_url(message))
+        return build_mail(message, sender=self._sender, domain=self._domain,
+                          date_s=self._clock(), unsubscribe_url=unsubscribe)
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         address = (message.recipient.email or "").strip()
@@ -176,6 +156,37 @@ class EmailChannel(BaseChannel):
             # STARTTLS required but not offered, AUTH not supported: our configuration.
             return Failed(f"smtp: {exc}", permanent=False)
         return Delivered(reply or None)
+
+
+def build_mail(message: OutboundMessage, *, sender: str, domain: str, date_s: float,
+               unsubscribe_url: str | None = None) -> EmailMessage:
+    """The MIME message for ``message`` from ``sender``, dated ``date_s`` (epoch
+    seconds), its ``Message-ID`` in ``domain``. Pure: what :class:`EmailChannel` sends,
+    and what the console's campaign preview shows."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = message.recipient.email or ""
+    mail["Subject"] = _one_line(message.title)
+    mail["Date"] = email.utils.formatdate(date_s, usegmt=True)
+    digest = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
+    mail["Message-ID"] = f"<{digest}@{domain}>"
+    mail["X-Geopush-Idempotency-Key"] = _one_line(message.idempotency_key)
+    mail["X-Geopush-Delivery-Id"] = _one_line(message.delivery_id)
+    if unsubscribe_url is not None:
+        mail["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    mail.set_content(f"{message.title}\n\n{message.body}\n{_text_links(message)}")
+    # Title and body are plain text from the template sandbox: escape, never trust.
+    paragraphs = "".join(
+        f"<p>{html.escape(line)}</p>" for line in message.body.splitlines() if line.strip()
+    )
+    mail.add_alternative(
+        "<!doctype html><html><body>"
+        f"<h1>{html.escape(message.title)}</h1>{_html_image(message)}{paragraphs}"
+        f"{_html_links(message)}</body></html>",
+        subtype="html",
+    )
+    return mail
 
 
 def _html_image(message: OutboundMessage) -> str:

@@ -230,29 +230,7 @@ class FcmChannel(BaseChannel):
 
     def request_body(self, message: OutboundMessage) -> dict[str, Any]:
         """The ``messages:send`` JSON for ``message`` (which must have an FCM token)."""
-        ttl_s = max(1, int(self.ttl_s(message)))
-        collapse = collapse_id(message.idempotency_key)
-        body: dict[str, Any] = {
-            "message": {
-                "token": message.recipient.fcm_token,
-                "notification": {"title": message.title, "body": message.body},
-                "data": {
-                    **message.data.as_strings(),
-                    "delivery_id": message.delivery_id,
-                    "idempotency_key": message.idempotency_key,
-                },
-                "android": {"ttl": f"{ttl_s}s", "collapse_key": collapse},
-                "apns": {
-                    "headers": {
-                        "apns-expiration": str(int(message.data.expires_at)),
-                        "apns-collapse-id": collapse,
-                    }
-                },
-            }
-        }
-        if message.rich is not None:
-            _add_rich(body["message"], message.rich)
-        return body
+        return fcm_request_body(message, self.ttl_s(message))
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         if not message.recipient.fcm_token:
@@ -302,6 +280,35 @@ class FcmChannel(BaseChannel):
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+
+
+def fcm_request_body(message: OutboundMessage, ttl_s: float) -> dict[str, Any]:
+    """The ``messages:send`` JSON for ``message``, ``ttl_s`` seconds before it expires
+    (at least 1 s as ``android.ttl``). Pure: what :class:`FcmChannel` sends, and what
+    the console's campaign preview shows."""
+    ttl = max(1, int(ttl_s))
+    collapse = collapse_id(message.idempotency_key)
+    body: dict[str, Any] = {
+        "message": {
+            "token": message.recipient.fcm_token,
+            "notification": {"title": message.title, "body": message.body},
+            "data": {
+                **message.data.as_strings(),
+                "delivery_id": message.delivery_id,
+                "idempotency_key": message.idempotency_key,
+            },
+            "android": {"ttl": f"{ttl}s", "collapse_key": collapse},
+            "apns": {
+                "headers": {
+                    "apns-expiration": str(int(message.data.expires_at)),
+                    "apns-collapse-id": collapse,
+                }
+            },
+        }
+    }
+    if message.rich is not None:
+        _add_rich(body["message"], message.rich)
+    return body
 
 
 def _add_rich(message: dict[str, Any], rich: RichContent) -> None:

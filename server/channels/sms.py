@@ -33,7 +33,7 @@ other 4xx                                            ``Failed``, permanent
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 import phonenumbers
@@ -105,6 +105,19 @@ def sms_text(message: OutboundMessage) -> str:
     return text if link is None else f"{text}\n{link}"
 
 
+def sms_form(message: OutboundMessage, to: str, sender: Mapping[str, str],
+             ttl_s: float) -> dict[str, str]:
+    """The Messages request's form fields for ``message`` to the E.164 number ``to``
+    from ``sender`` (``From`` or ``MessagingServiceSid``), ``ttl_s`` seconds before it
+    expires. Pure: what :class:`SmsChannel` sends, and what the console's campaign
+    preview shows."""
+    fields = {"To": to, **sender, "Body": sms_text(message)}
+    if "MessagingServiceSid" in sender:
+        # Twilio honours ValidityPeriod only for messages sent through a service.
+        fields["ValidityPeriod"] = str(int(min(MAX_VALIDITY_S, max(1.0, ttl_s))))
+    return fields
+
+
 class SmsChannel(BaseChannel):
     """Texts ``message.recipient.phone`` (see module doc). Give exactly one of
     ``from_number`` and ``messaging_service_sid``."""
@@ -153,12 +166,7 @@ class SmsChannel(BaseChannel):
 
     def form(self, message: OutboundMessage, to: str) -> dict[str, str]:
         """The request's form fields for ``message`` to the E.164 number ``to``."""
-        fields = {"To": to, **self._sender, "Body": sms_text(message)}
-        if "MessagingServiceSid" in self._sender:
-            # Twilio honours ValidityPeriod only for messages sent through a service.
-            ttl = int(min(MAX_VALIDITY_S, max(1.0, self.ttl_s(message))))
-            fields["ValidityPeriod"] = str(ttl)
-        return fields
+        return sms_form(message, to, self._sender, self.ttl_s(message))
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         if not message.recipient.phone:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,11 +21,11 @@ from server.api import manage_routes, venue_routes
 from server.api.context import BODY_LIMITS, LIMITER, SETTINGS, json_response, read_json
 from server.api.registry import Operation
 from server.auth import Principal, forbidden
-from server.channels.base import MessageData, OutboundMessage
+from server.console.payloads import channel_payloads
 from server.console.session import CSRF_HEADER, Session, csrf_ok, current_session
 from server.errors import ApiError
-from triggers.decisions import Campaign, ContentEngine
-from triggers.decisions.preview import SAMPLE_VENUE, SampleRender, render_samples
+from triggers.decisions import ContentEngine
+from triggers.decisions.preview import SampleRender, render_samples
 
 Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
@@ -116,32 +115,6 @@ async def check_campaign(request: web.Request) -> web.Response:
 def _sample_json(sample: SampleRender) -> dict[str, Any]:
     return {**{k: v for k, v in asdict(sample).items() if k != "rich"},
             "rich": None if sample.rich is None else sample.rich.as_json()}
-
-
-def channel_payloads(tenant_id: str, campaign: Campaign,
-                     samples: list[SampleRender]) -> list[dict[str, Any]]:
-    """Per variant, the JSON document the webhook, MQTT and in-app channels would carry
-    (:meth:`OutboundMessage.payload`) for its first sample render, with the rich content
-    chosen for that person and the campaign's channels. The offer travels as
-    ``data.extra`` as the dispatcher sends it."""
-    extra = {k: str(v) for k, v in campaign.offer.items() if v is not None}
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for sample in samples:
-        if sample.variant_id in seen or sample.failure is not None:
-            continue
-        seen.add(sample.variant_id)
-        at = datetime.fromisoformat(sample.local_time).timestamp()
-        message = OutboundMessage(
-            delivery_id="preview", idempotency_key="preview", tenant_id=tenant_id,
-            user_id=sample.user_id, title=sample.title, body=sample.body,
-            data=MessageData(campaign_id=campaign.id, variant_id=sample.variant_id,
-                             venue_id=SAMPLE_VENUE.id, event=str(campaign.trigger.kind),
-                             expires_at=at + campaign.offer_ttl_s, extra=extra),
-            rich=sample.rich)
-        out.append({"variant_id": sample.variant_id, "channels": list(campaign.channels),
-                    "payload": message.payload()})
-    return out
 
 
 list_venues = venue_routes.list_venues

@@ -127,7 +127,11 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "title": "Title",
         "body": "Body",
         "activate": "Activate",
-        "payloads": "Channel payloads (webhook, MQTT, in-app)",
+        "payloads": "Channel payloads, as each channel sends them",
+        "payloads_help": "Built by the channels' own code for each variant's first sample "
+                         "person; nothing is sent. Device tokens, numbers, addresses and "
+                         "senders are samples.",
+        "sample_address": "Sample address, not a real device or person",
         "backtest": "Back-test before activating",
         "backtest_help": "Replays the recorded pings of the last days with this campaign "
                          "added, sending nothing: what it would have sent, and whom it "
@@ -289,7 +293,10 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
         "title": "标题",
         "body": "正文",
         "activate": "启用",
-        "payloads": "渠道载荷（Webhook、MQTT、应用内）",
+        "payloads": "各渠道实际发送的载荷",
+        "payloads_help": "由各渠道自身的代码为每个版本的第一位样例用户生成，不会发送。"
+                         "设备令牌、号码、地址和发件人均为样例。",
+        "sample_address": "样例地址，并非真实设备或用户",
         "backtest": "启用前回测",
         "backtest_help": "用最近几天记录的定位数据加上此营销活动重放，不发送任何推送："
                          "它会发送什么，又会挤掉谁的推送。",

@@ -22,6 +22,7 @@ import pytest
 
 from tests.browser import OfflinePage
 from tests.conftest import ROOT
+from tests.console.venue_files import BOW_TIE, SANLITUN, kml_bytes, polygon_feature
 from tests.server.serve import free_port, serve_command, stop
 
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -161,6 +162,26 @@ def test_a_broken_upload_shows_its_problems_on_the_map_before_importing(
     assert server.call("GET", "/v1/venues/sanlitun")["properties"]["name"] == "三里屯太古里"
 
 
+def test_a_broken_kml_upload_is_drawn_with_its_problem_highlighted(
+    offline_page: OfflinePage, server: Server, tmp_path: Path,
+) -> None:
+    page = offline_page
+    kml = tmp_path / "taikoo-li.kml"
+    kml.write_bytes(kml_bytes([polygon_feature("taikoo-li", "太古里南区", "mall", SANLITUN),
+                               polygon_feature("kml-bow-tie", "Bow tie", "store", BOW_TIE)]))
+    sign_in(page, server)
+    page.goto(server.base + "/console/venues/upload")
+    page.get_by_label("Venue file").set_input_files(str(kml))
+    page.get_by_role("button", name="Check the file").click()
+    problems = page.get_by_role("table", name="Problems")
+    problems.get_by_role("row").filter(has_text="kml-bow-tie").first.wait_for()
+    # Drawn from the report's outlines: the browser cannot read a KML file itself.
+    page.wait_for_selector("path.problem", state="attached")
+    assert page.locator("path.ok").count() == 1
+    assert page.locator("path.problem").count() == 1
+    shot(page, "upload-kml")
+
+
 def test_drawing_a_store_then_moving_it_into_the_mall(
     offline_page: OfflinePage, server: Server,
 ) -> None:
@@ -256,6 +277,7 @@ def test_the_mall_shows_its_week_of_opening_hours_as_campaigns_read_them(
 CAMPAIGN: dict[str, Any] = {
     "id": "tea-welcome", "name": "茶馆欢迎 Tea welcome", "trigger": {"event": "enter"},
     "venues": {"ids": ["guomao-mall"]}, "status": "draft",
+    "channels": ["inbox", "fcm", "apns"],
     "schedule": {"respect_opening_hours": False},
     "variants": [
         {"id": "a", "title": "{{ user.first_name or '朋友' }}，欢迎光临",
@@ -283,6 +305,12 @@ def test_a_campaign_is_checked_as_typed_previewed_saved_and_activated(
     assert previews.count() == 8  # 2 variants x 4 sample people
     assert "小红，欢迎光临" in page.locator("#previews").inner_text()
     assert '"campaign_id": "tea-welcome"' in page.locator("#payloads").inner_text()
+    fcm = page.locator("section.channel-payload[data-channel=fcm]").first
+    assert '"token": "SAMPLE-fcm-registration-token"' in fcm.inner_text()
+    assert "Sample address, not a real device or person" in fcm.inner_text()
+    apns = page.locator("section.channel-payload[data-channel=apns]").first
+    assert '"thread-id": "tea-welcome"' in apns.inner_text()
+    assert "小红，欢迎光临" in apns.inner_text()
     # Two shoppers walked in earlier, before any campaign was live.
     now = time.time()
     server.call("POST", "/v1/pings", {"pings": [

@@ -25,16 +25,35 @@
     });
   }
 
+  /* Per variant, one block per channel: where it goes, the sample address it is
+     addressed to (marked as a sample), and the body as that channel sends it. */
   function payloads(list) {
     const box = document.getElementById("payloads");
     box.textContent = "";
     list.forEach(function (p) {
       const h = document.createElement("h3");
-      h.textContent = p.variant_id + " → " + p.channels.join(", ");
-      const pre = document.createElement("pre");
-      pre.className = "payload";
-      pre.textContent = JSON.stringify(p.payload, null, 2);
-      box.append(h, pre);
+      h.textContent = p.variant_id + " → " + p.channels.join(", ") + " · " + p.user_id;
+      box.append(h);
+      p.requests.forEach(function (r) {
+        const section = document.createElement("section");
+        section.className = "channel-payload";
+        section.dataset.channel = r.channel;
+        const title = document.createElement("h4");
+        title.textContent = r.channel.toUpperCase() + " — " + r.where;
+        section.append(title);
+        if (r.sample_address) {
+          const note = document.createElement("p");
+          note.className = "sample";
+          note.textContent = w.sample_address + ": " + r.sample_address;
+          section.append(note);
+        }
+        const pre = document.createElement("pre");
+        pre.className = "payload";
+        pre.setAttribute("aria-label", p.variant_id + " " + r.channel);
+        pre.textContent = JSON.stringify(r.body, null, 2);
+        section.append(pre);
+        box.append(section);
+      });
     });
   }
 

@@ -16,16 +16,7 @@
     return data;
   }
 
-  function readLocal(file) {
-    return new Promise(function (resolve) {
-      if (!/\.(geo)?json$/i.test(file.name)) { resolve(null); return; }
-      const reader = new FileReader();
-      reader.onload = function () { try { resolve(JSON.parse(reader.result)); } catch (e) { resolve(null); } };
-      reader.readAsText(file);
-    });
-  }
-
-  function show(report, geojson) {
+  function show(report) {
     document.getElementById("report").hidden = false;
     const s = report.summary;
     const dl = document.getElementById("summary");
@@ -52,10 +43,14 @@
     });
     document.getElementById("no-problems").hidden = report.problems.length > 0;
     if (layer) { m.removeLayer(layer); layer = null; }
-    if (geojson && geojson.features) {
-      const features = geojson.features.map(function (f, i) {
-        return Object.assign({}, f, { properties: Object.assign({}, f.properties, { __index: i }) });
-      }).filter(function (f) { return f.geometry; });
+    /* The report carries each feature's outline, whatever the file's format
+       (GeoJSON, GeoPackage, zipped Shapefile, KML): those with problems are drawn
+       dashed red, the rest blue. */
+    const features = (report.outlines || []).map(function (o) {
+      return { type: "Feature", geometry: o.geometry,
+               properties: { __index: o.feature_index, radius_m: o.radius_m } };
+    });
+    if (features.length) {
       try {
         layer = L.geoJSON({ type: "FeatureCollection", features }, {
           style: function (f) {
@@ -64,8 +59,7 @@
                      fillOpacity: broken ? 0.35 : 0.15, className: broken ? "problem" : "ok" };
           },
           pointToLayer: function (f, latlng) {
-            const r = (f.properties && f.properties.radius_m) || 30;
-            return L.circle(latlng, { radius: r });
+            return L.circle(latlng, { radius: f.properties.radius_m || 30 });
           },
         }).addTo(m);
         const bounds = layer.getBounds();
@@ -82,7 +76,7 @@
     const result = await g.api("POST", "/venues/import?dry_run=true", formData(), true);
     if (!result.ok) { status.textContent = g.errorText(result.body); importButton.disabled = true; return; }
     status.textContent = "";
-    show(result.body, await readLocal(file));
+    show(result.body);
     importButton.disabled = result.body.venues.length === 0;
   });
 
