@@ -43,6 +43,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", "server.cli.serve", "run the HTTP service"),
     Command("keys", "server.cli.keys", "create API keys in a PostgreSQL store"),
     Command("stats", "server.cli.stats", "a campaign's deliveries, CTR and lift"),
+    Command("worker", "server.cli.worker",
+            "process partitions of the ping stream (partitioned mode, NATS JetStream)"),
+    Command("cluster", "server.cli.cluster",
+            "the partitioned mode's partitions: owners, lag, checkpoints"),
 )
 
 SIGPIPE_STATUS = 128 + 13
