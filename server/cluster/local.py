@@ -88,10 +88,10 @@ class LocalNats:
 
     def restart(self, node: Node) -> None:
         """(Re)start a node on its ports and its JetStream directory."""
-        log = (node.directory / "nats.log").open("ab")
-        node.proc = subprocess.Popen(
-            [self.binary, "-c", str(node.directory / "nats.conf")],
-            stdout=log, stderr=subprocess.STDOUT)
+        with (node.directory / "nats.log").open("ab") as log:
+            node.proc = subprocess.Popen(
+                [self.binary, "-c", str(node.directory / "nats.conf")],
+                stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self, node: Node) -> None:
         """SIGKILL one node (a crash: nothing flushed, nothing said to the others)."""
