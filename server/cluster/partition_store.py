@@ -84,6 +84,10 @@ class PartitionStore:
         state = self.checkpoint.tenants.get(tenant_id)
         return [] if state is None else due_user_ids(state, now, limit)
 
+    def any_due(self, now: float) -> bool:
+        """Whether any user of the partition has a timer due at or before ``now``."""
+        return any(due_user_ids(state, now, 1) for state in self.checkpoint.tenants.values())
+
     async def catalog_version(self, tenant_id: str) -> int:
         version = self._versions.get(tenant_id)
         if version is None:

@@ -109,6 +109,8 @@ class PartitionRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._timers_at = 0.0
+        self._checkpoint_due = 0.0
+        """Monotonic time of the next periodic checkpoint."""
         self._failures = FailureLog(log, f"partition {partition}")
 
     # -- life cycle ---------------------------------------------------------------
@@ -177,8 +179,7 @@ class PartitionRunner:
                     if messages:
                         await self._process(messages)
                     await self._maybe_timers()
-                    if self.parts.clock() - self.checkpoint_at >= \
-                            self.parts.settings.checkpoint_interval_s:
+                    if time.monotonic() >= self._checkpoint_due:
                         await self._checkpoint()
                 self._failures.succeeded("processing")
             except asyncio.CancelledError:
@@ -237,14 +238,16 @@ class PartitionRunner:
 
     async def _maybe_timers(self) -> None:
         interval = self.parts.settings.timer_interval_s
-        now = self.parts.clock()
-        if interval and now - self._timers_at >= interval:
-            self._timers_at = now
+        started = time.monotonic()
+        if interval and started - self._timers_at >= interval:
+            self._timers_at = started
             await self._fire_timers()
 
     async def _fire_timers(self) -> None:
         assert self._store is not None
         store = self._store
+        if not store.any_due(self.parts.clock()):
+            return  # no transaction for a round with nothing due (the usual round)
         async with store.session():
             await fire_all_timers(store, self.parts.cores, self.parts.clock,
                                   on_result=lambda _t, r: self._count(r),
@@ -260,6 +263,7 @@ class PartitionRunner:
         assert self._store is not None
         cp = self._store.checkpoint
         cp.seq = self.position
+        self._checkpoint_due = time.monotonic() + self.parts.settings.checkpoint_interval_s
         self.checkpoint_at = await checkpoints.save(self.parts.cluster.checkpoints, cp,
                                                     owner=self.worker_id)
         self.checkpoint_seq = cp.seq
