@@ -18,7 +18,8 @@ What differs from the PostgreSQL store's own batch:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,7 +37,9 @@ from server.store.base import (
     NewDelivery,
     TenantRecord,
 )
+from server.store.errors import NotFoundError
 from server.store.roles import BatchTx
+from server.tenant_core import CoreBuildError, TenantCores
 from triggers.decisions import Profile
 from triggers.pings import PingBatch
 from triggers.presence_state import PresenceState
@@ -56,11 +59,20 @@ class PartitionStore:
         self._conn: asyncpg.Connection | None = None
         self._versions: dict[str, int] = {}
 
+    async def prepare(self, cores: TenantCores, tenant_ids: Iterable[str]) -> None:
+        """Before a :meth:`session`: read the tenants' catalogue versions (once per
+        session) and have their cores built, so that the session's batches need no
+        second connection — a pool whose connections all hold sessions waiting for one
+        more would deadlock. A tenant that fails here fails again, alone, in its batch."""
+        self._versions = {}
+        for tenant_id in sorted(set(tenant_ids)):
+            with contextlib.suppress(NotFoundError, CoreBuildError):
+                await cores.get(self, tenant_id)
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[None]:
         """One PostgreSQL transaction for every batch inside the block; commits at its
-        clean end. Catalogue versions are read once per session."""
-        self._versions = {}
+        clean end (call :meth:`prepare` first)."""
         async with self._pg.owned_transaction() as conn:
             self._conn = conn
             try:

@@ -55,6 +55,8 @@ DEFAULT_MAX_AGE_S = 7 * 86_400.0
 """A week: far beyond any checkpoint interval, so a partition is always replayable."""
 SETUP_WAIT_S = 20.0
 """How long opening waits for JetStream (a fresh cluster elects its leaders first)."""
+CONNECT_WAIT_S = 3.0
+"""How long a read-only look (``cluster status``) tries to connect."""
 DUPLICATE_WINDOW_S = 120.0
 """Client retries of one batch within two minutes are stored once."""
 
@@ -104,10 +106,13 @@ async def open_cluster(urls: str | Sequence[str], settings: StreamSettings | Non
     The partition count is the stored one when the stream exists already."""
     settings = settings or StreamSettings()
     try:
-        nc = await connect(urls, name=name)
-    except (OSError, NatsError) as exc:
+        # The client retries forever once connected; the first connection is bounded.
+        nc = await asyncio.wait_for(connect(urls, name=name),
+                                    SETUP_WAIT_S if create else CONNECT_WAIT_S)
+    except (OSError, NatsError, TimeoutError) as exc:
+        why = str(exc) or type(exc).__name__
         raise ClusterSetupError(f"cannot connect to NATS at {', '.join(split_urls(urls))}: "
-                                f"{exc}") from exc
+                                f"{why}") from exc
     deadline = time.monotonic() + SETUP_WAIT_S
     while True:
         try:

@@ -48,7 +48,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from server.cluster import checkpoints
 from server.cluster.leases import DEFAULT_LEASE_S, LeaseTable, read_all
 from server.cluster.partition_store import PartitionStore
-from server.cluster.partitions import MessageError, decode, partition_filter
+from server.cluster.partitions import MessageError, PingGroup, decode, partition_filter
 from server.cluster.stream import STREAM, Cluster
 from server.logs import FailureLog
 from server.metrics import Metrics, PartitionMetrics
@@ -205,25 +205,33 @@ class PartitionRunner:
     async def _process(self, messages: list[Msg]) -> None:
         assert self._store is not None
         position, pending = self.position, self.pending
+        groups = []
+        for msg in messages:
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            if seq <= position:
+                continue  # redelivered after a consumer reset: processed already
+            groups.append((seq, self._decode(msg.data, seq)))
+            position, pending = seq, meta.num_pending
+        await self._store.prepare(self.parts.cores,
+                                  (g.tenant_id for _, g in groups if g is not None))
         async with self._store.session():
-            for msg in messages:
-                meta = msg.metadata
-                seq = meta.sequence.stream
-                if seq <= position:
-                    continue  # redelivered after a consumer reset: processed already
-                await self._one(msg.data, seq)
-                position, pending = seq, meta.num_pending
+            for seq, group in groups:
+                if group is not None:
+                    await self._one(group, seq)
         self.position, self.pending = position, pending
         self.parts.partition_metrics.observe(self.partition, position=position,
                                              pending=pending)
 
-    async def _one(self, data: bytes, seq: int) -> None:
-        assert self._store is not None
+    def _decode(self, data: bytes, seq: int) -> PingGroup | None:
         try:
-            group = decode(data)
+            return decode(data)
         except MessageError as exc:
             log.warning("partition %d: message %d skipped: %s", self.partition, seq, exc)
-            return
+            return None
+
+    async def _one(self, group: PingGroup, seq: int) -> None:
+        assert self._store is not None
         try:
             result = await ingest(self._store, self.parts.cores, group.tenant_id,
                                   group.pings, now=group.now)
@@ -248,6 +256,7 @@ class PartitionRunner:
         store = self._store
         if not store.any_due(self.parts.clock()):
             return  # no transaction for a round with nothing due (the usual round)
+        await store.prepare(self.parts.cores, store.checkpoint.tenants)
         async with store.session():
             await fire_all_timers(store, self.parts.cores, self.parts.clock,
                                   on_result=lambda _t, r: self._count(r),
