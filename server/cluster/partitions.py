@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,3 +143,34 @@ def _nullable(values: np.ndarray[Any, np.dtype[np.float64]]) -> list[float | Non
 
 def _floats(values: list[float | None]) -> np.ndarray[Any, np.dtype[np.float64]]:
     return np.array(values, dtype=np.float64)  # None becomes NaN
+
+
+def plan_runs(groups: Sequence[PingGroup], max_pings: int = 2_000) -> list[list[PingGroup]]:
+    """Consecutive stream messages as runs the engine can take at once (as the group
+    commit does with concurrent requests): one tenant per run, no user in two groups of
+    a run, at most ``max_pings`` pings (a single larger group is a run of its own). A
+    group sharing a user with one passed over waits for a later run too, so each user's
+    messages are processed in stream order."""
+    runs: list[list[PingGroup]] = []
+    waiting = list(groups)
+    while waiting:
+        run: list[PingGroup] = []
+        taken: set[tuple[str, str]] = set()
+        passed: set[tuple[str, str]] = set()
+        size = 0
+        kept: list[PingGroup] = []
+        for group in waiting:
+            users = {(group.tenant_id, str(u)) for u in group.pings.user_id.tolist()}
+            fits = not run or (group.tenant_id == run[0].tenant_id
+                               and size + len(group.pings) <= max_pings)
+            if fits and users.isdisjoint(taken) and users.isdisjoint(passed):
+                run.append(group)
+                taken |= users
+                size += len(group.pings)
+            else:
+                passed |= users
+                kept.append(group)
+        runs.append(run)
+        waiting = kept
+    return runs
+

@@ -48,11 +48,17 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from server.cluster import checkpoints
 from server.cluster.leases import DEFAULT_LEASE_S, LeaseTable, read_all
 from server.cluster.partition_store import PartitionStore
-from server.cluster.partitions import MessageError, PingGroup, decode, partition_filter
+from server.cluster.partitions import (
+    MessageError,
+    PingGroup,
+    decode,
+    partition_filter,
+    plan_runs,
+)
 from server.cluster.stream import STREAM, Cluster
 from server.logs import FailureLog
 from server.metrics import Metrics, PartitionMetrics
-from server.pipeline import IngestResult, PipelineError, fire_all_timers, ingest
+from server.pipeline import IngestResult, PipelineError, fire_all_timers, ingest_parts
 from server.store import PostgresStore
 from server.store.errors import NotFoundError
 from server.tenant_core import CoreBuildError, TenantCores
@@ -70,6 +76,8 @@ class WorkerSettings:
     """Due timers are fired this often (0: only when asked, :meth:`Worker.fire_timers`)."""
     fetch_max: int = 500
     """Messages per PostgreSQL transaction at most."""
+    run_max_pings: int = 2_000
+    """Pings per engine pass (consecutive messages of one tenant, users disjoint)."""
     idle_wait_s: float = 0.1
     """How long a round waits for a first message before doing its timers."""
     retry_s: float = 0.5
@@ -213,12 +221,11 @@ class PartitionRunner:
                 continue  # redelivered after a consumer reset: processed already
             groups.append((seq, self._decode(msg.data, seq)))
             position, pending = seq, meta.num_pending
-        await self._store.prepare(self.parts.cores,
-                                  (g.tenant_id for _, g in groups if g is not None))
+        valid = [g for _, g in groups if g is not None]
+        await self._store.prepare(self.parts.cores, (g.tenant_id for g in valid))
         async with self._store.session():
-            for seq, group in groups:
-                if group is not None:
-                    await self._one(group, seq)
+            for run in plan_runs(valid, self.parts.settings.run_max_pings):
+                await self._run_of(run)
         self.position, self.pending = position, pending
         self.parts.partition_metrics.observe(self.partition, position=position,
                                              pending=pending)
@@ -230,16 +237,25 @@ class PartitionRunner:
             log.warning("partition %d: message %d skipped: %s", self.partition, seq, exc)
             return None
 
-    async def _one(self, group: PingGroup, seq: int) -> None:
+    async def _run_of(self, run: list[PingGroup]) -> None:
+        """One engine pass over a run of messages, at the latest ``now`` among them (a
+        message alone: its own ``now``, so a replay gives the same decisions)."""
         assert self._store is not None
+        tenant_id = run[0].tenant_id
         try:
-            result = await ingest(self._store, self.parts.cores, group.tenant_id,
-                                  group.pings, now=group.now)
+            results = await ingest_parts(self._store, self.parts.cores, tenant_id,
+                                         [g.pings for g in run], now=max(g.now for g in run))
         except (PipelineError, NotFoundError, CoreBuildError) as exc:
+            if len(run) > 1:
+                for group in run:  # find the one that fails; the others go through
+                    await self._run_of([group])
+                return
             # The same input would fail the same way on every replay: skip it.
-            log.warning("partition %d: message %d skipped: %s", self.partition, seq, exc)
+            log.warning("partition %d: a message of tenant %s skipped: %s", self.partition,
+                        tenant_id, exc)
             return
-        self._count(result)
+        for result in results:
+            self._count(result)
 
     def _count(self, result: IngestResult) -> None:
         self.parts.metrics.count_result(result)

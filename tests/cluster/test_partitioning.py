@@ -19,7 +19,15 @@ from server.cluster import checkpoints
 from server.cluster.gateway import StreamIngest
 from server.cluster.leases import LeaseTable
 from server.cluster.local import LocalNats
-from server.cluster.partitions import decode, partition_of, split, subject, tenant_token
+from server.cluster.partitions import (
+    PingGroup,
+    decode,
+    partition_of,
+    plan_runs,
+    split,
+    subject,
+    tenant_token,
+)
 from server.cluster.status import cluster_status, render
 from server.cluster.stream import Cluster, StreamSettings, open_cluster
 from server.cluster.worker import Worker, WorkerParts, WorkerSettings
@@ -96,6 +104,23 @@ def test_a_batch_splits_by_partition_and_each_group_reads_back_the_same() -> Non
         np.testing.assert_array_equal(back.pings.accuracy_m, group.pings.accuracy_m)
         np.testing.assert_array_equal(back.pings.mock, group.pings.mock)
         assert back.message_id() == group.message_id()
+
+
+def _group(tenant: str, *users: str) -> PingGroup:
+    n = len(users)
+    return PingGroup(tenant, 0, 1.0, PingBatch.from_columns(
+        list(users), [1.0] * n, [HELSINKI[0]] * n, [HELSINKI[1]] * n))
+
+
+def test_runs_keep_each_users_messages_in_stream_order() -> None:
+    a1, b1, a2, c1, b2 = (_group("acme", "a"), _group("acme", "b"), _group("acme", "a"),
+                          _group("globex", "c"), _group("acme", "b", "d"))
+    names = {id(a1): "a1", id(b1): "b1", id(a2): "a2", id(c1): "c1", id(b2): "b2"}
+    runs = [[names[id(g)] for g in run] for run in plan_runs([a1, b1, a2, c1, b2])]
+    # a2 waits for a1's run; c1 is another tenant's; b2 shares b with b1.
+    assert runs == [["a1", "b1"], ["a2", "b2"], ["c1"]]
+    big = _group("acme", "x", "y")
+    assert [len(run) for run in plan_runs([big, big, big], max_pings=1)] == [1, 1, 1]
 
 
 def test_a_checkpoint_gives_back_its_state_and_sequence() -> None:
