@@ -78,8 +78,9 @@ class WorkerSettings:
     """Messages per PostgreSQL transaction at most."""
     run_max_pings: int = 2_000
     """Pings per engine pass (consecutive messages of one tenant, users disjoint)."""
-    idle_wait_s: float = 0.1
-    """How long a round waits for a first message before doing its timers."""
+    idle_wait_s: float = 0.25
+    """How long a round waits for a first message before doing its timers (a message
+    that comes is taken at once; this only bounds an idle partition's wake-ups)."""
     retry_s: float = 0.5
     """Pause after a failed round before restoring and replaying."""
 

@@ -11,10 +11,12 @@ around Forum (walkers, sitters and strollers; ENTER / DWELL / EXIT, a DWELL camp
 
 Per worker count (1, 2, 3):
 
-- **throughput**: pings processed per second, from the first post until every ping is
-  in PostgreSQL (the gateway and the clients share this machine's cores);
+- **throughput**: the crowd is posted while the workers are stopped (SIGSTOP), then
+  they are resumed and drain it: pings per second until every ping is in PostgreSQL
+  (what the workers can do, not what the clients send; NATS and PostgreSQL share the
+  cores with them);
 - **CPU seconds per million pings**: the workers' own CPU (``/proc/PID/stat``, user +
-  system), from when they own their partitions to the end, summed over workers —
+  system) during that drain, summed over workers —
   the cost a deployment pays per ping, whatever the core count; *efficiency* is one
   worker's cost over n workers' (1.00 = no overhead from partitioning);
 - **end-to-end latency**: ``--probes`` single-ping requests (a new user entering
@@ -62,6 +64,12 @@ def workers_cpu(dep: Deployment) -> float:
                if p.proc is not None and p.proc.poll() is None)
 
 
+def signal_workers(dep: Deployment, sig: int) -> None:
+    for proc in dep.workers.values():
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.proc.send_signal(sig)
+
+
 async def all_owned(dep: Deployment, workers: set[str]) -> bool:
     owners = await dep.owners()
     return None not in owners.values() and set(owners.values()) == workers
@@ -92,7 +100,10 @@ async def send_all(dep: Deployment, key: str, lanes: list[list[list[dict[str, An
     return sum(len(b) for lane_ in lanes for b in lane_)
 
 
-def renamed(lanes: list[list[list[dict[str, Any]]]], prefix: str) -> list[list[list[dict[str, Any]]]]:
+Lanes = list[list[list[dict[str, Any]]]]
+
+
+def renamed(lanes: Lanes, prefix: str) -> Lanes:
     return [[[{**p, "user_id": prefix + p["user_id"]} for p in b] for b in lane] for lane in lanes]
 
 
@@ -137,19 +148,24 @@ async def one_size(n_workers: int, users: int, n_probes: int, tmp: Path) -> dict
     lanes = crowd(time.time() - 5, centre)
     with LocalNats.start(3, root=tmp / f"nats{n_workers}") as nats:
         async with fresh_database(DATABASE_URL, "geopush_bench_cluster") as url:
-            dep = Deployment(nats.urls, url, tmp, partitions=PARTITIONS, lease_s=5.0)
+            # Leases outlive the stop: the stopped workers keep their partitions.
+            dep = Deployment(nats.urls, url, tmp, partitions=PARTITIONS, lease_s=60.0)
             try:
                 await dep.start_gateway()
                 names = {f"w{i}" for i in range(n_workers)}
                 for name in sorted(names):
-                    dep.start_worker(name)
+                    dep.start_worker(name, "--checkpoint-interval-s", "5")
                 await wait(lambda: all_owned(dep, names), 60)
                 async with aiohttp.ClientSession() as session:
                     key = await setup_tenant(session, dep.base, feature)
-                cpu0 = workers_cpu(dep)
-                started = time.monotonic()
+                # The backlog is posted while the workers are stopped (SIGSTOP), then
+                # they drain it at full speed: their capacity, not the clients'.
+                signal_workers(dep, signal.SIGSTOP)
                 total = await send_all(dep, key, lanes)
-                await wait(lambda: _count_is(url, total), 300, every_s=0.1)
+                cpu0 = workers_cpu(dep)
+                signal_workers(dep, signal.SIGCONT)
+                started = time.monotonic()
+                await wait(lambda: _count_is(url, total), 300, every_s=0.05)
                 wall = time.monotonic() - started
                 cpu = workers_cpu(dep) - cpu0
                 lat = await probes(dep, key, url, n_probes) if n_probes else [0.0]
