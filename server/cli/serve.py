@@ -84,6 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app  # noqa: PLC0415
     from server.logs import configure_logging  # noqa: PLC0415
+    from server.cluster.stream import ClusterSetupError  # noqa: PLC0415
     from server.store.errors import StoreError, StoreUnavailableError  # noqa: PLC0415
 
     settings = _settings(host=args.host, port=args.port, database_url=args.database_url,
@@ -106,6 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
                                      flush=True),
             access_log=None,
         )
+    except ClusterSetupError as exc:
+        raise CliError(str(exc)) from exc
     except StoreError as exc:
         if not settings.database_url:
             raise
