@@ -83,8 +83,8 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415
 
     from server.app import create_app  # noqa: PLC0415
-    from server.logs import configure_logging  # noqa: PLC0415
     from server.cluster.stream import ClusterSetupError  # noqa: PLC0415
+    from server.logs import configure_logging  # noqa: PLC0415
     from server.store.errors import StoreError, StoreUnavailableError  # noqa: PLC0415
 
     settings = _settings(host=args.host, port=args.port, database_url=args.database_url,
