@@ -208,7 +208,10 @@ class PartitionRunner:
             return []
         messages = [first]
         while self._sub.pending_msgs and len(messages) < settings.fetch_max:
-            messages.append(await self._sub.next_msg(timeout=settings.idle_wait_s))
+            try:
+                messages.append(await self._sub.next_msg(timeout=settings.idle_wait_s))
+            except TimeoutError:
+                break  # counted but not handed out (a status message): take what came
         return messages
 
     async def _process(self, messages: list[Msg]) -> None:

@@ -275,3 +275,26 @@ def test_cluster_status_without_nats_is_one_error_line(
     assert main(["cluster", "status", "--nats-url", "nats://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("geopush: error: cannot connect to NATS") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["serve", "--role", "gateway", "--database-url", "postgresql://h/db"],
+     "--role gateway needs --nats-url"),
+    (["serve", "--role", "gateway", "--nats-url", "nats://127.0.0.1:9"],
+     "--role gateway needs --database-url"),
+    (["serve", "--nats-url", "nats://127.0.0.1:9"], "only a gateway (--role gateway)"),
+    (["serve", "--role", "gateway", "--nats-url", "nats://127.0.0.1:9", "--database-url",
+      "postgresql://h/db", "--partitions", "0"], "--partitions: 0 is not within"),
+    (["worker", "--nats-url", "nats://127.0.0.1:9"], "--database-url (or DATABASE_URL)"),
+    (["worker", "--nats-url", "nats://127.0.0.1:9", "--database-url", "postgresql://h/db",
+      "--id", "no spaces"], "--id: 1 to 64 letters"),
+])
+def test_partitioned_mode_flags_that_cannot_work_are_one_error_line(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("GEOPUSH_DATABASE_URL", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("geopush: error: ") and says in err and err.count("\n") == 1
