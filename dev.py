@@ -207,13 +207,16 @@ def cmd_cluster(extra: list[str]) -> int:
         urls = ",".join(nats.urls)
         _say(f"NATS JetStream cluster: {urls} (in {nats.root})")
         geopush = str(BIN / "geopush")
+        # Sessions of their own: Ctrl-C reaches this script, which stops the workers
+        # and the gateway (handing the partitions over) before the NATS cluster.
         procs = [subprocess.Popen([geopush, "serve", "--role", "gateway", "--nats-url", urls,
                                    "--database-url", pg_url, "--port", port,
-                                   "--admin-key", admin_key, "--replicas", "3"])]
+                                   "--admin-key", admin_key, "--replicas", "3"],
+                                  start_new_session=True)]
         for name in ("worker-a", "worker-b"):
             procs.append(subprocess.Popen([geopush, "worker", "--nats-url", urls,
                                            "--database-url", pg_url, "--id", name,
-                                           "--replicas", "3"]))
+                                           "--replicas", "3"], start_new_session=True))
         _say(f"gateway http://127.0.0.1:{port} (admin key {admin_key}); "
              f"status: {geopush} cluster status --nats-url {urls}; Ctrl-C stops all")
         try:

@@ -89,9 +89,11 @@ class LocalNats:
     def restart(self, node: Node) -> None:
         """(Re)start a node on its ports and its JetStream directory."""
         with (node.directory / "nats.log").open("ab") as log:
+            # A session of its own: a Ctrl-C meant for the caller must not take the
+            # cluster down before the processes that use it have shut down.
             node.proc = subprocess.Popen(
                 [self.binary, "-c", str(node.directory / "nats.conf")],
-                stdout=log, stderr=subprocess.STDOUT)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self, node: Node) -> None:
         """SIGKILL one node (a crash: nothing flushed, nothing said to the others)."""

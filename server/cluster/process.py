@@ -82,7 +82,13 @@ async def run_worker(options: WorkerOptions, settings: Settings,
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.stop()
+        # Bounded: with NATS gone, checkpoints and releases cannot be written, and the
+        # leases expire by themselves after the lease time anyway.
+        try:
+            await asyncio.wait_for(worker.stop(), options.worker.lease_s)
+        except TimeoutError:
+            log.warning("worker %s: shutdown handover not finished in %.0f s; its leases "
+                        "expire by themselves", worker.worker_id, options.worker.lease_s)
 
 
 @contextlib.asynccontextmanager

@@ -55,6 +55,8 @@ DEFAULT_MAX_AGE_S = 7 * 86_400.0
 """A week: far beyond any checkpoint interval, so a partition is always replayable."""
 SETUP_WAIT_S = 20.0
 """How long opening waits for JetStream (a fresh cluster elects its leaders first)."""
+CLOSE_WAIT_S = 5.0
+"""How long closing waits for the connection to drain (NATS may be gone)."""
 CONNECT_WAIT_S = 3.0
 """How long a read-only look (``cluster status``) tries to connect."""
 DUPLICATE_WINDOW_S = 120.0
@@ -85,7 +87,11 @@ class Cluster:
     partitions: int
 
     async def close(self) -> None:
-        await self.nc.drain()
+        """Drain (publishes in flight finish), at most :data:`CLOSE_WAIT_S`, then close."""
+        try:
+            await asyncio.wait_for(self.nc.drain(), CLOSE_WAIT_S)
+        except (TimeoutError, NatsError):
+            await self.nc.close()
 
 
 def split_urls(urls: str | Sequence[str]) -> list[str]:
