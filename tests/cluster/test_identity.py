@@ -34,7 +34,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from nats.js.errors import NotFoundError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from server.api.context import CORES, STORE
 from server.app import GatewayOptions, create_app
@@ -170,10 +172,18 @@ async def run_node(store: Store, scenario: Scenario) -> bytes:
 async def _reset_stream(urls: list[str]) -> None:
     """Delete the stream and its buckets: each deployment starts from nothing."""
     nc = await connect(urls, name="geopush-test")
+    deadline = time.monotonic() + 30
     try:
         js = nc.jetstream()
-        with contextlib.suppress(NotFoundError):
-            await js.delete_stream(STREAM)
+        while True:
+            try:
+                with contextlib.suppress(NotFoundError):
+                    await js.delete_stream(STREAM)
+                break
+            except (NatsTimeoutError, NoRespondersError, ServiceUnavailableError):
+                # A cluster that just started is still electing its JetStream leader.
+                assert time.monotonic() < deadline, "JetStream did not answer"
+                await asyncio.sleep(0.25)
         with contextlib.suppress(NotFoundError):
             await js.delete_key_value(LEASES)
         with contextlib.suppress(NotFoundError):
@@ -200,7 +210,7 @@ async def run_partitioned(store: PostgresStore, scenario: Scenario, urls: list[s
             cluster, store,
             TenantCores(rebuild_wait_s=0, render_limits=settings.render_limits(),
                         render_clock=time.monotonic),
-            WorkerSettings(lease_s=60, checkpoint_interval_s=3600, timer_interval_s=0),
+            WorkerSettings(lease_s=3600, checkpoint_interval_s=3600, timer_interval_s=0),
             metrics, PartitionMetrics(metrics.registry), clock=clock)
         workers.append(Worker(parts, f"w{i}"))
     try:
