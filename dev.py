@@ -4,6 +4,8 @@
     python3 dev.py demo     # the main job on the embedded default (no database)
     python3 dev.py test     # ruff, mypy, import contracts and the whole pytest suite
     python3 dev.py bench    # the benchmarks (see BENCHMARKS.md)
+    python3 dev.py cluster  # the partitioned mode locally: 3 NATS nodes, PostgreSQL,
+                            # a gateway and two workers (docs/scale-out.md)
 
 Each command creates ``.venv`` on first use and installs the project with its dev
 extras into it; the install is redone when ``pyproject.toml`` changes.
@@ -190,7 +192,51 @@ def cmd_bench(extra: list[str]) -> int:
     return _run(PY, ROOT / "tests" / "bench" / "run.py", *extra)
 
 
-COMMANDS = {"demo": cmd_demo, "test": cmd_test, "bench": cmd_bench}
+def cmd_cluster(extra: list[str]) -> int:
+    """The partitioned mode on this machine until Ctrl-C: a three-node NATS JetStream
+    cluster (nats-server instances on free ports, their configs and JetStream dirs in a
+    temporary folder), PostgreSQL (as for the tests), one gateway on port 8080 (or
+    ``--port N``) and two workers. Prints the URLs and the admin key."""
+    ensure_venv()
+    port = extra[extra.index("--port") + 1] if "--port" in extra else "8080"
+    sys.path.insert(0, str(ROOT))
+    from server.cluster.local import LocalNats  # noqa: PLC0415 - stdlib only
+
+    admin_key = "dev-cluster-admin-key-0123456789"
+    with postgres() as pg_url, LocalNats.start(3) as nats:
+        if pg_url is None:
+            _say("no PostgreSQL: the partitioned mode needs one")
+            return 2
+        urls = ",".join(nats.urls)
+        _say(f"NATS JetStream cluster: {urls} (in {nats.root})")
+        geopush = str(BIN / "geopush")
+        # Sessions of their own: Ctrl-C reaches this script, which stops the workers
+        # and the gateway (handing the partitions over) before the NATS cluster.
+        procs = [subprocess.Popen([geopush, "serve", "--role", "gateway", "--nats-url", urls,
+                                   "--database-url", pg_url, "--port", port,
+                                   "--admin-key", admin_key, "--replicas", "3"],
+                                  start_new_session=True)]
+        for name in ("worker-a", "worker-b"):
+            procs.append(subprocess.Popen([geopush, "worker", "--nats-url", urls,
+                                           "--database-url", pg_url, "--id", name,
+                                           "--replicas", "3"], start_new_session=True))
+        _say(f"gateway http://127.0.0.1:{port} (admin key {admin_key}); "
+             f"status: {geopush} cluster status --nats-url {urls}; Ctrl-C stops all")
+        try:
+            while all(p.poll() is None for p in procs):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "test": cmd_test, "bench": cmd_bench, "cluster": cmd_cluster}
 
 
 def main(argv: list[str]) -> int:

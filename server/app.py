@@ -17,8 +17,9 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from importlib import metadata
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
@@ -75,7 +76,18 @@ from server.tenant_core import TenantCores
 from server.venue_budget import VenueWriteBudget
 from server.venue_builds import VenueWorkers
 
+if TYPE_CHECKING:
+    from server.cluster.stream import StreamSettings
+
 log = logging.getLogger("geopush.app")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """A gateway's NATS servers and the stream settings it creates the stream with."""
+
+    nats_urls: tuple[str, ...]
+    stream: StreamSettings
 
 OPERATIONS: list[Operation] = [
     *ingest_routes.OPERATIONS,
@@ -105,6 +117,7 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], float] | None = None,
     announce: TextIO | None = None,
+    gateway: GatewayOptions | None = None,
 ) -> web.Application:
     """The service as an aiohttp application.
 
@@ -113,6 +126,8 @@ def create_app(
     migrations applied; embedded otherwise) and closes it at shutdown.
     ``clock``: wall time in epoch seconds (default ``time.time``; tests pass a fake).
     ``announce``: where a generated admin key is printed (stdout by default).
+    ``gateway``: run as a gateway of the partitioned mode (``serve --role gateway``):
+    ping batches go to the NATS JetStream stream, the workers fire the timers.
     """
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -151,11 +166,12 @@ def create_app(
     app.cleanup_ctx.append(_cores_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
-    app.cleanup_ctx.append(_groups_ctx)
+    app.cleanup_ctx.append(_groups_ctx if gateway is None else _stream_ctx(gateway))
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
-    app.cleanup_ctx.append(_timer_ctx)
-    app.cleanup_ctx.append(_arm_stats_ctx)
+    if gateway is None:  # a gateway's timers fire in the partitions' workers
+        app.cleanup_ctx.append(_timer_ctx)
+        app.cleanup_ctx.append(_arm_stats_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.on_shutdown.append(_close_streams)
     return app
@@ -204,6 +220,25 @@ async def _groups_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await groups.close()
+
+
+def _stream_ctx(options: GatewayOptions) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The gateway's ping stream (see :mod:`server.cluster.gateway`), in place of the
+    group commit: connected at start-up (stream and buckets created when missing)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from server.cluster.gateway import StreamIngest  # noqa: PLC0415 - nats only here
+        from server.cluster.stream import open_cluster  # noqa: PLC0415
+
+        cluster = await open_cluster(options.nats_urls, options.stream, name="geopush-gateway")
+        sink = StreamIngest(cluster)
+        app[GROUPS] = sink
+        try:
+            yield
+        finally:
+            await sink.close()
+
+    return ctx
 
 
 async def _learner_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ of truth for anything (DESIGN, scale-out).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -81,3 +82,45 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class PartitionMetrics:
+    """A partitioned-mode worker's view of its partitions (``geopush worker``): per
+    owned partition, the stream sequence processed, the messages still pending after it
+    (the lag) and the time of its last checkpoint. A partition handed over is removed,
+    so the gauges sum to the cluster's totals across workers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.lag = Gauge("geopush_partition_lag_messages",
+                         "Stream messages of the partition not processed yet", ["partition"],
+                         registry=r)
+        self.position = Gauge("geopush_partition_position",
+                              "Last stream sequence processed", ["partition"], registry=r)
+        self.checkpoint_time = Gauge("geopush_partition_checkpoint_timestamp_seconds",
+                                     "Wall time of the partition's last checkpoint",
+                                     ["partition"], registry=r)
+        self.owned = Gauge("geopush_partitions_owned", "Partitions this worker owns",
+                           registry=r)
+        self._known: set[int] = set()
+
+    def observe(self, partition: int, *, position: int, pending: int) -> None:
+        label = str(partition)
+        self.lag.labels(partition=label).set(pending)
+        self.position.labels(partition=label).set(position)
+        self._known.add(partition)
+        self.owned.set(len(self._known))
+
+    def checkpointed(self, partition: int, at: float) -> None:
+        self.checkpoint_time.labels(partition=str(partition)).set(at)
+        self._known.add(partition)
+        self.owned.set(len(self._known))
+
+    def forget(self, partition: int) -> None:
+        label = str(partition)
+        for gauge in (self.lag, self.position, self.checkpoint_time):
+            with contextlib.suppress(KeyError):
+                gauge.remove(label)
+        self._known.discard(partition)
+        self.owned.set(len(self._known))
+

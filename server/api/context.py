@@ -26,16 +26,17 @@ from server.api.bodies import content_codings, decode
 from server.auth import Limiter
 from server.channels.inapp import StreamFanout, StreamHub
 from server.errors import NON_FINITE_NUMBER, ApiError, body_too_large, field_path, parse_json
-from server.group_commit import GroupCommitter
 from server.learner import ProfileLearner
 from server.metrics import Metrics
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
+from server.pipeline import IngestResult
 from server.settings import Settings
 from server.store.roles import Store
 from server.tenant_core import CoreBuildError, TenantCores
 from server.venue_budget import VenueWriteBudget
 from server.venue_builds import VenueWorkers
+from triggers.pings import PingBatch
 from venues.values import first_non_finite
 
 log = logging.getLogger("geopush.api")
@@ -64,8 +65,21 @@ BODY_LIMITS = web.AppKey("body_limits", dict[str, int])
 """Operation id → the largest request body it reads, in bytes (after gzip decoding)."""
 OUTBOX = web.AppKey("outbox", Outbox)
 """Set while the app runs (``cleanup_ctx``); absent when ``outbox_workers`` is 0."""
-GROUPS = web.AppKey("groups", GroupCommitter)
-"""The app's group committer of ping batches."""
+
+
+class PingIngest(Protocol):
+    """Where the ping routes hand a validated batch: the group committer (the engine,
+    here), or in the partitioned mode's gateway the ping stream
+    (:class:`server.cluster.gateway.StreamIngest`)."""
+
+    async def ingest(self, tenant_id: str, pings: PingBatch, *, now: float) -> IngestResult:
+        ...
+
+    async def close(self) -> None: ...
+
+
+GROUPS = web.AppKey[PingIngest]("groups")
+"""The app's ingest of ping batches: a :class:`GroupCommitter` unless a gateway."""
 LEARNER = web.AppKey("learner", ProfileLearner)
 """The app's profile learner."""
 

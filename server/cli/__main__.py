@@ -48,6 +48,10 @@ COMMANDS: tuple[Command, ...] = (
             "learn and predict users' interest in categories from behaviour events"),
     Command("sendtime", "server.cli.sendtime",
             "learn and predict each user's best local hours from behaviour events"),
+    Command("worker", "server.cli.worker",
+            "process partitions of the ping stream (partitioned mode, NATS JetStream)"),
+    Command("cluster", "server.cli.cluster",
+            "the partitioned mode's partitions: owners, lag, checkpoints"),
 )
 
 SIGPIPE_STATUS = 128 + 13

@@ -23,6 +23,7 @@ from server.cli.common import CliError
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from server.app import GatewayOptions
     from server.settings import Settings
     from server.store import Store
     from triggers.simulation import Scenario
@@ -51,6 +52,19 @@ def register(parser: argparse.ArgumentParser) -> None:
                              "without one, the embedded store prints a generated key")
     parser.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="S",
                         help="seconds requests in flight get at shutdown (default 10)")
+    cluster = parser.add_argument_group(
+        "partitioned mode", "a gateway validates pings and publishes them to NATS "
+        "JetStream; `geopush worker` processes them (docs/scale-out.md)")
+    cluster.add_argument("--role", choices=("node", "gateway"), default="node",
+                         help="node (default): process pings here; gateway: publish them")
+    cluster.add_argument("--nats-url", "--nats", dest="nats_url", metavar="URL[,URL...]",
+                         help="NATS servers of the gateway (required with --role gateway)")
+    cluster.add_argument("--partitions", type=int, default=64, metavar="P",
+                         help="partitions of the stream, when this gateway creates it "
+                              "(default 64; an existing stream keeps its own)")
+    cluster.add_argument("--replicas", type=int, default=1, metavar="R",
+                         help="copies of the stream and buckets, when created (default 1; "
+                              "3 on a three-node cluster)")
     parser.set_defaults(func=_serve)
 
 
@@ -69,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web  # noqa: PLC0415
 
     from server.app import create_app  # noqa: PLC0415
+    from server.cluster.stream import ClusterSetupError  # noqa: PLC0415
     from server.logs import configure_logging  # noqa: PLC0415
     from server.store.errors import StoreError, StoreUnavailableError  # noqa: PLC0415
 
@@ -76,11 +91,13 @@ def _serve(args: argparse.Namespace) -> int:
                          admin_key=args.admin_key)
     scenario = _read_scenario(args.scenario) if args.scenario is not None else None
     configure_logging(settings.log_format, settings.log_level)
-    app = create_app(settings)
+    app = create_app(settings, gateway=_gateway(args, settings))
     if scenario is not None:
         app.on_startup.append(_preloader(scenario))
     app.on_startup.append(_freeze_startup_objects)
     store_label = "PostgreSQL" if settings.database_url else "embedded (in-memory) store"
+    if args.role == "gateway":
+        store_label += ", gateway to NATS JetStream"
     try:
         web.run_app(
             app, host=settings.host, port=settings.port,
@@ -90,6 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
                                      flush=True),
             access_log=None,
         )
+    except ClusterSetupError as exc:
+        raise CliError(str(exc)) from exc
     except StoreError as exc:
         if not settings.database_url:
             raise
@@ -98,6 +117,28 @@ def _serve(args: argparse.Namespace) -> int:
                 else "cannot start on the database")
         raise CliError(f"{what} at {redacted(settings.database_url)}: {why}") from exc
     return 0
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> GatewayOptions | None:
+    """The gateway's options with ``--role gateway``; checks what the role needs."""
+    from server.app import GatewayOptions  # noqa: PLC0415 - see _serve
+    from server.cluster.stream import StreamSettings, split_urls  # noqa: PLC0415
+
+    if args.role != "gateway":
+        if args.nats_url:
+            raise CliError("--nats-url: only a gateway (--role gateway) publishes to NATS")
+        return None
+    if not args.nats_url or not split_urls(args.nats_url):
+        raise CliError("--role gateway needs --nats-url URL[,URL...]")
+    if not settings.database_url:
+        raise CliError("--role gateway needs --database-url: the workers' PostgreSQL "
+                       "holds the keys, venues and campaigns it checks against")
+    if not 1 <= args.partitions <= 4096:
+        raise CliError(f"--partitions: {args.partitions} is not within 1..4096")
+    if not 1 <= args.replicas <= 5:
+        raise CliError(f"--replicas: {args.replicas} is not within 1..5")
+    return GatewayOptions(tuple(split_urls(args.nats_url)), StreamSettings(
+        partitions=args.partitions, replicas=args.replicas))
 
 
 def redacted(url: str) -> str:

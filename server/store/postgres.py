@@ -1298,6 +1298,23 @@ class PostgresStore:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
 
+    @asynccontextmanager
+    async def owned_transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction on a pooled connection that takes no user locks: for a
+        single writer that owns its users by other means (a partition's worker, see
+        :mod:`server.cluster.worker`). Commits on a clean exit."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield conn
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+
+    def owned_batch(self, conn: asyncpg.Connection, tenant_id: str,
+                    user_ids: Sequence[str]) -> _PgTx:
+        """A batch transaction of ``user_ids`` on ``conn``'s :meth:`owned_transaction`
+        (no locks taken: the caller owns the users; presence is read from the table)."""
+        return _PgTx(conn, tenant_id, tuple(sorted(set(user_ids))), self._clock)
+
     @_translated
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
         rows = await self._pool.fetch(

@@ -1,0 +1,415 @@
+"""``geopush worker``: owns partitions of the ping stream and runs the engine on them.
+
+Each owned partition has one task (:class:`PartitionRunner`) that, one round after
+another: reads the messages waiting on its ordered consumer (up to
+``fetch_max``), processes them in stream order with :func:`server.pipeline.ingest` at
+each message's own ``now``, all in one PostgreSQL transaction
+(:class:`~server.cluster.partition_store.PartitionStore`), fires the partition's due
+timers (:func:`server.pipeline.fire_all_timers` on the partition's tenants), and
+checkpoints every ``checkpoint_interval_s``. Presence lives in memory; effects go to
+PostgreSQL under the pipeline's idempotency keys, so a replay never doubles them.
+
+The worker's own loop (:meth:`Worker.run`), every third of the lease time: heartbeat,
+renew the leases it holds (a lease it cannot renew is dropped at once, its task
+stopped without a checkpoint: somebody else owns the partition now), and rebalance to
+its fair share, ``ceil(P / live workers)``:
+
+- **over its share** (a worker joined): hand partitions over — *drain* (the task ends
+  after its current round), *checkpoint* (state and the sequence reached), *release*
+  the lease (free at once);
+- **under its share** (a worker left or died): take free or expired leases, starting
+  at a place given by its id so that workers do not all race for partition 0; a taken
+  partition *restores* its checkpoint and *replays* the stream from the sequence after.
+
+A worker killed with ``kill -9`` releases nothing: its leases expire ``lease_s`` after
+their last renewal and the others take them in their next round.
+
+A failure while processing (the database went away) throws the partition's memory
+away, restores the last checkpoint and replays after a pause: the in-memory state may
+be ahead of what was committed, the checkpoint never is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from server.cluster import checkpoints
+from server.cluster.leases import DEFAULT_LEASE_S, LeaseTable, read_all
+from server.cluster.partition_store import PartitionStore
+from server.cluster.partitions import (
+    MessageError,
+    PingGroup,
+    decode,
+    partition_filter,
+    plan_runs,
+)
+from server.cluster.stream import STREAM, Cluster
+from server.logs import FailureLog
+from server.metrics import Metrics, PartitionMetrics
+from server.pipeline import IngestResult, PipelineError, fire_all_timers, ingest_parts
+from server.store import PostgresStore
+from server.store.errors import NotFoundError
+from server.tenant_core import CoreBuildError, TenantCores
+
+log = logging.getLogger("geopush.worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """A worker's timings and sizes (the partition count is the stream's)."""
+
+    lease_s: float = DEFAULT_LEASE_S
+    checkpoint_interval_s: float = 5.0
+    timer_interval_s: float = 1.0
+    """Due timers are fired this often (0: only when asked, :meth:`Worker.fire_timers`)."""
+    fetch_max: int = 500
+    """Messages per PostgreSQL transaction at most."""
+    run_max_pings: int = 2_000
+    """Pings per engine pass (consecutive messages of one tenant, users disjoint)."""
+    idle_wait_s: float = 0.25
+    """How long a round waits for a first message before doing its timers (a message
+    that comes is taken at once; this only bounds an idle partition's wake-ups)."""
+    retry_s: float = 0.5
+    """Pause after a failed round before restoring and replaying."""
+
+
+@dataclass
+class WorkerParts:
+    """What a worker shares between its partitions."""
+
+    cluster: Cluster
+    store: PostgresStore
+    cores: TenantCores
+    settings: WorkerSettings
+    metrics: Metrics
+    partition_metrics: PartitionMetrics
+    clock: Callable[[], float] = time.time
+
+
+class PartitionRunner:
+    """One owned partition: its consumer, its state, its processing task."""
+
+    def __init__(self, parts: WorkerParts, partition: int, worker_id: str,
+                 valid: Callable[[], bool]) -> None:
+        """``valid()``: whether the lease still allows processing (checked each round)."""
+        self.parts = parts
+        self._valid = valid
+        self.partition = partition
+        self.worker_id = worker_id
+        self.position = 0
+        self.pending = 0
+        self.checkpoint_seq = 0
+        self.checkpoint_at = 0.0
+        self.lock = asyncio.Lock()
+        self._store: PartitionStore | None = None
+        self._sub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._timers_at = 0.0
+        self._checkpoint_due = 0.0
+        """Monotonic time of the next periodic checkpoint."""
+        self._failures = FailureLog(log, f"partition {partition}")
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Restore the checkpoint, subscribe from the sequence after it, start the task."""
+        await self._restore()
+        self._task = asyncio.create_task(self._run(), name=f"geopush-partition-{self.partition}")
+
+    async def _restore(self) -> None:
+        found = await checkpoints.load(self.parts.cluster.checkpoints, self.partition)
+        self._store = PartitionStore(self.parts.store, found)
+        self.position = self.checkpoint_seq = found.seq
+        self.checkpoint_at = found.written_at
+        await self._subscribe()
+
+    async def _subscribe(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        js = self.parts.cluster.js
+        if self.position:
+            self._sub = await js.subscribe(
+                partition_filter(self.partition), stream=STREAM, ordered_consumer=True,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                config=ConsumerConfig(opt_start_seq=self.position + 1))
+        else:
+            self._sub = await js.subscribe(partition_filter(self.partition), stream=STREAM,
+                                           ordered_consumer=True,
+                                           deliver_policy=DeliverPolicy.ALL)
+
+    async def stop(self, *, checkpoint: bool) -> None:
+        """End the task after its current round; with ``checkpoint`` (a handover or a
+        shutdown, not a lost lease) write the checkpoint first."""
+        self._stopping = True
+        if self._task is not None:
+            await asyncio.wait({self._task})
+        try:
+            if checkpoint:
+                async with self.lock:
+                    await self._checkpoint()
+        finally:
+            if self._sub is not None:
+                with contextlib.suppress(Exception):
+                    await self._sub.unsubscribe()
+            self.parts.partition_metrics.forget(self.partition)
+
+    def abandon(self) -> None:
+        """Stop at once without a checkpoint (the lease is lost: not ours to write)."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- the rounds ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            if not self._valid():
+                # The lease could have expired: do nothing until the worker renews it
+                # or gives the partition up.
+                await asyncio.sleep(self.parts.settings.idle_wait_s)
+                continue
+            try:
+                messages = await self._fetch()
+                async with self.lock:
+                    if messages:
+                        await self._process(messages)
+                    await self._maybe_timers()
+                    if time.monotonic() >= self._checkpoint_due:
+                        await self._checkpoint()
+                self._failures.succeeded("processing")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failures.failed("processing", exc)
+                await asyncio.sleep(self.parts.settings.retry_s)
+                with contextlib.suppress(Exception):
+                    async with self.lock:
+                        await self._restore()
+
+    async def _fetch(self) -> list[Msg]:
+        settings = self.parts.settings
+        try:
+            first = await self._sub.next_msg(timeout=settings.idle_wait_s)
+        except TimeoutError:
+            return []
+        messages = [first]
+        while self._sub.pending_msgs and len(messages) < settings.fetch_max:
+            try:
+                messages.append(await self._sub.next_msg(timeout=settings.idle_wait_s))
+            except TimeoutError:
+                break  # counted but not handed out (a status message): take what came
+        return messages
+
+    async def _process(self, messages: list[Msg]) -> None:
+        assert self._store is not None
+        position, pending = self.position, self.pending
+        groups = []
+        for msg in messages:
+            meta = msg.metadata
+            seq = meta.sequence.stream
+            if seq <= position:
+                continue  # redelivered after a consumer reset: processed already
+            groups.append((seq, self._decode(msg.data, seq)))
+            position, pending = seq, meta.num_pending
+        valid = [g for _, g in groups if g is not None]
+        await self._store.prepare(self.parts.cores, (g.tenant_id for g in valid))
+        async with self._store.session():
+            for run in plan_runs(valid, self.parts.settings.run_max_pings):
+                await self._run_of(run)
+        self.position, self.pending = position, pending
+        self.parts.partition_metrics.observe(self.partition, position=position,
+                                             pending=pending)
+
+    def _decode(self, data: bytes, seq: int) -> PingGroup | None:
+        try:
+            return decode(data)
+        except MessageError as exc:
+            log.warning("partition %d: message %d skipped: %s", self.partition, seq, exc)
+            return None
+
+    async def _run_of(self, run: list[PingGroup]) -> None:
+        """One engine pass over a run of messages, at the latest ``now`` among them (a
+        message alone: its own ``now``, so a replay gives the same decisions)."""
+        assert self._store is not None
+        tenant_id = run[0].tenant_id
+        try:
+            results = await ingest_parts(self._store, self.parts.cores, tenant_id,
+                                         [g.pings for g in run], now=max(g.now for g in run))
+        except (PipelineError, NotFoundError, CoreBuildError) as exc:
+            if len(run) > 1:
+                for group in run:  # find the one that fails; the others go through
+                    await self._run_of([group])
+                return
+            # The same input would fail the same way on every replay: skip it.
+            log.warning("partition %d: a message of tenant %s skipped: %s", self.partition,
+                        tenant_id, exc)
+            return
+        for result in results:
+            self._count(result)
+
+    def _count(self, result: IngestResult) -> None:
+        self.parts.metrics.count_result(result)
+
+    async def _maybe_timers(self) -> None:
+        interval = self.parts.settings.timer_interval_s
+        started = time.monotonic()
+        if interval and started - self._timers_at >= interval:
+            self._timers_at = started
+            await self._fire_timers()
+
+    async def _fire_timers(self) -> None:
+        assert self._store is not None
+        store = self._store
+        if not store.any_due(self.parts.clock()):
+            return  # no transaction for a round with nothing due (the usual round)
+        await store.prepare(self.parts.cores, store.checkpoint.tenants)
+        async with store.session():
+            await fire_all_timers(store, self.parts.cores, self.parts.clock,
+                                  on_result=lambda _t, r: self._count(r),
+                                  on_error=self.parts.metrics.timer_errors.inc,
+                                  failures=self._failures)
+
+    async def fire_timers(self) -> None:
+        """Fire the partition's due timers now, between two rounds (tests, benchmarks)."""
+        async with self.lock:
+            await self._fire_timers()
+
+    async def _checkpoint(self) -> None:
+        assert self._store is not None
+        cp = self._store.checkpoint
+        cp.seq = self.position
+        self._checkpoint_due = time.monotonic() + self.parts.settings.checkpoint_interval_s
+        self.checkpoint_at = await checkpoints.save(self.parts.cluster.checkpoints, cp,
+                                                    owner=self.worker_id)
+        self.checkpoint_seq = cp.seq
+        self.parts.partition_metrics.checkpointed(self.partition, self.checkpoint_at)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the task is over (stopped, or cancelled)."""
+        return self._task is not None and self._task.done()
+
+    def progress(self) -> dict[str, float]:
+        """The fields the lease carries for ``geopush cluster status``."""
+        return {"position": self.position, "pending": self.pending,
+                "checkpoint_seq": self.checkpoint_seq, "checkpoint_at": self.checkpoint_at}
+
+
+@dataclass
+class Worker:
+    """A worker process's partitions and its lease loop (see the module docstring)."""
+
+    parts: WorkerParts
+    worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    runners: dict[int, PartitionRunner] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.leases = LeaseTable(self.parts.cluster.leases, self.worker_id,
+                                 timeout_s=self.parts.settings.lease_s)
+        self._failures = FailureLog(log, f"worker {self.worker_id}")
+
+    async def run(self) -> None:
+        """Keep the fair share of partitions until cancelled (then :meth:`stop`)."""
+        interval = self.parts.settings.lease_s / 3
+        while True:
+            try:
+                await self.round()
+                self._failures.succeeded("lease round")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failures.failed("lease round", exc)
+            await asyncio.sleep(interval)
+
+    async def round(self) -> None:
+        """One heartbeat, renewal and rebalancing round."""
+        await self.leases.heartbeat()
+        await self._renew()
+        partitions = self.parts.cluster.partitions
+        leases, workers = await read_all(self.parts.cluster.leases, partitions)
+        share = math.ceil(partitions / max(1, len(set(workers) | {self.worker_id})))
+        held = sorted(self.runners)
+        for partition in held[share:]:
+            await self.hand_over(partition)
+        wanted = share - len(self.runners)
+        if wanted <= 0:
+            return
+        now = time.time()
+        start = zlib.crc32(self.worker_id.encode()) % partitions
+        for i in range(partitions):
+            if wanted <= 0:
+                break
+            partition = (start + i) % partitions
+            if partition in self.runners or not leases[partition].free(now):
+                continue
+            if await self.leases.acquire(partition):
+                await self._take(partition)
+                wanted -= 1
+
+    async def _renew(self) -> None:
+        for partition, runner in list(self.runners.items()):
+            try:
+                renewed = await self.leases.renew(partition, **runner.progress())
+            except Exception as exc:  # NATS unreachable: keep it while still valid
+                self._failures.failed(f"renewing partition {partition}", exc)
+                renewed = self.leases.valid(partition)
+            if not renewed:
+                log.warning("partition %d: lease lost; stopping without a checkpoint",
+                            partition)
+                self.leases.held.pop(partition, None)
+                runner.abandon()
+                del self.runners[partition]
+            elif runner.ended:
+                # Ended by itself (cancelled): free the partition for another worker.
+                del self.runners[partition]
+                await self.leases.release(partition)
+
+    async def _take(self, partition: int) -> None:
+        runner = PartitionRunner(self.parts, partition, self.worker_id,
+                                 lambda: self.leases.valid(partition))
+        try:
+            await runner.start()
+        except Exception:
+            await self.leases.release(partition)
+            raise
+        self.runners[partition] = runner
+        log.info("worker %s took partition %d at sequence %d", self.worker_id, partition,
+                 runner.position)
+
+    async def hand_over(self, partition: int) -> None:
+        """Drain, checkpoint, release: the next owner replays nothing twice."""
+        runner = self.runners.pop(partition)
+        await runner.stop(checkpoint=True)
+        await self.leases.release(partition, **runner.progress())
+        log.info("worker %s handed partition %d over at sequence %d", self.worker_id,
+                 partition, runner.position)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: hand every partition over, then leave."""
+        for partition in sorted(self.runners):
+            with contextlib.suppress(Exception):
+                await self.hand_over(partition)
+        with contextlib.suppress(Exception):
+            await self.leases.leave()
+
+    async def fire_timers(self) -> None:
+        """Fire every owned partition's due timers now (tests, benchmarks)."""
+        for runner in list(self.runners.values()):
+            await runner.fire_timers()
+
+    def positions(self) -> dict[int, int]:
+        return {p: r.position for p, r in self.runners.items()}
