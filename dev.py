@@ -179,6 +179,9 @@ def cmd_demo(extra: list[str]) -> int:
         return rc
     _say(f"done: open {out / 'flagship.html'} for the map, {out / 'flagship.png'} for the "
          "timeline plot")
+    _say(f"console: {geopush.relative_to(ROOT)} serve --scenario "
+         f"{flagship.relative_to(ROOT)}, then open http://127.0.0.1:8080/console and sign "
+         "in with the admin key it prints")
     return 0
 
 

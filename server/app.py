@@ -24,6 +24,7 @@ from aiohttp import web
 
 from server.api import (
     delivery_routes,
+    events_routes,
     ingest_routes,
     manage_routes,
     service_routes,
@@ -47,9 +48,11 @@ from server.api.context import (
 )
 from server.api.registry import Operation, add_routes
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
+from server.behaviour_service import TriggerRound, prune_old_behaviour
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
 from server.channels.pg_presence import StreamPresence
+from server.console import add_console
 from server.errors import error_middleware
 from server.group_commit import GroupCommitter
 from server.learner import ProfileLearner, ended_visits
@@ -74,6 +77,7 @@ OPERATIONS: list[Operation] = [
     *manage_routes.OPERATIONS,
     *delivery_routes.OPERATIONS,
     *service_routes.OPERATIONS,
+    *events_routes.OPERATIONS,
 ]
 
 
@@ -129,6 +133,7 @@ def create_app(
     if store is not None:
         app[STORE] = store
     add_routes(app, OPERATIONS)
+    add_console(app, OPERATIONS)
     app.cleanup_ctx.append(_store_ctx(store is None, announce))
     app.cleanup_ctx.append(_cores_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
@@ -318,7 +323,7 @@ PRUNE_ROUND_PINGS = 10_000
 
 
 async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
-    if app[SETTINGS].ping_retention_days == 0:
+    if app[SETTINGS].ping_retention_days == 0 and app[SETTINGS].behaviour_retention_days == 0:
         yield
         return
     async with _running(_housekeeping_loop(app), "geopush-housekeeping"):
@@ -334,8 +339,14 @@ async def _housekeeping_loop(app: web.Application) -> None:
     failures = FailureLog(log, "housekeeping")
     while True:
         await asyncio.sleep(settings.housekeeping_interval_s)
-        await prune_old_pings(app[STORE], app[CLOCK]() - settings.ping_retention_days * 86_400,
-                              on_pruned=metrics.pings_pruned.inc, failures=failures)
+        if settings.ping_retention_days:
+            await prune_old_pings(app[STORE],
+                                  app[CLOCK]() - settings.ping_retention_days * 86_400,
+                                  on_pruned=metrics.pings_pruned.inc, failures=failures)
+        if settings.behaviour_retention_days:
+            await prune_old_behaviour(
+                app[STORE], app[CLOCK]() - settings.behaviour_retention_days * 86_400,
+                failures=failures)
 
 
 async def prune_old_pings(
@@ -389,9 +400,14 @@ async def _timer_loop(app: web.Application) -> None:
             app[OUTBOX].wake()
         app[LEARNER].visits_ended(tenant_id, ended_visits(result.events))
 
+    def behaviour(tenant_id: str, result: TriggerRound) -> None:
+        if result.deliveries and OUTBOX in app:
+            app[OUTBOX].wake()
+
     failures = FailureLog(log, "timer loop")
     while True:
         await asyncio.sleep(settings.timer_interval_s)
         await fire_all_timers(app[STORE], app[CORES], app[CLOCK], limit=TIMER_ROUND_USERS,
                               on_result=after, on_error=metrics.timer_errors.inc,
-                              failures=failures)
+                              failures=failures, behaviour=app[STORE],
+                              on_behaviour=behaviour)

@@ -5,14 +5,12 @@ scene tags, usual next stops).
 It runs after the batch that ended the visit committed, off the request's path: the
 profile is derived data (recomputed whole from the stored events each time), so a
 learning step that is lost (a crash, a failing store) is made good by the user's next
-finished visit, and a batch never waits for it. The stored profile changes through a
-JSON merge patch of the learned fields only, so an API update of other fields in the
-meantime is kept; a user with no profile yet gets one (if the API creates the same
-profile in the same instant, the later write wins).
+finished visit, and a batch never waits for it. A JSON merge patch changes the learned
+fields only, so an API update of other fields meanwhile is kept; a user with no profile
+gets one (if the API creates it in the same instant, the later write wins).
 
-Users queue per process, each at most once at a time; the queue is bounded
-(:data:`MAX_QUEUED`), and users beyond it are dropped with a log line (they learn at
-their next visit).
+Users queue per process, each at most once at a time, and at most :data:`MAX_QUEUED` of
+them; a user beyond is dropped with a log line (and learns at their next visit).
 """
 
 from __future__ import annotations
@@ -92,8 +90,7 @@ class ProfileLearner:
                 # The user learns at the next visit; logged once while the store fails.
                 self._failures.failed("learning profiles", exc)
             except Exception:  # the loop must not die of one user
-                log.exception("learning the profile of %s (tenant %s) failed", user_id,
-                              tenant_id)
+                log.exception("learning the profile of %s (tenant %s) failed", user_id, tenant_id)
             else:
                 self._failures.succeeded("learning profiles")
             finally:

@@ -51,15 +51,23 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from geo.errors import GeoError
+from server.behaviour_service import (
+    BehaviourFacts,
+    TriggerRound,
+    TriggerStore,
+    behaviour_facts,
+    fire_all_behaviour_triggers,
+)
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
-from server.store.roles import BatchTx, IngestStore
+from server.store.roles import BatchTx, BehaviourStore, IngestStore
 from server.tenant_core import TenantCore, TenantCores
+from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
@@ -173,7 +181,8 @@ async def ingest_parts(
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)
-        result = await _settle(tx, core, state, _merge(events, more), now)
+        result = await _settle(tx, core, state, _merge(events, more), now,
+                               behaviour=_behaviour_role(store))
     if len(parts) == 1:
         return [result]
     return _split(result, parts, part_users, owner, verdicts)
@@ -249,7 +258,7 @@ async def fire_timers(
             events = _merge(events, advance(state, now, core.presence))
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: timers refused: {exc}") from exc
-        return await _settle(tx, core, state, events, now)
+        return await _settle(tx, core, state, events, now, behaviour=_behaviour_role(store))
 
 
 async def fire_all_timers(
@@ -261,11 +270,16 @@ async def fire_all_timers(
     on_result: Callable[[str, IngestResult], None] | None = None,
     on_error: Callable[[], None] | None = None,
     failures: FailureLog | None = None,
+    behaviour: TriggerStore | None = None,
+    on_behaviour: Callable[[str, TriggerRound], None] | None = None,
 ) -> None:
     """One round of the service's timer loop: :func:`fire_timers` for every tenant at
     ``clock()``, ``limit`` users per transaction, one transaction after another until
     fewer than ``limit`` were due. ``on_result(tenant_id, result)`` receives each
-    transaction's result.
+    transaction's result. With ``behaviour`` (the same store), the tenant's due
+    behaviour triggers are then decided
+    (:func:`server.behaviour_service.fire_all_behaviour_triggers`); ``on_behaviour``
+    receives what that did.
 
     A tenant that fails (or a failure to list the tenants) is logged and reported to
     ``on_error``; the other tenants still fire, and the next round retries: the loop
@@ -302,6 +316,29 @@ async def fire_all_timers(
             if len(result.users) < limit:
                 break
             await asyncio.sleep(0)  # let waiting requests in between transactions
+        if behaviour is not None:
+            await _behaviour_round(behaviour, cores, tenant.tenant_id, clock(), failures,
+                                   on_error, on_behaviour)
+
+
+async def _behaviour_round(  # noqa: PLR0917 - the round's callbacks, passed on
+    store: TriggerStore, cores: TenantCores, tenant_id: str, now: float,
+    failures: FailureLog, on_error: Callable[[], None] | None,
+    on_behaviour: Callable[[str, TriggerRound], None] | None,
+) -> None:
+    """One tenant's due behaviour triggers in the timer round; a failure is logged and
+    reported like a failing timer transaction (the triggers stay due)."""
+    step = f"tenant {tenant_id} behaviour triggers"
+    try:
+        done = await fire_all_behaviour_triggers(store, cores, tenant_id, now)
+    except Exception as exc:
+        failures.failed(step, exc)
+        if on_error is not None:
+            on_error()
+        return
+    failures.succeeded(step)
+    if on_behaviour is not None:
+        on_behaviour(tenant_id, done)
 
 
 # --------------------------------------------------------------------------- internals
@@ -329,16 +366,29 @@ def _merge(first: list[PresenceEvent], second: list[PresenceEvent]) -> list[Pres
     return sorted([*first, *second], key=lambda e: (e.at, e.user_id))
 
 
+def _behaviour_role(store: IngestStore) -> BehaviourStore | None:
+    """The store's behaviour role, which ``also`` conditions read (a test double of the
+    ingest role alone has none: its campaigns' conditions then count as unmet)."""
+    return cast("BehaviourStore", store) if hasattr(store, "list_behaviour") else None
+
+
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
-    now: float,
+    now: float, *, behaviour: BehaviourStore | None = None,
 ) -> IngestResult:
-    """Decide every event and write everything; the caller's ``async with`` commits."""
+    """Decide every event and write everything; the caller's ``async with`` commits.
+    ``behaviour``: where the users' behaviour events are read for the campaigns with an
+    ``also`` condition."""
     tenant_id = tx.tenant_id
     # Only the users with events are decided: their profiles and ledger rows, not the
     # whole batch's (a group commit locks up to thousands of users).
     deciding = sorted({e.user_id for e in events})
     profiles = await tx.load_profiles(deciding) if events else {}
+    facts = BehaviourFacts()
+    if events and behaviour is not None:
+        facts = await behaviour_facts(behaviour, core, profiles, deciding, now)
+        profiles = facts.profiles
+    also, recent = facts.also, facts.recent
     ledger = InMemoryLedger()
     if events:
         snap = await tx.load_ledger(now - core.ledger_horizon_s, deciding)
@@ -356,8 +406,11 @@ async def _settle(
         if venue is None:
             continue  # the venue is gone (venue_removed exit): nothing to decide on
         profile = profiles.get(event.user_id) or Profile(user_id=event.user_id)
+        unmet = unmet_conditions(also, recent.get(event.user_id, ()), event.at) if also \
+            else None
         try:
-            decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now)
+            decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
+                              behaviour_unmet=unmet)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)
@@ -379,7 +432,7 @@ async def _settle(
                 variant_id=chosen.variant_id, venue_id=event.venue_id,
                 visit_id=event.visit_id, event=event.kind.value, channel=chosen.channel,
                 title=chosen.title, body=chosen.body, locale=chosen.locale,
-                created_at=now, expires_at=chosen.expires_at,
+                created_at=now, expires_at=chosen.expires_at, rich=chosen.rich,
             ))
 
     created = await tx.insert_deliveries(outbox) if outbox else []

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     """Raw pings older than this (by when they were received) are deleted by the
     housekeeping loop; 0 keeps them forever. Presence, events, decisions and deliveries
     are kept regardless (erasure removes a user's)."""
+    behaviour_retention_days: float = Field(default=90.0, ge=0)
+    """Raw behaviour events older than this (by when they were received) are deleted by
+    the housekeeping loop; 0 keeps them forever. Profile features bound themselves (90
+    days of counts) and stay."""
     housekeeping_interval_s: float = Field(default=300.0, gt=0, le=86_400)
     """How often the housekeeping loop prunes old pings."""
     timer_interval_s: float = Field(default=1.0, gt=0, le=3600)
@@ -168,6 +172,15 @@ class Settings(BaseSettings):
     without a channel is for every channel (the form before channels). The default,
     ``mqtt:127.0.0.1:1883``, is the shared MQTT broker the ``mqtt`` channel points at
     unless told otherwise, for that channel only (see :mod:`server.egress`)."""
+    console_secret: str | None = Field(default=None, min_length=32)
+    """Signs the web console's session cookies (HMAC-SHA256). Unset: a random secret
+    per process, so sessions end at a restart and hold on one node only; set the same
+    value on every node behind one address."""
+    console_session_ttl_s: float = Field(default=8 * 3600.0, ge=60, le=30 * 86_400)
+    """How long a console sign-in lasts (a working day by default)."""
+    console_tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    """Map tiles of the console (``{z}/{x}/{y}``); empty for none: venue outlines show on
+    a plain background either way."""
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
 

@@ -1,6 +1,6 @@
 """Checking a venue's business fields: the GeoJSON ``properties`` other than geometry.
 
-Defaults (DESIGN.md): a missing ``kind`` is ``other``, ``dwell_s`` 300, ``enabled``
+Defaults: a missing ``kind`` is ``other``, ``dwell_s`` 300, ``enabled``
 true, ``tags`` empty, ``metadata`` empty; a missing ``name`` falls back to the id.
 An explicit ``null`` means "not given". Pure: no IO (zoneinfo reads the tz database,
 which is part of the runtime, not input). ``opening_hours`` text that the

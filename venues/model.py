@@ -1,4 +1,4 @@
-"""The venue model of DESIGN.md."""
+"""The venue model: a place, its geofence (a polygon or a circle) and what campaigns read."""
 
 from __future__ import annotations
 

@@ -68,6 +68,7 @@ from server.outbox.config import ChannelSettings
 from server.store.base import DeliveryRecord, inbox_page_key
 from server.store.errors import NotFoundError, StoreError
 from triggers.decisions import FeedbackKind
+from triggers.decisions.rich import BUTTON_ID_PATTERN, RichContent
 
 log = logging.getLogger("geopush.stream")
 
@@ -88,6 +89,8 @@ class InboxMessage(BaseModel):
     created_at: float
     expires_at: float
     feedback: list[str]
+    rich: RichContent | None = Field(default=None, description="image (with alt text), "
+                                     "deep link and buttons, when the push has any")
 
 
 class InboxResponse(BaseModel):
@@ -136,6 +139,9 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["delivered", "opened", "clicked", "dismissed", "converted"]
+    button: str | None = Field(default=None, pattern=BUTTON_ID_PATTERN, max_length=32,
+                               description="with kind clicked: the id of the button "
+                                           "pressed (one of the delivery's buttons)")
 
 
 class FeedbackOut(BaseModel):
@@ -145,6 +151,7 @@ class FeedbackOut(BaseModel):
     kind: str
     recorded: bool = Field(description="false when this kind was already reported")
     feedback: list[str]
+    button: str | None = Field(default=None, description="the button of the recorded click")
 
 
 class DeliveryDetail(DeliveryOut):
@@ -153,6 +160,9 @@ class DeliveryDetail(DeliveryOut):
     last_error: str | None = None
     feedback: list[str]
     provider_id: str | None = None
+    rich: RichContent | None = Field(default=None, description="image (with alt text), "
+                                     "deep link and buttons, when the push has any")
+    button: str | None = Field(default=None, description="the button the click pressed")
 
 
 class ConversionIn(BaseModel):
@@ -228,7 +238,7 @@ async def get_inbox(request: web.Request) -> web.Response:
                      title=d.title, body=d.body, campaign_id=d.campaign_id,
                      variant_id=d.variant_id, venue_id=d.venue_id, event=d.event,
                      created_at=d.created_at, expires_at=d.expires_at,
-                     feedback=list(d.feedback)) for d in rows]))
+                     feedback=list(d.feedback), rich=d.rich) for d in rows]))
 
 
 async def mint_stream_token(request: web.Request, principal: Principal) -> web.Response:
@@ -283,7 +293,8 @@ async def revoke_stream_tokens(request: web.Request, principal: Principal) -> we
 def _detail(d: DeliveryRecord) -> DeliveryDetail:
     return DeliveryDetail(**delivery_json(d), attempts=d.attempts,
                           next_attempt_at=d.next_attempt_at, last_error=d.last_error,
-                          feedback=list(d.feedback), provider_id=d.provider_id)
+                          feedback=list(d.feedback), provider_id=d.provider_id,
+                          rich=d.rich, button=d.button)
 
 
 async def get_delivery(request: web.Request, principal: Principal) -> web.Response:
@@ -301,13 +312,28 @@ async def post_feedback(request: web.Request, principal: Principal) -> web.Respo
     if before is None:
         raise not_found("delivery", did)
     kind = FeedbackKind(parsed.kind)
+    if parsed.button is not None:
+        _check_button(before, kind, parsed.button)
     row = await store(request).record_feedback(principal.tenant_id, did, kind,
-                                               now=now(request))
+                                               now=now(request), button=parsed.button)
     if row is None:  # erased in between
         raise not_found("delivery", did)
     return json_response(FeedbackOut(delivery_id=did, kind=kind.value,
                                      recorded=kind.value not in before.feedback,
-                                     feedback=list(row.feedback)))
+                                     feedback=list(row.feedback), button=row.button))
+
+
+def _check_button(delivery: DeliveryRecord, kind: FeedbackKind, button: str) -> None:
+    """422 naming ``button`` unless it comes with a click and is one of the delivery's
+    buttons."""
+    if kind is not FeedbackKind.CLICKED:
+        raise ApiError(422, "validation_error", f"button is reported with kind clicked, "
+                       f"not {kind.value}", field="button")
+    ids = () if delivery.rich is None else delivery.rich.button_ids()
+    if button not in ids:
+        have = f"its buttons are {list(ids)}" if ids else "it has no buttons"
+        raise ApiError(422, "unknown_button", f"delivery {delivery.delivery_id} has no "
+                       f"button {button!r}; {have}", field="button")
 
 
 async def post_conversion(request: web.Request, principal: Principal) -> web.Response:
@@ -402,7 +428,8 @@ OPERATIONS = [
               "delivery", get_delivery, MANAGE, responses={200: DeliveryDetail},
               errors=(404, 422)),
     Operation("POST", "/v1/deliveries/{id}/feedback", "postFeedback",
-              "Report delivered / opened / clicked / dismissed / converted (idempotent)",
+              "Report delivered / opened / clicked (with the button pressed) / dismissed / "
+              "converted (idempotent)",
               "delivery", post_feedback, ALL_ROLES, body=Body(FeedbackIn),
               responses={200: FeedbackOut}, errors=(400, 404, 413, 422)),
     Operation("POST", "/v1/campaigns/{id}/conversions", "postConversion",

@@ -147,7 +147,8 @@ async def get_decisions(request: web.Request, principal: Principal) -> web.Respo
 # --------------------------------------------------------------------------- campaigns
 
 
-TEMPLATE_CODES = {"syntax": "template_syntax_error", "limit": "template_limit_exceeded"}
+TEMPLATE_CODES = {"syntax": "template_syntax_error", "limit": "template_limit_exceeded",
+                  "content": "rich_content_error"}
 """Error codes of a campaign whose template does not parse, or goes past the render
 limits for a sample user (see ``triggers.decisions.preview``)."""
 
@@ -171,7 +172,8 @@ async def _campaign(request: web.Request, body: Any, campaign_id: str) -> Campai
 
 def _template_error(problems: list[TemplateProblem]) -> ApiError:
     first = problems[0]
-    what = "does not parse" if first.kind == "syntax" else "goes past the render limits"
+    what = {"syntax": "does not parse", "content": "is refused"}.get(
+        first.kind, "goes past the render limits")
     return ApiError(
         422, TEMPLATE_CODES[first.kind], f"{first.field} {what}: {first.message}",
         field=first.field,
@@ -417,3 +419,10 @@ OPERATIONS = [
               create_key, ADMIN, body=Body(KeyCreate), responses={201: KeyCreated},
               errors=(400, 413, 422)),
 ]
+
+
+async def validated_campaign(request: web.Request, body: Any, campaign_id: str) -> Campaign:
+    """The campaign a POST / PUT body would store, checked exactly as those routes check
+    it (schema, then templates for sample users), without storing it: the console's
+    validation as you type. Raises the same 422s."""
+    return await _campaign(request, body, campaign_id)

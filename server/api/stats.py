@@ -58,6 +58,8 @@ class VariantDetail(BaseModel):
     deliveries: int
     by_status: dict[str, int]
     feedback: dict[str, int]
+    buttons: dict[str, int] = Field(default_factory=dict, description="button id → clicks "
+                                    "that pressed it")
     sends: int
     ctr: RateOut
     open_rate: RateOut
@@ -81,6 +83,8 @@ class CampaignStats(BaseModel):
     deliveries: int = Field(description="pushes created for the campaign")
     by_status: dict[str, int] = Field(description="outbox status → count")
     feedback: dict[str, int] = Field(description="feedback kind → deliveries with it")
+    buttons: dict[str, int] = Field(default_factory=dict, description="button id → clicks "
+                                    "that pressed it (every variant)")
     by_variant: list[VariantStats]
     truncated: bool = Field(description="always false: the store aggregates every row")
     decisions: dict[str, dict[str, int]] = Field(
@@ -109,6 +113,7 @@ def campaign_stats_doc(agg: CampaignAggregate) -> CampaignStats:
         decisions.setdefault(outcome, {})[reason] = n
     by_status = {s.value: 0 for s in DeliveryStatus}
     feedback: dict[str, int] = {}
+    buttons: dict[str, int] = {}
     details: list[VariantDetail] = []
     sends_all = clicks_all = users_all = converted_all = 0
     for v in agg.variants:
@@ -116,6 +121,8 @@ def campaign_stats_doc(agg: CampaignAggregate) -> CampaignStats:
             by_status[status] = by_status.get(status, 0) + n
         for kind, n in v.feedback.items():
             feedback[kind] = feedback.get(kind, 0) + n
+        for button, n in v.buttons.items():
+            buttons[button] = buttons.get(button, 0) + n
         sends = v.by_status.get(DeliveryStatus.SENT.value, 0)
         clicks, opens = v.feedback.get("clicked", 0), v.feedback.get("opened", 0)
         sends_all += sends
@@ -124,7 +131,7 @@ def campaign_stats_doc(agg: CampaignAggregate) -> CampaignStats:
         converted_all += v.converted_users
         details.append(VariantDetail(
             variant_id=v.variant_id, deliveries=v.deliveries, by_status=dict(v.by_status),
-            feedback=dict(v.feedback), sends=sends,
+            feedback=dict(v.feedback), buttons=dict(sorted(v.buttons.items())), sends=sends,
             ctr=_rate(wilson(min(clicks, sends), sends)),
             open_rate=_rate(wilson(min(opens, sends), sends)),
             conversion=_rate(wilson(v.converted_users, v.users)),
@@ -132,7 +139,7 @@ def campaign_stats_doc(agg: CampaignAggregate) -> CampaignStats:
                             agg.control_users))))
     return CampaignStats(
         campaign_id=agg.campaign_id, deliveries=sum(v.deliveries for v in agg.variants),
-        by_status=by_status, feedback=feedback,
+        by_status=by_status, feedback=feedback, buttons=dict(sorted(buttons.items())),
         by_variant=[VariantStats(variant_id=v.variant_id, deliveries=v.deliveries,
                                  feedback=dict(v.feedback)) for v in agg.variants],
         truncated=False, decisions=decisions, sends=sends_all,

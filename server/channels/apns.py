@@ -14,7 +14,9 @@ wants connections kept open and requests multiplexed, not a connection per push)
   idempotency key, so a retried push that arrives twice replaces the first.
 
 Body: ``{"aps": {"alert": {"title", "body"}, "sound": "default", "thread-id":
-campaign}, <campaign data as strings>, "delivery_id", "idempotency_key"}``.
+campaign}, <campaign data as strings>, "delivery_id", "idempotency_key"}``, plus the
+rich content (``mutable-content`` and the image, ``category`` and the buttons, the deep
+link: see :meth:`ApnsChannel.request_body`).
 
 Answers map to results:
 
@@ -143,8 +145,15 @@ class ApnsChannel(BaseChannel):
         return self._jwt
 
     def request_body(self, message: OutboundMessage) -> dict[str, Any]:
-        """The notification JSON for ``message``."""
-        return {
+        """The notification JSON for ``message``.
+
+        Rich content: an image sets ``mutable-content: 1`` (iOS then hands the push to
+        the app's notification service extension, which downloads ``image_url`` and
+        attaches it); buttons set ``category`` to a stable id of the button set (the
+        extension registers it with the buttons' titles from ``buttons``); the link and
+        buttons travel as custom keys (``deep_link``, ``buttons`` ``[{id, title,
+        deep_link}]``, ``image_url``, ``image_alt``)."""
+        body: dict[str, Any] = {
             **message.data.as_strings(),
             "delivery_id": message.delivery_id,
             "idempotency_key": message.idempotency_key,
@@ -155,6 +164,19 @@ class ApnsChannel(BaseChannel):
                 "thread-id": message.data.campaign_id,
             },
         }
+        rich = message.rich
+        if rich is not None:
+            if rich.image_url is not None:
+                body["aps"]["mutable-content"] = 1
+                body["image_url"] = rich.image_url
+                body["image_alt"] = rich.image_alt or ""
+            category = rich.category_id()
+            if category is not None:
+                body["aps"]["category"] = category
+                body["buttons"] = [b.model_dump() for b in rich.buttons]
+            if rich.deep_link is not None:
+                body["deep_link"] = rich.deep_link
+        return body
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         device = message.recipient.apns_token

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from triggers.decisions.rich import RichContent
+
 INBOX = "inbox"
 WEBHOOK = "webhook"
 MQTT = "mqtt"
@@ -157,11 +159,16 @@ class OutboundMessage:
     quiet_hours: QuietHours | None = None
     """For channels that must not disturb at night (SMS): the decision respected quiet
     hours, but a retry can fall due in them; ``None`` when the tenant has none."""
+    rich: RichContent | None = None
+    """The image, link and buttons chosen for the user; each channel renders what its
+    medium shows."""
 
     def payload(self) -> dict[str, Any]:
         """The JSON document the webhook, MQTT and in-app channels send (one shape, so a
-        client that handles one handles all)."""
-        return {
+        client that handles one handles all). With rich content it has a ``rich`` object:
+        ``image_url``, ``image_alt``, ``image_tag``, ``deep_link`` (those set) and
+        ``buttons`` ``[{id, title, deep_link}]``."""
+        out: dict[str, Any] = {
             "delivery_id": self.delivery_id,
             "idempotency_key": self.idempotency_key,
             "tenant_id": self.tenant_id,
@@ -177,6 +184,9 @@ class OutboundMessage:
                 **({"extra": dict(self.data.extra)} if self.data.extra else {}),
             },
         }
+        if self.rich is not None:
+            out["rich"] = self.rich.as_json()
+        return out
 
 
 def _num(value: float) -> str:

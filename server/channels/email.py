@@ -1,5 +1,9 @@
 """Email over SMTP (aiosmtplib): plain text plus a simple HTML part.
 
+Rich content: the HTML part shows the image (``<img src alt>``, alt text escaped; linked
+to the deep link) and the deep link and buttons as links; the plain-text part lists the
+same links as ``label: url`` lines.
+
 Each send opens its own SMTP session (connect, optional STARTTLS and AUTH, one
 message, QUIT). Location offers are sparse per tenant, and a session per message keeps
 no half-dead connection around between them; a relay that must take bulk volume should
@@ -120,15 +124,15 @@ class EmailChannel(BaseChannel):
         if self._unsubscribe_url is not None:
             mail["List-Unsubscribe"] = f"<{self._unsubscribe_url(message)}>"
             mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mail.set_content(f"{message.title}\n\n{message.body}\n")
+        mail.set_content(f"{message.title}\n\n{message.body}\n{_text_links(message)}")
         # Title and body are plain text from the template sandbox: escape, never trust.
         paragraphs = "".join(
             f"<p>{html.escape(line)}</p>" for line in message.body.splitlines() if line.strip()
         )
         mail.add_alternative(
             "<!doctype html><html><body>"
-            f"<h1>{html.escape(message.title)}</h1>{paragraphs}"
-            "</body></html>",
+            f"<h1>{html.escape(message.title)}</h1>{_html_image(message)}{paragraphs}"
+            f"{_html_links(message)}</body></html>",
             subtype="html",
         )
         return mail
@@ -172,6 +176,49 @@ class EmailChannel(BaseChannel):
             # STARTTLS required but not offered, AUTH not supported: our configuration.
             return Failed(f"smtp: {exc}", permanent=False)
         return Delivered(reply or None)
+
+
+def _html_image(message: OutboundMessage) -> str:
+    """The rich content's picture, linked to the deep link when there is one. Every
+    attribute is escaped (``quote=True``): alt text is tenant text, and a URL may hold
+    ``&`` and quotes."""
+    rich = message.rich
+    if rich is None or rich.image_url is None:
+        return ""
+    alt = rich.image_alt if rich.image_alt is not None else message.title
+    image = (f'<p><img src="{html.escape(rich.image_url)}" alt="{html.escape(alt)}" '
+             'style="max-width:100%;height:auto"></p>')
+    if rich.deep_link is None:
+        return image
+    return f'<a href="{html.escape(rich.deep_link)}">{image}</a>'
+
+
+def _html_links(message: OutboundMessage) -> str:
+    """The deep link (``Open``) and the buttons, as links."""
+    links = _links(message)
+    if not links:
+        return ""
+    anchors = " ".join(f'<a href="{html.escape(href)}" style="display:inline-block;'
+                       f'padding:8px 16px;margin:4px;border:1px solid #888;'
+                       f'text-decoration:none">{html.escape(label)}</a>'
+                       for label, href in links)
+    return f"<p>{anchors}</p>"
+
+
+def _text_links(message: OutboundMessage) -> str:
+    """The same links for the plain-text part, one ``label: url`` a line."""
+    links = _links(message)
+    return "".join(f"\n{label}: {href}" for label, href in links) + ("\n" if links else "")
+
+
+def _links(message: OutboundMessage) -> list[tuple[str, str]]:
+    rich = message.rich
+    if rich is None:
+        return []
+    links = [(b.title, b.deep_link) for b in rich.buttons]
+    if rich.deep_link is not None and rich.deep_link not in {href for _, href in links}:
+        links.insert(0, ("Open", rich.deep_link))
+    return links
 
 
 def _response_result(exc: aiosmtplib.SMTPResponseException) -> SendResult:

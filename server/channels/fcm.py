@@ -56,6 +56,7 @@ from server.channels.base import (
     TokenInvalid,
 )
 from server.egress import EgressPolicy, guarded_client
+from triggers.decisions.rich import RichContent
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
@@ -231,7 +232,7 @@ class FcmChannel(BaseChannel):
         """The ``messages:send`` JSON for ``message`` (which must have an FCM token)."""
         ttl_s = max(1, int(self.ttl_s(message)))
         collapse = collapse_id(message.idempotency_key)
-        return {
+        body: dict[str, Any] = {
             "message": {
                 "token": message.recipient.fcm_token,
                 "notification": {"title": message.title, "body": message.body},
@@ -249,6 +250,9 @@ class FcmChannel(BaseChannel):
                 },
             }
         }
+        if message.rich is not None:
+            _add_rich(body["message"], message.rich)
+        return body
 
     async def _send(self, message: OutboundMessage) -> SendResult:
         if not message.recipient.fcm_token:
@@ -300,6 +304,33 @@ class FcmChannel(BaseChannel):
             await self._client.aclose()
 
 
+def _add_rich(message: dict[str, Any], rich: RichContent) -> None:
+    """Rich content into an FCM ``message``: the image as ``notification.image`` (Android
+    shows it; iOS through the app's notification service extension, woken by
+    ``mutable-content`` with the image in ``fcm_options``); the link, buttons and image
+    as data strings (``deep_link``; ``buttons``: the JSON array ``[{id, title,
+    deep_link}]``; ``image_url``, ``image_alt``) for the app to act on; the buttons'
+    ``category`` for iOS. Rich keys win over campaign offer data of the same name."""
+    data: dict[str, str] = message["data"]
+    if rich.image_url is not None:
+        message["notification"]["image"] = rich.image_url
+        data["image_url"] = rich.image_url
+        data["image_alt"] = rich.image_alt or ""
+    if rich.deep_link is not None:
+        data["deep_link"] = rich.deep_link
+    if rich.buttons:
+        data["buttons"] = json.dumps([b.model_dump() for b in rich.buttons],
+                                     ensure_ascii=False, separators=(",", ":"))
+    apns = message["apns"]
+    aps: dict[str, Any] = {}
+    if rich.image_url is not None:
+        aps["mutable-content"] = 1
+        apns["fcm_options"] = {"image": rich.image_url}
+    category = rich.category_id()
+    if category is not None:
+        aps["category"] = category
+    if aps:
+        apns["payload"] = {"aps": aps}
 
 
 def _fcm_error_code(error: Mapping[str, Any]) -> str:

@@ -2,9 +2,9 @@
 
 ``POST {base_url}/2010-04-01/Accounts/{AccountSid}/Messages.json``, form-encoded ``To``,
 ``From`` or ``MessagingServiceSid``, ``Body`` (title and body, cut to 1,600 characters,
-Twilio's limit) and, with a messaging service, ``ValidityPeriod`` from the offer's
-expiry (Twilio drops a message still queued after it); HTTP Basic auth
-``AccountSid:AuthToken``.
+Twilio's limit, then the rich content's web link, kept whole: see :func:`sms_text`) and,
+with a messaging service, ``ValidityPeriod`` from the offer's expiry (Twilio drops a
+message still queued after it); HTTP Basic auth ``AccountSid:AuthToken``.
 
 The number is parsed and normalised to E.164 with ``phonenumbers`` first (numbers
 without ``+`` read in ``default_region``); one that is not a valid number fails
@@ -87,6 +87,24 @@ def normalise_phone(number: str, default_region: str | None = None) -> str | Non
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def sms_text(message: OutboundMessage) -> str:
+    """Title and body, then the rich content's web link on its own line, in at most
+    :data:`MAX_BODY_CHARS` characters: the text is cut (ending in ``…``) so that the link
+    stays whole, since a cut link leads nowhere. The link is the first web link of the
+    deep link and the buttons (text-message apps make only web addresses tappable); a
+    link longer than half the message is left out, so the text keeps the other half."""
+    text = f"{message.title}\n{message.body}" if message.title else message.body
+    link = None if message.rich is None else message.rich.web_link()
+    budget = MAX_BODY_CHARS
+    if link is not None and len(link) + 2 <= MAX_BODY_CHARS // 2:
+        budget -= len(link) + 1
+    else:
+        link = None
+    if len(text) > budget:
+        text = text[: budget - 1] + "…"
+    return text if link is None else f"{text}\n{link}"
+
+
 class SmsChannel(BaseChannel):
     """Texts ``message.recipient.phone`` (see module doc). Give exactly one of
     ``from_number`` and ``messaging_service_sid``."""
@@ -135,10 +153,7 @@ class SmsChannel(BaseChannel):
 
     def form(self, message: OutboundMessage, to: str) -> dict[str, str]:
         """The request's form fields for ``message`` to the E.164 number ``to``."""
-        text = f"{message.title}\n{message.body}" if message.title else message.body
-        if len(text) > MAX_BODY_CHARS:
-            text = text[: MAX_BODY_CHARS - 1] + "…"
-        fields = {"To": to, **self._sender, "Body": text}
+        fields = {"To": to, **self._sender, "Body": sms_text(message)}
         if "MessagingServiceSid" in self._sender:
             # Twilio honours ValidityPeriod only for messages sent through a service.
             ttl = int(min(MAX_VALIDITY_S, max(1.0, self.ttl_s(message))))

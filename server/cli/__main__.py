@@ -47,6 +47,7 @@ COMMANDS: tuple[Command, ...] = (
             "learn and predict users' interest in categories from behaviour events"),
     Command("sendtime", "server.cli.sendtime",
             "learn and predict each user's best local hours from behaviour events"),
+    Command("events", "server.cli.events", "import behaviour events (CSV or JSONL)"),
 )
 
 SIGPIPE_STATUS = 128 + 13

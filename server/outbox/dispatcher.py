@@ -415,4 +415,4 @@ def _message(tenant_id: str, row: DeliveryRecord, recipient: Recipient,
         data=MessageData(campaign_id=row.campaign_id, variant_id=row.variant_id,
                          venue_id=row.venue_id, event=row.event,
                          expires_at=row.expires_at, extra=extra),
-        recipient=recipient, quiet_hours=quiet_hours)
+        recipient=recipient, quiet_hours=quiet_hours, rich=row.rich)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from triggers.decisions import Campaign, Decision, LedgerEntry, TenantPolicy
+from triggers.decisions.rich import RichContent
 from triggers.presence_events import PresenceEvent
 from venues.model import Venue
 
@@ -168,6 +169,8 @@ class NewDelivery:
     locale: str | None
     created_at: float
     expires_at: float
+    rich: RichContent | None = None
+    """The image, link and buttons chosen for the user (``Chosen.rich``)."""
 
     @property
     def delivery_id(self) -> str:
@@ -202,6 +205,9 @@ class DeliveryRecord(NewDelivery):
     """The channel's id for the accepted message (``Delivered.provider_id``)."""
     settled: bool = False
     """A sent offer past its TTL whose fatigue outcome has been recorded."""
+    button: str | None = None
+    """The id of the button the user pressed: given with the first ``clicked``
+    feedback (one of ``rich.buttons``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +249,8 @@ class VariantAggregate:
     """Distinct users with a delivery of this variant (treated, whatever the outcome)."""
     converted_users: int
     """Of those, users who converted (``converted`` feedback or a reported conversion)."""
+    buttons: Mapping[str, int] = field(default_factory=dict)
+    """Button id → clicked deliveries whose click pressed that button."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from server.store.base import (
     BBox,
@@ -80,6 +82,11 @@ from server.store.errors import (
     StoreError,
     VenueHasChildrenError,
 )
+from server.store.memory_behaviour import BehaviourLog
+from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.features import UserFeatures
+from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import (
     Campaign,
     CampaignStatus,
@@ -198,6 +205,7 @@ class _Tenant:
     stream_epoch: int = 0
     stream_user_epochs: dict[str, int] = field(default_factory=dict)
     """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
+    behaviour: BehaviourLog = field(default_factory=BehaviourLog)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def bump(self) -> None:
@@ -475,6 +483,7 @@ class MemoryStore:
             for key in converted:
                 del tenant.conversions[key]
             counts["conversions"] = len(converted)
+            counts.update(tenant.behaviour.erase(user_id))
             if tenant_id in self._tenants:
                 _bump_user_epoch(tenant, user_id)
             return counts
@@ -555,6 +564,38 @@ class MemoryStore:
                       key=lambda r: (r.event.at, r.recorded_at, r.event_key))
         return rows[-limit:] if limit > 0 else []
 
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = sorted((r for by_key in self._r(tenant_id).events.values()
+                       for r in by_key.values()
+                       if r.event.venue_id == venue_id and r.event.at >= since),
+                      key=lambda r: (r.event.at, r.recorded_at, r.event_key))
+        return rows[-limit:] if limit > 0 else []
+
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        counts: Counter[tuple[float, str, str]] = Counter(
+            (math.floor(d.created_at / bucket_s) * bucket_s, d.channel, d.status.value)
+            for d in self._r(tenant_id).deliveries.values() if d.campaign_id == campaign_id)
+        return [(*key, n) for key, n in sorted(counts.items())]
+
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        chunks = list(self._r(tenant_id).pings.chunks)
+        users = np.concatenate([c.users for c in chunks]) if chunks else np.empty(0, str)
+        cols = np.concatenate([c.columns for c in chunks]) if chunks else np.empty((0, 8))
+        keep = np.flatnonzero(cols[:, 0] >= since)
+        users, cols = users[keep], cols[keep]
+        order = np.lexsort((users, cols[:, 0]))[-limit:] if limit > 0 else keep[:0]
+        users, cols = users[order], cols[order]
+        batch = PingBatch.from_columns(users.astype(str), cols[:, 0], cols[:, 1], cols[:, 2],
+                                       accuracy_m=cols[:, 3], speed_mps=cols[:, 4],
+                                       heading_deg=cols[:, 5], mock=cols[:, 6] != 0)
+        return batch, cols[:, 7].copy()
+
     # -- deliveries ------------------------------------------------------------------
 
     async def get_delivery(self, tenant_id: str, delivery_id: str) -> DeliveryRecord | None:
@@ -596,7 +637,8 @@ class MemoryStore:
         return row
 
     async def record_feedback(
-        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float,
+        button: str | None = None,
     ) -> DeliveryRecord | None:
         tenant = self._r(tenant_id)
         row = tenant.deliveries.get(delivery_id)
@@ -605,7 +647,8 @@ class MemoryStore:
         kind = FeedbackKind(kind)
         if kind.value in row.feedback:
             return row  # the same report again: counted once
-        row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now)
+        row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now,
+                      button=row.button if button is None else button)
         tenant.put_delivery(row)
         self._streak(tenant, row.user_id, kind)
         return row
@@ -779,13 +822,16 @@ class MemoryStore:
             rows = [d for d in mine if d.variant_id == variant_id]
             by_status: dict[str, int] = {}
             feedback: dict[str, int] = {}
+            buttons: dict[str, int] = {}
             for d in rows:
                 by_status[d.status.value] = by_status.get(d.status.value, 0) + 1
                 for kind in set(d.feedback):
                     feedback[kind] = feedback.get(kind, 0) + 1
+                if d.button is not None:
+                    buttons[d.button] = buttons.get(d.button, 0) + 1
             users = {d.user_id for d in rows}
             variants.append(VariantAggregate(variant_id, len(rows), by_status, feedback,
-                                             len(users), len(users & converted)))
+                                             len(users), len(users & converted), buttons))
         control = {e.user_id for entries in tenant.ledger.values() for e in entries.values()
                    if e.control and e.campaign_id == campaign_id}
         conversions = {u for (c, u) in tenant.conversions if c == campaign_id}
@@ -811,6 +857,51 @@ class MemoryStore:
 
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
         return due_user_ids(self._r(tenant_id).presence, now, limit)
+
+    # -- behaviour (server.store.roles.behaviour) -------------------------------------
+
+    async def ingest_behaviour(
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
+    ) -> list[BehaviourRecord]:
+        # Synchronous between awaits: atomic, and a batch of the users cannot interleave.
+        tenant = self._t(tenant_id)
+        return tenant.behaviour.ingest(records, campaigns,
+                                       self._clock() if now is None else now,
+                                       tenant.decisions)
+
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.due(now, limit)
+
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        return self._r(tenant_id).behaviour.still_open(keys)
+
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        return self._r(tenant_id).behaviour.fired(keys)
+
+    async def list_behaviour(
+        self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100
+    ) -> list[BehaviourRecord]:
+        return self._r(tenant_id).behaviour.listing(user_id, since, limit)
+
+    async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
+        return self._r(tenant_id).behaviour.features.get(user_id)
+
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        features = self._r(tenant_id).behaviour.features
+        return {u: features[u] for u in user_ids if u in features}
+
+    async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
+        return self._r(tenant_id).behaviour.rules
+
+    async def put_tag_rules(self, tenant_id: str, rules: TagRules) -> None:
+        self._t(tenant_id).behaviour.rules = rules
+
+    async def prune_behaviour(self, tenant_id: str, *, before: float, limit: int) -> int:
+        return self._r(tenant_id).behaviour.prune(before, limit)
 
 
 class _MemoryTx:

@@ -52,7 +52,9 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
+from server.store import postgres_behaviour
 from server.store.base import (
     BBox,
     CampaignAggregate,
@@ -98,8 +100,13 @@ from server.store.errors import (
     VenueHasChildrenError,
 )
 from server.store.migrate import migrate, pending
+from server.store.roles.behaviour import BehaviourRecord
+from triggers.behaviour.features import UserFeatures
+from triggers.behaviour.rules import TagRules
+from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
+from triggers.decisions.rich import RichContent
 from triggers.pings import PingBatch
 from triggers.presence_state import PresenceState
 from triggers.presence_subset import PresenceColumns, from_columns, to_columns
@@ -110,7 +117,8 @@ R = TypeVar("R")
 _T = TypeVar("_T")
 
 _ERASE_TABLES = ("profiles", "pings", "presence", "events", "decisions", "ledger",
-                 "user_streaks", "deliveries", "conversions")
+                 "user_streaks", "deliveries", "conversions", "behaviour_events",
+                 "behaviour_features", "behaviour_triggers")
 """Every table with a user_id column; erase_user deletes the user from each."""
 
 _STREAK_KEY = {"user_streaks": "streaks"}
@@ -165,7 +173,8 @@ _INSERT_LEDGER = _keyed_insert("ledger", "entry_key text, user_id text, campaign
 _INSERT_DELIVERIES = _keyed_insert(
     "deliveries", "idempotency_key text, user_id text, delivery_id text, campaign_id text,"
     " variant_id text, venue_id text, visit_id text, event text, channel text, title text,"
-    " body text, locale text, created_at float8, expires_at float8, updated_at float8",
+    " body text, locale text, created_at float8, expires_at float8, updated_at float8,"
+    " rich jsonb",
     conflict="(tenant_id, idempotency_key)", returning="*")
 
 
@@ -801,13 +810,56 @@ class PostgresStore:
             tenant_id, user_id, limit)
         return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
 
+    @_translated
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT * FROM events WHERE tenant_id = $1 AND venue_id = $2"
+            " AND at >= $3 ORDER BY at DESC, recorded_at DESC, event_key DESC LIMIT $4) last"
+            " ORDER BY at, recorded_at, event_key",
+            tenant_id, venue_id, since, limit)
+        return [EventRecord(r["event_key"], event_from_row(r), r["recorded_at"]) for r in rows]
+
+    @_translated
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        rows = await self._pool.fetch(
+            "SELECT floor(created_at / $3) * $3 AS bucket, channel, status, count(*) AS n"
+            " FROM deliveries WHERE tenant_id = $1 AND campaign_id = $2"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", tenant_id, campaign_id, bucket_s)
+        return [(float(r["bucket"]), r["channel"], r["status"], int(r["n"])) for r in rows]
+
+    @_translated
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM (SELECT user_id, ts, lat, lng, accuracy_m, speed_mps, heading_deg,"
+            " mock, received_at FROM pings WHERE tenant_id = $1 AND ts >= $2"
+            " ORDER BY ts DESC, user_id DESC LIMIT $3) last ORDER BY ts, user_id",
+            tenant_id, since, limit)
+
+        def column(name: str) -> NDArray[np.float64]:
+            return np.array([np.nan if r[name] is None else r[name] for r in rows],
+                            dtype=np.float64)
+
+        batch = PingBatch.from_columns(
+            np.array([r["user_id"] for r in rows], dtype=str), column("ts"), column("lat"),
+            column("lng"), accuracy_m=column("accuracy_m"), speed_mps=column("speed_mps"),
+            heading_deg=column("heading_deg"),
+            mock=np.array([bool(r["mock"]) for r in rows], dtype=bool))
+        return batch, column("received_at")
+
     # -- deliveries ------------------------------------------------------------------
 
     @staticmethod
     def _delivery(row: Mapping[str, Any]) -> DeliveryRecord:
         # A deliveries row has a column of the same name for every field.
         values = {name: row[name] for name in _DELIVERY_FIELDS}
-        values.update(status=DeliveryStatus(row["status"]), feedback=tuple(row["feedback"]))
+        values.update(status=DeliveryStatus(row["status"]), feedback=tuple(row["feedback"]),
+                      rich=RichContent.from_json(row["rich"]))
         return DeliveryRecord(**values)
 
     @_translated
@@ -855,15 +907,17 @@ class PostgresStore:
 
     @_translated
     async def record_feedback(
-        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float,
+        button: str | None = None,
     ) -> DeliveryRecord | None:
         kind = FeedbackKind(kind)
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4"
+                "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4,"
+                " button = coalesce($5, button)"
                 " WHERE tenant_id = $1 AND delivery_id = $2 AND NOT ($3 = ANY(feedback))"
                 " RETURNING *",
-                tenant_id, delivery_id, kind.value, now)
+                tenant_id, delivery_id, kind.value, now, button)
             if row is None:  # unknown, or the same report again (counted once)
                 again = await conn.fetchrow(
                     "SELECT * FROM deliveries WHERE tenant_id = $1 AND delivery_id = $2",
@@ -1110,6 +1164,11 @@ class PostgresStore:
                 "SELECT variant_id, f, count(*) AS n FROM deliveries, unnest(feedback) f"
                 " WHERE tenant_id = $1 AND campaign_id = $2 GROUP BY 1, 2",
                 tenant_id, campaign_id)
+            pressed = await conn.fetch(
+                "SELECT variant_id, button, count(*) AS n FROM deliveries"
+                " WHERE tenant_id = $1 AND campaign_id = $2 AND button IS NOT NULL"
+                " GROUP BY 1, 2",
+                tenant_id, campaign_id)
             users = await conn.fetch(
                 "WITH treated AS (SELECT variant_id, user_id,"
                 "   bool_or('converted' = ANY(feedback)) AS fb FROM deliveries"
@@ -1134,10 +1193,13 @@ class PostgresStore:
         for r in kinds:
             by_variant.setdefault(r["variant_id"], {"status": {}, "feedback": {}})[
                 "feedback"][r["f"]] = int(r["n"])
+        buttons: dict[str, dict[str, int]] = {}
+        for r in pressed:
+            buttons.setdefault(r["variant_id"], {})[r["button"]] = int(r["n"])
         treated = {r["variant_id"]: (int(r["users"]), int(r["converted"])) for r in users}
         variants = tuple(
             VariantAggregate(vid, sum(v["status"].values()), v["status"], v["feedback"],
-                             *treated.get(vid, (0, 0)))
+                             *treated.get(vid, (0, 0)), buttons.get(vid, {}))
             for vid, v in sorted(by_variant.items()))
         return CampaignAggregate(
             campaign_id, {(r["o"], r["r"]): int(r["n"]) for r in decided}, variants,
@@ -1173,6 +1235,67 @@ class PostgresStore:
             "SELECT user_id FROM presence WHERE tenant_id = $1 AND next_due_s <= $2"
             " ORDER BY next_due_s, user_id COLLATE \"C\" LIMIT $3", tenant_id, now, limit)
         return [r["user_id"] for r in rows]
+
+    # -- behaviour (server.store.roles.behaviour; statements in postgres_behaviour) ------
+
+    @_translated
+    async def ingest_behaviour(
+        self, tenant_id: str, records: Sequence[BehaviourRecord], *,
+        campaigns: Sequence[Campaign] = (), now: float | None = None,
+    ) -> list[BehaviourRecord]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.ingest(
+                conn, tenant_id, records, self._clock() if now is None else now, campaigns)
+
+    @_translated
+    async def due_triggers(self, tenant_id: str, now: float,
+                           limit: int) -> list[PendingTrigger]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.due(conn, tenant_id, now, limit)
+
+    @_translated
+    async def open_triggers(self, tenant_id: str,
+                            keys: Sequence[str]) -> list[PendingTrigger]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.still_open(conn, tenant_id, keys)
+
+    @_translated
+    async def settle_triggers(self, tenant_id: str, keys: Sequence[str]) -> int:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.fired(conn, tenant_id, keys)
+
+    @_translated
+    async def list_behaviour(
+        self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100
+    ) -> list[BehaviourRecord]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.listing(conn, tenant_id, user_id, since, limit)
+
+    @_translated
+    async def get_features(self, tenant_id: str, user_id: str) -> UserFeatures | None:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.features(conn, tenant_id, user_id)
+
+    @_translated
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.features_of(conn, tenant_id, user_ids)
+
+    @_translated
+    async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.get_rules(conn, tenant_id)
+
+    @_translated
+    async def put_tag_rules(self, tenant_id: str, rules: TagRules) -> None:
+        async with self._pool.acquire() as conn:
+            await postgres_behaviour.put_rules(conn, tenant_id, rules, self._clock())
+
+    @_translated
+    async def prune_behaviour(self, tenant_id: str, *, before: float, limit: int) -> int:
+        async with self._pool.acquire() as conn:
+            return await postgres_behaviour.prune(conn, tenant_id, before, limit)
 
 
 class _PgTx:
@@ -1312,7 +1435,8 @@ class _PgTx:
         rows = await self._insert_keyed(_INSERT_DELIVERIES, deliveries, lambda d: (
             d.idempotency_key, d.user_id, d.delivery_id, d.campaign_id, d.variant_id,
             d.venue_id, d.visit_id, d.event, d.channel, d.title, d.body, d.locale,
-            d.created_at, d.expires_at, d.created_at))
+            d.created_at, d.expires_at, d.created_at,
+            None if d.rich is None else json.dumps(d.rich.as_json(), ensure_ascii=False)))
         by_key = {r["idempotency_key"]: PostgresStore._delivery(r) for r in rows}
         return [by_key.pop(d.idempotency_key) for d in deliveries if d.idempotency_key in by_key]
 

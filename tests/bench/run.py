@@ -18,7 +18,8 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("geo", "presence", "simulate", "delivery", "decide", "service", "locate")
+SECTIONS = ("geo", "presence", "simulate", "delivery", "decide", "service", "locate",
+            "events")
 
 
 def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
     for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day"),
                         ("delivery", "Delivery"), ("decide", "Campaign decisions"),
-                        ("service", "HTTP service"), ("locate", "geopush locate")):
+                        ("service", "HTTP service"), ("locate", "geopush locate"),
+                        ("events", "Behaviour events")):
         if args.only in (None, name):
             print(f"== {title}")
             section = _run_section(name, args.quick)

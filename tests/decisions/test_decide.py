@@ -96,7 +96,12 @@ def test_reason_code_for_each_rule(expected: str, row: dict[str, Any]) -> None:
 
 
 def test_reason_table_covers_every_reason_code() -> None:
-    assert {r[0] for r in REASON_TABLE} == {str(r) for r in Reason}
+    # cancelled_by_follow_up is written when a behaviour trigger is cancelled, never by
+    # decide (tests/server/api/test_events_triggers.py covers it).
+    # behaviour_condition_unmet is the caller's finding (the user's behaviour events),
+    # passed in as behaviour_unmet: tests/server/api/test_events_triggers.py.
+    assert {r[0] for r in REASON_TABLE} == {str(r) for r in Reason} - {
+        "cancelled_by_follow_up", "behaviour_condition_unmet"}
 
 
 def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:
@@ -104,7 +109,7 @@ def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:
     assert decision.chosen is not None
     assert asdict(decision.chosen) == {
         "campaign_id": "c1", "variant_id": "a", "title": "Hei Aino", "body": "Tervetuloa",
-        "channel": "inbox", "locale": None, "expires_at": SATURDAY_2PM + 3600,
+        "channel": "inbox", "locale": None, "expires_at": SATURDAY_2PM + 3600, "rich": None,
     }
     assert (decision.user_id, decision.venue_id, decision.event, decision.at) == (
         "u1", FORUM, "enter", SATURDAY_2PM)

@@ -11,7 +11,7 @@ import shapely
 from h3.api import basic_int as h3i
 from shapely.geometry import MultiPolygon, Polygon
 
-import geo.index
+import geo.index_build
 from geo import Fence, GeofenceIndex, LatLng
 from tests.geo.builders import brute_force_pairs, offset, points_near_edges, reference_edge_m
 
@@ -94,7 +94,9 @@ def _fat_estimate_builds(
     good = GeofenceIndex.build(fences)
     # Pretend cells are five times farther apart than they are: every first disk is
     # far too small, and only the growth loop can make the coverage whole.
-    monkeypatch.setattr(geo.index, "_SPACING_PER_SQRT_AREA", geo.index._SPACING_PER_SQRT_AREA * 5)
+    monkeypatch.setattr(
+        geo.index_build, "_SPACING_PER_SQRT_AREA", geo.index_build._SPACING_PER_SQRT_AREA * 5
+    )
     bad = GeofenceIndex.build(fences)
     return good, bad
 

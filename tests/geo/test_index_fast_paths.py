@@ -10,7 +10,7 @@ import shapely
 from h3.api import basic_int as h3i
 from shapely.geometry import Polygon
 
-import geo.index
+import geo.index_build
 from geo import Fence, GeofenceIndex, LatLng
 from geo.distance import frame_scales, to_local_xy
 from tests.geo.builders import brute_force_pairs, ngon, offset, points_near_edges
@@ -104,10 +104,10 @@ def test_grid_disks_list_each_disk_with_its_outer_ring_as_h3_py_does() -> None:
         [h3i.latlng_to_cell(BEIJING.lat, BEIJING.lng, 10), pentagon,
          h3i.grid_disk(pentagon, 2)[-1]], dtype=np.uint64)
     k = np.array([3, 4, 4])
-    cells, owner, ring = geo.index._disks(origins, k)
+    cells, owner, ring = geo.index_build._disks(origins, k)
     for i in range(origins.size):
         mine = owner == i
-        slow_cells, _, slow_ring = geo.index._disks_slow(origins[i:i + 1], int(k[i]))
+        slow_cells, _, slow_ring = geo.index_build._disks_slow(origins[i:i + 1], int(k[i]))
         assert set(cells[mine].tolist()) == set(slow_cells.tolist())
         outer = set(cells[mine & (ring == k[i])].tolist())
         assert outer == set(slow_cells[slow_ring == k[i]].tolist()) and outer

@@ -51,7 +51,12 @@ LANES = 8
 BATCH = 100
 KILL_AFTER = 0.4
 """SIGKILL once this share of the batches has been acknowledged."""
-DEADLINE_S = 45.0
+RETRIES_WHEN_UP = 3
+"""Failed sends a batch may have while the server is up: the one in flight at the kill,
+and slow answers on a loaded machine. While the server is down a lane waits for it."""
+READY_WAIT_S = 60.0
+"""How long a (re)started server may take to answer /readyz on a loaded machine; a
+server that is up never makes a test wait this long."""
 
 
 def _forum() -> tuple[dict[str, Any], LatLng]:
@@ -125,7 +130,7 @@ class Server:
     async def wait_ready(self) -> None:
         assert self.proc is not None
         await wait_up(f"http://127.0.0.1:{self.port}", self.proc, path="/readyz",
-                      timeout_s=20, log=self.log)
+                      timeout_s=READY_WAIT_S, log=self.log)
 
 
 @contextmanager
@@ -196,33 +201,42 @@ async def _post(session: aiohttp.ClientSession, base: str, key: str,
 
 async def _drive(server: Server, key: str, load: Load, *, kill: bool) -> None:
     """Send every lane's batches in order, each until it gets a 2xx; with ``kill``,
-    SIGKILL the server once KILL_AFTER of the batches are acknowledged and restart it."""
+    SIGKILL the server once KILL_AFTER of the batches are acknowledged and restart it.
+
+    A send that fails while the server is down waits until it answers /readyz again; a
+    batch that fails more than RETRIES_WHEN_UP times while it is up fails the test."""
     base = f"http://127.0.0.1:{server.port}"
     total = sum(len(lane) for lane in load.lanes)
     killed = asyncio.Event()
-    back = asyncio.Event()
-    if not kill:
-        back.set()
-    deadline = time.monotonic() + DEADLINE_S
+    up = asyncio.Event()
+    up.set()  # the caller waited for /readyz
 
     async def lane(n: int, session: aiohttp.ClientSession) -> None:
         for b, batch in enumerate(load.lanes[n]):
-            while not await _post(session, base, key, batch):
+            failed_when_up = 0
+            while True:
+                sent_when_up = up.is_set()
+                if await _post(session, base, key, batch):
+                    break
                 load.failures += 1
-                assert time.monotonic() < deadline, "retries did not get through in time"
-                await back.wait()
+                if sent_when_up:
+                    failed_when_up += 1
+                assert failed_when_up <= RETRIES_WHEN_UP, (
+                    f"lane {n}, batch {b}: {failed_when_up} sends failed with the server up")
+                await up.wait()
                 # A client's pause between retries (part of the load), not a wait for a state.
                 await asyncio.sleep(0.05)
             load.acked.add((n, b))
             if kill and not killed.is_set() and len(load.acked) >= KILL_AFTER * total:
                 killed.set()  # the other lanes have requests in flight right now
+                up.clear()
                 server.kill()
 
     async def restarter() -> None:
         await killed.wait()
         server.start()
         await server.wait_ready()
-        back.set()
+        up.set()
 
     timeout = aiohttp.ClientTimeout(total=10)
     connector = aiohttp.TCPConnector(limit=LANES + 2)
@@ -250,8 +264,8 @@ async def _run(url: str, log: Path, lanes: list[list[list[dict[str, Any]]]],
         if kill:
             assert server.starts == 2 and load.failures > 0
         # The timer loop (1 s) fires what became due with the last batches: wait until
-        # every visit is closed and every event decided.
-        await eventually(lambda: _settled(url))
+        # every visit is closed and every event decided (a loaded machine may take long).
+        await eventually(lambda: _settled(url), timeout_s=READY_WAIT_S)
     return load
 
 
@@ -276,7 +290,6 @@ async def _settled(url: str) -> bool:
 async def test_kill_9_under_load_loses_and_doubles_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
-    started = time.monotonic()
     feature, centre = _forum()
     lanes = _lanes(time.time() - 5, centre)
     all_pings = {(p["user_id"], p["ts"]) for lane in lanes for b in lane for p in b}
@@ -336,4 +349,3 @@ async def test_kill_9_under_load_loses_and_doubles_nothing(
             assert crash_rows == [tuple(r) for r in await _fetch(ref_url, query)], query
         [[n_decisions]] = await _fetch(crash_url, "SELECT count(*) FROM decisions")
         assert n_decisions == len(events)
-    assert time.monotonic() - started < 60

@@ -33,6 +33,8 @@ MAX_EVENTS_PER_BATCH = 1000
 """``POST /v1/events`` takes at most this many events a request."""
 MAX_PROPS = 32
 """Free properties of one event."""
+MAX_TS = 32_503_680_000.0
+"""3000-01-01: an event time is between 1970 and this (day numbers stay small)."""
 
 Url = Annotated[str, StringConstraints(max_length=2048)]
 
@@ -67,10 +69,11 @@ class BehaviourEvent(_Frozen):
 
     event_id: Id | None = Field(default=None, min_length=1)
     user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    ts: EpochSeconds
+    ts: EpochSeconds = Field(ge=0, le=MAX_TS)
     kind: BehaviourKindName
     item: BehaviourItem | None = None
-    props: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=MAX_PROPS)
+    props: dict[Tag, Text | int | float | bool | None] = Field(default_factory=dict,
+                                                              max_length=MAX_PROPS)
 
     @property
     def known_kind(self) -> BehaviourKind | None:

@@ -113,7 +113,7 @@ class Rendered:
 @dataclass(frozen=True, slots=True)
 class TemplateProblem:
     """Why a campaign's template is refused: ``field`` is its path in the campaign
-    (``variants[0].body``), ``kind`` ``syntax`` or ``limit``."""
+    (``variants[0].body``), ``kind`` ``syntax``, ``limit`` or ``content`` (rich content)."""
 
     field: str
     kind: str
@@ -493,6 +493,7 @@ CONTEXT_NAMES: Final = frozenset(
         "holiday",
         "recently_viewed",
         "route",
+        "item",
     }
 )
 """The top-level names of :func:`build_context`."""
@@ -502,7 +503,7 @@ def build_context(
     *,
     profile: Profile,
     segment: str,
-    venue: Venue,
+    venue: Venue | None,
     event_kind: str,
     event_at: float,
     dwell_s: float | None,
@@ -514,6 +515,7 @@ def build_context(
     holiday: str | None,
     route: RouteTip | None,
     names: Container[str] = CONTEXT_NAMES,
+    item: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whitelisted template context: plain dicts, lists and scalars only, so templates
     reach no object with methods of ours.
@@ -525,7 +527,9 @@ def build_context(
     ``expires_at``, ``expires_local`` "HH:MM"), ``time_of_day``, ``local_time`` "HH:MM",
     ``holiday`` (name or None: the public holiday of the user's country, else of the
     venue's, else of the tenant's; see ``decide``), ``recently_viewed`` (item or None),
-    ``route`` (route tip or None).
+    ``route`` (route tip or None), ``item`` (a behaviour trigger's item: ``id``,
+    ``name``, ``category``, ``tags``, ``price``, ``currency``, ``url``, ``image_url``; None
+    for any other event).
 
     Only the entries in ``names`` are built (``ContentEngine.names`` of the variant: a
     template cannot tell a context without the names it never reads); ``holiday`` and
@@ -534,7 +538,9 @@ def build_context(
     context: dict[str, Any] = {}
     if "user" in names:
         context["user"] = _user_context(profile, segment)
-    if "venue" in names:
+    if "venue" in names and venue is None:
+        context["venue"] = None  # a scheduled or behaviour push is about no venue
+    elif "venue" in names and venue is not None:
         context["venue"] = {
             "id": venue.id,
             "name": venue.name,
@@ -565,6 +571,8 @@ def build_context(
         )
     if "route" in names:
         context["route"] = None if route is None else route.as_context()
+    if "item" in names:
+        context["item"] = None if item is None else dict(item)
     return context
 
 

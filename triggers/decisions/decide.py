@@ -30,6 +30,13 @@ the next is tried. The first that renders is ``sent``; the rest are ``lower_prio
 "Local time" is the user's zone, else the venue's, else the policy's default. Rules are
 evaluated at ``now`` (when the push would go out), not at the event time.
 
+A scheduled or behaviour event has no venue (``venue`` is ``None``) and names its campaign
+(``campaign_id``): that campaign is the only candidate, opening hours do not apply, and a
+message that falls in quiet hours is held to the window's end within the campaign's
+``offer_ttl_s`` (:func:`~triggers.decisions.hold.quiet_hours_release`): the rules are then
+evaluated at the window's end, the decision is ``decided_at`` then (the outbox does not send
+it earlier), and the push still expires ``offer_ttl_s`` after the event was decided.
+
 An event has ~30 candidates, so this is the service's hot path: the checks read each
 campaign's :class:`~triggers.decisions.rules.CampaignRules` (compiled once by the index:
 bit masks, numbers, sets, and the lines it can reuse) against the event's facts, which
@@ -39,9 +46,9 @@ bit masks, numbers, sets, and the lines it can reuse) against the event's facts,
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from triggers.decisions.content import (
     ContentEngine,
@@ -52,11 +59,13 @@ from triggers.decisions.content import (
 )
 from triggers.decisions.events import EventLike, kind_of
 from triggers.decisions.experiments import in_control, pick_arm
+from triggers.decisions.hold import quiet_hours_release
 from triggers.decisions.hours import day_bounds, in_window, local_time, parse_window
 from triggers.decisions.index import CampaignIndex
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
+from triggers.decisions.rich import rich_of
 from triggers.decisions.routes import route_tip
 from triggers.decisions.rules import CampaignRules, TagBits
 from triggers.decisions.segments import segment_of
@@ -86,23 +95,40 @@ def decide(  # noqa: PLR0917
     event: EventLike,
     profile: Profile,
     campaigns: CampaignIndex,
-    venue: Venue,
+    venue: Venue | None,
     policy: TenantPolicy,
     ledger: Ledger,
     now: float,
+    *,
+    campaign_id: str | None = None,
+    behaviour_unmet: Mapping[str, str] | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
-    Reads ``ledger`` and never writes it. Raises :class:`TriggerError` when the event, the
-    profile and the venue do not belong together.
+    ``venue`` is the event's venue, ``None`` for a scheduled or behaviour event, which
+    names its ``campaign_id`` instead. ``behaviour_unmet``: campaign id → why, for the
+    location campaigns whose ``also`` behaviour condition the user does not meet
+    (skipped as ``behaviour_condition_unmet`` before any other check). Reads ``ledger``
+    and never writes it. Raises
+    :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
     if event.user_id != profile.user_id:
         raise TriggerError(f"event for {event.user_id!r} decided with profile {profile.user_id!r}")
-    if event.venue_id != venue.id:
-        raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
     kind = kind_of(event)
-    candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
+    ttl_from = now
+    if venue is None:
+        candidates, now = _untargeted(event, profile, campaigns, policy, now, campaign_id)
+    else:
+        if event.venue_id != venue.id:
+            raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
+        candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
     facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags, campaigns.content)
+    if now != ttl_from:
+        facts.ttl_from = ttl_from
+        facts.notes.append(
+            f"held over quiet hours {policy.quiet_hours} ({facts.tz}) until "
+            f"{facts.local.hour:02d}:{facts.local.minute:02d}"
+        )
     # One line per candidate, in candidate (= arbitration) order; an eligible campaign's
     # line is filled in by the arbitration.
     lines: list[Considered | None]
@@ -113,6 +139,10 @@ def decide(  # noqa: PLR0917
         lines = []
         add = lines.append
         for rules in candidates:
+            if behaviour_unmet and rules.id in behaviour_unmet:
+                add(Considered(rules.id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
+                               detail=behaviour_unmet[rules.id]))
+                continue
             # Most lines are audience misses: checked here, saving a call per candidate.
             blocked = (not rules.audience_free and _audience_miss(facts, rules)) or (
                 _later_block(facts, rules)
@@ -125,7 +155,7 @@ def decide(  # noqa: PLR0917
     chosen = _arbitrate(facts, campaigns, eligible, kind, lines) if eligible else None
     return Decision(
         user_id=profile.user_id,
-        venue_id=venue.id,
+        venue_id=None if venue is None else venue.id,
         event=kind,
         at=float(event.at),
         visit_id=event.visit_id,
@@ -135,6 +165,34 @@ def decide(  # noqa: PLR0917
         considered=cast("tuple[Considered, ...]", tuple(lines)),
         notes=tuple(facts.notes),
     )
+
+
+def _untargeted(
+    event: EventLike, profile: Profile, campaigns: CampaignIndex, policy: TenantPolicy,
+    now: float, campaign_id: str | None,
+) -> tuple[tuple[CampaignRules, ...], float]:
+    """A scheduled or behaviour event's candidates (its campaign, if active and of the
+    event's kind) and the time its rules are evaluated at (``now``, or the end of the
+    quiet hours it is held over)."""
+    if event.venue_id is not None:
+        raise TriggerError(f"event at {event.venue_id!r} decided without its venue")
+    if campaign_id is None:
+        raise TriggerError("an event without a venue is decided for one campaign_id")
+    kind = kind_of(event)
+    candidates = campaigns.rules_for(campaign_id, kind)
+    if candidates and not event.stale:
+        tz = profile.attributes.timezone or policy.default_timezone
+        ttl_s = candidates[0].campaign.offer_ttl_s
+        release = quiet_hours_release(kind, policy.quiet_hours, tz, now, ttl_s)
+        if release is not None:
+            return candidates, release
+    return candidates, now
+
+
+def _item_context(event: EventLike) -> dict[str, Any] | None:
+    """A behaviour event's item for templates (``item``); other events carry none."""
+    item_context = getattr(event, "item_context", None)
+    return item_context() if callable(item_context) else None
 
 
 _UNKNOWN = object()
@@ -173,9 +231,11 @@ class _Facts:
         "segment",
         "tag_mask",
         "tags_not_held",
+        "ttl_from",
         "tz",
         "user_id",
         "venue",
+        "venue_id",
         "weekday",
     )
 
@@ -184,7 +244,7 @@ class _Facts:
         self,
         event: EventLike,
         profile: Profile,
-        venue: Venue,
+        venue: Venue | None,
         policy: TenantPolicy,
         ledger: Ledger,
         now: float,
@@ -198,10 +258,14 @@ class _Facts:
         self.policy = policy
         self.ledger = ledger
         self.now = now
+        self.ttl_from = now
+        """What a push's ``offer_ttl_s`` counts from (``now``, before any quiet-hours hold)."""
         self.notes: list[str] = []
         self.user_id = profile.user_id
+        self.venue_id = "" if venue is None else venue.id
         attributes = profile.attributes
-        self.tz = attributes.timezone or venue.timezone or policy.default_timezone
+        self.tz = (attributes.timezone or (venue.timezone if venue is not None else None)
+                   or policy.default_timezone)
         self.local = local = local_time(now, self.tz)
         self.minute = local.hour * 60 + local.minute
         self.weekday = local.weekday()
@@ -223,8 +287,9 @@ class _Facts:
         self._closed_key: tuple[Reason, str] | None = None
         self._hours: tuple[VenueHours, datetime] | None = None
         """The venue's hours and its local time, once :meth:`venue_open` found it closed."""
-        self.is_open: bool | None = None
-        """The venue's opening hours at ``now`` once :meth:`venue_open` has been asked."""
+        self.is_open: bool | None = None if venue is not None else True
+        """The venue's opening hours at ``now`` once :meth:`venue_open` has been asked
+        (no venue: open, since opening hours are a venue's)."""
         self._reach: dict[tuple[str, ...], str | tuple[Reason, str]] = {}
         self.global_found: object = _UNKNOWN
         """:meth:`global_block`'s answer once it has been asked."""
@@ -232,8 +297,11 @@ class _Facts:
     def country(self) -> str | None:
         """Whose public holidays the user's templates greet: the user's country, else the
         venue's (``addr:country`` metadata: where they are now), else the tenant's."""
+        venue = self.venue
         return (
-            self.profile.attributes.country or venue_country(self.venue) or self.policy.country
+            self.profile.attributes.country
+            or (venue_country(venue) if venue is not None else None)
+            or self.policy.country
         )
 
     def tags(self) -> frozenset[str]:
@@ -280,6 +348,8 @@ class _Facts:
 
     def _compute_venue_open(self) -> bool:
         venue = self.venue
+        if venue is None:
+            return True
         tz = venue.timezone or self.tz
         hours = hours_of_venue(venue, tz, self.policy.country)
         if hours is None:
@@ -411,7 +481,7 @@ def _later_block(  # noqa: PLR0912 - hot path: one call per candidate, see the d
     cooldown = rules.cooldown_s
     if cooldown is not None:
         last = facts.ledger.last_push_at(
-            facts.user_id, campaign_id=rules.id, venue_id=facts.venue.id
+            facts.user_id, campaign_id=rules.id, venue_id=facts.venue_id
         )
         if last is not None and facts.now - last < cooldown:
             return Considered(
@@ -562,8 +632,11 @@ def _arbitrate(
             holiday=content.holiday(facts.country(), facts.local.date(), facts.locale)
             if "holiday" in names
             else None,
-            route=route_tip(venue, profile.next_stops.get(venue.id)) if "route" in names else None,
+            route=route_tip(venue, profile.next_stops.get(venue.id))
+            if "route" in names and venue is not None
+            else None,
             names=names,
+            item=_item_context(event) if "item" in names else None,
         )
         rendered = content.render(variant, context)
         if not isinstance(rendered, Rendered):
@@ -578,7 +651,8 @@ def _arbitrate(
             body=rendered.body,
             channel=channel,
             locale=variant.locale,
-            expires_at=float(facts.now + rules.campaign.offer_ttl_s),
+            expires_at=float(facts.ttl_from + rules.campaign.offer_ttl_s),
+            rich=rich_of(variant, profile, rendered.title),
         )
         lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
             (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm

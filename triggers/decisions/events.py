@@ -16,10 +16,12 @@ class EventLike(Protocol):
     @property
     def user_id(self) -> str: ...
     @property
-    def venue_id(self) -> str: ...
+    def venue_id(self) -> str | None:
+        """The venue of a location event; ``None`` for a scheduled or behaviour one."""
     @property
     def kind(self) -> object:
-        """``"enter"`` / ``"dwell"`` / ``"exit"``, or an enum whose value is one of them."""
+        """``"enter"`` / ``"dwell"`` / ``"exit"`` (or an enum whose value is one of them),
+        ``"scheduled"`` or ``"behaviour"``."""
     @property
     def at(self) -> float:
         """Event time, epoch seconds."""

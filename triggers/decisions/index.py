@@ -168,6 +168,19 @@ class CampaignIndex:
         self._by_venue[key] = (venue, found)
         return found
 
+    def rules_for(self, campaign_id: str, event_kind: str) -> tuple[CampaignRules, ...]:
+        """The compiled rules of campaign ``campaign_id`` when it is active and its trigger
+        is of ``event_kind`` (a scheduled or behaviour event's one candidate), else ()."""
+        rules = self._rules.get(campaign_id)
+        if rules is None or str(rules.campaign.trigger.kind) != event_kind:
+            return ()
+        return (rules,)
+
+    def active_of_kind(self, event_kind: str) -> tuple[Campaign, ...]:
+        """The active campaigns whose trigger is of ``event_kind``, in arbitration order."""
+        return tuple(r.campaign for r in self._rules.values()
+                     if str(r.campaign.trigger.kind) == event_kind)
+
     def rules_of(self, campaigns: Iterable[Campaign]) -> tuple[CampaignRules, ...]:
         """The compiled rules of active ``campaigns`` (by id), in the order given."""
         return tuple(self._rules[campaign.id] for campaign in campaigns)

@@ -35,12 +35,13 @@ def visits_from_events(events: Iterable[EventLike], venues: Mapping[str, Venue])
     (their kind is unknown)."""
     out: list[Visit] = []
     for event in events:
-        if kind_of(event) != "exit" or event.dwell_s is None:
+        venue_id = event.venue_id
+        if kind_of(event) != "exit" or event.dwell_s is None or venue_id is None:
             continue
-        venue = venues.get(event.venue_id)
+        venue = venues.get(venue_id)
         if venue is None:
             continue
-        out.append(Visit(event.venue_id, str(venue.kind), event.at - event.dwell_s, event.at))
+        out.append(Visit(venue_id, str(venue.kind), event.at - event.dwell_s, event.at))
     return sorted(out, key=lambda v: (v.start, v.venue_id))
 
 

@@ -44,6 +44,7 @@ class LedgerEntry:
     user_id: str
     campaign_id: str
     venue_id: str
+    """``""`` for a push that was not about a venue (scheduled, behaviour)."""
     variant_id: str
     at: float
     channel: str | None = None

@@ -33,6 +33,16 @@ from pydantic import (
 )
 
 from triggers.decisions.hours import parse_window
+from triggers.decisions.rich import (
+    AltText,
+    Button,
+    Buttons,
+    DeepLink,
+    ImageByTag,
+    ImageUrl,
+    check_button_ids,
+    check_rich_size,
+)
 
 
 def _to_epoch(value: Any) -> Any:
@@ -244,6 +254,23 @@ class Contacts(_Frozen):
         return tuple(dict.fromkeys(d.token for d in self.devices if d.platform == platform))
 
 
+class LearnedTag(_Frozen):
+    """A tag learned from behaviour events by a tenant's tag rule, with its provenance
+    (see :mod:`triggers.behaviour.rules`)."""
+
+    tag: Tag = Field(min_length=1)
+    reason: Text
+    """Why, in words: ``"7 views of sports in 30 days"``."""
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    """The event kind of the rule's condition that holds."""
+    categories: tuple[Tag, ...] = Field(default=(), max_length=16)
+    """Its categories (empty: any category)."""
+    count: int = Field(ge=0)
+    within_days: float = Field(gt=0)
+    last_at: EpochSeconds | None = None
+    """The latest event counted."""
+
+
 class Profile(_Frozen):
     """What the decision knows about a user. Everything but ``user_id`` is optional."""
 
@@ -262,6 +289,8 @@ class Profile(_Frozen):
     language: Short | None = None
     """Preferred content language; overrides ``attributes.locale`` for variants."""
     recently_viewed: Item | None = None
+    learned_tags: tuple[LearnedTag, ...] = Field(default=(), max_length=MAX_TAGS)
+    """Tags learned from behaviour events (tenant tag rules), kept apart from ``tags``."""
     next_stops: dict[Id, NextStop] = Field(default={}, max_length=256)
     """Station venue id → the user's usual next station from there (route tips)."""
     contacts: Contacts = Contacts()
@@ -562,6 +591,36 @@ class Variant(_Frozen):
                       description="a template; renders at most 4,096 characters")
     locale: Short | None = None
     style: Style | None = None
+    image_url: ImageUrl | None = None
+    """The push's picture (``https``); the fallback of ``image_by_tag``."""
+    image_by_tag: ImageByTag = {}
+    """Interest tag → picture, in order of preference: the user gets the picture of the
+    first tag they hold (see ``rich.choose_image``), else ``image_url``."""
+    image_alt: AltText | None = None
+    """What the picture shows, for email and screen readers; default: the push's title."""
+    deep_link: DeepLink | None = None
+    """Where a tap on the push goes: a web link or an app link (``myapp://offer/42``)."""
+    buttons: Buttons = Field(default=(), validate_default=True)
+    """Up to three action buttons ``{id, title, deep_link}``, ids unique, titles plain."""
+
+    @field_validator("image_alt")
+    @classmethod
+    def _alt_needs_an_image(cls, alt: str | None, info: ValidationInfo) -> str | None:
+        if alt is not None and info.data.get("image_url") is None and not info.data.get(
+                "image_by_tag"):
+            raise ValueError("image_alt given without an image (image_url or image_by_tag)")
+        return alt
+
+    @field_validator("buttons")
+    @classmethod
+    def _buttons_fit(cls, buttons: tuple[Button, ...], info: ValidationInfo
+                     ) -> tuple[Button, ...]:
+        check_button_ids(buttons)
+        check_rich_size(image_url=info.data.get("image_url"),
+                        image_by_tag=info.data.get("image_by_tag") or {},
+                        image_alt=info.data.get("image_alt"),
+                        deep_link=info.data.get("deep_link"), buttons=buttons)
+        return buttons
 
 
 class Campaign(_Frozen):

@@ -1,7 +1,8 @@
 """A campaign's templates tried before it is stored: syntax, then a render for a few
 sample users, so that a template that cannot parse or that goes past the render limits
 is refused when it is written (422 naming ``variants[i].title`` / ``.body``), not found
-out event after event as ``template_error``.
+out event after event as ``template_error``. The rich content is chosen for the same
+samples: a picture left without alt text is refused on ``variants[i].image_alt``.
 
 The samples cover what changes a template's path through its branches: the three age
 bands (and no age), three locales, a user with nothing known, an item viewed, and a
@@ -12,6 +13,7 @@ dates, not the clock.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -21,6 +23,8 @@ from triggers.decisions.content import (
     MAX_BODY_CHARS,
     MAX_TITLE_CHARS,
     ContentEngine,
+    Rendered,
+    TemplateFailure,
     TemplateProblem,
     build_context,
 )
@@ -32,6 +36,7 @@ from triggers.decisions.models import (
     Profile,
     Variant,
 )
+from triggers.decisions.rich import RichContent, rich_of
 from triggers.decisions.sandbox import RenderMeter
 from triggers.decisions.segments import segment_of
 from venues.model import Venue, VenueKind
@@ -75,6 +80,7 @@ def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[Template
     past that, the field being tried is reported.
     """
     problems = engine.check(campaign)
+    problems += _rich_problems(engine, campaign, {p.field for p in problems})
     failed = {p.field for p in problems}
     budget = engine.limits.max_operations * PREVIEW_BUDGET_RENDERS
     spent = 0
@@ -100,6 +106,34 @@ def preview_campaign(engine: ContentEngine, campaign: Campaign) -> list[Template
                     break
             if spent > budget:
                 return problems
+    return problems
+
+
+def _rich_problems(
+    engine: ContentEngine, campaign: Campaign, failed: set[str]
+) -> list[TemplateProblem]:
+    """The rich content each sample user would get: a picture without ``image_alt`` is
+    described by the rendered title, so a title that renders empty for a sample user
+    leaves the picture without alt text (which email needs) — reported on
+    ``variants[i].image_alt`` (kind ``content``)."""
+    problems = []
+    for i, variant in enumerate(campaign.variants):
+        if variant.image_alt is not None or f"variants[{i}].title" in failed:
+            continue
+        for profile, context in zip(SAMPLE_PROFILES, _contexts(engine, campaign, variant),
+                                    strict=True):
+            if context is None:
+                continue
+            rendered = engine.render(variant, context)
+            if not isinstance(rendered, Rendered):
+                continue  # the template checks report it
+            rich = rich_of(variant, profile, rendered.title)
+            if rich is not None and rich.image_url is not None and not rich.image_alt:
+                problems.append(TemplateProblem(
+                    f"variants[{i}].image_alt", "content",
+                    f"the title renders empty for sample user {profile.user_id}, so the "
+                    "picture would have no alt text; give image_alt"))
+                break
     return problems
 
 
@@ -141,3 +175,45 @@ def _context(engine: ContentEngine, campaign: Campaign, variant: Variant, *,
         holiday=engine.holiday(country, local.date(), profile.content_locale),
         route=None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRender:
+    """One variant rendered for one sample user (``title``/``body``), or why it could
+    not be (``failure``)."""
+
+    variant_id: str
+    user_id: str
+    locale: str | None
+    age: int | None
+    local_time: str
+    title: str
+    body: str
+    failure: str | None
+    rich: RichContent | None = None
+    """The picture, link and buttons chosen for this person (``None``: plain text)."""
+
+
+def render_samples(engine: ContentEngine, campaign: Campaign) -> list[SampleRender]:
+    """Every variant of ``campaign`` rendered for every sample user, as a person
+    previewing the campaign reads it (same contexts as :func:`preview_campaign`).
+    Pure; bounded by ``engine``'s render limits per render."""
+    out: list[SampleRender] = []
+    for variant in campaign.variants:
+        for n, context in enumerate(_contexts(engine, campaign, variant)):
+            profile = SAMPLE_PROFILES[n]
+            local = SAMPLE_TIMES[n % len(SAMPLE_TIMES)].isoformat(timespec="minutes")
+            if context is None:
+                continue
+            rendered = engine.render(variant, context)
+            rich = (None if isinstance(rendered, TemplateFailure)
+                    else rich_of(variant, profile, rendered.title))
+            out.append(SampleRender(
+                variant_id=variant.id, user_id=profile.user_id,
+                locale=profile.attributes.locale, age=profile.attributes.age,
+                local_time=local,
+                title="" if isinstance(rendered, TemplateFailure) else rendered.title,
+                body="" if isinstance(rendered, TemplateFailure) else rendered.body,
+                failure=rendered.message if isinstance(rendered, TemplateFailure) else None,
+                rich=rich))
+    return out

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from triggers.decisions.ledger import LedgerEntry
+from triggers.decisions.rich import RichContent
 
 
 class Reason(StrEnum):
@@ -35,6 +37,10 @@ class Reason(StrEnum):
     TEMPLATE_ERROR = "template_error"
     LOWER_PRIORITY = "lower_priority"
     SENT = "sent"
+    CANCELLED_BY_FOLLOW_UP = "cancelled_by_follow_up"
+    BEHAVIOUR_CONDITION_UNMET = "behaviour_condition_unmet"
+    """A location campaign whose ``also`` behaviour condition the user did not meet."""
+    """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
 
 
 _HELD_OUT_CONTROL = Reason.HELD_OUT_CONTROL
@@ -88,6 +94,10 @@ class Chosen:
     """The locale of the rendition sent (``None`` for a locale-neutral one)."""
     expires_at: float
     """Epoch seconds: decided_at + the campaign's ``offer_ttl_s``."""
+    # Left out of the JSON when there is none, so a plain push's record keeps its bytes.
+    rich: Annotated[RichContent | None, Field(exclude_if=lambda v: v is None)] = None
+    """The image (chosen for the user's interests), link and buttons, when the variant
+    has any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,14 +111,17 @@ class Decision:
     __pydantic_config__ = ConfigDict(extra="forbid")
 
     user_id: str
-    venue_id: str
+    venue_id: str | None
+    """``None`` for a scheduled or behaviour decision: no venue."""
     event: str
-    """``enter`` / ``dwell`` / ``exit``."""
+    """``enter`` / ``dwell`` / ``exit``, ``scheduled`` or ``behaviour``."""
     at: float
     """Event time, epoch seconds."""
     visit_id: str
     decided_at: float
-    """The ``now`` the rules were evaluated at; a push is recorded at this time."""
+    """The ``now`` the rules were evaluated at; a push is recorded at this time. A
+    scheduled or behaviour message held over quiet hours is decided at the window's end
+    (see ``hold.quiet_hours_release``)."""
     chosen: Chosen | None
     considered: tuple[Considered, ...]
     notes: tuple[str, ...] = ()
@@ -121,7 +134,7 @@ class Decision:
             LedgerEntry(
                 user_id=self.user_id,
                 campaign_id=c.campaign_id,
-                venue_id=self.venue_id,
+                venue_id=self.venue_id or "",
                 variant_id=c.variant_id or "",
                 at=self.decided_at,
                 control=True,
@@ -134,7 +147,7 @@ class Decision:
                 LedgerEntry(
                     user_id=self.user_id,
                     campaign_id=self.chosen.campaign_id,
-                    venue_id=self.venue_id,
+                    venue_id=self.venue_id or "",
                     variant_id=self.chosen.variant_id,
                     at=self.decided_at,
                     channel=self.chosen.channel,

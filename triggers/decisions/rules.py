@@ -43,7 +43,7 @@ class TagBits:
 
     def __init__(self) -> None:
         self._bits: dict[str, int] = {}
-        self._users: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+        self._users: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], int] = {}
 
     def add(self, tags: Iterable[str]) -> int:
         """The mask of ``tags``, giving a new bit to each tag not seen before."""
@@ -56,15 +56,16 @@ class TagBits:
         return mask
 
     def of_user(self, profile: Profile) -> int:
-        """The mask of the user's interest and scene tags (memoised by the two tuples)."""
-        key = (profile.tags, profile.scene_tags)
+        """The mask of the user's interest, scene and learned tags (memoised by the three
+        tuples)."""
+        key = (profile.tags, profile.scene_tags, tuple(t.tag for t in profile.learned_tags))
         mask = self._users.get(key)
         if mask is None:
             if len(self._users) >= MAX_MEMO:
                 self._users.clear()
             bits = self._bits
             mask = 0
-            for tag in profile.tags + profile.scene_tags:
+            for tag in (*profile.tags, *profile.scene_tags, *key[2]):
                 mask |= bits.get(tag, 0)
             self._users[key] = mask
         return mask

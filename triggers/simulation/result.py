@@ -197,12 +197,14 @@ class SimulationResult:
 
 
 def decision_json(d: Decision, tz: tzinfo) -> dict[str, Any]:
-    chosen = None
+    chosen: dict[str, Any] | None = None
     if d.chosen is not None:
         chosen = {
             "campaign_id": d.chosen.campaign_id, "variant_id": d.chosen.variant_id,
             "title": d.chosen.title, "body": d.chosen.body, "channel": d.chosen.channel,
         }
+        if d.chosen.rich is not None:
+            chosen["rich"] = d.chosen.rich.as_json()
     return {
         "user_id": d.user_id,
         "venue_id": d.venue_id,

@@ -7,7 +7,8 @@ implements them all, and :class:`Store` (every role) is for the composition root
 - :class:`ProfileStore`: profiles and contacts, recorded events and decisions, erasure;
 - :class:`IngestStore`: the batch transaction (:class:`BatchTx`) and due timers;
 - :class:`OutboxStore`: deliveries, dispatch, feedback, inbox, conversions, stats;
-- :class:`HousekeepingStore`: readiness, ping retention, close.
+- :class:`HousekeepingStore`: readiness, ping retention, close;
+- :class:`BehaviourStore`: behaviour events, profile features, tag rules, their retention.
 
 :class:`TenantDirectory` (``list_tenants``) is part of every role with a loop over the
 tenants. ``docs/storage.md`` says who uses which.
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from server.store.roles.behaviour import BehaviourRecord, BehaviourStore
 from server.store.roles.catalog import CatalogSource, CatalogStore
 from server.store.roles.housekeeping import HousekeepingStore
 from server.store.roles.ingest import BatchTx, IngestStore
@@ -54,7 +56,7 @@ from server.store.roles.tenants import TenantDirectory, TenantStore
 
 class Store(
     TenantStore, CatalogStore, ProfileStore, IngestStore, OutboxStore, HousekeepingStore,
-    Protocol,
+    BehaviourStore, Protocol,
 ):
     """Every role: what ``open_store`` returns and the app holds. A consumer names the
     roles it uses instead, so that its test doubles implement only those."""
@@ -62,6 +64,8 @@ class Store(
 
 __all__ = [
     "BatchTx",
+    "BehaviourRecord",
+    "BehaviourStore",
     "CatalogSource",
     "CatalogStore",
     "HousekeepingStore",

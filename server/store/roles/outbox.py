@@ -52,12 +52,15 @@ class OutboxStore(TenantDirectory, Protocol):
         ...
 
     async def record_feedback(
-        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float
+        self, tenant_id: str, delivery_id: str, kind: FeedbackKind, *, now: float,
+        button: str | None = None,
     ) -> DeliveryRecord | None:
         """Append feedback to the delivery and update the user's ignored streak in the
         same transaction (dismissed/ignored +1, clicked/converted → 0). Idempotent: a
         kind the delivery already has changes nothing (the same report twice counts
-        once). None when the delivery does not exist."""
+        once). ``button`` (with ``clicked``; the caller checked it is one of the
+        delivery's) is stored with the click that is recorded, so a second click report
+        does not change it. None when the delivery does not exist."""
         ...
 
     async def count_deliveries(self, tenant_id: str, status: DeliveryStatus) -> int:
@@ -115,4 +118,12 @@ class OutboxStore(TenantDirectory, Protocol):
 
     async def campaign_stats(self, tenant_id: str, campaign_id: str) -> CampaignAggregate:
         """The campaign's decisions, deliveries, feedback and conversions, aggregated."""
+        ...
+
+    async def delivery_timeline(
+        self, tenant_id: str, campaign_id: str, *, bucket_s: float
+    ) -> list[tuple[float, str, str, int]]:
+        """The campaign's deliveries counted per time bucket (``created_at`` rounded
+        down to a multiple of ``bucket_s``), channel and status: ``(bucket start,
+        channel, status, count)`` rows ordered by bucket, channel, status."""
         ...

@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+from numpy.typing import NDArray
+
 from server.store.base import DecisionPageKey, DecisionRecord, EventRecord
 from triggers.decisions import Profile
+from triggers.pings import PingBatch
 
 
 class ProfileStore(Protocol):
@@ -54,6 +58,22 @@ class ProfileStore(Protocol):
         self, tenant_id: str, user_id: str, *, limit: int = 100
     ) -> list[EventRecord]:
         """The user's presence events, oldest first (by ``at``), the last ``limit``."""
+        ...
+
+    async def venue_events(
+        self, tenant_id: str, venue_id: str, *, since: float, limit: int = 1000
+    ) -> list[EventRecord]:
+        """The presence events at one venue with ``at >= since``, oldest first (by
+        ``at``, then recording order), the last ``limit`` of them: the console's live
+        view of a venue."""
+        ...
+
+    async def recorded_pings(
+        self, tenant_id: str, *, since: float, limit: int
+    ) -> tuple[PingBatch, NDArray[np.float64]]:
+        """The tenant's retained pings with ``ts >= since`` in ``ts`` order (then user),
+        the last ``limit`` of them, and when each was received: what a back-test
+        replays."""
         ...
 
     async def erase_user(self, tenant_id: str, user_id: str) -> dict[str, int]:

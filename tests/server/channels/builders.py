@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from server.channels.base import MessageData, OutboundMessage, Recipient
+from triggers.decisions.rich import Button, RichContent
 
 NOW = 1_795_000_000.0
 """A fixed epoch second (2026-11-18) for tests whose channel clock is pinned."""
@@ -23,6 +24,7 @@ def message(
     tenant_id: str = "acme",
     title: str = "Baby week at Joy City",
     body: str = "20% off diapers on level 3 until 21:00",
+    rich: RichContent | None = None,
     **data: Any,
 ) -> OutboundMessage:
     """A dwell offer at a mall, expiring an hour after :data:`NOW` unless told."""
@@ -42,7 +44,29 @@ def message(
             extra=data.pop("extra", {}),
         ),
         recipient=recipient or Recipient(),
+        rich=rich,
     )
+
+
+DIAPERS_IMAGE = "https://cdn.joycity.example/img/diapers-800.jpg"
+SHOP_LINK = "https://joycity.example/offers/diapers?src=push&week=baby"
+APP_LINK = "joycity://offers/diapers"
+
+
+def rich_offer(**over: Any) -> RichContent:
+    """The baby-week offer's rich content: a picture chosen for the ``mother_baby``
+    interest, an app link, and two buttons (one to the shop's web page)."""
+    fields: dict[str, Any] = {
+        "image_url": DIAPERS_IMAGE,
+        "image_alt": "A pack of diapers with a 20% off sticker",
+        "image_tag": "mother_baby",
+        "deep_link": APP_LINK,
+        "buttons": (Button(id="shop", title="Shop now", deep_link=SHOP_LINK),
+                    Button(id="later", title="Remind me later",
+                           deep_link="joycity://remind/diapers")),
+    }
+    fields.update(over)
+    return RichContent(**fields)
 
 
 def free_port() -> int:

@@ -30,8 +30,19 @@ from server.channels.base import (
     Retry,
     TokenInvalid,
 )
-from tests.server.channels.builders import Clock, HandClock, LocalTls, free_port, message
+from tests.server.channels.builders import (
+    APP_LINK,
+    DIAPERS_IMAGE,
+    SHOP_LINK,
+    Clock,
+    HandClock,
+    LocalTls,
+    free_port,
+    message,
+    rich_offer,
+)
 from tests.server.waiting import eventually
+from triggers.decisions.rich import Button
 
 TEAM = "TEAM123456"
 KEY_ID = "KEY7890ABC"
@@ -325,3 +336,32 @@ async def _listening(port: int) -> bool:
     writer.close()
     await writer.wait_closed()
     return True
+
+
+async def test_rich_alert_is_mutable_with_the_attachment_url_and_a_button_category(
+    ec_key: ec.EllipticCurvePrivateKey, local_tls: LocalTls
+) -> None:
+    rich = rich_offer()
+    async with apple(ec_key, local_tls) as (app, ch, clock):
+        result = await ch.send(to_device(clock, rich=rich))
+
+    assert isinstance(result, Delivered)
+    body = app.requests[0]["body"]
+    assert body["aps"]["mutable-content"] == 1
+    assert body["aps"]["category"] == rich.category_id()
+    assert body["image_url"] == DIAPERS_IMAGE
+    assert body["image_alt"] == "A pack of diapers with a 20% off sticker"
+    assert body["deep_link"] == APP_LINK
+    assert body["buttons"] == [
+        {"id": "shop", "title": "Shop now", "deep_link": SHOP_LINK},
+        {"id": "later", "title": "Remind me later", "deep_link": "joycity://remind/diapers"}]
+
+
+def test_button_category_is_stable_per_button_set_and_changes_with_a_title() -> None:
+    first, again = rich_offer(), rich_offer(image_url=None, deep_link=None)
+    category = first.category_id()
+    assert category is not None and category.startswith("geopush.")
+    assert again.category_id() == category
+    renamed = rich_offer(buttons=(Button(id="shop", title="Buy now", deep_link=SHOP_LINK),))
+    assert renamed.category_id() != first.category_id()
+    assert rich_offer(buttons=()).category_id() is None

@@ -35,7 +35,15 @@ from server.channels.inapp import InboxChannel, MemoryInbox, StreamHub
 from server.channels.mqtt import MqttChannel
 from server.channels.sms import SmsChannel
 from server.channels.webhook import WebhookChannel
-from tests.server.channels.builders import NOW, Clock, message
+from tests.server.channels.builders import (
+    APP_LINK,
+    DIAPERS_IMAGE,
+    NOW,
+    SHOP_LINK,
+    Clock,
+    message,
+    rich_offer,
+)
 from triggers.decisions.models import CHANNELS
 
 
@@ -200,3 +208,19 @@ def _every_adapter() -> list[Channel]:
         EmailChannel(hostname="127.0.0.1", sender="offers@example.com"),
         SmsChannel(account_sid="AC1", auth_token="t", from_number="+14155552671"),
     ]
+
+
+def test_rich_payload_carries_image_link_and_buttons_as_json() -> None:
+    payload = message(rich=rich_offer()).payload()
+    assert payload["rich"] == {
+        "image_url": DIAPERS_IMAGE,
+        "image_alt": "A pack of diapers with a 20% off sticker",
+        "image_tag": "mother_baby",
+        "deep_link": APP_LINK,
+        "buttons": [
+            {"id": "shop", "title": "Shop now", "deep_link": SHOP_LINK},
+            {"id": "later", "title": "Remind me later",
+             "deep_link": "joycity://remind/diapers"},
+        ],
+    }
+    assert "rich" not in message().payload()  # a plain push keeps its shape

@@ -25,7 +25,17 @@ from server.channels.base import (
     TokenInvalid,
 )
 from server.channels.email import EmailChannel
-from tests.server.channels.builders import NOW, Clock, LocalTls, free_port, message
+from tests.server.channels.builders import (
+    APP_LINK,
+    DIAPERS_IMAGE,
+    NOW,
+    SHOP_LINK,
+    Clock,
+    LocalTls,
+    free_port,
+    message,
+    rich_offer,
+)
 
 SENDER = "Joy City Offers <offers@joycity.example>"
 USER, PASSWORD = "geopush", "s3cret-relay-pass"
@@ -228,3 +238,41 @@ def test_unusable_configuration_is_refused_at_construction(
 ) -> None:
     with pytest.raises(ChannelConfigError, match=match):
         EmailChannel(**{"hostname": "127.0.0.1", "sender": SENDER, **kwargs})
+
+
+async def test_rich_mail_shows_the_image_with_escaped_alt_text_and_buttons_as_links() -> None:
+    rich = rich_offer(image_alt='Diapers "XL" <20% off> & more',
+                      image_url=DIAPERS_IMAGE + "?w=800&fmt=jpg")
+    async with smtp_server() as box:
+        result = await plain_channel(box).send(message(recipient=to("mei@example.com"),
+                                                       rich=rich))
+
+    assert isinstance(result, Delivered)
+    [(_, mail)] = box.messages
+    html = mail.get_body(("html",))
+    text = mail.get_body(("plain",))
+    assert isinstance(html, EmailMessage) and isinstance(text, EmailMessage)
+    page = html.get_content()
+    assert ('<img src="https://cdn.joycity.example/img/diapers-800.jpg?w=800&amp;fmt=jpg" '
+            'alt="Diapers &quot;XL&quot; &lt;20% off&gt; &amp; more"') in page
+    assert "<20% off>" not in page  # the tenant's text never becomes markup
+    assert f'<a href="{APP_LINK}"><p><img' in page  # the picture opens the offer
+    assert ('<a href="https://joycity.example/offers/diapers?src=push&amp;week=baby" '
+            in page)
+    assert ">Shop now</a>" in page and ">Remind me later</a>" in page
+    assert ">Open</a>" in page
+    lines = text.get_content().replace("\r\n", "\n").splitlines()
+    assert lines[-3:] == [f"Open: {APP_LINK}", f"Shop now: {SHOP_LINK}",
+                          "Remind me later: joycity://remind/diapers"]
+
+
+async def test_image_without_alt_text_is_described_by_the_title() -> None:
+    async with smtp_server() as box:
+        await plain_channel(box).send(message(
+            recipient=to("mei@example.com"), title="Baby week <at> Joy City",
+            rich=rich_offer(image_alt=None, deep_link=None, buttons=())))
+
+    html = box.messages[0][1].get_body(("html",))
+    assert isinstance(html, EmailMessage)
+    assert 'alt="Baby week &lt;at&gt; Joy City"' in html.get_content()
+    assert "<a " not in html.get_content()

@@ -28,7 +28,16 @@ from server.channels.base import (
     TokenInvalid,
 )
 from server.channels.fcm import FCM_SCOPE, JWT_BEARER, FcmChannel, ServiceAccount
-from tests.server.channels.builders import Clock, HandClock, free_port, message
+from tests.server.channels.builders import (
+    APP_LINK,
+    DIAPERS_IMAGE,
+    SHOP_LINK,
+    Clock,
+    HandClock,
+    free_port,
+    message,
+    rich_offer,
+)
 
 PROJECT = "geopush-test"
 EMAIL = "push@geopush-test.iam.gserviceaccount.com"
@@ -355,3 +364,42 @@ def test_service_account_json_without_token_uri_uses_googles(
     assert account.token_uri == "https://oauth2.googleapis.com/token"
     with pytest.raises(ChannelConfigError, match="not JSON"):
         ServiceAccount.from_json("{")
+
+
+async def test_rich_push_shows_the_image_and_carries_link_and_buttons_as_data(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    rich = rich_offer()
+    async with setup(rsa_key) as (g, ch, clock):
+        result = await ch.send(to_device(clock, rich=rich))
+
+    assert isinstance(result, Delivered)
+    msg = g.sends[0]["message"]
+    assert msg["notification"]["image"] == DIAPERS_IMAGE
+    data = msg["data"]
+    assert all(isinstance(v, str) for v in data.values())
+    assert data["deep_link"] == APP_LINK
+    assert data["image_url"] == DIAPERS_IMAGE
+    assert data["image_alt"] == "A pack of diapers with a 20% off sticker"
+    assert json.loads(data["buttons"]) == [
+        {"id": "shop", "title": "Shop now", "deep_link": SHOP_LINK},
+        {"id": "later", "title": "Remind me later", "deep_link": "joycity://remind/diapers"}]
+    # iOS through FCM: the service extension is woken for the picture and the buttons'
+    # category is named.
+    assert msg["apns"]["payload"] == {"aps": {"mutable-content": 1,
+                                              "category": rich.category_id()}}
+    assert msg["apns"]["fcm_options"] == {"image": DIAPERS_IMAGE}
+
+
+async def test_link_only_push_has_no_image_and_no_mutable_content(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    async with setup(rsa_key) as (g, ch, clock):
+        await ch.send(to_device(clock, rich=rich_offer(image_url=None, image_alt=None,
+                                                       image_tag=None, buttons=())))
+
+    msg = g.sends[0]["message"]
+    assert "image" not in msg["notification"]
+    assert msg["data"]["deep_link"] == APP_LINK
+    assert "buttons" not in msg["data"] and "image_url" not in msg["data"]
+    assert "payload" not in msg["apns"] and "fcm_options" not in msg["apns"]

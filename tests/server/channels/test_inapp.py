@@ -34,7 +34,7 @@ from server.channels.inapp import (
     stream_to_websocket,
     verify_stream_token,
 )
-from tests.server.channels.builders import Clock, message
+from tests.server.channels.builders import DIAPERS_IMAGE, Clock, message, rich_offer
 from tests.server.waiting import eventually
 
 SECRETS = {"acme": "acme-stream-secret", "globex": "globex-stream-secret"}
@@ -380,3 +380,15 @@ def _relabel(token: str, *, tenant: str | None = None, user: str | None = None,
     claims["e"] = expires or claims["e"]
     edited = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode())
     return f"{version}.{edited.rstrip(b'=').decode()}.{mac}"
+
+
+async def test_online_user_receives_the_rich_content_in_the_frame() -> None:
+    msg = message(rich=rich_offer())
+    async with service() as svc, svc.connect(svc.token("u1")) as ws:
+        await svc.until_online("u1")
+        await svc.channel.send(msg)
+        frame = await next_frame(ws)
+
+    rich = frame["message"]["rich"]
+    assert rich["image_url"] == DIAPERS_IMAGE and rich["image_tag"] == "mother_baby"
+    assert [b["id"] for b in rich["buttons"]] == ["shop", "later"]

@@ -20,7 +20,14 @@ from server.channels.base import (
     Retry,
 )
 from server.channels.mqtt import MqttChannel
-from tests.server.channels.builders import Clock, free_port, message
+from tests.server.channels.builders import (
+    APP_LINK,
+    SHOP_LINK,
+    Clock,
+    free_port,
+    message,
+    rich_offer,
+)
 
 pytestmark = pytest.mark.needs_mqtt
 
@@ -222,3 +229,19 @@ async def test_mqtt311_publishes_without_v5_properties(
         [got] = await received(sub)
     assert isinstance(result, Delivered)
     assert got.qos == 1
+
+
+async def test_subscriber_receives_the_rich_content_as_json(
+    mqtt_broker: tuple[str, int], tenant: str
+) -> None:
+    msg = message(tenant_id=tenant, rich=rich_offer())
+    async with subscriber(mqtt_broker, f"geopush/{tenant}/users/+") as sub, \
+            channel(mqtt_broker) as ch:
+        await ch.send(msg)
+        [got] = await received(sub)
+
+    assert isinstance(got.payload, bytes)
+    body = json.loads(got.payload)
+    assert body["rich"]["deep_link"] == APP_LINK
+    assert body["rich"]["buttons"][0] == {"id": "shop", "title": "Shop now",
+                                          "deep_link": SHOP_LINK}

@@ -22,8 +22,14 @@ from server.channels.base import (
     Retry,
     TokenInvalid,
 )
-from server.channels.sms import SmsChannel, in_recipients_quiet_hours, normalise_phone
-from tests.server.channels.builders import NOW, Clock, free_port, message
+from server.channels.sms import (
+    MAX_BODY_CHARS,
+    SmsChannel,
+    in_recipients_quiet_hours,
+    normalise_phone,
+    sms_text,
+)
+from tests.server.channels.builders import NOW, SHOP_LINK, Clock, free_port, message, rich_offer
 
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "twilio-auth-token"
@@ -265,3 +271,30 @@ def test_unusable_configuration_is_refused_at_construction(
 def test_numbers_are_normalised_to_e164(number: str, region: str | None,
                                         e164: str | None) -> None:
     assert normalise_phone(number, region) == e164
+
+
+async def test_rich_text_ends_with_the_first_web_link() -> None:
+    # The app link (joycity://) is not tappable in a text message: the shop's web page
+    # from the first button is sent instead.
+    async with setup(default_region="CN") as (tw, ch):
+        result = await ch.send(to("138 1234 5678", rich=rich_offer()))
+    assert isinstance(result, Delivered)
+    assert tw.requests[0]["Body"] == (
+        f"Baby week at Joy City\n20% off diapers on level 3 until 21:00\n{SHOP_LINK}")
+
+
+async def test_long_text_is_cut_so_that_the_link_stays_whole() -> None:
+    long_body = "Diapers, wipes and bottles on offer. " * 60
+    async with setup(default_region="CN") as (tw, ch):
+        await ch.send(to("138 1234 5678", body=long_body,
+                         rich=rich_offer(deep_link=SHOP_LINK, buttons=())))
+    sent = tw.requests[0]["Body"]
+    assert len(sent) == MAX_BODY_CHARS
+    text, link = sent.rsplit("\n", 1)
+    assert link == SHOP_LINK and text.endswith("…")
+
+
+def test_a_link_longer_than_half_the_message_is_left_out() -> None:
+    huge = "https://joycity.example/o?" + "x" * 900
+    sent = sms_text(message(rich=rich_offer(deep_link=huge, buttons=())))
+    assert sent == "Baby week at Joy City\n20% off diapers on level 3 until 21:00"

@@ -26,7 +26,7 @@ from server.channels.base import (
     WebhookTarget,
 )
 from server.channels.webhook import WebhookChannel, sign, verify_signature
-from tests.server.channels.builders import NOW, Clock, free_port, message
+from tests.server.channels.builders import DIAPERS_IMAGE, NOW, Clock, free_port, message, rich_offer
 
 SECRET = "whsec_5f1c0de"
 
@@ -290,3 +290,15 @@ async def test_documented_receiver_snippet_verifies_a_real_delivery() -> None:
     assert verify(SECRET, headers, body)
     assert not verify(SECRET, headers, body + b" ")
     assert not verify("another-secret", headers, body)
+
+
+async def test_receiver_gets_the_rich_content_as_json() -> None:
+    msg = message(rich=rich_offer())
+    async with receiver() as rx, channel() as ch:
+        result = await ch.send(replace(msg, recipient=to(rx)))
+
+    assert isinstance(result, Delivered)
+    assert rx.requests[0][2]  # signed over the body with the rich content
+    assert rx.bodies[0]["rich"]["image_url"] == DIAPERS_IMAGE
+    assert [b["id"] for b in rx.bodies[0]["rich"]["buttons"]] == ["shop", "later"]
+    assert rx.bodies[0] == msg.payload()

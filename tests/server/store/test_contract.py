@@ -19,6 +19,7 @@ from server.store import (
     VenueHasChildrenError,
     hash_key,
 )
+from server.store.roles import BehaviourRecord
 from tests.server.conftest import OTHER_TENANT, ManualClock, open_clocked
 from tests.server.store.builders import (
     FORUM,
@@ -39,6 +40,7 @@ from tests.server.store.builders import (
     profile,
     venue,
 )
+from triggers.behaviour.events import BehaviourEvent
 from triggers.decisions import CampaignStatus, FeedbackKind, TenantPolicy
 from triggers.pings import PingBatch
 from venues import venue_to_feature
@@ -586,6 +588,8 @@ async def _everything_about(store: Store, tenant: str, user_id: str) -> None:
     await store.record_feedback(tenant, created[0].delivery_id, FeedbackKind.DISMISSED,
                                 now=T0)
     await store.record_conversion(tenant, "c1", user_id, at=T0)
+    await store.ingest_behaviour(tenant, [BehaviourRecord.of(BehaviourEvent(
+        user_id=user_id, ts=T0, kind="view"), received_at=T0)])
 
 
 async def test_erase_user_deletes_everything_about_the_user_only(
@@ -597,7 +601,9 @@ async def test_erase_user_deletes_everything_about_the_user_only(
 
     counts = await store.erase_user(tenant, "u1")
     assert counts == {"profiles": 1, "pings": 3, "presence": 1, "events": 1, "decisions": 1,
-                      "ledger": 1, "streaks": 1, "deliveries": 1, "conversions": 1}
+                      "ledger": 1, "streaks": 1, "deliveries": 1, "conversions": 1,
+                      "behaviour_events": 1, "behaviour_features": 1,
+                      "behaviour_triggers": 0}
     assert await store.get_profile(tenant, "u1") is None
     assert await store.list_events(tenant, "u1") == []
     assert await store.list_decisions(tenant, "u1") == []

@@ -5,6 +5,7 @@ test runs against the memory store and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.server.conftest import OTHER_TENANT
 from tests.server.store.builders import T0, delivery, profile
 from triggers.decisions import FeedbackKind, LedgerEntry
 from triggers.decisions.models import Contacts, Device
+from triggers.decisions.rich import Button, RichContent
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -220,3 +222,27 @@ async def test_campaign_stats_aggregate_outbox_feedback_and_conversions(
     assert (variant.users, variant.converted_users) == (2, 1)
     assert (stats.control_users, stats.control_converted) == (2, 1)
     assert (await store.campaign_stats(OTHER_TENANT, "c1")).variants == ()
+
+
+async def test_rich_content_and_the_pressed_button_are_stored(
+    store: Store, tenant: str
+) -> None:
+    rich = RichContent(
+        image_url="https://cdn.forum.example/img/stroller.jpg", image_alt="A stroller",
+        image_tag="mother_baby", deep_link="forumapp://offers/baby-week",
+        buttons=(Button(id="shop", title="Shop now",
+                        deep_link="https://forum.example/offers/baby-week"),
+                 Button(id="map", title="Show on map", deep_link="forumapp://map")))
+    async with store.batch(tenant, ["u1"]) as tx:
+        [created] = await tx.insert_deliveries([replace(delivery("u1", "k1"), rich=rich)])
+    assert created.rich == rich and created.button is None
+    clicked = await store.record_feedback(tenant, created.delivery_id, FeedbackKind.CLICKED,
+                                          now=T0 + 1, button="map")
+    assert clicked is not None and clicked.button == "map"
+    again = await store.record_feedback(tenant, created.delivery_id, FeedbackKind.CLICKED,
+                                        now=T0 + 2, button="shop")
+    assert again is not None and again.button == "map"  # the first click's button
+    row = await store.get_delivery(tenant, created.delivery_id)
+    assert row is not None and row.rich == rich and row.button == "map"
+    [variant] = (await store.campaign_stats(tenant, "c1")).variants
+    assert variant.buttons == {"map": 1}
