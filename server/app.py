@@ -64,6 +64,7 @@ from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox
 from server.pipeline import IngestResult, fire_all_timers
 from server.rate_limits import SharedRateLimiter
+from server.scheduler import RoundResult
 from server.settings import Settings
 from server.store import MemoryStore, PostgresStore, Store, open_store
 from server.store.roles import HousekeepingStore, TenantStore
@@ -404,10 +405,15 @@ async def _timer_loop(app: web.Application) -> None:
         if result.deliveries and OUTBOX in app:
             app[OUTBOX].wake()
 
+    def scheduled(tenant_id: str, result: RoundResult) -> None:
+        if result.deliveries and OUTBOX in app:
+            app[OUTBOX].wake()
+
     failures = FailureLog(log, "timer loop")
     while True:
         await asyncio.sleep(settings.timer_interval_s)
         await fire_all_timers(app[STORE], app[CORES], app[CLOCK], limit=TIMER_ROUND_USERS,
                               on_result=after, on_error=metrics.timer_errors.inc,
                               failures=failures, behaviour=app[STORE],
-                              on_behaviour=behaviour)
+                              on_behaviour=behaviour, schedule=app[STORE],
+                              on_scheduled=scheduled)

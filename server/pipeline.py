@@ -64,6 +64,7 @@ from server.behaviour_service import (
     fire_all_behaviour_triggers,
 )
 from server.logs import FailureLog
+from server.scheduler import RoundResult, ScheduleStore, schedule_round
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
 from server.tenant_core import TenantCore, TenantCores
@@ -272,6 +273,8 @@ async def fire_all_timers(
     failures: FailureLog | None = None,
     behaviour: TriggerStore | None = None,
     on_behaviour: Callable[[str, TriggerRound], None] | None = None,
+    schedule: ScheduleStore | None = None,
+    on_scheduled: Callable[[str, RoundResult], None] | None = None,
 ) -> None:
     """One round of the service's timer loop: :func:`fire_timers` for every tenant at
     ``clock()``, ``limit`` users per transaction, one transaction after another until
@@ -279,7 +282,9 @@ async def fire_all_timers(
     transaction's result. With ``behaviour`` (the same store), the tenant's due
     behaviour triggers are then decided
     (:func:`server.behaviour_service.fire_all_behaviour_triggers`); ``on_behaviour``
-    receives what that did.
+    receives what that did. With ``schedule`` (the same store, holding profiles too), the
+    tenant's scheduled campaigns then fan out their due slots
+    (:func:`server.scheduler.schedule_round`); ``on_scheduled`` receives what it did.
 
     A tenant that fails (or a failure to list the tenants) is logged and reported to
     ``on_error``; the other tenants still fire, and the next round retries: the loop
@@ -319,6 +324,9 @@ async def fire_all_timers(
         if behaviour is not None:
             await _behaviour_round(behaviour, cores, tenant.tenant_id, clock(), failures,
                                    on_error, on_behaviour)
+        if schedule is not None:
+            await _scheduled_round(schedule, cores, tenant.tenant_id, clock(), failures,
+                                   on_error, on_scheduled)
 
 
 async def _behaviour_round(  # noqa: PLR0917 - the round's callbacks, passed on
@@ -339,6 +347,26 @@ async def _behaviour_round(  # noqa: PLR0917 - the round's callbacks, passed on
     failures.succeeded(step)
     if on_behaviour is not None:
         on_behaviour(tenant_id, done)
+
+
+async def _scheduled_round(  # noqa: PLR0917 - the round's callbacks, passed on
+    store: ScheduleStore, cores: TenantCores, tenant_id: str, now: float,
+    failures: FailureLog, on_error: Callable[[], None] | None,
+    on_scheduled: Callable[[str, RoundResult], None] | None,
+) -> None:
+    """One tenant's scheduled fan-out in the timer round; a failure is logged and
+    reported like a failing timer transaction (the slot's cursor resumes it)."""
+    step = f"tenant {tenant_id} scheduled slots"
+    try:
+        done = await schedule_round(store, cores, tenant_id, now)
+    except Exception as exc:
+        failures.failed(step, exc)
+        if on_error is not None:
+            on_error()
+        return
+    failures.succeeded(step)
+    if on_scheduled is not None:
+        on_scheduled(tenant_id, done)
 
 
 # --------------------------------------------------------------------------- internals

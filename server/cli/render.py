@@ -287,7 +287,7 @@ def render_map(  # noqa: PLR0915 - one layer after another, a straight-line scri
                             fill_opacity=0.7, tooltip=html.escape(label)
                             ).add_to(groups["events"])
     for d in result.deliveries:
-        pushed_at = venues.get(d.venue_id)
+        pushed_at = venues.get(d.venue_id) if d.venue_id is not None else None
         where = _position(result, d.user_id, d.at, pushed_at)
         if where is None:
             continue

@@ -288,3 +288,16 @@ def decision_page_key(record: DecisionRecord) -> DecisionPageKey:
 
 def inbox_page_key(record: DeliveryRecord) -> InboxPageKey:
     return (record.created_at, record.delivery_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotCursor:
+    """How far a scheduled slot's fan-out got in one zone group (see
+    :mod:`server.scheduler`): users up to ``after_user`` (code point order) are settled;
+    ``done`` when the whole group is."""
+
+    cursor_id: str
+    campaign_id: str
+    at: float
+    after_user: str | None
+    done: bool

@@ -26,6 +26,7 @@ the ``async with`` leaves nothing behind. Runs in the event loop; nothing blocks
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import math
 import secrets
@@ -59,6 +60,7 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
+    SlotCursor,
     TenantRecord,
     VariantAggregate,
     decision_page_key,
@@ -207,6 +209,12 @@ class _Tenant:
     """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
     behaviour: BehaviourLog = field(default_factory=BehaviourLog)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    slot_cursors: dict[str, SlotCursor] = field(default_factory=dict)
+    """Scheduled slots' fan-out progress, by cursor id."""
+    zone_index: dict[str | None, list[str]] | None = None
+    """User ids by ``attributes.timezone``, sorted (what ``profiles_page`` bisects);
+    ``None`` after a profile was put or patched: rebuilt on the next page. An erased
+    user may stay in it: a page skips ids without a profile."""
 
     def bump(self) -> None:
         self.version += 1
@@ -445,6 +453,7 @@ class MemoryStore:
         tenant = self._t(tenant_id)
         created = profile.user_id not in tenant.profiles
         tenant.profiles[profile.user_id] = profile
+        tenant.zone_index = None
         return created
 
     async def patch_profile(
@@ -458,6 +467,7 @@ class MemoryStore:
         merged["user_id"] = user_id
         profile = Profile.model_validate(merged)
         tenant.profiles[user_id] = profile
+        tenant.zone_index = None
         return profile
 
     async def get_profile(self, tenant_id: str, user_id: str) -> Profile | None:
@@ -837,6 +847,49 @@ class MemoryStore:
         conversions = {u for (c, u) in tenant.conversions if c == campaign_id}
         return CampaignAggregate(campaign_id, decisions, tuple(variants), len(control),
                                  len(control & conversions))
+
+    # -- scheduled fan-out: the audience by zone, in pages, and each slot's progress ---
+
+    async def profile_zones(self, tenant_id: str) -> list[str | None]:
+        zones = {p.attributes.timezone for p in self._r(tenant_id).profiles.values()}
+        return sorted(zones, key=lambda z: (z is not None, z or ""))
+
+    async def profiles_page(
+        self, tenant_id: str, *, timezone: str | None, after: str | None, limit: int
+    ) -> list[Profile]:
+        tenant = self._r(tenant_id)
+        profiles = tenant.profiles
+        if tenant.zone_index is None:
+            index: dict[str | None, list[str]] = {}
+            for user_id, profile in profiles.items():
+                index.setdefault(profile.attributes.timezone, []).append(user_id)
+            for ids in index.values():
+                ids.sort()
+            tenant.zone_index = index
+        ids = tenant.zone_index.get(timezone, [])
+        start = 0 if after is None else bisect.bisect_right(ids, after)
+        page: list[Profile] = []
+        for user_id in ids[start:]:
+            found = profiles.get(user_id)
+            if found is not None and found.attributes.timezone == timezone:
+                page.append(found)
+                if len(page) == limit:
+                    break
+        return page
+
+    async def slot_cursors(self, tenant_id: str, since: float) -> dict[str, SlotCursor]:
+        cursors = self._r(tenant_id).slot_cursors
+        return {k: c for k, c in cursors.items() if c.at >= since}
+
+    async def save_slot_cursor(self, tenant_id: str, cursor: SlotCursor) -> None:
+        cursors = self._t(tenant_id).slot_cursors
+        old = cursors.get(cursor.cursor_id)
+        if old is not None:
+            after = old.after_user
+            if cursor.after_user is not None and (after is None or cursor.after_user > after):
+                after = cursor.after_user
+            cursor = replace(cursor, after_user=after, done=old.done or cursor.done)
+        cursors[cursor.cursor_id] = cursor
 
     # -- processing ------------------------------------------------------------------
 

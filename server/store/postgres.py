@@ -74,6 +74,7 @@ from server.store.base import (
     PolicyRecord,
     Readiness,
     Role,
+    SlotCursor,
     TenantRecord,
     VariantAggregate,
     token_user_key,
@@ -1204,6 +1205,59 @@ class PostgresStore:
         return CampaignAggregate(
             campaign_id, {(r["o"], r["r"]): int(r["n"]) for r in decided}, variants,
             int(control["users"]), int(control["converted"]))
+
+    # -- scheduled fan-out: the audience by zone, in pages, and each slot's progress ---
+
+    @_translated
+    async def profile_zones(self, tenant_id: str) -> list[str | None]:
+        # A loose index scan over profiles_zone (migration 0010): one index probe per
+        # distinct zone, not a pass over every profile.
+        rows = await self._pool.fetch(
+            "WITH RECURSIVE z(tz) AS ("
+            " SELECT min(body->'attributes'->>'timezone') FROM profiles WHERE tenant_id = $1"
+            " UNION ALL"
+            " SELECT (SELECT min(body->'attributes'->>'timezone') FROM profiles"
+            "  WHERE tenant_id = $1 AND body->'attributes'->>'timezone' > z.tz)"
+            " FROM z WHERE z.tz IS NOT NULL)"
+            " SELECT tz FROM z WHERE tz IS NOT NULL", tenant_id)
+        without = await self._pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM profiles WHERE tenant_id = $1"
+            " AND body->'attributes'->>'timezone' IS NULL)", tenant_id)
+        zones: list[str | None] = sorted(r["tz"] for r in rows)
+        return [None, *zones] if without else zones
+
+    @_translated
+    async def profiles_page(
+        self, tenant_id: str, *, timezone: str | None, after: str | None, limit: int
+    ) -> list[Profile]:
+        zone_test = ("body->'attributes'->>'timezone' IS NULL AND $2::text IS NULL"
+                     if timezone is None else "body->'attributes'->>'timezone' = $2")
+        rows = await self._pool.fetch(
+            f"SELECT body FROM profiles WHERE tenant_id = $1 AND {zone_test}"
+            " AND ($3::text IS NULL OR user_id COLLATE \"C\" > $3)"
+            " ORDER BY user_id COLLATE \"C\" LIMIT $4", tenant_id, timezone, after, limit)
+        return [Profile.model_validate(r["body"]) for r in rows]
+
+    @_translated
+    async def slot_cursors(self, tenant_id: str, since: float) -> dict[str, SlotCursor]:
+        rows = await self._pool.fetch(
+            "SELECT cursor_id, campaign_id, at, after_user, done FROM schedule_slots"
+            " WHERE tenant_id = $1 AND at >= $2", tenant_id, since)
+        return {r["cursor_id"]: SlotCursor(r["cursor_id"], r["campaign_id"], r["at"],
+                                           r["after_user"], r["done"]) for r in rows}
+
+    @_translated
+    async def save_slot_cursor(self, tenant_id: str, cursor: SlotCursor) -> None:
+        await self._pool.execute(
+            "INSERT INTO schedule_slots AS s (tenant_id, cursor_id, campaign_id, at,"
+            " after_user, done, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (tenant_id, cursor_id) DO UPDATE SET"
+            " after_user = CASE WHEN EXCLUDED.after_user IS NOT NULL AND (s.after_user IS NULL"
+            "  OR EXCLUDED.after_user COLLATE \"C\" > s.after_user COLLATE \"C\")"
+            "  THEN EXCLUDED.after_user ELSE s.after_user END,"
+            " done = s.done OR EXCLUDED.done, updated_at = EXCLUDED.updated_at",
+            tenant_id, cursor.cursor_id, cursor.campaign_id, cursor.at, cursor.after_user,
+            cursor.done, self._clock())
 
     # -- processing ------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("geo", "presence", "simulate", "delivery", "decide", "service", "locate",
-            "events")
+            "events", "scheduled")
 
 
 def _parser(add_geo_arguments: object) -> argparse.ArgumentParser:
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, title in (("presence", "Presence engine"), ("simulate", "Simulated day"),
                         ("delivery", "Delivery"), ("decide", "Campaign decisions"),
                         ("service", "HTTP service"), ("locate", "geopush locate"),
-                        ("events", "Behaviour events")):
+                        ("events", "Behaviour events"),
+                        ("scheduled", "Scheduled fan-out")):
         if args.only in (None, name):
             print(f"== {title}")
             section = _run_section(name, args.quick)

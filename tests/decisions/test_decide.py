@@ -100,8 +100,9 @@ def test_reason_table_covers_every_reason_code() -> None:
     # decide (tests/server/api/test_events_triggers.py covers it).
     # behaviour_condition_unmet is the caller's finding (the user's behaviour events),
     # passed in as behaviour_unmet: tests/server/api/test_events_triggers.py.
+    # slot_missed is the scheduler's, never decide's (tests/server/scheduled).
     assert {r[0] for r in REASON_TABLE} == {str(r) for r in Reason} - {
-        "cancelled_by_follow_up", "behaviour_condition_unmet"}
+        "cancelled_by_follow_up", "behaviour_condition_unmet", "slot_missed"}
 
 
 def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:

@@ -117,12 +117,15 @@ def decide(  # noqa: PLR0917
     kind = kind_of(event)
     ttl_from = now
     if venue is None:
-        candidates, now = _untargeted(event, profile, campaigns, policy, now, campaign_id)
+        candidates, now = _untargeted(event, profile, campaigns, policy, now=now,
+                                        campaign_id=campaign_id)
     else:
         if event.venue_id != venue.id:
             raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
         candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
     facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags, campaigns.content)
+    if venue is None and candidates:
+        _note_best_time(facts, candidates[0])
     if now != ttl_from:
         facts.ttl_from = ttl_from
         facts.notes.append(
@@ -168,7 +171,7 @@ def decide(  # noqa: PLR0917
 
 
 def _untargeted(
-    event: EventLike, profile: Profile, campaigns: CampaignIndex, policy: TenantPolicy,
+    event: EventLike, profile: Profile, campaigns: CampaignIndex, policy: TenantPolicy, *,
     now: float, campaign_id: str | None,
 ) -> tuple[tuple[CampaignRules, ...], float]:
     """A scheduled or behaviour event's candidates (its campaign, if active and of the
@@ -193,6 +196,15 @@ def _item_context(event: EventLike) -> dict[str, Any] | None:
     """A behaviour event's item for templates (``item``); other events carry none."""
     item_context = getattr(event, "item_context", None)
     return item_context() if callable(item_context) else None
+
+
+def _note_best_time(facts: _Facts, rules: CampaignRules) -> None:
+    """A ``best_time`` campaign sends every user at its fallback until a send-time model
+    exists; the decision says so."""
+    scheduled = rules.campaign.trigger.scheduled
+    if scheduled is not None and scheduled.best_time is not None:
+        facts.notes.append(f"best_time: no send-time model yet, so the fallback "
+                           f"{scheduled.best_time.fallback} for every user")
 
 
 _UNKNOWN = object()

@@ -38,9 +38,11 @@ class Reason(StrEnum):
     LOWER_PRIORITY = "lower_priority"
     SENT = "sent"
     CANCELLED_BY_FOLLOW_UP = "cancelled_by_follow_up"
+    """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
     BEHAVIOUR_CONDITION_UNMET = "behaviour_condition_unmet"
     """A location campaign whose ``also`` behaviour condition the user did not meet."""
-    """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
+    SLOT_MISSED = "slot_missed"
+    """A scheduled slot whose grace period ended before the service could send it."""
 
 
 _HELD_OUT_CONTROL = Reason.HELD_OUT_CONTROL

@@ -32,10 +32,6 @@ from triggers.decisions.models import ScheduledTrigger, TenantPolicy
 
 _DAY_NAMES = ("mo", "tu", "we", "th", "fr", "sa", "su")
 
-SLOT_MISSED = "slot_missed"
-"""The reason of a slot skipped because its grace period ended before it could be sent."""
-
-
 @dataclass(frozen=True, slots=True, order=True)
 class Slot:
     """One firing of a scheduled campaign in one zone: ``local`` ``"YYYY-MM-DDTHH:MM"`` in
@@ -152,3 +148,23 @@ def open_slots(
         (slot, slot_state(slot.at, now, trigger.grace_s))
         for slot in slots_between(trigger, campaign_id, tz, since, now + 1e-6)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEvent:
+    """A slot reaching one user: the event ``decide`` gets for a scheduled campaign (no
+    venue; ``visit_id`` is the user's slot key, :meth:`Slot.user_slot`)."""
+
+    user_id: str
+    at: float
+    visit_id: str
+    venue_id: None = None
+    kind: str = "scheduled"
+    dwell_s: None = None
+    confidence: None = None
+    reason: None = None
+    stale: bool = False
+
+    @classmethod
+    def of(cls, slot: Slot, user_id: str) -> SlotEvent:
+        return cls(user_id=user_id, at=slot.at, visit_id=slot.user_slot(user_id))

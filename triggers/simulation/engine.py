@@ -42,6 +42,7 @@ from triggers.simulation.backtest import BacktestTally
 from triggers.simulation.result import Delivery, SimulationResult, Stats, Track, idempotency_key
 from triggers.simulation.routes import resolve
 from triggers.simulation.scenario import Crowd, GenerateSpec, Scenario
+from triggers.simulation.scheduled import SlotDecider, slot_feed
 from triggers.simulation.stream import Device, PingStream, lay_out
 from triggers.trajectory import PingColumns, TrajectorySpec
 from venues.model import Venue
@@ -179,10 +180,14 @@ def _worlds(
 
 
 def _user_ids(scenario: Scenario, devs: Sequence[Device]) -> set[str]:
-    """Every user of the run: the generated devices' and the recorded pings'."""
+    """Every user of the run: the generated devices' and the recorded pings', and with a
+    scheduled campaign the scenario's profiles too (a slot reaches users who never
+    ping)."""
     user_ids = {d.user_id for d in devs}
     if scenario.recorded is not None:
         user_ids.update(np.unique(scenario.recorded.user_id).tolist())
+    if any(c.trigger.scheduled is not None for c in scenario.spec.campaigns):
+        user_ids.update(p.user_id for p in scenario.spec.profiles)
     return user_ids
 
 
@@ -271,11 +276,19 @@ def simulate(
     )
     state = new_state()
     handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records)
+    feed = slot_feed([c for w in worlds for c in w.index.active_of_kind("scheduled")],
+                     [profiles(u) for u in sorted(user_ids)], tenant, begin, end)
+    slots = SlotDecider(result, worlds, tally, profiles, tenant, keep_records)
 
     def fire(until: float) -> None:
-        while state.timers and state.timers[0][0] <= until:
-            due = state.timers[0][0]
-            handle(advance(state, due, presence), due)
+        # Timers and scheduled slots, each at its own instant, in time order (a slot
+        # first when both are due at once).
+        while (due := min(state.timers[0][0] if state.timers else math.inf,
+                          feed.next_at())) <= until:
+            if feed.next_at() <= due:
+                slots(feed.take(due))
+            else:
+                handle(advance(state, due, presence), due)
 
     clock = begin
     total = max(end - begin, 1e-9)

@@ -46,7 +46,8 @@ class Delivery:
 
     key: str
     user_id: str
-    venue_id: str
+    venue_id: str | None
+    """``None`` for a scheduled push."""
     campaign_id: str
     variant_id: str
     channel: str

@@ -314,7 +314,8 @@ def build(
 
     Raises :class:`SimulationError` with the YAML path of the first problem: a route
     item that names no venue, an expectation about an unknown campaign or venue, or a
-    scenario with neither pings nor trajectories.
+    scenario with neither pings nor trajectories (a scenario with a scheduled campaign
+    and profiles may have no pings at all).
     """
     by_id = {v.id: v for v in venues}
     for i, entry in enumerate(spec.trajectories):
@@ -331,8 +332,11 @@ def build(
             )
         if expect.venue_id is not None and expect.venue_id not in by_id:
             raise SimulationError(f"expect[{i}].venue_id", f"no venue {expect.venue_id!r}")
-    if not spec.trajectories and not spec.users and (recorded is None or len(recorded) == 0):
-        raise SimulationError("", "the scenario has no pings, trajectories or users")
+    scheduled = any(c.trigger.scheduled is not None for c in spec.campaigns)
+    if not spec.trajectories and not spec.users and (recorded is None or len(recorded) == 0) \
+            and not (scheduled and spec.profiles):
+        raise SimulationError("", "the scenario has no pings, trajectories or users (nor "
+                                  "profiles for a scheduled campaign)")
     if not venues:
         raise SimulationError("venues", "no valid venue")
     return Scenario(spec, venues, recorded, attribution)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from server.store.base import DecisionPageKey, DecisionRecord, EventRecord
+from server.store.base import DecisionPageKey, DecisionRecord, EventRecord, SlotCursor
 from triggers.decisions import Profile
 from triggers.pings import PingBatch
 
@@ -82,4 +82,29 @@ class ProfileStore(Protocol):
         tokens (``revoke_stream_tokens``, not counted). Waits for the user's batch lock,
         so no batch in flight writes the user back. Returns rows deleted per kind (all
         zeros for an unknown user)."""
+        ...
+
+    # -- scheduled fan-out: the audience by zone, in pages, and each slot's progress -------
+
+    async def profile_zones(self, tenant_id: str) -> list[str | None]:
+        """The distinct ``attributes.timezone`` values of the tenant's profiles, ``None``
+        for profiles without one (sorted, ``None`` first)."""
+        ...
+
+    async def profiles_page(
+        self, tenant_id: str, *, timezone: str | None, after: str | None, limit: int
+    ) -> list[Profile]:
+        """Keyset page of the profiles whose ``attributes.timezone`` is ``timezone``
+        (``None``: profiles without one): user ids after ``after`` in code point order,
+        the first ``limit``. Memory per page is bounded by ``limit``, whatever the
+        audience size."""
+        ...
+
+    async def slot_cursors(self, tenant_id: str, since: float) -> dict[str, SlotCursor]:
+        """The slot cursors of slots at or after ``since``, by cursor id."""
+        ...
+
+    async def save_slot_cursor(self, tenant_id: str, cursor: SlotCursor) -> None:
+        """Record a slot's progress; never moves a cursor back (a slower node that
+        settled an earlier page does not undo a faster one's), and ``done`` stays done."""
         ...

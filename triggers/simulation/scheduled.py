@@ -1,0 +1,155 @@
+"""Scheduled campaigns on the simulator's virtual clock.
+
+Every user of the run (the scenario's profiles, the generated devices' users) gets the
+slots of every live scheduled campaign in their own zone (the profile's, else the tenant
+policy's ``default_timezone``), as the service does (:mod:`triggers.decisions.slots`). The
+engine hands out the slots due up to each instant it reaches (:meth:`SlotFeed.take`) and
+each is decided at its instant with ``decide`` (event ``scheduled``, venue ``None``), in
+every world, so a back-test sees scheduled campaigns too. As in the service, a user
+outside the campaign's audience leaves no decision. Pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from triggers.decisions import CampaignIndex, Decision, InMemoryLedger, Profile, decide
+from triggers.decisions.models import Campaign, TenantPolicy
+from triggers.decisions.records import Reason
+from triggers.decisions.slots import Slot, SlotEvent, slots_between, user_zone
+from triggers.simulation.backtest import BacktestTally
+from triggers.simulation.result import Delivery, SimulationResult
+
+
+class SlotWorld(Protocol):
+    """What a world of the engine offers a slot: its campaigns and its ledger."""
+
+    index: CampaignIndex
+    ledger: InMemoryLedger
+
+
+SlotPair = tuple[Slot, str, Campaign]
+"""A slot, the user it reaches, and the campaign (as the world that planned it has it)."""
+
+
+@dataclass
+class SlotFeed:
+    """The run's (slot, user) pairs in time order (then user id), handed out once."""
+
+    due: list[SlotPair]
+    _next: int = 0
+
+    def next_at(self) -> float:
+        """The instant of the next pair not handed out (inf when none is left)."""
+        return self.due[self._next][0].at if self._next < len(self.due) else math.inf
+
+    def take(self, until: float) -> list[SlotPair]:
+        """The pairs whose instant is at or before ``until`` not handed out yet."""
+        start = self._next
+        end = start
+        while end < len(self.due) and self.due[end][0].at <= until:
+            end += 1
+        self._next = end
+        return self.due[start:end]
+
+
+def slot_feed(
+    campaigns: Iterable[Campaign], users: Iterable[Profile], policy: TenantPolicy,
+    start: float, end: float,
+) -> SlotFeed:
+    """Every slot in ``[start, end)`` of the scheduled ``campaigns`` (each world's active
+    ones, a campaign given twice counted once) for each of ``users``, in their zones."""
+    scheduled: list[Campaign] = []
+    for campaign in campaigns:
+        if campaign.trigger.scheduled is not None and campaign not in scheduled:
+            scheduled.append(campaign)
+    if not scheduled:
+        return SlotFeed([])
+    by_zone: dict[str, list[str]] = {}
+    for profile in users:
+        by_zone.setdefault(user_zone(profile.attributes.timezone, policy), []).append(
+            profile.user_id)
+    due: list[SlotPair] = []
+    for campaign in scheduled:
+        trigger = campaign.trigger.scheduled
+        assert trigger is not None
+        for tz, user_ids in by_zone.items():
+            for slot in slots_between(trigger, campaign.id, tz, start, end):
+                if campaign.schedule.start is None or slot.at >= campaign.schedule.start:
+                    due.extend((slot, user_id, campaign) for user_id in user_ids)
+    due.sort(key=lambda pair: (pair[0].at, pair[1], pair[0].campaign_id))
+    return SlotFeed(due)
+
+
+@dataclass
+class SlotDecider:
+    """Decides slots in every world and records the live world's outcome in ``result``."""
+
+    result: SimulationResult
+    worlds: Sequence[SlotWorld]
+    tally: BacktestTally | None
+    profiles: Callable[[str], Profile]
+    tenant: TenantPolicy
+    keep_records: bool
+    pushed: set[str] = field(default_factory=set)
+
+    def __call__(self, pairs: Sequence[SlotPair]) -> None:
+        for slot, user_id, campaign in pairs:
+            profile = self.profiles(user_id)
+            event = SlotEvent.of(slot, user_id)
+            decided: list[Decision | None] = []
+            for world in self.worlds:
+                # A back-test's candidate may change a live campaign's times: each world
+                # decides only the slots of its own version of the campaign.
+                own = world.index.rules_for(slot.campaign_id, "scheduled")
+                if not own or own[0].campaign != campaign:
+                    decided.append(None)
+                    continue
+                decision = decide(event, profile, world.index, None, self.tenant,
+                                  world.ledger, slot.at, campaign_id=slot.campaign_id)
+                if not _in_audience(decision):
+                    decided.append(None)
+                    continue
+                for entry in decision.ledger_entries():
+                    world.ledger.record(entry)
+                decided.append(decision)
+            live = decided[0]
+            if live is not None:
+                self._record(slot, live)
+            if self.tally is not None and len(decided) > 1 and (live or decided[1]):
+                self.tally.add(live, decided[1])
+
+    def _record(self, slot: Slot, decision: Decision) -> None:
+        result = self.result
+        day = datetime.fromtimestamp(decision.decided_at, result.tz).date().isoformat()
+        result.stats.add_decision(decision, day)
+        if not self.keep_records:
+            return
+        result.decisions.append(decision)
+        chosen = decision.chosen
+        if chosen is not None:
+            result.deliveries.append(Delivery(
+                key=_key(decision.visit_id, chosen.campaign_id), user_id=decision.user_id,
+                venue_id=None, campaign_id=chosen.campaign_id, variant_id=chosen.variant_id,
+                channel=chosen.channel, title=chosen.title, body=chosen.body,
+                at=decision.decided_at, expires_at=chosen.expires_at, event="scheduled",
+                event_at=slot.at, visit_id=decision.visit_id,
+            ))
+
+
+def _in_audience(decision: Decision) -> bool:
+    """Whether the decision is worth recording: its campaign was live and the user is in
+    its audience."""
+    lines = decision.considered
+    return bool(lines) and lines[0].reason is not Reason.NOT_IN_AUDIENCE
+
+
+def _key(user_slot: str, campaign_id: str) -> str:
+    """The push's idempotency key: one per (campaign, user, slot)."""
+    raw = "\x1f".join((user_slot, "scheduled", campaign_id))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
