@@ -48,6 +48,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("sendtime", "server.cli.sendtime",
             "learn and predict each user's best local hours from behaviour events"),
     Command("events", "server.cli.events", "import behaviour events (CSV or JSONL)"),
+    Command("model", "server.cli.model", "the learned model versions and their evaluation"),
 )
 
 SIGPIPE_STATUS = 128 + 13
