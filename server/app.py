@@ -328,6 +328,7 @@ async def _models_ctx(app: web.Application) -> AsyncIterator[None]:
     (``model_training_interval_s``; 0 keeps it off)."""
     cache = ModelCache(app[STORE])
     app[model_routes.MODEL_CACHE] = cache
+    app[CORES].learned = cache
     interval = app[SETTINGS].model_training_interval_s
     if not interval:
         yield

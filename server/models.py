@@ -12,7 +12,9 @@ models held in memory as cheap scorers for the decision path.
 - :func:`training_loop`: :func:`train_tenant` for every tenant every
   ``model_training_interval_s`` (a setting; 0, the default, keeps it off).
 - :class:`ModelCache`: the promoted model of each tenant and kind as a scorer
-  (:mod:`triggers.learning.scoring`), rebuilt when the promoted version changes.
+  (:mod:`triggers.learning.scoring`), rebuilt when the promoted version changes; the
+  decision path asks it for a :class:`TenantModels` view (a dict lookup and an array
+  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``.
 
 A stored model's blob is the model file the command line writes, so ``geopush
 interests|sendtime predict`` reads an exported blob as is.
@@ -21,12 +23,15 @@ interests|sendtime predict`` reads an exported blob as is.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import logging
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -39,6 +44,7 @@ from server.store.roles.models import (
     ModelStore,
     TrainingCursor,
 )
+from triggers.decisions.learned import LearnedFacts
 from triggers.learning import interests, sendtime
 from triggers.learning.coding import Vocabulary, kind_codes
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
@@ -187,37 +193,73 @@ async def training_loop(store: ModelStore, clock: Callable[[], float], interval_
                 await on_trained(tenant.tenant_id)
 
 
+REFRESH_S = 60.0
+"""How often the decision path looks for a newly promoted version (one listing, no blob)."""
+
+
+@dataclass(frozen=True)
+class TenantModels:
+    """One tenant's promoted models as scorers: what the decision path reads."""
+
+    interests: InterestScorer | None = None
+    sendtime: SendTimeScorer | None = None
+    zone: str = "UTC"
+    """The zone of the send-time model's hours."""
+
+    def facts(self, user_id: str, now: float) -> LearnedFacts:
+        """The user's predicted interests and chance of opening at ``now``."""
+        chance = None
+        if self.sendtime is not None:
+            hour = datetime.datetime.fromtimestamp(now, ZoneInfo(self.zone)).hour
+            chance = self.sendtime.open_chance(user_id, hour)
+        scores = None if self.interests is None else self.interests.scores(user_id)
+        return LearnedFacts(scores, chance)
+
+
 class ModelCache:
-    """The promoted models of each tenant, as scorers built once per promoted version."""
+    """The promoted models of each tenant, as scorers built once per promoted version
+    (:class:`server.tenant_core.LearnedSource`)."""
 
     def __init__(self, store: ModelStore) -> None:
         self._store = store
-        self._interests: dict[str, tuple[int, InterestScorer]] = {}
-        self._sendtime: dict[str, tuple[int, SendTimeScorer]] = {}
+        self._held: dict[str, TenantModels] = {}
+        self._versions: dict[tuple[str, str], int] = {}
+        self._checked: dict[str, float] = {}
+
+    async def view(self, tenant_id: str, now: float) -> TenantModels:
+        """The tenant's models, looked up again when the last look is over
+        :data:`REFRESH_S` old."""
+        checked = self._checked.get(tenant_id)
+        if checked is None or not 0 <= now - checked < REFRESH_S:
+            await self.refresh(tenant_id, now)
+        return self._held.get(tenant_id) or TenantModels()
 
     async def refresh(self, tenant_id: str, now: float) -> None:
-        """Load the tenant's promoted versions that are newer than those held."""
-        record = await self._store.promoted_model(tenant_id, "interests")
-        if record is not None and self._version(self._interests, tenant_id) != record.version:
-            scorer = await asyncio.to_thread(_interest_scorer, record.blob, now)
-            self._interests[tenant_id] = (record.version, scorer)
-        record = await self._store.promoted_model(tenant_id, "sendtime")
-        if record is not None and self._version(self._sendtime, tenant_id) != record.version:
-            send = await asyncio.to_thread(_sendtime_scorer, record.blob)
-            self._sendtime[tenant_id] = (record.version, send)
+        """Load the tenant's promoted versions that differ from those held."""
+        self._checked[tenant_id] = now
+        promoted = {m.kind: m for m in await self._store.list_models(tenant_id) if m.promoted}
+        held = self._held.get(tenant_id) or TenantModels()
+        for kind, listed in promoted.items():
+            if self._versions.get((tenant_id, kind)) == listed.version:
+                continue
+            record = await self._store.promoted_model(tenant_id, kind)
+            if record is None:
+                continue
+            if kind == "interests":
+                scorer = await asyncio.to_thread(_interest_scorer, record.blob, now)
+                held = dataclasses.replace(held, interests=scorer)
+            else:
+                send = await asyncio.to_thread(_sendtime_scorer, record.blob)
+                held = dataclasses.replace(held, sendtime=send,
+                                           zone=str(record.evaluation.get("timezone", "UTC")))
+            self._versions[(tenant_id, kind)] = record.version
+        self._held[tenant_id] = held
 
     def interests(self, tenant_id: str) -> InterestScorer | None:
-        held = self._interests.get(tenant_id)
-        return None if held is None else held[1]
+        return (self._held.get(tenant_id) or TenantModels()).interests
 
     def sendtime(self, tenant_id: str) -> SendTimeScorer | None:
-        held = self._sendtime.get(tenant_id)
-        return None if held is None else held[1]
-
-    @staticmethod
-    def _version(held: dict[str, tuple[int, Any]], tenant_id: str) -> int | None:
-        entry = held.get(tenant_id)
-        return None if entry is None else entry[0]
+        return (self._held.get(tenant_id) or TenantModels()).sendtime
 
 
 def _interest_scorer(blob: bytes, now: float) -> InterestScorer:

@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from geo.index import GeofenceIndex
 from server.store.base import Catalog
@@ -44,6 +44,7 @@ from triggers.decisions import (
     history_horizon_s,
     selector_matches,
 )
+from triggers.decisions.learned import LearnedFacts
 from triggers.errors import TriggerError
 from triggers.presence_policy import PresencePolicy
 from venues.model import Venue
@@ -134,6 +135,18 @@ def _campaign_dwell_thresholds(
     return {vid: tuple(sorted(t)) for vid, t in wanted.items()}
 
 
+class LearnedView(Protocol):
+    """What a tenant's promoted models predict for a user at a time (a snapshot)."""
+
+    def facts(self, user_id: str, now: float) -> LearnedFacts: ...
+
+
+class LearnedSource(Protocol):
+    """Where the decision path finds the promoted models (``server.models.ModelCache``)."""
+
+    async def view(self, tenant_id: str, now: float) -> LearnedView: ...
+
+
 class TenantCores:
     """The per-tenant core cache of one process. Runs in the event loop.
 
@@ -157,6 +170,9 @@ class TenantCores:
         self._wait_s = rebuild_wait_s
         self._render_limits = render_limits
         self._render_clock = render_clock
+        self.learned: LearnedSource | None = None
+        """The promoted models, when the service holds them: campaigns with conditions
+        on learned predictions read them (without, those conditions see no model)."""
 
     def cached(self, tenant_id: str) -> TenantCore | None:
         """The core in use for the tenant, without checking its version."""

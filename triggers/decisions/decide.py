@@ -102,13 +102,17 @@ def decide(  # noqa: PLR0917
     *,
     campaign_id: str | None = None,
     behaviour_unmet: Mapping[str, str] | None = None,
+    learned_unmet: Mapping[str, tuple[Reason, str]] | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
     ``venue`` is the event's venue, ``None`` for a scheduled or behaviour event, which
     names its ``campaign_id`` instead. ``behaviour_unmet``: campaign id → why, for the
     location campaigns whose ``also`` behaviour condition the user does not meet
-    (skipped as ``behaviour_condition_unmet`` before any other check). Reads ``ledger``
+    (skipped as ``behaviour_condition_unmet`` before any other check).
+    ``learned_unmet``: campaign id → (reason, detail) for the campaigns whose conditions
+    on learned predictions the user misses (:func:`triggers.decisions.learned.learned_unmet`),
+    skipped likewise. Reads ``ledger``
     and never writes it. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
@@ -142,9 +146,9 @@ def decide(  # noqa: PLR0917
         lines = []
         add = lines.append
         for rules in candidates:
-            if behaviour_unmet and rules.id in behaviour_unmet:
-                add(Considered(rules.id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
-                               detail=behaviour_unmet[rules.id]))
+            if (behaviour_unmet or learned_unmet) and (
+                    skipped := _callers_skip(rules.id, behaviour_unmet, learned_unmet)):
+                add(skipped)
                 continue
             # Most lines are audience misses: checked here, saving a call per candidate.
             blocked = (not rules.audience_free and _audience_miss(facts, rules)) or (
@@ -190,6 +194,18 @@ def _untargeted(
         if release is not None:
             return candidates, release
     return candidates, now
+
+
+def _callers_skip(campaign_id: str, behaviour_unmet: Mapping[str, str] | None,
+                  learned_unmet: Mapping[str, tuple[Reason, str]] | None) -> Considered | None:
+    """The line of a campaign the caller found unmet (behaviour first, then learned)."""
+    if behaviour_unmet and campaign_id in behaviour_unmet:
+        return Considered(campaign_id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
+                          detail=behaviour_unmet[campaign_id])
+    if learned_unmet and campaign_id in learned_unmet:
+        reason, detail = learned_unmet[campaign_id]
+        return Considered(campaign_id, _SKIPPED, reason, detail=detail)
+    return None
 
 
 def _item_context(event: EventLike) -> dict[str, Any] | None:

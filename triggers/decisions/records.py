@@ -41,6 +41,10 @@ class Reason(StrEnum):
     """A behaviour trigger whose ``unless`` follow-up came before its delay passed."""
     BEHAVIOUR_CONDITION_UNMET = "behaviour_condition_unmet"
     """A location campaign whose ``also`` behaviour condition the user did not meet."""
+    INTEREST_BELOW_THRESHOLD = "interest_below_threshold"
+    """An ``audience.interests`` threshold the user's predicted interest is below."""
+    UNLIKELY_TO_OPEN = "unlikely_to_open"
+    """A ``min_open_chance`` the user's predicted chance of opening now is below."""
     SLOT_MISSED = "slot_missed"
     """A scheduled slot whose grace period ended before the service could send it."""
 
