@@ -67,11 +67,16 @@ from server.logs import FailureLog
 from server.scheduler import RoundResult, ScheduleStore, schedule_round
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
-from server.tenant_core import LearnedView, TenantCore, TenantCores
+from server.tenant_core import (
+    NO_LEARNED,
+    Learned,
+    TenantCore,
+    TenantCores,
+    learned_for,
+    learned_unmet_of,
+)
 from triggers.behaviour.triggers import unmet_conditions
-from triggers.decisions import Decision, InMemoryLedger, Profile, Reason, decide
-from triggers.decisions.learned import LearnedFacts, learned_campaigns, learned_unmet
-from triggers.decisions.models import Campaign
+from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
 from triggers.pings import PingBatch
 from triggers.presence import Verdict, advance, process_batch, reconcile_venues
@@ -173,7 +178,7 @@ async def ingest_parts(
         return [IngestResult() for _ in parts]
     pings = parts[0] if len(parts) == 1 else PingBatch.concat(list(parts))
     verdicts = np.zeros(len(pings), dtype=np.int8)
-    learned = await _learned(cores, core, now)
+    learned = await learned_for(cores, core, now)
     async with store.batch(tenant_id, sorted(owner)) as tx:
         state = await _load_state(tx)
         try:
@@ -253,7 +258,7 @@ async def fire_timers(
     due = await store.due_users(tenant_id, now, limit)
     if not due:
         return IngestResult()
-    learned = await _learned(cores, core, now)
+    learned = await learned_for(cores, core, now)
     async with store.batch(tenant_id, due, skip_locked=True) as tx:
         if not tx.user_ids:
             return IngestResult()
@@ -399,40 +404,22 @@ def _merge(first: list[PresenceEvent], second: list[PresenceEvent]) -> list[Pres
     return sorted([*first, *second], key=lambda e: (e.at, e.user_id))
 
 
-def _learned_misses(learned: tuple[tuple[Campaign, ...], LearnedView | None], user_id: str,
-                    now: float) -> dict[str, tuple[Reason, str]] | None:
-    campaigns, view = learned
-    if not campaigns:
-        return None
-    return learned_unmet(campaigns, view.facts(user_id, now) if view else LearnedFacts())
-
-
 def _behaviour_role(store: IngestStore) -> BehaviourStore | None:
     """The store's behaviour role, which ``also`` conditions read (a test double of the
     ingest role alone has none: its campaigns' conditions then count as unmet)."""
     return cast("BehaviourStore", store) if hasattr(store, "list_behaviour") else None
 
 
-async def _learned(cores: TenantCores, core: TenantCore,
-                   now: float) -> tuple[tuple[Campaign, ...], LearnedView | None]:
-    """The tenant's campaigns with conditions on learned predictions, and the promoted
-    models' view when there are such campaigns and the service holds models (read
-    before the batch transaction: the view may load a newly promoted model)."""
-    campaigns = learned_campaigns(core.campaigns.campaigns)
-    if not campaigns or cores.learned is None:
-        return campaigns, None
-    return campaigns, await cores.learned.view(core.tenant_id, now)
-
-
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
     now: float, *, behaviour: BehaviourStore | None = None,
-    learned: tuple[tuple[Campaign, ...], LearnedView | None] = ((), None),
+    learned: Learned = NO_LEARNED,
 ) -> IngestResult:
     """Decide every event and write everything; the caller's ``async with`` commits.
     ``behaviour``: where the users' behaviour events are read for the campaigns with an
     ``also`` condition; ``learned``: the campaigns with conditions on learned
-    predictions and the promoted models' view (:func:`_learned`)."""
+    predictions and the promoted models' view
+    (:func:`server.tenant_core.learned_for`)."""
     tenant_id = tx.tenant_id
     # Only the users with events are decided: their profiles and ledger rows, not the
     # whole batch's (a group commit locks up to thousands of users).
@@ -462,7 +449,7 @@ async def _settle(
         profile = profiles.get(event.user_id) or Profile(user_id=event.user_id)
         unmet = unmet_conditions(also, recent.get(event.user_id, ()), event.at) if also \
             else None
-        learned_misses = _learned_misses(learned, event.user_id, now)
+        learned_misses = learned_unmet_of(learned, event.user_id, now)
         try:
             decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
                               behaviour_unmet=unmet, learned_unmet=learned_misses)

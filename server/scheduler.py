@@ -49,7 +49,14 @@ from typing import Protocol
 
 from server.store.base import DecisionRecord, KeyedEntry, NewDelivery, SlotCursor
 from server.store.roles import IngestStore, ProfileStore
-from server.tenant_core import TenantCore, TenantCores
+from server.tenant_core import (
+    NO_LEARNED,
+    Learned,
+    TenantCore,
+    TenantCores,
+    learned_for,
+    learned_unmet_of,
+)
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.decisions.models import Campaign, TenantPolicy
 from triggers.decisions.records import Considered, Outcome, Reason
@@ -57,6 +64,9 @@ from triggers.decisions.slots import Slot, SlotEvent, SlotState, open_slots, use
 from triggers.errors import TriggerError
 
 log = logging.getLogger("geopush.scheduler")
+
+_OUTSIDE = frozenset({Reason.NOT_IN_AUDIENCE, Reason.INTEREST_BELOW_THRESHOLD})
+"""A slot's decisions with these reasons are not kept: the user is not in the audience."""
 
 LOOKBACK_S = 6 * 3600.0
 """How far before its grace period a round still looks for unsettled slots: a slot the
@@ -128,7 +138,8 @@ async def schedule_round(
         return result
     since = min(slot.at for slot, _, _ in work)
     cursors = await store.slot_cursors(tenant_id, since)
-    walk = _Walk(store, core, now, page_users, max(1, pages_in_flight), result)
+    walk = _Walk(store, core, now, page_users, max(1, pages_in_flight), result,
+                 await learned_for(cores, core, now))
     for slot, state, zone in work:
         cursor = cursors.get(cursor_id(slot, zone))
         if cursor is not None and cursor.done:
@@ -150,6 +161,7 @@ class _Walk:
     page_users: int
     in_flight: int
     result: RoundResult
+    learned: Learned = NO_LEARNED
 
     async def group(
         self, slot: Slot, state: SlotState, zone: str | None, after: str | None,
@@ -205,7 +217,7 @@ class _Walk:
             snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
             ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
             decisions, entries, outbox = _decide_page(core, slot, state, page, ledger=ledger,
-                                                      now=now)
+                                                      now=now, learned=self.learned)
             created = await tx.insert_deliveries(outbox) if outbox else []
             if entries:
                 await tx.insert_ledger(entries)
@@ -244,9 +256,11 @@ def _open_work(
 
 def _decide_page(
     core: TenantCore, slot: Slot, state: SlotState, page: Sequence[Profile], *,
-    ledger: InMemoryLedger, now: float,
+    ledger: InMemoryLedger, now: float, learned: Learned = NO_LEARNED,
 ) -> tuple[list[DecisionRecord], list[KeyedEntry], list[NewDelivery]]:
-    """The rows a page writes: decisions, ledger entries and pushes (pure work)."""
+    """The rows a page writes: decisions, ledger entries and pushes (pure work). A user
+    outside the audience (its tags or, with ``audience.interests``, its predicted
+    interests) leaves no row."""
     tenant_id = core.tenant_id
     decisions: list[DecisionRecord] = []
     entries: list[KeyedEntry] = []
@@ -255,12 +269,13 @@ def _decide_page(
         event = SlotEvent.of(slot, profile.user_id)
         try:
             decision = decide(event, profile, core.campaigns, None, core.policy, ledger, now,
-                              campaign_id=slot.campaign_id)
+                              campaign_id=slot.campaign_id,
+                              learned_unmet=learned_unmet_of(learned, profile.user_id, now))
         except TriggerError:
             log.exception("tenant %s: slot %s: user %s not decided", tenant_id,
                           slot.slot_id, profile.user_id)
             continue
-        if not decision.considered or decision.considered[0].reason is Reason.NOT_IN_AUDIENCE:
+        if not decision.considered or decision.considered[0].reason in _OUTSIDE:
             continue
         key = scheduled_key(tenant_id, slot, profile.user_id)
         if state is SlotState.MISSED:

@@ -44,7 +44,9 @@ from triggers.decisions import (
     history_horizon_s,
     selector_matches,
 )
-from triggers.decisions.learned import LearnedFacts
+from triggers.decisions.learned import LearnedFacts, learned_campaigns, learned_unmet
+from triggers.decisions.models import Campaign
+from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
 from triggers.presence_policy import PresencePolicy
 from venues.model import Venue
@@ -145,6 +147,30 @@ class LearnedSource(Protocol):
     """Where the decision path finds the promoted models (``server.models.ModelCache``)."""
 
     async def view(self, tenant_id: str, now: float) -> LearnedView: ...
+
+
+Learned = tuple[tuple[Campaign, ...], "LearnedView | None"]
+"""The tenant's campaigns with conditions on learned predictions, and the promoted
+models' view (``None``: no campaign needs it, or the service holds no models)."""
+NO_LEARNED: Learned = ((), None)
+
+
+async def learned_for(cores: TenantCores, core: TenantCore, now: float) -> Learned:
+    """What a round of decisions needs of the learned models: read before the round's
+    transaction (the view may load a newly promoted model)."""
+    campaigns = learned_campaigns(core.campaigns.campaigns)
+    if not campaigns or cores.learned is None:
+        return campaigns, None
+    return campaigns, await cores.learned.view(core.tenant_id, now)
+
+
+def learned_unmet_of(learned: Learned, user_id: str,
+                     now: float) -> dict[str, tuple[Reason, str]] | None:
+    """``decide``'s ``learned_unmet`` for one user (``None`` when no campaign asks)."""
+    campaigns, view = learned
+    if not campaigns:
+        return None
+    return learned_unmet(campaigns, view.facts(user_id, now) if view else LearnedFacts())
 
 
 class TenantCores:
