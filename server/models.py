@@ -197,6 +197,11 @@ REFRESH_S = 60.0
 """How often the decision path looks for a newly promoted version (one listing, no blob)."""
 
 
+MIN_SENDTIME_EVENTS = 5
+"""Engagement events (app opens, clicks, opens) a user needs for ``best_time`` to use
+their own profile; with fewer the campaign's fallback time applies."""
+
+
 @dataclass(frozen=True)
 class TenantModels:
     """One tenant's promoted models as scorers: what the decision path reads."""
@@ -205,6 +210,17 @@ class TenantModels:
     sendtime: SendTimeScorer | None = None
     zone: str = "UTC"
     """The zone of the send-time model's hours."""
+    enough: frozenset[str] = frozenset()
+    """Users with at least :data:`MIN_SENDTIME_EVENTS` engagement events."""
+
+    def local_profile(self, user_id: str, tz: str, at: float) -> list[float] | None:
+        """The user's send-time profile by local hour of ``tz`` (the model's hours
+        shifted by the zones' offsets at ``at``, to the whole hour)."""
+        if self.sendtime is None or user_id not in self.enough:
+            return None
+        profile = self.sendtime.hour_profile(user_id)
+        shift = round(_offset_h(tz, at) - _offset_h(self.zone, at))
+        return [float(profile[(hour - shift) % 24]) for hour in range(24)]
 
     def facts(self, user_id: str, now: float) -> LearnedFacts:
         """The user's predicted interests and chance of opening at ``now``."""
@@ -249,8 +265,8 @@ class ModelCache:
                 scorer = await asyncio.to_thread(_interest_scorer, record.blob, now)
                 held = dataclasses.replace(held, interests=scorer)
             else:
-                send = await asyncio.to_thread(_sendtime_scorer, record.blob)
-                held = dataclasses.replace(held, sendtime=send,
+                send, enough = await asyncio.to_thread(_sendtime_scorer, record.blob)
+                held = dataclasses.replace(held, sendtime=send, enough=enough,
                                            zone=str(record.evaluation.get("timezone", "UTC")))
             self._versions[(tenant_id, kind)] = record.version
         self._held[tenant_id] = held
@@ -267,9 +283,17 @@ def _interest_scorer(blob: bytes, now: float) -> InterestScorer:
     return InterestScorer.build(model, users, now)
 
 
-def _sendtime_scorer(blob: bytes) -> SendTimeScorer:
+def _sendtime_scorer(blob: bytes) -> tuple[SendTimeScorer, frozenset[str]]:
     model, users = _from_bytes(blob, sendtime_file.load)
-    return SendTimeScorer.build(model, users)
+    counts = model.hour_counts.sum(axis=1)
+    enough = frozenset(u for u, n in zip(users, counts.tolist(), strict=False)
+                       if n >= MIN_SENDTIME_EVENTS)
+    return SendTimeScorer.build(model, users), enough
+
+
+def _offset_h(tz: str, at: float) -> float:
+    offset = datetime.datetime.fromtimestamp(at, ZoneInfo(tz)).utcoffset()
+    return 0.0 if offset is None else offset.total_seconds() / 3600
 
 
 def _file_bytes(write: Callable[[str], None]) -> bytes:

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -141,6 +141,11 @@ class LearnedView(Protocol):
     """What a tenant's promoted models predict for a user at a time (a snapshot)."""
 
     def facts(self, user_id: str, now: float) -> LearnedFacts: ...
+
+    def local_profile(self, user_id: str, tz: str, at: float) -> Sequence[float] | None:
+        """The user's engagement at each local hour 0-23 of ``tz`` around ``at``, or
+        ``None`` without a send-time model or enough of the user's data."""
+        ...
 
 
 class LearnedSource(Protocol):

@@ -31,9 +31,11 @@ class LearnedFacts:
 
 
 def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
-    """The campaigns with a condition on a learned prediction."""
+    """The campaigns with a condition on a learned prediction, or a ``best_time``."""
     return tuple(c for c in campaigns
-                 if c.audience.interests or c.min_open_chance is not None)
+                 if c.audience.interests or c.min_open_chance is not None
+                 or (c.trigger.scheduled is not None
+                     and c.trigger.scheduled.best_time is not None))
 
 
 def interest_miss(thresholds: Mapping[str, InterestThreshold],

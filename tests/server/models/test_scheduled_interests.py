@@ -4,7 +4,7 @@ decision row (an audience miss); with no interest model promoted nobody is pushe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -29,6 +29,9 @@ class _Predicted:
 
     def facts(self, user_id: str, now: float) -> LearnedFacts:
         return LearnedFacts(interests={"mother_baby": self.scores.get(user_id, 0.0)})
+
+    def local_profile(self, user_id: str, tz: str, at: float) -> Sequence[float] | None:
+        return None
 
     async def view(self, tenant_id: str, now: float) -> _Predicted:
         return self
