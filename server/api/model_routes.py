@@ -10,11 +10,12 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from server.api.context import json_response, now, read_json, store
-from server.api.registry import MANAGE, Operation, Param
+from server.api.context import CORES, json_response, now, path_id, read_json, store
+from server.api.registry import MANAGE, Operation, Param, not_found
 from server.auth import Principal
 from server.errors import ApiError
 from server.models import ModelCache, train_tenant
+from server.sendtime_preview import sendtime_preview
 from server.store.roles.models import MODEL_KINDS, ModelKind, ModelRecord
 
 MODEL_CACHE = web.AppKey("model_cache", ModelCache)
@@ -64,6 +65,24 @@ def _kinds(body: Any) -> Sequence[ModelKind]:
     return [_kind_of(k, f"kinds[{i}]") for i, k in enumerate(kinds)]
 
 
+async def preview_sendtime(request: web.Request, principal: Principal) -> web.Response:
+    cid = path_id(request)
+    campaign = await store(request).get_campaign(principal.tenant_id, cid)
+    if campaign is None:
+        raise not_found("campaign", cid)
+    scheduled = campaign.trigger.scheduled
+    if scheduled is None or scheduled.best_time is None:
+        raise ApiError(422, "not_best_time", f"campaign {cid!r} is not a scheduled campaign "
+                       "with best_time", field="trigger.scheduled.best_time")
+    at = now(request)
+    core = await request.app[CORES].get(store(request), principal.tenant_id)
+    view = await request.app[MODEL_CACHE].view(principal.tenant_id, at) \
+        if MODEL_CACHE in request.app else None
+    doc = await sendtime_preview(store(request), principal.tenant_id, scheduled.best_time,
+                                 policy=core.policy, view=view, now=at)
+    return json_response({"campaign_id": cid, **doc})
+
+
 def render_table(models: Sequence[dict[str, Any]]) -> str:
     """The versions as a text table: kind, version, when, held-out figure of the model
     and of the baselines, promoted, and the verdict."""
@@ -102,6 +121,10 @@ _MODELS = {"type": "object", "description": "models: each version's kind, versio
            "its baselines, events and users it was trained on, the verdict)",
            "additionalProperties": True}
 
+_PREVIEW = {"type": "object", "description": "campaign_id, users, with_data, fallback, "
+            "fallback_time, window, times (local HH:MM → users)",
+            "additionalProperties": True}
+
 OPERATIONS = [
     Operation("GET", "/v1/models", "listModels",
               "The tenant's learned model versions with their evaluation", "models",
@@ -115,4 +138,10 @@ OPERATIONS = [
                           "against its baselines and stored as a new version; it is "
                           "promoted only when it does at least as well as every "
                           "baseline. Body: optional `{\"kinds\": [\"interests\"]}`."),
+    Operation("GET", "/v1/campaigns/{id}/sendtime-preview", "sendtimePreview",
+              "Who a best_time campaign would reach at which local time", "models",
+              preview_sendtime, MANAGE, responses={200: _PREVIEW}, errors=(404, 422),
+              description="Over the tenant's profiles: `users`, `with_data` (enough "
+                          "send-time data for their own hour), `fallback`, and `times`: "
+                          "users per local send time."),
 ]

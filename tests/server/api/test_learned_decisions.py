@@ -77,3 +77,34 @@ async def test_min_open_chance_skips_the_night_owl_at_noon_and_sends_at_lunch(
     assert detail is not None and detail.startswith("chance of opening now 0.")
     assert [d["campaign_id"] for d in (await walk_in(api, "lunch-3"))["deliveries"]] == [
         "lunch_deal"]
+
+
+BEST_TIME_FAIR = {"scheduled": {"times": ["10:00"], "best_time": {
+    "fallback": "10:30", "window": "09:00-21:00"}}}
+
+
+async def test_the_sendtime_preview_counts_users_with_data_and_their_hours(api: Api) -> None:
+    fitted = await asyncio.to_thread(fit_sendtime, _habits(), NOON_UTC)
+    await api.store.add_model(TENANT, "sendtime", fitted.blob, fitted.evaluation,
+                              promote=True)
+    for user in ("lunch-0", "lunch-1", "newcomer"):
+        await api.call("PUT", f"/v1/users/{user}", role=Role.MANAGER, expect=201, json_body={
+            "attributes": {"timezone": "Europe/Helsinki"}})
+    await api.call("POST", "/v1/campaigns", expect=201, json_body=campaign_body(
+        "fair", trigger=BEST_TIME_FAIR, venues={}))
+    _, preview = await api.call("GET", "/v1/campaigns/fair/sendtime-preview",
+                                role=Role.MANAGER, expect=200)
+    # Lunch at 12:00 UTC is 14:00 in Helsinki in winter; the newcomer has no data.
+    assert preview == {"campaign_id": "fair", "users": 3, "with_data": 2, "fallback": 1,
+                       "fallback_time": "10:30", "window": "09:00-21:00",
+                       "times": {"10:30": 1, "14:00": 2}}
+
+
+async def test_the_sendtime_preview_needs_a_best_time_campaign(api: Api) -> None:
+    await api.call("PUT", "/v1/venues/senate", json_body=venue_feature(), expect=201)
+    await api.call("POST", "/v1/campaigns", expect=201, json_body=campaign_body("plain"))
+    _, answer = await api.call("GET", "/v1/campaigns/plain/sendtime-preview",
+                               role=Role.MANAGER, expect=422)
+    assert answer["error"]["field"] == "trigger.scheduled.best_time"
+    await api.call("GET", "/v1/campaigns/nope/sendtime-preview", role=Role.MANAGER,
+                   expect=404)
