@@ -10,7 +10,8 @@ import pytest
 from server.auth import Role
 from server.cli import main
 from server.store import PostgresStore
-from tests.server.api.conftest import Api
+from tests.server.api.conftest import Api, campaign_body
+from triggers.decisions import Profile
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -48,3 +49,20 @@ async def test_model_report_reads_the_database(
     out = capsys.readouterr().out
     assert rc == 0
     assert out.splitlines()[1].split()[:2] == ["interests", "1"]
+
+
+async def test_sendtime_preview_prints_the_servers_counts(
+        memory_api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    await memory_api.store.put_profile("acme", Profile(user_id="newcomer"))
+    await memory_api.call("POST", "/v1/campaigns", expect=201, json_body=campaign_body(
+        "fair", venues={}, trigger={"scheduled": {"times": ["10:00"], "best_time": {
+            "fallback": "10:30", "window": "09:00-21:00"}}}))
+    url = str(memory_api.client.make_url("")).rstrip("/")
+    key = memory_api.keys[("acme", Role.MANAGER)]
+    rc = await asyncio.to_thread(main, ["sendtime", "preview", "--campaign", "fair",
+                                        "--target", url, "--key", key])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert lines[0] == ("campaign fair: 1 users, 0 with enough send-time data, 1 at the "
+                        "fallback 10:30 (window 09:00-21:00)")
+    assert lines[2].split() == ["10:30", "1"]
