@@ -48,6 +48,7 @@ from server.api.context import (
     STORE,
 )
 from server.api.registry import Operation, add_routes
+from server.arm_stats import ArmStatsRefresher
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
 from server.behaviour_service import TriggerRound, prune_old_behaviour
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
@@ -146,6 +147,7 @@ def create_app(
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     app.cleanup_ctx.append(_timer_ctx)
+    app.cleanup_ctx.append(_arm_stats_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_models_ctx)
     app.on_shutdown.append(_close_streams)
@@ -339,6 +341,13 @@ async def _models_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async with _running(training_loop(app[STORE], app[CLOCK], interval, trained),
                         "geopush-training"):
+        yield
+
+
+async def _arm_stats_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Thompson sampling's arm counts, cached per tenant (see :mod:`server.arm_stats`)."""
+    refresher = ArmStatsRefresher(app[STORE], app[CORES], app[CLOCK])
+    async with _running(refresher.run(), "geopush-arm-stats"):
         yield
 
 

@@ -44,7 +44,7 @@ from server.store.roles.models import (
     ModelStore,
     TrainingCursor,
 )
-from triggers.decisions.learned import LearnedFacts
+from triggers.decisions.predicted import LearnedFacts
 from triggers.learning import interests, sendtime
 from triggers.learning.coding import Vocabulary, kind_codes
 from triggers.learning.scoring import InterestScorer, SendTimeScorer

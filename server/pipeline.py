@@ -56,6 +56,7 @@ from typing import Any, cast
 import numpy as np
 
 from geo.errors import GeoError
+from server.arm_stats import batch_signals
 from server.behaviour_service import (
     BehaviourFacts,
     TriggerRound,
@@ -78,6 +79,7 @@ from server.tenant_core import (
 from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from triggers.pings import PingBatch
 from triggers.presence import Verdict, advance, process_batch, reconcile_venues
 from triggers.presence_events import EventKind, PresenceCounters, PresenceEvent
@@ -191,6 +193,7 @@ async def ingest_parts(
             raise PipelineError(f"tenant {tenant_id}: batch refused: {exc}") from exc
         await tx.insert_pings(pings, received_at=now)
         result = await _settle(tx, core, state, _merge(events, more), now,
+                               signals=cores.signals(tenant_id),
                                behaviour=_behaviour_role(store), learned=learned)
     if len(parts) == 1:
         return [result]
@@ -268,7 +271,8 @@ async def fire_timers(
             events = _merge(events, advance(state, now, core.presence))
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: timers refused: {exc}") from exc
-        return await _settle(tx, core, state, events, now, behaviour=_behaviour_role(store),
+        return await _settle(tx, core, state, events, now,
+                             signals=cores.signals(tenant_id), behaviour=_behaviour_role(store),
                              learned=learned)
 
 
@@ -412,10 +416,11 @@ def _behaviour_role(store: IngestStore) -> BehaviourStore | None:
 
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
-    now: float, *, behaviour: BehaviourStore | None = None,
+    now: float, *, signals: Signals | None = None, behaviour: BehaviourStore | None = None,
     learned: Learned = NO_LEARNED,
 ) -> IngestResult:
     """Decide every event and write everything; the caller's ``async with`` commits.
+    ``signals``: the tenant's cached feedback counts (``server.arm_stats``);
     ``behaviour``: where the users' behaviour events are read for the campaigns with an
     ``also`` condition; ``learned``: the campaigns with conditions on learned
     predictions and the promoted models' view
@@ -425,6 +430,7 @@ async def _settle(
     # whole batch's (a group commit locks up to thousands of users).
     deciding = sorted({e.user_id for e in events})
     profiles = await tx.load_profiles(deciding) if events else {}
+    signals = await batch_signals(tx, core, signals, deciding, now)
     facts = BehaviourFacts()
     if events and behaviour is not None:
         facts = await behaviour_facts(behaviour, core, profiles, deciding, now)
@@ -452,7 +458,8 @@ async def _settle(
         learned_misses = learned_unmet_of(learned, event.user_id, now)
         try:
             decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
-                              behaviour_unmet=unmet, learned_unmet=learned_misses)
+                              behaviour_unmet=unmet, learned_unmet=learned_misses,
+                              signals=signals)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)

@@ -44,10 +44,11 @@ from triggers.decisions import (
     history_horizon_s,
     selector_matches,
 )
-from triggers.decisions.learned import LearnedFacts, learned_campaigns, learned_unmet
 from triggers.decisions.models import Campaign
+from triggers.decisions.predicted import LearnedFacts, learned_campaigns, learned_unmet
 from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from triggers.presence_policy import PresencePolicy
 from venues.model import Venue
 
@@ -74,6 +75,9 @@ class TenantCore:
     presence: PresencePolicy
     ledger_horizon_s: float
     """How far back the ledger rows a decision needs reach (``history_horizon_s``)."""
+    learns_per_user: bool = False
+    """A campaign with ``channel_choice: auto`` or the policy's ``learned_caps``: batches
+    load the deciding users' recent pushes and opens (``server.arm_stats``)."""
 
 
 def build_core(
@@ -106,7 +110,10 @@ def build_core(
     # accuracy of the least accurate ping still used for transitions.
     halo_m = max(presence.max_accuracy_m, presence.widest_exit_margin_m())
     index = GeofenceIndex.build([v.fence() for v in enabled], halo_m=halo_m)
+    learns_per_user = catalog.policy.policy.learned_caps or any(
+        c.channel_choice == "auto" for c in catalog.campaigns)
     return TenantCore(
+        learns_per_user=learns_per_user,
         tenant_id=catalog.tenant_id,
         catalog_version=catalog.version,
         index=index,
@@ -204,6 +211,23 @@ class TenantCores:
         self.learned: LearnedSource | None = None
         """The promoted models, when the service holds them: campaigns with conditions
         on learned predictions read them (without, those conditions see no model)."""
+        self._signals: dict[str, Signals] = {}
+        """Tenant → the feedback counts its decisions read (``server.arm_stats``)."""
+
+    def tenant_ids(self) -> list[str]:
+        """The tenants with a core in this process."""
+        return sorted(self._cores)
+
+    def signals(self, tenant_id: str) -> Signals | None:
+        """The tenant's feedback counts for the learning options, if any were loaded."""
+        return self._signals.get(tenant_id)
+
+    def set_signals(self, tenant_id: str, signals: Signals | None) -> None:
+        """Swap in the tenant's feedback counts (one reference assignment, as for cores)."""
+        if signals is None:
+            self._signals.pop(tenant_id, None)
+        else:
+            self._signals[tenant_id] = signals
 
     def cached(self, tenant_id: str) -> TenantCore | None:
         """The core in use for the tenant, without checking its version."""

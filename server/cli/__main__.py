@@ -43,11 +43,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("serve", "server.cli.serve", "run the HTTP service"),
     Command("keys", "server.cli.keys", "create API keys in a PostgreSQL store"),
     Command("stats", "server.cli.stats", "a campaign's deliveries, CTR and lift"),
+    Command("events", "server.cli.events", "import behaviour events (CSV or JSONL)"),
     Command("interests", "server.cli.interests",
             "learn and predict users' interest in categories from behaviour events"),
     Command("sendtime", "server.cli.sendtime",
             "learn and predict each user's best local hours from behaviour events"),
-    Command("events", "server.cli.events", "import behaviour events (CSV or JSONL)"),
     Command("model", "server.cli.model", "the learned model versions and their evaluation"),
 )
 

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - a branch per option
     )
     from triggers.errors import TriggerError  # noqa: PLC0415
     from triggers.simulation import check, simulate  # noqa: PLC0415
+    from triggers.simulation.response import response_lines  # noqa: PLC0415
 
     try:
         scenario = load_scenario(args.scenario)
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - a branch per option
         if result.backtest is not None:
             print(file=out)
             for line in render.backtest_lines(result.backtest):
+                print(line, file=out)
+        if result.response is not None:
+            print(file=out)
+            for line in response_lines(result.response):
                 print(line, file=out)
         if outcomes:
             met = sum(o.met for o in outcomes)

@@ -141,6 +141,22 @@ class LedgerSnapshot:
     streaks: Mapping[str, int]
 
 
+@dataclass(frozen=True, slots=True)
+class PushFeedback:
+    """A sent push and whether the user opened it (``opened``, ``clicked`` or
+    ``converted`` feedback): what channel choice and learned caps learn from."""
+
+    user_id: str
+    channel: str
+    at: float
+    """When it was created (decided), epoch seconds."""
+    opened: bool
+
+
+OPENED_KINDS = ("opened", "clicked", "converted")
+"""Feedback kinds that say the user opened the push."""
+
+
 class DeliveryStatus(StrEnum):
     """Outbox states. ``pending`` → ``sent`` | ``failed`` (retried later) → ``dead``;
     ``expired`` when the offer's TTL passed undelivered."""

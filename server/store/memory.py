@@ -42,6 +42,7 @@ import orjson
 from numpy.typing import NDArray
 
 from server.store.base import (
+    OPENED_KINDS,
     BBox,
     CampaignAggregate,
     Catalog,
@@ -58,6 +59,7 @@ from server.store.base import (
     LedgerSnapshot,
     NewDelivery,
     PolicyRecord,
+    PushFeedback,
     Readiness,
     Role,
     SlotCursor,
@@ -894,6 +896,14 @@ class MemoryStore:
             cursor = replace(cursor, after_user=after, done=old.done or cursor.done)
         cursors[cursor.cursor_id] = cursor
 
+    async def channel_open_counts(self, tenant_id: str, since: float) -> dict[str, tuple[int, int]]:
+        counts: dict[str, tuple[int, int]] = {}
+        for d in self._r(tenant_id).deliveries.values():
+            if d.status is DeliveryStatus.SENT and d.created_at >= since:
+                sent, opened = counts.get(d.channel, (0, 0))
+                counts[d.channel] = (sent + 1, opened + _opened(d))
+        return counts
+
     # -- processing ------------------------------------------------------------------
 
     @asynccontextmanager
@@ -1036,6 +1046,16 @@ class _MemoryTx:
         streaks = {u: self._tenant.streaks[u] for u in wanted if u in self._tenant.streaks}
         return LedgerSnapshot(tuple(entries), streaks)
 
+    async def load_push_feedback(
+        self, since: float, users: Sequence[str] | None = None
+    ) -> tuple[PushFeedback, ...]:
+        wanted = set(self._which(users))
+        rows = [PushFeedback(d.user_id, d.channel, d.created_at, _opened(d))
+                for d in self._tenant.deliveries.values()
+                if d.user_id in wanted and d.status is DeliveryStatus.SENT
+                and d.created_at >= since]
+        return tuple(sorted(rows, key=lambda r: (r.user_id, r.at)))
+
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:
         users = [str(u) for u in pings.user_id.tolist()]
         self._check_all(users)
@@ -1124,3 +1144,8 @@ class _MemoryTx:
             t.delivery_keys[key] = delivery.delivery_id
         if self._state is not None:
             merge_users(t.presence, self._state)
+
+
+def _opened(delivery: DeliveryRecord) -> bool:
+    """Whether the delivery's feedback says the user opened it."""
+    return any(kind in delivery.feedback for kind in OPENED_KINDS)

@@ -56,6 +56,7 @@ from numpy.typing import NDArray
 
 from server.store import postgres_behaviour, postgres_models
 from server.store.base import (
+    OPENED_KINDS,
     BBox,
     CampaignAggregate,
     Catalog,
@@ -72,6 +73,7 @@ from server.store.base import (
     LedgerSnapshot,
     NewDelivery,
     PolicyRecord,
+    PushFeedback,
     Readiness,
     Role,
     SlotCursor,
@@ -1150,6 +1152,15 @@ class PostgresStore:
         return _count(status) == 1
 
     @_translated
+    async def channel_open_counts(self, tenant_id: str, since: float) -> dict[str, tuple[int, int]]:
+        rows = await self._pool.fetch(
+            "SELECT channel, count(*) AS sent, count(*) FILTER (WHERE feedback && $3::text[])"
+            " AS opened FROM deliveries WHERE tenant_id = $1 AND status = 'sent'"
+            " AND created_at >= $2 GROUP BY 1",
+            tenant_id, since, list(OPENED_KINDS))
+        return {r["channel"]: (r["sent"], r["opened"]) for r in rows}
+
+    @_translated
     async def campaign_stats(self, tenant_id: str, campaign_id: str) -> CampaignAggregate:
         async with self._pool.acquire() as conn, conn.transaction(
                 isolation="repeatable_read", readonly=True):
@@ -1457,6 +1468,18 @@ class _PgTx:
             self._tenant, wanted)
         return LedgerSnapshot(tuple(ledger_from_row(r) for r in rows),
                               {r[0]: r[1] for r in streaks})
+
+    async def load_push_feedback(
+        self, since: float, users: Sequence[str] | None = None
+    ) -> tuple[PushFeedback, ...]:
+        rows = await self._conn.fetch(
+            "SELECT d.user_id, d.channel, d.created_at, d.feedback && $4::text[] AS opened"
+            " FROM unnest($2::text[]) AS u(user_id)"
+            " JOIN deliveries d ON d.tenant_id = $1 AND d.user_id = u.user_id"
+            " WHERE d.status = 'sent' AND d.created_at >= $3"
+            " ORDER BY d.user_id COLLATE \"C\", d.created_at",
+            self._tenant, self._which(users), since, list(OPENED_KINDS))
+        return tuple(PushFeedback(r[0], r[1], r[2], r[3]) for r in rows)
 
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:
         if not len(pings):

@@ -23,6 +23,7 @@ from triggers.decisions import (
     TenantPolicy,
     decide,
 )
+from triggers.learning.signals import Signals
 from venues.model import Venue, VenueKind
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "venues"
@@ -135,12 +136,13 @@ def run(  # noqa: PLR0917
     ledger: InMemoryLedger | None = None,
     now: float | None = None,
     record: bool = True,
+    signals: Signals | None = None,
 ) -> Decision:
     """Decide, then record what was decided, as the service does in one transaction."""
     ledger = ledger if ledger is not None else InMemoryLedger()
     decision = decide(
         ev, user, CampaignIndex(campaigns), place, pol or policy(), ledger,
-        ev.at if now is None else now,
+        ev.at if now is None else now, signals=signals,
     )
     if record:
         for entry in decision.ledger_entries():

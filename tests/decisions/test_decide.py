@@ -34,6 +34,7 @@ from triggers.decisions import (
     decide,
 )
 from triggers.errors import TriggerError
+from triggers.learning.signals import FeedbackBook
 
 SATURDAY_2PM = at("2026-11-28 14:00")
 
@@ -62,6 +63,8 @@ REASON_TABLE: list[tuple[str, dict[str, Any]]] = [
                                _entry("y", at("2026-11-28 10:00")),
                                _entry("z", at("2026-11-28 11:00"))]}),
     ("fatigue", {"ledger": [_entry("x", at("2026-11-28 10:00"))], "ignored": 3}),
+    ("learned_cap", {"ledger": [_entry("x", at("2026-11-28 10:00"))],
+                     "policy": {"learned_caps": True}, "unopened_last_week": 8}),
     ("min_gap", {"ledger": [_entry("x", SATURDAY_2PM - 600)]}),
     ("held_out_control", {"campaign": {"control_pct": 100}}),
     ("template_error", {"campaign": {"variants": [{"id": "a", "title": "t",
@@ -77,12 +80,17 @@ def _decide_row(row: dict[str, Any]) -> Any:
     campaigns = [campaign("c1", **row.get("campaign", {}))]
     campaigns += [campaign(**other) for other in row.get("others", [])]
     when = row.get("when", SATURDAY_2PM)
+    book = FeedbackBook()
+    for n in range(row.get("unopened_last_week", 0)):  # one a day, never opened
+        book.record_send("u1", "x", "a", "inbox", when - 6 * 86_400 + n * 3600)
     return run(
         event(FORUM, when, stale=row.get("stale", False)),
         profile(**row.get("profile", {})),
         campaigns,
         venue(FORUM, **row.get("venue", {})),
+        pol=policy(**row.get("policy", {})),
         ledger=ledger,
+        signals=book,
     )
 
 
@@ -102,7 +110,7 @@ def test_reason_table_covers_every_reason_code() -> None:
     # passed in as behaviour_unmet: tests/server/api/test_events_triggers.py.
     # slot_missed is the scheduler's, never decide's (tests/server/scheduled).
     # interest_below_threshold and unlikely_to_open are the caller's findings (the
-    # promoted models' scores), passed in as learned_unmet: tests/decisions/test_learned.py.
+    # promoted models' scores), passed in as learned_unmet: tests/decisions/test_predicted.py.
     assert {r[0] for r in REASON_TABLE} == {str(r) for r in Reason} - {
         "cancelled_by_follow_up", "behaviour_condition_unmet", "slot_missed",
         "interest_below_threshold", "unlikely_to_open"}

@@ -46,7 +46,8 @@ def test_design_scenario_shapes_build() -> None:
 def test_policy_defaults() -> None:
     assert TenantPolicy().model_dump() == {
         "quiet_hours": "22:00-08:00", "max_per_day": 3, "max_per_week": None,
-        "min_gap_s": 1800.0, "fatigue_after_ignored": 3, "one_push_per_event": True,
+        "min_gap_s": 1800.0, "fatigue_after_ignored": 3, "learned_caps": False,
+        "one_push_per_event": True,
         "default_timezone": "UTC", "country": None,
     }
 

@@ -19,6 +19,8 @@ Checks per candidate campaign, in order; the first that fails is its reason:
 9. ``cooldown`` — the campaign's last push to the user at this venue is too recent;
 10. ``global_cap`` — the tenant's per-calendar-day (user's zone) or per-week cap;
 11. ``fatigue`` — the halved daily cap of a user who ignored K pushes in a row;
+    ``learned_cap`` — with ``learned_caps``, the user's own daily cap, learned from how
+    many of their recent pushes they opened;
 12. ``min_gap`` — the user's last push (any campaign) is too recent.
 
 Eligible campaigns are then taken in arbitration order (priority, then id). A user in the
@@ -62,6 +64,7 @@ from triggers.decisions.experiments import in_control, pick_arm
 from triggers.decisions.hold import quiet_hours_release
 from triggers.decisions.hours import day_bounds, in_window, local_time, parse_window
 from triggers.decisions.index import CampaignIndex
+from triggers.decisions.learned import best_channel, learned_block, sampled_arm
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
@@ -76,6 +79,7 @@ from triggers.decisions.venue_hours import (
     venue_country,
 )
 from triggers.errors import TriggerError
+from triggers.learning.signals import Signals
 from venues.model import Venue
 
 # Enum members read in the hot path, once: on Python 3.11 a member lookup (``Reason.SENT``)
@@ -103,6 +107,7 @@ def decide(  # noqa: PLR0917
     campaign_id: str | None = None,
     behaviour_unmet: Mapping[str, str] | None = None,
     learned_unmet: Mapping[str, tuple[Reason, str]] | None = None,
+    signals: Signals | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
@@ -111,9 +116,10 @@ def decide(  # noqa: PLR0917
     location campaigns whose ``also`` behaviour condition the user does not meet
     (skipped as ``behaviour_condition_unmet`` before any other check).
     ``learned_unmet``: campaign id → (reason, detail) for the campaigns whose conditions
-    on learned predictions the user misses (:func:`triggers.decisions.learned.learned_unmet`),
-    skipped likewise. Reads ``ledger``
-    and never writes it. Raises
+    on learned predictions the user misses
+    (:func:`triggers.decisions.predicted.learned_unmet`), skipped likewise. ``signals``:
+    the feedback counts of the learning options (``triggers.decisions.learned``). Reads
+    ``ledger`` and ``signals`` and never writes them. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
     if event.user_id != profile.user_id:
@@ -128,6 +134,7 @@ def decide(  # noqa: PLR0917
             raise TriggerError(f"event at {event.venue_id!r} decided with venue {venue.id!r}")
         candidates = campaigns.candidate_rules(venue, kind, event.dwell_s)
     facts = _Facts(event, profile, venue, policy, ledger, now, campaigns.tags, campaigns.content)
+    facts.signals = signals
     if venue is None and candidates:
         _note_best_time(facts, candidates[0])
     if now != ttl_from:
@@ -257,6 +264,7 @@ class _Facts:
         "profile",
         "quiet",
         "segment",
+        "signals",
         "tag_mask",
         "tags_not_held",
         "ttl_from",
@@ -321,6 +329,8 @@ class _Facts:
         self._reach: dict[tuple[str, ...], str | tuple[Reason, str]] = {}
         self.global_found: object = _UNKNOWN
         """:meth:`global_block`'s answer once it has been asked."""
+        self.signals: Signals | None = None
+        """Feedback counts for the learning options (see ``decide``)."""
 
     def country(self) -> str | None:
         """Whose public holidays the user's templates greet: the user's country, else the
@@ -445,6 +455,10 @@ class _Facts:
                     return Reason.FATIGUE, (
                         f"{streak} ignored in a row; {today} today, halved cap {halved}"
                     )
+            if policy.learned_caps:
+                learned = learned_block(self.signals, user_id, now, today, policy.max_per_day)
+                if learned is not None:
+                    return learned
         if policy.max_per_week is not None:
             week = ledger.count_pushes(user_id, _after(now - WEEK_S), math.inf)
             if week >= policy.max_per_week:
@@ -625,7 +639,10 @@ def _arbitrate(
             )
             continue
         # ``assign``'s two draws, without building its ``Assignment``.
-        arm = pick_arm(rules.id, facts.user_id, rules.arms)
+        if rules.thompson:
+            arm = sampled_arm(rules.id, facts.user_id, facts.event.at, rules.arms, facts.signals)
+        else:
+            arm = pick_arm(rules.id, facts.user_id, rules.arms)
         if in_control(rules.id, facts.user_id, rules.control_pct):
             lines[position] = rules.lines.get((_HELD_OUT_CONTROL, arm)) or rules.remember(
                 (_HELD_OUT_CONTROL, arm),
@@ -672,18 +689,24 @@ def _arbitrate(
                 rules.id, Outcome.ERROR, Reason.TEMPLATE_ERROR, arm, rendered.message
             )
             continue
+        send_on, why = channel, None
+        if rules.auto_channel:  # ranked for the push only, not for every eligible campaign
+            send_on, why = best_channel(profile, rules.channels, facts.signals)
         chosen = Chosen(
             campaign_id=rules.id,
             variant_id=arm,
             title=rendered.title,
             body=rendered.body,
-            channel=channel,
+            channel=send_on,
             locale=variant.locale,
             expires_at=float(facts.ttl_from + rules.campaign.offer_ttl_s),
             rich=rich_of(variant, profile, rendered.title),
         )
-        lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
-            (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm
-        )
+        if rules.auto_channel:
+            lines[position] = Considered(rules.id, Outcome.SENT, _SENT, arm, why)
+        else:
+            lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
+                (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm
+            )
         lower = (_LOWER_PRIORITY, rules.id)
     return chosen

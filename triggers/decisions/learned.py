@@ -1,68 +1,57 @@
-"""Conditions on what the learned models predict, pure: the caller looks the scores up
-(the service holds the promoted models) and passes them in; these functions say which
-campaigns the user misses and why, for ``decide``'s ``learned_unmet``.
+"""What the learning options add to a decision, given the feedback :class:`Signals`. Pure.
 
-- ``audience.interests``: every category's predicted interest must reach its ``min``
-  (``interest_below_threshold``, with the score). Without an interest model the
-  condition cannot hold: the campaign is skipped, and the reason says so.
-- ``min_open_chance`` (location triggers): the predicted chance of opening now must reach
-  it (``unlikely_to_open``, with the chance). Without a send-time model it is not applied.
+- ``optimize: thompson``: the arm by Thompson sampling on the arms' clicks;
+- ``channel_choice: auto``: the reachable channel with the user's best open rate, and the
+  numbers for the sent line;
+- ``learned_caps``: the ``learned_cap`` skip of a user who reached their learned daily cap.
+
+Without signals each sees no history: Thompson samples uniform posteriors, channels rank
+by the unseen prior (the campaign's order), and every user keeps the tenant's cap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from triggers.decisions.models import Campaign, InterestThreshold
+from triggers.decisions.models import ALL_CHANNELS, Profile
 from triggers.decisions.records import Reason
-
-LearnedMiss = tuple[Reason, str]
-
-
-@dataclass(frozen=True, slots=True)
-class LearnedFacts:
-    """What the tenant's promoted models say about one user now: category → predicted
-    interest (``None``: no interest model), and the chance of opening now (``None``: no
-    send-time model)."""
-
-    interests: Mapping[str, float] | None = None
-    open_chance: float | None = None
+from triggers.learning.channels import rank_channels, reason_line
+from triggers.learning.signals import Signals
+from triggers.learning.thompson import thompson_arm
+from triggers.learning.tolerance import WINDOW_S, learned_cap
 
 
-def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
-    """The campaigns with a condition on a learned prediction, or a ``best_time``."""
-    return tuple(c for c in campaigns
-                 if c.audience.interests or c.min_open_chance is not None
-                 or (c.trigger.scheduled is not None
-                     and c.trigger.scheduled.best_time is not None))
+def sampled_arm(
+    campaign_id: str, user_id: str, at: float, arms: Sequence[tuple[str, float]],
+    signals: Signals | None,
+) -> str:
+    """The arm Thompson sampling picks for the user's event at ``at``."""
+    counts = {} if signals is None else signals.arm_counts(campaign_id)
+    return thompson_arm(campaign_id, user_id, at, arms, counts)
 
 
-def interest_miss(thresholds: Mapping[str, InterestThreshold],
-                  scores: Mapping[str, float] | None) -> str | None:
-    """Why the user's predicted interests miss the thresholds, or ``None``."""
-    if scores is None:
-        return "no interest model promoted for the tenant yet"
-    for category, threshold in thresholds.items():
-        score = scores.get(category, 0.0)
-        if score < threshold.min:
-            return f"interest in {category} {score:.2f} below {threshold.min:.2f}"
-    return None
+def best_channel(
+    profile: Profile, channels: Sequence[str], signals: Signals | None
+) -> tuple[str, str]:
+    """The channel of ``channels`` the user can receive, has not refused and opens most
+    (at least one must be allowed: the reach rule has passed), and the ranked rates."""
+    refused = set(profile.opt_outs)
+    allowed = [ch for ch in channels
+               if (profile.channels is None or ch in profile.channels)
+               and ch not in refused and ALL_CHANNELS not in refused]
+    user = {} if signals is None else signals.channel_counts(profile.user_id)
+    tenant = {} if signals is None else signals.tenant_channel_counts()
+    ranked = rank_channels(allowed, user, tenant)
+    return ranked[0].channel, reason_line(ranked)
 
 
-def learned_unmet(campaigns: Iterable[Campaign], facts: LearnedFacts) -> dict[str, LearnedMiss]:
-    """Campaign id → (reason, detail) for the campaigns whose learned conditions the user
-    misses (interests first, then the chance of opening)."""
-    out: dict[str, LearnedMiss] = {}
-    for campaign in campaigns:
-        if campaign.audience.interests:
-            why = interest_miss(campaign.audience.interests, facts.interests)
-            if why is not None:
-                out[campaign.id] = (Reason.INTEREST_BELOW_THRESHOLD, why)
-                continue
-        least = campaign.min_open_chance
-        if least is not None and facts.open_chance is not None and facts.open_chance < least:
-            out[campaign.id] = (Reason.UNLIKELY_TO_OPEN,
-                                f"chance of opening now {facts.open_chance:.2f} "
-                                f"below {least:.2f}")
-    return out
+def learned_block(
+    signals: Signals | None, user_id: str, now: float, today: int, tenant_cap: int
+) -> tuple[Reason, str] | None:
+    """``learned_cap`` when the user's pushes today reach their learned daily cap."""
+    if signals is None:
+        return None
+    tolerance = learned_cap(signals.recent_engagement(user_id, now - WINDOW_S), tenant_cap)
+    if today < tolerance.cap:
+        return None
+    return Reason.LEARNED_CAP, f"{tolerance.describe()}; {today} today"

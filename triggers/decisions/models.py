@@ -667,6 +667,14 @@ class Campaign(_Frozen):
     user's best hour); below it the reason is ``unlikely_to_open``. Without a send-time
     model it is not applied."""
     """Free offer data (code, discount) for templates as ``offer.<key>``."""
+    optimize: Literal["fixed", "thompson"] = "fixed"
+    """How treated users get an arm: ``fixed`` draws by the declared weights (a hash of
+    campaign and user); ``thompson`` samples the arms' click posteriors per decision
+    (``triggers.learning.thompson``). The control group is the same hash hold-out either way."""
+    channel_choice: Literal["first", "auto"] = "first"
+    """``first``: the first of ``channels`` the user can receive and did not refuse;
+    ``auto``: of those, the one with the user's best smoothed open rate
+    (``triggers.learning.channels``), the campaign's order breaking ties."""
 
     @field_validator("channels")
     @classmethod
@@ -727,6 +735,10 @@ class TenantPolicy(_Frozen):
     one_push_per_event: Literal[True] = True
     """One event sends at most one push (the highest-priority eligible campaign). The
     decision contract carries one ``chosen``, so this cannot be switched off."""
+    learned_caps: bool = False
+    """When on, each user's daily cap is learned from how many of their recent pushes they
+    opened (``triggers.learning.tolerance``), at most ``max_per_day``; a user held to it
+    is skipped with ``learned_cap``. Off: every user has the tenant's cap."""
     default_timezone: TimeZoneName = "UTC"
     """Local time when neither the user nor the venue names a zone."""
     country: CountryCode | None = None

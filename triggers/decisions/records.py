@@ -32,6 +32,7 @@ class Reason(StrEnum):
     COOLDOWN = "cooldown"
     GLOBAL_CAP = "global_cap"
     FATIGUE = "fatigue"
+    LEARNED_CAP = "learned_cap"
     MIN_GAP = "min_gap"
     HELD_OUT_CONTROL = "held_out_control"
     TEMPLATE_ERROR = "template_error"

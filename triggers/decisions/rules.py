@@ -85,6 +85,7 @@ class CampaignRules:
         "any_of",
         "arms",
         "audience_free",
+        "auto_channel",
         "campaign",
         "cap_count",
         "cap_period_s",
@@ -109,6 +110,7 @@ class CampaignRules:
         "segments",
         "stale_line",
         "start",
+        "thompson",
         "weekdays",
         "window",
     )
@@ -160,6 +162,8 @@ class CampaignRules:
         self.cooldown_s: Final = campaign.caps.cooldown_s
         self.control_pct: Final = campaign.control_pct
         self.arms: Final = campaign.arms
+        self.thompson: Final = campaign.optimize == "thompson"
+        self.auto_channel: Final = campaign.channel_choice == "auto"
         self.stale_line: Final = Considered(self.id, Outcome.SKIPPED, Reason.STALE_EVENT)
         self.lines: dict[Hashable, Considered] = {}
         """The remembered lines by key (see :meth:`remember`)."""

@@ -128,9 +128,10 @@ def fit(acc: InterestAccumulator, categories: list[str], params: InterestParams,
     if examples:
         holdout = examples[0]
         rf_hl, pop_hl, evaluation = _tune_baselines(holdout)
-        if len(examples) > 1 and len(holdout.users) >= params.min_holdout_users:
+        older = [e for e in examples[1:] if len(e.keys)]
+        if older and len(holdout.users) >= params.min_holdout_users:
             say("training on older cutoffs, validating on the latest")
-            trial = _train(examples[1:], params)
+            trial = _train(older, params)
             evaluation["model"] = _holdout_recall(holdout, trial)
         promoted = (evaluation.get("model", -np.inf) >= evaluation["recency_frequency"]
                     and len(holdout.users) >= params.min_holdout_users)

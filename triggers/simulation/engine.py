@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,13 +34,23 @@ from numpy.typing import NDArray
 from geo.index import GeofenceIndex
 from triggers.decisions import CampaignIndex, InMemoryLedger, Profile, decide, selector_matches
 from triggers.decisions.learning import learn_profile
+from triggers.decisions.ledger import FeedbackKind
 from triggers.decisions.models import Campaign, EventKind, TenantPolicy
 from triggers.decisions.records import Decision
 from triggers.decisions.segments import Visit
+from triggers.learning.signals import FeedbackBook
 from triggers.presence import advance, process_batch
 from triggers.presence_events import PresenceEvent
 from triggers.presence_state import new_state
 from triggers.simulation.backtest import BacktestTally
+from triggers.simulation.response import (
+    ResponseModel,
+    ResponseTally,
+    Traits,
+    lift_report,
+    respond,
+    tags_of,
+)
 from triggers.simulation.result import Delivery, SimulationResult, Stats, Track, idempotency_key
 from triggers.simulation.routes import resolve
 from triggers.simulation.scenario import Crowd, GenerateSpec, Scenario
@@ -59,6 +71,11 @@ class _World:
     thresholds: dict[str, frozenset[int]]
     """Venue id → the DWELL thresholds this world's campaigns asked for (+ the venue's)."""
     ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+    policy: TenantPolicy | None = None
+    """The world's tenant policy; ``None``: the scenario's."""
+    book: FeedbackBook = field(default_factory=FeedbackBook)
+    """Feedback counts the learning options read (filled by the response model)."""
+    responses: ResponseTally = field(default_factory=ResponseTally)
 
     def sees(self, event: PresenceEvent) -> bool:
         """DWELL events at thresholds only another world asked for are not this world's:
@@ -167,16 +184,72 @@ class _Profiles:
 
 def _worlds(
     scenario: Scenario, candidate: Campaign | None
-) -> tuple[list[_World], BacktestTally | None]:
-    """The live world, and with ``candidate`` the shadow world that back-tests it (the
-    live campaigns with the candidate added, or replacing its namesake) and its tally."""
-    live = list(scenario.spec.campaigns)
+) -> tuple[list[_World], BacktestTally | None, _World | None]:
+    """The live world; with ``candidate`` the shadow world that back-tests it (the live
+    campaigns with the candidate added, or replacing its namesake) and its tally; with
+    the scenario's ``compare``, the compared policy's world (last)."""
+    spec = scenario.spec
+    live = list(spec.campaigns)
     worlds = [_World(CampaignIndex(live), dwell_thresholds(live, scenario.venues))]
-    if candidate is None:
-        return worlds, None
-    shadow = [c for c in live if c.id != candidate.id] + [candidate]
-    worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, scenario.venues)))
-    return worlds, BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+    tally = None
+    if candidate is not None:
+        shadow = [c for c in live if c.id != candidate.id] + [candidate]
+        worlds.append(_World(CampaignIndex(shadow), dwell_thresholds(shadow, scenario.venues)))
+        tally = BacktestTally(candidate.id, replaces_live=len(shadow) == len(live))
+    compared = None
+    if spec.compare is not None:
+        campaigns = list(spec.compare.campaigns if spec.compare.campaigns is not None else live)
+        compared = _World(CampaignIndex(campaigns), dwell_thresholds(campaigns, scenario.venues),
+                          policy=spec.compare_policy().tenant())
+        worlds.append(compared)
+    return worlds, tally, compared
+
+
+@dataclass(slots=True)
+class _Responder:
+    """Draws each push's open and click (``response`` in the scenario) and feeds them
+    back to the world's ledger and feedback book, as the service's feedback would."""
+
+    model: ResponseModel
+    seed: int
+    tz: tzinfo
+    crowd_traits: list[Traits | None]
+    crowd_of: dict[str, int]
+
+    def traits(self, user_id: str) -> Traits:
+        given = self.model.users.get(user_id)
+        if given is not None:
+            return given
+        crowd = self.crowd_of.get(user_id)
+        found = None if crowd is None else self.crowd_traits[crowd]
+        return found if found is not None else self.model.traits
+
+    def __call__(self, world: _World, event: PresenceEvent, decision: Decision,
+                 profile: Profile, now: float) -> None:
+        chosen = decision.chosen
+        if chosen is None:
+            return
+        user_id, book, model = decision.user_id, world.book, self.model
+        zone = profile.attributes.timezone
+        local = datetime.fromtimestamp(now, ZoneInfo(zone) if zone else self.tz)
+        response = respond(
+            model, self.traits(user_id), seed=self.seed, user_id=user_id,
+            delivery_key=idempotency_key(event, chosen.campaign_id), channel=chosen.channel,
+            tags=tags_of(model, chosen.campaign_id, chosen.variant_id),
+            minute=local.hour * 60 + local.minute,
+            recent=book.recent_engagement(user_id, now - model.fatigue_window_s).trials,
+        )
+        push = book.record_send(user_id, chosen.campaign_id, chosen.variant_id, chosen.channel,
+                                now)
+        world.responses.add(chosen.campaign_id, chosen.variant_id, response)
+        if response.clicked:
+            book.record_click(push)
+            world.ledger.record_feedback(user_id, FeedbackKind.CLICKED)
+        elif response.opened:
+            book.record_open(push)
+            world.ledger.record_feedback(user_id, FeedbackKind.OPENED)
+        else:
+            world.ledger.record_feedback(user_id, FeedbackKind.IGNORED)
 
 
 def _user_ids(scenario: Scenario, devs: Sequence[Device]) -> set[str]:
@@ -205,6 +278,7 @@ class _Decider:
     tenant: TenantPolicy
     zone: str
     keep_records: bool
+    responder: _Responder | None = None
 
     def __call__(self, events: Sequence[PresenceEvent], now: float) -> None:
         result, keep_records = self.result, self.keep_records
@@ -219,10 +293,13 @@ class _Decider:
                 if not world.sees(event):
                     decided.append(None)
                     continue
-                decision = decide(event, profile, world.index, venue, self.tenant, world.ledger,
-                                  now)
+                decision = decide(event, profile, world.index, venue,
+                                  world.policy or self.tenant, world.ledger, now,
+                                  signals=world.book)
                 for entry in decision.ledger_entries():
                     world.ledger.record(entry)
+                if self.responder is not None:
+                    self.responder(world, event, decision, profile, now)
                 decided.append(decision)
                 if k == 0:
                     _record(result, event, decision, keep_records)
@@ -231,7 +308,7 @@ class _Decider:
             self.profiles.learn(event, self.venues, now, self.zone)
 
 
-def simulate(
+def simulate(  # noqa: PLR0915 - the run, step by step (responder and slot feed both)
     scenario: Scenario,
     *,
     candidate: Campaign | None = None,
@@ -248,7 +325,7 @@ def simulate(
     tz = spec.tz
     by_id = scenario.venues_by_id
     tenant: TenantPolicy = spec.policy.tenant()
-    worlds, tally = _worlds(scenario, candidate)
+    worlds, tally, compared = _worlds(scenario, candidate)
     presence = spec.policy.presence.build().with_venues(
         ((v.id, v.dwell_s) for v in scenario.venues),
         {vid: tuple(sorted(set().union(*(w.thresholds[vid] for w in worlds))))
@@ -275,7 +352,10 @@ def simulate(
         open_visits=0,
     )
     state = new_state()
-    handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records)
+    responder = None if spec.response is None else _Responder(
+        spec.response, spec.seed, tz, [c.traits for c in spec.users], crowd_of)
+    handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records,
+                      responder)
     feed = slot_feed([c for w in worlds for c in w.index.active_of_kind("scheduled")],
                      [profiles(u) for u in sorted(user_ids)], tenant, begin, end)
     slots = SlotDecider(result, worlds, tally, profiles, tenant, keep_records)
@@ -312,7 +392,22 @@ def simulate(
     result.open_visits = sum(len(v) for v in state.visits.values())
     if tally is not None:
         result.backtest = tally.report()
+    if spec.response is not None:
+        other = None if spec.compare is None else spec.compare.name
+        result.response = _response_report(spec.response.policy_name, worlds[0], other,
+                                           compared)
     return result
+
+
+def _response_report(name: str, live: _World, other_name: str | None,
+                     other: _World | None) -> dict[str, Any]:
+    """Opens, clicks and CTR per policy, campaign and variant; the lift over ``other``."""
+    policies = {name: live.responses.report()}
+    report: dict[str, Any] = {"policies": policies}
+    if other is not None and other_name is not None:
+        policies[other_name] = other.responses.report()
+        report["lift"] = lift_report(name, live.responses, other_name, other.responses)
+    return report
 
 
 def _end_hint(scenario: Scenario, devs: Sequence[Device]) -> float:

@@ -129,6 +129,8 @@ class SimulationResult:
     tracks: dict[str, Track]
     open_visits: int
     backtest: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    """Opens, clicks, CTR and lift drawn by the scenario's response model (if it has one)."""
     expectations: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -147,7 +149,7 @@ class SimulationResult:
             }
             for day, hist in sorted(days.items())
         }
-        return {
+        out: dict[str, Any] = {
             "scenario": self.name,
             "start": iso(self.start, self.tz),
             "end": iso(self.end, self.tz),
@@ -164,6 +166,9 @@ class SimulationResult:
             "suppressions_by_reason": dict(sorted(s.suppressions.items())),
             "pushes_per_user_per_day": per_user_day,
         }
+        if self.response is not None:
+            out["response"] = self.response
+        return out
 
     def to_json_obj(self) -> dict[str, Any]:
         tz = self.tz

@@ -22,7 +22,9 @@ Extensions to DESIGN's example, all optional:
   plus ``start`` (a time) or ``start_offset_s`` (after the scenario start) and
   ``approach_deg``; the route grammar is in :mod:`triggers.simulation.routes`;
 - ``users``: generated crowds ``{count, id_prefix, profile, start_spread_s, generate}``;
-- ``expect`` kinds: see :class:`Expect`.
+- ``expect`` kinds: see :class:`Expect`;
+- ``response`` (latent traits and the response model) and ``compare`` (a second policy
+  on the same events): see :mod:`triggers.simulation.response`; ``users[].traits``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from triggers.decisions.models import (
 from triggers.decisions.records import Reason
 from triggers.presence_policy import PresencePolicy
 from triggers.simulation.errors import SimulationError
+from triggers.simulation.response import Compare, ResponseModel, Traits
 from triggers.simulation.routes import Leg, check_legs, parse_leg
 from triggers.trajectory import PingColumns
 from venues.model import Venue
@@ -157,6 +160,8 @@ class Crowd(_Frozen):
     start_spread_s: float = Field(default=0.0, ge=0)
     """Each user starts at a uniformly drawn offset in [0, start_spread_s)."""
     generate: GenerateSpec
+    traits: Traits | None = None
+    """The crowd's latent traits for the ``response`` model (every user the same)."""
 
     def user_id(self, n: int) -> str:
         return f"{self.id_prefix}{n:0{len(str(self.count))}d}"
@@ -256,6 +261,15 @@ class ScenarioSpec(_Frozen):
     trajectories: tuple[TrajectoryEntry, ...] = ()
     users: Annotated[tuple[Crowd, ...], BeforeValidator(_as_list)] = ()
     expect: tuple[Expect, ...] = ()
+    response: ResponseModel | None = None
+    """Latent traits and the response model: ``simulate`` draws opens and clicks."""
+    compare: Compare | None = None
+    """A second policy decided on the same events, for the response's CTR lift."""
+
+    def compare_policy(self) -> ScenarioPolicy:
+        """The compared world's policy: the scenario's with ``compare.policy`` applied."""
+        overrides = {} if self.compare is None else self.compare.policy
+        return ScenarioPolicy.model_validate({**self.policy.model_dump(), **overrides})
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioSpec:
@@ -270,6 +284,13 @@ class ScenarioSpec(_Frozen):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate campaign ids {dup}")
+        if self.compare is not None:
+            if self.response is None:
+                raise ValueError("compare needs a response model to compare CTRs")
+            try:
+                self.compare_policy()
+            except ValueError as exc:
+                raise ValueError(f"compare.policy: {exc}") from exc
         return self
 
     @property

@@ -14,6 +14,7 @@ from server.store.base import (
     KeyedEntry,
     LedgerSnapshot,
     NewDelivery,
+    PushFeedback,
 )
 from server.store.roles.catalog import CatalogSource
 from server.store.roles.tenants import TenantDirectory
@@ -55,6 +56,13 @@ class BatchTx(Protocol):
     ) -> LedgerSnapshot:
         """The locked users' (or ``users``', locked ones) ledger entries with
         ``at >= since`` (by ``at``, then recording order) and their ignored streaks."""
+        ...
+
+    async def load_push_feedback(
+        self, since: float, users: Sequence[str] | None = None
+    ) -> tuple[PushFeedback, ...]:
+        """The locked users' (or ``users``', locked ones) sent pushes created at or after
+        ``since``, by user (code point order) then time, and whether each was opened."""
         ...
 
     async def insert_pings(self, pings: PingBatch, *, received_at: float) -> int:

@@ -120,6 +120,11 @@ class OutboxStore(TenantDirectory, Protocol):
         """The campaign's decisions, deliveries, feedback and conversions, aggregated."""
         ...
 
+    async def channel_open_counts(self, tenant_id: str, since: float) -> dict[str, tuple[int, int]]:
+        """Per channel: the tenant's sent pushes created at or after ``since``, and how
+        many of them were opened (``opened``, ``clicked`` or ``converted``)."""
+        ...
+
     async def delivery_timeline(
         self, tenant_id: str, campaign_id: str, *, bucket_s: float
     ) -> list[tuple[float, str, str, int]]:

@@ -18,7 +18,7 @@ from server.store import Store
 from server.tenant_core import TenantCores
 from tests.decisions.builders import HELSINKI, at, campaign
 from tests.server.scheduled.builders import CAMPAIGN, HELSINKI_MOTHERS, TENANT, setup_case
-from triggers.decisions.learned import LearnedFacts
+from triggers.decisions.predicted import LearnedFacts
 from triggers.learning.scoring import SendTimeScorer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

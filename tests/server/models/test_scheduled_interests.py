@@ -13,7 +13,7 @@ from server.store import Store
 from server.tenant_core import TenantCores
 from tests.decisions.builders import at, campaign
 from tests.server.scheduled.builders import HELSINKI_MOTHERS, TENANT, setup_case
-from triggers.decisions.learned import LearnedFacts
+from triggers.decisions.predicted import LearnedFacts
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

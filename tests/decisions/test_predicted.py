@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from tests.decisions.builders import FORUM, at, campaign, event, profile, reasons, venue
 from triggers.decisions import CampaignIndex, InMemoryLedger, decide
-from triggers.decisions.learned import LearnedFacts, learned_campaigns, learned_unmet
 from triggers.decisions.models import TenantPolicy
+from triggers.decisions.predicted import LearnedFacts, learned_campaigns, learned_unmet
 
 SATURDAY_2PM = at("2026-11-28 14:00")
 BABY_FAIR = {"audience": {"interests": {"mother_baby": {"min": 0.6}}}}
