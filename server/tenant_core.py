@@ -45,7 +45,7 @@ from triggers.decisions import (
     selector_matches,
 )
 from triggers.decisions.models import Campaign
-from triggers.decisions.predicted import LearnedFacts, learned_campaigns, learned_unmet
+from triggers.decisions.predicted import LearnedFacts, LearnedMisses, learned_campaigns
 from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
 from triggers.learning.signals import Signals
@@ -161,28 +161,31 @@ class LearnedSource(Protocol):
     async def view(self, tenant_id: str, now: float) -> LearnedView: ...
 
 
-Learned = tuple[tuple[Campaign, ...], "LearnedView | None"]
+Learned = tuple[Mapping[str, Campaign], "LearnedView | None"]
 """The tenant's campaigns with conditions on learned predictions, and the promoted
 models' view (``None``: no campaign needs it, or the service holds no models)."""
-NO_LEARNED: Learned = ((), None)
+NO_LEARNED: Learned = (MappingProxyType({}), None)
 
 
 async def learned_for(cores: TenantCores, core: TenantCore, now: float) -> Learned:
     """What a round of decisions needs of the learned models: read before the round's
     transaction (the view may load a newly promoted model)."""
-    campaigns = learned_campaigns(core.campaigns.campaigns)
+    campaigns = {c.id: c for c in learned_campaigns(core.campaigns.campaigns)}
     if not campaigns or cores.learned is None:
         return campaigns, None
     return campaigns, await cores.learned.view(core.tenant_id, now)
 
 
 def learned_unmet_of(learned: Learned, user_id: str,
-                     now: float) -> dict[str, tuple[Reason, str]] | None:
-    """``decide``'s ``learned_unmet`` for one user (``None`` when no campaign asks)."""
+                     now: float) -> Mapping[str, tuple[Reason, str]] | None:
+    """``decide``'s ``learned_unmet`` for one user (``None`` when no campaign asks),
+    computed for the campaigns ``decide`` asks about only."""
     campaigns, view = learned
     if not campaigns:
         return None
-    return learned_unmet(campaigns, view.facts(user_id, now) if view else LearnedFacts())
+    if view is None:
+        return LearnedMisses(campaigns, LearnedFacts)
+    return LearnedMisses(campaigns, lambda: view.facts(user_id, now))
 
 
 class TenantCores:

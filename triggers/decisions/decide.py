@@ -95,7 +95,7 @@ _SENT = Reason.SENT
 
 # The seven positional parameters are the documented contract the service and the
 # simulator call with; bundling them would only move the same list elsewhere.
-def decide(  # noqa: PLR0917
+def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
     event: EventLike,
     profile: Profile,
     campaigns: CampaignIndex,
@@ -117,7 +117,8 @@ def decide(  # noqa: PLR0917
     (skipped as ``behaviour_condition_unmet`` before any other check).
     ``learned_unmet``: campaign id → (reason, detail) for the campaigns whose conditions
     on learned predictions the user misses
-    (:func:`triggers.decisions.predicted.learned_unmet`), skipped likewise. ``signals``:
+    (:func:`triggers.decisions.predicted.learned_unmet`), skipped with that reason when
+    every other rule would let the campaign through (a score is looked up only then). ``signals``:
     the feedback counts of the learning options (``triggers.decisions.learned``). Reads
     ``ledger`` and ``signals`` and never writes them. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
@@ -153,15 +154,21 @@ def decide(  # noqa: PLR0917
         lines = []
         add = lines.append
         for rules in candidates:
-            if (behaviour_unmet or learned_unmet) and (
-                    skipped := _callers_skip(rules.id, behaviour_unmet, learned_unmet)):
-                add(skipped)
+            if behaviour_unmet and rules.id in behaviour_unmet:
+                add(Considered(rules.id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
+                               detail=behaviour_unmet[rules.id]))
                 continue
             # Most lines are audience misses: checked here, saving a call per candidate.
             blocked = (not rules.audience_free and _audience_miss(facts, rules)) or (
                 _later_block(facts, rules)
             )
             if isinstance(blocked, str):
+                # Learned conditions last: only a campaign the user is otherwise
+                # eligible for pays for a score lookup.
+                miss = learned_unmet.get(rules.id) if learned_unmet else None
+                if miss is not None:
+                    add(Considered(rules.id, _SKIPPED, miss[0], detail=miss[1]))
+                    continue
                 eligible.append((len(lines), rules, blocked))
                 add(None)
             else:
@@ -201,18 +208,6 @@ def _untargeted(
         if release is not None:
             return candidates, release
     return candidates, now
-
-
-def _callers_skip(campaign_id: str, behaviour_unmet: Mapping[str, str] | None,
-                  learned_unmet: Mapping[str, tuple[Reason, str]] | None) -> Considered | None:
-    """The line of a campaign the caller found unmet (behaviour first, then learned)."""
-    if behaviour_unmet and campaign_id in behaviour_unmet:
-        return Considered(campaign_id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
-                          detail=behaviour_unmet[campaign_id])
-    if learned_unmet and campaign_id in learned_unmet:
-        reason, detail = learned_unmet[campaign_id]
-        return Considered(campaign_id, _SKIPPED, reason, detail=detail)
-    return None
 
 
 def _item_context(event: EventLike) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ campaigns the user misses and why, for ``decide``'s ``learned_unmet``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from triggers.decisions.models import Campaign, InterestThreshold
@@ -50,19 +50,73 @@ def interest_miss(thresholds: Mapping[str, InterestThreshold],
     return None
 
 
+def campaign_miss(campaign: Campaign, facts: LearnedFacts) -> LearnedMiss | None:
+    """Why the user misses the campaign's learned conditions (interests first, then the
+    chance of opening), or ``None``."""
+    if campaign.audience.interests:
+        why = interest_miss(campaign.audience.interests, facts.interests)
+        if why is not None:
+            return Reason.INTEREST_BELOW_THRESHOLD, why
+    least = campaign.min_open_chance
+    if least is not None and facts.open_chance is not None and facts.open_chance < least:
+        return (Reason.UNLIKELY_TO_OPEN,
+                f"chance of opening now {facts.open_chance:.2f} below {least:.2f}")
+    return None
+
+
 def learned_unmet(campaigns: Iterable[Campaign], facts: LearnedFacts) -> dict[str, LearnedMiss]:
-    """Campaign id → (reason, detail) for the campaigns whose learned conditions the user
-    misses (interests first, then the chance of opening)."""
+    """Campaign id → (reason, detail) for every campaign whose learned conditions the
+    user misses."""
     out: dict[str, LearnedMiss] = {}
     for campaign in campaigns:
-        if campaign.audience.interests:
-            why = interest_miss(campaign.audience.interests, facts.interests)
-            if why is not None:
-                out[campaign.id] = (Reason.INTEREST_BELOW_THRESHOLD, why)
-                continue
-        least = campaign.min_open_chance
-        if least is not None and facts.open_chance is not None and facts.open_chance < least:
-            out[campaign.id] = (Reason.UNLIKELY_TO_OPEN,
-                                f"chance of opening now {facts.open_chance:.2f} "
-                                f"below {least:.2f}")
+        miss = campaign_miss(campaign, facts)
+        if miss is not None:
+            out[campaign.id] = miss
     return out
+
+
+class LearnedMisses(Mapping[str, LearnedMiss]):
+    """:func:`learned_unmet` computed only for the campaigns ``decide`` asks about (its
+    candidates), with the user's facts looked up once, on the first question: a decision
+    costs its candidates' checks, not one per campaign of the tenant."""
+
+    def __init__(self, by_id: Mapping[str, Campaign],
+                 facts: Callable[[], LearnedFacts]) -> None:
+        self._by_id = by_id
+        self._facts_of = facts
+        self._facts: LearnedFacts | None = None
+        self._seen: dict[str, LearnedMiss | None] = {}
+
+    def _miss(self, campaign_id: str) -> LearnedMiss | None:
+        if campaign_id in self._seen:
+            return self._seen[campaign_id]
+        campaign = self._by_id.get(campaign_id)
+        miss = None
+        if campaign is not None:
+            if self._facts is None:
+                self._facts = self._facts_of()
+            miss = campaign_miss(campaign, self._facts)
+        self._seen[campaign_id] = miss
+        return miss
+
+    def get(self, campaign_id: str, default: object = None) -> LearnedMiss | None:  # type: ignore[override]
+        """The campaign's miss, or ``None`` (one lookup: ``decide``'s question)."""
+        return self._miss(campaign_id)
+
+    def __getitem__(self, campaign_id: str) -> LearnedMiss:
+        miss = self._miss(campaign_id)
+        if miss is None:
+            raise KeyError(campaign_id)
+        return miss
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return isinstance(campaign_id, str) and self._miss(campaign_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (cid for cid in self._by_id if self._miss(cid) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_id)
