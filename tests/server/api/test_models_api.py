@@ -57,3 +57,10 @@ async def test_an_unknown_model_kind_is_refused_naming_the_field(
         api: Api, method: str, path: str, body: Any, field: str) -> None:
     _, answer = await api.call(method, path, role=Role.MANAGER, json_body=body, expect=422)
     assert answer["error"]["field"] == field
+
+
+async def test_a_tenant_without_events_gets_versions_that_are_not_promoted(api: Api) -> None:
+    _, trained = await api.call("POST", "/v1/models/train", role=Role.MANAGER,
+                                json_body={"kinds": ["interests", "sendtime"]}, expect=200)
+    assert [(m["kind"], m["promoted"], m["evaluation"]["events"])
+            for m in trained["models"]] == [("interests", False, 0), ("sendtime", False, 0)]
