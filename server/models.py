@@ -44,7 +44,6 @@ from server.store.roles.models import (
     ModelStore,
     TrainingCursor,
 )
-from triggers.decisions.predicted import LearnedFacts
 from triggers.learning import interests, sendtime
 from triggers.learning.coding import Vocabulary, kind_codes
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
@@ -222,14 +221,37 @@ class TenantModels:
         shift = round(_offset_h(tz, at) - _offset_h(self.zone, at))
         return [float(profile[(hour - shift) % 24]) for hour in range(24)]
 
-    def facts(self, user_id: str, now: float) -> LearnedFacts:
-        """The user's predicted interests and chance of opening at ``now``."""
-        chance = None
-        if self.sendtime is not None:
-            hour = datetime.datetime.fromtimestamp(now, ZoneInfo(self.zone)).hour
-            chance = self.sendtime.open_chance(user_id, hour)
-        scores = None if self.interests is None else self.interests.scores(user_id)
-        return LearnedFacts(scores, chance)
+    def facts(self, user_id: str, now: float) -> _UserPredictions:
+        """The user's predicted interests and chance of opening at ``now``, each looked
+        up on its first read."""
+        return _UserPredictions(self, user_id, now)
+
+
+class _UserPredictions:
+    """One user's predictions at one time, each computed when first read."""
+
+    __slots__ = ("_at", "_chance", "_models", "_scores", "_user")
+
+    def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
+        self._models, self._user, self._at = models, user_id, at
+        self._scores: dict[str, float] | bool | None = False
+        self._chance: float | bool | None = False
+
+    @property
+    def interests(self) -> dict[str, float] | None:
+        if self._scores is False:
+            scorer = self._models.interests
+            self._scores = None if scorer is None else scorer.scores(self._user)
+        return self._scores if not isinstance(self._scores, bool) else None
+
+    @property
+    def open_chance(self) -> float | None:
+        if self._chance is False:
+            send = self._models.sendtime
+            self._chance = None if send is None else send.open_chance(
+                self._user, datetime.datetime.fromtimestamp(
+                    self._at, ZoneInfo(self._models.zone)).hour)
+        return self._chance if not isinstance(self._chance, bool) else None
 
 
 class ModelCache:

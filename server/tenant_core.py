@@ -45,7 +45,12 @@ from triggers.decisions import (
     selector_matches,
 )
 from triggers.decisions.models import Campaign
-from triggers.decisions.predicted import LearnedFacts, LearnedMisses, learned_campaigns
+from triggers.decisions.predicted import (
+    LearnedFacts,
+    LearnedMisses,
+    UserFacts,
+    learned_campaigns,
+)
 from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
 from triggers.learning.signals import Signals
@@ -147,7 +152,7 @@ def _campaign_dwell_thresholds(
 class LearnedView(Protocol):
     """What a tenant's promoted models predict for a user at a time (a snapshot)."""
 
-    def facts(self, user_id: str, now: float) -> LearnedFacts: ...
+    def facts(self, user_id: str, now: float) -> UserFacts: ...
 
     def local_profile(self, user_id: str, tz: str, at: float) -> Sequence[float] | None:
         """The user's engagement at each local hour 0-23 of ``tz`` around ``at``, or

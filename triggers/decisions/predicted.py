@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from triggers.decisions.models import Campaign, InterestThreshold
 from triggers.decisions.records import Reason
@@ -28,6 +29,17 @@ class LearnedFacts:
 
     interests: Mapping[str, float] | None = None
     open_chance: float | None = None
+
+
+class UserFacts(Protocol):
+    """What a check reads of a user's predictions (:class:`LearnedFacts`, or a view that
+    computes each on first read)."""
+
+    @property
+    def interests(self) -> Mapping[str, float] | None: ...
+
+    @property
+    def open_chance(self) -> float | None: ...
 
 
 def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
@@ -50,7 +62,7 @@ def interest_miss(thresholds: Mapping[str, InterestThreshold],
     return None
 
 
-def campaign_miss(campaign: Campaign, facts: LearnedFacts) -> LearnedMiss | None:
+def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
     """Why the user misses the campaign's learned conditions (interests first, then the
     chance of opening), or ``None``."""
     if campaign.audience.interests:
@@ -64,7 +76,7 @@ def campaign_miss(campaign: Campaign, facts: LearnedFacts) -> LearnedMiss | None
     return None
 
 
-def learned_unmet(campaigns: Iterable[Campaign], facts: LearnedFacts) -> dict[str, LearnedMiss]:
+def learned_unmet(campaigns: Iterable[Campaign], facts: UserFacts) -> dict[str, LearnedMiss]:
     """Campaign id → (reason, detail) for every campaign whose learned conditions the
     user misses."""
     out: dict[str, LearnedMiss] = {}
@@ -81,10 +93,10 @@ class LearnedMisses(Mapping[str, LearnedMiss]):
     costs its candidates' checks, not one per campaign of the tenant."""
 
     def __init__(self, by_id: Mapping[str, Campaign],
-                 facts: Callable[[], LearnedFacts]) -> None:
+                 facts: Callable[[], UserFacts]) -> None:
         self._by_id = by_id
         self._facts_of = facts
-        self._facts: LearnedFacts | None = None
+        self._facts: UserFacts | None = None
         self._seen: dict[str, LearnedMiss | None] = {}
 
     def _miss(self, campaign_id: str) -> LearnedMiss | None:
