@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import logging
 import os
 import tempfile
@@ -249,8 +250,7 @@ class _UserPredictions:
         if self._chance is False:
             send = self._models.sendtime
             self._chance = None if send is None else send.open_chance(
-                self._user, datetime.datetime.fromtimestamp(
-                    self._at, ZoneInfo(self._models.zone)).hour)
+                self._user, _local_hour(self._models.zone, int(self._at) // 900))
         return self._chance if not isinstance(self._chance, bool) else None
 
 
@@ -311,6 +311,13 @@ def _sendtime_scorer(blob: bytes) -> tuple[SendTimeScorer, frozenset[str]]:
     enough = frozenset(u for u, n in zip(users, counts.tolist(), strict=False)
                        if n >= MIN_SENDTIME_EVENTS)
     return SendTimeScorer.build(model, users), enough
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_hour(zone: str, quarter: int) -> int:
+    """The hour in ``zone`` of the quarter hour ``quarter`` (epoch seconds // 900): zone
+    offsets are whole quarter hours, so one lookup serves a quarter of an hour."""
+    return datetime.datetime.fromtimestamp(quarter * 900, ZoneInfo(zone)).hour
 
 
 def _offset_h(tz: str, at: float) -> float:
