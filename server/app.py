@@ -28,6 +28,7 @@ from server.api import (
     events_routes,
     ingest_routes,
     manage_routes,
+    model_routes,
     service_routes,
     venue_routes,
 )
@@ -62,6 +63,7 @@ from server.group_commit import GroupCommitter
 from server.learner import ProfileLearner, ended_visits
 from server.logs import FailureLog, request_id_middleware
 from server.metrics import Metrics
+from server.models import ModelCache, training_loop
 from server.openapi import build_openapi
 from server.outbox.dispatcher import inbox_message
 from server.outbox.metrics import OutboxMetrics
@@ -96,6 +98,7 @@ OPERATIONS: list[Operation] = [
     *delivery_routes.OPERATIONS,
     *service_routes.OPERATIONS,
     *events_routes.OPERATIONS,
+    *model_routes.OPERATIONS,
 ]
 
 
@@ -173,6 +176,7 @@ def create_app(
         app.cleanup_ctx.append(_timer_ctx)
         app.cleanup_ctx.append(_arm_stats_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
+    app.cleanup_ctx.append(_models_ctx)
     app.on_shutdown.append(_close_streams)
     return app
 
@@ -372,6 +376,25 @@ async def _running(loop: Awaitable[None], name: str) -> AsyncIterator[None]:
 
 async def _timer_ctx(app: web.Application) -> AsyncIterator[None]:
     async with _running(_timer_loop(app), "geopush-timers"):
+        yield
+
+
+async def _models_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The promoted models held for the decision path, and the training schedule
+    (``model_training_interval_s``; 0 keeps it off)."""
+    cache = ModelCache(app[STORE])
+    app[model_routes.MODEL_CACHE] = cache
+    app[CORES].learned = cache
+    interval = app[SETTINGS].model_training_interval_s
+    if not interval:
+        yield
+        return
+
+    async def trained(tenant_id: str) -> None:
+        await cache.refresh(tenant_id, app[CLOCK]())
+
+    async with _running(training_loop(app[STORE], app[CLOCK], interval, trained),
+                        "geopush-training"):
         yield
 
 

@@ -13,7 +13,7 @@ from typing import Protocol
 from server.logs import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
-from server.tenant_core import TenantCore, TenantCores
+from server.tenant_core import TenantCore, TenantCores, learned_for, learned_unmet_of
 from triggers.behaviour.events import BehaviourEvent
 from triggers.behaviour.profile import with_behaviour
 from triggers.behaviour.rules import DEFAULT_TAG_RULES
@@ -91,6 +91,7 @@ async def fire_behaviour_triggers(
         return TriggerRound()
     core = await cores.get(store, tenant_id)
     rules = await store.get_tag_rules(tenant_id) or DEFAULT_TAG_RULES
+    learned = await learned_for(cores, core, now)
     async with store.batch(tenant_id, sorted({p.user_id for p in due}),
                            skip_locked=True) as tx:
         claimed = set(tx.user_ids)
@@ -110,7 +111,8 @@ async def fire_behaviour_triggers(
                                      or Profile(user_id=trigger.user_id),
                                      features.get(trigger.user_id), rules, now)
             decision = decide(BehaviourOccasion.of(trigger), profile, core.campaigns, None,
-                              core.policy, ledger, now, campaign_id=trigger.campaign_id)
+                              core.policy, ledger, now, campaign_id=trigger.campaign_id,
+                              learned_unmet=learned_unmet_of(learned, trigger.user_id, now))
             decisions.append(decision)
             rows.add(trigger, decision, ledger)
         created = await rows.write(tx)

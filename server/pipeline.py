@@ -68,7 +68,14 @@ from server.logs import FailureLog
 from server.scheduler import RoundResult, ScheduleStore, schedule_round
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
-from server.tenant_core import TenantCore, TenantCores
+from server.tenant_core import (
+    NO_LEARNED,
+    Learned,
+    TenantCore,
+    TenantCores,
+    learned_for,
+    learned_unmet_of,
+)
 from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
 from triggers.errors import TriggerError
@@ -173,6 +180,7 @@ async def ingest_parts(
         return [IngestResult() for _ in parts]
     pings = parts[0] if len(parts) == 1 else PingBatch.concat(list(parts))
     verdicts = np.zeros(len(pings), dtype=np.int8)
+    learned = await learned_for(cores, core, now)
     async with store.batch(tenant_id, sorted(owner)) as tx:
         state = await _load_state(tx)
         try:
@@ -186,7 +194,7 @@ async def ingest_parts(
         await tx.insert_pings(pings, received_at=now)
         result = await _settle(tx, core, state, _merge(events, more), now,
                                signals=cores.signals(tenant_id),
-                               behaviour=_behaviour_role(store))
+                               behaviour=_behaviour_role(store), learned=learned)
     if len(parts) == 1:
         return [result]
     return _split(result, parts, part_users, owner, verdicts)
@@ -253,6 +261,7 @@ async def fire_timers(
     due = await store.due_users(tenant_id, now, limit)
     if not due:
         return IngestResult()
+    learned = await learned_for(cores, core, now)
     async with store.batch(tenant_id, due, skip_locked=True) as tx:
         if not tx.user_ids:
             return IngestResult()
@@ -263,7 +272,8 @@ async def fire_timers(
         except (TriggerError, GeoError) as exc:
             raise PipelineError(f"tenant {tenant_id}: timers refused: {exc}") from exc
         return await _settle(tx, core, state, events, now,
-                             signals=cores.signals(tenant_id), behaviour=_behaviour_role(store))
+                             signals=cores.signals(tenant_id), behaviour=_behaviour_role(store),
+                             learned=learned)
 
 
 async def fire_all_timers(
@@ -407,11 +417,14 @@ def _behaviour_role(store: IngestStore) -> BehaviourStore | None:
 async def _settle(
     tx: BatchTx, core: TenantCore, state: PresenceState, events: Sequence[PresenceEvent],
     now: float, *, signals: Signals | None = None, behaviour: BehaviourStore | None = None,
+    learned: Learned = NO_LEARNED,
 ) -> IngestResult:
     """Decide every event and write everything; the caller's ``async with`` commits.
     ``signals``: the tenant's cached feedback counts (``server.arm_stats``);
     ``behaviour``: where the users' behaviour events are read for the campaigns with an
-    ``also`` condition."""
+    ``also`` condition; ``learned``: the campaigns with conditions on learned
+    predictions and the promoted models' view
+    (:func:`server.tenant_core.learned_for`)."""
     tenant_id = tx.tenant_id
     # Only the users with events are decided: their profiles and ledger rows, not the
     # whole batch's (a group commit locks up to thousands of users).
@@ -442,9 +455,11 @@ async def _settle(
         profile = profiles.get(event.user_id) or Profile(user_id=event.user_id)
         unmet = unmet_conditions(also, recent.get(event.user_id, ()), event.at) if also \
             else None
+        learned_misses = learned_unmet_of(learned, event.user_id, now)
         try:
             decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
-                              behaviour_unmet=unmet, signals=signals)
+                              behaviour_unmet=unmet, learned_unmet=learned_misses,
+                              signals=signals)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)

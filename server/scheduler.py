@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 from collections import deque
@@ -50,14 +51,26 @@ from typing import Protocol, cast
 from server.behaviour_service import with_learned
 from server.store.base import DecisionRecord, KeyedEntry, NewDelivery, SlotCursor
 from server.store.roles import BehaviourStore, IngestStore, ProfileStore
-from server.tenant_core import TenantCore, TenantCores
+from server.tenant_core import (
+    NO_LEARNED,
+    Learned,
+    LearnedView,
+    TenantCore,
+    TenantCores,
+    learned_for,
+    learned_unmet_of,
+)
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
-from triggers.decisions.models import Campaign, TenantPolicy
+from triggers.decisions.best_time import TimeChoice, choose_time
+from triggers.decisions.models import BestTime, Campaign, TenantPolicy
 from triggers.decisions.records import Considered, Outcome, Reason
 from triggers.decisions.slots import Slot, SlotEvent, SlotState, open_slots, user_zone
 from triggers.errors import TriggerError
 
 log = logging.getLogger("geopush.scheduler")
+
+_OUTSIDE = frozenset({Reason.NOT_IN_AUDIENCE, Reason.INTEREST_BELOW_THRESHOLD})
+"""A slot's decisions with these reasons are not kept: the user is not in the audience."""
 
 LOOKBACK_S = 6 * 3600.0
 """How far before its grace period a round still looks for unsettled slots: a slot the
@@ -129,7 +142,8 @@ async def schedule_round(
         return result
     since = min(slot.at for slot, _, _ in work)
     cursors = await store.slot_cursors(tenant_id, since)
-    walk = _Walk(store, core, now, page_users, max(1, pages_in_flight), result)
+    walk = _Walk(store, core, now, page_users, max(1, pages_in_flight), result,
+                 await learned_for(cores, core, now))
     for slot, state, zone in work:
         cursor = cursors.get(cursor_id(slot, zone))
         if cursor is not None and cursor.done:
@@ -151,6 +165,7 @@ class _Walk:
     page_users: int
     in_flight: int
     result: RoundResult
+    learned: Learned = NO_LEARNED
 
     async def group(
         self, slot: Slot, state: SlotState, zone: str | None, after: str | None,
@@ -208,7 +223,7 @@ class _Walk:
             snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
             ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
             decisions, entries, outbox = _decide_page(core, slot, state, page, ledger=ledger,
-                                                      now=now)
+                                                      now=now, learned=self.learned)
             created = await tx.insert_deliveries(outbox) if outbox else []
             if entries:
                 await tx.insert_ledger(entries)
@@ -258,26 +273,47 @@ def _open_work(
     return work
 
 
+def _time_choice(best_time: BestTime | None, view: LearnedView | None, user_id: str,
+                 slot: Slot) -> TimeChoice | None:
+    """A ``best_time`` campaign's send time for the user (``None``: not one)."""
+    if best_time is None:
+        return None
+    profile = view.local_profile(user_id, slot.tz, slot.at) if view is not None else None
+    return choose_time(best_time, profile)
+
+
 def _decide_page(
     core: TenantCore, slot: Slot, state: SlotState, page: Sequence[Profile], *,
-    ledger: InMemoryLedger, now: float,
+    ledger: InMemoryLedger, now: float, learned: Learned = NO_LEARNED,
 ) -> tuple[list[DecisionRecord], list[KeyedEntry], list[NewDelivery]]:
-    """The rows a page writes: decisions, ledger entries and pushes (pure work)."""
+    """The rows a page writes: decisions, ledger entries and pushes (pure work). A user
+    outside the audience (its tags or, with ``audience.interests``, its predicted
+    interests) leaves no row."""
     tenant_id = core.tenant_id
     decisions: list[DecisionRecord] = []
     entries: list[KeyedEntry] = []
     outbox: list[NewDelivery] = []
+    best = core.campaigns.rules_for(slot.campaign_id, "scheduled")
+    best_time = best[0].campaign.trigger.scheduled.best_time \
+        if best and best[0].campaign.trigger.scheduled is not None else None
     for profile in page:
+        choice = _time_choice(best_time, learned[1], profile.user_id, slot)
+        if choice is not None and choice.local_time != slot.local[11:]:
+            continue  # this user's send time is another slot of the day
         event = SlotEvent.of(slot, profile.user_id)
         try:
             decision = decide(event, profile, core.campaigns, None, core.policy, ledger, now,
-                              campaign_id=slot.campaign_id)
+                              campaign_id=slot.campaign_id,
+                              learned_unmet=learned_unmet_of(learned, profile.user_id, now))
         except TriggerError:
             log.exception("tenant %s: slot %s: user %s not decided", tenant_id,
                           slot.slot_id, profile.user_id)
             continue
-        if not decision.considered or decision.considered[0].reason is Reason.NOT_IN_AUDIENCE:
+        if not decision.considered or decision.considered[0].reason in _OUTSIDE:
             continue
+        if choice is not None:
+            decision = dataclasses.replace(decision, notes=(choice.note, *(
+                n for n in decision.notes if not n.startswith("best_time:"))))
         key = scheduled_key(tenant_id, slot, profile.user_id)
         if state is SlotState.MISSED:
             decisions.append(DecisionRecord(key, _missed(decision, slot, now)))

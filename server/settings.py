@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     days of counts) and stay."""
     housekeeping_interval_s: float = Field(default=300.0, gt=0, le=86_400)
     """How often the housekeeping loop prunes old pings."""
+    model_training_interval_s: float = Field(default=0.0, ge=0, le=30 * 86_400)
+    """How often each tenant's interest and send-time models are retrained from its
+    stored behaviour events (``server.models``); 0, the default, trains only on
+    ``POST /v1/models/train``."""
     timer_interval_s: float = Field(default=1.0, gt=0, le=3600)
     """How often the background loop fires due DWELL / silence-EXIT timers. One second
     keeps DESIGN's "DWELL within 1 s of the threshold" promise on a live server."""

@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import shapely
 
@@ -52,6 +52,13 @@ from triggers.decisions import (
     history_horizon_s,
     selector_matches,
 )
+from triggers.decisions.predicted import (
+    LearnedFacts,
+    LearnedMisses,
+    UserFacts,
+    learned_campaigns,
+)
+from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
 from triggers.learning.signals import Signals
 from triggers.presence_policy import PresencePolicy
@@ -182,6 +189,50 @@ def _campaign_dwell_thresholds(
     return {vid: tuple(sorted(t)) for vid, t in wanted.items()}
 
 
+class LearnedView(Protocol):
+    """What a tenant's promoted models predict for a user at a time (a snapshot)."""
+
+    def facts(self, user_id: str, now: float) -> UserFacts: ...
+
+    def local_profile(self, user_id: str, tz: str, at: float) -> Sequence[float] | None:
+        """The user's engagement at each local hour 0-23 of ``tz`` around ``at``, or
+        ``None`` without a send-time model or enough of the user's data."""
+        ...
+
+
+class LearnedSource(Protocol):
+    """Where the decision path finds the promoted models (``server.models.ModelCache``)."""
+
+    async def view(self, tenant_id: str, now: float) -> LearnedView: ...
+
+
+Learned = tuple[Mapping[str, Campaign], "LearnedView | None"]
+"""The tenant's campaigns with conditions on learned predictions, and the promoted
+models' view (``None``: no campaign needs it, or the service holds no models)."""
+NO_LEARNED: Learned = (MappingProxyType({}), None)
+
+
+async def learned_for(cores: TenantCores, core: TenantCore, now: float) -> Learned:
+    """What a round of decisions needs of the learned models: read before the round's
+    transaction (the view may load a newly promoted model)."""
+    campaigns = {c.id: c for c in learned_campaigns(core.campaigns.campaigns)}
+    if not campaigns or cores.learned is None:
+        return campaigns, None
+    return campaigns, await cores.learned.view(core.tenant_id, now)
+
+
+def learned_unmet_of(learned: Learned, user_id: str,
+                     now: float) -> Mapping[str, tuple[Reason, str]] | None:
+    """``decide``'s ``learned_unmet`` for one user (``None`` when no campaign asks),
+    computed for the campaigns ``decide`` asks about only."""
+    campaigns, view = learned
+    if not campaigns:
+        return None
+    if view is None:
+        return LearnedMisses(campaigns, LearnedFacts)
+    return LearnedMisses(campaigns, lambda: view.facts(user_id, now))
+
+
 class TenantCores:
     """The per-tenant core cache of one process. Runs in the event loop.
 
@@ -210,6 +261,9 @@ class TenantCores:
         self._index_builder = index_builder
         self.builds = 0
         """Cores compiled so far (successive changes coalesce into fewer builds)."""
+        self.learned: LearnedSource | None = None
+        """The promoted models, when the service holds them: campaigns with conditions
+        on learned predictions read them (without, those conditions see no model)."""
         self._signals: dict[str, Signals] = {}
         """Tenant → the feedback counts its decisions read (``server.arm_stats``)."""
 

@@ -52,6 +52,7 @@ COMMANDS: tuple[Command, ...] = (
             "process partitions of the ping stream (partitioned mode, NATS JetStream)"),
     Command("cluster", "server.cli.cluster",
             "the partitioned mode's partitions: owners, lag, checkpoints"),
+    Command("model", "server.cli.model", "the learned model versions and their evaluation"),
 )
 
 SIGPIPE_STATUS = 128 + 13

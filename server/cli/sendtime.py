@@ -41,6 +41,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                          help="hours per user (default: 24, the whole profile)")
     predict.add_argument("--out", required=True, metavar="PRED.csv")
     predict.set_defaults(func=run_predict)
+    from server.cli import sendtime_preview  # noqa: PLC0415 - its own module, light
+
+    sendtime_preview.register(sub)
 
 
 def run_fit(args: argparse.Namespace) -> int:

@@ -89,7 +89,9 @@ from server.store.errors import (
     VenueHasChildrenError,
 )
 from server.store.memory_behaviour import BehaviourLog
+from server.store.memory_models import ModelShelf, training_page
 from server.store.roles.behaviour import BehaviourRecord
+from server.store.roles.models import ModelKind, ModelRecord, TrainingCursor, TrainingEvent
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
 from triggers.behaviour.triggers import PendingTrigger
@@ -212,6 +214,7 @@ class _Tenant:
     stream_user_epochs: dict[str, int] = field(default_factory=dict)
     """:func:`token_user_key` → the user's stream-token epoch (kept past erasure)."""
     behaviour: BehaviourLog = field(default_factory=BehaviourLog)
+    models: ModelShelf = field(default_factory=ModelShelf)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     slot_cursors: dict[str, SlotCursor] = field(default_factory=dict)
     """Scheduled slots' fan-out progress, by cursor id."""
@@ -926,6 +929,24 @@ class MemoryStore:
 
     async def due_users(self, tenant_id: str, now: float, limit: int) -> list[str]:
         return due_user_ids(self._r(tenant_id).presence, now, limit)
+
+    # -- models (server.store.roles.models; kept in memory_models) --------------------
+
+    async def add_model(self, tenant_id: str, kind: ModelKind, blob: bytes,
+                        evaluation: dict[str, Any], *, promote: bool) -> ModelRecord:
+        return self._t(tenant_id).models.add(tenant_id, kind, blob, evaluation,
+                                             promote=promote, now=self._clock())
+
+    async def list_models(self, tenant_id: str,
+                          kind: ModelKind | None = None) -> list[ModelRecord]:
+        return self._r(tenant_id).models.listing(kind)
+
+    async def promoted_model(self, tenant_id: str, kind: ModelKind) -> ModelRecord | None:
+        return self._r(tenant_id).models.promoted(kind)
+
+    async def training_events(self, tenant_id: str, *, after: TrainingCursor | None,
+                              limit: int) -> list[tuple[TrainingCursor, TrainingEvent]]:
+        return training_page(self._r(tenant_id).behaviour.by_user, after, limit)
 
     # -- behaviour (server.store.roles.behaviour) -------------------------------------
 

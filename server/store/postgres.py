@@ -54,7 +54,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from server.store import postgres_behaviour
+from server.store import postgres_behaviour, postgres_models
 from server.store.base import (
     OPENED_KINDS,
     BBox,
@@ -107,6 +107,7 @@ from server.store.errors import (
 from server.store.migrate import migrate, pending
 from server.store.pg_venue_cache import VenueCache
 from server.store.roles.behaviour import BehaviourRecord
+from server.store.roles.models import ModelKind, ModelRecord, TrainingCursor, TrainingEvent
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
 from triggers.behaviour.triggers import PendingTrigger
@@ -1321,6 +1322,32 @@ class PostgresStore:
             "SELECT user_id FROM presence WHERE tenant_id = $1 AND next_due_s <= $2"
             " ORDER BY next_due_s, user_id COLLATE \"C\" LIMIT $3", tenant_id, now, limit)
         return [r["user_id"] for r in rows]
+
+    # -- models (server.store.roles.models; statements in postgres_models) --------------
+
+    @_translated
+    async def add_model(self, tenant_id: str, kind: ModelKind, blob: bytes,
+                        evaluation: dict[str, Any], *, promote: bool) -> ModelRecord:
+        async with self._pool.acquire() as conn:
+            return await postgres_models.add(conn, tenant_id, kind, blob, evaluation,
+                                             promote=promote, now=self._clock())
+
+    @_translated
+    async def list_models(self, tenant_id: str,
+                          kind: ModelKind | None = None) -> list[ModelRecord]:
+        async with self._pool.acquire() as conn:
+            return await postgres_models.listing(conn, tenant_id, kind)
+
+    @_translated
+    async def promoted_model(self, tenant_id: str, kind: ModelKind) -> ModelRecord | None:
+        async with self._pool.acquire() as conn:
+            return await postgres_models.promoted(conn, tenant_id, kind)
+
+    @_translated
+    async def training_events(self, tenant_id: str, *, after: TrainingCursor | None,
+                              limit: int) -> list[tuple[TrainingCursor, TrainingEvent]]:
+        async with self._pool.acquire() as conn:
+            return await postgres_models.training_page(conn, tenant_id, after, limit)
 
     # -- behaviour (server.store.roles.behaviour; statements in postgres_behaviour) ------
 

@@ -109,8 +109,12 @@ def test_reason_table_covers_every_reason_code() -> None:
     # decide (tests/server/api/test_events_triggers.py covers it).
     # behaviour_condition_unmet is the caller's finding (the user's behaviour events),
     # passed in as behaviour_unmet: tests/server/api/test_events_triggers.py.
+    # slot_missed is the scheduler's, never decide's (tests/server/scheduled).
+    # interest_below_threshold and unlikely_to_open are the caller's findings (the
+    # promoted models' scores), passed in as learned_unmet: tests/decisions/test_predicted.py.
     assert {r[0] for r in REASON_TABLE} == {str(r) for r in Reason} - {
-        "slot_missed", "cancelled_by_follow_up", "behaviour_condition_unmet"}
+        "cancelled_by_follow_up", "behaviour_condition_unmet", "slot_missed",
+        "interest_below_threshold", "unlikely_to_open"}
 
 
 def test_sent_decision_carries_rendered_content_channel_and_expiry() -> None:

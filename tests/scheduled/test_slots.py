@@ -93,10 +93,11 @@ def test_days_leave_out_the_other_weekdays() -> None:
     assert len(slots_on(weekdays, "c1", monday, HELSINKI)) == 1
 
 
-def test_best_time_users_get_the_fallback_until_a_model_exists() -> None:
+def test_best_time_has_a_slot_at_each_hour_of_its_window_and_at_its_fallback() -> None:
     best = trigger("10:00", best_time={"fallback": "18:30", "window": "09:00-21:00"})
-    [slot] = slots_on(best, "c1", date(2026, 12, 7), HELSINKI)
-    assert slot.local == "2026-12-07T18:30"
+    slots = slots_on(best, "c1", date(2026, 12, 7), HELSINKI)
+    assert [s.local[11:] for s in slots] == [
+        *(f"{h:02d}:00" for h in range(9, 19)), "18:30", "19:00", "20:00"]
 
 
 @pytest.mark.parametrize(("now", "state"), [

@@ -95,7 +95,7 @@ _SENT = Reason.SENT
 
 # The seven positional parameters are the documented contract the service and the
 # simulator call with; bundling them would only move the same list elsewhere.
-def decide(  # noqa: PLR0917
+def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
     event: EventLike,
     profile: Profile,
     campaigns: CampaignIndex,
@@ -106,6 +106,7 @@ def decide(  # noqa: PLR0917
     *,
     campaign_id: str | None = None,
     behaviour_unmet: Mapping[str, str] | None = None,
+    learned_unmet: Mapping[str, tuple[Reason, str]] | None = None,
     signals: Signals | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
@@ -113,8 +114,12 @@ def decide(  # noqa: PLR0917
     ``venue`` is the event's venue, ``None`` for a scheduled or behaviour event, which
     names its ``campaign_id`` instead. ``behaviour_unmet``: campaign id → why, for the
     location campaigns whose ``also`` behaviour condition the user does not meet
-    (skipped as ``behaviour_condition_unmet`` before any other check). ``signals``: the
-    feedback counts of the learning options (``triggers.decisions.learned``). Reads
+    (skipped as ``behaviour_condition_unmet`` before any other check).
+    ``learned_unmet``: campaign id → (reason, detail) for the campaigns whose conditions
+    on learned predictions the user misses
+    (:func:`triggers.decisions.predicted.learned_unmet`), skipped with that reason when
+    every other rule would let the campaign through (a score is looked up only then). ``signals``:
+    the feedback counts of the learning options (``triggers.decisions.learned``). Reads
     ``ledger`` and ``signals`` and never writes them. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
@@ -158,6 +163,12 @@ def decide(  # noqa: PLR0917
                 _later_block(facts, rules)
             )
             if isinstance(blocked, str):
+                # Learned conditions last: only a campaign the user is otherwise
+                # eligible for pays for a score lookup.
+                miss = learned_unmet.get(rules.id) if learned_unmet else None
+                if miss is not None:
+                    add(Considered(rules.id, _SKIPPED, miss[0], detail=miss[1]))
+                    continue
                 eligible.append((len(lines), rules, blocked))
                 add(None)
             else:
@@ -199,6 +210,12 @@ def _untargeted(
     return candidates, now
 
 
+def _item_context(event: EventLike) -> dict[str, Any] | None:
+    """A behaviour event's item for templates (``item``); other events carry none."""
+    item_context = getattr(event, "item_context", None)
+    return item_context() if callable(item_context) else None
+
+
 def _note_best_time(facts: _Facts, rules: CampaignRules) -> None:
     """A ``best_time`` campaign sends every user at its fallback until a send-time model
     exists; the decision says so."""
@@ -206,12 +223,6 @@ def _note_best_time(facts: _Facts, rules: CampaignRules) -> None:
     if scheduled is not None and scheduled.best_time is not None:
         facts.notes.append(f"best_time: no send-time model yet, so the fallback "
                            f"{scheduled.best_time.fallback} for every user")
-
-
-def _item_context(event: EventLike) -> dict[str, Any] | None:
-    """A behaviour event's item for templates (``item``); other events carry none."""
-    item_context = getattr(event, "item_context", None)
-    return item_context() if callable(item_context) else None
 
 
 _UNKNOWN = object()

@@ -489,6 +489,12 @@ class AgeRange(_Frozen):
         return value
 
 
+class InterestThreshold(_Frozen):
+    """A predicted-interest condition of an audience."""
+
+    min: float = Field(ge=0, le=1)
+
+
 class Audience(_Frozen):
     """Who a campaign is for. Every given criterion must hold; empty = everyone.
     Tags are matched against interest tags and scene tags together."""
@@ -501,6 +507,11 @@ class Audience(_Frozen):
     locales: tuple[Short, ...] = Field(default=(), max_length=64)
     """``zh`` matches ``zh-CN``; ``zh-CN`` matches only ``zh-CN`` (``_`` and ``-`` alike)."""
     segments: tuple[Segment, ...] = Field(default=(), max_length=3)
+    interests: dict[Tag, InterestThreshold] = Field(default={}, max_length=MAX_TAGS)
+    """Category → the least predicted interest (the promoted interest model's probability
+    that the user engages with the category in the next period), e.g.
+    ``{"mother_baby": {"min": 0.6}}``; below it the reason is
+    ``interest_below_threshold``. Checked by the service, which holds the model."""
 
 
 
@@ -650,6 +661,11 @@ class Campaign(_Frozen):
     """An undelivered push expires after this; one hour, since a location offer is about
     being near the venue now."""
     offer: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=64)
+    min_open_chance: float | None = Field(default=None, ge=0, le=1)
+    """For location triggers: the least predicted chance that the user opens a push now
+    (the promoted send-time model's weight of the current local hour relative to the
+    user's best hour); below it the reason is ``unlikely_to_open``. Without a send-time
+    model it is not applied."""
     """Free offer data (code, discount) for templates as ``offer.<key>``."""
     optimize: Literal["fixed", "thompson"] = "fixed"
     """How treated users get an arm: ``fixed`` draws by the declared weights (a hash of

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from triggers.decisions.best_time import best_time_times
 from triggers.decisions.hours import zone
 from triggers.decisions.models import ScheduledTrigger, TenantPolicy
 
@@ -99,11 +100,13 @@ def _gap_end(inside: float, zone_info: ZoneInfo) -> float:
 
 def slots_on(trigger: ScheduledTrigger, campaign_id: str, day: date, tz: str) -> list[Slot]:
     """The campaign's slots on local date ``day`` in ``tz`` (none when ``days`` leaves the
-    weekday out), in time order. ``best_time`` users get ``best_time.fallback``: no
-    send-time model exists yet."""
+    weekday out), in time order. A ``best_time`` campaign has a slot at each whole hour
+    of its window and at its fallback (:func:`~triggers.decisions.best_time.best_time_times`):
+    each user is sent at one of them."""
     if trigger.days and _DAY_NAMES[day.weekday()] not in trigger.days:
         return []
-    times = (trigger.best_time.fallback,) if trigger.best_time is not None else trigger.times
+    times = best_time_times(trigger.best_time) if trigger.best_time is not None \
+        else trigger.times
     found = {
         Slot(local_instant(day, hhmm, tz), tz, f"{day.isoformat()}T{hhmm}", campaign_id)
         for hhmm in times

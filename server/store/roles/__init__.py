@@ -8,7 +8,8 @@ implements them all, and :class:`Store` (every role) is for the composition root
 - :class:`IngestStore`: the batch transaction (:class:`BatchTx`) and due timers;
 - :class:`OutboxStore`: deliveries, dispatch, feedback, inbox, conversions, stats;
 - :class:`HousekeepingStore`: readiness, ping retention, close;
-- :class:`BehaviourStore`: behaviour events, profile features, tag rules, their retention.
+- :class:`BehaviourStore`: behaviour events, profile features, tag rules, their retention;
+- :class:`ModelStore`: learned models, versioned, with their evaluation; training reads.
 
 :class:`TenantDirectory` (``list_tenants``) is part of every role with a loop over the
 tenants. ``docs/storage.md`` says who uses which.
@@ -49,6 +50,7 @@ from server.store.roles.behaviour import BehaviourRecord, BehaviourStore
 from server.store.roles.catalog import CatalogSource, CatalogStore
 from server.store.roles.housekeeping import HousekeepingStore
 from server.store.roles.ingest import BatchTx, IngestStore
+from server.store.roles.models import ModelRecord, ModelStore
 from server.store.roles.outbox import OutboxStore
 from server.store.roles.profiles import ProfileStore
 from server.store.roles.tenants import TenantDirectory, TenantStore
@@ -56,7 +58,7 @@ from server.store.roles.tenants import TenantDirectory, TenantStore
 
 class Store(
     TenantStore, CatalogStore, ProfileStore, IngestStore, OutboxStore, HousekeepingStore,
-    BehaviourStore, Protocol,
+    BehaviourStore, ModelStore, Protocol,
 ):
     """Every role: what ``open_store`` returns and the app holds. A consumer names the
     roles it uses instead, so that its test doubles implement only those."""
@@ -70,6 +72,8 @@ __all__ = [
     "CatalogStore",
     "HousekeepingStore",
     "IngestStore",
+    "ModelRecord",
+    "ModelStore",
     "OutboxStore",
     "ProfileStore",
     "Store",

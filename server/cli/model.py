@@ -1,0 +1,93 @@
+"""``geopush model report [--database-url URL | --target URL --key K] [--kind K] [--json]``:
+the tenant's learned model versions, each with its held-out figure, the best baseline's,
+whether it is promoted and why — the document of ``GET /v1/models``, read straight from
+the database or from a running server, printed as a table (or as JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from typing import Any
+
+from server.cli.common import CliError
+
+DEFAULT_TENANT = "default"
+KINDS = ("interests", "sendtime")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Define the ``model`` arguments (imports nothing heavy: see ``__main__``)."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    report = sub.add_parser("report", help="the model versions and their evaluation")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--database-url", default=None, metavar="URL",
+                        help="read PostgreSQL directly (default: $DATABASE_URL)")
+    source.add_argument("--target", default=None, metavar="URL",
+                        help="ask a running server (its URL)")
+    report.add_argument("--key", default=None,
+                        help="API key for --target (default: $GEOPUSH_API_KEY)")
+    report.add_argument("--tenant", default=DEFAULT_TENANT,
+                        help=f"tenant, with --database-url (default: {DEFAULT_TENANT})")
+    report.add_argument("--schema", default="public",
+                        help="PostgreSQL schema, with --database-url (default: public)")
+    report.add_argument("--kind", default=None, choices=KINDS, help="only this kind")
+    report.add_argument("--json", action="store_true", help="print the JSON document")
+    report.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``model report``: returns the exit status, raises :class:`CliError`."""
+    from server.api.model_routes import render_table  # noqa: PLC0415 - heavy imports
+
+    if args.target:
+        doc = _from_server(args.target, args.key or os.environ.get("GEOPUSH_API_KEY"),
+                           args.kind)
+    else:
+        url = args.database_url or os.environ.get("DATABASE_URL")
+        if not url:
+            raise CliError("give --database-url (or DATABASE_URL) or --target URL --key K; "
+                           "the embedded store lives only inside a running server")
+        doc = asyncio.run(_from_database(url, args.schema, args.tenant, args.kind))
+    print(json.dumps(doc, indent=2) if args.json else render_table(doc["models"]))
+    return 0
+
+
+async def _from_database(url: str, schema: str, tenant_id: str,
+                         kind: Any) -> dict[str, Any]:
+    from server.api.model_routes import model_doc  # noqa: PLC0415 - see run_report
+    from server.store import PostgresStore, StoreError  # noqa: PLC0415
+
+    try:
+        # Read-only: a report never migrates the database under a running service.
+        store = await PostgresStore.open(url, schema=schema, min_size=1, max_size=1,
+                                         apply_migrations=False)
+    except StoreError as exc:
+        raise CliError(str(exc), field="--database-url") from exc
+    try:
+        return {"models": [model_doc(r) for r in await store.list_models(tenant_id, kind)]}
+    finally:
+        await store.close()
+
+
+def _from_server(target: str, key: str | None, kind: str | None) -> dict[str, Any]:
+    import httpx  # noqa: PLC0415 - see run_report
+
+    if not key:
+        raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
+                       field="--key")
+    url = f"{target.rstrip('/')}/v1/models"
+    try:
+        response = httpx.get(url, params={"kind": kind} if kind else None,
+                             headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise CliError(f"{response.status_code}: {message}", field="--target")
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,0 +1,341 @@
+"""Learned models, served: training per tenant from its stored behaviour events, the
+offline evaluation against the baselines, versions and promotion, and the promoted
+models held in memory as cheap scorers for the decision path.
+
+- :func:`train_tenant`: reads the tenant's behaviour events (pages of
+  :data:`PAGE_EVENTS`), fits the interest and send-time models (in a worker thread: the
+  fit is CPU work) exactly as ``geopush interests|sendtime fit`` does, and stores each as
+  a new version with its evaluation. :func:`verdict` decides the promotion: a model is
+  promoted only when its held-out figure is at least that of every baseline (recall@5
+  against category popularity and the user's decayed recency-frequency counts; hit@3
+  against the global peak hours); otherwise the previous promoted version stays.
+- :func:`training_loop`: :func:`train_tenant` for every tenant every
+  ``model_training_interval_s`` (a setting; 0, the default, keeps it off).
+- :class:`ModelCache`: the promoted model of each tenant and kind as a scorer
+  (:mod:`triggers.learning.scoring`), rebuilt when the promoted version changes; the
+  decision path asks it for a :class:`TenantModels` view (a dict lookup and an array
+  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``.
+
+A stored model's blob is the model file the command line writes, so ``geopush
+interests|sendtime predict`` reads an exported blob as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from server.cli import interests as interests_file
+from server.cli import sendtime as sendtime_file
+from server.store.roles.models import (
+    MODEL_KINDS,
+    ModelKind,
+    ModelRecord,
+    ModelStore,
+    TrainingCursor,
+)
+from triggers.learning import interests, sendtime
+from triggers.learning.coding import Vocabulary, kind_codes
+from triggers.learning.scoring import InterestScorer, SendTimeScorer
+
+log = logging.getLogger("geopush.models")
+_T = TypeVar("_T")
+
+PAGE_EVENTS = 20_000
+BASELINES: dict[ModelKind, tuple[str, ...]] = {
+    "interests": ("recency_frequency", "popularity"),
+    "sendtime": ("global_peak",),
+}
+"""The evaluation keys of the baselines a model must match to be promoted."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A tenant's behaviour events as coded arrays (see :mod:`triggers.learning.coding`)."""
+
+    users: Vocabulary
+    categories: Vocabulary
+    user: np.ndarray[Any, np.dtype[np.int64]]
+    category: np.ndarray[Any, np.dtype[np.int64]]
+    kind: np.ndarray[Any, np.dtype[np.int8]]
+    ts: np.ndarray[Any, np.dtype[np.float64]]
+
+    @property
+    def first_t(self) -> float:
+        return float(self.ts.min()) if len(self.ts) else 0.0
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """One fit's model file and its offline evaluation."""
+
+    blob: bytes
+    evaluation: dict[str, Any]
+
+
+Fitter = Callable[[TrainingData, float], Fitted]
+
+
+async def read_training_data(store: ModelStore, tenant_id: str,
+                             page: int = PAGE_EVENTS) -> TrainingData:
+    """Every stored behaviour event of the tenant, a page at a time, ids numbered."""
+    users, categories = Vocabulary(), Vocabulary()
+    parts: list[tuple[Any, ...]] = []
+    after: TrainingCursor | None = None
+    while True:
+        rows = await store.training_events(tenant_id, after=after, limit=page)
+        if not rows:
+            break
+        events = [e for _c, e in rows]
+        parts.append((users.index([e.user_id for e in events]),
+                      categories.index([e.category for e in events]),
+                      kind_codes([e.kind for e in events]),
+                      np.array([e.ts for e in events], dtype=np.float64)))
+        after = rows[-1][0]
+        if len(rows) < page:
+            break
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return TrainingData(users, categories, empty, empty, np.zeros(0, np.int8),
+                            np.zeros(0, np.float64))
+    user, category, kind, ts = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return TrainingData(users, categories, user, category, kind, ts)
+
+
+def fit_interests(data: TrainingData, now: float) -> Fitted:
+    """``geopush interests fit`` on the tenant's events until ``now``; with no event of
+    a category there is nothing to rank, and no model (an empty blob, never promoted)."""
+    if not (data.category >= 0).any():
+        return Fitted(b"", {"note": "no event with an item category"})
+    params = interests.InterestParams()
+    acc = interests.InterestAccumulator(
+        now, interests.training_cutoffs(data.first_t, now, params), params.period_s,
+        interests.sample_rate(len(data.users), params))
+    acc.add(data.user, data.category, data.kind, data.ts)
+    model = interests.fit(acc, data.categories.ids, params)
+    return Fitted(_file_bytes(lambda p: interests_file.save(p, model, data.users.ids)),
+                  dict(model.evaluation))
+
+
+def fit_sendtime(data: TrainingData, now: float, zone: str = "UTC") -> Fitted:
+    """``geopush sendtime fit`` on the tenant's events until ``now``, hours in ``zone``."""
+    params = sendtime.SendTimeParams()
+    acc = sendtime.SendTimeAccumulator(now, params)
+    if len(data.ts):
+        hour, weekday = sendtime_file.local_hour_weekday(data.ts, zone)
+        acc.add(data.user, hour, weekday, data.kind, data.ts)
+    model = sendtime.fit(acc.trimmed(len(data.users)), params)
+    blob = _file_bytes(lambda p: sendtime_file.save(p, model, data.users.ids, zone, now))
+    return Fitted(blob, {**model.evaluation, "timezone": zone})
+
+
+FITTERS: dict[ModelKind, Fitter] = {"interests": fit_interests, "sendtime": fit_sendtime}
+
+
+def verdict(kind: ModelKind, evaluation: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a model with this evaluation is promoted, and why (in words)."""
+    score = evaluation.get("model")
+    if score is None:
+        return False, "too little history to judge it on held-out time"
+    baselines = {b: float(evaluation[b]) for b in BASELINES[kind] if b in evaluation}
+    if not baselines:
+        return False, "no baseline to judge it against"
+    best = max(baselines, key=lambda b: baselines[b])
+    if float(score) < baselines[best]:
+        return False, f"worse than the {best.replace('_', '-')} baseline " \
+                      f"({float(score):.4f} < {baselines[best]:.4f})"
+    return True, f"at least the {best.replace('_', '-')} baseline " \
+                 f"({float(score):.4f} >= {baselines[best]:.4f})"
+
+
+async def train_tenant(store: ModelStore, tenant_id: str, now: float, *,
+                       kinds: Sequence[ModelKind] = MODEL_KINDS,
+                       fitters: dict[ModelKind, Fitter] | None = None) -> list[ModelRecord]:
+    """One training run: every kind fitted on the tenant's events, evaluated, stored as a
+    new version (promoted or not, by :func:`verdict`). Returns the new versions."""
+    chosen = fitters or FITTERS
+    data = await read_training_data(store, tenant_id)
+    done: list[ModelRecord] = []
+    for kind in kinds:
+        fitted = await asyncio.to_thread(chosen[kind], data, now)
+        promote, why = verdict(kind, fitted.evaluation)
+        evaluation = {**fitted.evaluation, "events": len(data.ts), "users": len(data.users),
+                      "promoted": promote, "verdict": why}
+        done.append(await store.add_model(tenant_id, kind, fitted.blob, evaluation,
+                                          promote=promote))
+    return done
+
+
+async def training_loop(store: ModelStore, clock: Callable[[], float], interval_s: float,
+                        on_trained: Callable[[str], Awaitable[None]] | None = None) -> None:
+    """Train every tenant every ``interval_s`` seconds; a tenant that fails is logged and
+    retried at the next round, the others still train."""
+    while True:
+        await asyncio.sleep(interval_s)
+        for tenant in await store.list_tenants():
+            try:
+                await train_tenant(store, tenant.tenant_id, clock())
+            except Exception:
+                log.exception("training tenant %s failed", tenant.tenant_id)
+                continue
+            if on_trained is not None:
+                await on_trained(tenant.tenant_id)
+
+
+REFRESH_S = 60.0
+"""How often the decision path looks for a newly promoted version (one listing, no blob)."""
+
+
+MIN_SENDTIME_EVENTS = 5
+"""Engagement events (app opens, clicks, opens) a user needs for ``best_time`` to use
+their own profile; with fewer the campaign's fallback time applies."""
+
+
+@dataclass(frozen=True)
+class TenantModels:
+    """One tenant's promoted models as scorers: what the decision path reads."""
+
+    interests: InterestScorer | None = None
+    sendtime: SendTimeScorer | None = None
+    zone: str = "UTC"
+    """The zone of the send-time model's hours."""
+    enough: frozenset[str] = frozenset()
+    """Users with at least :data:`MIN_SENDTIME_EVENTS` engagement events."""
+
+    def local_profile(self, user_id: str, tz: str, at: float) -> list[float] | None:
+        """The user's send-time profile by local hour of ``tz`` (the model's hours
+        shifted by the zones' offsets at ``at``, to the whole hour)."""
+        if self.sendtime is None or user_id not in self.enough:
+            return None
+        profile = self.sendtime.hour_profile(user_id)
+        shift = round(_offset_h(tz, at) - _offset_h(self.zone, at))
+        return [float(profile[(hour - shift) % 24]) for hour in range(24)]
+
+    def facts(self, user_id: str, now: float) -> _UserPredictions:
+        """The user's predicted interests and chance of opening at ``now``, each looked
+        up on its first read."""
+        return _UserPredictions(self, user_id, now)
+
+
+class _UserPredictions:
+    """One user's predictions at one time, each computed when first read."""
+
+    __slots__ = ("_at", "_chance", "_models", "_scores", "_user")
+
+    def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
+        self._models, self._user, self._at = models, user_id, at
+        self._scores: dict[str, float] | bool | None = False
+        self._chance: float | bool | None = False
+
+    @property
+    def interests(self) -> dict[str, float] | None:
+        if self._scores is False:
+            scorer = self._models.interests
+            self._scores = None if scorer is None else scorer.scores(self._user)
+        return self._scores if not isinstance(self._scores, bool) else None
+
+    @property
+    def open_chance(self) -> float | None:
+        if self._chance is False:
+            send = self._models.sendtime
+            self._chance = None if send is None else send.open_chance(
+                self._user, _local_hour(self._models.zone, int(self._at) // 900))
+        return self._chance if not isinstance(self._chance, bool) else None
+
+
+class ModelCache:
+    """The promoted models of each tenant, as scorers built once per promoted version
+    (:class:`server.tenant_core.LearnedSource`)."""
+
+    def __init__(self, store: ModelStore) -> None:
+        self._store = store
+        self._held: dict[str, TenantModels] = {}
+        self._versions: dict[tuple[str, str], int] = {}
+        self._checked: dict[str, float] = {}
+
+    async def view(self, tenant_id: str, now: float) -> TenantModels:
+        """The tenant's models, looked up again when the last look is over
+        :data:`REFRESH_S` old."""
+        checked = self._checked.get(tenant_id)
+        if checked is None or not 0 <= now - checked < REFRESH_S:
+            await self.refresh(tenant_id, now)
+        return self._held.get(tenant_id) or TenantModels()
+
+    async def refresh(self, tenant_id: str, now: float) -> None:
+        """Load the tenant's promoted versions that differ from those held."""
+        self._checked[tenant_id] = now
+        promoted = {m.kind: m for m in await self._store.list_models(tenant_id) if m.promoted}
+        held = self._held.get(tenant_id) or TenantModels()
+        for kind, listed in promoted.items():
+            if self._versions.get((tenant_id, kind)) == listed.version:
+                continue
+            record = await self._store.promoted_model(tenant_id, kind)
+            if record is None:
+                continue
+            if kind == "interests":
+                scorer = await asyncio.to_thread(_interest_scorer, record.blob, now)
+                held = dataclasses.replace(held, interests=scorer)
+            else:
+                send, enough = await asyncio.to_thread(_sendtime_scorer, record.blob)
+                held = dataclasses.replace(held, sendtime=send, enough=enough,
+                                           zone=str(record.evaluation.get("timezone", "UTC")))
+            self._versions[(tenant_id, kind)] = record.version
+        self._held[tenant_id] = held
+
+    def interests(self, tenant_id: str) -> InterestScorer | None:
+        return (self._held.get(tenant_id) or TenantModels()).interests
+
+    def sendtime(self, tenant_id: str) -> SendTimeScorer | None:
+        return (self._held.get(tenant_id) or TenantModels()).sendtime
+
+
+def _interest_scorer(blob: bytes, now: float) -> InterestScorer:
+    model, users = _from_bytes(blob, interests_file.load)
+    return InterestScorer.build(model, users, now)
+
+
+def _sendtime_scorer(blob: bytes) -> tuple[SendTimeScorer, frozenset[str]]:
+    model, users = _from_bytes(blob, sendtime_file.load)
+    counts = model.hour_counts.sum(axis=1)
+    enough = frozenset(u for u, n in zip(users, counts.tolist(), strict=False)
+                       if n >= MIN_SENDTIME_EVENTS)
+    return SendTimeScorer.build(model, users), enough
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_hour(zone: str, quarter: int) -> int:
+    """The hour in ``zone`` of the quarter hour ``quarter`` (epoch seconds // 900): zone
+    offsets are whole quarter hours, so one lookup serves a quarter of an hour."""
+    return datetime.datetime.fromtimestamp(quarter * 900, ZoneInfo(zone)).hour
+
+
+def _offset_h(tz: str, at: float) -> float:
+    offset = datetime.datetime.fromtimestamp(at, ZoneInfo(tz)).utcoffset()
+    return 0.0 if offset is None else offset.total_seconds() / 3600
+
+
+def _file_bytes(write: Callable[[str], None]) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="geopush-model-") as tmp:
+        path = os.path.join(tmp, "model.npz")
+        write(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def _from_bytes(blob: bytes, load: Callable[[str], _T]) -> _T:
+    with tempfile.TemporaryDirectory(prefix="geopush-model-") as tmp:
+        path = os.path.join(tmp, "model.npz")
+        with open(path, "wb") as f:
+            f.write(blob)
+        return load(path)

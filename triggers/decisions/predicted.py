@@ -1,0 +1,134 @@
+"""Conditions on what the learned models predict, pure: the caller looks the scores up
+(the service holds the promoted models) and passes them in; these functions say which
+campaigns the user misses and why, for ``decide``'s ``learned_unmet``.
+
+- ``audience.interests``: every category's predicted interest must reach its ``min``
+  (``interest_below_threshold``, with the score). Without an interest model the
+  condition cannot hold: the campaign is skipped, and the reason says so.
+- ``min_open_chance`` (location triggers): the predicted chance of opening now must reach
+  it (``unlikely_to_open``, with the chance). Without a send-time model it is not applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from triggers.decisions.models import Campaign, InterestThreshold
+from triggers.decisions.records import Reason
+
+LearnedMiss = tuple[Reason, str]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedFacts:
+    """What the tenant's promoted models say about one user now: category → predicted
+    interest (``None``: no interest model), and the chance of opening now (``None``: no
+    send-time model)."""
+
+    interests: Mapping[str, float] | None = None
+    open_chance: float | None = None
+
+
+class UserFacts(Protocol):
+    """What a check reads of a user's predictions (:class:`LearnedFacts`, or a view that
+    computes each on first read)."""
+
+    @property
+    def interests(self) -> Mapping[str, float] | None: ...
+
+    @property
+    def open_chance(self) -> float | None: ...
+
+
+def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
+    """The campaigns with a condition on a learned prediction, or a ``best_time``."""
+    return tuple(c for c in campaigns
+                 if c.audience.interests or c.min_open_chance is not None
+                 or (c.trigger.scheduled is not None
+                     and c.trigger.scheduled.best_time is not None))
+
+
+def interest_miss(thresholds: Mapping[str, InterestThreshold],
+                  scores: Mapping[str, float] | None) -> str | None:
+    """Why the user's predicted interests miss the thresholds, or ``None``."""
+    if scores is None:
+        return "no interest model promoted for the tenant yet"
+    for category, threshold in thresholds.items():
+        score = scores.get(category, 0.0)
+        if score < threshold.min:
+            return f"interest in {category} {score:.2f} below {threshold.min:.2f}"
+    return None
+
+
+def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
+    """Why the user misses the campaign's learned conditions (interests first, then the
+    chance of opening), or ``None``."""
+    if campaign.audience.interests:
+        why = interest_miss(campaign.audience.interests, facts.interests)
+        if why is not None:
+            return Reason.INTEREST_BELOW_THRESHOLD, why
+    least = campaign.min_open_chance
+    if least is not None and facts.open_chance is not None and facts.open_chance < least:
+        return (Reason.UNLIKELY_TO_OPEN,
+                f"chance of opening now {facts.open_chance:.2f} below {least:.2f}")
+    return None
+
+
+def learned_unmet(campaigns: Iterable[Campaign], facts: UserFacts) -> dict[str, LearnedMiss]:
+    """Campaign id → (reason, detail) for every campaign whose learned conditions the
+    user misses."""
+    out: dict[str, LearnedMiss] = {}
+    for campaign in campaigns:
+        miss = campaign_miss(campaign, facts)
+        if miss is not None:
+            out[campaign.id] = miss
+    return out
+
+
+class LearnedMisses(Mapping[str, LearnedMiss]):
+    """:func:`learned_unmet` computed only for the campaigns ``decide`` asks about (its
+    candidates), with the user's facts looked up once, on the first question: a decision
+    costs its candidates' checks, not one per campaign of the tenant."""
+
+    def __init__(self, by_id: Mapping[str, Campaign],
+                 facts: Callable[[], UserFacts]) -> None:
+        self._by_id = by_id
+        self._facts_of = facts
+        self._facts: UserFacts | None = None
+        self._seen: dict[str, LearnedMiss | None] = {}
+
+    def _miss(self, campaign_id: str) -> LearnedMiss | None:
+        if campaign_id in self._seen:
+            return self._seen[campaign_id]
+        campaign = self._by_id.get(campaign_id)
+        miss = None
+        if campaign is not None:
+            if self._facts is None:
+                self._facts = self._facts_of()
+            miss = campaign_miss(campaign, self._facts)
+        self._seen[campaign_id] = miss
+        return miss
+
+    def get(self, campaign_id: str, default: object = None) -> LearnedMiss | None:  # type: ignore[override]
+        """The campaign's miss, or ``None`` (one lookup: ``decide``'s question)."""
+        return self._miss(campaign_id)
+
+    def __getitem__(self, campaign_id: str) -> LearnedMiss:
+        miss = self._miss(campaign_id)
+        if miss is None:
+            raise KeyError(campaign_id)
+        return miss
+
+    def __contains__(self, campaign_id: object) -> bool:
+        return isinstance(campaign_id, str) and self._miss(campaign_id) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (cid for cid in self._by_id if self._miss(cid) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_id)
