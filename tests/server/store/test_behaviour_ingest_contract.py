@@ -38,6 +38,17 @@ def _records() -> list[BehaviourRecord]:
             for e in ODD_EVENTS]
 
 
+async def test_a_batch_of_plain_values_comes_back_as_it_went_in(store: Store,
+                                                                tenant: str) -> None:
+    records = [r for r in _records() if r.event.kind != "listen.track"]
+    assert await store.ingest_behaviour(tenant, records, now=RECEIVED) == records
+    listed = await store.list_behaviour(tenant, "mia")
+    assert [(r.event_key, r.event, r.received_at) for r in listed] == [
+        (r.event_key, r.event, r.received_at) for r in (records[2], records[0], records[1])]
+    (leo,) = await store.list_behaviour(tenant, "leo")
+    assert leo.event == records[3].event
+
+
 async def test_events_come_back_as_they_went_in_in_time_order(store: Store,
                                                                tenant: str) -> None:
     records = _records()
