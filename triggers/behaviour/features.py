@@ -140,7 +140,8 @@ class UserFeatures:
 
 _VIEW = BehaviourKind.VIEW.value
 _PURCHASE = BehaviourKind.PURCHASE.value
-"""Plain strings: a ``str`` compares with them several times faster than with the enum."""
+"""Plain strings: reading a member off the enum class on every event cost several times
+the comparison itself."""
 
 EMPTY = UserFeatures(counters={}, viewed=[], bought={}, hours=[0] * 24)
 
