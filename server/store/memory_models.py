@@ -7,6 +7,7 @@ import bisect
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from server.store.memory_behaviour import Packed, unpack
 from server.store.roles.behaviour import BehaviourRecord
 from server.store.roles.models import (
     ModelKind,
@@ -45,15 +46,16 @@ def _listed(record: ModelRecord) -> ModelRecord:
     return replace(record, blob=b"", evaluation=dict(record.evaluation))
 
 
-def training_page(by_user: dict[str, dict[str, BehaviourRecord]],
+def training_page(by_user: dict[str, dict[str, Packed]],
                   after: TrainingCursor | None,
                   limit: int) -> list[tuple[TrainingCursor, TrainingEvent]]:
     """The tenant's events after ``after`` by (ts, key), at most ``limit`` (a sort of
-    every event per page: the embedded store holds a bounded number)."""
-    ordered = sorted(((r.event.ts, key), r) for own in by_user.values()
-                     for key, r in own.items())
+    every event per page: the embedded store holds a bounded number; only the page's
+    events are read back from their stored form)."""
+    ordered = sorted(((packed[0], key), packed) for own in by_user.values()
+                     for key, packed in own.items())
     start = 0 if after is None else bisect.bisect_right(ordered, after, key=lambda p: p[0])
-    return [(cursor, _training(record)) for cursor, record in
+    return [(cursor, _training(unpack(cursor[1], packed))) for cursor, packed in
             ordered[start:start + max(limit, 0)]]
 
 

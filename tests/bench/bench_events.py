@@ -10,11 +10,16 @@ Every event is stored and folded into its user's features (no duplicates: the an
 
 Baseline, measured in the same run against the same server: the same requests with an
 empty ``events`` array (HTTP, authentication, rate limit, JSON, the answer), so the
-printed ratio says what 100 events cost on top of the floor of a request.
+printed ratio says what 100 events cost on top of the floor of a request. The server
+process's CPU time per request is printed too (from ``/proc``): on a machine shared
+with other work it moves far less than the rates do, and its difference between the
+two phases is what 100 events cost the server.
 
 Targets (issue 16): >= 50k events/s embedded, >= 20k events/s PostgreSQL.
-Usage: ``python -m tests.bench.bench_events [--quick] [--no-postgres]``; the exit status
-is 0 when the measurement ran (PASS/FAIL against the targets is printed).
+Usage: ``python -m tests.bench.bench_events [--quick] [--no-postgres] [--profile]``
+(``--profile``: the server runs under cProfile, its 25 costliest functions are printed;
+the rates are then not comparable); the exit status is 0 when the measurement ran
+(PASS/FAIL against the targets is printed).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import pstats
 import random
 import resource
 import signal
@@ -30,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -118,7 +125,18 @@ async def _load(port: int, key: str, duration_s: float, empty: bool) -> dict[str
             "events_per_s": tally["stored"] / elapsed, "load_cpu_pct": 100 * cpu_s / elapsed}
 
 
-def _run_load(port: int, key: str, duration_s: float, empty: bool) -> dict[str, Any]:
+def _server_cpu_s(pid: int) -> float | None:
+    """The process's user + system CPU seconds so far (Linux ``/proc``), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_load(port: int, key: str, duration_s: float, empty: bool,
+              server_pid: int) -> dict[str, Any]:
+    cpu0 = _server_cpu_s(server_pid)
     cmd = [sys.executable, "-m", "tests.bench.bench_events", "--load", str(port), key,
            str(duration_s), "empty" if empty else "events"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
@@ -126,6 +144,10 @@ def _run_load(port: int, key: str, duration_s: float, empty: bool) -> dict[str, 
     if out.returncode != 0:
         raise RuntimeError(f"the load generator failed ({out.returncode}):\n{out.stderr}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    cpu1 = _server_cpu_s(server_pid)
+    requests = result["batches"] + result["errors"]
+    result["server_cpu_ms"] = (None if cpu0 is None or cpu1 is None or not requests
+                               else 1000 * (cpu1 - cpu0) / requests)
     return result
 
 
@@ -138,27 +160,50 @@ async def _sdk_key(port: int) -> str:
         return str((await r.json())["key"])
 
 
-def _measure(store: str, database_url: str | None, duration_s: float) -> dict[str, Any]:
+def _measure(store: str, database_url: str | None, duration_s: float,
+             profile: bool) -> dict[str, Any]:
     port = free_port()
     log = ROOT / "out" / f"bench_events_{store}.log"
     log.parent.mkdir(exist_ok=True)
-    proc = _start_server(port, database_url, None, log)
+    stats = ROOT / "out" / f"bench_events_{store}.prof"
+    proc = _start_server(port, database_url, stats if profile else None, log)
     try:
         asyncio.run(wait_up(f"http://127.0.0.1:{port}", proc, path="/readyz", log=log))
         key = asyncio.run(_sdk_key(port))
-        baseline = _run_load(port, key, duration_s, empty=True)
-        events = _run_load(port, key, duration_s, empty=False)
+        baseline = _run_load(port, key, duration_s, empty=True, server_pid=proc.pid)
+        events = _run_load(port, key, duration_s, empty=False, server_pid=proc.pid)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
+        _stop(proc, profile)
+    if profile:
+        pstats.Stats(str(stats)).sort_stats("tottime").print_stats(25)
     sent = events["batches"] * BATCH
     print(f"  {store}: empty batches {baseline['batches_per_s']:,.0f}/s (load generator "
           f"{baseline['load_cpu_pct']:.0f} % of a core); 100-event batches "
           f"{events['batches_per_s']:,.0f}/s, {events['stored']:,} of {sent:,} events "
           f"stored, {events['rejected']} rejected, {events['errors']} errors (load "
-          f"generator {events['load_cpu_pct']:.0f} %)", flush=True)
+          f"generator {events['load_cpu_pct']:.0f} %); server CPU per request: "
+          f"{_ms(baseline['server_cpu_ms'])} empty, {_ms(events['server_cpu_ms'])} with "
+          f"100 events", flush=True)
     return {"baseline": baseline, "events": events}
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f} ms"
+
+
+def _stop(proc: subprocess.Popen[bytes], profiled: bool) -> None:
+    """Kill the server; a profiled one is asked to stop (it writes its profile)."""
+    if proc.poll() is not None:
+        return
+    if profiled:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5 s per phase instead of 20 s")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the server under cProfile and print where it spends")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL",
                                                                  DEFAULT_PG))
     parser.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
@@ -190,21 +237,30 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
             db_url = f"{url.rpartition('/')[0]}/{name}"
         try:
-            results[store] = _measure(store, db_url, duration)
+            results[store] = _measure(store, db_url, duration, args.profile)
         finally:
             if url is not None:
                 asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(f"{'store':<10} {'events/s':>10} {'target':>8} {'':>4}  {'batches/s':>9}  "
-          f"{'empty batches/s':>15}  {'ratio':>5}")
+          f"{'empty batches/s':>15}  {'ratio':>5}  {'server ms/100 events':>20}")
     for store, r in results.items():
         ev, base = r["events"], r["baseline"]
         ok = ev["events_per_s"] >= TARGETS[store]
         print(f"{store:<10} {ev['events_per_s']:>10,.0f} {TARGETS[store]:>8,.0f} "
               f"{'PASS' if ok else 'FAIL':>4}  {ev['batches_per_s']:>9,.0f}  "
               f"{base['batches_per_s']:>15,.0f}  "
-              f"{ev['batches_per_s'] / base['batches_per_s']:>5.2f}")
-    print("ratio: 100-event batches/s over empty batches/s (the floor of a request)")
+              f"{ev['batches_per_s'] / base['batches_per_s']:>5.2f}  "
+              f"{_extra_ms(ev, base):>20}")
+    print("ratio: 100-event batches/s over empty batches/s (the floor of a request); "
+          "server ms/100 events: the server's CPU per 100-event request less its CPU per "
+          "empty one")
     return 0
+
+
+def _extra_ms(events: dict[str, Any], baseline: dict[str, Any]) -> str:
+    if events["server_cpu_ms"] is None or baseline["server_cpu_ms"] is None:
+        return "?"
+    return f"{events['server_cpu_ms'] - baseline['server_cpu_ms']:.2f}"
 
 
 if __name__ == "__main__":

@@ -138,12 +138,20 @@ class UserFeatures:
                    horizon_day=data.get("horizon_day"))
 
 
+_VIEW = BehaviourKind.VIEW.value
+_PURCHASE = BehaviourKind.PURCHASE.value
+"""Plain strings: reading a member off the enum class on every event cost several times
+the comparison itself."""
+
 EMPTY = UserFeatures(counters={}, viewed=[], bought={}, hours=[0] * 24)
 
 
 def fold(features: UserFeatures, events: Iterable[BehaviourEvent]) -> UserFeatures:
     """``features`` with ``events`` (one user's, any order) folded in. Days older than
-    :data:`HORIZON_DAYS` before the newest event seen are dropped."""
+    :data:`HORIZON_DAYS` before the newest event seen are dropped.
+
+    On the ingest path of every event: each event's day is computed once, and a counter
+    already at that day is copied and bumped in place of being rebuilt."""
     counters = dict(features.counters)
     viewed: list[Sequence[Any]] | None = None
     bought: dict[str, float] | None = None
@@ -151,22 +159,24 @@ def fold(features: UserFeatures, events: Iterable[BehaviourEvent]) -> UserFeatur
     count, last_at = features.events, features.last_at
     oldest = math.inf
     for event in events:
-        item = event.item
-        key = counter_key(event.kind, (item.category if item else None) or NO_CATEGORY)
-        counters[key] = _counted(counters.get(key), event.ts)
-        oldest = min(oldest, event.ts)
-        hours[int(event.ts // 3600) % 24] += 1
+        item, ts = event.item, event.ts
+        day = day_of(ts)
+        key = f"{event.kind}|{(item.category if item else None) or NO_CATEGORY}"
+        counters[key] = _counted(counters.get(key), ts, day)
+        oldest = min(oldest, ts)
+        hours[int(ts // 3600) % 24] += 1
         count += 1
-        last_at = event.ts if last_at is None else max(last_at, event.ts)
+        if last_at is None or ts > last_at:
+            last_at = ts
         if item is None:
             continue
-        if event.kind == BehaviourKind.VIEW:
+        if event.kind == _VIEW:
             viewed = list(features.viewed) if viewed is None else viewed
             _viewed(viewed, features.bought if bought is None else bought, event)
-        elif event.kind == BehaviourKind.PURCHASE:
+        elif event.kind == _PURCHASE:
             viewed = list(features.viewed) if viewed is None else viewed
             bought = dict(features.bought) if bought is None else bought
-            _bought(viewed, bought, item.id, event.ts)
+            _bought(viewed, bought, item.id, ts)
     if last_at is None:
         return features
     horizon = day_of(last_at) - HORIZON_DAYS + 1
@@ -180,8 +190,8 @@ def fold(features: UserFeatures, events: Iterable[BehaviourEvent]) -> UserFeatur
         hours, count, last_at, horizon)
 
 
-def _counted(counter: Sequence[float] | None, ts: float) -> list[float]:
-    day = day_of(ts)
+def _counted(counter: Sequence[float] | None, ts: float, day: int) -> list[float]:
+    """``counter`` with one more event at ``ts`` (of UTC day ``day``), as a new list."""
     if counter is None:
         return [ts, day, 1]
     out = list(counter)
