@@ -47,11 +47,12 @@ is at most 1,000 pings (the API's limit), which costs milliseconds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -335,52 +336,39 @@ async def fire_all_timers(
             if len(result.users) < limit:
                 break
             await asyncio.sleep(0)  # let waiting requests in between transactions
+        tid = tenant.tenant_id
         if behaviour is not None:
-            await _behaviour_round(behaviour, cores, tenant.tenant_id, clock(), failures,
-                                   on_error, on_behaviour)
+            await _guarded(
+                f"{step} behaviour triggers",
+                fire_all_behaviour_triggers(behaviour, cores, tid, clock()), failures, on_error,
+                None if on_behaviour is None else functools.partial(on_behaviour, tid))
         if schedule is not None:
-            await _scheduled_round(schedule, cores, tenant.tenant_id, clock(), failures,
-                                   on_error, on_scheduled)
+            await _guarded(
+                f"{step} scheduled slots", schedule_round(schedule, cores, tid, clock()),
+                failures, on_error,
+                None if on_scheduled is None else functools.partial(on_scheduled, tid))
 
 
-async def _behaviour_round(  # noqa: PLR0917 - the round's callbacks, passed on
-    store: TriggerStore, cores: TenantCores, tenant_id: str, now: float,
-    failures: FailureLog, on_error: Callable[[], None] | None,
-    on_behaviour: Callable[[str, TriggerRound], None] | None,
+_T = TypeVar("_T")
+
+
+async def _guarded(
+    step: str, work: Awaitable[_T], failures: FailureLog,
+    on_error: Callable[[], None] | None, on_done: Callable[[_T], None] | None,
 ) -> None:
-    """One tenant's due behaviour triggers in the timer round; a failure is logged and
-    reported like a failing timer transaction (the triggers stay due)."""
-    step = f"tenant {tenant_id} behaviour triggers"
+    """One step of a tenant's timer round (its due behaviour triggers, or its scheduled
+    slots): a failure is logged and reported like a failing timer transaction, and the
+    work stays due (pending triggers stay pending; a slot's cursor resumes it)."""
     try:
-        done = await fire_all_behaviour_triggers(store, cores, tenant_id, now)
+        done = await work
     except Exception as exc:
         failures.failed(step, exc)
         if on_error is not None:
             on_error()
         return
     failures.succeeded(step)
-    if on_behaviour is not None:
-        on_behaviour(tenant_id, done)
-
-
-async def _scheduled_round(  # noqa: PLR0917 - the round's callbacks, passed on
-    store: ScheduleStore, cores: TenantCores, tenant_id: str, now: float,
-    failures: FailureLog, on_error: Callable[[], None] | None,
-    on_scheduled: Callable[[str, RoundResult], None] | None,
-) -> None:
-    """One tenant's scheduled fan-out in the timer round; a failure is logged and
-    reported like a failing timer transaction (the slot's cursor resumes it)."""
-    step = f"tenant {tenant_id} scheduled slots"
-    try:
-        done = await schedule_round(store, cores, tenant_id, now)
-    except Exception as exc:
-        failures.failed(step, exc)
-        if on_error is not None:
-            on_error()
-        return
-    failures.succeeded(step)
-    if on_scheduled is not None:
-        on_scheduled(tenant_id, done)
+    if on_done is not None:
+        on_done(done)
 
 
 # --------------------------------------------------------------------------- internals

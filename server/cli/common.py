@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CliError(Exception):
     """A user-facing CLI failure: printed as one line, no traceback.
@@ -23,3 +25,28 @@ class CliError(Exception):
         self.location = location
         self.field = field
         self.exit_status = exit_status
+
+
+def get_json(target: str, key: str | None, path: str, *, params: dict[str, str] | None = None,
+             timeout: float = 30, field: str = "--target") -> dict[str, Any]:
+    """``GET target + path`` with a manager or admin ``key``, for the commands that read a
+    running server (``stats``, ``model report``, ``sendtime preview``): the JSON answer,
+    or a :class:`CliError` naming ``field`` with the server's own error message."""
+    import httpx  # noqa: PLC0415 - only the commands that talk to a server pay for it
+
+    if not key:
+        raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
+                       field="--key")
+    try:
+        response = httpx.get(f"{target.rstrip('/')}{path}", params=params,
+                             headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
+    if response.status_code != 200:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200]
+        raise CliError(f"{response.status_code}: {message}", field=field)
+    body: dict[str, Any] = response.json()
+    return body

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from server.cli.common import CliError
+from server.cli.common import CliError, get_json
 
 DEFAULT_TENANT = "default"
 KINDS = ("interests", "sendtime")
@@ -72,22 +72,4 @@ async def _from_database(url: str, schema: str, tenant_id: str,
 
 
 def _from_server(target: str, key: str | None, kind: str | None) -> dict[str, Any]:
-    import httpx  # noqa: PLC0415 - see run_report
-
-    if not key:
-        raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
-                       field="--key")
-    url = f"{target.rstrip('/')}/v1/models"
-    try:
-        response = httpx.get(url, params={"kind": kind} if kind else None,
-                             headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        raise CliError(f"{response.status_code}: {message}", field="--target")
-    body: dict[str, Any] = response.json()
-    return body
+    return get_json(target, key, "/v1/models", params={"kind": kind} if kind else None)

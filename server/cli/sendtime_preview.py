@@ -11,7 +11,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from server.cli.common import CliError
+from server.cli.common import get_json
 
 
 def register(sub: Any) -> None:
@@ -44,21 +44,6 @@ def render(doc: dict[str, Any]) -> str:
 
 
 def _fetch(target: str, key: str | None, campaign_id: str) -> dict[str, Any]:
-    import httpx  # noqa: PLC0415 - heavy imports run only
-
-    if not key:
-        raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
-                       field="--key")
-    url = f"{target.rstrip('/')}/v1/campaigns/{quote(campaign_id, safe='')}/sendtime-preview"
-    try:
-        response = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        raise CliError(f"{response.status_code}: {message}", field="--campaign")
-    body: dict[str, Any] = response.json()
-    return body
+    return get_json(target, key,
+                    f"/v1/campaigns/{quote(campaign_id, safe='')}/sendtime-preview",
+                    timeout=60, field="--campaign")

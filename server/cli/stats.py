@@ -12,7 +12,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from server.cli.common import CliError
+from server.cli.common import CliError, get_json
 
 DEFAULT_TENANT = "default"
 """``server.auth.DEFAULT_TENANT``, written out so that defining the arguments imports
@@ -82,21 +82,4 @@ async def _from_database(
 
 
 def _from_server(target: str, key: str | None, campaign_id: str) -> dict[str, Any]:
-    import httpx  # noqa: PLC0415 - see run
-
-    if not key:
-        raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
-                       field="--key")
-    url = f"{target.rstrip('/')}/v1/campaigns/{quote(campaign_id, safe='')}/stats"
-    try:
-        response = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
-    if response.status_code != 200:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:200]
-        raise CliError(f"{response.status_code}: {message}", field="--target")
-    body: dict[str, Any] = response.json()
-    return body
+    return get_json(target, key, f"/v1/campaigns/{quote(campaign_id, safe='')}/stats")
