@@ -50,3 +50,15 @@ def get_json(target: str, key: str | None, path: str, *, params: dict[str, str] 
         raise CliError(f"{response.status_code}: {message}", field=field)
     body: dict[str, Any] = response.json()
     return body
+
+
+def database_url(given: str | None) -> str:
+    """``--database-url``, else ``$DATABASE_URL``, for the commands that read PostgreSQL
+    or a running server (never the embedded store: it lives inside the server)."""
+    import os  # noqa: PLC0415 - keeps this module's import free for `geopush --help`
+
+    url = given or os.environ.get("DATABASE_URL")
+    if not url:
+        raise CliError("give --database-url (or DATABASE_URL) or --target URL --key K; "
+                       "the embedded store lives only inside a running server")
+    return url

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from server.cli.common import CliError, get_json
+from server.cli.common import CliError, database_url, get_json
 
 DEFAULT_TENANT = "default"
 KINDS = ("interests", "sendtime")
@@ -45,10 +45,7 @@ def run_report(args: argparse.Namespace) -> int:
         doc = _from_server(args.target, args.key or os.environ.get("GEOPUSH_API_KEY"),
                            args.kind)
     else:
-        url = args.database_url or os.environ.get("DATABASE_URL")
-        if not url:
-            raise CliError("give --database-url (or DATABASE_URL) or --target URL --key K; "
-                           "the embedded store lives only inside a running server")
+        url = database_url(args.database_url)
         doc = asyncio.run(_from_database(url, args.schema, args.tenant, args.kind))
     print(json.dumps(doc, indent=2) if args.json else render_table(doc["models"]))
     return 0

@@ -12,7 +12,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from server.cli.common import CliError, get_json
+from server.cli.common import CliError, database_url, get_json
 
 DEFAULT_TENANT = "default"
 """``server.auth.DEFAULT_TENANT``, written out so that defining the arguments imports
@@ -49,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
         doc = _from_server(args.target, args.key or os.environ.get("GEOPUSH_API_KEY"),
                            args.campaign)
     else:
-        url = args.database_url or os.environ.get("DATABASE_URL")
-        if not url:
-            raise CliError("give --database-url (or DATABASE_URL) or --target URL --key K; "
-                           "the embedded store lives only inside a running server")
+        url = database_url(args.database_url)
         doc = asyncio.run(_from_database(url, args.schema, args.tenant, args.campaign))
     print(json.dumps(doc, indent=2) if args.json else render_table(doc))
     return 0
