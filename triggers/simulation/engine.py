@@ -237,6 +237,14 @@ class _Responder:
     def __call__(self, world: _World, event: PresenceEvent, decision: Decision,
                  profile: Profile, now: float) -> None:
         chosen = decision.chosen
+        if chosen is not None:
+            self.draw(world, idempotency_key(event, chosen.campaign_id), decision, profile,
+                      now)
+
+    def draw(self, world: _World, delivery_key: str, decision: Decision, profile: Profile,
+             now: float) -> None:
+        """Draws the chosen push's response (its key seeds the dice) and feeds it back."""
+        chosen = decision.chosen
         if chosen is None:
             return
         user_id, book, model = decision.user_id, world.book, self.model
@@ -244,7 +252,7 @@ class _Responder:
         local = datetime.fromtimestamp(now, ZoneInfo(zone) if zone else self.tz)
         response = respond(
             model, self.traits(user_id), seed=self.seed, user_id=user_id,
-            delivery_key=idempotency_key(event, chosen.campaign_id), channel=chosen.channel,
+            delivery_key=delivery_key, channel=chosen.channel,
             tags=tags_of(model, chosen.campaign_id, chosen.variant_id),
             minute=local.hour * 60 + local.minute,
             recent=book.recent_engagement(user_id, now - model.fatigue_window_s).trials,
@@ -372,6 +380,8 @@ def simulate(
         spec.response, spec.seed, tz, [c.traits for c in spec.users], crowd_of)
     sources = _Sources.build(scenario, result, worlds, tally, profiles, behaviour,
                              sorted(user_ids), keep_records)
+    if responder is not None:
+        sources.slots.respond = _slot_responder(responder, worlds)
     handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records,
                       responder=responder, behaviour=sources.replay)
 
@@ -405,6 +415,14 @@ def simulate(
         result.response = _response_report(spec.response.policy_name, worlds[0], other,
                                            compared)
     return result
+
+
+def _slot_responder(responder: _Responder, worlds: Sequence[_World]) -> Callable[
+        [int, str, Decision, Profile, float], None]:
+    """The response model for scheduled pushes: world number → that world's draws."""
+    def respond(k: int, key: str, decision: Decision, profile: Profile, now: float) -> None:
+        responder.draw(worlds[k], key, decision, profile, now)
+    return respond
 
 
 @dataclass

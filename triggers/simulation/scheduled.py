@@ -98,6 +98,9 @@ class SlotDecider:
     tenant: TenantPolicy
     keep_records: bool
     pushed: set[str] = field(default_factory=set)
+    respond: Callable[[int, str, Decision, Profile, float], None] | None = None
+    """Called with (world number, the push's key, the decision, the profile, the slot's
+    instant) for each decided slot: the response model draws the push's open and click."""
 
     def __call__(self, pairs: Sequence[SlotPair]) -> None:
         for slot, user_id, campaign in pairs:
@@ -118,6 +121,9 @@ class SlotDecider:
                     continue
                 for entry in decision.ledger_entries():
                     world.ledger.record(entry)
+                if self.respond is not None and decision.chosen is not None:
+                    key = _key(decision.visit_id, decision.chosen.campaign_id)
+                    self.respond(len(decided), key, decision, profile, slot.at)
                 decided.append(decision)
             live = decided[0]
             if live is not None:
