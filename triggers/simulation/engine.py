@@ -380,8 +380,7 @@ def simulate(
         spec.response, spec.seed, tz, [c.traits for c in spec.users], crowd_of)
     sources = _Sources.build(scenario, result, worlds, tally, profiles, behaviour,
                              sorted(user_ids), keep_records)
-    if responder is not None:
-        sources.slots.respond = _slot_responder(responder, worlds)
+    sources.slots.respond = None if responder is None else _slot_responder(responder, worlds)
     handle = _Decider(result, worlds, tally, by_id, profiles, tenant, zone, keep_records,
                       responder=responder, behaviour=sources.replay)
 
