@@ -2,12 +2,13 @@
 recorded pings of the last N days, sending nothing.
 
 ``POST /console/api/campaigns/backtest?days=N`` takes a campaign body (JSON, or YAML
-by its ``Content-Type``; checked as ``POST /v1/campaigns`` checks it) and replays the stored pings through the simulation
-engine (:func:`triggers.simulation.engine.simulate`) with the tenant's venues, profiles,
-policy and active campaigns: one presence pass, and two decision worlds, without and
-with the candidate (:mod:`triggers.simulation.backtest`). The answer is the engine's
-back-test report: pushes and users reached, suppressions by reason, and the live pushes
-the candidate would have displaced (by priority, or by using up a cap).
+by its ``Content-Type``; checked as ``POST /v1/campaigns`` checks it) and replays the
+stored pings through the simulation engine (:func:`triggers.simulation.engine.simulate`)
+with the tenant's venues, profiles, policy and active campaigns: one presence pass, and
+two decision worlds, without and with the candidate (:mod:`triggers.simulation.backtest`).
+The answer is the engine's back-test report: pushes and users reached, suppressions by
+reason, and the live pushes the candidate would have displaced (by priority, or by using
+up a cap).
 """
 
 from __future__ import annotations

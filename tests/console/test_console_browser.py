@@ -408,7 +408,15 @@ def test_a_campaign_is_built_with_the_form_its_json_following_and_read_back_from
     saved = server.call("GET", "/v1/campaigns/tea-form")
     assert (saved["priority"], saved["control_pct"], saved["offer_ttl_s"]) == (3, 10, 900)
     assert saved["trigger"]["dwell_s"] == 300 and saved["channels"] == ["inbox", "fcm"]
-    # YAML in the raw editor: read by the server, the form refilled, saved as checked.
+
+
+def test_a_campaign_typed_as_yaml_refills_the_form_and_saves(
+    offline_page: OfflinePage, server: Server,
+) -> None:
+    page = offline_page
+    sign_in(page, server)
+    page.goto(server.base + "/console/campaigns/tea-form")
+    raw = page.get_by_label("Campaign as JSON or YAML")
     page.locator("#check").filter(has_text="Valid.").wait_for()
     raw.fill(TEA_YAML)
     expect(page.get_by_label("Trigger")).to_have_value("scheduled")
