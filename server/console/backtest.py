@@ -1,13 +1,14 @@
 """Back-test before activating: what a campaign would have done over the tenant's
 recorded pings of the last N days, sending nothing.
 
-``POST /console/api/campaigns/backtest?days=N`` takes a campaign body (checked as
-``POST /v1/campaigns`` checks it) and replays the stored pings through the simulation
-engine (:func:`triggers.simulation.engine.simulate`) with the tenant's venues, profiles,
-policy and active campaigns: one presence pass, and two decision worlds, without and
-with the candidate (:mod:`triggers.simulation.backtest`). The answer is the engine's
-back-test report: pushes and users reached, suppressions by reason, and the live pushes
-the candidate would have displaced (by priority, or by using up a cap).
+``POST /console/api/campaigns/backtest?days=N`` takes a campaign body (JSON, or YAML
+by its ``Content-Type``; checked as ``POST /v1/campaigns`` checks it) and replays the
+stored pings through the simulation engine (:func:`triggers.simulation.engine.simulate`)
+with the tenant's venues, profiles, policy and active campaigns: one presence pass, and
+two decision worlds, without and with the candidate (:mod:`triggers.simulation.backtest`).
+The answer is the engine's back-test report: pushes and users reached, suppressions by
+reason, and the live pushes the candidate would have displaced (by priority, or by using
+up a cap).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from server.api import manage_routes
-from server.api.context import CLOCK, LIMITER, json_response, query_int, read_json, store
+from server.api.context import CLOCK, LIMITER, json_response, query_int, store
 from server.console.bridge import session_principal
+from server.console.campaign_text import read_campaign_body
 from server.errors import core_errors
 from server.store.roles import Store
 from triggers.decisions import Campaign, CampaignStatus
@@ -37,7 +39,7 @@ async def backtest_campaign(request: web.Request) -> web.Response:
     session = await session_principal(request, write=True)
     await request.app[LIMITER].acquire(session.principal)
     days = query_int(request, "days", default=7, minimum=1, maximum=MAX_DAYS)
-    body = await read_json(request)
+    body = await read_campaign_body(request)
     given = body.get("id") if isinstance(body, dict) else None
     candidate = await manage_routes.validated_campaign(
         request, body, str(given) if given not in (None, "") else "draft")

@@ -18,9 +18,10 @@ import orjson
 from aiohttp import web
 
 from server.api import manage_routes, venue_routes
-from server.api.context import BODY_LIMITS, LIMITER, SETTINGS, json_response, read_json
+from server.api.context import BODY_LIMITS, LIMITER, SETTINGS, json_response
 from server.api.registry import Operation
 from server.auth import Principal, forbidden
+from server.console.campaign_text import read_campaign_body
 from server.console.payloads import channel_payloads
 from server.console.session import CSRF_HEADER, Session, csrf_ok, current_session
 from server.errors import ApiError
@@ -97,16 +98,18 @@ async def check_campaign(request: web.Request) -> web.Response:
     """``POST /console/api/campaigns/check``: the campaign of the body validated exactly
     as ``POST /v1/campaigns`` would (422 with the field path otherwise), not stored, and
     each variant rendered for the sample people of
-    :func:`triggers.decisions.preview.render_samples`."""
+    :func:`triggers.decisions.preview.render_samples`. The body is JSON, or YAML when
+    its ``Content-Type`` says so; ``document`` is the body as read, the JSON the
+    console saves."""
     session = await session_principal(request, write=True)
     await request.app[LIMITER].acquire(session.principal)
-    body = await read_json(request)
+    body = await read_campaign_body(request)
     given = body.get("id") if isinstance(body, dict) else None
     campaign = await manage_routes.validated_campaign(
         request, body, str(given) if given not in (None, "") else "draft")
     engine = ContentEngine(request.app[SETTINGS].render_limits())
     samples = await asyncio.to_thread(render_samples, engine, campaign)
-    return json_response({"campaign": campaign.model_dump(mode="json"),
+    return json_response({"document": body, "campaign": campaign.model_dump(mode="json"),
                           "previews": [_sample_json(s) for s in samples],
                           "payloads": channel_payloads(session.principal.tenant_id,
                                                        campaign, samples)})

@@ -36,6 +36,7 @@ from server.console.session import (
 )
 from server.errors import ApiError
 from triggers.decisions import ContentEngine, RenderLimits
+from triggers.decisions.models import CHANNELS
 from venues import VenueKind
 
 PAGE_SIZE = 25
@@ -223,6 +224,7 @@ async def campaign_edit(request: web.Request, session: Session) -> web.StreamRes
     if cid is not None:
         campaign = await bridge.call_json(bridge.get_campaign, request, session.principal)
     return render(request, "campaign.html", session, campaign=campaign, cid=cid,
+                  channels=CHANNELS,
                   editable={k: v for k, v in campaign.items()
                             if k not in {"status", "created_at", "updated_at"}})
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import OfflinePage
 from tests.conftest import ROOT
@@ -334,6 +335,101 @@ def test_a_campaign_is_checked_as_typed_previewed_saved_and_activated(
     assert page.get_by_role("button", name="Pause").is_enabled()
     page.locator("#check").filter(has_text="Valid.").wait_for()
     shot(page, "campaign")
+
+
+TEA_YAML = """\
+id: tea-form
+name: 茶馆午后 Tea afternoons
+status: draft
+trigger:
+  scheduled:
+    times: [10:00, 15:00]
+venues:
+  ids: [guomao-mall]
+variants:
+  - id: a
+    title: Afternoon tea
+    body: "{{ venue.name }}: tea is 20% off"
+"""
+
+
+def test_a_campaign_is_built_with_the_form_its_json_following_and_read_back_from_yaml(
+    offline_page: OfflinePage, server: Server,
+) -> None:
+    page = offline_page
+    sign_in(page, server)
+    page.goto(server.base + "/console/campaigns/new")
+    raw = page.get_by_label("Campaign as JSON or YAML")
+    page.locator("#check").filter(has_text="Valid.").wait_for()
+    page.get_by_label("Campaign id").fill("tea-form")
+    page.get_by_label("Campaign name").fill("茶馆 Tea by the form")
+    page.get_by_label("Trigger").select_option(label="Staying in a venue")
+    page.get_by_label("Staying at least (s)").fill("300")
+    page.get_by_label("Venue kinds (comma list)").fill("")
+    page.get_by_label("Venue ids (comma list)").fill("guomao-mall")
+    page.get_by_label("Audience: any of the tags (comma list)").fill("tea, beijing")
+    page.get_by_role("checkbox", name="fcm").check()
+    first = page.get_by_role("group", name="Variant 1")
+    first.get_by_label("Title").fill("Tea time at {{ venue.name }}")
+    page.get_by_role("button", name="Add a variant").click()
+    second = page.get_by_role("group", name="Variant 2")
+    second.get_by_label("Body").fill("两杯八折 Two teas, 20% off")
+    second.get_by_label("Title").fill("Bring a friend")
+    expect(page.locator("#previews")).to_contain_text("Bring a friend")
+    page.locator("#check").filter(has_text="Valid.").wait_for()
+    doc = json.loads(raw.input_value())
+    assert doc["trigger"] == {"event": "dwell", "dwell_s": 300}
+    assert doc["venues"] == {"ids": ["guomao-mall"]}
+    assert doc["audience"] == {"any_of_tags": ["tea", "beijing"]}
+    assert doc["channels"] == ["inbox", "fcm"]
+    assert [v["title"] for v in doc["variants"]] == ["Tea time at {{ venue.name }}",
+                                                    "Bring a friend"]
+    assert page.locator("#previews tbody tr").count() == 8  # 2 variants x 4 people
+    # A control group over 100 % is named beside its field, as the API names it.
+    control = page.get_by_label("Control group (%)")
+    control.fill("150")
+    page.locator("#err-f-control").filter(has_text="control_pct").wait_for()
+    assert control.get_attribute("aria-invalid") == "true"
+    assert "control_pct" in page.locator("#check").inner_text()
+    control.fill("10")
+    page.locator("#check").filter(has_text="Valid.").wait_for()
+    assert page.locator("#err-f-control").count() == 0
+    # Editing the JSON refills the form; the fields the form does not show are kept.
+    doc = json.loads(raw.input_value())
+    raw.fill(json.dumps({**doc, "name": "Tea, edited as JSON", "offer_ttl_s": 900,
+                         "status": "draft"},
+                        ensure_ascii=False, indent=2))
+    expect(page.get_by_label("Campaign name")).to_have_value("Tea, edited as JSON")
+    page.get_by_label("Priority").fill("3")
+    assert json.loads(raw.input_value())["offer_ttl_s"] == 900
+    shot(page, "campaign-form")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/console/campaigns/tea-form")
+    saved = server.call("GET", "/v1/campaigns/tea-form")
+    assert (saved["priority"], saved["control_pct"], saved["offer_ttl_s"]) == (3, 10, 900)
+    assert saved["trigger"]["dwell_s"] == 300 and saved["channels"] == ["inbox", "fcm"]
+
+
+def test_a_campaign_typed_as_yaml_refills_the_form_and_saves(
+    offline_page: OfflinePage, server: Server,
+) -> None:
+    page = offline_page
+    sign_in(page, server)
+    page.goto(server.base + "/console/campaigns/tea-form")
+    raw = page.get_by_label("Campaign as JSON or YAML")
+    page.locator("#check").filter(has_text="Valid.").wait_for()
+    raw.fill(TEA_YAML)
+    expect(page.get_by_label("Trigger")).to_have_value("scheduled")
+    expect(page.get_by_label("Local times (comma list)")).to_have_value("10:00, 15:00")
+    raw.fill(TEA_YAML.replace("[10:00, 15:00]", "[10:00, 15:00"))
+    page.locator("#check").filter(has_text="line 7").wait_for()
+    raw.fill(TEA_YAML)
+    page.locator("#check").filter(has_text="Valid.").wait_for()
+    page.get_by_role("button", name="Save").click()
+    page.locator("#status").filter(has_text="Saved").wait_for()
+    saved = server.call("GET", "/v1/campaigns/tea-form")
+    assert saved["trigger"]["scheduled"]["times"] == ["10:00", "15:00"]
+    assert saved["name"] == "茶馆午后 Tea afternoons" and saved["status"] == "draft"
 
 
 def test_a_walker_appears_in_live_while_the_page_is_open(

@@ -1,6 +1,9 @@
-/* Campaign editor: the raw JSON checked as you type by POST /console/api/campaigns/check
-   (the API's own validation, field paths in the answer), the variants previewed for
-   sample people, then saved, activated or paused through the API. */
+/* Campaign editor: the form (campaign_form.js) and the raw text, JSON when it starts
+   with "{" and YAML otherwise, are one campaign. Either is checked as you type by
+   POST /console/api/campaigns/check (the API's own validation; YAML read on the server;
+   field paths in the answer, shown beside the form's control too), the variants
+   previewed for sample people, then the checked document saved, activated or paused
+   through the API. */
 "use strict";
 (function () {
   const g = window.geopush;
@@ -57,33 +60,71 @@
     });
   }
 
-  async function validate() {
-    const mine = ++latest;
-    let doc;
-    try { doc = JSON.parse(raw.value); }
-    catch (e) { check.textContent = "JSON: " + e.message; check.className = "error"; raw.setAttribute("aria-invalid", "true"); return null; }
-    const result = await g.api("POST", "/campaigns/check", doc);
-    if (mine !== latest) return null;
-    if (result.ok) {
-      check.textContent = w.valid; check.className = "ok";
-      raw.removeAttribute("aria-invalid");
-      previews(result.body.previews);
-      payloads(result.body.payloads);
-      return doc;
-    }
-    check.textContent = g.errorText(result.body); check.className = "error";
+  const form_ = g.campaignForm;
+  const YAML = "application/yaml";
+  let lastDocument = null;
+
+  function isJson(text) { return text.trimStart().startsWith("{"); }
+
+  /* The campaign the raw text holds as far as this page can tell: the JSON parsed
+     here, else the document the server last read (YAML, or JSON being typed). */
+  function campaignDocument() {
+    if (isJson(raw.value)) { try { return JSON.parse(raw.value); } catch (e) { /* below */ } }
+    return lastDocument || {};
+  }
+  g.campaignDocument = campaignDocument;
+
+  function invalid(text, field) {
+    check.textContent = text; check.className = "error";
     raw.setAttribute("aria-invalid", "true");
+    if (form_) form_.showError(field, text.slice(field ? field.length + 2 : 0));
     return null;
   }
 
-  raw.addEventListener("input", function () {
+  /* Check the raw text; fromForm: the form wrote it, so the form is not refilled. */
+  async function validate(fromForm) {
+    const mine = ++latest;
+    const text = raw.value;
+    let result;
+    if (isJson(text)) {
+      let doc;
+      try { doc = JSON.parse(text); } catch (e) { return invalid("JSON: " + e.message, null); }
+      if (form_ && !fromForm) form_.fill(doc);
+      result = await g.api("POST", "/campaigns/check", doc);
+    } else {
+      result = await g.api("POST", "/campaigns/check", text, YAML);
+    }
+    if (mine !== latest) return null;
+    if (!result.ok) {
+      const e = result.body && result.body.error;
+      return invalid(g.errorText(result.body), e ? e.field : null);
+    }
+    lastDocument = result.body.document;
+    if (form_) { form_.clearErrors(); if (!fromForm) form_.fill(lastDocument); }
+    check.textContent = w.valid; check.className = "ok";
+    raw.removeAttribute("aria-invalid");
+    previews(result.body.previews);
+    payloads(result.body.payloads);
+    return lastDocument;
+  }
+
+  function later(fromForm) {
     clearTimeout(timer);
-    timer = setTimeout(validate, 300);
+    timer = setTimeout(function () { validate(fromForm); }, 300);
+  }
+
+  raw.addEventListener("input", function () { later(false); });
+
+  /* A form edit rewrites the raw text as JSON (which YAML reads too), keeping the
+     fields the form does not show. */
+  if (form_) form_.onChange(function (doc) {
+    raw.value = JSON.stringify(doc || form_.apply(campaignDocument()), null, 2);
+    later(true);
   });
 
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
-    const doc = await validate();
+    const doc = await validate(true);
     if (!doc) return;
     const id = form.dataset.campaign || doc.id;
     const result = id ? await g.api("PUT", "/campaigns/" + encodeURIComponent(id), doc)
@@ -124,11 +165,15 @@
     event.preventDefault();
     const out = document.getElementById("backtest-status");
     const dl = document.getElementById("backtest-report");
-    let doc;
-    try { doc = JSON.parse(raw.value); } catch (e) { out.textContent = "JSON: " + e.message; return; }
+    let doc = raw.value;
+    if (isJson(raw.value)) {
+      try { doc = JSON.parse(raw.value); } catch (e) { out.textContent = "JSON: " + e.message; return; }
+    }
     out.textContent = "…";
     const days = document.getElementById("days").value || "7";
-    const result = await g.api("POST", "/campaigns/backtest?days=" + encodeURIComponent(days), doc);
+    const path = "/campaigns/backtest?days=" + encodeURIComponent(days);
+    const result = typeof doc === "string" ? await g.api("POST", path, doc, YAML)
+                                           : await g.api("POST", path, doc);
     if (!result.ok) { out.textContent = g.errorText(result.body); dl.hidden = true; return; }
     const r = result.body.backtest;
     if (!r) { out.textContent = w.no_pings; dl.hidden = true; return; }
@@ -146,5 +191,5 @@
     dl.hidden = false;
   });
 
-  validate();
+  validate(false);
 })();

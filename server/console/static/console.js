@@ -5,11 +5,12 @@
   const csrf = meta ? meta.content : "";
 
   /* Call /console/api/<path> as the signed-in user; writes carry the CSRF token.
-     Resolves to {ok, status, body}. */
+     raw: send body as it is (a string raw is its Content-Type). Resolves to
+     {ok, status, body}. */
   async function api(method, path, body, raw) {
     const headers = { "X-CSRF-Token": csrf };
     let payload;
-    if (raw) { payload = body; }
+    if (raw) { payload = body; if (typeof raw === "string") headers["Content-Type"] = raw; }
     else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
     const resp = await fetch("/console/api" + path, {
       method, headers, body: payload, credentials: "same-origin" });
