@@ -18,7 +18,7 @@ class EventKind(StrEnum):
 
 
 class Confidence(StrEnum):
-    """How sure the evidence is (DESIGN.md): HIGH, the accuracy circle lies inside;
+    """How sure the evidence is: HIGH, the accuracy circle lies inside;
     MEDIUM, the centre is inside; LOW, only the circle touches (or, for an EXIT by
     timeout, no ping said so)."""
 

@@ -1,4 +1,4 @@
-"""The presence rules as data: every threshold of DESIGN.md's defaults table, frozen.
+"""The presence rules as data: every threshold of the presence defaults, frozen.
 
 A tenant gets one :class:`PresencePolicy` (built once from its validated settings and
 passed to every call); venues may override the three rules that depend on the place
@@ -36,7 +36,7 @@ class VenueRules:
 class PresencePolicy:
     """How pings become ENTER / DWELL / EXIT. Frozen; build one per tenant.
 
-    Every default is DESIGN.md's, with the reason next to it. Units are in the names.
+    Every default comes with the reason next to it. Units are in the names.
     """
 
     max_accuracy_m: float = 200.0

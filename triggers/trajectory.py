@@ -34,7 +34,7 @@ from triggers.errors import TriggerError
 from triggers.pings import PingBatch
 
 CSV_HEADER = ("user_id", "ts", "lat", "lng", "accuracy_m", "speed_mps", "heading_deg", "mock")
-"""DESIGN.md's pings CSV columns that the generator fills."""
+"""The pings CSV columns (the `geopush visits` input) that the generator fills."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ class PingColumns:
         )
 
     def to_csv_text(self, *, iso_ts: bool = True) -> str:
-        """DESIGN.md pings CSV (rows in this object's order); ``ts`` as ISO-8601 UTC
+        """The pings CSV (rows in this object's order); ``ts`` as ISO-8601 UTC
         with offset, or epoch seconds when ``iso_ts`` is False."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

@@ -26,7 +26,7 @@ def token_user_key(user_id: str) -> str:
 
 
 class Role(StrEnum):
-    """What an API key may do (DESIGN.md, HTTP API)."""
+    """What an API key may do (docs/security.md, "Tenants and roles")."""
 
     ADMIN = "admin"
     """Everything in its tenant, including keys."""

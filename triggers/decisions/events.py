@@ -11,7 +11,7 @@ from typing import Protocol
 
 
 class EventLike(Protocol):
-    """A presence event (DESIGN.md, Presence). Read-only attributes."""
+    """A presence event (ENTER, DWELL or EXIT at a venue). Read-only attributes."""
 
     @property
     def user_id(self) -> str: ...

@@ -1,4 +1,4 @@
-"""The inputs of a decision: profiles, campaigns and the tenant policy (DESIGN.md).
+"""The inputs of a decision: profiles, campaigns and the tenant policy.
 
 All models are pydantic v2 and frozen: the scenario loader and the HTTP API build them with
 ``Model.model_validate(data)`` from YAML/JSON and get a ``pydantic.ValidationError`` whose
@@ -145,7 +145,7 @@ class _Frozen(BaseModel):
 
 
 class EventKind(StrEnum):
-    """The presence event kinds a campaign can be triggered by (DESIGN.md, Presence)."""
+    """The presence event kinds a campaign can be triggered by."""
 
     ENTER = "enter"
     DWELL = "dwell"
@@ -635,7 +635,7 @@ class Variant(_Frozen):
 
 
 class Campaign(_Frozen):
-    """A location-triggered campaign (DESIGN.md, Campaign).
+    """A campaign: its trigger, venues, audience, schedule, caps and variants.
 
     Built from the scenario YAML / API JSON with ``Campaign.model_validate(data)``; the YAML
     key for the venue selector is ``venues``.

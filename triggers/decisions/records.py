@@ -18,7 +18,7 @@ from triggers.decisions.rich import RichContent
 
 
 class Reason(StrEnum):
-    """Reason codes of ``considered[].reason`` (DESIGN.md, Decision, plus
+    """Reason codes of ``considered[].reason`` (the decision log's, plus
     ``template_error``). Listed in the order the checks run."""
 
     STALE_EVENT = "stale_event"

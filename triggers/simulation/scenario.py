@@ -1,4 +1,4 @@
-"""The scenario model: what ``geopush simulate`` replays (DESIGN.md, Scenario YAML).
+"""The scenario model: what ``geopush simulate`` replays (the YAML: fixtures/scenarios/README.md).
 
 Pure: :class:`ScenarioSpec` is the YAML document without its file references, built with
 ``ScenarioSpec.model_validate(data)`` so that a ``pydantic.ValidationError`` names the
@@ -117,7 +117,7 @@ class PresenceOverrides(_Frozen):
 
 
 class ScenarioPolicy(TenantPolicy):
-    """The tenant policy of DESIGN.md plus ``presence`` overrides."""
+    """The tenant policy plus ``presence`` overrides."""
 
     presence: PresenceOverrides = PresenceOverrides()
 
