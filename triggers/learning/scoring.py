@@ -86,17 +86,10 @@ class InterestScorer:
             return MappingProxyType(self.cold)
         return UserScores(self, row)
 
-    def row_score(self, row: int, category: str) -> float | None:
-        """The score of ``category`` in the user's row ``row``, or ``None`` outside
-        the row's top categories."""
-        index = self.category_ids.get(category)
-        if index is None:
-            return None
+    def row(self, row: int) -> tuple[list[int], list[float]]:
+        """The user's row ``row``: category indexes and scores, as Python lists."""
         lo, hi = self.offsets[row:row + 2].tolist()
-        kept: list[int] = self.category_index[lo:hi].tolist()
-        if index not in kept:
-            return None
-        return float(self.scores_flat[lo + kept.index(index)])
+        return self.category_index[lo:hi].tolist(), self.scores_flat[lo:hi].tolist()
 
     def row_scores(self, row: int) -> dict[str, float]:
         """The user's row ``row`` as category → score."""
@@ -106,40 +99,45 @@ class InterestScorer:
 
 
 class UserScores(Mapping[str, float]):
-    """One user's top categories → scores, read from the scorer's arrays: a category
-    at a time (``get``, ``[]``, ``in``), or the whole row on first iteration."""
+    """One user's top categories → scores, read from the scorer's arrays: the row is
+    converted to two short Python lists on the first question, then a category's score
+    is a dict lookup and a list search (``get``, ``[]``, ``in``); the whole dict is built
+    only when iterated."""
 
-    __slots__ = ("_all", "_row", "_scorer")
+    __slots__ = ("_indexes", "_row", "_scorer", "_scores")
 
     def __init__(self, scorer: InterestScorer, row: int) -> None:
         self._scorer, self._row = scorer, row
-        self._all: dict[str, float] | None = None
+        self._indexes: list[int] | None = None
+        self._scores: list[float] = []
+
+    def _score(self, category: str) -> float | None:
+        if self._indexes is None:
+            self._indexes, self._scores = self._scorer.row(self._row)
+        index = self._scorer.category_ids.get(category)
+        if index is None or index not in self._indexes:
+            return None
+        return self._scores[self._indexes.index(index)]
 
     def get(self, category: str, default: float | None = None) -> float | None:  # type: ignore[override]
         """The category's score, or ``default`` outside the user's top categories."""
-        score = self._scorer.row_score(self._row, category)
+        score = self._score(category)
         return default if score is None else score
 
     def __getitem__(self, category: str) -> float:
-        score = self._scorer.row_score(self._row, category)
+        score = self._score(category)
         if score is None:
             raise KeyError(category)
         return score
 
     def __contains__(self, category: object) -> bool:
-        return isinstance(category, str) and \
-            self._scorer.row_score(self._row, category) is not None
-
-    def _whole(self) -> dict[str, float]:
-        if self._all is None:
-            self._all = self._scorer.row_scores(self._row)
-        return self._all
+        return isinstance(category, str) and self._score(category) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._whole())
+        return iter(self._scorer.row_scores(self._row))
 
     def __len__(self) -> int:
-        return len(self._whole())
+        return len(self._scorer.row_scores(self._row))
 
 
 @dataclass(frozen=True)
