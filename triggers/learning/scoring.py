@@ -188,5 +188,7 @@ class SendTimeScorer:
 def relative_to_best(profiles: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Each profile's hours divided by its best hour's weight (at least 1e-12), in the
     profiles' precision, as dividing one profile's value by its maximum is."""
-    best = np.maximum(profiles.max(axis=1, keepdims=True), profiles.dtype.type(1e-12))
-    return profiles / best
+    floor = np.asarray(1e-12, dtype=profiles.dtype)
+    best = np.maximum(profiles.max(axis=1, keepdims=True), floor)
+    chances: npt.NDArray[np.float32] = profiles / best
+    return chances
