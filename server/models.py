@@ -29,7 +29,7 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -235,14 +235,14 @@ class _UserPredictions:
 
     def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
         self._models, self._user, self._at = models, user_id, at
-        self._scores: dict[str, float] | bool | None = False
+        self._scores: Mapping[str, float] | bool | None = False
         self._chance: float | bool | None = False
 
     @property
-    def interests(self) -> dict[str, float] | None:
+    def interests(self) -> Mapping[str, float] | None:
         if self._scores is False:
             scorer = self._models.interests
-            self._scores = None if scorer is None else scorer.scores(self._user)
+            self._scores = None if scorer is None else scorer.user_scores(self._user)
         return self._scores if not isinstance(self._scores, bool) else None
 
     @property

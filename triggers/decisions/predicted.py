@@ -70,9 +70,11 @@ def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
         if why is not None:
             return Reason.INTEREST_BELOW_THRESHOLD, why
     least = campaign.min_open_chance
-    if least is not None and facts.open_chance is not None and facts.open_chance < least:
-        return (Reason.UNLIKELY_TO_OPEN,
-                f"chance of opening now {facts.open_chance:.2f} below {least:.2f}")
+    if least is None:
+        return None
+    chance = facts.open_chance
+    if chance is not None and chance < least:
+        return (Reason.UNLIKELY_TO_OPEN, f"chance of opening now {chance:.2f} below {least:.2f}")
     return None
 
 

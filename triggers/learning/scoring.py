@@ -1,7 +1,10 @@
 """Compact in-memory scorers for the decision path, one per tenant and model.
 
 Built once when a model is loaded (or promoted), then read with a dict lookup and an
-array slice per call, no model evaluation:
+array slice per call, no model evaluation. The decision path reads them for every
+decision with a learned condition, so a read converts whole slices to Python values
+(``tolist``) rather than one numpy scalar at a time, and the send-time chances are
+precomputed at load (one float32 per user and hour, 96 bytes a user):
 
 - :class:`InterestScorer`: each user's top categories with their probability of
   engagement in the next period, stored flat (CSR); users not held get the cold-start
@@ -14,7 +17,9 @@ array slice per call, no model evaluation:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +39,15 @@ class InterestScorer:
     category_index: npt.NDArray[np.int32]
     scores_flat: npt.NDArray[np.float32]
     cold: dict[str, float]
+    names: npt.NDArray[np.object_] = field(init=False, repr=False, compare=False)
+    """``categories`` as an object array: a row's names in one fancy index."""
+    category_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    """category → its index in ``categories``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", np.array(self.categories, dtype=object))
+        object.__setattr__(self, "category_ids",
+                           {c: i for i, c in enumerate(self.categories)})
 
     @classmethod
     def build(cls, model: interests.InterestModel, user_ids: list[str], at_t: float,
@@ -56,15 +70,74 @@ class InterestScorer:
         row = self.rows.get(user_id)
         if row is None:
             return dict(self.cold)
-        lo, hi = int(self.offsets[row]), int(self.offsets[row + 1])
-        return {self.categories[int(c)]: float(s)
-                for c, s in zip(self.category_index[lo:hi], self.scores_flat[lo:hi],
-                                strict=True)}
+        return self.row_scores(row)
 
     def score(self, user_id: str, category: str) -> float:
         """One category's probability for the user; 0.0 for a category outside the
         user's top (it scored below every kept one)."""
-        return self.scores(user_id).get(category, 0.0)
+        return self.user_scores(user_id).get(category, 0.0)
+
+    def user_scores(self, user_id: str) -> Mapping[str, float]:
+        """:meth:`scores` as a read-only mapping that reads one category's score from
+        the arrays when asked (the decision path asks for one or two), building the
+        whole dict only when iterated."""
+        row = self.rows.get(user_id)
+        if row is None:
+            return MappingProxyType(self.cold)
+        return UserScores(self, row)
+
+    def row(self, row: int) -> tuple[list[int], list[float]]:
+        """The user's row ``row``: category indexes and scores, as Python lists."""
+        lo, hi = self.offsets[row:row + 2].tolist()
+        return self.category_index[lo:hi].tolist(), self.scores_flat[lo:hi].tolist()
+
+    def row_scores(self, row: int) -> dict[str, float]:
+        """The user's row ``row`` as category → score."""
+        lo, hi = self.offsets[row:row + 2].tolist()
+        return dict(zip(self.names[self.category_index[lo:hi]].tolist(),
+                        self.scores_flat[lo:hi].tolist(), strict=True))
+
+
+class UserScores(Mapping[str, float]):
+    """One user's top categories → scores, read from the scorer's arrays: the row is
+    converted to two short Python lists on the first question, then a category's score
+    is a dict lookup and a list search (``get``, ``[]``, ``in``); the whole dict is built
+    only when iterated."""
+
+    __slots__ = ("_indexes", "_row", "_scorer", "_scores")
+
+    def __init__(self, scorer: InterestScorer, row: int) -> None:
+        self._scorer, self._row = scorer, row
+        self._indexes: list[int] | None = None
+        self._scores: list[float] = []
+
+    def _score(self, category: str) -> float | None:
+        if self._indexes is None:
+            self._indexes, self._scores = self._scorer.row(self._row)
+        index = self._scorer.category_ids.get(category)
+        if index is None or index not in self._indexes:
+            return None
+        return self._scores[self._indexes.index(index)]
+
+    def get(self, category: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        """The category's score, or ``default`` outside the user's top categories."""
+        score = self._score(category)
+        return default if score is None else score
+
+    def __getitem__(self, category: str) -> float:
+        score = self._score(category)
+        if score is None:
+            raise KeyError(category)
+        return score
+
+    def __contains__(self, category: object) -> bool:
+        return isinstance(category, str) and self._score(category) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scorer.row_scores(self._row))
+
+    def __len__(self) -> int:
+        return len(self._scorer.row_scores(self._row))
 
 
 @dataclass(frozen=True)
@@ -74,6 +147,14 @@ class SendTimeScorer:
     rows: dict[str, int]
     profiles: npt.NDArray[np.float32]
     population: npt.NDArray[np.float32]
+    chances: npt.NDArray[np.float32] = field(init=False, repr=False, compare=False)
+    """:meth:`open_chance` of every user (rows of ``profiles``) and hour, precomputed."""
+    population_chances: list[float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "chances", relative_to_best(self.profiles))
+        object.__setattr__(self, "population_chances",
+                           relative_to_best(self.population[None, :])[0].tolist())
 
     @classmethod
     def build(cls, model: SendTimeModel, user_ids: list[str]) -> SendTimeScorer:
@@ -98,5 +179,16 @@ class SendTimeScorer:
     def open_chance(self, user_id: str, local_hour: int) -> float:
         """The profile's weight of ``local_hour`` relative to the user's best hour
         (1.0 at the best hour): comparable across users with flat or peaked profiles."""
-        profile = self.hour_profile(user_id)
-        return float(profile[local_hour] / max(float(profile.max()), 1e-12))
+        row = self.rows.get(user_id)
+        if row is None:
+            return self.population_chances[local_hour]
+        return float(self.chances[row, local_hour])
+
+
+def relative_to_best(profiles: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Each profile's hours divided by its best hour's weight (at least 1e-12), in the
+    profiles' precision, as dividing one profile's value by its maximum is."""
+    floor = np.asarray(1e-12, dtype=profiles.dtype)
+    best = np.maximum(profiles.max(axis=1, keepdims=True), floor)
+    chances: npt.NDArray[np.float32] = profiles / best
+    return chances

@@ -1,0 +1,93 @@
+"""The scorers' decision-path reads (one category's score from the user's row lists,
+open chances precomputed at load) give exactly what reading the arrays one numpy scalar
+at a time gives: the same floats, so the same decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from triggers.learning.scoring import InterestScorer, SendTimeScorer
+
+CATEGORIES = ["mother_baby", "books", "electronics", "groceries", "sports", "beauty",
+              "garden", "toys"]
+
+
+def array_scores(scorer: InterestScorer, user_id: str) -> dict[str, float]:
+    """The user's scores read element by element from the arrays (the first version)."""
+    row = scorer.rows.get(user_id)
+    if row is None:
+        return dict(scorer.cold)
+    lo, hi = int(scorer.offsets[row]), int(scorer.offsets[row + 1])
+    return {scorer.categories[int(c)]: float(s)
+            for c, s in zip(scorer.category_index[lo:hi], scorer.scores_flat[lo:hi],
+                            strict=True)}
+
+
+def array_open_chance(scorer: SendTimeScorer, user_id: str, hour: int) -> float:
+    """The open chance computed from the user's profile row (the first version)."""
+    row = scorer.rows.get(user_id)
+    profile = scorer.population if row is None else scorer.profiles[row]
+    return float(profile[hour] / max(float(profile.max()), 1e-12))
+
+
+@st.composite
+def interest_scorers(draw: st.DrawFn) -> InterestScorer:
+    users = draw(st.integers(1, 6))
+    lengths = [draw(st.integers(0, len(CATEGORIES))) for _ in range(users)]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    index = np.concatenate([rng.permutation(len(CATEGORIES))[:n] for n in lengths])
+    scores = rng.uniform(0, 1, len(index))
+    scores[::3] = draw(st.sampled_from([0.0, 0.6, 1.0]))
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    return InterestScorer(CATEGORIES, {f"u{i}": i for i in range(users)}, offsets,
+                          index.astype(np.int32), scores.astype(np.float32),
+                          {"groceries": 0.31, "books": 0.2})
+
+
+@st.composite
+def sendtime_scorers(draw: st.DrawFn) -> SendTimeScorer:
+    users = draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    profiles: npt.NDArray[np.float32] = rng.dirichlet(np.ones(24), users).astype(np.float32)
+    if draw(st.booleans()):
+        profiles[0] = 0.0  # a user with no weight anywhere: every chance 0
+    if draw(st.booleans()):
+        profiles[-1] = np.float32(1 / 24)  # a flat profile: every chance 1
+    return SendTimeScorer({f"u{i}": i for i in range(users)}, profiles,
+                          profiles.mean(axis=0, dtype=np.float32))
+
+
+@settings(max_examples=150, deadline=None)
+@given(interest_scorers(), st.integers(0, 7))
+def test_one_category_read_equals_the_array_read(scorer: InterestScorer, user: int) -> None:
+    user_id = f"u{user}" if user < len(scorer.rows) else "stranger"
+    expected = array_scores(scorer, user_id)
+    fast = scorer.user_scores(user_id)
+    for category in [*CATEGORIES, "no_such_category"]:
+        assert fast.get(category, 0.0) == expected.get(category, 0.0)
+        assert scorer.score(user_id, category) == expected.get(category, 0.0)
+        assert (category in fast) == (category in expected)
+    assert dict(fast) == expected == scorer.scores(user_id)
+    assert len(fast) == len(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sendtime_scorers(), st.integers(0, 5), st.integers(0, 23))
+def test_precomputed_open_chance_equals_the_profile_division(
+        scorer: SendTimeScorer, user: int, hour: int) -> None:
+    user_id = f"u{user}" if user < len(scorer.rows) else "stranger"
+    assert scorer.open_chance(user_id, hour) == array_open_chance(scorer, user_id, hour)
+
+
+def test_a_missing_category_reads_as_zero_and_a_stranger_gets_the_cold_ranking() -> None:
+    scorer = InterestScorer(CATEGORIES, {"anna": 0}, np.array([0, 2], dtype=np.int64),
+                            np.array([0, 1], dtype=np.int32),
+                            np.array([0.83, 0.4], dtype=np.float32), {"groceries": 0.31})
+    anna = scorer.user_scores("anna")
+    assert anna.get("mother_baby") == float(np.float32(0.83))
+    assert anna.get("toys", 0.0) == 0.0
+    assert "toys" not in anna
+    assert dict(scorer.user_scores("stranger")) == {"groceries": 0.31}
