@@ -96,6 +96,8 @@ class WorkerParts:
     metrics: Metrics
     partition_metrics: PartitionMetrics
     clock: Callable[[], float] = time.time
+    stream_ok_at: float = -math.inf
+    """Monotonic time of the worker's last lease round that JetStream answered."""
 
 
 class PartitionRunner:
@@ -267,6 +269,11 @@ class PartitionRunner:
     async def _maybe_timers(self) -> None:
         interval = self.parts.settings.timer_interval_s
         started = time.monotonic()
+        if self.pending or started - self.parts.stream_ok_at > self.parts.settings.lease_s / 2:
+            # Behind the stream, or JetStream has not answered a lease round lately (an
+            # outage): a ping still in the stream may keep a visit open, as it would
+            # have on a single node, so timers wait until the partition has caught up.
+            return
         if interval and started - self._timers_at >= interval:
             self._timers_at = started
             await self._fire_timers()
@@ -328,6 +335,7 @@ class Worker:
         while True:
             try:
                 await self.round()
+                self.parts.stream_ok_at = time.monotonic()
                 self._failures.succeeded("lease round")
             except asyncio.CancelledError:
                 raise
