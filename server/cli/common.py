@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 
@@ -62,3 +63,26 @@ def database_url(given: str | None) -> str:
         raise CliError("give --database-url (or DATABASE_URL) or --target URL --key K; "
                        "the embedded store lives only inside a running server")
     return url
+
+
+DEFAULT_TENANT = "default"
+"""``server.auth.DEFAULT_TENANT`` (the tenant ``geopush serve --admin-key`` makes), written
+out so that defining the arguments imports no aiohttp (a test keeps the two equal)."""
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a command that reads PostgreSQL or a running server: exactly one
+    of ``--database-url`` and ``--target`` (with ``--key``), the tenant and schema for the
+    database, and ``--json``."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--database-url", default=None, metavar="URL",
+                        help="read PostgreSQL directly (default: $DATABASE_URL)")
+    source.add_argument("--target", default=None, metavar="URL",
+                        help="ask a running server (its URL)")
+    parser.add_argument("--key", default=None,
+                        help="API key for --target (default: $GEOPUSH_API_KEY)")
+    parser.add_argument("--tenant", default=DEFAULT_TENANT,
+                        help=f"tenant, with --database-url (default: {DEFAULT_TENANT})")
+    parser.add_argument("--schema", default="public",
+                        help="PostgreSQL schema, with --database-url (default: public)")
+    parser.add_argument("--json", action="store_true", help="print the JSON document")

@@ -11,9 +11,8 @@ import json
 import os
 from typing import Any
 
-from server.cli.common import CliError, database_url, get_json
+from server.cli.common import CliError, add_source_arguments, database_url, get_json
 
-DEFAULT_TENANT = "default"
 KINDS = ("interests", "sendtime")
 
 
@@ -21,19 +20,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Define the ``model`` arguments (imports nothing heavy: see ``__main__``)."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     report = sub.add_parser("report", help="the model versions and their evaluation")
-    source = report.add_mutually_exclusive_group()
-    source.add_argument("--database-url", default=None, metavar="URL",
-                        help="read PostgreSQL directly (default: $DATABASE_URL)")
-    source.add_argument("--target", default=None, metavar="URL",
-                        help="ask a running server (its URL)")
-    report.add_argument("--key", default=None,
-                        help="API key for --target (default: $GEOPUSH_API_KEY)")
-    report.add_argument("--tenant", default=DEFAULT_TENANT,
-                        help=f"tenant, with --database-url (default: {DEFAULT_TENANT})")
-    report.add_argument("--schema", default="public",
-                        help="PostgreSQL schema, with --database-url (default: public)")
+    add_source_arguments(report)
     report.add_argument("--kind", default=None, choices=KINDS, help="only this kind")
-    report.add_argument("--json", action="store_true", help="print the JSON document")
     report.set_defaults(func=run_report)
 
 

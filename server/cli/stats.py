@@ -12,11 +12,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from server.cli.common import CliError, database_url, get_json
-
-DEFAULT_TENANT = "default"
-"""``server.auth.DEFAULT_TENANT``, written out so that defining the arguments imports
-no aiohttp (a test keeps the two equal)."""
+from server.cli.common import CliError, add_source_arguments, database_url, get_json
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -26,18 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "against its control group (two-proportion z-test), read from PostgreSQL or "
         "from a running server.")
     parser.add_argument("--campaign", required=True, help="campaign id")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--database-url", default=None, metavar="URL",
-                        help="read PostgreSQL directly (default: $DATABASE_URL)")
-    source.add_argument("--target", default=None, metavar="URL",
-                        help="ask a running server (its URL)")
-    parser.add_argument("--key", default=None,
-                        help="API key for --target (default: $GEOPUSH_API_KEY)")
-    parser.add_argument("--tenant", default=DEFAULT_TENANT,
-                        help=f"tenant, with --database-url (default: {DEFAULT_TENANT})")
-    parser.add_argument("--schema", default="public",
-                        help="PostgreSQL schema, with --database-url (default: public)")
-    parser.add_argument("--json", action="store_true", help="print the JSON document")
+    add_source_arguments(parser)
     parser.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import keys, stats
+from server.cli import common, keys
 from server.cli.__main__ import SIGPIPE_STATUS, build_parser
 from tests.conftest import BEIJING_VENUES, FIXTURES, ROOT
 from tests.server.serve import free_port
@@ -168,7 +168,7 @@ def test_the_commands_spell_out_the_service_names_they_must_not_import() -> None
     from server.store.base import Role  # noqa: PLC0415
 
     assert tuple(r.value for r in Role) == keys.ROLES
-    assert stats.DEFAULT_TENANT == DEFAULT_TENANT
+    assert common.DEFAULT_TENANT == DEFAULT_TENANT
 
 
 def test_serve_says_in_one_line_that_it_cannot_reach_the_database() -> None:
