@@ -27,7 +27,16 @@ import numpy as np
 from triggers.behaviour.events import BehaviourEvent
 from triggers.decisions.best_time import SendTimeProfiles, users_with_enough_data
 from triggers.learning import sendtime
-from triggers.learning.coding import CLICK, DAY_S, ENGAGEMENT_KINDS, KIND_CODES, OPEN, Vocabulary
+from triggers.learning.coding import (
+    CLICK,
+    DAY_S,
+    ENGAGEMENT_KINDS,
+    KIND_CODES,
+    OPEN,
+    FloatArray,
+    IntArray,
+    Vocabulary,
+)
 from triggers.learning.promotion import verdict
 from triggers.learning.scoring import SendTimeScorer
 
@@ -91,7 +100,7 @@ class SendTimeLearner:
         return self._view
 
     def _add(self, user_id: str, ts: float, kind: int) -> None:
-        self._user.append(self.users.index([user_id])[0])
+        self._user.append(int(self.users.index([user_id])[0]))
         self._ts.append(ts)
         self._kind.append(kind)
 
@@ -113,7 +122,7 @@ class SendTimeLearner:
                 MODEL_ZONE)
 
 
-def utc_hour_weekday(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def utc_hour_weekday(ts: FloatArray) -> tuple[IntArray, IntArray]:
     """UTC hour (0-23) and weekday (Monday = 0) of epoch seconds."""
     whole = np.floor(ts)
     hour = ((whole // _HOUR_S) % 24).astype(np.int64)
