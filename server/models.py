@@ -5,10 +5,11 @@ models held in memory as cheap scorers for the decision path.
 - :func:`train_tenant`: reads the tenant's behaviour events (pages of
   :data:`PAGE_EVENTS`), fits the interest and send-time models (in a worker thread: the
   fit is CPU work) exactly as ``geopush interests|sendtime fit`` does, and stores each as
-  a new version with its evaluation. :func:`verdict` decides the promotion: a model is
-  promoted only when its held-out figure is at least that of every baseline (recall@5
-  against category popularity and the user's decayed recency-frequency counts; hit@3
-  against the global peak hours); otherwise the previous promoted version stays.
+  a new version with its evaluation. :func:`~triggers.learning.promotion.verdict`
+  decides the promotion: a model is promoted only when its held-out figure is at least
+  that of every baseline (recall@5 against category popularity and the user's decayed
+  recency-frequency counts; hit@3 against the global peak hours); otherwise the previous
+  promoted version stays.
 - :func:`training_loop`: :func:`train_tenant` for every tenant every
   ``model_training_interval_s`` (a setting; 0, the default, keeps it off).
 - :class:`ModelCache`: the promoted model of each tenant and kind as a scorer
@@ -45,21 +46,19 @@ from server.store.roles.models import (
     ModelStore,
     TrainingCursor,
 )
+from triggers.decisions.best_time import (
+    SendTimeProfiles,
+    users_with_enough_data,
+)
 from triggers.learning import interests, sendtime
 from triggers.learning.coding import Vocabulary, kind_codes
+from triggers.learning.promotion import verdict
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
 
 log = logging.getLogger("geopush.models")
 _T = TypeVar("_T")
 
 PAGE_EVENTS = 20_000
-BASELINES: dict[ModelKind, tuple[str, ...]] = {
-    "interests": ("recency_frequency", "popularity"),
-    "sendtime": ("global_peak",),
-}
-"""The evaluation keys of the baselines a model must match to be promoted."""
-
-
 @dataclass(frozen=True)
 class TrainingData:
     """A tenant's behaviour events as coded arrays (see :mod:`triggers.learning.coding`)."""
@@ -143,22 +142,6 @@ def fit_sendtime(data: TrainingData, now: float, zone: str = "UTC") -> Fitted:
 FITTERS: dict[ModelKind, Fitter] = {"interests": fit_interests, "sendtime": fit_sendtime}
 
 
-def verdict(kind: ModelKind, evaluation: dict[str, Any]) -> tuple[bool, str]:
-    """Whether a model with this evaluation is promoted, and why (in words)."""
-    score = evaluation.get("model")
-    if score is None:
-        return False, "too little history to judge it on held-out time"
-    baselines = {b: float(evaluation[b]) for b in BASELINES[kind] if b in evaluation}
-    if not baselines:
-        return False, "no baseline to judge it against"
-    best = max(baselines, key=lambda b: baselines[b])
-    if float(score) < baselines[best]:
-        return False, f"worse than the {best.replace('_', '-')} baseline " \
-                      f"({float(score):.4f} < {baselines[best]:.4f})"
-    return True, f"at least the {best.replace('_', '-')} baseline " \
-                 f"({float(score):.4f} >= {baselines[best]:.4f})"
-
-
 async def train_tenant(store: ModelStore, tenant_id: str, now: float, *,
                        kinds: Sequence[ModelKind] = MODEL_KINDS,
                        fitters: dict[ModelKind, Fitter] | None = None) -> list[ModelRecord]:
@@ -197,11 +180,6 @@ REFRESH_S = 60.0
 """How often the decision path looks for a newly promoted version (one listing, no blob)."""
 
 
-MIN_SENDTIME_EVENTS = 5
-"""Engagement events (app opens, clicks, opens) a user needs for ``best_time`` to use
-their own profile; with fewer the campaign's fallback time applies."""
-
-
 @dataclass(frozen=True)
 class TenantModels:
     """One tenant's promoted models as scorers: what the decision path reads."""
@@ -211,16 +189,16 @@ class TenantModels:
     zone: str = "UTC"
     """The zone of the send-time model's hours."""
     enough: frozenset[str] = frozenset()
-    """Users with at least :data:`MIN_SENDTIME_EVENTS` engagement events."""
+    """Users with enough engagement events for ``best_time``
+    (:data:`triggers.decisions.best_time.MIN_SENDTIME_EVENTS`)."""
 
     def local_profile(self, user_id: str, tz: str, at: float) -> list[float] | None:
         """The user's send-time profile by local hour of ``tz`` (the model's hours
         shifted by the zones' offsets at ``at``, to the whole hour)."""
-        if self.sendtime is None or user_id not in self.enough:
+        if self.sendtime is None:
             return None
-        profile = self.sendtime.hour_profile(user_id)
-        shift = round(_offset_h(tz, at) - _offset_h(self.zone, at))
-        return [float(profile[(hour - shift) % 24]) for hour in range(24)]
+        return SendTimeProfiles(self.sendtime, self.enough, self.zone).local_profile(
+            user_id, tz, at)
 
     def facts(self, user_id: str, now: float) -> _UserPredictions:
         """The user's predicted interests and chance of opening at ``now``, each looked
@@ -307,9 +285,7 @@ def _interest_scorer(blob: bytes, now: float) -> InterestScorer:
 
 def _sendtime_scorer(blob: bytes) -> tuple[SendTimeScorer, frozenset[str]]:
     model, users = _from_bytes(blob, sendtime_file.load)
-    counts = model.hour_counts.sum(axis=1)
-    enough = frozenset(u for u, n in zip(users, counts.tolist(), strict=False)
-                       if n >= MIN_SENDTIME_EVENTS)
+    enough = users_with_enough_data(users, model.hour_counts.sum(axis=1).tolist())
     return SendTimeScorer.build(model, users), enough
 
 
@@ -318,11 +294,6 @@ def _local_hour(zone: str, quarter: int) -> int:
     """The hour in ``zone`` of the quarter hour ``quarter`` (epoch seconds // 900): zone
     offsets are whole quarter hours, so one lookup serves a quarter of an hour."""
     return datetime.datetime.fromtimestamp(quarter * 900, ZoneInfo(zone)).hour
-
-
-def _offset_h(tz: str, at: float) -> float:
-    offset = datetime.datetime.fromtimestamp(at, ZoneInfo(tz)).utcoffset()
-    return 0.0 if offset is None else offset.total_seconds() / 3600
 
 
 def _file_bytes(write: Callable[[str], None]) -> bytes:

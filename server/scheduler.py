@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import logging
 from collections import deque
@@ -54,15 +53,14 @@ from server.store.roles import BehaviourStore, IngestStore, ProfileStore
 from server.tenant_core import (
     NO_LEARNED,
     Learned,
-    LearnedView,
     TenantCore,
     TenantCores,
     learned_for,
     learned_unmet_of,
 )
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
-from triggers.decisions.best_time import TimeChoice, choose_time
-from triggers.decisions.models import BestTime, Campaign, TenantPolicy
+from triggers.decisions.best_time import time_choice, with_time_note
+from triggers.decisions.models import Campaign, TenantPolicy
 from triggers.decisions.records import Considered, Outcome, Reason
 from triggers.decisions.slots import Slot, SlotEvent, SlotState, open_slots, user_zone
 from triggers.errors import TriggerError
@@ -273,15 +271,6 @@ def _open_work(
     return work
 
 
-def _time_choice(best_time: BestTime | None, view: LearnedView | None, user_id: str,
-                 slot: Slot) -> TimeChoice | None:
-    """A ``best_time`` campaign's send time for the user (``None``: not one)."""
-    if best_time is None:
-        return None
-    profile = view.local_profile(user_id, slot.tz, slot.at) if view is not None else None
-    return choose_time(best_time, profile)
-
-
 def _decide_page(
     core: TenantCore, slot: Slot, state: SlotState, page: Sequence[Profile], *,
     ledger: InMemoryLedger, now: float, learned: Learned = NO_LEARNED,
@@ -297,7 +286,7 @@ def _decide_page(
     best_time = best[0].campaign.trigger.scheduled.best_time \
         if best and best[0].campaign.trigger.scheduled is not None else None
     for profile in page:
-        choice = _time_choice(best_time, learned[1], profile.user_id, slot)
+        choice = time_choice(best_time, learned[1], profile.user_id, slot.tz, slot.at)
         if choice is not None and choice.local_time != slot.local[11:]:
             continue  # this user's send time is another slot of the day
         event = SlotEvent.of(slot, profile.user_id)
@@ -312,8 +301,7 @@ def _decide_page(
         if not decision.considered or decision.considered[0].reason in _OUTSIDE:
             continue
         if choice is not None:
-            decision = dataclasses.replace(decision, notes=(choice.note, *(
-                n for n in decision.notes if not n.startswith("best_time:"))))
+            decision = with_time_note(decision, choice)
         key = scheduled_key(tenant_id, slot, profile.user_id)
         if state is SlotState.MISSED:
             decisions.append(DecisionRecord(key, _missed(decision, slot, now)))

@@ -58,6 +58,7 @@ from triggers.simulation.result import Delivery, SimulationResult, Stats, Track,
 from triggers.simulation.routes import resolve
 from triggers.simulation.scenario import Crowd, GenerateSpec, Scenario
 from triggers.simulation.scheduled import SlotDecider, SlotFeed, slot_feed
+from triggers.simulation.sendtime import SendTimeLearner
 from triggers.simulation.stream import Device, PingStream, lay_out
 from triggers.trajectory import PingColumns, TrajectorySpec
 from venues.model import Venue
@@ -79,6 +80,8 @@ class _World:
     book: FeedbackBook = field(default_factory=FeedbackBook)
     """Feedback counts the learning options read (filled by the response model)."""
     responses: ResponseTally = field(default_factory=ResponseTally)
+    send_time: SendTimeLearner | None = None
+    """The world's send-time model, when one of its campaigns has a ``best_time``."""
 
     def sees(self, event: PresenceEvent) -> bool:
         """DWELL events at thresholds only another world asked for are not this world's:
@@ -260,6 +263,9 @@ class _Responder:
         push = book.record_send(user_id, chosen.campaign_id, chosen.variant_id, chosen.channel,
                                 now)
         world.responses.add(chosen.campaign_id, chosen.variant_id, response)
+        if world.send_time is not None:
+            world.send_time.observe_feedback(user_id, now, opened=response.opened,
+                                             clicked=response.clicked)
         if response.clicked:
             book.record_click(push)
             world.ledger.record_feedback(user_id, FeedbackKind.CLICKED)
@@ -416,6 +422,18 @@ def simulate(
     return result
 
 
+def _learn_send_times(worlds: Sequence[_World], events: Sequence[BehaviourEvent],
+                      start: float, interval_s: float) -> None:
+    """Give each world with a ``best_time`` campaign its send-time model, trained every
+    ``interval_s`` from ``start`` on the scenario's engagement events and the world's
+    own feedback (:mod:`triggers.simulation.sendtime`)."""
+    for world in worlds:
+        if any(c.trigger.scheduled is not None and c.trigger.scheduled.best_time is not None
+               for c in world.index.active_of_kind("scheduled")):
+            world.send_time = SendTimeLearner(interval_s, start + interval_s)
+            world.send_time.observe_events(events)
+
+
 def _slot_responder(responder: _Responder, worlds: Sequence[_World]) -> Callable[
         [int, str, Decision, Profile, float], None]:
     """The response model for scheduled pushes: world number → that world's draws."""
@@ -441,8 +459,10 @@ class _Sources:
         user_ids: list[str], keep_records: bool,
     ) -> _Sources:
         """The sources of a run; with behaviour events, the replay's learned tags are
-        laid over every decision's profile (without, nothing in the run changes)."""
+        laid over every decision's profile (without, nothing in the run changes); a world
+        with a ``best_time`` campaign gets its send-time model."""
         tenant = scenario.spec.policy.tenant()
+        _learn_send_times(worlds, events, result.start, scenario.spec.model_training_interval_s)
         replay = None
         if events:
             replay = BehaviourReplay(events, tag_rules(scenario.spec), worlds, result, tally,

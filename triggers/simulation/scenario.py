@@ -336,6 +336,9 @@ class ScenarioSpec(_Frozen):
     """Latent traits and the response model: ``simulate`` draws opens and clicks."""
     compare: Compare | None = None
     """A second policy decided on the same events, for the response's CTR lift."""
+    model_training_interval_s: float = Field(default=86_400.0, gt=0)
+    """How often a world with a ``best_time`` campaign trains its send-time model on the
+    virtual clock (the service's setting of the same name)."""
 
     def compare_policy(self) -> ScenarioPolicy:
         """The compared world's policy: the scenario's with ``compare.policy`` applied."""

@@ -6,7 +6,13 @@ policy's ``default_timezone``), as the service does (:mod:`triggers.decisions.sl
 engine hands out the slots due up to each instant it reaches (:meth:`SlotFeed.take`) and
 each is decided at its instant with ``decide`` (event ``scheduled``, venue ``None``), in
 every world, so a back-test sees scheduled campaigns too. As in the service, a user
-outside the campaign's audience leaves no decision. Pure.
+outside the campaign's audience leaves no decision.
+
+A ``best_time`` campaign has a slot at every whole hour of its window and at its
+fallback; at each, a world decides only the users whose send time it is, chosen by the
+service's :func:`~triggers.decisions.best_time.time_choice` from the world's send-time
+model at that instant (:mod:`triggers.simulation.sendtime`), and the decision's note
+says which time and why, as in the service. Pure.
 """
 
 from __future__ import annotations
@@ -19,18 +25,22 @@ from datetime import datetime
 from typing import Protocol
 
 from triggers.decisions import CampaignIndex, Decision, InMemoryLedger, Profile, decide
+from triggers.decisions.best_time import TimeChoice, time_choice, with_time_note
 from triggers.decisions.models import Campaign, TenantPolicy
 from triggers.decisions.records import Reason
 from triggers.decisions.slots import Slot, SlotEvent, slots_between, user_zone
 from triggers.simulation.backtest import BacktestTally
 from triggers.simulation.result import Delivery, SimulationResult
+from triggers.simulation.sendtime import SendTimeLearner
 
 
 class SlotWorld(Protocol):
-    """What a world of the engine offers a slot: its campaigns and its ledger."""
+    """What a world of the engine offers a slot: its campaigns, its ledger and its
+    send-time model (``None``: it has no ``best_time`` campaign)."""
 
     index: CampaignIndex
     ledger: InMemoryLedger
+    send_time: SendTimeLearner | None
 
 
 SlotPair = tuple[Slot, str, Campaign]
@@ -104,7 +114,7 @@ class SlotDecider:
 
     def __call__(self, pairs: Sequence[SlotPair]) -> None:
         for slot, user_id, campaign in pairs:
-            profile = self.profiles(user_id, slot.at)
+            profile: Profile | None = None
             event = SlotEvent.of(slot, user_id)
             decided: list[Decision | None] = []
             for world in self.worlds:
@@ -114,11 +124,19 @@ class SlotDecider:
                 if not own or own[0].campaign != campaign:
                     decided.append(None)
                     continue
+                choice = _time_choice(campaign, world, user_id, slot)
+                if choice is not None and choice.local_time != slot.local[11:]:
+                    decided.append(None)  # this user's send time is another slot of the day
+                    continue
+                if profile is None:
+                    profile = self.profiles(user_id, slot.at)
                 decision = decide(event, profile, world.index, None, self.tenant,
                                   world.ledger, slot.at, campaign_id=slot.campaign_id)
                 if not _in_audience(decision):
                     decided.append(None)
                     continue
+                if choice is not None:
+                    decision = with_time_note(decision, choice)
                 for entry in decision.ledger_entries():
                     world.ledger.record(entry)
                 if self.respond is not None and decision.chosen is not None:
@@ -147,6 +165,18 @@ class SlotDecider:
                 at=decision.decided_at, expires_at=chosen.expires_at, event="scheduled",
                 event_at=slot.at, visit_id=decision.visit_id,
             ))
+
+
+def _time_choice(campaign: Campaign, world: SlotWorld, user_id: str,
+                 slot: Slot) -> TimeChoice | None:
+    """The user's send time on the slot's day when ``campaign`` has a ``best_time``, by
+    the world's send-time model at the slot (``None``: no ``best_time``)."""
+    trigger = campaign.trigger.scheduled
+    best = None if trigger is None else trigger.best_time
+    if best is None:
+        return None
+    view = None if world.send_time is None else world.send_time.view_at(slot.at)
+    return time_choice(best, view, user_id, slot.tz, slot.at)
 
 
 def _in_audience(decision: Decision) -> bool:

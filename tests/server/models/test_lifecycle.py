@@ -16,13 +16,13 @@ from server.models import (
     TrainingData,
     read_training_data,
     train_tenant,
-    verdict,
 )
 from server.store.roles import Store
 from server.store.roles.behaviour import BehaviourRecord
 from server.store.roles.models import ModelKind
 from tests.server.conftest import OTHER_TENANT
 from triggers.behaviour.events import BehaviourEvent, BehaviourItem
+from triggers.learning.promotion import verdict
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,0 +1,130 @@
+"""The send-time model on the simulator's virtual clock, for ``best_time`` campaigns. Pure.
+
+A world with a ``best_time`` campaign learns its users' send times as the service does,
+from events only (never from the latent traits):
+
+- the engagement events it sees are the scenario's ``app_open``, ``click`` and ``open``
+  behaviour events, and the opens and clicks the response model draws for the world's own
+  pushes (an app reports them as ``open`` and ``click`` events at the push's time);
+- every ``model_training_interval_s`` of virtual time from the run's start, the model is
+  fitted on the events before that instant with the service's code
+  (:func:`triggers.learning.sendtime.fit`, hours in UTC as the service fits them), judged
+  by the service's promotion rule (:func:`triggers.learning.promotion.verdict`), and a
+  promoted model replaces the one in use;
+- a slot's send time is then chosen by :func:`triggers.decisions.best_time.time_choice`,
+  the service's own choice, through the promoted model's
+  :class:`~triggers.decisions.best_time.SendTimeProfiles`; before a model is promoted,
+  every user gets the fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from triggers.behaviour.events import BehaviourEvent
+from triggers.decisions.best_time import SendTimeProfiles, users_with_enough_data
+from triggers.learning import sendtime
+from triggers.learning.coding import (
+    CLICK,
+    DAY_S,
+    ENGAGEMENT_KINDS,
+    KIND_CODES,
+    OPEN,
+    FloatArray,
+    IntArray,
+    Vocabulary,
+)
+from triggers.learning.promotion import verdict
+from triggers.learning.scoring import SendTimeScorer
+
+MODEL_ZONE = "UTC"
+"""The zone of the model's hours: the service fits send-time models in UTC."""
+_HOUR_S = 3600.0
+_EPOCH_WEEKDAY = 3
+"""1 January 1970 was a Thursday (Monday = 0)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Training:
+    """One training of a world's send-time model: when, on how many events, and whether
+    it was promoted (the verdict in words)."""
+
+    at: float
+    events: int
+    promoted: bool
+    verdict: str
+
+
+@dataclass
+class SendTimeLearner:
+    """One world's send-time model, trained on the virtual clock (see the module
+    docstring). Feed it with :meth:`observe_events` and :meth:`observe_feedback`; ask
+    :meth:`view_at` for the model in use at an instant."""
+
+    interval_s: float
+    next_training_at: float
+    params: sendtime.SendTimeParams = field(default_factory=sendtime.SendTimeParams)
+    users: Vocabulary = field(default_factory=Vocabulary)
+    trainings: list[Training] = field(default_factory=list)
+    _user: list[int] = field(default_factory=list)
+    _ts: list[float] = field(default_factory=list)
+    _kind: list[int] = field(default_factory=list)
+    _view: SendTimeProfiles | None = None
+
+    def observe_events(self, events: Iterable[BehaviourEvent]) -> None:
+        """Keep the engagement events among ``events`` (a training counts only those
+        before its instant, so the scenario's whole list may be given at once)."""
+        for event in events:
+            code = KIND_CODES.get(event.kind)
+            if code is not None and code in ENGAGEMENT_KINDS:
+                self._add(event.user_id, event.ts, code)
+
+    def observe_feedback(self, user_id: str, at: float, *, opened: bool,
+                         clicked: bool) -> None:
+        """A push at ``at`` drew this response: an ``open`` event when it was opened, and
+        a ``click`` event as well when it was clicked."""
+        if opened:
+            self._add(user_id, at, OPEN)
+        if clicked:
+            self._add(user_id, at, CLICK)
+
+    def view_at(self, now: float) -> SendTimeProfiles | None:
+        """The promoted model at ``now`` (``None``: none promoted yet), after the
+        trainings due up to ``now``, each at its own instant."""
+        while self.next_training_at <= now:
+            self._train(self.next_training_at)
+            self.next_training_at += self.interval_s
+        return self._view
+
+    def _add(self, user_id: str, ts: float, kind: int) -> None:
+        self._user.append(int(self.users.index([user_id])[0]))
+        self._ts.append(ts)
+        self._kind.append(kind)
+
+    def _train(self, at: float) -> None:
+        ts = np.asarray(self._ts, dtype=np.float64)
+        acc = sendtime.SendTimeAccumulator(at, self.params)
+        if len(ts):
+            hour, weekday = utc_hour_weekday(ts)
+            acc.add(np.asarray(self._user, dtype=np.int64), hour, weekday,
+                    np.asarray(self._kind, dtype=np.int8), ts)
+        model = sendtime.fit(acc.trimmed(len(self.users)), self.params)
+        promoted, why = verdict("sendtime", model.evaluation)
+        self.trainings.append(Training(at, int((ts < at).sum()), promoted, why))
+        if promoted:
+            ids = list(self.users.ids)
+            self._view = SendTimeProfiles(
+                SendTimeScorer.build(model, ids),
+                users_with_enough_data(ids, model.hour_counts.sum(axis=1).tolist()),
+                MODEL_ZONE)
+
+
+def utc_hour_weekday(ts: FloatArray) -> tuple[IntArray, IntArray]:
+    """UTC hour (0-23) and weekday (Monday = 0) of epoch seconds."""
+    whole = np.floor(ts)
+    hour = ((whole // _HOUR_S) % 24).astype(np.int64)
+    weekday = ((whole // DAY_S + _EPOCH_WEEKDAY) % 7).astype(np.int64)
+    return hour, weekday
