@@ -661,12 +661,16 @@ class Campaign(_Frozen):
     """An undelivered push expires after this; one hour, since a location offer is about
     being near the venue now."""
     offer: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=64)
+    """Free offer data (code, discount) for templates as ``offer.<key>``."""
+    categories: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
+    """The item categories (interest tags) the offer is about, as behaviour events name
+    them: what the interest model scores the campaign by, and what feedback on its pushes
+    teaches the model."""
     min_open_chance: float | None = Field(default=None, ge=0, le=1)
     """For location triggers: the least predicted chance that the user opens a push now
     (the promoted send-time model's weight of the current local hour relative to the
     user's best hour); below it the reason is ``unlikely_to_open``. Without a send-time
     model it is not applied."""
-    """Free offer data (code, discount) for templates as ``offer.<key>``."""
     optimize: Literal["fixed", "thompson"] = "fixed"
     """How treated users get an arm: ``fixed`` draws by the declared weights (a hash of
     campaign and user); ``thompson`` samples the arms' click posteriors per decision
