@@ -26,6 +26,7 @@ from triggers.decisions.best_time import MIN_SENDTIME_EVENTS
 from triggers.learning.coding import kind_codes
 from triggers.learning.scoring import SendTimeScorer
 from triggers.learning.sendtime_stream import (
+    FEEDBACK_SETTLE_S,
     FollowedSendTime,
     HourCounts,
     added,
@@ -33,8 +34,6 @@ from triggers.learning.sendtime_stream import (
     recent_counts,
 )
 
-FEEDBACK_SETTLE_S = 3600.0
-"""A push's opens and clicks join the stream this long after the push was created."""
 PAGE_ROWS = 20_000
 
 

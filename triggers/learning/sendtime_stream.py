@@ -26,6 +26,10 @@ from triggers.learning.coding import ENGAGEMENT_KINDS
 from triggers.learning.scoring import SendTimeScorer, relative_to_best
 from triggers.learning.sendtime import HOURS, posterior, top_hours
 
+FEEDBACK_SETTLE_S = 3600.0
+"""A push's opens and clicks join the stream this long after the push was created (most
+are reported by then; the service reads each push once, in creation order)."""
+
 HourCounts = npt.NDArray[np.float32]
 """(24,) engagement counts of one user by hour of the model's zone."""
 
