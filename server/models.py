@@ -1,13 +1,14 @@
-"""Learned models, served: training per tenant from its stored behaviour events, the
-offline evaluation against the baselines, versions and promotion, and the promoted
-models held in memory as cheap scorers for the decision path.
+"""Learned models, served: training per tenant from its stored behaviour events, visits
+and push feedback, the offline evaluation against the baselines, versions and promotion,
+and the promoted models held in memory as cheap scorers for the decision path.
 
-- :func:`train_tenant`: reads the tenant's behaviour events (pages of
-  :data:`PAGE_EVENTS`), fits the interest and send-time models (in a worker thread: the
-  fit is CPU work) exactly as ``geopush interests|sendtime fit`` does, and stores each as
-  a new version with its evaluation. :func:`~triggers.learning.promotion.verdict`
-  decides the promotion: a model is promoted only when its held-out figure is at least
-  that of every baseline (recall@5 against category popularity and the user's decayed
+- :func:`train_tenant`: reads the tenant's behaviour events, visits to tagged venues and
+  opened or clicked pushes (:func:`read_training_data`, pages of :data:`PAGE_EVENTS`),
+  fits the interest and send-time models (in a worker thread: the fit is CPU work)
+  exactly as ``geopush interests|sendtime fit`` does, and stores each as a new version
+  with its evaluation. :func:`~triggers.learning.promotion.verdict` decides the
+  promotion: a model is promoted only when its held-out figure is at least that of every
+  baseline (recall@5 against category popularity and the user's decayed
   recency-frequency counts; hit@3 against the global peak hours); otherwise the previous
   promoted version stays.
 - :func:`training_loop`: :func:`train_tenant` for every tenant every
@@ -15,7 +16,9 @@ models held in memory as cheap scorers for the decision path.
 - :class:`ModelCache`: the promoted model of each tenant and kind as a scorer
   (:mod:`triggers.learning.scoring`), rebuilt when the promoted version changes; the
   decision path asks it for a :class:`TenantModels` view (a dict lookup and an array
-  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``.
+  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``;
+  at each look-up the send-time model takes in the engagement stored since its training
+  (:mod:`server.models_stream`).
 
 A stored model's blob is the model file the command line writes, so ``geopush
 interests|sendtime predict`` reads an exported blob as is.

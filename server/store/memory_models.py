@@ -4,7 +4,7 @@ of the tenant's behaviour events, visits and push feedback."""
 
 from __future__ import annotations
 
-import bisect
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -58,14 +58,14 @@ def _listed(record: ModelRecord) -> ModelRecord:
 def training_page(by_user: dict[str, dict[str, Packed]],
                   after: TrainingCursor | None,
                   limit: int) -> list[tuple[TrainingCursor, TrainingEvent]]:
-    """The tenant's events after ``after`` by (ts, key), at most ``limit`` (a sort of
-    every event per page: the embedded store holds a bounded number; only the page's
-    events are read back from their stored form)."""
-    ordered = sorted(((packed[0], key), packed) for own in by_user.values()
-                     for key, packed in own.items())
-    start = 0 if after is None else bisect.bisect_right(ordered, after, key=lambda p: p[0])
-    return [(cursor, _training(unpack(cursor[1], packed))) for cursor, packed in
-            ordered[start:start + max(limit, 0)]]
+    """The tenant's events after ``after`` by (ts, key), at most ``limit`` (a pass over
+    every event and a sort of those after ``after``, per page: the embedded store holds a
+    bounded number; only the page's events are read back from their stored form)."""
+    first_t = -math.inf if after is None else after[0]
+    rows = [((packed[0], key), packed) for own in by_user.values()
+            for key, packed in own.items() if packed[0] >= first_t]
+    return [(cursor, _training(unpack(cursor[1], packed)))
+            for cursor, packed in _page(rows, after, limit)]
 
 
 def _training(record: BehaviourRecord) -> TrainingEvent:
@@ -117,6 +117,7 @@ def feedback_page(deliveries: Iterable[DeliveryRecord],
 
 def _page(rows: list[tuple[TrainingCursor, _Row]], after: TrainingCursor | None,
           limit: int) -> list[tuple[TrainingCursor, _Row]]:
+    if after is not None:
+        rows = [r for r in rows if r[0] > after]
     rows.sort(key=lambda r: r[0])
-    start = 0 if after is None else bisect.bisect_right(rows, after, key=lambda r: r[0])
-    return rows[start:start + max(limit, 0)]
+    return rows[:max(limit, 0)]
