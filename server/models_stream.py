@@ -5,8 +5,9 @@ send-time model was trained (its ``until_t``): app opens and clicks from the beh
 events, and the opens and clicks of pushes (their feedback times). Each
 :meth:`SendTimeStreams.follow` reads only what is new since the last one (a cursor per
 source, in the training readers' order) and returns the model's profiles with those
-counts added (:func:`triggers.learning.sendtime_stream.follow`); the decision path reads
-that view. A new promoted version starts the counts again from its own ``until_t``.
+counts added (:func:`triggers.learning.sendtime_stream.follow`, in a worker thread, only
+when something new came); the decision path reads that view. A new promoted version
+starts the counts again from its own ``until_t``.
 
 Approximations, all made good by the next training: a behaviour event stored with a
 time before the events cursor is not counted; a push joins the stream
@@ -16,6 +17,7 @@ report later than that waits for the next training.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +48,7 @@ class _Stream:
     events_after: TrainingCursor
     feedback_after: TrainingCursor
     counts: dict[str, HourCounts] = field(default_factory=dict)
+    followed: FollowedSendTime | None = None
 
 
 class SendTimeStreams:
@@ -72,9 +75,10 @@ class SendTimeStreams:
             codes = kind_codes([k for _u, k, _ts in new])
             stream.counts = added(stream.counts, recent_counts(zip(
                 [u for u, _k, _ts in new], codes.tolist(), hours.tolist(), strict=True)))
-        if not stream.counts:
-            return None
-        return follow(scorer, stream.counts, enough, MIN_SENDTIME_EVENTS)
+            if stream.counts:  # a posterior per user with new engagement: CPU work
+                stream.followed = await asyncio.to_thread(
+                    follow, scorer, stream.counts, enough, MIN_SENDTIME_EVENTS)
+        return stream.followed
 
     def forget(self, tenant_id: str) -> None:
         """Drop the tenant's stream (its model is no longer served)."""
