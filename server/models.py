@@ -1,13 +1,14 @@
-"""Learned models, served: training per tenant from its stored behaviour events, the
-offline evaluation against the baselines, versions and promotion, and the promoted
-models held in memory as cheap scorers for the decision path.
+"""Learned models, served: training per tenant from its stored behaviour events, visits
+and push feedback, the offline evaluation against the baselines, versions and promotion,
+and the promoted models held in memory as cheap scorers for the decision path.
 
-- :func:`train_tenant`: reads the tenant's behaviour events (pages of
-  :data:`PAGE_EVENTS`), fits the interest and send-time models (in a worker thread: the
-  fit is CPU work) exactly as ``geopush interests|sendtime fit`` does, and stores each as
-  a new version with its evaluation. :func:`~triggers.learning.promotion.verdict`
-  decides the promotion: a model is promoted only when its held-out figure is at least
-  that of every baseline (recall@5 against category popularity and the user's decayed
+- :func:`train_tenant`: reads the tenant's behaviour events, visits to tagged venues and
+  opened or clicked pushes (:func:`read_training_data`, pages of :data:`PAGE_EVENTS`),
+  fits the interest and send-time models (in a worker thread: the fit is CPU work)
+  exactly as ``geopush interests|sendtime fit`` does, and stores each as a new version
+  with its evaluation. :func:`~triggers.learning.promotion.verdict` decides the
+  promotion: a model is promoted only when its held-out figure is at least that of every
+  baseline (recall@5 against category popularity and the user's decayed
   recency-frequency counts; hit@3 against the global peak hours); otherwise the previous
   promoted version stays.
 - :func:`training_loop`: :func:`train_tenant` for every tenant every
@@ -15,7 +16,9 @@ models held in memory as cheap scorers for the decision path.
 - :class:`ModelCache`: the promoted model of each tenant and kind as a scorer
   (:mod:`triggers.learning.scoring`), rebuilt when the promoted version changes; the
   decision path asks it for a :class:`TenantModels` view (a dict lookup and an array
-  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``.
+  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``;
+  at each look-up the send-time model takes in the engagement stored since its training
+  (:mod:`server.models_stream`).
 
 A stored model's blob is the model file the command line writes, so ``geopush
 interests|sendtime predict`` reads an exported blob as is.
@@ -30,7 +33,7 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -39,12 +42,15 @@ import numpy as np
 
 from server.cli import interests as interests_file
 from server.cli import sendtime as sendtime_file
+from server.models_stream import SendTimeStreams
 from server.store.roles.models import (
     MODEL_KINDS,
     ModelKind,
     ModelRecord,
     ModelStore,
     TrainingCursor,
+    TrainingEvent,
+    TrainingSignal,
 )
 from triggers.decisions.best_time import (
     SendTimeProfiles,
@@ -54,6 +60,7 @@ from triggers.learning import interests, sendtime
 from triggers.learning.coding import Vocabulary, kind_codes
 from triggers.learning.promotion import verdict
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
+from triggers.learning.sendtime_stream import FollowedSendTime
 
 log = logging.getLogger("geopush.models")
 _T = TypeVar("_T")
@@ -61,7 +68,10 @@ _T = TypeVar("_T")
 PAGE_EVENTS = 20_000
 @dataclass(frozen=True)
 class TrainingData:
-    """A tenant's behaviour events as coded arrays (see :mod:`triggers.learning.coding`)."""
+    """A tenant's engagements as coded arrays (see :mod:`triggers.learning.coding`): its
+    behaviour events, its visits to tagged venues (kind ``visit``, one row per tag) and
+    its opened or clicked pushes (kinds ``open`` and ``click``, one row per category of
+    the campaign, one row without a category when it has none)."""
 
     users: Vocabulary
     categories: Vocabulary
@@ -69,6 +79,9 @@ class TrainingData:
     category: np.ndarray[Any, np.dtype[np.int64]]
     kind: np.ndarray[Any, np.dtype[np.int8]]
     ts: np.ndarray[Any, np.dtype[np.float64]]
+    timed: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+    """The rows the send-time profile counts: each engagement once, however many
+    categories it is spread over (``None``: every row)."""
 
     @property
     def first_t(self) -> float:
@@ -84,32 +97,63 @@ class Fitted:
 
 
 Fitter = Callable[[TrainingData, float], Fitted]
+_Columns = tuple[Any, ...]
+_Page = Callable[..., Awaitable[Sequence[tuple[TrainingCursor, Any]]]]
 
 
 async def read_training_data(store: ModelStore, tenant_id: str,
                              page: int = PAGE_EVENTS) -> TrainingData:
-    """Every stored behaviour event of the tenant, a page at a time, ids numbered."""
+    """Every stored engagement of the tenant, ids numbered: its behaviour events, then
+    its visits, then its push feedback, each source read a page at a time in its own
+    (time, key) order (the fits take rows in any order)."""
     users, categories = Vocabulary(), Vocabulary()
-    parts: list[tuple[Any, ...]] = []
-    after: TrainingCursor | None = None
-    while True:
-        rows = await store.training_events(tenant_id, after=after, limit=page)
-        if not rows:
-            break
-        events = [e for _c, e in rows]
-        parts.append((users.index([e.user_id for e in events]),
-                      categories.index([e.category for e in events]),
-                      kind_codes([e.kind for e in events]),
-                      np.array([e.ts for e in events], dtype=np.float64)))
-        after = rows[-1][0]
-        if len(rows) < page:
-            break
+    parts: list[_Columns] = []
+    async for events in _pages(store.training_events, tenant_id, page):
+        parts.append(_event_columns(events, users, categories))
+    for source in (store.training_visits, store.training_feedback):
+        async for signals in _pages(source, tenant_id, page):
+            parts.append(_signal_columns(signals, users, categories))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return TrainingData(users, categories, empty, empty, np.zeros(0, np.int8),
-                            np.zeros(0, np.float64))
-    user, category, kind, ts = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return TrainingData(users, categories, user, category, kind, ts)
+                            np.zeros(0, np.float64), np.zeros(0, bool))
+    user, category, kind, ts, timed = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return TrainingData(users, categories, user, category, kind, ts, timed)
+
+
+async def _pages(read: _Page, tenant_id: str, page: int) -> AsyncIterator[list[Any]]:
+    """The rows of one training source, a page at a time, each page after the last."""
+    after: TrainingCursor | None = None
+    while True:
+        rows = await read(tenant_id, after=after, limit=page)
+        if not rows:
+            return
+        yield [row for _cursor, row in rows]
+        after = rows[-1][0]
+        if len(rows) < page:
+            return
+
+
+def _event_columns(events: Sequence[TrainingEvent], users: Vocabulary,
+                   categories: Vocabulary) -> _Columns:
+    return (users.index([e.user_id for e in events]),
+            categories.index([e.category for e in events]),
+            kind_codes([e.kind for e in events]),
+            np.array([e.ts for e in events], dtype=np.float64),
+            np.ones(len(events), dtype=bool))
+
+
+def _signal_columns(signals: Sequence[TrainingSignal], users: Vocabulary,
+                    categories: Vocabulary) -> _Columns:
+    """One row per category of each signal (one without a category for none); only the
+    first row of a signal is timed."""
+    rows = [(s, c, i == 0) for s in signals
+            for i, c in enumerate(s.categories or (None,))]
+    return (users.index([s.user_id for s, _c, _first in rows]),
+            categories.index([c for _s, c, _first in rows]),
+            kind_codes([s.kind for s, _c, _first in rows]),
+            np.array([s.ts for s, _c, _first in rows], dtype=np.float64),
+            np.array([first for _s, _c, first in rows], dtype=bool))
 
 
 def fit_interests(data: TrainingData, now: float) -> Fitted:
@@ -131,12 +175,14 @@ def fit_sendtime(data: TrainingData, now: float, zone: str = "UTC") -> Fitted:
     """``geopush sendtime fit`` on the tenant's events until ``now``, hours in ``zone``."""
     params = sendtime.SendTimeParams()
     acc = sendtime.SendTimeAccumulator(now, params)
-    if len(data.ts):
-        hour, weekday = sendtime_file.local_hour_weekday(data.ts, zone)
-        acc.add(data.user, hour, weekday, data.kind, data.ts)
+    timed = np.ones(len(data.ts), dtype=bool) if data.timed is None else data.timed
+    if timed.any():
+        ts = data.ts[timed]
+        hour, weekday = sendtime_file.local_hour_weekday(ts, zone)
+        acc.add(data.user[timed], hour, weekday, data.kind[timed], ts)
     model = sendtime.fit(acc.trimmed(len(data.users)), params)
     blob = _file_bytes(lambda p: sendtime_file.save(p, model, data.users.ids, zone, now))
-    return Fitted(blob, {**model.evaluation, "timezone": zone})
+    return Fitted(blob, {**model.evaluation, "timezone": zone, "until_t": now})
 
 
 FITTERS: dict[ModelKind, Fitter] = {"interests": fit_interests, "sendtime": fit_sendtime}
@@ -191,10 +237,16 @@ class TenantModels:
     enough: frozenset[str] = frozenset()
     """Users with enough engagement events for ``best_time``
     (:data:`triggers.decisions.best_time.MIN_SENDTIME_EVENTS`)."""
+    followed: FollowedSendTime | None = None
+    """The send-time model with the engagement stored since its training added
+    (:mod:`server.models_stream`): read in its place when set."""
 
     def local_profile(self, user_id: str, tz: str, at: float) -> list[float] | None:
         """The user's send-time profile by local hour of ``tz`` (the model's hours
         shifted by the zones' offsets at ``at``, to the whole hour)."""
+        if self.followed is not None:
+            return SendTimeProfiles(self.followed, self.followed.enough,
+                                    self.zone).local_profile(user_id, tz, at)
         if self.sendtime is None:
             return None
         return SendTimeProfiles(self.sendtime, self.enough, self.zone).local_profile(
@@ -226,7 +278,7 @@ class _UserPredictions:
     @property
     def open_chance(self) -> float | None:
         if self._chance is False:
-            send = self._models.sendtime
+            send = self._models.followed or self._models.sendtime
             self._chance = None if send is None else send.open_chance(
                 self._user, _local_hour(self._models.zone, int(self._at) // 900))
         return self._chance if not isinstance(self._chance, bool) else None
@@ -241,6 +293,7 @@ class ModelCache:
         self._held: dict[str, TenantModels] = {}
         self._versions: dict[tuple[str, str], int] = {}
         self._checked: dict[str, float] = {}
+        self._streams = SendTimeStreams(store)
 
     async def view(self, tenant_id: str, now: float) -> TenantModels:
         """The tenant's models, looked up again when the last look is over
@@ -269,7 +322,20 @@ class ModelCache:
                 held = dataclasses.replace(held, sendtime=send, enough=enough,
                                            zone=str(record.evaluation.get("timezone", "UTC")))
             self._versions[(tenant_id, kind)] = record.version
-        self._held[tenant_id] = held
+        self._held[tenant_id] = await self._followed(tenant_id, held, promoted.get("sendtime"),
+                                                     now)
+
+    async def _followed(self, tenant_id: str, held: TenantModels,
+                        listed: ModelRecord | None, now: float) -> TenantModels:
+        """``held`` with its send-time model following the stream since its training."""
+        if held.sendtime is None or listed is None:
+            self._streams.forget(tenant_id)
+            return held
+        until_t = float(listed.evaluation.get("until_t", listed.created_at))
+        followed = await self._streams.follow(
+            tenant_id, held.sendtime, version=listed.version, until_t=until_t,
+            zone=held.zone, enough=held.enough, now=now)
+        return dataclasses.replace(held, followed=followed)
 
     def interests(self, tenant_id: str) -> InterestScorer | None:
         return (self._held.get(tenant_id) or TenantModels()).interests

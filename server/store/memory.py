@@ -89,9 +89,15 @@ from server.store.errors import (
     VenueHasChildrenError,
 )
 from server.store.memory_behaviour import BehaviourLog
-from server.store.memory_models import ModelShelf, training_page
+from server.store.memory_models import ModelShelf, feedback_page, training_page, visits_page
 from server.store.roles.behaviour import BehaviourRecord
-from server.store.roles.models import ModelKind, ModelRecord, TrainingCursor, TrainingEvent
+from server.store.roles.models import (
+    ModelKind,
+    ModelRecord,
+    TrainingCursor,
+    TrainingEvent,
+    TrainingSignal,
+)
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
 from triggers.behaviour.triggers import PendingTrigger
@@ -207,6 +213,8 @@ class _Tenant:
     """Ids of sent deliveries whose TTL outcome is not recorded yet."""
     conversions: dict[tuple[str, str], float] = field(default_factory=dict)
     """(campaign id, user id) → when the conversion was reported."""
+    feedback_times: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Delivery id → feedback kind → when it was recorded (what training reads)."""
     channels: str | None = None
     """The channel settings as JSON text (like a JSONB column)."""
     stream_secret: str | None = None
@@ -244,6 +252,7 @@ class _Tenant:
         del self.delivery_keys[row.idempotency_key]
         self.outbox.discard(row.delivery_id)
         self.unsettled.discard(row.delivery_id)
+        self.feedback_times.pop(row.delivery_id, None)
 
 
 def _bump_user_epoch(tenant: _Tenant, user_id: str) -> int:
@@ -671,6 +680,7 @@ class MemoryStore:
         row = replace(row, feedback=(*row.feedback, kind.value), updated_at=now,
                       button=row.button if button is None else button)
         tenant.put_delivery(row)
+        tenant.feedback_times.setdefault(delivery_id, {})[kind.value] = now
         self._streak(tenant, row.user_id, kind)
         return row
 
@@ -947,6 +957,18 @@ class MemoryStore:
     async def training_events(self, tenant_id: str, *, after: TrainingCursor | None,
                               limit: int) -> list[tuple[TrainingCursor, TrainingEvent]]:
         return training_page(self._r(tenant_id).behaviour.by_user, after, limit)
+
+    async def training_visits(self, tenant_id: str, *, after: TrainingCursor | None,
+                              limit: int) -> list[tuple[TrainingCursor, TrainingSignal]]:
+        tenant = self._r(tenant_id)
+        venues = {vid: venue for vid, (_text, _bbox, venue) in tenant.venues.items()}
+        return visits_page(tenant.events, venues, after, limit)
+
+    async def training_feedback(self, tenant_id: str, *, after: TrainingCursor | None,
+                                limit: int) -> list[tuple[TrainingCursor, TrainingSignal]]:
+        tenant = self._r(tenant_id)
+        return feedback_page(tenant.deliveries.values(), tenant.feedback_times,
+                             tenant.campaigns, after, limit)
 
     # -- behaviour (server.store.roles.behaviour) -------------------------------------
 

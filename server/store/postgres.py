@@ -107,7 +107,13 @@ from server.store.errors import (
 from server.store.migrate import migrate, pending
 from server.store.pg_venue_cache import VenueCache
 from server.store.roles.behaviour import BehaviourRecord
-from server.store.roles.models import ModelKind, ModelRecord, TrainingCursor, TrainingEvent
+from server.store.roles.models import (
+    ModelKind,
+    ModelRecord,
+    TrainingCursor,
+    TrainingEvent,
+    TrainingSignal,
+)
 from triggers.behaviour.features import UserFeatures
 from triggers.behaviour.rules import TagRules
 from triggers.behaviour.triggers import PendingTrigger
@@ -922,6 +928,7 @@ class PostgresStore:
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE deliveries SET feedback = feedback || $3::text, updated_at = $4,"
+                " feedback_times = feedback_times || jsonb_build_object($3::text, $4::float8),"
                 " button = coalesce($5, button)"
                 " WHERE tenant_id = $1 AND delivery_id = $2 AND NOT ($3 = ANY(feedback))"
                 " RETURNING *",
@@ -1348,6 +1355,18 @@ class PostgresStore:
                               limit: int) -> list[tuple[TrainingCursor, TrainingEvent]]:
         async with self._pool.acquire() as conn:
             return await postgres_models.training_page(conn, tenant_id, after, limit)
+
+    @_translated
+    async def training_visits(self, tenant_id: str, *, after: TrainingCursor | None,
+                              limit: int) -> list[tuple[TrainingCursor, TrainingSignal]]:
+        async with self._pool.acquire() as conn:
+            return await postgres_models.visits_page(conn, tenant_id, after, limit)
+
+    @_translated
+    async def training_feedback(self, tenant_id: str, *, after: TrainingCursor | None,
+                                limit: int) -> list[tuple[TrainingCursor, TrainingSignal]]:
+        async with self._pool.acquire() as conn:
+            return await postgres_models.feedback_page(conn, tenant_id, after, limit)
 
     # -- behaviour (server.store.roles.behaviour; statements in postgres_behaviour) ------
 

@@ -1,5 +1,6 @@
 """The PostgreSQL store's models (``server.store.roles.models``): table ``models``
-(migration 0014) and the bulk read of ``behaviour_events`` for training."""
+(migration 0014) and the bulk reads for training: ``behaviour_events``, the ENTER
+``events`` of tagged venues, and the opened or clicked ``deliveries`` (migration 0015)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from server.store.roles.models import (
     ModelRecord,
     TrainingCursor,
     TrainingEvent,
+    TrainingSignal,
 )
 
 _LISTED = "tenant_id, kind, version, created_at, evaluation, promoted"
@@ -66,6 +68,48 @@ async def training_page(conn: asyncpg.Connection, tenant_id: str,
         " ORDER BY ts, event_key COLLATE \"C\" LIMIT $4", tenant_id, ts, key, max(limit, 0))
     return [((r["ts"], r["event_key"]),
              TrainingEvent(r["user_id"], r["ts"], r["kind"], r["category"])) for r in rows]
+
+
+async def visits_page(conn: asyncpg.Connection, tenant_id: str,
+                      after: TrainingCursor | None,
+                      limit: int) -> list[tuple[TrainingCursor, TrainingSignal]]:
+    at, key = after if after is not None else (-1.0, "")
+    rows = await conn.fetch(
+        "SELECT e.event_key, e.user_id, e.at, v.tags FROM events e JOIN venues v"
+        " ON v.tenant_id = e.tenant_id AND v.venue_id = e.venue_id"
+        " WHERE e.tenant_id = $1 AND e.kind = 'enter' AND cardinality(v.tags) > 0"
+        " AND (e.at > $2 OR (e.at = $2 AND e.event_key COLLATE \"C\" > $3))"
+        " ORDER BY e.at, e.event_key COLLATE \"C\" LIMIT $4", tenant_id, at, key,
+        max(limit, 0))
+    return [((r["at"], r["event_key"]),
+             TrainingSignal(r["user_id"], r["at"], "visit", tuple(r["tags"]))) for r in rows]
+
+
+_FEEDBACK_KINDS = {"opened": "open", "clicked": "click"}
+"""Feedback that teaches, and the engagement kind it is trained as. ``dismissed`` and
+``ignored`` are left out: the interest model counts engagement and has no negative
+input; ``converted`` comes after a click, which is counted."""
+
+
+async def feedback_page(conn: asyncpg.Connection, tenant_id: str,
+                        after: TrainingCursor | None,
+                        limit: int) -> list[tuple[TrainingCursor, TrainingSignal]]:
+    created, key = after if after is not None else (-1.0, "")
+    rows = await conn.fetch(
+        "SELECT d.created_at, d.delivery_id || '/' || f.kind AS key, d.user_id, f.kind,"
+        " coalesce((d.feedback_times ->> f.kind)::float8, d.created_at) AS ts,"
+        " ARRAY(SELECT jsonb_array_elements_text(coalesce(c.body -> 'categories', '[]')))"
+        "   AS categories"
+        " FROM deliveries d CROSS JOIN LATERAL unnest(d.feedback) AS f(kind)"
+        " LEFT JOIN campaigns c ON c.tenant_id = d.tenant_id AND c.campaign_id = d.campaign_id"
+        " WHERE d.tenant_id = $1 AND d.feedback && ARRAY['opened', 'clicked']::text[]"
+        " AND f.kind IN ('opened', 'clicked') AND d.created_at >= $2"
+        " AND (d.created_at > $2 OR (d.delivery_id || '/' || f.kind) COLLATE \"C\" > $3)"
+        " ORDER BY d.created_at, (d.delivery_id || '/' || f.kind) COLLATE \"C\" LIMIT $4",
+        tenant_id, created, key, max(limit, 0))
+    return [((r["created_at"], r["key"]),
+             TrainingSignal(r["user_id"], r["ts"], _FEEDBACK_KINDS[r["kind"]],
+                            tuple(r["categories"]))) for r in rows]
 
 
 def _record(row: asyncpg.Record, blob: bytes = b"") -> ModelRecord:

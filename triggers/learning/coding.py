@@ -19,11 +19,16 @@ KIND_CODES: dict[str, int] = {
     "search": 4,
     "app_open": 5,
     "open": 6,
+    "visit": 8,
 }
-"""The behaviour kinds of the events API, plus ``open`` (a push opened: feedback)."""
+"""The behaviour kinds of the events API, plus ``open`` (a push opened: feedback) and
+``visit`` (a visit to a tagged venue)."""
 CUSTOM_KIND = 7
 """Any other kind name: kept, as a custom kind."""
 VIEW, CLICK, ADD_TO_CART, PURCHASE, SEARCH, APP_OPEN, OPEN = range(7)
+VISIT = 8
+"""A visit to a venue with tags: engagement with those tags, weighed as a view is (the
+service's training reads visits from presence; a file names the kind ``visit``)."""
 
 ENGAGEMENT_KINDS = (CLICK, APP_OPEN, OPEN)
 """Kinds that show the user had the app in hand: what the send-time profile counts."""

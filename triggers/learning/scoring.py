@@ -147,6 +147,9 @@ class SendTimeScorer:
     rows: dict[str, int]
     profiles: npt.NDArray[np.float32]
     population: npt.NDArray[np.float32]
+    model: SendTimeModel | None = field(default=None, repr=False, compare=False)
+    """The model the profiles came from (:func:`build` keeps it): its counts, segments
+    and shrinkage let :mod:`triggers.learning.sendtime_stream` follow the stream."""
     chances: npt.NDArray[np.float32] = field(init=False, repr=False, compare=False)
     """:meth:`open_chance` of every user (rows of ``profiles``) and hour, precomputed."""
     population_chances: list[float] = field(init=False, repr=False, compare=False)
@@ -164,7 +167,7 @@ class SendTimeScorer:
             index = np.arange(lo, min(lo + 50_000, len(user_ids)), dtype=np.int64)
             profiles[lo:lo + len(index)] = model.hour_profiles(index)
         population = model.hour_profiles(np.array([len(user_ids)]))[0].astype(np.float32)
-        return cls({u: i for i, u in enumerate(user_ids)}, profiles, population)
+        return cls({u: i for i, u in enumerate(user_ids)}, profiles, population, model)
 
     def hour_profile(self, user_id: str) -> npt.NDArray[np.float32]:
         """Probability of engaging at each local hour 0-23 (sums to 1)."""

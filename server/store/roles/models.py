@@ -1,6 +1,7 @@
 """The models role: the learned models of a tenant, versioned (one row per training run
 and kind, ``interests`` or ``sendtime``), with their offline evaluation and whether each
-is the promoted one; and the tenant's behaviour events read in bulk, for training."""
+is the promoted one; and what training reads in bulk: the tenant's behaviour events,
+visits to tagged venues and feedback on pushes."""
 
 from __future__ import annotations
 
@@ -38,8 +39,22 @@ class TrainingEvent:
     category: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class TrainingSignal:
+    """An engagement training reads from another source than behaviour events: a visit
+    (kind ``visit`` at its start, the venue's tags) or a push the user opened or clicked
+    (kind ``open`` or ``click`` at the feedback's time, the campaign's ``categories``)."""
+
+    user_id: str
+    ts: float
+    kind: str
+    categories: tuple[str, ...]
+
+
 TrainingCursor = tuple[float, str]
-"""(ts, event key) of the last event of a page: the next page starts after it."""
+"""(time, key) of the last row of a page: the next page starts after it. Events: (ts,
+event key); visits: (start, presence event key); feedback: (the push's creation time,
+``delivery id/kind``)."""
 
 
 class ModelStore(TenantDirectory, Protocol):
@@ -69,4 +84,20 @@ class ModelStore(TenantDirectory, Protocol):
                               limit: int) -> Sequence[tuple[TrainingCursor, TrainingEvent]]:
         """The tenant's stored behaviour events after ``after``, by (ts, key), at most
         ``limit``: each with its cursor."""
+        ...
+
+    async def training_visits(self, tenant_id: str, *, after: TrainingCursor | None,
+                              limit: int) -> Sequence[tuple[TrainingCursor, TrainingSignal]]:
+        """The tenant's visits (stored ENTER events, so open visits count) to venues
+        with tags, by (start, key) after ``after``, at most ``limit``: kind ``visit``,
+        the venue's current tags (a deleted venue's visits are left out)."""
+        ...
+
+    async def training_feedback(self, tenant_id: str, *, after: TrainingCursor | None,
+                                limit: int) -> Sequence[tuple[TrainingCursor, TrainingSignal]]:
+        """The tenant's ``opened`` and ``clicked`` feedback, one row each, by (the
+        push's creation time, ``delivery id/kind``) after ``after``, at most ``limit``:
+        kind ``open`` or ``click`` at the time the feedback was recorded (the push's
+        creation time for feedback stored before those times were), the campaign's
+        ``categories`` (none when the campaign is gone)."""
         ...
