@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from server.api.context import CORES, json_response, now, path_id, read_json, store
+from server.api.context import CORES, EVENT_STREAM, json_response, now, path_id, read_json, store
 from server.api.registry import INGEST, MANAGE, Body, Operation, not_found
 from server.api.schemas import RejectedPing
 from server.auth import Principal
@@ -155,6 +155,11 @@ async def post_events(request: web.Request, principal: Principal) -> web.Respons
     items = _items(await read_json(request, check_whole_body=False))
     at = now(request)
     screened = screen_events(items, at=at)
+    stream = request.app.get(EVENT_STREAM)
+    if stream is not None:
+        await stream.publish(principal.tenant_id, screened.events, now=at)
+        return json_response({"accepted": len(screened.events), "stored": 0, "duplicates": 0,
+                              "rejected": [r.model_dump() for r in screened.rejected]})
     core = await request.app[CORES].get(store(request), principal.tenant_id)
     stored = await store(request).ingest_behaviour(
         principal.tenant_id, [BehaviourRecord.of(e, at) for e in screened.events],
