@@ -96,6 +96,22 @@ def decode_message(data: bytes, headers: Mapping[str, str] | None) -> PingGroup 
         raise MessageError(f"not an event group: {exc}") from exc
 
 
+def in_stream_steps(groups: Sequence[PingGroup | EventGroup],
+                    ) -> list[tuple[list[PingGroup], list[EventGroup]]]:
+    """A round's messages, in stream order, as steps of (ping groups, then the event
+    groups after them): each step's pings are processed before its events, and its
+    events before the next step's pings."""
+    steps: list[tuple[list[PingGroup], list[EventGroup]]] = [([], [])]
+    for group in groups:
+        if isinstance(group, EventGroup):
+            steps[-1][1].append(group)
+        else:
+            if steps[-1][1]:
+                steps.append(([], []))
+            steps[-1][0].append(group)
+    return steps
+
+
 class StreamEvents:
     """The gateway's ``POST /v1/events`` sink: publishes the checked events to the
     partitions' subjects and returns once JetStream acknowledged every group."""

@@ -47,7 +47,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from server.cluster import checkpoints
 from server.cluster.behaviour import ingest_event_groups
-from server.cluster.events import EventGroup, decode_message
+from server.cluster.events import EventGroup, decode_message, in_stream_steps
 from server.cluster.leases import DEFAULT_LEASE_S, LeaseTable, read_all
 from server.cluster.partition_store import PartitionStore
 from server.cluster.partitions import (
@@ -231,7 +231,7 @@ class PartitionRunner:
             groups.append((seq, self._decode(msg, seq)))
             position, pending = seq, meta.num_pending
         valid = [g for _, g in groups if g is not None]
-        for pings, events in _by_kind(valid):
+        for pings, events in in_stream_steps(valid):
             await self._pings(pings)
             await ingest_event_groups(self.parts.store, self.parts.cores, events)
         self.position, self.pending = position, pending
@@ -332,22 +332,6 @@ class PartitionRunner:
         """The fields the lease carries for ``geopush cluster status``."""
         return {"position": self.position, "pending": self.pending,
                 "checkpoint_seq": self.checkpoint_seq, "checkpoint_at": self.checkpoint_at}
-
-
-def _by_kind(groups: list[PingGroup | EventGroup],
-             ) -> list[tuple[list[PingGroup], list[EventGroup]]]:
-    """The round's messages, in stream order, as (ping groups, then the event groups
-    after them) steps: each step's pings are processed before its events, and its
-    events before the next step's pings."""
-    steps: list[tuple[list[PingGroup], list[EventGroup]]] = [([], [])]
-    for group in groups:
-        if isinstance(group, EventGroup):
-            steps[-1][1].append(group)
-        else:
-            if steps[-1][1]:
-                steps.append(([], []))
-            steps[-1][0].append(group)
-    return steps
 
 
 @dataclass
