@@ -8,6 +8,10 @@ nothing), folded into their users' features, start the behaviour triggers of act
 campaigns they match and cancel those they follow up, in one store transaction (the
 timer loop fires the triggers when due, :mod:`server.behaviour_service`); the bad ones
 are listed in ``rejected`` with their index and field path.
+
+On a gateway of the partitioned mode the good events go to the stream instead
+(:mod:`server.cluster.events`) and the answer comes once JetStream has them: the
+partitions' owners store them, so ``stored`` and ``duplicates`` are 0 there.
 """
 
 from __future__ import annotations
@@ -127,7 +131,8 @@ class EventsRequest(BaseModel):
 
 class EventsResponse(BaseModel):
     accepted: int = Field(description="events that passed the checks")
-    stored: int = Field(description="of those, events stored now (new keys)")
+    stored: int = Field(description="of those, events stored now (new keys); 0 on a "
+                                    "gateway of the partitioned mode (stored by the workers)")
     duplicates: int = Field(description="of those, events stored before (same event_id, "
                                         "or the same event without one): nothing changed")
     rejected: list[RejectedPing]

@@ -68,20 +68,17 @@ def by_partition(tenant_id: str, due: Sequence[PendingTrigger],
 
 
 async def fire_owned_triggers(
-    store: PostgresStore, cores: TenantCores, owned: Callable[[int], asyncio.Lock | None],
-    partitions: int, now: float,
+    store: PostgresStore, cores: TenantCores, tenant_id: str, now: float, *,
+    owned: Callable[[int], asyncio.Lock | None], partitions: int,
 ) -> list[TriggerRound]:
-    """One round (see the module docstring): every tenant's due triggers of the
+    """One round for a tenant (see the module docstring): its due triggers of the
     partitions ``owned(p)`` gives a lock for, each partition's under its lock."""
+    due = await store.due_triggers(tenant_id, now, DUE_SCAN)
     rounds = []
-    for tenant in await store.list_tenants():
-        tenant_id = tenant.tenant_id
-        due = await store.due_triggers(tenant_id, now, DUE_SCAN)
-        for partition, share in sorted(by_partition(tenant_id, due, partitions).items()):
-            lock = owned(partition)
-            if lock is None:
-                continue
-            async with lock:
-                rounds.append(await fire_due_triggers(store, cores, tenant_id, share, now))
+    for partition, share in sorted(by_partition(tenant_id, due, partitions).items()):
+        lock = owned(partition)
+        if lock is None:
+            continue
+        async with lock:
+            rounds.append(await fire_due_triggers(store, cores, tenant_id, share, now))
     return rounds
-

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from server.cluster.behaviour import fire_owned_triggers
 from server.cluster.schedule import schedule_owned
@@ -23,28 +24,32 @@ def owned_lock(worker: Worker, partition: int) -> asyncio.Lock | None:
 
 
 async def owner_round(worker: Worker, failures: FailureLog) -> None:
-    """Fire the owned partitions' due behaviour triggers, then fan out their users'
-    scheduled slots, tenant by tenant (a failing tenant is logged and skipped)."""
+    """Tenant by tenant, as a node's timer round: fire the owned partitions' due
+    behaviour triggers, then fan their users' scheduled slots out (a failing step is
+    logged and skipped; the next round tries again)."""
     parts = worker.parts
     partitions = parts.cluster.partitions
 
     def owned(partition: int) -> asyncio.Lock | None:
         return owned_lock(worker, partition)
 
-    try:
-        await fire_owned_triggers(parts.store, parts.cores, owned, partitions, parts.clock())
-        failures.succeeded("behaviour triggers")
-    except Exception as exc:
-        failures.failed("behaviour triggers", exc)
     for tenant in await parts.store.list_tenants():
-        step = f"scheduled slots of tenant {tenant.tenant_id}"
-        try:
-            await schedule_owned(parts.store, parts.cores, tenant.tenant_id, parts.clock(),
-                                 owned=owned, partitions=partitions,
-                                 page_users=parts.settings.schedule_page_users)
-            failures.succeeded(step)
-        except Exception as exc:
-            failures.failed(step, exc)
+        tenant_id = tenant.tenant_id
+        await _step(failures, f"behaviour triggers of tenant {tenant_id}", fire_owned_triggers(
+            parts.store, parts.cores, tenant_id, parts.clock(), owned=owned,
+            partitions=partitions))
+        await _step(failures, f"scheduled slots of tenant {tenant_id}", schedule_owned(
+            parts.store, parts.cores, tenant_id, parts.clock(), owned=owned,
+            partitions=partitions, page_users=parts.settings.schedule_page_users))
+
+
+async def _step(failures: FailureLog, step: str, work: Awaitable[object]) -> None:
+    try:
+        await work
+    except Exception as exc:
+        failures.failed(step, exc)
+    else:
+        failures.succeeded(step)
 
 
 async def run_owner_rounds(worker: Worker) -> None:
