@@ -4,8 +4,8 @@ one gateway and two workers (``--lease-s 3``):
 
 - events posted to the gateway go through the stream to their partition's owner and
   are stored once, however often the batch is sent; "viewed a stroller, did not buy
-  it within the hour" fires the offer in the owner after its delay, and a purchase
-  cancels it;
+  it" fires the offer in the owner after its delay, and a purchase cancels it — also
+  when one worker is killed with SIGKILL before the delay is over;
 - a scheduled slot (the case study's ``mother_baby`` audience, in UTC) gives every
   audience user exactly one decision and one push with two workers sharing the
   partitions, and still does when one worker is killed with SIGKILL in the middle of
@@ -105,8 +105,9 @@ async def sdk_key(session: aiohttp.ClientSession, base: str) -> str:
         return str((await resp.json())["key"])
 
 
+@pytest.mark.parametrize("kill", [False, True], ids=["all-alive", "kill-9-before-the-delay"])
 async def test_events_through_the_stream_are_stored_once_and_fire_or_cancel_in_the_owner(
-    database_url: str, tmp_path: Path,
+    database_url: str, tmp_path: Path, kill: bool,
 ) -> None:
     async with deployment(database_url, tmp_path) as dep, aiohttp.ClientSession() as session:
         key = await sdk_key(session, dep.base)
@@ -120,6 +121,8 @@ async def test_events_through_the_stream_are_stored_once_and_fire_or_cancel_in_t
         await post_events(session, dep.base, key, views[::-1])  # another message, same ids
         await post_events(session, dep.base, key,
                           [stroller("purchase", u, viewed_at + 1) for u in BUYERS])
+        if kill:  # its triggers are pending in PostgreSQL; the survivor fires them
+            dep.workers["alpha"].kill()
 
         async def all_decided() -> bool:
             [[n]] = await fetch(dep.database_url, "SELECT count(*) FROM decisions")
