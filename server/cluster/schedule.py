@@ -5,12 +5,13 @@ A round (:func:`schedule_owned`) finds the tenant's open slots as a node does
 (:func:`server.scheduler.open_work`: due slots, caught-up slots within their grace,
 missed ones), then walks each slot's zone group in keyset pages of profiles
 (``profiles_page``, user-id order). From each page it takes, per owned partition, the
-users of that partition after the partition's cursor, decides and writes them in one
-transaction under the partition's lock (:func:`server.scheduler.settle_page`: the
-same ``decide``, the same keys (tenant, campaign, user, slot), ``ON CONFLICT DO
-NOTHING``), then moves that partition's cursor to the page's last user id: every user
-of the partition up to it is settled. The walk starts at the lowest cursor among the
-owned partitions still open and marks each one done at the group's end.
+users of that partition after the partition's cursor; it decides and writes these
+shares in one transaction, holding those partitions' locks
+(:func:`server.scheduler.settle_page`: the same ``decide``, the same keys (tenant,
+campaign, user, slot), ``ON CONFLICT DO NOTHING``), then moves each partition's cursor
+to the page's last user id: every user of the partition up to it is settled. The
+walk starts at the lowest cursor among the owned partitions still open and marks each
+one done at the group's end.
 
 **Handover.** A partition that moves (handed over, or its worker killed) is resumed
 by its new owner from the partition's cursor, which lives in PostgreSQL
@@ -29,6 +30,7 @@ profiles' primary key, far cheaper than the decisions and their writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -110,12 +112,12 @@ class _PartitionWalk:
                                                   limit=self.page_users)
             if page:
                 start = page[-1].user_id
-                profiles = await with_learned_tags(self.store, tenant_id, page, self.now)
-                for partition, share in self._shares(profiles, after).items():
-                    if not await self._settle(slot, state, partition, share):
-                        del after[partition]
-                        continue
-                    await self._save(slot, zone, partition, start, done=False)
+                shares = await self._learned(self._shares(page, after))
+                settled = await self._settle(slot, state, shares)
+                for partition in set(shares) - settled:
+                    del after[partition]  # lost: its new owner resumes its cursor
+                await asyncio.gather(*(self._save(slot, zone, p, start, done=False)
+                                       for p in sorted(settled)))
             if len(page) < self.page_users:
                 break
         for partition in after:
@@ -135,18 +137,35 @@ class _PartitionWalk:
                     shares[partition].append(profile)
         return shares
 
-    async def _settle(self, slot: Slot, state: SlotState, partition: int,
-                      share: list[Profile]) -> bool:
-        """Decide and write one partition's share of a page under its lock; False when
-        the partition is not this worker's any more."""
-        lock = self.owned(partition)
-        if lock is None:
-            return False
-        async with lock:
-            await settle_page(self.store, self.core, slot, state, share, now=self.now,
-                              learned=self.learned, result=self.result)
-        self.result.pages += 1
-        return True
+    async def _learned(self, shares: dict[int, list[Profile]]) -> dict[int, list[Profile]]:
+        """The shares' profiles with their learned tags (read for this worker's users
+        only, not for the whole page)."""
+        mine = [p for share in shares.values() for p in share]
+        if not mine:
+            return shares
+        learned = await with_learned_tags(self.store, self.core.tenant_id, mine, self.now)
+        by_user = {p.user_id: p for p in learned}
+        return {partition: [by_user[p.user_id] for p in share]
+                for partition, share in shares.items()}
+
+    async def _settle(self, slot: Slot, state: SlotState,
+                      shares: dict[int, list[Profile]]) -> set[int]:
+        """Decide and write the page's shares of the partitions still owned in one
+        transaction, holding their locks (taken in ascending order; every other holder
+        takes one lock at a time, so no two wait for each other); which were settled."""
+        async with contextlib.AsyncExitStack() as held:
+            settled: set[int] = set()
+            for partition in sorted(shares):
+                lock = self.owned(partition)
+                if lock is not None:
+                    await held.enter_async_context(lock)
+                    settled.add(partition)
+            users = [p for partition in sorted(settled) for p in shares[partition]]
+            if users:
+                await settle_page(self.store, self.core, slot, state, users, now=self.now,
+                                  learned=self.learned, result=self.result)
+                self.result.pages += 1
+        return settled
 
     async def _save(self, slot: Slot, zone: str | None, partition: int, last: str | None,
                     *, done: bool) -> None:
