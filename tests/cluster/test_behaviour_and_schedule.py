@@ -204,9 +204,13 @@ async def test_a_scheduled_slot_with_two_workers_decides_each_audience_user_once
         await setup_slot(dep.database_url, audience)
         await wait_for(reached(dep.database_url, len(audience)), 60,
                        "every mother decided")
-        cursors = await fetch(dep.database_url,
-                              "SELECT cursor_id FROM schedule_slots WHERE done")
-        assert len(cursors) == dep.partitions  # one per partition: both workers walked
+
+        async def every_partition_done() -> bool:  # one cursor each: both workers walked
+            [[n]] = await fetch(dep.database_url,
+                                "SELECT count(*) FROM schedule_slots WHERE done")
+            return bool(n == dep.partitions)
+
+        await wait_for(every_partition_done, 10, "every partition's cursor done")
         await check_once_each(dep.database_url, audience)
 
 

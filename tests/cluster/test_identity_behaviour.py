@@ -36,7 +36,7 @@ from server.metrics import Metrics, PartitionMetrics
 from server.pipeline import fire_all_timers
 from server.store import MemoryStore, PolicyRecord, PostgresStore, Store
 from server.tenant_core import TenantCores
-from tests.cluster.test_identity import PARTITIONS, _reset_stream, caught_up, http, same
+from tests.cluster.test_identity import PARTITIONS, caught_up, http, reset_stream, same
 from tests.decisions.builders import at, campaign, profile
 from tests.server.api.conftest import FakeClock, add_key, make_settings
 from tests.server.conftest import TENANT, truncate_all
@@ -133,7 +133,7 @@ async def run_node(store: Store) -> bytes:
 
 
 async def run_partitioned(store: PostgresStore, urls: list[str], n_workers: int) -> bytes:
-    await _reset_stream(urls)
+    await reset_stream(urls)
     clock = FakeClock(START)
     key = await prepare(store)
     stream = StreamSettings(partitions=PARTITIONS, replicas=3)
