@@ -124,9 +124,11 @@ async def test_events_through_the_stream_are_stored_once_and_fire_or_cancel_in_t
         if kill:  # its triggers are pending in PostgreSQL; the survivor fires them
             dep.workers["alpha"].kill()
 
-        async def all_decided() -> bool:
-            [[n]] = await fetch(dep.database_url, "SELECT count(*) FROM decisions")
-            return bool(n == len(SHOPPERS))
+        async def all_decided() -> bool:  # and every trigger marked (after its commit)
+            [[n, pending]] = await fetch(dep.database_url, """
+                SELECT (SELECT count(*) FROM decisions),
+                       (SELECT count(*) FROM behaviour_triggers WHERE state = 'pending')""")
+            return bool(n == len(SHOPPERS) and pending == 0)
 
         await wait_for(all_decided, DELAY_S + 30, "every view decided or cancelled")
         stored = await fetch(dep.database_url,
@@ -144,10 +146,6 @@ async def test_events_through_the_stream_are_stored_once_and_fire_or_cancel_in_t
         pushes = await fetch(dep.database_url, "SELECT user_id, title FROM deliveries")
         assert sorted((r["user_id"], r["title"]) for r in pushes) == [
             (u, "Still thinking about City stroller?") for u in SHOPPERS if u not in BUYERS]
-        pending = await fetch(dep.database_url,
-                              "SELECT count(*) AS n FROM behaviour_triggers"
-                              " WHERE state = 'pending'")
-        assert pending[0]["n"] == 0
 
 
 # --------------------------------------------------------------------------- scheduled
