@@ -1,5 +1,5 @@
 """Behaviour events, a behaviour-triggered offer and a scheduled slot give the same
-decisions single node, shared PostgreSQL and partitioned (1 and 2 workers).
+decisions single node, shared PostgreSQL and partitioned (1, 2 and 4 workers).
 
 The case study in small, on one virtual clock from 08:00 UTC: ten parents with
 profiles in UTC. At 08:00 every one views a City stroller, and the first five buy
@@ -185,7 +185,7 @@ async def test_events_offers_and_a_slot_decide_the_same_in_every_mode(
     assert reasons["parent-9"] == ["sent"]  # the offer only: not a mother
     same(await run_node(pg_store), single, "shared PostgreSQL")
     with LocalNats.start(3, root=tmp_path / "nats") as nats:
-        for n_workers in (1, 2):
+        for n_workers in (1, 2, 4):
             await truncate_all(pg_store)
             got = await run_partitioned(pg_store, nats.urls, n_workers)
             same(got, single, f"partitioned, {n_workers} workers")
