@@ -105,24 +105,41 @@ class _PartitionWalk:
                     after: dict[int, str | None]) -> None:
         """Walk the zone group for the partitions of ``after`` (partition → its cursor),
         from the lowest cursor; a partition lost meanwhile is left to its new owner."""
-        tenant_id = self.core.tenant_id
         start = None if None in after.values() else min(a for a in after.values() if a)
-        while after:
-            page = await self.store.profiles_page(tenant_id, timezone=zone, after=start,
-                                                  limit=self.page_users)
-            if page:
-                start = page[-1].user_id
-                shares = await self._learned(self._shares(page, after))
-                settled = await self._settle(slot, state, shares)
-                for partition in set(shares) - settled:
-                    del after[partition]  # lost: its new owner resumes its cursor
-                await asyncio.gather(*(self._save(slot, zone, p, start, done=False)
-                                       for p in sorted(settled)))
-            if len(page) < self.page_users:
-                break
+        upcoming: asyncio.Task[list[Profile]] | None = self._read(zone, start)
+        try:
+            while after and upcoming is not None:
+                page = await upcoming
+                # The next page is read while this one is decided and written.
+                upcoming = self._read(zone, page[-1].user_id) \
+                    if len(page) == self.page_users else None
+                if page:
+                    start = page[-1].user_id
+                    await self._page(slot, state, zone, page, after)
+        finally:
+            if upcoming is not None:  # every partition lost, or a page failed
+                upcoming.cancel()
+                with contextlib.suppress(BaseException):
+                    await upcoming
         for partition in after:
             if self.owned(partition) is not None:
                 await self._save(slot, zone, partition, start, done=True)
+
+    def _read(self, zone: str | None, after: str | None) -> asyncio.Task[list[Profile]]:
+        return asyncio.create_task(self.store.profiles_page(
+            self.core.tenant_id, timezone=zone, after=after, limit=self.page_users))
+
+    async def _page(self, slot: Slot, state: SlotState, zone: str | None,
+                    page: Sequence[Profile], after: dict[int, str | None]) -> None:
+        """Settle the page's shares and move their partitions' cursors to its end; a
+        partition lost meanwhile leaves ``after`` (its new owner resumes its cursor)."""
+        shares = await self._learned(self._shares(page, after))
+        settled = await self._settle(slot, state, shares)
+        for partition in set(shares) - settled:
+            del after[partition]
+        last = page[-1].user_id
+        await asyncio.gather(*(self._save(slot, zone, p, last, done=False)
+                               for p in sorted(settled)))
 
     def _shares(self, page: Sequence[Profile],
                 after: dict[int, str | None]) -> dict[int, list[Profile]]:
