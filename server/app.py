@@ -36,6 +36,7 @@ from server.api.context import (
     BODY_LIMITS,
     CLOCK,
     CORES,
+    EVENT_STREAM,
     FANOUT,
     GROUPS,
     HUB,
@@ -231,12 +232,14 @@ def _stream_ctx(options: GatewayOptions) -> Callable[[web.Application], AsyncIte
     group commit: connected at start-up (stream and buckets created when missing)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        from server.cluster.gateway import StreamIngest  # noqa: PLC0415 - nats only here
+        from server.cluster.events import StreamEvents  # noqa: PLC0415 - nats only here
+        from server.cluster.gateway import StreamIngest  # noqa: PLC0415
         from server.cluster.stream import open_cluster  # noqa: PLC0415
 
         cluster = await open_cluster(options.nats_urls, options.stream, name="geopush-gateway")
         sink = StreamIngest(cluster)
         app[GROUPS] = sink
+        app[EVENT_STREAM] = StreamEvents(cluster)
         try:
             yield
         finally:

@@ -86,7 +86,16 @@ async def fire_behaviour_triggers(
     Nothing doubled: the decision's key is the trigger's, the delivery's and the ledger
     entry's derive from it, all written ``ON CONFLICT DO NOTHING``; a round that dies
     between the commit and the marking fires them again, writing nothing new."""
-    due = await store.due_triggers(tenant_id, now, limit)
+    return await fire_due_triggers(store, cores, tenant_id,
+                                   await store.due_triggers(tenant_id, now, limit), now)
+
+
+async def fire_due_triggers(
+    store: TriggerStore, cores: TenantCores, tenant_id: str, due: Sequence[PendingTrigger],
+    now: float,
+) -> TriggerRound:
+    """:func:`fire_behaviour_triggers` on the ``due`` triggers a caller found (a
+    partition's owner passes its own users' share of them)."""
     if not due:
         return TriggerRound()
     core = await cores.get(store, tenant_id)

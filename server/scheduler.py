@@ -135,7 +135,7 @@ async def schedule_round(
     if not campaigns:
         return result
     zones = await store.profile_zones(tenant_id)
-    work = _open_work(campaigns, zones, core.policy, now)
+    work = open_work(campaigns, zones, core.policy, now)
     if not work:
         return result
     since = min(slot.at for slot, _, _ in work)
@@ -195,7 +195,7 @@ class _Walk:
                 if page:
                     result.pages += 1
                     after = page[-1].user_id
-                    learned = await _with_learned_tags(store, tenant_id, page, self.now)
+                    learned = await with_learned_tags(store, tenant_id, page, self.now)
                     running.append((asyncio.create_task(self._page(slot, state, learned)),
                                     after))
                 while running and (len(running) >= self.in_flight
@@ -214,28 +214,36 @@ class _Walk:
         return True
 
     async def _page(self, slot: Slot, state: SlotState, page: Sequence[Profile]) -> None:
-        """Decide one page for ``slot`` and write it, in one transaction."""
-        core, now, result = self.core, self.now, self.result
-        users = [p.user_id for p in page]
-        async with self.store.batch(core.tenant_id, users) as tx:
-            snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
-            ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
-            decisions, entries, outbox = _decide_page(core, slot, state, page, ledger=ledger,
-                                                      now=now, learned=self.learned)
-            created = await tx.insert_deliveries(outbox) if outbox else []
-            if entries:
-                await tx.insert_ledger(entries)
-            if decisions:
-                await tx.insert_decisions(decisions)
-        result.decisions += len(decisions)
-        result.deliveries += len(created)
-        if result.delivered_users is not None:
-            result.delivered_users.extend(d.user_id for d in created)
-        if state is SlotState.MISSED:
-            result.missed += len(decisions)
+        await settle_page(self.store, self.core, slot, state, page, now=self.now,
+                          learned=self.learned, result=self.result)
 
 
-async def _with_learned_tags(store: ScheduleStore, tenant_id: str, page: Sequence[Profile],
+async def settle_page(
+    store: ScheduleStore, core: TenantCore, slot: Slot, state: SlotState,
+    page: Sequence[Profile], *, now: float, learned: Learned, result: RoundResult,
+) -> None:
+    """Decide one page of profiles for ``slot`` and write its rows in one transaction
+    (the users' batch locks); what it did is added to ``result``."""
+    users = [p.user_id for p in page]
+    async with store.batch(core.tenant_id, users) as tx:
+        snap = await tx.load_ledger(now - core.ledger_horizon_s, users)
+        ledger = InMemoryLedger(snap.entries, dict(snap.streaks))
+        decisions, entries, outbox = _decide_page(core, slot, state, page, ledger=ledger,
+                                                  now=now, learned=learned)
+        created = await tx.insert_deliveries(outbox) if outbox else []
+        if entries:
+            await tx.insert_ledger(entries)
+        if decisions:
+            await tx.insert_decisions(decisions)
+    result.decisions += len(decisions)
+    result.deliveries += len(created)
+    if result.delivered_users is not None:
+        result.delivered_users.extend(d.user_id for d in created)
+    if state is SlotState.MISSED:
+        result.missed += len(decisions)
+
+
+async def with_learned_tags(store: ScheduleStore, tenant_id: str, page: Sequence[Profile],
                              now: float) -> Sequence[Profile]:
     """The page's profiles with the tags learned from their behaviour at ``now`` (an
     audience of ``mother_baby`` reaches the users who bought baby things), when the store
@@ -248,7 +256,7 @@ async def _with_learned_tags(store: ScheduleStore, tenant_id: str, page: Sequenc
     return [learned[u] for u in users]
 
 
-def _open_work(
+def open_work(
     campaigns: Sequence[Campaign], zones: Sequence[str | None], policy: TenantPolicy,
     now: float,
 ) -> list[tuple[Slot, SlotState, str | None]]:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -36,6 +37,7 @@ from server.store.roles import Store
 from server.tenant_core import CoreBuildError, TenantCores
 from server.venue_budget import VenueWriteBudget
 from server.venue_builds import VenueWorkers
+from triggers.behaviour.events import BehaviourEvent
 from triggers.pings import PingBatch
 from venues.values import first_non_finite
 
@@ -80,6 +82,19 @@ class PingIngest(Protocol):
 
 GROUPS = web.AppKey[PingIngest]("groups")
 """The app's ingest of ping batches: a :class:`GroupCommitter` unless a gateway."""
+
+
+class EventPublisher(Protocol):
+    """Where a gateway of the partitioned mode hands the checked behaviour events of
+    ``POST /v1/events`` (:class:`server.cluster.events.StreamEvents`): the partitions'
+    owners store them."""
+
+    async def publish(self, tenant_id: str, events: Sequence[BehaviourEvent], *,
+                      now: float) -> None: ...
+
+
+EVENT_STREAM = web.AppKey[EventPublisher]("event_stream")
+"""Set on a gateway only: behaviour events go to the stream, not to the store."""
 LEARNER = web.AppKey("learner", ProfileLearner)
 """The app's profile learner."""
 

@@ -8,6 +8,10 @@ nothing), folded into their users' features, start the behaviour triggers of act
 campaigns they match and cancel those they follow up, in one store transaction (the
 timer loop fires the triggers when due, :mod:`server.behaviour_service`); the bad ones
 are listed in ``rejected`` with their index and field path.
+
+On a gateway of the partitioned mode the good events go to the stream instead
+(:mod:`server.cluster.events`) and the answer comes once JetStream has them: the
+partitions' owners store them, so ``stored`` and ``duplicates`` are 0 there.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from server.api.context import CORES, json_response, now, path_id, read_json, store
+from server.api.context import CORES, EVENT_STREAM, json_response, now, path_id, read_json, store
 from server.api.registry import INGEST, MANAGE, Body, Operation, not_found
 from server.api.schemas import RejectedPing
 from server.auth import Principal
@@ -127,7 +131,8 @@ class EventsRequest(BaseModel):
 
 class EventsResponse(BaseModel):
     accepted: int = Field(description="events that passed the checks")
-    stored: int = Field(description="of those, events stored now (new keys)")
+    stored: int = Field(description="of those, events stored now (new keys); 0 on a "
+                                    "gateway of the partitioned mode (stored by the workers)")
     duplicates: int = Field(description="of those, events stored before (same event_id, "
                                         "or the same event without one): nothing changed")
     rejected: list[RejectedPing]
@@ -155,6 +160,11 @@ async def post_events(request: web.Request, principal: Principal) -> web.Respons
     items = _items(await read_json(request, check_whole_body=False))
     at = now(request)
     screened = screen_events(items, at=at)
+    stream = request.app.get(EVENT_STREAM)
+    if stream is not None:
+        await stream.publish(principal.tenant_id, screened.events, now=at)
+        return json_response({"accepted": len(screened.events), "stored": 0, "duplicates": 0,
+                              "rejected": [r.model_dump() for r in screened.rejected]})
     core = await request.app[CORES].get(store(request), principal.tenant_id)
     stored = await store(request).ingest_behaviour(
         principal.tenant_id, [BehaviourRecord.of(e, at) for e in screened.events],

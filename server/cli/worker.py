@@ -28,6 +28,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="seconds between checkpoints of a partition (default 5)")
     parser.add_argument("--timer-interval-s", type=float, default=1.0, metavar="S",
                         help="seconds between timer rounds of a partition (default 1)")
+    parser.add_argument("--schedule-page-users", type=int, default=500, metavar="N",
+                        help="profiles per page of a scheduled slot's fan-out (default 500)")
     parser.add_argument("--partitions", type=int, default=64, metavar="P",
                         help="partitions, if this worker creates the stream (default 64)")
     parser.add_argument("--replicas", type=int, default=1, metavar="R",
@@ -59,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     urls = split_urls(args.nats_url)
     if not urls:
         raise CliError("--nats-url: no URL given")
+    if args.schedule_page_users < 1:
+        raise CliError(f"--schedule-page-users: {args.schedule_page_users} is not positive")
     if not args.lease_s > 0.5:
         raise CliError(f"--lease-s: {args.lease_s} is not above 0.5 s")
     if args.worker_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.worker_id):
@@ -67,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     options = WorkerOptions(
         tuple(urls), settings.database_url,
         WorkerSettings(lease_s=args.lease_s, checkpoint_interval_s=args.checkpoint_interval_s,
-                       timer_interval_s=args.timer_interval_s),
+                       timer_interval_s=args.timer_interval_s,
+                       schedule_page_users=args.schedule_page_users),
         StreamSettings(partitions=args.partitions, replicas=args.replicas),
         metrics_port=args.metrics_port, worker_id=args.worker_id)
     asyncio.run(run_worker(options, settings))

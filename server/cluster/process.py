@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.cluster.owner_rounds import run_owner_rounds
 from server.cluster.stream import StreamSettings, open_cluster
 from server.cluster.worker import Worker, WorkerParts, WorkerSettings
 from server.metrics import Metrics, PartitionMetrics
@@ -78,10 +79,12 @@ async def run_worker(options: WorkerOptions, settings: Settings,
         print(f"geopush: worker {worker.worker_id} on {worker.parts.cluster.partitions} "
               "partitions", flush=True)
         task = asyncio.create_task(worker.run(), name="geopush-worker")
+        rounds = asyncio.create_task(run_owner_rounds(worker), name="geopush-owner-rounds")
         await stop.wait()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (rounds, task):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         # Bounded: with NATS gone, checkpoints and releases cannot be written, and the
         # leases expire by themselves after the lease time anyway.
         try:

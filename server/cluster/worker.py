@@ -46,12 +46,13 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from server.cluster import checkpoints
+from server.cluster.behaviour import ingest_event_groups
+from server.cluster.events import EventGroup, decode_message, in_stream_steps
 from server.cluster.leases import DEFAULT_LEASE_S, LeaseTable, read_all
 from server.cluster.partition_store import PartitionStore
 from server.cluster.partitions import (
     MessageError,
     PingGroup,
-    decode,
     partition_filter,
     plan_runs,
 )
@@ -83,6 +84,8 @@ class WorkerSettings:
     that comes is taken at once; this only bounds an idle partition's wake-ups)."""
     retry_s: float = 0.5
     """Pause after a failed round before restoring and replaying."""
+    schedule_page_users: int = 500
+    """Profiles per page of a scheduled slot's walk (:mod:`server.cluster.schedule`)."""
 
 
 @dataclass
@@ -225,20 +228,28 @@ class PartitionRunner:
             seq = meta.sequence.stream
             if seq <= position:
                 continue  # redelivered after a consumer reset: processed already
-            groups.append((seq, self._decode(msg.data, seq)))
+            groups.append((seq, self._decode(msg, seq)))
             position, pending = seq, meta.num_pending
         valid = [g for _, g in groups if g is not None]
-        await self._store.prepare(self.parts.cores, (g.tenant_id for g in valid))
-        async with self._store.session():
-            for run in plan_runs(valid, self.parts.settings.run_max_pings):
-                await self._run_of(run)
+        for pings, events in in_stream_steps(valid):
+            await self._pings(pings)
+            await ingest_event_groups(self.parts.store, self.parts.cores, events)
         self.position, self.pending = position, pending
         self.parts.partition_metrics.observe(self.partition, position=position,
                                              pending=pending)
 
-    def _decode(self, data: bytes, seq: int) -> PingGroup | None:
+    async def _pings(self, valid: list[PingGroup]) -> None:
+        assert self._store is not None
+        if not valid:
+            return
+        await self._store.prepare(self.parts.cores, (g.tenant_id for g in valid))
+        async with self._store.session():
+            for run in plan_runs(valid, self.parts.settings.run_max_pings):
+                await self._run_of(run)
+
+    def _decode(self, msg: Msg, seq: int) -> PingGroup | EventGroup | None:
         try:
-            return decode(data)
+            return decode_message(msg.data, msg.headers)
         except MessageError as exc:
             log.warning("partition %d: message %d skipped: %s", self.partition, seq, exc)
             return None
@@ -304,6 +315,13 @@ class PartitionRunner:
                                                     owner=self.worker_id)
         self.checkpoint_seq = cp.seq
         self.parts.partition_metrics.checkpointed(self.partition, self.checkpoint_at)
+
+    def caught_up(self) -> bool:
+        """Whether partition-wide rounds (behaviour triggers, scheduled slots) may run:
+        the lease allows processing, nothing waits in the stream, and JetStream has
+        answered a lease round lately."""
+        return (self._valid() and not self._stopping and not self.pending
+                and time.monotonic() - self.parts.stream_ok_at <= self.parts.settings.lease_s / 2)
 
     @property
     def ended(self) -> bool:

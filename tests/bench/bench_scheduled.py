@@ -57,7 +57,7 @@ def _campaign() -> Campaign:
     })
 
 
-async def _fill(store: PostgresStore, tenant: str, users: int) -> float:
+async def fill_audience(store: PostgresStore, tenant: str, users: int) -> float:
     """N profiles of the audience, written by the database itself; the seconds it took."""
     t0 = time.perf_counter()
     await store.ensure_tenant(tenant)
@@ -75,7 +75,7 @@ async def _fill(store: PostgresStore, tenant: str, users: int) -> float:
     return time.perf_counter() - t0
 
 
-async def _count(store: PostgresStore, tenant: str) -> tuple[int, int, int]:
+async def count_rows(store: PostgresStore, tenant: str) -> tuple[int, int, int]:
     async with store._pool.acquire() as conn:
         row = await conn.fetchrow(
             "SELECT (SELECT count(*) FROM decisions WHERE tenant_id = $1),"
@@ -88,7 +88,7 @@ async def _count(store: PostgresStore, tenant: str) -> tuple[int, int, int]:
 
 async def _one(store: PostgresStore, users: int, page: int) -> dict[str, float]:
     tenant = f"bench-{users}"
-    fill_s = await _fill(store, tenant, users)
+    fill_s = await fill_audience(store, tenant, users)
     cores = TenantCores()
     await cores.get(store, tenant)
     with PeakRss() as rss:
@@ -96,7 +96,7 @@ async def _one(store: PostgresStore, users: int, page: int) -> dict[str, float]:
         result = await schedule_round(store, cores, tenant, SLOT_AT, page_users=page,
                                       max_pages=1 << 40)
         wall = time.perf_counter() - t0
-    decisions, ledger, pending = await _count(store, tenant)
+    decisions, ledger, pending = await count_rows(store, tenant)
     assert not result.pending
     assert decisions == ledger == pending == users, (decisions, ledger, pending)
     return {"users": users, "fill_s": fill_s, "wall_s": wall, "per_s": users / wall,

@@ -169,7 +169,7 @@ async def run_node(store: Store, scenario: Scenario) -> bytes:
     return await stored(store, users)
 
 
-async def _reset_stream(urls: list[str]) -> None:
+async def reset_stream(urls: list[str]) -> None:
     """Delete the stream and its buckets: each deployment starts from nothing."""
     nc = await connect(urls, name="geopush-test")
     deadline = time.monotonic() + 30
@@ -194,7 +194,7 @@ async def _reset_stream(urls: list[str]) -> None:
 
 async def run_partitioned(store: PostgresStore, scenario: Scenario, urls: list[str],
                           n_workers: int) -> bytes:
-    await _reset_stream(urls)
+    await reset_stream(urls)
     clock = FakeClock(scenario.start_ts)
     await preload_scenario(store, scenario, TENANT)
     key = await add_key(store, TENANT, Role.SDK)
