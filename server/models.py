@@ -254,26 +254,25 @@ class TenantModels:
 
     def facts(self, user_id: str, now: float) -> _UserPredictions:
         """The user's predicted interests and chance of opening at ``now``, each looked
-        up on its first read."""
+        up when read."""
         return _UserPredictions(self, user_id, now)
 
 
 class _UserPredictions:
-    """One user's predictions at one time, each computed when first read."""
+    """One user's predictions at one time, each read when asked: the chance of opening
+    is computed once (a float), the interest view is made per read and not held, so a
+    decision holds no tracked object for it while ``decide`` runs."""
 
-    __slots__ = ("_at", "_chance", "_models", "_scores", "_user")
+    __slots__ = ("_at", "_chance", "_models", "_user")
 
     def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
         self._models, self._user, self._at = models, user_id, at
-        self._scores: Mapping[str, float] | bool | None = False
         self._chance: float | bool | None = False
 
     @property
     def interests(self) -> Mapping[str, float] | None:
-        if self._scores is False:
-            scorer = self._models.interests
-            self._scores = None if scorer is None else scorer.user_scores(self._user)
-        return self._scores if not isinstance(self._scores, bool) else None
+        scorer = self._models.interests
+        return None if scorer is None else scorer.user_scores(self._user)
 
     @property
     def open_chance(self) -> float | None:

@@ -53,7 +53,7 @@ from triggers.decisions import (
     selector_matches,
 )
 from triggers.decisions.predicted import (
-    LearnedFacts,
+    NO_FACTS,
     LearnedMisses,
     UserFacts,
     learned_campaigns,
@@ -229,8 +229,8 @@ def learned_unmet_of(learned: Learned, user_id: str,
     if not campaigns:
         return None
     if view is None:
-        return LearnedMisses(campaigns, LearnedFacts)
-    return LearnedMisses(campaigns, lambda: view.facts(user_id, now))
+        return LearnedMisses(campaigns, NO_FACTS)
+    return LearnedMisses(campaigns, view.facts(user_id, now))
 
 
 class TenantCores:
