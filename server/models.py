@@ -33,7 +33,7 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -259,9 +259,9 @@ class TenantModels:
 
 
 class _UserPredictions:
-    """One user's predictions at one time, each read when asked: the chance of opening
-    is computed once (a float), the interest view is made per read and not held, so a
-    decision holds no tracked object for it while ``decide`` runs."""
+    """One user's predictions at one time, each read when asked: an interest is one
+    score read from the scorer's arrays, the chance of opening is computed once (a
+    float); neither allocates an object the cyclic collector counts."""
 
     __slots__ = ("_at", "_chance", "_models", "_user")
 
@@ -269,10 +269,9 @@ class _UserPredictions:
         self._models, self._user, self._at = models, user_id, at
         self._chance: float | bool | None = False
 
-    @property
-    def interests(self) -> Mapping[str, float] | None:
+    def interest(self, category: str) -> float | None:
         scorer = self._models.interests
-        return None if scorer is None else scorer.user_scores(self._user)
+        return None if scorer is None else scorer.score(self._user, category)
 
     @property
     def open_chance(self) -> float | None:

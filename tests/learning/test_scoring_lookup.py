@@ -13,8 +13,10 @@ import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.models import TenantModels
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
 
+NOON_UTC = 1_765_108_800.0  # 2025-12-07 12:00 UTC
 CATEGORIES = ["mother_baby", "books", "electronics", "groceries", "sports", "beauty",
               "garden", "toys"]
 
@@ -158,3 +160,20 @@ def test_row_score_finds_each_kept_category_and_nothing_else() -> None:
     assert interests.row_score(0, "no_such_category") is None
     assert list(interests.scores("anna")) == ["sports", "mother_baby", "garden"]
 
+
+
+def test_the_decision_path_reads_one_interest_and_the_chance_without_allocating() -> None:
+    interests, sendtime = scorers_of_two_users()
+    facts = TenantModels(interests, sendtime).facts("anna", NOON_UTC)
+    assert facts.interest("sports") == float(np.float32(0.9))
+    assert facts.interest("toys") == 0.0
+    assert facts.open_chance == sendtime.open_chance("anna", 12)
+    assert collections_triggered(lambda: facts.interest("mother_baby")) == 0
+    assert collections_triggered(lambda: facts.interest("toys")) == 0
+    assert collections_triggered(lambda: facts.open_chance) == 0
+
+
+def test_without_models_the_decision_path_reads_nothing() -> None:
+    facts = TenantModels().facts("anna", NOON_UTC)
+    assert facts.interest("sports") is None
+    assert facts.open_chance is None

@@ -30,6 +30,11 @@ class LearnedFacts:
     interests: Mapping[str, float] | None = None
     open_chance: float | None = None
 
+    def interest(self, category: str) -> float | None:
+        """The predicted interest in ``category`` (0.0 outside the user's top
+        categories), ``None`` without an interest model."""
+        return None if self.interests is None else self.interests.get(category, 0.0)
+
 
 NO_FACTS = LearnedFacts()
 """No model promoted: an interest condition cannot hold, ``min_open_chance`` is not
@@ -38,10 +43,10 @@ applied."""
 
 class UserFacts(Protocol):
     """What a check reads of a user's predictions (:class:`LearnedFacts`, or a view that
-    computes each on first read)."""
+    reads the scorers when asked): one category's interest at a time, so a check needs no
+    mapping of the user's scores."""
 
-    @property
-    def interests(self) -> Mapping[str, float] | None: ...
+    def interest(self, category: str) -> float | None: ...
 
     @property
     def open_chance(self) -> float | None: ...
@@ -56,12 +61,12 @@ def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
 
 
 def interest_miss(thresholds: Mapping[str, InterestThreshold],
-                  scores: Mapping[str, float] | None) -> str | None:
+                  facts: UserFacts) -> str | None:
     """Why the user's predicted interests miss the thresholds, or ``None``."""
-    if scores is None:
-        return "no interest model promoted for the tenant yet"
     for category in thresholds:  # not .items(): one iterator instead of three objects
-        score = scores.get(category, 0.0)
+        score = facts.interest(category)
+        if score is None:
+            return "no interest model promoted for the tenant yet"
         least = thresholds[category].min
         if score < least:
             return f"interest in {category} {score:.2f} below {least:.2f}"
@@ -72,7 +77,7 @@ def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
     """Why the user misses the campaign's learned conditions (interests first, then the
     chance of opening), or ``None``."""
     if campaign.audience.interests:
-        why = interest_miss(campaign.audience.interests, facts.interests)
+        why = interest_miss(campaign.audience.interests, facts)
         if why is not None:
             return Reason.INTEREST_BELOW_THRESHOLD, why
     least = campaign.min_open_chance
