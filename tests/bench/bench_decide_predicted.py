@@ -214,13 +214,15 @@ def _decide_once(work: Workload, decider: tuple[CampaignIndex, InMemoryLedger], 
 def held_per_call(work: Workload, sample: int = 2_000) -> dict[str, float]:
     """Tracked objects a call holds when ``decide`` returns, on average (the collector
     off, so ``gc.get_count()`` counts every allocation not yet freed; what the previous
-    call held is freed before the next one starts counting)."""
+    call held is freed before the next one starts counting). Which configuration goes
+    first alternates, as in :func:`paired_round`: the first call on an event allocates
+    more (caches it fills)."""
     deciders = work.deciders()
     held = dict.fromkeys(SIDES, 0)
     gc.collect()
     gc.disable()
-    for ev, now in work.events[:sample]:
-        for side in SIDES:
+    for i, (ev, now) in enumerate(work.events[:sample]):
+        for side in (SIDES if i % 2 == 0 else SIDES[::-1]):
             held[side] += _held_by_one_call(work, deciders[side], side, ev, now)
     gc.enable()
     return {side: n / sample for side, n in held.items()}
