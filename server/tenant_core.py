@@ -192,7 +192,10 @@ def _campaign_dwell_thresholds(
 class LearnedView(Protocol):
     """What a tenant's promoted models predict for a user at a time (a snapshot)."""
 
-    def facts(self, user_id: str, now: float) -> UserFacts: ...
+    def facts(self, user_id: str, now: float) -> UserFacts:
+        """The user's predictions at ``now``: made for every decision with learned
+        conditions, so it should read nothing until a check asks."""
+        ...
 
     def local_profile(self, user_id: str, tz: str, at: float) -> Sequence[float] | None:
         """The user's engagement at each local hour 0-23 of ``tz`` around ``at``, or
