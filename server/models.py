@@ -33,7 +33,7 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -254,26 +254,24 @@ class TenantModels:
 
     def facts(self, user_id: str, now: float) -> _UserPredictions:
         """The user's predicted interests and chance of opening at ``now``, each looked
-        up on its first read."""
+        up when read."""
         return _UserPredictions(self, user_id, now)
 
 
 class _UserPredictions:
-    """One user's predictions at one time, each computed when first read."""
+    """One user's predictions at one time, each read when asked: an interest is one
+    score read from the scorer's arrays, the chance of opening is computed once (a
+    float); neither allocates an object the cyclic collector counts."""
 
-    __slots__ = ("_at", "_chance", "_models", "_scores", "_user")
+    __slots__ = ("_at", "_chance", "_models", "_user")
 
     def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
         self._models, self._user, self._at = models, user_id, at
-        self._scores: Mapping[str, float] | bool | None = False
         self._chance: float | bool | None = False
 
-    @property
-    def interests(self) -> Mapping[str, float] | None:
-        if self._scores is False:
-            scorer = self._models.interests
-            self._scores = None if scorer is None else scorer.user_scores(self._user)
-        return self._scores if not isinstance(self._scores, bool) else None
+    def interest(self, category: str) -> float | None:
+        scorer = self._models.interests
+        return None if scorer is None else scorer.score(self._user, category)
 
     @property
     def open_chance(self) -> float | None:

@@ -53,7 +53,7 @@ from triggers.decisions import (
     selector_matches,
 )
 from triggers.decisions.predicted import (
-    LearnedFacts,
+    NO_FACTS,
     LearnedMisses,
     UserFacts,
     learned_campaigns,
@@ -192,7 +192,10 @@ def _campaign_dwell_thresholds(
 class LearnedView(Protocol):
     """What a tenant's promoted models predict for a user at a time (a snapshot)."""
 
-    def facts(self, user_id: str, now: float) -> UserFacts: ...
+    def facts(self, user_id: str, now: float) -> UserFacts:
+        """The user's predictions at ``now``: made for every decision with learned
+        conditions, so it should read nothing until a check asks."""
+        ...
 
     def local_profile(self, user_id: str, tz: str, at: float) -> Sequence[float] | None:
         """The user's engagement at each local hour 0-23 of ``tz`` around ``at``, or
@@ -229,8 +232,8 @@ def learned_unmet_of(learned: Learned, user_id: str,
     if not campaigns:
         return None
     if view is None:
-        return LearnedMisses(campaigns, LearnedFacts)
-    return LearnedMisses(campaigns, lambda: view.facts(user_id, now))
+        return LearnedMisses(campaigns, NO_FACTS)
+    return LearnedMisses(campaigns, view.facts(user_id, now))
 
 
 class TenantCores:

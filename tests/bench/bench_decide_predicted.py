@@ -27,7 +27,12 @@ Garbage collection as the service runs it (``server/cli/serve.py``): what is ali
 set-up (venues, users, events, the scorers) frozen out of the collector's reach and the
 young generation collected every 50,000 net allocations; ``--default-gc`` keeps Python's
 defaults, where a full collection walks the whole set-up heap and lands on whichever
-configuration happens to allocate then.
+configuration happens to allocate then. So the run also prints, per configuration, the
+collections that started during its calls (``gc.callbacks``: count per generation and
+their CPU time, in the median round) and the tracked objects a call leaves alive when
+``decide`` returns (``gc.get_count()`` before and after, collector off, first 2,000
+events): the more a call holds, the likelier its allocation is the one that trips a
+collection.
 
 Run standalone (``.venv/bin/python tests/bench/bench_decide_predicted.py [--quick]``).
 """
@@ -40,7 +45,7 @@ import random
 import statistics
 import sys
 import time
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -55,17 +60,28 @@ import numpy as np  # noqa: E402
 from server.models import TenantModels  # noqa: E402
 from tests.bench._common import format_table  # noqa: E402
 from tests.bench.bench_decide import (  # noqa: E402
+    Event,
     make_campaigns,
     make_events,
     make_profiles,
     make_venues,
 )
-from triggers.decisions import Campaign, CampaignIndex, InMemoryLedger, TenantPolicy, decide  # noqa: E402
+from triggers.decisions import (  # noqa: E402
+    Campaign,
+    CampaignIndex,
+    InMemoryLedger,
+    Profile,
+    TenantPolicy,
+    decide,
+)
 from triggers.decisions.predicted import LearnedMisses, learned_campaigns  # noqa: E402
 from triggers.learning.scoring import InterestScorer, SendTimeScorer  # noqa: E402
+from venues.model import Venue  # noqa: E402
 
 TARGET_RATIO = 1.2
 CATEGORIES = [f"cat_{i}" for i in range(60)]
+SIDES = ("baseline", "on")
+LEARNED_SKIPS = ("interest_below_threshold", "unlikely_to_open")
 
 
 def with_conditions(campaigns: list[Campaign], threshold: float) -> list[Campaign]:
@@ -102,7 +118,141 @@ def serve_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def main(argv: list[str] | None = None) -> int:
+class Collections:
+    """The collections that start while a configuration's call runs, per generation,
+    and their CPU seconds (a ``gc.callbacks`` entry; ``side`` says whose call runs)."""
+
+    def __init__(self) -> None:
+        self.side: str | None = None
+        self.counts = {side: [0, 0, 0] for side in SIDES}
+        self.cpu_s = {side: [0.0, 0.0, 0.0] for side in SIDES}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.process_time()
+        elif self.side is not None:
+            self.counts[self.side][info["generation"]] += 1
+            self.cpu_s[self.side][info["generation"]] += time.process_time() - self._started
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The events, the users, the venues and both configurations' campaigns."""
+
+    events: list[tuple[Event, float]]
+    profiles: dict[str, Profile]
+    venues: dict[str, Venue]
+    campaigns: list[Campaign]
+    conditioned: list[Campaign]
+    needing: dict[str, Campaign]
+    models: TenantModels
+    policy: TenantPolicy
+
+    @classmethod
+    def make(cls, events: int, seed: int, threshold: float) -> Workload:
+        rng = random.Random(seed)
+        venue_list = make_venues(10_000, rng)
+        campaigns = make_campaigns(1_000, venue_list, rng)
+        profile_list = make_profiles(10_000, rng)
+        event_list = make_events(events, venue_list, profile_list, rng)
+        profiles = {p.user_id: p for p in profile_list}
+        conditioned = with_conditions(campaigns, threshold)
+        return cls(event_list, profiles, {v.id: v for v in venue_list}, campaigns,
+                   conditioned, {c.id: c for c in learned_campaigns(conditioned)},
+                   make_models(sorted(profiles), np.random.default_rng(seed)),
+                   TenantPolicy(max_per_week=10))
+
+    def learned_unmet(self, side: str, user_id: str, now: float) -> LearnedMisses | None:
+        """What the service passes ``decide`` (``None`` for the baseline)."""
+        if side == "baseline":
+            return None
+        return LearnedMisses(self.needing, self.models.facts(user_id, now))
+
+    def deciders(self) -> dict[str, tuple[CampaignIndex, InMemoryLedger]]:
+        """Each configuration's campaign index and a fresh ledger."""
+        return {"baseline": (CampaignIndex(self.campaigns), InMemoryLedger()),
+                "on": (CampaignIndex(self.conditioned), InMemoryLedger())}
+
+
+def paired_round(work: Workload, log: Collections) -> tuple[float, float, int]:
+    """Every event decided by both configurations, one right after the other: CPU
+    seconds of each, and the decisions with a learned skip. A call's time includes
+    freeing what it allocated (its decision, its ``LearnedMisses``), not what the other
+    configuration's previous call left."""
+    deciders = work.deciders()
+    cpu = dict.fromkeys(SIDES, 0.0)
+    skipped = 0
+    gc.collect()
+    gc.callbacks.append(log)
+    for i, (ev, now) in enumerate(work.events):
+        for side in (SIDES if i % 2 == 0 else SIDES[::-1]):
+            log.side = side
+            c0 = time.process_time()
+            skip = _decide_once(work, deciders[side], side, ev, now)
+            cpu[side] += time.process_time() - c0
+            log.side = None
+            skipped += skip
+    gc.callbacks.remove(log)
+    return cpu["baseline"], cpu["on"], skipped
+
+
+def _decide_once(work: Workload, decider: tuple[CampaignIndex, InMemoryLedger], side: str,
+                 ev: Event, now: float) -> bool:
+    """One decision recorded in the configuration's ledger: whether a learned condition
+    skipped a campaign."""
+    index, ledger = decider
+    unmet = work.learned_unmet(side, ev.user_id, now)
+    decision = decide(ev, work.profiles[ev.user_id], index, work.venues[ev.venue_id],
+                      work.policy, ledger, now, learned_unmet=unmet)
+    for entry in decision.ledger_entries():
+        ledger.record(entry)
+    return unmet is not None and any(str(c.reason) in LEARNED_SKIPS
+                                     for c in decision.considered)
+
+
+def held_per_call(work: Workload, sample: int = 2_000) -> dict[str, float]:
+    """Tracked objects a call holds when ``decide`` returns, on average (the collector
+    off, so ``gc.get_count()`` counts every allocation not yet freed; what the previous
+    call held is freed before the next one starts counting). Which configuration goes
+    first alternates, as in :func:`paired_round`: the first call on an event allocates
+    more (caches it fills)."""
+    deciders = work.deciders()
+    held = dict.fromkeys(SIDES, 0)
+    gc.collect()
+    gc.disable()
+    for i, (ev, now) in enumerate(work.events[:sample]):
+        for side in (SIDES if i % 2 == 0 else SIDES[::-1]):
+            held[side] += _held_by_one_call(work, deciders[side], side, ev, now)
+    gc.enable()
+    return {side: n / sample for side, n in held.items()}
+
+
+def _held_by_one_call(work: Workload, decider: tuple[CampaignIndex, InMemoryLedger],
+                      side: str, ev: Event, now: float) -> int:
+    index, ledger = decider
+    before = gc.get_count()[0]
+    unmet = work.learned_unmet(side, ev.user_id, now)
+    decision = decide(ev, work.profiles[ev.user_id], index, work.venues[ev.venue_id],
+                      work.policy, ledger, now, learned_unmet=unmet)
+    held = gc.get_count()[0] - before
+    for entry in decision.ledger_entries():
+        ledger.record(entry)
+    return held
+
+
+def collection_rows(log: Collections, held: dict[str, float],
+                    decisions: int) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for side in SIDES:
+        counts, cpu_s = log.counts[side], log.cpu_s[side]
+        per_full = f"{cpu_s[2] / counts[2] * 1e3:.0f}" if counts[2] else "-"
+        rows.append([side, *counts, f"{sum(cpu_s):.3f}", per_full,
+                     f"{sum(cpu_s) / decisions * 1e6:.1f}", f"{held[side]:.1f}"])
+    return rows
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--reps", type=int, default=3)
@@ -117,48 +267,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.reps = 10_000, 2
-    rng = random.Random(args.seed)
-    venue_list = make_venues(10_000, rng)
-    campaigns = make_campaigns(1_000, venue_list, rng)
-    profile_list = make_profiles(10_000, rng)
-    events = make_events(args.events, venue_list, profile_list, rng)
-    venues = {v.id: v for v in venue_list}
-    profiles = {p.user_id: p for p in profile_list}
-    models = make_models(sorted(profiles), np.random.default_rng(args.seed))
-    conditioned = with_conditions(campaigns, args.threshold)
-    needing = {c.id: c for c in learned_campaigns(conditioned)}
-    policy = TenantPolicy(max_per_week=10)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Workload.make(args.events, args.seed, args.threshold)
     if not args.default_gc:
         serve_gc()
-
-    def round_() -> tuple[float, float, int]:
-        indexes = {"baseline": CampaignIndex(campaigns), "on": CampaignIndex(conditioned)}
-        ledgers = {"baseline": InMemoryLedger(), "on": InMemoryLedger()}
-        cpu = {"baseline": 0.0, "on": 0.0}
-        skipped = 0
-        gc.collect()
-        for i, (ev, now) in enumerate(events):
-            profile, venue = profiles[ev.user_id], venues[ev.venue_id]
-            for name in (("baseline", "on") if i % 2 == 0 else ("on", "baseline")):
-                c0 = time.process_time()
-                unmet = LearnedMisses(needing, partial(models.facts, ev.user_id, now)) \
-                    if name == "on" else None
-                decision = decide(ev, profile, indexes[name], venue, policy, ledgers[name],
-                                  now, learned_unmet=unmet)
-                for entry in decision.ledger_entries():
-                    ledgers[name].record(entry)
-                cpu[name] += time.process_time() - c0
-                skipped += name == "on" and any(
-                    str(c.reason) in ("interest_below_threshold", "unlikely_to_open")
-                    for c in decision.considered)
-        return cpu["baseline"], cpu["on"], skipped
-
-    round_()  # warm-up
-    rounds = [round_() for _ in range(args.reps)]
+    paired_round(work, Collections())  # warm-up
+    logs = [Collections() for _ in range(args.reps)]
+    rounds = [paired_round(work, log) for log in logs]
     ratios = [on / base for base, on, _ in rounds]
     ratio = statistics.median(ratios)
     base, on, skipped = rounds[ratios.index(min(ratios))]
-    n = len(events)
+    median_log = logs[ratios.index(sorted(ratios)[len(ratios) // 2])]
+    n = len(work.events)
     print(f"learned conditions in decide: {n:,} events, 1,000 campaigns (500 with "
           f"audience.interests, 500 with min_open_chance, min {args.threshold}), 10,000 "
           f"users; paired; {args.reps} rounds; "
@@ -168,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                         ["predictions on", on, f"{on / n * 1e6:.1f}", f"{on / base:.3f}"]]))
     print(f"decisions with a learned skip: {skipped:,}; ratio per round: "
           + ", ".join(f"{r:.3f}" for r in ratios) + f"; median {ratio:.3f}")
+    print("collections started during each configuration's calls (median round), and the "
+          "tracked objects a call holds when decide returns:")
+    print(format_table(["configuration", "gen 0", "gen 1", "gen 2", "gc cpu s", "ms / gen 2",
+                        "gc µs / decision", "tracked held / call"],
+                       collection_rows(median_log, held_per_call(work), n)))
     ok = ratio <= TARGET_RATIO
     print(format_table(["target", "measured", "result"],
                        [[f"scoring adds ≤ {TARGET_RATIO - 1:.0%} per decision",

@@ -1,16 +1,22 @@
-"""The scorers' decision-path reads (one category's score from the user's row lists,
+"""The scorers' decision-path reads (one category's score by a bisect in the user's row,
 open chances precomputed at load) give exactly what reading the arrays one numpy scalar
-at a time gives: the same floats, so the same decisions."""
+at a time gives: the same floats, so the same decisions; and they allocate nothing the
+cyclic garbage collector tracks."""
 
 from __future__ import annotations
+
+import gc
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server.models import TenantModels
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
 
+NOON_UTC = 1_765_108_800.0  # 2025-12-07 12:00 UTC
 CATEGORIES = ["mother_baby", "books", "electronics", "groceries", "sports", "beauty",
               "garden", "toys"]
 
@@ -91,3 +97,83 @@ def test_a_missing_category_reads_as_zero_and_a_stranger_gets_the_cold_ranking()
     assert anna.get("toys", 0.0) == 0.0
     assert "toys" not in anna
     assert dict(scorer.user_scores("stranger")) == {"groceries": 0.31}
+
+
+def collections_triggered(read: Callable[[], object], times: int = 200) -> int:
+    """Collections started while ``read`` runs ``times`` times with the young
+    generation's threshold at 1 and one object already counted: any allocation the
+    collector counts toward its next collection (an object of a class, say; not a list
+    or tuple reused from CPython's free lists), even one freed at once, starts one."""
+    started = [0]
+    reading = [False]
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        started[0] += phase == "start" and reading[0]
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(count)
+    gc.collect()
+    gc.set_threshold(1)
+    try:
+        anchor: list[object] = []
+        reading[0] = True
+        for _ in range(times):
+            read()
+        reading[0] = False
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(count)
+    del anchor
+    return started[0]
+
+
+def scorers_of_two_users() -> tuple[InterestScorer, SendTimeScorer]:
+    rows = {"anna": 0, "ben": 1}
+    interests = InterestScorer(CATEGORIES, rows, np.array([0, 3, 5], dtype=np.int64),
+                               np.array([4, 0, 6, 1, 3], dtype=np.int32),
+                               np.array([0.9, 0.7, 0.2, 0.6, 0.5], dtype=np.float32),
+                               {"groceries": 0.31})
+    profiles = np.random.default_rng(3).dirichlet(np.ones(24), 2).astype(np.float32)
+    return interests, SendTimeScorer(rows, profiles, profiles.mean(axis=0))
+
+
+def test_the_probe_sees_a_short_lived_view() -> None:
+    interests, _ = scorers_of_two_users()
+    assert collections_triggered(lambda: interests.user_scores("anna")) > 0
+
+
+def test_score_reads_allocate_nothing_the_collector_tracks() -> None:
+    interests, sendtime = scorers_of_two_users()
+    assert collections_triggered(lambda: interests.score("anna", "garden")) == 0
+    assert collections_triggered(lambda: interests.score("ben", "toys")) == 0
+    assert collections_triggered(lambda: interests.row_score(1, "books")) == 0
+    assert collections_triggered(lambda: sendtime.open_chance("ben", 19)) == 0
+
+
+def test_row_score_finds_each_kept_category_and_nothing_else() -> None:
+    interests, _ = scorers_of_two_users()
+    assert interests.row_score(0, "sports") == float(np.float32(0.9))
+    assert interests.row_score(0, "mother_baby") == float(np.float32(0.7))
+    assert interests.row_score(0, "garden") == float(np.float32(0.2))
+    assert interests.row_score(1, "books") == float(np.float32(0.6))
+    assert interests.row_score(1, "sports") is None
+    assert interests.row_score(0, "no_such_category") is None
+    assert list(interests.scores("anna")) == ["sports", "mother_baby", "garden"]
+
+
+
+def test_the_decision_path_reads_one_interest_and_the_chance_without_allocating() -> None:
+    interests, sendtime = scorers_of_two_users()
+    facts = TenantModels(interests, sendtime).facts("anna", NOON_UTC)
+    assert facts.interest("sports") == float(np.float32(0.9))
+    assert facts.interest("toys") == 0.0
+    assert facts.open_chance == sendtime.open_chance("anna", 12)
+    assert collections_triggered(lambda: facts.interest("mother_baby")) == 0
+    assert collections_triggered(lambda: facts.interest("toys")) == 0
+    assert collections_triggered(lambda: facts.open_chance) == 0
+
+
+def test_without_models_the_decision_path_reads_nothing() -> None:
+    facts = TenantModels().facts("anna", NOON_UTC)
+    assert facts.interest("sports") is None
+    assert facts.open_chance is None

@@ -11,7 +11,7 @@ campaigns the user misses and why, for ``decide``'s ``learned_unmet``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,13 +30,23 @@ class LearnedFacts:
     interests: Mapping[str, float] | None = None
     open_chance: float | None = None
 
+    def interest(self, category: str) -> float | None:
+        """The predicted interest in ``category`` (0.0 outside the user's top
+        categories), ``None`` without an interest model."""
+        return None if self.interests is None else self.interests.get(category, 0.0)
+
+
+NO_FACTS = LearnedFacts()
+"""No model promoted: an interest condition cannot hold, ``min_open_chance`` is not
+applied."""
+
 
 class UserFacts(Protocol):
     """What a check reads of a user's predictions (:class:`LearnedFacts`, or a view that
-    computes each on first read)."""
+    reads the scorers when asked): one category's interest at a time, so a check needs no
+    mapping of the user's scores."""
 
-    @property
-    def interests(self) -> Mapping[str, float] | None: ...
+    def interest(self, category: str) -> float | None: ...
 
     @property
     def open_chance(self) -> float | None: ...
@@ -51,14 +61,15 @@ def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
 
 
 def interest_miss(thresholds: Mapping[str, InterestThreshold],
-                  scores: Mapping[str, float] | None) -> str | None:
+                  facts: UserFacts) -> str | None:
     """Why the user's predicted interests miss the thresholds, or ``None``."""
-    if scores is None:
-        return "no interest model promoted for the tenant yet"
-    for category, threshold in thresholds.items():
-        score = scores.get(category, 0.0)
-        if score < threshold.min:
-            return f"interest in {category} {score:.2f} below {threshold.min:.2f}"
+    for category in thresholds:  # not .items(): one iterator instead of three objects
+        score = facts.interest(category)
+        if score is None:
+            return "no interest model promoted for the tenant yet"
+        least = thresholds[category].min
+        if score < least:
+            return f"interest in {category} {score:.2f} below {least:.2f}"
     return None
 
 
@@ -66,7 +77,7 @@ def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
     """Why the user misses the campaign's learned conditions (interests first, then the
     chance of opening), or ``None``."""
     if campaign.audience.interests:
-        why = interest_miss(campaign.audience.interests, facts.interests)
+        why = interest_miss(campaign.audience.interests, facts)
         if why is not None:
             return Reason.INTEREST_BELOW_THRESHOLD, why
     least = campaign.min_open_chance
@@ -91,43 +102,34 @@ def learned_unmet(campaigns: Iterable[Campaign], facts: UserFacts) -> dict[str, 
 
 class LearnedMisses(Mapping[str, LearnedMiss]):
     """:func:`learned_unmet` computed only for the campaigns ``decide`` asks about (its
-    candidates), with the user's facts looked up once, on the first question: a decision
-    costs its candidates' checks, not one per campaign of the tenant."""
+    candidates, each once): a decision costs its candidates' checks, not one per campaign
+    of the tenant. ``facts`` should look each prediction up only when read (the
+    service's view does), so a decision that asks nothing looks nothing up. Nothing is
+    memoised: the checks allocate no container per decision beyond this object and a
+    miss's reason."""
 
-    def __init__(self, by_id: Mapping[str, Campaign],
-                 facts: Callable[[], UserFacts]) -> None:
+    __slots__ = ("_by_id", "_facts")
+
+    def __init__(self, by_id: Mapping[str, Campaign], facts: UserFacts) -> None:
         self._by_id = by_id
-        self._facts_of = facts
-        self._facts: UserFacts | None = None
-        self._seen: dict[str, LearnedMiss | None] = {}
-
-    def _miss(self, campaign_id: str) -> LearnedMiss | None:
-        if campaign_id in self._seen:
-            return self._seen[campaign_id]
-        campaign = self._by_id.get(campaign_id)
-        miss = None
-        if campaign is not None:
-            if self._facts is None:
-                self._facts = self._facts_of()
-            miss = campaign_miss(campaign, self._facts)
-        self._seen[campaign_id] = miss
-        return miss
+        self._facts = facts
 
     def get(self, campaign_id: str, default: object = None) -> LearnedMiss | None:  # type: ignore[override]
         """The campaign's miss, or ``None`` (one lookup: ``decide``'s question)."""
-        return self._miss(campaign_id)
+        campaign = self._by_id.get(campaign_id)
+        return None if campaign is None else campaign_miss(campaign, self._facts)
 
     def __getitem__(self, campaign_id: str) -> LearnedMiss:
-        miss = self._miss(campaign_id)
+        miss = self.get(campaign_id)
         if miss is None:
             raise KeyError(campaign_id)
         return miss
 
     def __contains__(self, campaign_id: object) -> bool:
-        return isinstance(campaign_id, str) and self._miss(campaign_id) is not None
+        return isinstance(campaign_id, str) and self.get(campaign_id) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return (cid for cid in self._by_id if self._miss(cid) is not None)
+        return (cid for cid in self._by_id if self.get(cid) is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

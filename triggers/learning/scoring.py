@@ -1,25 +1,33 @@
 """Compact in-memory scorers for the decision path, one per tenant and model.
 
-Built once when a model is loaded (or promoted), then read with a dict lookup and an
-array slice per call, no model evaluation. The decision path reads them for every
-decision with a learned condition, so a read converts whole slices to Python values
-(``tolist``) rather than one numpy scalar at a time, and the send-time chances are
-precomputed at load (one float32 per user and hour, 96 bytes a user):
+Built once when a model is loaded (or promoted), then read with a dict lookup and a
+few array reads per call, no model evaluation. The decision path reads them for every
+decision with a learned condition, so a read returns plain Python numbers from
+:class:`array.array` copies made at load (no numpy scalar in between) and allocates
+nothing the cyclic garbage collector tracks; nor does a user held add a tracked object
+(numbers in arrays, not Python objects per user: a full collection walks every tracked
+object):
 
 - :class:`InterestScorer`: each user's top categories with their probability of
   engagement in the next period, stored flat (CSR); users not held get the cold-start
   ranking (popular categories). ``score(user, category)`` is what an audience condition
-  such as ``interests: {mother_baby: {min: 0.6}}`` compares with its threshold.
+  such as ``interests: {mother_baby: {min: 0.6}}`` compares with its threshold: a bisect
+  in a copy of the user's row sorted by category (8 bytes more per kept category
+  and per user).
 - :class:`SendTimeScorer`: each user's 24-hour profile (float32, local hours) and the
   population's for users not held; ``open_chance(user, hour)`` is what a location
-  campaign's "likely to open now" condition compares with its threshold.
+  campaign's "likely to open now" condition compares with its threshold, precomputed at
+  load (one float32 per user and hour, 96 bytes a user) and read as one element.
 """
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,11 +51,25 @@ class InterestScorer:
     """``categories`` as an object array: a row's names in one fancy index."""
     category_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     """category → its index in ``categories``."""
+    row_bounds: array[int] = field(init=False, repr=False, compare=False)
+    """``offsets`` as Python-readable numbers."""
+    sorted_index: array[int] = field(init=False, repr=False, compare=False)
+    """``category_index`` with each row sorted by category index, for a bisect."""
+    sorted_scores: array[float] = field(init=False, repr=False, compare=False)
+    """``scores_flat`` in the order of ``sorted_index``."""
+    cold_view: Mapping[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", np.array(self.categories, dtype=object))
         object.__setattr__(self, "category_ids",
                            {c: i for i, c in enumerate(self.categories)})
+        order = _rows_by_category(self.offsets, self.category_index,
+                                  len(self.categories))
+        object.__setattr__(self, "row_bounds", _python_readable(self.offsets))
+        object.__setattr__(self, "sorted_index",
+                           _python_readable(self.category_index[order]))
+        object.__setattr__(self, "sorted_scores", _python_readable(self.scores_flat[order]))
+        object.__setattr__(self, "cold_view", MappingProxyType(self.cold))
 
     @classmethod
     def build(cls, model: interests.InterestModel, user_ids: list[str], at_t: float,
@@ -75,7 +97,11 @@ class InterestScorer:
     def score(self, user_id: str, category: str) -> float:
         """One category's probability for the user; 0.0 for a category outside the
         user's top (it scored below every kept one)."""
-        return self.user_scores(user_id).get(category, 0.0)
+        row = self.rows.get(user_id)
+        if row is None:
+            return self.cold.get(category, 0.0)
+        score = self.row_score(row, category)
+        return 0.0 if score is None else score
 
     def user_scores(self, user_id: str) -> Mapping[str, float]:
         """:meth:`scores` as a read-only mapping that reads one category's score from
@@ -83,61 +109,60 @@ class InterestScorer:
         whole dict only when iterated."""
         row = self.rows.get(user_id)
         if row is None:
-            return MappingProxyType(self.cold)
+            return self.cold_view
         return UserScores(self, row)
 
-    def row(self, row: int) -> tuple[list[int], list[float]]:
-        """The user's row ``row``: category indexes and scores, as Python lists."""
-        lo, hi = self.offsets[row:row + 2].tolist()
-        return self.category_index[lo:hi].tolist(), self.scores_flat[lo:hi].tolist()
+    def row_score(self, row: int, category: str) -> float | None:
+        """The score of ``category`` in the user's row ``row``, or ``None`` outside it:
+        a bisect in the row's categories, reading Python numbers and allocating no
+        container (categories are distinct within a row)."""
+        index = self.category_ids.get(category)
+        if index is None:
+            return None
+        hi = self.row_bounds[row + 1]
+        at = bisect_left(self.sorted_index, index, self.row_bounds[row], hi)
+        if at == hi or self.sorted_index[at] != index:
+            return None
+        return self.sorted_scores[at]
 
     def row_scores(self, row: int) -> dict[str, float]:
-        """The user's row ``row`` as category → score."""
-        lo, hi = self.offsets[row:row + 2].tolist()
+        """The user's row ``row`` as category → score, in the row's order (best first,
+        as :meth:`build` ranks)."""
+        lo, hi = self.row_bounds[row], self.row_bounds[row + 1]
         return dict(zip(self.names[self.category_index[lo:hi]].tolist(),
                         self.scores_flat[lo:hi].tolist(), strict=True))
 
 
 class UserScores(Mapping[str, float]):
-    """One user's top categories → scores, read from the scorer's arrays: the row is
-    converted to two short Python lists on the first question, then a category's score
-    is a dict lookup and a list search (``get``, ``[]``, ``in``); the whole dict is built
-    only when iterated."""
+    """One user's top categories → scores, read from the scorer's arrays one category
+    at a time (``get``, ``[]``, ``in``: :meth:`InterestScorer.row_score`); the whole dict
+    is built only when iterated."""
 
-    __slots__ = ("_indexes", "_row", "_scorer", "_scores")
+    __slots__ = ("_row", "_scorer")
 
     def __init__(self, scorer: InterestScorer, row: int) -> None:
         self._scorer, self._row = scorer, row
-        self._indexes: list[int] | None = None
-        self._scores: list[float] = []
-
-    def _score(self, category: str) -> float | None:
-        if self._indexes is None:
-            self._indexes, self._scores = self._scorer.row(self._row)
-        index = self._scorer.category_ids.get(category)
-        if index is None or index not in self._indexes:
-            return None
-        return self._scores[self._indexes.index(index)]
 
     def get(self, category: str, default: float | None = None) -> float | None:  # type: ignore[override]
         """The category's score, or ``default`` outside the user's top categories."""
-        score = self._score(category)
+        score = self._scorer.row_score(self._row, category)
         return default if score is None else score
 
     def __getitem__(self, category: str) -> float:
-        score = self._score(category)
+        score = self._scorer.row_score(self._row, category)
         if score is None:
             raise KeyError(category)
         return score
 
     def __contains__(self, category: object) -> bool:
-        return isinstance(category, str) and self._score(category) is not None
+        return isinstance(category, str) and \
+            self._scorer.row_score(self._row, category) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._scorer.row_scores(self._row))
 
     def __len__(self) -> int:
-        return len(self._scorer.row_scores(self._row))
+        return self._scorer.row_bounds[self._row + 1] - self._scorer.row_bounds[self._row]
 
 
 @dataclass(frozen=True)
@@ -151,11 +176,18 @@ class SendTimeScorer:
     """The model the profiles came from (:func:`build` keeps it): its counts, segments
     and shrinkage let :mod:`triggers.learning.sendtime_stream` follow the stream."""
     chances: npt.NDArray[np.float32] = field(init=False, repr=False, compare=False)
-    """:meth:`open_chance` of every user (rows of ``profiles``) and hour, precomputed."""
+    """:meth:`open_chance` of every user (rows of ``profiles``) and hour, precomputed: a
+    view of ``flat_chances``."""
+    flat_chances: array[float] = field(init=False, repr=False, compare=False)
+    """``chances`` row after row, read as Python floats."""
     population_chances: list[float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "chances", relative_to_best(self.profiles))
+        chances = relative_to_best(self.profiles)
+        flat = _python_readable(chances)
+        object.__setattr__(self, "flat_chances", flat)
+        object.__setattr__(self, "chances",
+                           np.frombuffer(flat, dtype=chances.dtype).reshape(chances.shape))
         object.__setattr__(self, "population_chances",
                            relative_to_best(self.population[None, :])[0].tolist())
 
@@ -185,7 +217,7 @@ class SendTimeScorer:
         row = self.rows.get(user_id)
         if row is None:
             return self.population_chances[local_hour]
-        return float(self.chances[row, local_hour])
+        return self.flat_chances[row * HOURS + local_hour]
 
 
 def relative_to_best(profiles: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -195,3 +227,20 @@ def relative_to_best(profiles: npt.NDArray[np.float32]) -> npt.NDArray[np.float3
     best = np.maximum(profiles.max(axis=1, keepdims=True), floor)
     chances: npt.NDArray[np.float32] = profiles / best
     return chances
+
+
+def _rows_by_category(offsets: npt.NDArray[np.int64], category_index: npt.NDArray[np.int32],
+                      categories: int) -> npt.NDArray[np.int64]:
+    """The permutation of a CSR matrix's entries that sorts each row by category index
+    (rows stay where they are): one stable sort of row × ``categories`` + category,
+    4x faster than ``lexsort`` on 20M entries."""
+    row_of = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    order: npt.NDArray[np.int64] = np.argsort(row_of * categories + category_index,
+                                              kind="stable")
+    return order
+
+
+def _python_readable(values: npt.NDArray[Any]) -> array[Any]:
+    """A flat copy whose elements read as Python ints or floats with no numpy scalar in
+    between (same type and precision: numpy's type character is the array module's)."""
+    return array(values.dtype.char, np.ascontiguousarray(values).tobytes())
