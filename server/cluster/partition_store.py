@@ -13,7 +13,11 @@ What differs from the PostgreSQL store's own batch:
 - every batch of one :meth:`session` shares one PostgreSQL transaction: the worker
   processes a run of stream messages at the cost of one commit. Should that commit
   fail, the in-memory state is ahead of the database; the worker then throws the
-  partition's state away and restores it from its checkpoint (see :mod:`.worker`).
+  partition's state away and restores it from its checkpoint (see :mod:`.worker`);
+- what location decisions read of behaviour (the users' recent events for ``also``
+  conditions, their features and the tenant's tag rules for learned tags) is read on
+  that transaction's connection, as are the promoted models a look-up mid-session
+  loads (:mod:`.session_reads`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import Any
 import asyncpg
 
 from server.cluster.checkpoints import Checkpoint
-from server.store import PostgresStore
+from server.cluster.session_reads import reading_on
+from server.store import PostgresStore, postgres_behaviour
 from server.store.base import (
     Catalog,
     DecisionRecord,
@@ -40,7 +45,10 @@ from server.store.base import (
 )
 from server.store.errors import NotFoundError
 from server.store.roles import BatchTx
+from server.store.roles.behaviour import BehaviourRecord
 from server.tenant_core import CoreBuildError, TenantCores
+from triggers.behaviour.features import UserFeatures
+from triggers.behaviour.rules import TagRules
 from triggers.decisions import Profile
 from triggers.pings import PingBatch
 from triggers.presence_state import PresenceState
@@ -77,7 +85,8 @@ class PartitionStore:
         async with self._pg.owned_transaction() as conn:
             self._conn = conn
             try:
-                yield
+                with reading_on(conn):
+                    yield
             finally:
                 self._conn = None
 
@@ -113,6 +122,29 @@ class PartitionStore:
     async def list_tenants(self) -> list[TenantRecord]:
         """The tenants with presence in this partition (the timer loop's round)."""
         return [TenantRecord(t, t, 0.0) for t in sorted(self.checkpoint.tenants)]
+
+    # -- what location decisions read of the behaviour role -----------------------
+    # (``server.behaviour_service.behaviour_facts``: learned tags and ``also``
+    # conditions), on the session's connection: the batch is inside it, and a second
+    # connection could deadlock the pool (see :meth:`prepare`).
+
+    async def list_behaviour(
+        self, tenant_id: str, user_id: str, *, since: float | None = None, limit: int = 100
+    ) -> list[BehaviourRecord]:
+        if self._conn is None:
+            return await self._pg.list_behaviour(tenant_id, user_id, since=since, limit=limit)
+        return await postgres_behaviour.listing(self._conn, tenant_id, user_id, since, limit)
+
+    async def get_features_of(self, tenant_id: str,
+                              user_ids: Sequence[str]) -> dict[str, UserFeatures]:
+        if self._conn is None:
+            return await self._pg.get_features_of(tenant_id, user_ids)
+        return await postgres_behaviour.features_of(self._conn, tenant_id, user_ids)
+
+    async def get_tag_rules(self, tenant_id: str) -> TagRules | None:
+        if self._conn is None:
+            return await self._pg.get_tag_rules(tenant_id)
+        return await postgres_behaviour.get_rules(self._conn, tenant_id)
 
 
 class _PartitionTx:

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.arm_stats import ArmStatsRefresher
 from server.cluster.owner_rounds import run_owner_rounds
+from server.cluster.session_reads import SessionModelStore
 from server.cluster.stream import StreamSettings, open_cluster
 from server.cluster.worker import Worker, WorkerParts, WorkerSettings
 from server.metrics import Metrics, PartitionMetrics
+from server.models import ModelCache
 from server.settings import Settings
 from server.store import PostgresStore
 from server.tenant_core import TenantCores
@@ -50,12 +53,8 @@ async def open_worker(options: WorkerOptions, settings: Settings) -> AsyncIterat
         cluster = await open_cluster(options.nats_urls, options.stream, name="geopush-worker")
         try:
             metrics = Metrics()
-            parts = WorkerParts(
-                cluster, store,
-                TenantCores(rebuild_wait_s=settings.core_rebuild_wait_s,
-                            render_limits=settings.render_limits(),
-                            render_clock=time.monotonic),
-                options.worker, metrics, PartitionMetrics(metrics.registry))
+            parts = WorkerParts(cluster, store, worker_cores(store, settings), options.worker,
+                                metrics, PartitionMetrics(metrics.registry))
             worker = Worker(parts) if options.worker_id is None else \
                 Worker(parts, options.worker_id)
             try:
@@ -66,6 +65,16 @@ async def open_worker(options: WorkerOptions, settings: Settings) -> AsyncIterat
             await cluster.close()
     finally:
         await store.close()
+
+
+def worker_cores(store: PostgresStore, settings: Settings) -> TenantCores:
+    """The worker's cores, holding the promoted models as a node's do
+    (``server.app._models_ctx``), read on a partition's session connection inside one
+    (:mod:`.session_reads`). Training stays with the nodes: a worker only serves."""
+    cores = TenantCores(rebuild_wait_s=settings.core_rebuild_wait_s,
+                        render_limits=settings.render_limits(), render_clock=time.monotonic)
+    cores.learned = ModelCache(SessionModelStore(store))
+    return cores
 
 
 async def run_worker(options: WorkerOptions, settings: Settings,
@@ -80,8 +89,12 @@ async def run_worker(options: WorkerOptions, settings: Settings,
               "partitions", flush=True)
         task = asyncio.create_task(worker.run(), name="geopush-worker")
         rounds = asyncio.create_task(run_owner_rounds(worker), name="geopush-owner-rounds")
+        # Thompson arm counts and channel priors, as a node's timer-holding role has them.
+        arms = asyncio.create_task(
+            ArmStatsRefresher(worker.parts.store, worker.parts.cores, time.time).run(),
+            name="geopush-arm-stats")
         await stop.wait()
-        for running in (rounds, task):
+        for running in (arms, rounds, task):
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
