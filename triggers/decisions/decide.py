@@ -629,7 +629,7 @@ def _by_expected_value(
     eligible: Eligible, ranking: Ranking
 ) -> tuple[Eligible, dict[str, ExpectedValue]]:
     """``eligible`` with its top priority band in expected-value order, and the band's
-    values (none when the order stays as it is)."""
+    values in that order (none when the order stays as it is)."""
     top = eligible[0][1].campaign.priority
     size = 1
     while size < len(eligible) and eligible[size][1].campaign.priority == top:
@@ -639,7 +639,7 @@ def _by_expected_value(
     values = ranking.band([rules.campaign for _p, rules, _c in eligible[:size]])
     if values is None:
         return eligible, {}
-    band = {rules.id: item for item in eligible[:size] for rules in (item[1],)}
+    band = {item[1].id: item for item in eligible[:size]}
     return [band[v.campaign_id] for v in values] + eligible[size:], {
         v.campaign_id: v for v in values}
 

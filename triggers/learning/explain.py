@@ -73,6 +73,7 @@ FEATURE_NAMES: Mapping[str, str] = {
 }
 """Each feature of :data:`~triggers.learning.features.FEATURES` in words: the one table
 that reason lines read (no commas: a line separates features with them)."""
+_LABELS = tuple(FEATURE_NAMES[name] for name in FEATURES)
 
 
 @dataclass(frozen=True)
@@ -138,15 +139,18 @@ class Explanations:
     def describe(self, pair: int, limit: int = TOP_FEATURES) -> str | None:
         """The pair's contributions in words, largest first ("purchases of it 6 +0.91,
         ..."), or ``None`` for a pair without them. Values are the features' (``float16``:
-        three significant digits), contributions in log-odds."""
+        three significant digits), contributions in log-odds. On the decision path: one
+        conversion per array, one format per feature."""
+        features = self.features[pair].tolist()
+        contributions = self.contributions[pair].tolist()
+        values = self.values[pair].tolist()
         parts = []
-        for feature, contribution, value in zip(self.features[pair].tolist()[:limit],
-                                                self.contributions[pair].tolist(),
-                                                self.values[pair].tolist(), strict=False):
+        for i in range(min(limit, len(features))):
+            feature, value = features[i], values[i]
             if feature < 0:
                 break
             shown = "none" if math.isnan(value) else f"{value:.3g}"
-            parts.append(f"{FEATURE_NAMES[FEATURES[feature]]} {shown} {contribution:+.2f}")
+            parts.append(f"{_LABELS[feature]} {shown} {contributions[i]:+.2f}")
         return ", ".join(parts) or None
 
 
