@@ -79,7 +79,7 @@ class Ranking:
                 value = ExpectedValue(campaign.id, base if chance is None else base * chance,
                                       base, None, chance)
             values.append(value)
-        return sorted(values, key=lambda v: -v.value)
+        return sorted(values, key=lambda v: -v.value)  # stable: ties keep the id order
 
     def met_note(self, campaign: Campaign) -> str | None:
         """The interest thresholds ``campaign`` met, with the scores' features (a note

@@ -5,7 +5,7 @@ Contributions are the ranker's raw score (log-odds) split along each tree's deci
 (the "tree interpreter" attribution): every split adds the change in the node's expected
 value to its feature, so a pair's contributions plus the bias (the trees' root values) sum
 exactly to the raw score, and ``sigmoid(raw)`` is the interest score. LightGBM's own
-``pred_contrib`` (TreeSHAP) gives the same additivity, but costs ~155x a raw prediction
+``pred_contrib`` (TreeSHAP) gives the same additivity, but costs 150-170x a raw prediction
 (0.6-0.7 ms a pair on this machine): too slow to explain every user's top categories
 when a model is loaded. The path attribution reads the leaf each tree sends the pair to
 (``pred_leaf``) and adds up a table built once per model: 2-4x a raw prediction
