@@ -54,9 +54,10 @@ class Ranking:
 
     def __init__(self, facts: UserFacts) -> None:
         self._facts = facts
-        self._said: dict[str, str | None] = {}
+        self._said: dict[str, str | None] | None = None
         """category → its features in words, once a line has asked (the sent line and a
-        met threshold's note may both name the same category)."""
+        met threshold's note may both name the same category); made on the first
+        question, so a decision that asks none allocates no dict for the collector."""
 
     def band(self, campaigns: Sequence[Campaign]) -> list[ExpectedValue] | None:
         """The EVs of one priority band's campaigns (in id order), best first, ties in
@@ -99,6 +100,8 @@ class Ranking:
         """The interest score's top contributing features in words, or ``None``."""
         if category is None:
             return None
+        if self._said is None:
+            self._said = {}
         if category not in self._said:
             self._said[category] = self._facts.why_interest(category)
         return self._said[category]
