@@ -16,8 +16,11 @@ and the promoted models held in memory as cheap scorers for the decision path.
 - :class:`ModelCache`: the promoted model of each tenant and kind as a scorer
   (:mod:`triggers.learning.scoring`), rebuilt when the promoted version changes; the
   decision path asks it for a :class:`TenantModels` view (a dict lookup and an array
-  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``;
-  at each look-up the send-time model takes in the engagement stored since its training
+  slice per user) for the campaigns with ``audience.interests`` or ``min_open_chance``,
+  and to rank campaigns of equal priority by expected value
+  (:mod:`triggers.decisions.ranking`); the interest scorer also holds each held score's
+  top contributing features (:mod:`triggers.learning.explain`) for the reason lines. At
+  each look-up the send-time model takes in the engagement stored since its training
   (:mod:`server.models_stream`).
 
 A stored model's blob is the model file the command line writes, so ``geopush
@@ -280,6 +283,16 @@ class _UserPredictions:
             self._chance = None if send is None else send.open_chance(
                 self._user, _local_hour(self._models.zone, int(self._at) // 900))
         return self._chance if not isinstance(self._chance, bool) else None
+
+    @property
+    def interest_base_rate(self) -> float:
+        scorer = self._models.interests
+        return 0.0 if scorer is None else scorer.base_rate(self._user)
+
+    def why_interest(self, category: str) -> str | None:
+        """The user's score of ``category``: its top contributing features in words."""
+        scorer = self._models.interests
+        return None if scorer is None else scorer.explain(self._user, category)
 
 
 class ModelCache:

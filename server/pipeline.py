@@ -75,7 +75,7 @@ from server.tenant_core import (
     TenantCore,
     TenantCores,
     learned_for,
-    learned_unmet_of,
+    predictions_of,
 )
 from triggers.behaviour.triggers import unmet_conditions
 from triggers.decisions import Decision, InMemoryLedger, Profile, decide
@@ -443,11 +443,11 @@ async def _settle(
         profile = profiles.get(event.user_id) or Profile(user_id=event.user_id)
         unmet = unmet_conditions(also, recent.get(event.user_id, ()), event.at) if also \
             else None
-        learned_misses = learned_unmet_of(learned, event.user_id, now)
+        learned_misses, ranking = predictions_of(learned, event.user_id, now)
         try:
             decision = decide(event, profile, core.campaigns, venue, core.policy, ledger, now,
                               behaviour_unmet=unmet, learned_unmet=learned_misses,
-                              signals=signals)
+                              signals=signals, ranking=ranking)
         except TriggerError as exc:
             raise PipelineError(f"tenant {tenant_id}: decision refused: {exc}") from exc
         decisions.append(decision)

@@ -58,6 +58,7 @@ from triggers.decisions.predicted import (
     UserFacts,
     learned_campaigns,
 )
+from triggers.decisions.ranking import Ranking
 from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
 from triggers.learning.signals import Signals
@@ -211,7 +212,8 @@ class LearnedSource(Protocol):
 
 Learned = tuple[Mapping[str, Campaign], "LearnedView | None"]
 """The tenant's campaigns with conditions on learned predictions, and the promoted
-models' view (``None``: no campaign needs it, or the service holds no models)."""
+models' view (``None``: no campaign needs it — none has learned conditions or
+``categories`` to be ranked by — or the service holds no models)."""
 NO_LEARNED: Learned = (MappingProxyType({}), None)
 
 
@@ -219,7 +221,8 @@ async def learned_for(cores: TenantCores, core: TenantCore, now: float) -> Learn
     """What a round of decisions needs of the learned models: read before the round's
     transaction (the view may load a newly promoted model)."""
     campaigns = {c.id: c for c in learned_campaigns(core.campaigns.campaigns)}
-    if not campaigns or cores.learned is None:
+    ranked = any(c.categories for c in core.campaigns.campaigns)
+    if not (campaigns or ranked) or cores.learned is None:
         return campaigns, None
     return campaigns, await cores.learned.view(core.tenant_id, now)
 
@@ -234,6 +237,17 @@ def learned_unmet_of(learned: Learned, user_id: str,
     if view is None:
         return LearnedMisses(campaigns, NO_FACTS)
     return LearnedMisses(campaigns, view.facts(user_id, now))
+
+
+def predictions_of(learned: Learned, user_id: str, now: float) -> tuple[
+        Mapping[str, tuple[Reason, str]] | None, Ranking | None]:
+    """``decide``'s ``learned_unmet`` and ``ranking`` for one user of a location event,
+    reading one view of the user's predictions (it looks each up only when asked)."""
+    campaigns, view = learned
+    if view is None:
+        return learned_unmet_of(learned, user_id, now), None
+    facts = view.facts(user_id, now)
+    return (LearnedMisses(campaigns, facts) if campaigns else None), Ranking(facts)
 
 
 class TenantCores:

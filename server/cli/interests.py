@@ -5,7 +5,8 @@
   and prints its held-out recall@5 against the two baselines.
 - ``predict --model MODEL --at T [--users USERS.txt] [--top K] --out PRED.csv``: writes
   ``user_id,category,score,rank`` (rank 1 = most likely); users the model has never seen
-  get the popular categories.
+  get the popular categories. ``--explain`` adds a last column, ``features``: the score's
+  three largest feature contributions in words (``triggers.learning.explain``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from triggers.learning.coding import IntArray
+    from triggers.learning.features import Context
     from triggers.learning.interests import InterestModel
 
 
@@ -38,6 +41,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     predict.add_argument("--top", type=int, default=10, metavar="K",
                          help="categories per user (default: 10)")
     predict.add_argument("--out", required=True, metavar="PRED.csv")
+    predict.add_argument("--explain", action="store_true",
+                         help="add a 'features' column: each score's largest feature "
+                              "contributions (the ranker's; empty for the baseline)")
     predict.set_defaults(func=run_predict)
 
 
@@ -100,11 +106,30 @@ def run_predict(args: argparse.Namespace) -> int:
     if cold.any():
         c, s = interests.rank(model, np.array([len(model_users)]), at_t, top, ctx)
         cats[cold], scores[cold] = c[0], s[0]
+    features = _features(model, ctx, index, cats, at_t) if args.explain else None
     rows = common.write_predictions(args.out, "category", user_ids, cats,
-                                    labels=model.categories, scores=scores)
+                                    labels=model.categories, scores=scores, features=features)
     print(f"interests: {rows} predictions for {len(user_ids)} users "
           f"({int(cold.sum())} without history) in {args.out}")
     return 0
+
+
+def _features(model: InterestModel, ctx: Context, index: IntArray, cats: IntArray,
+              at_t: float) -> list[list[str]]:
+    """Per user and rank, the score's largest feature contributions in words ("" without
+    a ranker); a user without history has the popular categories, and it says so."""
+    import numpy as np  # noqa: PLC0415
+
+    from triggers.learning.explain import explain_pairs  # noqa: PLC0415
+    from triggers.learning.scoring import POPULAR_REASON  # noqa: PLC0415
+
+    if model.booster is None:
+        return [[""] * cats.shape[1] for _ in index]
+    users = np.repeat(index, cats.shape[1])
+    flat = cats.ravel()
+    explained = explain_pairs(model.booster, ctx, users, np.maximum(flat, 0), at_t)
+    said = [explained.describe(i) or POPULAR_REASON for i in range(len(flat))]
+    return [said[u * cats.shape[1]:(u + 1) * cats.shape[1]] for u in range(len(index))]
 
 
 def save(path: str, model: InterestModel, users: list[str]) -> None:

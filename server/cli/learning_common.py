@@ -76,17 +76,21 @@ def check_top(top: int) -> int:
 
 def write_predictions(path: str, header: str, user_ids: list[str],
                       rows: npt.NDArray[np.int64], *, labels: list[str] | None,
-                      scores: npt.NDArray[np.float64]) -> int:
+                      scores: npt.NDArray[np.float64],
+                      features: list[list[str]] | None = None) -> int:
     """``user_id,<item>,score,rank`` rows, rank 1 first; cells of ``rows`` below 0 (no
-    more items) are left out. Returns the number of rows written."""
+    more items) are left out. ``features``: a last column, ``features``, per user and
+    rank (the contract's columns stay first). Returns the number of rows written."""
     written = 0
     try:
         with open(path, "w", encoding="utf-8", newline="") as out:
-            out.write(f"user_id,{header},score,rank\n")
-            for user, items, values in zip(user_ids, rows.tolist(), scores.tolist(),
-                                           strict=True):
+            out.write(f"user_id,{header},score,rank{',features' if features else ''}\n")
+            for u, (user, items, values) in enumerate(zip(user_ids, rows.tolist(),
+                                                          scores.tolist(), strict=True)):
                 cell = _csv_cell(user)
-                lines = [f"{cell},{_csv_cell(labels[i]) if labels else i},{v:.6g},{r}\n"
+                said = features[u] if features else None
+                lines = [f"{cell},{_csv_cell(labels[i]) if labels else i},{v:.6g},{r}"
+                         + (f",{_csv_cell(said[r - 1])}\n" if said else "\n")
                          for r, (i, v) in enumerate(zip(items, values, strict=True), start=1)
                          if i >= 0]
                 out.writelines(lines)

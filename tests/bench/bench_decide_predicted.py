@@ -18,6 +18,19 @@ The decision benchmark's workload (``bench_decide``: 10,000 venues, 1,000 campai
   :class:`~triggers.decisions.predicted.LearnedMisses` over the campaigns with learned
   conditions (listed once, as a batch does), asked by ``decide`` for its candidates.
 
+``--ranking same|varied`` adds what ranking by expected value costs
+(``triggers.decisions.ranking``): in both configurations every campaign names one item
+category (``categories``), and the "on" side passes ``decide`` the service's ``ranking``
+as well (:func:`server.tenant_core.predictions_of`: one view of the user's predictions
+shared with the conditions), so a decision whose top priority band holds two or more
+eligible campaigns is ordered by expected value, its lines give the numbers and the
+features behind the winner's interest (the scorer's explanations are random, as its
+scores are). ``same``: every campaign names the same category, so the values tie, the
+order stays the id order and both configurations make the same decisions: the ratio is
+the cost of ranking (and scoring) alone. ``varied``: categories spread over the 60, so
+ranking picks other winners (other templates rendered, other caps consumed) and the
+ratio mixes in what that changes, as ``--threshold`` above 0 does.
+
 Paired as ``bench_decide_learning`` does: every event decided in both configurations one
 right after the other (which goes first alternates), each call's CPU time summed; the
 ratio is predictions-on over baseline, median of ``--reps`` rounds. Target: at most 1.2
@@ -45,6 +58,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +72,7 @@ force_single_thread_env()
 import numpy as np  # noqa: E402
 
 from server.models import TenantModels  # noqa: E402
+from server.tenant_core import predictions_of  # noqa: E402
 from tests.bench._common import format_table  # noqa: E402
 from tests.bench.bench_decide import (  # noqa: E402
     Event,
@@ -74,7 +89,14 @@ from triggers.decisions import (  # noqa: E402
     TenantPolicy,
     decide,
 )
-from triggers.decisions.predicted import LearnedMisses, learned_campaigns  # noqa: E402
+from triggers.decisions.predicted import (  # noqa: E402
+    LearnedMiss,
+    LearnedMisses,
+    learned_campaigns,
+)
+from triggers.decisions.ranking import Ranking  # noqa: E402
+from triggers.learning.explain import TOP_FEATURES, Explanations  # noqa: E402
+from triggers.learning.features import FEATURES  # noqa: E402
 from triggers.learning.scoring import InterestScorer, SendTimeScorer  # noqa: E402
 from venues.model import Venue  # noqa: E402
 
@@ -82,6 +104,14 @@ TARGET_RATIO = 1.2
 CATEGORIES = [f"cat_{i}" for i in range(60)]
 SIDES = ("baseline", "on")
 LEARNED_SKIPS = ("interest_below_threshold", "unlikely_to_open")
+
+
+def with_categories(campaigns: list[Campaign], varied: bool) -> list[Campaign]:
+    """Each campaign about one item category (what ranking reads): the same one, or
+    spread over :data:`CATEGORIES`."""
+    return [c.model_copy(update={"categories": (
+        CATEGORIES[(7 * i) % len(CATEGORIES) if varied else 0],)})
+        for i, c in enumerate(campaigns)]
 
 
 def with_conditions(campaigns: list[Campaign], threshold: float) -> list[Campaign]:
@@ -100,10 +130,16 @@ def make_models(user_ids: list[str], rng: np.random.Generator) -> TenantModels:
     n, top = len(user_ids), 20
     cats = np.stack([rng.choice(len(CATEGORIES), top, replace=False) for _ in range(n)])
     scores = np.sort(rng.uniform(0, 1, (n, top)), axis=1)[:, ::-1]
+    pairs = n * top
+    explanations = Explanations(
+        rng.integers(0, len(FEATURES), (pairs, TOP_FEATURES)).astype(np.int8),
+        rng.normal(0, 0.5, (pairs, TOP_FEATURES)).astype(np.float16),
+        rng.uniform(0, 10, (pairs, TOP_FEATURES)).astype(np.float16))
     interests = InterestScorer(CATEGORIES, {u: i for i, u in enumerate(user_ids)},
                                np.arange(0, (n + 1) * top, top, dtype=np.int64),
                                cats.ravel().astype(np.int32),
-                               scores.ravel().astype(np.float32), {CATEGORIES[0]: 0.2})
+                               scores.ravel().astype(np.float32), {CATEGORIES[0]: 0.2},
+                               explanations)
     profiles = rng.dirichlet(np.ones(24), n).astype(np.float32)
     send = SendTimeScorer({u: i for i, u in enumerate(user_ids)}, profiles,
                           profiles.mean(axis=0))
@@ -148,12 +184,16 @@ class Workload:
     needing: dict[str, Campaign]
     models: TenantModels
     policy: TenantPolicy
+    ranking: str | None = None
 
     @classmethod
-    def make(cls, events: int, seed: int, threshold: float) -> Workload:
+    def make(cls, events: int, seed: int, threshold: float,
+             ranking: str | None = None) -> Workload:
         rng = random.Random(seed)
         venue_list = make_venues(10_000, rng)
         campaigns = make_campaigns(1_000, venue_list, rng)
+        if ranking is not None:
+            campaigns = with_categories(campaigns, ranking == "varied")
         profile_list = make_profiles(10_000, rng)
         event_list = make_events(events, venue_list, profile_list, rng)
         profiles = {p.user_id: p for p in profile_list}
@@ -161,13 +201,17 @@ class Workload:
         return cls(event_list, profiles, {v.id: v for v in venue_list}, campaigns,
                    conditioned, {c.id: c for c in learned_campaigns(conditioned)},
                    make_models(sorted(profiles), np.random.default_rng(seed)),
-                   TenantPolicy(max_per_week=10))
+                   TenantPolicy(max_per_week=10), ranking)
 
-    def learned_unmet(self, side: str, user_id: str, now: float) -> LearnedMisses | None:
-        """What the service passes ``decide`` (``None`` for the baseline)."""
+    def learned(self, side: str, user_id: str,
+                now: float) -> tuple[Mapping[str, LearnedMiss] | None, Ranking | None]:
+        """What the service passes ``decide`` as ``learned_unmet`` and ``ranking``
+        (nothing for the baseline)."""
         if side == "baseline":
-            return None
-        return LearnedMisses(self.needing, self.models.facts(user_id, now))
+            return None, None
+        if self.ranking is not None:
+            return predictions_of((self.needing, self.models), user_id, now)
+        return LearnedMisses(self.needing, self.models.facts(user_id, now)), None
 
     def deciders(self) -> dict[str, tuple[CampaignIndex, InMemoryLedger]]:
         """Each configuration's campaign index and a fresh ledger."""
@@ -202,9 +246,9 @@ def _decide_once(work: Workload, decider: tuple[CampaignIndex, InMemoryLedger], 
     """One decision recorded in the configuration's ledger: whether a learned condition
     skipped a campaign."""
     index, ledger = decider
-    unmet = work.learned_unmet(side, ev.user_id, now)
+    unmet, ranking = work.learned(side, ev.user_id, now)
     decision = decide(ev, work.profiles[ev.user_id], index, work.venues[ev.venue_id],
-                      work.policy, ledger, now, learned_unmet=unmet)
+                      work.policy, ledger, now, learned_unmet=unmet, ranking=ranking)
     for entry in decision.ledger_entries():
         ledger.record(entry)
     return unmet is not None and any(str(c.reason) in LEARNED_SKIPS
@@ -232,9 +276,9 @@ def _held_by_one_call(work: Workload, decider: tuple[CampaignIndex, InMemoryLedg
                       side: str, ev: Event, now: float) -> int:
     index, ledger = decider
     before = gc.get_count()[0]
-    unmet = work.learned_unmet(side, ev.user_id, now)
+    unmet, ranking = work.learned(side, ev.user_id, now)
     decision = decide(ev, work.profiles[ev.user_id], index, work.venues[ev.venue_id],
-                      work.policy, ledger, now, learned_unmet=unmet)
+                      work.policy, ledger, now, learned_unmet=unmet, ranking=ranking)
     held = gc.get_count()[0] - before
     for entry in decision.ledger_entries():
         ledger.record(entry)
@@ -262,6 +306,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "so both configurations make the same decisions and the "
                              "ratio is the scoring alone)")
     parser.add_argument("--quick", action="store_true", help="10,000 events, 2 repetitions")
+    parser.add_argument("--ranking", choices=("same", "varied"), default=None,
+                        help="campaigns name categories (the same one, or varied), and the "
+                             "'on' side ranks the top priority band by expected value")
     parser.add_argument("--default-gc", action="store_true",
                         help="Python's default collector settings instead of the service's")
     args = parser.parse_args(argv)
@@ -272,7 +319,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Workload.make(args.events, args.seed, args.threshold)
+    work = Workload.make(args.events, args.seed, args.threshold, args.ranking)
     if not args.default_gc:
         serve_gc()
     paired_round(work, Collections())  # warm-up
@@ -286,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"learned conditions in decide: {n:,} events, 1,000 campaigns (500 with "
           f"audience.interests, 500 with min_open_chance, min {args.threshold}), 10,000 "
           f"users; paired; {args.reps} rounds; "
-          + ("default gc" if args.default_gc else "the service's gc settings"))
+          + ("default gc" if args.default_gc else "the service's gc settings")
+          + (f"; campaigns with categories ({args.ranking}), ranked by expected value"
+             if args.ranking else ""))
     print(format_table(["configuration", "cpu s", "µs / decision", "ratio"],
                        [["baseline", base, f"{base / n * 1e6:.1f}", "1.000"],
                         ["predictions on", on, f"{on / n * 1e6:.1f}", f"{on / base:.3f}"]]))

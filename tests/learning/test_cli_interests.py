@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.learning.conftest import DAY, HEADER, T0, Run, shop_rows
+from tests.learning.synthetic import START_T, World, events
 
 UNTIL = T0 + 28 * DAY
 
@@ -137,3 +139,26 @@ def test_unknown_kinds_are_kept_as_custom(tmp_path: Path, model: Path, geopush: 
                    "--out", out) == 0
     dave = [r for r in predictions(out) if r["user_id"] == "dave"]
     assert dave[0]["category"] == "food"  # dave's only events are "wishlist" on food
+
+
+def test_explain_adds_the_features_behind_each_score_after_the_contract_columns(
+        tmp_path: Path, geopush: Run) -> None:
+    world = World(users=1500, days=42, seed=11, user_block=1500)
+    events_csv = tmp_path / "events.csv"
+    pd.concat(list(events(world)), ignore_index=True).to_csv(events_csv, index=False)
+    model, out = tmp_path / "interests.npz", tmp_path / "pred.csv"
+    until = START_T + 35 * DAY
+    assert geopush("interests", "fit", "--events", events_csv, "--out", model,
+                   "--until", until) == 0
+    users = tmp_path / "users.txt"
+    users.write_text("u0\nstranger\n")
+    assert geopush("interests", "predict", "--model", model, "--at", until, "--top", 3,
+                   "--users", users, "--explain", "--out", out) == 0
+    assert out.read_text().splitlines()[0] == "user_id,category,score,rank,features"
+    rows = predictions(out)
+    known = [r["features"] for r in rows if r["user_id"] == "u0"]
+    assert len(known) == 3
+    assert all(1 <= len(said.split(", ")) <= 3 for said in known)
+    assert all(part.rsplit(" ", 1)[1][0] in "+-" for said in known for part in said.split(", "))
+    assert {r["features"] for r in rows if r["user_id"] == "stranger"} == {
+        "popular with all users (no history of the user)"}

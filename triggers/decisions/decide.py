@@ -23,7 +23,9 @@ Checks per candidate campaign, in order; the first that fails is its reason:
     many of their recent pushes they opened;
 12. ``min_gap`` — the user's last push (any campaign) is too recent.
 
-Eligible campaigns are then taken in arbitration order (priority, then id). A user in the
+Eligible campaigns are then taken in arbitration order (priority, then id; with
+``ranking``, the top priority band by the expected value of the promoted models'
+predictions, see :mod:`~triggers.decisions.ranking`). A user in the
 first one's control group is ``held_out_control`` and the next eligible campaign is tried:
 the control group gets what it would get if this campaign did not exist, which is the
 counterfactual lift is measured against. A template that fails is ``template_error`` and
@@ -67,6 +69,7 @@ from triggers.decisions.index import CampaignIndex
 from triggers.decisions.learned import best_channel, learned_block, sampled_arm
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
+from triggers.decisions.ranking import ExpectedValue, Ranking, loser_detail, winner_detail
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
 from triggers.decisions.rich import rich_of
 from triggers.decisions.routes import route_tip
@@ -108,6 +111,7 @@ def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
     behaviour_unmet: Mapping[str, str] | None = None,
     learned_unmet: Mapping[str, tuple[Reason, str]] | None = None,
     signals: Signals | None = None,
+    ranking: Ranking | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
@@ -119,7 +123,9 @@ def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
     on learned predictions the user misses
     (:func:`triggers.decisions.predicted.learned_unmet`), skipped with that reason when
     every other rule would let the campaign through (a score is looked up only then). ``signals``:
-    the feedback counts of the learning options (``triggers.decisions.learned``). Reads
+    the feedback counts of the learning options (``triggers.decisions.learned``).
+    ``ranking``: the user's predictions for ordering the top priority band by expected
+    value (looked up only when two or more eligible campaigns share it). Reads
     ``ledger`` and ``signals`` and never writes them. Raises
     :class:`TriggerError` when the event, the profile and the venue do not belong together.
     """
@@ -173,7 +179,7 @@ def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
                 add(None)
             else:
                 add(blocked)
-    chosen = _arbitrate(facts, campaigns, eligible, kind, lines) if eligible else None
+    chosen = _arbitrate(facts, campaigns, eligible, kind, lines, ranking) if eligible else None
     return Decision(
         user_id=profile.user_id,
         venue_id=None if venue is None else venue.id,
@@ -616,19 +622,49 @@ def _schedule_miss(facts: _Facts, rules: CampaignRules) -> Considered | None:
     return None
 
 
-def _arbitrate(
+Eligible = list[tuple[int, CampaignRules, str]]
+
+
+def _by_expected_value(
+    eligible: Eligible, ranking: Ranking
+) -> tuple[Eligible, dict[str, ExpectedValue]]:
+    """``eligible`` with its top priority band in expected-value order, and the band's
+    values in that order (none when the order stays as it is)."""
+    top = eligible[0][1].campaign.priority
+    size = 1
+    while size < len(eligible) and eligible[size][1].campaign.priority == top:
+        size += 1
+    if size < 2:
+        return eligible, {}
+    values = ranking.band([rules.campaign for _p, rules, _c in eligible[:size]])
+    if values is None:
+        return eligible, {}
+    band = {item[1].id: item for item in eligible[:size]}
+    return [band[v.campaign_id] for v in values] + eligible[size:], {
+        v.campaign_id: v for v in values}
+
+
+def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
     facts: _Facts,
     index: CampaignIndex,
-    eligible: list[tuple[int, CampaignRules, str]],
+    eligible: Eligible,
     kind: str,
     lines: list[Considered | None],
+    ranking: Ranking | None,
 ) -> Chosen | None:
     """Walk the eligible campaigns in arbitration order; fill in their lines; the push."""
     chosen: Chosen | None = None
     profile = facts.profile
     lower: tuple[Reason, str] | None = None
+    values: dict[str, ExpectedValue] = {}
+    if ranking is not None and len(eligible) > 1:
+        eligible, values = _by_expected_value(eligible, ranking)
     for position, rules, channel in eligible:
         if lower is not None:
+            if values and rules.id in values:
+                lines[position] = Considered(rules.id, _SKIPPED, _LOWER_PRIORITY, None,
+                                             loser_detail(values[rules.id], values[lower[1]]))
+                continue
             lines[position] = rules.lines.get(lower) or rules.remember(
                 lower, _LOWER_PRIORITY, f"{lower[1]} won"
             )
@@ -687,6 +723,8 @@ def _arbitrate(
         send_on, why = channel, None
         if rules.auto_channel:  # ranked for the push only, not for every eligible campaign
             send_on, why = best_channel(profile, rules.channels, facts.signals)
+        if ranking is not None:
+            why = _ranking_detail(facts, ranking, rules, values, why)
         chosen = Chosen(
             campaign_id=rules.id,
             variant_id=arm,
@@ -697,7 +735,7 @@ def _arbitrate(
             expires_at=float(facts.ttl_from + rules.campaign.offer_ttl_s),
             rich=rich_of(variant, profile, rendered.title),
         )
-        if rules.auto_channel:
+        if why is not None:
             lines[position] = Considered(rules.id, Outcome.SENT, _SENT, arm, why)
         else:
             lines[position] = rules.lines.get((_SENT, arm)) or rules.remember(
@@ -705,3 +743,18 @@ def _arbitrate(
             )
         lower = (_LOWER_PRIORITY, rules.id)
     return chosen
+
+
+def _ranking_detail(facts: _Facts, ranking: Ranking, rules: CampaignRules,
+                    values: dict[str, ExpectedValue], why: str | None) -> str | None:
+    """The sent line's words on the expected value that ranked the campaign first (after
+    the channel's, if any); an interest threshold it met goes to the notes, with its
+    features."""
+    met = ranking.met_note(rules.campaign)
+    if met is not None:
+        facts.notes.append(met)
+    if rules.id not in values:
+        return why
+    why_interest = ranking.why_interest(values[rules.id].category)
+    said = winner_detail(list(values.values()), rules.id, why_interest)
+    return said if why is None else f"{why}; {said}"

@@ -3,7 +3,8 @@
 campaigns the user misses and why, for ``decide``'s ``learned_unmet``.
 
 - ``audience.interests``: every category's predicted interest must reach its ``min``
-  (``interest_below_threshold``, with the score). Without an interest model the
+  (``interest_below_threshold``, with the score and, from a ranker, the features that
+  contributed most to it). Without an interest model the
   condition cannot hold: the campaign is skipped, and the reason says so.
 - ``min_open_chance`` (location triggers): the predicted chance of opening now must reach
   it (``unlikely_to_open``, with the chance). Without a send-time model it is not applied.
@@ -12,7 +13,7 @@ campaigns the user misses and why, for ``decide``'s ``learned_unmet``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from triggers.decisions.models import Campaign, InterestThreshold
@@ -25,10 +26,20 @@ LearnedMiss = tuple[Reason, str]
 class LearnedFacts:
     """What the tenant's promoted models say about one user now: category → predicted
     interest (``None``: no interest model), and the chance of opening now (``None``: no
-    send-time model)."""
+    send-time model); ``reasons``: category → its score's top contributing features in
+    words."""
 
     interests: Mapping[str, float] | None = None
     open_chance: float | None = None
+    reasons: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def interest_base_rate(self) -> float:
+        held = list(self.interests.values()) if self.interests else []
+        return sum(held) / len(held) if held else 0.0
+
+    def why_interest(self, category: str) -> str | None:
+        return self.reasons.get(category)
 
     def interest(self, category: str) -> float | None:
         """The predicted interest in ``category`` (0.0 outside the user's top
@@ -51,6 +62,16 @@ class UserFacts(Protocol):
     @property
     def open_chance(self) -> float | None: ...
 
+    @property
+    def interest_base_rate(self) -> float:
+        """The mean of the interest scores held for the user (0.0 without)."""
+        ...
+
+    def why_interest(self, category: str) -> str | None:
+        """The interest score's top contributing features in words (``None``: no
+        ranker, or a category outside the user's top)."""
+        ...
+
 
 def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
     """The campaigns with a condition on a learned prediction, or a ``best_time``."""
@@ -69,7 +90,9 @@ def interest_miss(thresholds: Mapping[str, InterestThreshold],
             return "no interest model promoted for the tenant yet"
         least = thresholds[category].min
         if score < least:
-            return f"interest in {category} {score:.2f} below {least:.2f}"
+            said = f"interest in {category} {score:.2f} below {least:.2f}"
+            features = facts.why_interest(category)
+            return said if features is None else f"{said}: {features}"
     return None
 
 

@@ -18,6 +18,13 @@ object):
   population's for users not held; ``open_chance(user, hour)`` is what a location
   campaign's "likely to open now" condition compares with its threshold, precomputed at
   load (one float32 per user and hour, 96 bytes a user) and read as one element.
+
+With a ranker (not the recency-frequency baseline), :class:`InterestScorer` also keeps
+why each held score is what it is (:mod:`triggers.learning.explain`: each pair's top
+feature contributions, 15 bytes a pair, plus 8 for its place in the sorted rows):
+``explain(user, category)`` is what a reason line quotes; ``base_rate(user)``, the mean
+of the user's held scores (4 bytes a user), is what ranking gives an offer without
+categories.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ import numpy as np
 import numpy.typing as npt
 
 from triggers.learning import interests
+from triggers.learning.explain import Explanations, explain_pairs
 from triggers.learning.features import context
 from triggers.learning.sendtime import HOURS, SendTimeModel
+
+POPULAR_REASON = "popular with all users (no history of the user)"
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class InterestScorer:
     category_index: npt.NDArray[np.int32]
     scores_flat: npt.NDArray[np.float32]
     cold: dict[str, float]
+    explanations: Explanations | None = None
+    """Row ``i``: why ``scores_flat[i]`` is what it is; ``None`` without a ranker."""
     names: npt.NDArray[np.object_] = field(init=False, repr=False, compare=False)
     """``categories`` as an object array: a row's names in one fancy index."""
     category_ids: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -58,6 +70,10 @@ class InterestScorer:
     sorted_scores: array[float] = field(init=False, repr=False, compare=False)
     """``scores_flat`` in the order of ``sorted_index``."""
     cold_view: Mapping[str, float] = field(init=False, repr=False, compare=False)
+    sorted_positions: array[int] = field(init=False, repr=False, compare=False)
+    """With explanations: each ``sorted_index`` entry's place in ``scores_flat``."""
+    base_rates: array[float] = field(init=False, repr=False, compare=False)
+    """Per row, the mean of its scores (:meth:`base_rate`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", np.array(self.categories, dtype=object))
@@ -70,6 +86,10 @@ class InterestScorer:
                            _python_readable(self.category_index[order]))
         object.__setattr__(self, "sorted_scores", _python_readable(self.scores_flat[order]))
         object.__setattr__(self, "cold_view", MappingProxyType(self.cold))
+        object.__setattr__(self, "sorted_positions", _python_readable(
+            order if self.explanations is not None else order[:0]))
+        object.__setattr__(self, "base_rates",
+                           _python_readable(_row_means(self.offsets, self.scores_flat)))
 
     @classmethod
     def build(cls, model: interests.InterestModel, user_ids: list[str], at_t: float,
@@ -84,8 +104,39 @@ class InterestScorer:
         offsets = np.r_[0, np.cumsum(kept.sum(axis=1))].astype(np.int64)
         cold = {model.categories[c]: float(s)
                 for c, s in zip(cold_cats[0], cold_scores[0], strict=True) if c >= 0}
+        explanations = None
+        if model.booster:
+            pair_users = np.repeat(index, cats.shape[1]).reshape(cats.shape)[kept]
+            explanations = explain_pairs(model.booster, ctx, pair_users, cats[kept], at_t)
         return cls(model.categories, {u: i for i, u in enumerate(user_ids)}, offsets,
-                   cats[kept].astype(np.int32), scores[kept].astype(np.float32), cold)
+                   cats[kept].astype(np.int32), scores[kept].astype(np.float32), cold,
+                   explanations)
+
+    def base_rate(self, user_id: str) -> float:
+        """The mean of the user's held scores (of the cold-start ranking for a user not
+        held): what ranking gives an offer without categories."""
+        row = self.rows.get(user_id)
+        if row is None:
+            return sum(self.cold.values()) / len(self.cold) if self.cold else 0.0
+        return self.base_rates[row]
+
+    def explain(self, user_id: str, category: str) -> str | None:
+        """Why the user's score of ``category`` is what it is, in words (its largest
+        feature contributions), or ``None``: no ranker, or a category outside the
+        user's top. A user without history was ranked by popularity, and it says so."""
+        if self.explanations is None:
+            return None
+        row = self.rows.get(user_id)
+        if row is None:
+            return POPULAR_REASON if category in self.cold else None
+        index = self.category_ids.get(category)
+        if index is None:
+            return None
+        hi = self.row_bounds[row + 1]
+        at = bisect_left(self.sorted_index, index, self.row_bounds[row], hi)
+        if at == hi or self.sorted_index[at] != index:
+            return None
+        return self.explanations.describe(self.sorted_positions[at]) or POPULAR_REASON
 
     def scores(self, user_id: str) -> dict[str, float]:
         """The user's top categories → probability of engaging in the next period."""
@@ -227,6 +278,18 @@ def relative_to_best(profiles: npt.NDArray[np.float32]) -> npt.NDArray[np.float3
     best = np.maximum(profiles.max(axis=1, keepdims=True), floor)
     chances: npt.NDArray[np.float32] = profiles / best
     return chances
+
+
+def _row_means(offsets: npt.NDArray[np.int64],
+               scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """The mean of each CSR row's scores (0 for an empty row)."""
+    counts = np.diff(offsets)
+    sums = np.zeros(len(counts))
+    filled = counts > 0
+    if filled.any():
+        sums[filled] = np.add.reduceat(scores.astype(np.float64), offsets[:-1][filled])
+    means: npt.NDArray[np.float64] = sums / np.maximum(counts, 1)
+    return means
 
 
 def _rows_by_category(offsets: npt.NDArray[np.int64], category_index: npt.NDArray[np.int32],
