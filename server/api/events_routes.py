@@ -5,9 +5,11 @@ features), ``GET``/``PUT /v1/tag-rules`` (the tenant's rules for learned tags).
 Events are checked one by one: the good ones are stored (idempotent by
 ``BehaviourEvent.key()``: a re-posted event is counted in ``duplicates`` and changes
 nothing), folded into their users' features, start the behaviour triggers of active
-campaigns they match and cancel those they follow up, in one store transaction (the
-timer loop fires the triggers when due, :mod:`server.behaviour_service`); the bad ones
-are listed in ``rejected`` with their index and field path.
+campaigns they match and cancel those they follow up, in one store transaction shared
+with the tenant's concurrent requests and committed before the answer
+(:mod:`server.behaviour_group_commit`; the timer loop fires the triggers when due,
+:mod:`server.behaviour_service`); the bad ones are listed in ``rejected`` with their
+index and field path.
 
 On a gateway of the partitioned mode the good events go to the stream instead
 (:mod:`server.cluster.events`) and the answer comes once JetStream has them: the
@@ -24,7 +26,16 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from server.api.context import CORES, EVENT_STREAM, json_response, now, path_id, read_json, store
+from server.api.context import (
+    CORES,
+    EVENT_GROUPS,
+    EVENT_STREAM,
+    json_response,
+    now,
+    path_id,
+    read_json,
+    store,
+)
 from server.api.registry import INGEST, MANAGE, Body, Operation, not_found
 from server.api.schemas import RejectedPing
 from server.auth import Principal
@@ -166,7 +177,7 @@ async def post_events(request: web.Request, principal: Principal) -> web.Respons
         return json_response({"accepted": len(screened.events), "stored": 0, "duplicates": 0,
                               "rejected": [r.model_dump() for r in screened.rejected]})
     core = await request.app[CORES].get(store(request), principal.tenant_id)
-    stored = await store(request).ingest_behaviour(
+    stored = await request.app[EVENT_GROUPS].ingest(
         principal.tenant_id, [BehaviourRecord.of(e, at) for e in screened.events],
         campaigns=core.campaigns.active_of_kind(BEHAVIOUR), now=at)
     return json_response({
