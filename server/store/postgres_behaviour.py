@@ -41,7 +41,7 @@ _INSERT = (
     " ORDER BY n"
     " ON CONFLICT (tenant_id, event_key) DO NOTHING RETURNING event_key")
 _UPSERT = ("INSERT INTO behaviour_features (tenant_id, user_id, body, updated_at)"
-           " SELECT $1, u, b::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
+           " SELECT $1, u, b, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
            " ON CONFLICT (tenant_id, user_id) DO UPDATE"
            " SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at")
 
@@ -54,7 +54,7 @@ async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[Beh
         rows = await conn.fetch(_LOCK_LOAD, tenant_id, users)
         if not rows[0]["tenant_known"]:
             raise NotFoundError(f"no tenant {tenant_id!r}")
-        # The body as text through orjson: the pool's jsonb codec is the standard library's.
+        # The features are text (migration 0016), read and written with orjson.
         current = {r["user_id"]: r["body"] for r in rows[1:]}
         if not records:
             return []
@@ -173,12 +173,12 @@ async def features(conn: asyncpg.Connection, tenant_id: str,
                    user_id: str) -> UserFeatures | None:
     body = await conn.fetchval("SELECT body FROM behaviour_features"
                                " WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id)
-    return None if body is None else UserFeatures.from_json(body)
+    return None if body is None else UserFeatures.from_json(orjson.loads(body))
 
 
 async def features_of(conn: asyncpg.Connection, tenant_id: str,
                       user_ids: Sequence[str]) -> dict[str, UserFeatures]:
-    rows = await conn.fetch("SELECT user_id, body::text FROM behaviour_features"
+    rows = await conn.fetch("SELECT user_id, body FROM behaviour_features"
                             " WHERE tenant_id = $1 AND user_id = ANY($2::text[])",
                             tenant_id, list(user_ids))
     return {r[0]: UserFeatures.from_json(orjson.loads(r[1])) for r in rows}
