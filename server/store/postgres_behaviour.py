@@ -8,7 +8,7 @@ and ``erase_user``, in ascending key order, so it cannot deadlock with them nor 
 user back after an erasure) with the tenant check and the users' features, read after
 the locks (``geopush_lock_load_features``, migration 0009); the keyed insert (``ON
 CONFLICT DO NOTHING``: what two processes race for is stored once, and only the winner
-folds it); the features' upsert (text, migration 0015). The Python work of each step
+folds it); the features' upsert (text, migration 0016). The Python work of each step
 runs while PostgreSQL answers the one before (see :func:`ingest`).
 """
 
