@@ -232,7 +232,13 @@ async def _groups_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _event_groups_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Group commit of behaviour events (see :mod:`server.behaviour_group_commit`)."""
+    """Group commit of behaviour events on PostgreSQL (see
+    :mod:`server.behaviour_group_commit`). Not on the embedded store: it has no
+    transaction cost to share, and grouping cost its server a fifth more CPU per request
+    (one long ingest call per group; ``BENCHMARKS.md``, issue 16)."""
+    if not isinstance(app[STORE], PostgresStore):
+        yield
+        return
     groups = BehaviourGroupCommitter(app[STORE])
     app[EVENT_GROUPS] = groups
     try:

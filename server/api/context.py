@@ -97,8 +97,8 @@ class EventPublisher(Protocol):
 EVENT_STREAM = web.AppKey[EventPublisher]("event_stream")
 """Set on a gateway only: behaviour events go to the stream, not to the store."""
 EVENT_GROUPS = web.AppKey("event_groups", BehaviourGroupCommitter)
-"""The app's ingest of behaviour events into the store (set while the app runs, not on a
-gateway)."""
+"""The group commit of behaviour events (set while the app runs, on PostgreSQL and not
+on a gateway)."""
 LEARNER = web.AppKey("learner", ProfileLearner)
 """The app's profile learner."""
 
