@@ -36,6 +36,7 @@ from server.api.context import (
     BODY_LIMITS,
     CLOCK,
     CORES,
+    EVENT_GROUPS,
     EVENT_STREAM,
     FANOUT,
     GROUPS,
@@ -54,6 +55,7 @@ from server.api.context import (
 from server.api.registry import Operation, add_routes
 from server.arm_stats import ArmStatsRefresher
 from server.auth import DEFAULT_TENANT, RateLimiter, Role, generate_key, hash_key, new_key_id
+from server.behaviour_group_commit import BehaviourGroupCommitter
 from server.behaviour_service import TriggerRound, prune_old_behaviour
 from server.channels.inapp import LocalFanout, StreamFanout, StreamHub, stream_frame
 from server.channels.pg_fanout import PostgresFanout, Resolve, stream_channel
@@ -171,6 +173,8 @@ def create_app(
     app.cleanup_ctx.append(_limiter_ctx)
     app.cleanup_ctx.append(_fanout_ctx)
     app.cleanup_ctx.append(_groups_ctx if gateway is None else _stream_ctx(gateway))
+    if gateway is None:  # a gateway publishes behaviour events to the stream
+        app.cleanup_ctx.append(_event_groups_ctx)
     app.cleanup_ctx.append(_learner_ctx)
     app.cleanup_ctx.append(_outbox_ctx)
     if gateway is None:  # a gateway's timers fire in the partitions' workers
@@ -221,6 +225,22 @@ async def _groups_ctx(app: web.Application) -> AsyncIterator[None]:
     """Group commit of ping requests (see :mod:`server.group_commit`)."""
     groups = GroupCommitter(app[STORE], app[CORES], max_pings=app[SETTINGS].group_max_pings)
     app[GROUPS] = groups
+    try:
+        yield
+    finally:
+        await groups.close()
+
+
+async def _event_groups_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Group commit of behaviour events on PostgreSQL (see
+    :mod:`server.behaviour_group_commit`). Not on the embedded store: it has no
+    transaction cost to share, and grouping cost its server a fifth more CPU per request
+    (one long ingest call per group; ``BENCHMARKS.md``, issue 16)."""
+    if not isinstance(app[STORE], PostgresStore):
+        yield
+        return
+    groups = BehaviourGroupCommitter(app[STORE])
+    app[EVENT_GROUPS] = groups
     try:
         yield
     finally:

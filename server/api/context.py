@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from server.api.bodies import content_codings, decode
 from server.auth import Limiter
+from server.behaviour_group_commit import BehaviourGroupCommitter
 from server.channels.inapp import StreamFanout, StreamHub
 from server.errors import NON_FINITE_NUMBER, ApiError, body_too_large, field_path, parse_json
 from server.learner import ProfileLearner
@@ -95,6 +96,9 @@ class EventPublisher(Protocol):
 
 EVENT_STREAM = web.AppKey[EventPublisher]("event_stream")
 """Set on a gateway only: behaviour events go to the stream, not to the store."""
+EVENT_GROUPS = web.AppKey("event_groups", BehaviourGroupCommitter)
+"""The group commit of behaviour events (set while the app runs, on PostgreSQL and not
+on a gateway)."""
 LEARNER = web.AppKey("learner", ProfileLearner)
 """The app's profile learner."""
 

@@ -5,9 +5,11 @@ features), ``GET``/``PUT /v1/tag-rules`` (the tenant's rules for learned tags).
 Events are checked one by one: the good ones are stored (idempotent by
 ``BehaviourEvent.key()``: a re-posted event is counted in ``duplicates`` and changes
 nothing), folded into their users' features, start the behaviour triggers of active
-campaigns they match and cancel those they follow up, in one store transaction (the
-timer loop fires the triggers when due, :mod:`server.behaviour_service`); the bad ones
-are listed in ``rejected`` with their index and field path.
+campaigns they match and cancel those they follow up, in one store transaction
+committed before the answer — on PostgreSQL shared with the tenant's concurrent
+requests (:mod:`server.behaviour_group_commit`). The timer loop fires the triggers when
+due (:mod:`server.behaviour_service`). The bad ones are listed in ``rejected`` with
+their index and field path.
 
 On a gateway of the partitioned mode the good events go to the stream instead
 (:mod:`server.cluster.events`) and the answer comes once JetStream has them: the
@@ -24,7 +26,16 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from server.api.context import CORES, EVENT_STREAM, json_response, now, path_id, read_json, store
+from server.api.context import (
+    CORES,
+    EVENT_GROUPS,
+    EVENT_STREAM,
+    json_response,
+    now,
+    path_id,
+    read_json,
+    store,
+)
 from server.api.registry import INGEST, MANAGE, Body, Operation, not_found
 from server.api.schemas import RejectedPing
 from server.auth import Principal
@@ -166,9 +177,15 @@ async def post_events(request: web.Request, principal: Principal) -> web.Respons
         return json_response({"accepted": len(screened.events), "stored": 0, "duplicates": 0,
                               "rejected": [r.model_dump() for r in screened.rejected]})
     core = await request.app[CORES].get(store(request), principal.tenant_id)
-    stored = await store(request).ingest_behaviour(
-        principal.tenant_id, [BehaviourRecord.of(e, at) for e in screened.events],
-        campaigns=core.campaigns.active_of_kind(BEHAVIOUR), now=at)
+    records = [BehaviourRecord.of(e, at) for e in screened.events]
+    campaigns = core.campaigns.active_of_kind(BEHAVIOUR)
+    groups = request.app.get(EVENT_GROUPS)
+    if groups is None:  # the embedded store: a transaction costs nothing to share
+        stored = await store(request).ingest_behaviour(principal.tenant_id, records,
+                                                       campaigns=campaigns, now=at)
+    else:
+        stored = await groups.ingest(principal.tenant_id, records, campaigns=campaigns,
+                                     now=at)
     return json_response({
         "accepted": len(screened.events), "stored": len(stored),
         "duplicates": len(screened.events) - len(stored),

@@ -8,12 +8,15 @@ and ``erase_user``, in ascending key order, so it cannot deadlock with them nor 
 user back after an erasure) with the tenant check and the users' features, read after
 the locks (``geopush_lock_load_features``, migration 0009); the keyed insert (``ON
 CONFLICT DO NOTHING``: what two processes race for is stored once, and only the winner
-folds it); the features' upsert.
+folds it); the features' upsert (text, migration 0016). The Python work of each step
+runs while PostgreSQL answers the one before (see :func:`ingest`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -31,6 +34,9 @@ from triggers.behaviour.triggers import (
 )
 from triggers.decisions.models import Campaign
 
+_Answer = TypeVar("_Answer")
+_Done = TypeVar("_Done")
+
 _LOCK_LOAD = "SELECT * FROM geopush_lock_load_features($1, $2::text[])"
 _INSERT = (
     "INSERT INTO behaviour_events (tenant_id, event_key, user_id, ts, kind, item_id,"
@@ -41,45 +47,79 @@ _INSERT = (
     " ORDER BY n"
     " ON CONFLICT (tenant_id, event_key) DO NOTHING RETURNING event_key")
 _UPSERT = ("INSERT INTO behaviour_features (tenant_id, user_id, body, updated_at)"
-           " SELECT $1, u, b::jsonb, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
+           " SELECT $1, u, b, $4 FROM unnest($2::text[], $3::text[]) AS x(u, b)"
            " ON CONFLICT (tenant_id, user_id) DO UPDATE"
            " SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at")
 
 
 async def ingest(conn: asyncpg.Connection, tenant_id: str, records: Sequence[BehaviourRecord],
                  now: float, campaigns: Sequence[Campaign] = ()) -> list[BehaviourRecord]:
-    """See ``BehaviourStore.ingest_behaviour``; ``now`` stamps the features' update."""
+    """See ``BehaviourStore.ingest_behaviour``; ``now`` stamps the features' update.
+
+    The Python work overlaps PostgreSQL's: the rows are built while the locks are taken,
+    and the features folded while the events are inserted, on the guess that every key
+    is new (the usual case; when some were stored before, the new ones are folded
+    again)."""
     users = sorted({r.event.user_id for r in records})
     async with conn.transaction():
-        rows = await conn.fetch(_LOCK_LOAD, tenant_id, users)
+        rows, event_rows = await _meanwhile(conn.fetch(_LOCK_LOAD, tenant_id, users),
+                                            lambda: _event_rows(records))
         if not rows[0]["tenant_known"]:
             raise NotFoundError(f"no tenant {tenant_id!r}")
-        # The body as text through orjson: the pool's jsonb codec is the standard library's.
+        # The features are text (migration 0016), read and written with orjson.
         current = {r["user_id"]: r["body"] for r in rows[1:]}
         if not records:
             return []
-        items = [r.event.item for r in records]
-        keys = await conn.fetch(
-            _INSERT, tenant_id, [r.event_key for r in records],
-            [r.event.user_id for r in records], [r.event.ts for r in records],
-            [r.event.kind for r in records], [i.id if i else None for i in items],
-            [i.category if i else None for i in items],
-            [r.event.model_dump_json() for r in records], [r.received_at for r in records])
+        firsts = _first_of_each_key(records)
+        keys, guessed = await _meanwhile(conn.fetch(_INSERT, tenant_id, *event_rows),
+                                         lambda: _folded(firsts, current))
         stored = {k[0] for k in keys}
-        new: list[BehaviourRecord] = []
-        for record in records:
-            if record.event_key in stored:
-                new.append(record)
-                stored.discard(record.event_key)  # a key given twice: its first row
+        new = [r for r in firsts if r.event_key in stored]
         if new:
-            await _fold(conn, tenant_id, new, current, now)
+            folded = guessed if len(new) == len(firsts) else _folded(new, current)
+            await conn.execute(_UPSERT, tenant_id, *folded, now)
             await _triggers(conn, tenant_id, new, campaigns, now)
     return new
 
 
-async def _fold(conn: asyncpg.Connection, tenant_id: str, new: Sequence[BehaviourRecord],
-                current: dict[str, str], now: float) -> None:
-    """Fold the new events into their users' features (``current``: the stored text)."""
+async def _meanwhile(query: Awaitable[_Answer], work: Callable[[], _Done]) -> tuple[_Answer, _Done]:
+    """``work()`` (Python, on the CPU) while PostgreSQL runs ``query`` (sent first), and
+    the query's answer."""
+    sent = asyncio.ensure_future(query)
+    await asyncio.sleep(0)  # the query goes out; its task then waits for the answer
+    try:
+        done = work()
+    except BaseException:
+        await asyncio.gather(sent, return_exceptions=True)
+        raise
+    return await sent, done
+
+
+def _event_rows(records: Sequence[BehaviourRecord]) -> tuple[list[Any], ...]:
+    """The columns of :data:`_INSERT` after the tenant."""
+    events = [r.event for r in records]
+    items = [e.item for e in events]
+    return ([r.event_key for r in records], [e.user_id for e in events],
+            [e.ts for e in events], [e.kind for e in events],
+            [i.id if i else None for i in items], [i.category if i else None for i in items],
+            [e.model_dump_json() for e in events], [r.received_at for r in records])
+
+
+def _first_of_each_key(records: Sequence[BehaviourRecord]) -> list[BehaviourRecord]:
+    """The records in order, a key given twice kept at its first (what the insert keeps)."""
+    seen: set[str] = set()
+    firsts = []
+    for record in records:
+        if record.event_key not in seen:
+            seen.add(record.event_key)
+            firsts.append(record)
+    return firsts
+
+
+def _folded(new: Sequence[BehaviourRecord],
+            current: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The users of ``new`` and their features with ``new`` folded in, as text
+    (``current``: the stored text)."""
     by_user: dict[str, list[BehaviourEvent]] = {}
     for record in new:
         by_user.setdefault(record.event.user_id, []).append(record.event)
@@ -87,7 +127,7 @@ async def _fold(conn: asyncpg.Connection, tenant_id: str, new: Sequence[Behaviou
     bodies = [orjson.dumps(fold(
         UserFeatures.from_json(orjson.loads(current[u])) if u in current else EMPTY,
         by_user[u]).to_json()).decode() for u in users]
-    await conn.execute(_UPSERT, tenant_id, users, bodies, now)
+    return users, bodies
 
 
 _START = ("INSERT INTO behaviour_triggers (tenant_id, key, user_id, campaign_id, due_at, body)"
@@ -173,12 +213,12 @@ async def features(conn: asyncpg.Connection, tenant_id: str,
                    user_id: str) -> UserFeatures | None:
     body = await conn.fetchval("SELECT body FROM behaviour_features"
                                " WHERE tenant_id = $1 AND user_id = $2", tenant_id, user_id)
-    return None if body is None else UserFeatures.from_json(body)
+    return None if body is None else UserFeatures.from_json(orjson.loads(body))
 
 
 async def features_of(conn: asyncpg.Connection, tenant_id: str,
                       user_ids: Sequence[str]) -> dict[str, UserFeatures]:
-    rows = await conn.fetch("SELECT user_id, body::text FROM behaviour_features"
+    rows = await conn.fetch("SELECT user_id, body FROM behaviour_features"
                             " WHERE tenant_id = $1 AND user_id = ANY($2::text[])",
                             tenant_id, list(user_ids))
     return {r[0]: UserFeatures.from_json(orjson.loads(r[1])) for r in rows}

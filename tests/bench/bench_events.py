@@ -13,7 +13,9 @@ empty ``events`` array (HTTP, authentication, rate limit, JSON, the answer), so 
 printed ratio says what 100 events cost on top of the floor of a request. The server
 process's CPU time per request is printed too (from ``/proc``): on a machine shared
 with other work it moves far less than the rates do, and its difference between the
-two phases is what 100 events cost the server.
+two phases is what 100 events cost the server. On PostgreSQL, the CPU of the
+database's backends (found by process title, when PostgreSQL runs on this machine) is
+printed the same way.
 
 Targets (issue 16): >= 50k events/s embedded, >= 20k events/s PostgreSQL.
 Usage: ``python -m tests.bench.bench_events [--quick] [--no-postgres] [--profile]``
@@ -134,9 +136,28 @@ def _server_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _run_load(port: int, key: str, duration_s: float, empty: bool,
-              server_pid: int) -> dict[str, Any]:
+def _database_cpu_s(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving ``database`` (found by
+    its process title on this machine; empty when PostgreSQL runs elsewhere)."""
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            cpu = _server_cpu_s(int(entry.name))
+            if cpu is not None:
+                found[int(entry.name)] = cpu
+    return found
+
+
+def _run_load(port: int, key: str, duration_s: float, *, empty: bool,
+              server_pid: int, database: str | None = None) -> dict[str, Any]:
     cpu0 = _server_cpu_s(server_pid)
+    db0 = _database_cpu_s(database) if database else {}
     cmd = [sys.executable, "-m", "tests.bench.bench_events", "--load", str(port), key,
            str(duration_s), "empty" if empty else "events"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
@@ -148,6 +169,10 @@ def _run_load(port: int, key: str, duration_s: float, empty: bool,
     requests = result["batches"] + result["errors"]
     result["server_cpu_ms"] = (None if cpu0 is None or cpu1 is None or not requests
                                else 1000 * (cpu1 - cpu0) / requests)
+    db1 = _database_cpu_s(database) if database else {}
+    # A backend that began during the phase counts from zero (one that ended is lost).
+    result["database_cpu_ms"] = (None if not db1 or not requests else 1000 * sum(
+        cpu - db0.get(pid, 0.0) for pid, cpu in db1.items()) / requests)
     return result
 
 
@@ -161,7 +186,7 @@ async def _sdk_key(port: int) -> str:
 
 
 def _measure(store: str, database_url: str | None, duration_s: float,
-             profile: bool) -> dict[str, Any]:
+             profile: bool, database: str | None = None) -> dict[str, Any]:
     port = free_port()
     log = ROOT / "out" / f"bench_events_{store}.log"
     log.parent.mkdir(exist_ok=True)
@@ -170,8 +195,10 @@ def _measure(store: str, database_url: str | None, duration_s: float,
     try:
         asyncio.run(wait_up(f"http://127.0.0.1:{port}", proc, path="/readyz", log=log))
         key = asyncio.run(_sdk_key(port))
-        baseline = _run_load(port, key, duration_s, empty=True, server_pid=proc.pid)
-        events = _run_load(port, key, duration_s, empty=False, server_pid=proc.pid)
+        baseline = _run_load(port, key, duration_s, empty=True, server_pid=proc.pid,
+                             database=database)
+        events = _run_load(port, key, duration_s, empty=False, server_pid=proc.pid,
+                           database=database)
     finally:
         _stop(proc, profile)
     if profile:
@@ -183,8 +210,15 @@ def _measure(store: str, database_url: str | None, duration_s: float,
           f"stored, {events['rejected']} rejected, {events['errors']} errors (load "
           f"generator {events['load_cpu_pct']:.0f} %); server CPU per request: "
           f"{_ms(baseline['server_cpu_ms'])} empty, {_ms(events['server_cpu_ms'])} with "
-          f"100 events", flush=True)
+          f"100 events" + _database_line(baseline, events), flush=True)
     return {"baseline": baseline, "events": events}
+
+
+def _database_line(baseline: dict[str, Any], events: dict[str, Any]) -> str:
+    if events.get("database_cpu_ms") is None:
+        return ""
+    return (f"; PostgreSQL backends' CPU per request: {_ms(baseline['database_cpu_ms'])} "
+            f"empty, {_ms(events['database_cpu_ms'])} with 100 events")
 
 
 def _ms(value: float | None) -> str:
@@ -237,12 +271,13 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
             db_url = f"{url.rpartition('/')[0]}/{name}"
         try:
-            results[store] = _measure(store, db_url, duration, args.profile)
+            results[store] = _measure(store, db_url, duration, args.profile, name or None)
         finally:
             if url is not None:
                 asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(f"{'store':<10} {'events/s':>10} {'target':>8} {'':>4}  {'batches/s':>9}  "
-          f"{'empty batches/s':>15}  {'ratio':>5}  {'server ms/100 events':>20}")
+          f"{'empty batches/s':>15}  {'ratio':>5}  {'server ms/100 events':>20}  "
+          f"{'PostgreSQL ms/100 events':>24}")
     for store, r in results.items():
         ev, base = r["events"], r["baseline"]
         ok = ev["events_per_s"] >= TARGETS[store]
@@ -250,17 +285,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{'PASS' if ok else 'FAIL':>4}  {ev['batches_per_s']:>9,.0f}  "
               f"{base['batches_per_s']:>15,.0f}  "
               f"{ev['batches_per_s'] / base['batches_per_s']:>5.2f}  "
-              f"{_extra_ms(ev, base):>20}")
+              f"{_extra_ms(ev, base, 'server_cpu_ms'):>20}  "
+              f"{_extra_ms(ev, base, 'database_cpu_ms'):>24}")
     print("ratio: 100-event batches/s over empty batches/s (the floor of a request); "
           "server ms/100 events: the server's CPU per 100-event request less its CPU per "
-          "empty one")
+          "empty one; PostgreSQL ms/100 events: the same for the database's backends "
+          "(WAL writer and checkpointer not counted)")
     return 0
 
 
-def _extra_ms(events: dict[str, Any], baseline: dict[str, Any]) -> str:
-    if events["server_cpu_ms"] is None or baseline["server_cpu_ms"] is None:
-        return "?"
-    return f"{events['server_cpu_ms'] - baseline['server_cpu_ms']:.2f}"
+def _extra_ms(events: dict[str, Any], baseline: dict[str, Any], key: str) -> str:
+    if events.get(key) is None or baseline.get(key) is None:
+        return "-"
+    return f"{events[key] - baseline[key]:.2f}"
 
 
 if __name__ == "__main__":
