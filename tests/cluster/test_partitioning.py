@@ -206,6 +206,13 @@ async def _settled(worker: Worker, last: dict[int, int]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _restored(worker: Worker) -> None:
+    deadline = time.monotonic() + 10
+    while not all(runner.restored for runner in worker.runners.values()):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
 async def _last_seqs(cluster: Cluster) -> dict[int, int]:
     from nats.js.errors import NotFoundError  # noqa: PLC0415
 
@@ -236,6 +243,7 @@ async def test_a_joining_worker_takes_half_after_a_handover_at_the_sequence_reac
         assert len(alpha.runners) == 4
         await beta.round()
         assert len(beta.runners) == 4 and not set(beta.runners) & set(alpha.runners)
+        await _restored(beta)
         for partition, runner in beta.runners.items():
             assert runner.position == reached[partition]  # restored, nothing replayed
         await _publish(cluster, 1, 80)
