@@ -11,7 +11,7 @@ PostgreSQL under the pipeline's idempotency keys, so a replay never doubles them
 
 Timers never run ahead of the stream: they fire at the wall time of a check that asked
 JetStream for the partition's last sequence, once the partition has processed up to
-it (:meth:`PartitionRunner._caught_up_at`). While JetStream cannot answer, or the
+it (:meth:`PartitionRunner.caught_up_at`). While JetStream cannot answer, or the
 partition is behind that sequence, they wait; nothing due is lost, it fires later. A
 partition whose stream holds messages past its position while its consumer delivers
 none for ``stall_s`` gets a new consumer from its position (the old one sat on a NATS
@@ -357,11 +357,11 @@ class PartitionRunner:
         assert self._store is not None
         if not self._store.any_due(self.parts.clock()):
             return  # nothing due: no question to JetStream (the usual round)
-        at = await self._caught_up_at()
+        at = await self.caught_up_at()
         if at is not None:
             await self._fire_timers(at)
 
-    async def _caught_up_at(self) -> float | None:
+    async def caught_up_at(self) -> float | None:
         """A wall time up to which the partition has processed every message the stream
         held — the time of a check of the stream's last sequence that the partition has
         reached — or None while it is behind the last check or JetStream does not
