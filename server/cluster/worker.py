@@ -150,6 +150,8 @@ class PartitionRunner:
         since (False: restore before the next round)."""
         self._mark: StreamMark | None = None
         """The last answered check of the partition's stream: the timers' fence."""
+        self._marked_at = 0.0
+        """Monotonic time of that answer."""
         self._delivered_at = 0.0
         """Monotonic time the consumer last delivered a message (or was created)."""
         self._checked_at = 0.0
@@ -354,9 +356,7 @@ class PartitionRunner:
         if not interval or started - self._timers_at < interval:
             return
         self._timers_at = started
-        assert self._store is not None
-        if not self._store.any_due(self.parts.clock()):
-            return  # nothing due: no question to JetStream (the usual round)
+        # Asked every round, due or not: the owner rounds read the answer (caught_up).
         at = await self.caught_up_at()
         if at is not None:
             await self._fire_timers(at)
@@ -376,7 +376,7 @@ class PartitionRunner:
         newer = await self._check_stream()
         if newer is None:
             return None
-        self._mark = newer
+        self._mark, self._marked_at = newer, time.monotonic()
         if self.position >= newer.seq:
             return newer.at
         return reached.at if reached is not None else None
@@ -458,10 +458,13 @@ class PartitionRunner:
 
     def caught_up(self) -> bool:
         """Whether partition-wide rounds (behaviour triggers, scheduled slots) may run:
-        the lease allows processing, nothing waits in the stream, and JetStream has
-        answered a lease round lately."""
-        return (self._valid() and not self._stopping and not self.pending
-                and time.monotonic() - self.parts.stream_ok_at <= self.parts.settings.lease_s / 2)
+        the lease allows processing, the partition is restored, and it has processed up
+        to the stream's last sequence as of a check answered within ``lease_s / 2`` (a
+        timer round asks every ``timer_interval_s``: :meth:`caught_up_at`)."""
+        mark = self._mark
+        return (self._valid() and not self._stopping and self._restored
+                and mark is not None and self.position >= mark.seq
+                and time.monotonic() - self._marked_at <= self.parts.settings.lease_s / 2)
 
     @property
     def ended(self) -> bool:
