@@ -61,6 +61,30 @@ CONNECT_WAIT_S = 3.0
 """How long a read-only look (``cluster status``) tries to connect."""
 DUPLICATE_WINDOW_S = 120.0
 """Client retries of one batch within two minutes are stored once."""
+PARTITION_REQUEST_S = 2.0
+"""How long a partition's own JetStream requests (a consumer created, its last sequence
+asked) wait. A live node answers in milliseconds; a request that JetStream cannot answer
+(no leader yet, or a consumer placed on a dead node) is retried by the partition's next
+round instead of holding it for the client's default 5 s."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMark:
+    """A subject filter's last stream sequence, as JetStream answered it at wall time
+    ``at``: every message published before ``at`` has a sequence up to ``seq``."""
+
+    at: float
+    seq: int
+
+
+async def last_sequence(js: JetStreamContext, subject_filter: str) -> int:
+    """The stream sequence of the last message on ``subject_filter`` (wildcards allowed;
+    0: none). Answered by the stream's leader; raises when it cannot answer."""
+    try:
+        found = await js.get_last_msg(STREAM, subject_filter)
+    except nats.js.errors.NotFoundError:
+        return 0
+    return int(found.seq or 0)
 
 
 class ClusterSetupError(Exception):

@@ -9,6 +9,14 @@ timers (:func:`server.pipeline.fire_all_timers` on the partition's tenants), and
 checkpoints every ``checkpoint_interval_s``. Presence lives in memory; effects go to
 PostgreSQL under the pipeline's idempotency keys, so a replay never doubles them.
 
+Timers never run ahead of the stream: they fire at the wall time of a check that asked
+JetStream for the partition's last sequence, once the partition has processed up to
+it (:meth:`PartitionRunner.caught_up_at`). While JetStream cannot answer, or the
+partition is behind that sequence, they wait; nothing due is lost, it fires later. A
+partition whose stream holds messages past its position while its consumer delivers
+none for ``stall_s`` gets a new consumer from its position (the old one sat on a NATS
+node that died).
+
 The worker's own loop (:meth:`Worker.run`), every third of the lease time: heartbeat,
 renew the leases it holds (a lease it cannot renew is dropped at once, its task
 stopped without a checkpoint: somebody else owns the partition now), and rebalance to
@@ -21,8 +29,10 @@ its fair share, ``ceil(P / live workers)``:
   at a place given by its id so that workers do not all race for partition 0; a taken
   partition *restores* its checkpoint and *replays* the stream from the sequence after.
 
-A worker killed with ``kill -9`` releases nothing: its leases expire ``lease_s`` after
-their last renewal and the others take them in their next round.
+A taken partition restores in its own task (retried until JetStream answers): a lease
+round never waits on a restore, so the leases it holds are renewed in time. A worker
+killed with ``kill -9`` releases nothing: its leases expire ``lease_s`` after their last
+renewal and the others take them in their next round.
 
 A failure while processing (the database went away) throws the partition's memory
 away, restores the last checkpoint and replays after a pause: the in-memory state may
@@ -43,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from server.cluster import checkpoints
@@ -56,7 +67,13 @@ from server.cluster.partitions import (
     partition_filter,
     plan_runs,
 )
-from server.cluster.stream import STREAM, Cluster
+from server.cluster.stream import (
+    PARTITION_REQUEST_S,
+    STREAM,
+    Cluster,
+    StreamMark,
+    last_sequence,
+)
 from server.logs import FailureLog
 from server.metrics import Metrics, PartitionMetrics
 from server.pipeline import IngestResult, PipelineError, fire_all_timers, ingest_parts
@@ -86,6 +103,11 @@ class WorkerSettings:
     """Pause after a failed round before restoring and replaying."""
     schedule_page_users: int = 500
     """Profiles per page of a scheduled slot's walk (:mod:`server.cluster.schedule`)."""
+    stall_s: float = 2.0
+    """A partition whose stream holds messages past its position, and whose consumer
+    delivered none for this long, gets a new consumer (nats-py's own recovery waits for
+    two missed 5 s heartbeats and tries once; after a node died, JetStream may place
+    that one on the dead node again)."""
 
 
 @dataclass
@@ -99,8 +121,6 @@ class WorkerParts:
     metrics: Metrics
     partition_metrics: PartitionMetrics
     clock: Callable[[], float] = time.time
-    stream_ok_at: float = -math.inf
-    """Monotonic time of the worker's last lease round that JetStream answered."""
 
 
 class PartitionRunner:
@@ -125,27 +145,48 @@ class PartitionRunner:
         self._timers_at = 0.0
         self._checkpoint_due = 0.0
         """Monotonic time of the next periodic checkpoint."""
+        self._restored = False
+        """Whether memory and consumer match the last checkpoint plus what was processed
+        since (False: restore before the next round)."""
+        self._mark: StreamMark | None = None
+        """The last answered check of the partition's stream: the timers' fence."""
+        self._marked_at = 0.0
+        """Monotonic time of that answer."""
+        self._delivered_at = 0.0
+        """Monotonic time the consumer last delivered a message (or was created)."""
+        self._checked_at = 0.0
+        """Monotonic time the stall watch last asked the stream."""
+        self._requests = parts.cluster.nc.jetstream(timeout=PARTITION_REQUEST_S)
         self._failures = FailureLog(log, f"partition {partition}")
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Restore the checkpoint, subscribe from the sequence after it, start the task."""
-        await self._restore()
+    def start(self) -> None:
+        """Start the task: it restores the checkpoint and subscribes from the sequence
+        after it (retried until JetStream answers), then runs its rounds."""
         self._task = asyncio.create_task(self._run(), name=f"geopush-partition-{self.partition}")
 
+    @property
+    def restored(self) -> bool:
+        """Whether the partition runs from its restored checkpoint (not waiting on it)."""
+        return self._restored
+
     async def _restore(self) -> None:
+        self._restored = False
         found = await checkpoints.load(self.parts.cluster.checkpoints, self.partition)
         self._store = PartitionStore(self.parts.store, found)
         self.position = self.checkpoint_seq = found.seq
         self.checkpoint_at = found.written_at
         await self._subscribe()
+        self._restored = True
+        self._failures.succeeded("restoring")
+        log.info("worker %s: partition %d at sequence %d", self.worker_id, self.partition,
+                 self.position)
 
     async def _subscribe(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-        js = self.parts.cluster.js
+        await self._unsubscribe()
+        js = self._requests
+        self._delivered_at = time.monotonic()
         if self.position:
             self._sub = await js.subscribe(
                 partition_filter(self.partition), stream=STREAM, ordered_consumer=True,
@@ -156,24 +197,30 @@ class PartitionRunner:
                                            ordered_consumer=True,
                                            deliver_policy=DeliverPolicy.ALL)
 
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
     async def stop(self, *, checkpoint: bool) -> None:
         """End the task after its current round; with ``checkpoint`` (a handover or a
-        shutdown, not a lost lease) write the checkpoint first."""
+        shutdown, not a lost lease) write the checkpoint first (unless the partition was
+        never restored: then the stored one is still the latest)."""
         self._stopping = True
         if self._task is not None:
             await asyncio.wait({self._task})
         try:
-            if checkpoint:
+            if checkpoint and self._restored:
                 async with self.lock:
                     await self._checkpoint()
         finally:
-            if self._sub is not None:
-                with contextlib.suppress(Exception):
-                    await self._sub.unsubscribe()
+            await self._unsubscribe()
             self.parts.partition_metrics.forget(self.partition)
 
     def abandon(self) -> None:
-        """Stop at once without a checkpoint (the lease is lost: not ours to write)."""
+        """Stop at once without a checkpoint (the lease is lost: not ours to write); the
+        task's end removes its consumer."""
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
@@ -181,36 +228,62 @@ class PartitionRunner:
     # -- the rounds ---------------------------------------------------------------
 
     async def _run(self) -> None:
-        while not self._stopping:
-            if not self._valid():
-                # The lease could have expired: do nothing until the worker renews it
-                # or gives the partition up.
-                await asyncio.sleep(self.parts.settings.idle_wait_s)
-                continue
-            try:
-                messages = await self._fetch()
-                async with self.lock:
-                    if messages:
-                        await self._process(messages)
-                    await self._maybe_timers()
-                    if time.monotonic() >= self._checkpoint_due:
-                        await self._checkpoint()
-                self._failures.succeeded("processing")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._failures.failed("processing", exc)
-                await asyncio.sleep(self.parts.settings.retry_s)
-                with contextlib.suppress(Exception):
-                    async with self.lock:
-                        await self._restore()
+        try:
+            while not self._stopping:
+                if not self._valid():
+                    # The lease could have expired: do nothing until the worker renews
+                    # it or gives the partition up.
+                    await asyncio.sleep(self.parts.settings.idle_wait_s)
+                    continue
+                if not self._restored:
+                    await self._try_restore()
+                    continue
+                try:
+                    await self._round()
+                    self._failures.succeeded("processing")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # Memory may be ahead of what was committed, and the consumer past
+                    # it: both start again from the checkpoint.
+                    self._failures.failed("processing", exc)
+                    self._restored = False
+                    await asyncio.sleep(self.parts.settings.retry_s)
+        finally:
+            await self._unsubscribe()
+
+    async def _try_restore(self) -> None:
+        try:
+            async with self.lock:
+                await self._restore()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # JetStream cannot answer yet (an election), or the checkpoint's chunk
+            # reader was placed on a dead node: try again.
+            self._failures.failed("restoring", exc)
+            await asyncio.sleep(self.parts.settings.retry_s)
+
+    async def _round(self) -> None:
+        messages = await self._fetch()
+        async with self.lock:
+            if messages:
+                await self._process(messages)
+            await self._maybe_timers()
+            await self._maybe_checkpoint()
+        if not messages:
+            await self._watch_consumer()
 
     async def _fetch(self) -> list[Msg]:
         settings = self.parts.settings
+        if self._sub is None:  # the last consumer could not be created: the watch retries
+            await asyncio.sleep(settings.idle_wait_s)
+            return []
         try:
             first = await self._sub.next_msg(timeout=settings.idle_wait_s)
         except TimeoutError:
             return []
+        self._delivered_at = time.monotonic()
         messages = [first]
         while self._sub.pending_msgs and len(messages) < settings.fetch_max:
             try:
@@ -280,31 +353,98 @@ class PartitionRunner:
     async def _maybe_timers(self) -> None:
         interval = self.parts.settings.timer_interval_s
         started = time.monotonic()
-        if self.pending or started - self.parts.stream_ok_at > self.parts.settings.lease_s / 2:
-            # Behind the stream, or JetStream has not answered a lease round lately (an
-            # outage): a ping still in the stream may keep a visit open, as it would
-            # have on a single node, so timers wait until the partition has caught up.
+        if not interval or started - self._timers_at < interval:
             return
-        if interval and started - self._timers_at >= interval:
-            self._timers_at = started
-            await self._fire_timers()
+        self._timers_at = started
+        # Asked every round, due or not: the owner rounds read the answer (caught_up).
+        at = await self.caught_up_at()
+        if at is not None:
+            await self._fire_timers(at)
 
-    async def _fire_timers(self) -> None:
+    async def caught_up_at(self) -> float | None:
+        """A wall time up to which the partition has processed every message the stream
+        held — the time of a check of the stream's last sequence that the partition has
+        reached — or None while it is behind the last check or JetStream does not
+        answer. A ping still in the stream may keep a visit open (as it would on a
+        single node), so timers fire at that time, never ahead of the stream.
+
+        Under load the newest check is usually a few messages ahead; the one before it
+        has been reached by then, so timers fire one round late rather than never."""
+        reached = self._mark
+        if reached is not None and self.position < reached.seq:
+            return None
+        newer = await self._check_stream()
+        if newer is None:
+            return None
+        self._mark, self._marked_at = newer, time.monotonic()
+        if self.position >= newer.seq:
+            return newer.at
+        return reached.at if reached is not None else None
+
+    async def _check_stream(self) -> StreamMark | None:
+        """The partition's last stream sequence now; None (logged) when JetStream cannot
+        answer (no stream leader yet)."""
+        at = self.parts.clock()
+        self._checked_at = time.monotonic()
+        try:
+            seq = await last_sequence(self._requests, partition_filter(self.partition))
+        except (NatsError, TimeoutError) as exc:
+            self._failures.failed("asking the stream", exc)
+            return None
+        self._failures.succeeded("asking the stream")
+        return StreamMark(at, seq)
+
+    async def _watch_consumer(self) -> None:
+        """After ``stall_s`` without a message: a new consumer from the position when
+        the stream holds more than that (or when the last one could not be created)."""
+        stall_s = self.parts.settings.stall_s
+        now = time.monotonic()
+        if now - self._delivered_at < stall_s or now - self._checked_at < stall_s:
+            return
+        if self._sub is not None:
+            mark = await self._check_stream()
+            if mark is None or mark.seq <= self.position:
+                return
+            log.warning("partition %d: no message for %.1f s while the stream holds up "
+                        "to %d (processed %d): a new consumer", self.partition,
+                        now - self._delivered_at, mark.seq, self.position)
+        self._checked_at = now
+        try:
+            await self._subscribe()
+        except (NatsError, TimeoutError) as exc:
+            self._failures.failed("creating a consumer", exc)
+        else:
+            self._failures.succeeded("creating a consumer")
+
+    async def _fire_timers(self, at: float) -> None:
         assert self._store is not None
         store = self._store
-        if not store.any_due(self.parts.clock()):
+        if not store.any_due(at):
             return  # no transaction for a round with nothing due (the usual round)
         await store.prepare(self.parts.cores, store.checkpoint.tenants)
         async with store.session():
-            await fire_all_timers(store, self.parts.cores, self.parts.clock,
+            await fire_all_timers(store, self.parts.cores, lambda: at,
                                   on_result=lambda _t, r: self._count(r),
                                   on_error=self.parts.metrics.timer_errors.inc,
                                   failures=self._failures)
 
     async def fire_timers(self) -> None:
-        """Fire the partition's due timers now, between two rounds (tests, benchmarks)."""
+        """Fire the partition's due timers now, between two rounds (tests, benchmarks:
+        the caller has waited until the partition is restored and processed its stream)."""
         async with self.lock:
-            await self._fire_timers()
+            if self._restored:
+                await self._fire_timers(self.parts.clock())
+
+    async def _maybe_checkpoint(self) -> None:
+        if time.monotonic() < self._checkpoint_due:
+            return
+        try:
+            await self._checkpoint()
+        except (NatsError, TimeoutError) as exc:
+            # Nothing is lost: the next one (an interval later) covers this one's part.
+            self._failures.failed("checkpointing", exc)
+        else:
+            self._failures.succeeded("checkpointing")
 
     async def _checkpoint(self) -> None:
         assert self._store is not None
@@ -318,10 +458,13 @@ class PartitionRunner:
 
     def caught_up(self) -> bool:
         """Whether partition-wide rounds (behaviour triggers, scheduled slots) may run:
-        the lease allows processing, nothing waits in the stream, and JetStream has
-        answered a lease round lately."""
-        return (self._valid() and not self._stopping and not self.pending
-                and time.monotonic() - self.parts.stream_ok_at <= self.parts.settings.lease_s / 2)
+        the lease allows processing, the partition is restored, and it has processed up
+        to the stream's last sequence as of a check answered within ``lease_s / 2`` (a
+        timer round asks every ``timer_interval_s``: :meth:`caught_up_at`)."""
+        mark = self._mark
+        return (self._valid() and not self._stopping and self._restored
+                and mark is not None and self.position >= mark.seq
+                and time.monotonic() - self._marked_at <= self.parts.settings.lease_s / 2)
 
     @property
     def ended(self) -> bool:
@@ -353,7 +496,6 @@ class Worker:
         while True:
             try:
                 await self.round()
-                self.parts.stream_ok_at = time.monotonic()
                 self._failures.succeeded("lease round")
             except asyncio.CancelledError:
                 raise
@@ -383,7 +525,7 @@ class Worker:
             if partition in self.runners or not leases[partition].free(now):
                 continue
             if await self.leases.acquire(partition):
-                await self._take(partition)
+                self._take(partition)
                 wanted -= 1
 
     async def _renew(self) -> None:
@@ -404,17 +546,12 @@ class Worker:
                 del self.runners[partition]
                 await self.leases.release(partition)
 
-    async def _take(self, partition: int) -> None:
+    def _take(self, partition: int) -> None:
         runner = PartitionRunner(self.parts, partition, self.worker_id,
                                  lambda: self.leases.valid(partition))
-        try:
-            await runner.start()
-        except Exception:
-            await self.leases.release(partition)
-            raise
         self.runners[partition] = runner
-        log.info("worker %s took partition %d at sequence %d", self.worker_id, partition,
-                 runner.position)
+        runner.start()
+        log.info("worker %s took partition %d", self.worker_id, partition)
 
     async def hand_over(self, partition: int) -> None:
         """Drain, checkpoint, release: the next owner replays nothing twice."""

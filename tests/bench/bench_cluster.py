@@ -9,7 +9,8 @@ PostgreSQL database each run. The load is the crowd of ``tests/cluster/test_kill
 around Forum (walkers, sitters and strollers; ENTER / DWELL / EXIT, a DWELL campaign),
 ``--users`` users (~130 pings each), posted in 100-ping batches by 8 client lanes.
 
-Per worker count (1, 2, 3):
+Per worker count (``--workers``, default 1, 2, 3, in the order given), once every
+worker holds its fair share of the partitions (no rebalancing during the measurement):
 
 - **throughput**: the crowd is published straight into the stream (split and
   acknowledged as a gateway does, 8 batches in flight; the gateway's HTTP and
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import statistics
@@ -93,6 +95,16 @@ async def publish_all(dep: Deployment, lanes: Lanes) -> int:
 async def all_owned(dep: Deployment, workers: set[str]) -> bool:
     owners = await dep.owners()
     return None not in owners.values() and set(owners.values()) == workers
+
+
+async def balanced(dep: Deployment, workers: set[str]) -> bool:
+    """Every partition owned and each worker at its fair share: no handover to come.
+    (Workers started together may each take partitions before seeing the other; the
+    rebalancing then comes one lease round later, with the handed-over partitions
+    unowned until the taker's next round.)"""
+    owners = list((await dep.owners()).values())
+    share = math.ceil(len(owners) / len(workers))
+    return set(owners) == workers and max(owners.count(w) for w in workers) <= share
 
 
 async def wait(check: Any, timeout_s: float, every_s: float = 0.05) -> float:
@@ -172,7 +184,7 @@ async def one_size(n_workers: int, users: int, n_probes: int, tmp: Path) -> dict
                 names = {f"w{i}" for i in range(n_workers)}
                 for name in sorted(names):
                     dep.start_worker(name, "--checkpoint-interval-s", "5")
-                await wait(lambda: all_owned(dep, names), 60)
+                await wait(lambda: balanced(dep, names), 90)
                 async with aiohttp.ClientSession() as session:
                     key = await setup_tenant(session, dep.base, feature)
                 # The crowd goes straight into the stream, as fast as JetStream takes
@@ -181,12 +193,14 @@ async def one_size(n_workers: int, users: int, n_probes: int, tmp: Path) -> dict
                 cpu0 = workers_cpu(dep)
                 started = time.monotonic()
                 total = await publish_all(dep, lanes)
+                published = time.monotonic() - started
                 await wait(lambda: _count_is(url, total), 300, every_s=0.02)
                 wall = time.monotonic() - started
                 cpu = workers_cpu(dep) - cpu0
                 lat = await probes(dep, key, url, n_probes) if n_probes else [0.0]
                 lat.sort()
                 return {"workers": n_workers, "pings": total, "wall_s": wall,
+                        "published_s": published,
                         "pings_per_s": total / wall, "cpu_s": cpu,
                         "cpu_s_per_million": cpu / total * 1e6,
                         "p50_ms": statistics.median(lat) * 1000,
@@ -235,18 +249,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument("--workers", default="1,2,3",
+                        help="worker counts in the order run, e.g. 1,2,1,2 (interleaved)")
+    parser.add_argument("--no-catch-up", action="store_true",
+                        help="skip the kill -9 catch-up measurement")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="geopush-bench-cluster-"))
-    rows = [asyncio.run(one_size(n, args.users, args.probes, tmp)) for n in (1, 2, 3)]
+    sizes = [int(n) for n in args.workers.split(",")]
+    rows = [asyncio.run(one_size(n, args.users, args.probes, tmp)) for n in sizes]
     base = rows[0]["cpu_s_per_million"]
     print(f"partitioned mode, {PARTITIONS} partitions, 3 NATS nodes (R=3), {os.cpu_count()} "
           f"cores shared by NATS, PostgreSQL, gateway, workers and clients")
-    print(f"{'workers':>7} {'pings':>7} {'pings/s':>8} {'cpu s/1M':>9} {'efficiency':>10} "
-          f"{'e2e p50 ms':>10} {'e2e p99 ms':>10}")
+    print(f"{'workers':>7} {'pings':>7} {'published s':>11} {'stored s':>8} {'pings/s':>8} "
+          f"{'cpu s/1M':>9} {'efficiency':>10} {'e2e p50 ms':>10} {'e2e p99 ms':>10}")
     for r in rows:
-        print(f"{r['workers']:>7} {r['pings']:>7} {r['pings_per_s']:>8.0f} "
+        print(f"{r['workers']:>7} {r['pings']:>7} {r['published_s']:>11.1f} "
+              f"{r['wall_s']:>8.1f} {r['pings_per_s']:>8.0f} "
               f"{r['cpu_s_per_million']:>9.1f} {base / r['cpu_s_per_million']:>10.2f} "
               f"{r['p50_ms']:>10.1f} {r['p99_ms']:>10.1f}")
+    if args.no_catch_up:
+        return 0
     kill = asyncio.run(catch_up(args.users, tmp))
     print(f"catch-up after kill -9 of 1 of 2 workers (lease 5 s): partitions moved in "
           f"{kill['moved_s']:.1f} s; backlog drained {kill['drained_s']:.1f} s after the kill, "

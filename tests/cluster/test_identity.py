@@ -220,6 +220,7 @@ async def run_partitioned(store: PostgresStore, scenario: Scenario, urls: list[s
             await worker.round()
         owned = [sorted(w.runners) for w in workers]
         assert sorted(p for ps in owned for p in ps) == list(range(PARTITIONS)), owned
+        await restored(workers)
 
         async def fire() -> None:
             await caught_up(cluster.js, workers)
@@ -234,6 +235,14 @@ async def run_partitioned(store: PostgresStore, scenario: Scenario, urls: list[s
             await worker.stop()
         await cluster.close()
     return await stored(store, users)
+
+
+async def restored(workers: list[Worker], timeout_s: float = 10.0) -> None:
+    """Wait until every partition has restored its checkpoint (in its own task)."""
+    deadline = time.monotonic() + timeout_s
+    while not all(r.restored for w in workers for r in w.runners.values()):
+        assert time.monotonic() < deadline, "partitions did not restore"
+        await asyncio.sleep(0.005)
 
 
 async def caught_up(js: Any, workers: list[Worker], timeout_s: float = 10.0) -> None:

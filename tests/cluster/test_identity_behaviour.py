@@ -161,7 +161,8 @@ async def run_partitioned(store: PostgresStore, urls: list[str], n_workers: int)
         async def fire() -> None:
             await caught_up(cluster.js, workers)
             for worker in workers:
-                worker.parts.stream_ok_at = time.monotonic()  # as after a lease round
+                for runner in worker.runners.values():
+                    await runner.caught_up_at()  # as a timer round does
                 await owner_round(worker, failures)
 
         async with http(app) as client:

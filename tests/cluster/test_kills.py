@@ -230,26 +230,29 @@ async def run_scenario(database_url: str, tmp_path: Path, what: str) -> None:
                                "two workers share the partitions")
                 async with aiohttp.ClientSession() as session:
                     key = await setup_tenant(session, dep.base, feature)
-                moved: list[float] = []
+                killed: list[float] = []
 
                 async def kill() -> None:
                     if what == "worker":
                         dep.workers["alpha"].kill()
-                        moved.append(time.monotonic())
                     else:
                         nats.kill(await _stream_leader(nats))
+                    killed.append(time.monotonic())
 
                 failures = await drive(dep.base, key, lanes, kill)
                 if what == "worker":
                     took = await wait_for(lambda: _split_between(dep, {"beta"}),
                                           LEASE_S * 3, "beta owns every partition")
                     # Counted from the kill: the lease time plus one lease round.
-                    assert time.monotonic() - moved[0] <= LEASE_S + LEASE_S / 3 + 3 + took
-                else:
-                    assert failures >= 0
+                    assert time.monotonic() - killed[0] <= LEASE_S + LEASE_S / 3 + 3 + took
+                # Bounded (docs/scale-out.md, "When a NATS node dies"): the elections,
+                # leases or consumers moved, the backlog, one timer interval.
+                acked = time.monotonic()
                 await wait_for(lambda: settled(url), 60, "every visit closed and decided",
                                every_s=0.5)
-                print(f"failed posts {failures}; settled after {time.monotonic() - started:.1f} s")
+                print(f"{what} killed: failed posts {failures}; last batch acknowledged "
+                      f"{acked - killed[0]:.1f} s after the kill, every visit closed "
+                      f"{time.monotonic() - acked:.1f} s after that")
                 await check_outcome(url, lanes)
             except BaseException:
                 print(dep.logs())
@@ -283,12 +286,6 @@ async def test_kill_9_of_a_worker_under_load_moves_its_partitions_and_loses_noth
     await run_scenario(database_url, tmp_path, "worker")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN DEFECT (issue 19, open), flaky since the merge into main: after kill -9 "
-    "of the stream's leader NATS node the workers' KV and consumer calls time out for tens "
-    "of seconds, and in some runs the visits do not all close within the test's 60 s (once "
-    "a silence exit fired while pings were held up in the stream).")
 async def test_kill_9_of_the_stream_leader_node_loses_and_doubles_nothing(
     database_url: str, tmp_path: Path,
 ) -> None:

@@ -30,7 +30,7 @@ from server.cluster.partitions import (
 )
 from server.cluster.status import cluster_status, render
 from server.cluster.stream import Cluster, StreamSettings, open_cluster
-from server.cluster.worker import Worker, WorkerParts, WorkerSettings
+from server.cluster.worker import PartitionRunner, Worker, WorkerParts, WorkerSettings
 from server.metrics import Metrics, PartitionMetrics
 from server.store import PostgresStore
 from server.tenant_core import TenantCores
@@ -206,6 +206,13 @@ async def _settled(worker: Worker, last: dict[int, int]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _restored(worker: Worker) -> None:
+    deadline = time.monotonic() + 10
+    while not all(runner.restored for runner in worker.runners.values()):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
 async def _last_seqs(cluster: Cluster) -> dict[int, int]:
     from nats.js.errors import NotFoundError  # noqa: PLC0415
 
@@ -236,6 +243,7 @@ async def test_a_joining_worker_takes_half_after_a_handover_at_the_sequence_reac
         assert len(alpha.runners) == 4
         await beta.round()
         assert len(beta.runners) == 4 and not set(beta.runners) & set(alpha.runners)
+        await _restored(beta)
         for partition, runner in beta.runners.items():
             assert runner.position == reached[partition]  # restored, nothing replayed
         await _publish(cluster, 1, 80)
@@ -250,6 +258,38 @@ async def test_a_joining_worker_takes_half_after_a_handover_at_the_sequence_reac
     finally:
         await alpha.stop()
         await beta.stop()
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.asyncio(loop_scope="session")
+async def test_timers_never_fire_ahead_of_pings_the_partition_has_not_processed(
+    cluster: Cluster, pg_store: PostgresStore,
+) -> None:
+    await pg_store.ensure_tenant(TENANT)
+    partition = partition_of(TENANT, "user0", cluster.partitions)
+    runner = PartitionRunner(_worker(cluster, pg_store, "alpha").parts, partition, "alpha",
+                             valid=lambda: True)
+    runner.start()
+    try:
+        await _until(lambda: runner.restored)
+        async with runner.lock:  # the partition cannot apply what it reads meanwhile
+            published = time.time()
+            await _publish(cluster, 2, 1)  # user0, in this partition
+            at = await runner.caught_up_at()
+            assert at is None or at < published
+        last = (await _last_seqs(cluster))[partition]
+        await _until(lambda: runner.position >= last)
+        at = await runner.caught_up_at()
+        assert at is not None and at >= published
+    finally:
+        await runner.stop(checkpoint=False)
+
+
+async def _until(check: Any) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
 
 
 @pytest.mark.asyncio(loop_scope="session")
