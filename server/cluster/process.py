@@ -70,8 +70,15 @@ async def open_worker(options: WorkerOptions, settings: Settings) -> AsyncIterat
 def worker_cores(store: PostgresStore, settings: Settings) -> TenantCores:
     """The worker's cores, holding the promoted models as a node's do
     (``server.app._models_ctx``), read on a partition's session connection inside one
-    (:mod:`.session_reads`). Training stays with the nodes: a worker only serves."""
-    cores = TenantCores(rebuild_wait_s=settings.core_rebuild_wait_s,
+    (:mod:`.session_reads`). Training stays with the nodes: a worker only serves.
+
+    A worker waits for the core of the tenant's current catalogue version before it
+    processes a message (``rebuild_wait_s=None``), where a node may answer with the
+    older core for up to ``core_rebuild_wait_s``: the change was made on another
+    process, whose ``refresh`` this one never sees, and a behaviour event folded with
+    an older campaign set would never start its trigger — on replay neither, the
+    event's key being stored by then."""
+    cores = TenantCores(rebuild_wait_s=None,
                         render_limits=settings.render_limits(), render_clock=time.monotonic)
     cores.learned = ModelCache(SessionModelStore(store))
     return cores

@@ -53,6 +53,8 @@ PARTITIONS_KEY = "partitions"
 DEFAULT_PARTITIONS = 64
 DEFAULT_MAX_AGE_S = 7 * 86_400.0
 """A week: far beyond any checkpoint interval, so a partition is always replayable."""
+NO_PEERS_YET = 10005
+"""JetStream's ``err_code`` for "no suitable peers for placement"."""
 SETUP_WAIT_S = 20.0
 """How long opening waits for JetStream (a fresh cluster elects its leaders first)."""
 CLOSE_WAIT_S = 5.0
@@ -153,8 +155,13 @@ async def open_cluster(urls: str | Sequence[str], settings: StreamSettings | Non
             checkpoints = await _object_store(js, settings, create=create)
             partitions = await _partition_count(leases, settings.partitions, create=create)
             return Cluster(nc, js, leases, checkpoints, partitions)
-        except (ServiceUnavailableError, TimeoutError, NoRespondersError) as exc:
-            # A cluster that just started elects its JetStream leaders first.
+        except (ServiceUnavailableError, TimeoutError, NoRespondersError,
+                BadRequestError) as exc:
+            if isinstance(exc, BadRequestError) and not _forming(exc):
+                await nc.close()
+                raise ClusterSetupError(f"JetStream refused the setup: {exc}") from exc
+            # A cluster that just started elects its JetStream leaders first, and
+            # places replicas only once it has heard from enough servers.
             if time.monotonic() > deadline:
                 await nc.close()
                 raise ClusterSetupError(f"JetStream not available: {exc!r}") from exc
@@ -176,8 +183,16 @@ async def _ensure_stream(js: JetStreamContext, settings: StreamSettings) -> None
         try:
             await js.add_stream(config)
         except BadRequestError as exc:  # created by another process meanwhile
+            if _forming(exc):
+                raise
             if "already in use" not in str(exc):
                 raise ClusterSetupError(f"creating stream {STREAM}: {exc}") from exc
+
+
+def _forming(exc: BadRequestError) -> bool:
+    """JetStream's "no suitable peers for placement": a cluster that just started has
+    not heard from as many servers as the replicas need yet."""
+    return exc.err_code == NO_PEERS_YET
 
 
 async def _key_value(js: JetStreamContext, settings: StreamSettings, *,
