@@ -22,6 +22,7 @@ from server.cluster.owner_rounds import run_owner_rounds
 from server.cluster.session_reads import SessionModelStore
 from server.cluster.stream import StreamSettings, open_cluster
 from server.cluster.worker import Worker, WorkerParts, WorkerSettings
+from server.learner import ProfileLearner
 from server.metrics import Metrics, PartitionMetrics
 from server.models import ModelCache
 from server.settings import Settings
@@ -53,13 +54,17 @@ async def open_worker(options: WorkerOptions, settings: Settings) -> AsyncIterat
         cluster = await open_cluster(options.nats_urls, options.stream, name="geopush-worker")
         try:
             metrics = Metrics()
-            parts = WorkerParts(cluster, store, worker_cores(store, settings), options.worker,
-                                metrics, PartitionMetrics(metrics.registry))
+            cores = worker_cores(store, settings)
+            learner = ProfileLearner(store, cores, time.time)
+            parts = WorkerParts(cluster, store, cores, options.worker, metrics,
+                                PartitionMetrics(metrics.registry), learner=learner)
             worker = Worker(parts) if options.worker_id is None else \
                 Worker(parts, options.worker_id)
+            learner.start()
             try:
                 yield worker
             finally:
+                await learner.aclose()
                 await parts.cores.aclose()
         finally:
             await cluster.close()

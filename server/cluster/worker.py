@@ -74,6 +74,7 @@ from server.cluster.stream import (
     StreamMark,
     last_sequence,
 )
+from server.learner import ProfileLearner, ended_visits
 from server.logs import FailureLog
 from server.metrics import Metrics, PartitionMetrics
 from server.pipeline import IngestResult, PipelineError, fire_all_timers, ingest_parts
@@ -121,6 +122,9 @@ class WorkerParts:
     metrics: Metrics
     partition_metrics: PartitionMetrics
     clock: Callable[[], float] = time.time
+    learner: ProfileLearner | None = None
+    """Told of the users whose visits ended, once the round that ended them committed
+    (as a node tells its own)."""
 
 
 class PartitionRunner:
@@ -143,6 +147,8 @@ class PartitionRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._timers_at = 0.0
+        self._ended: list[tuple[str, list[str]]] = []
+        """(tenant, users) whose visits the round in progress ended."""
         self._checkpoint_due = 0.0
         """Monotonic time of the next periodic checkpoint."""
         self._restored = False
@@ -316,9 +322,11 @@ class PartitionRunner:
         if not valid:
             return
         await self._store.prepare(self.parts.cores, (g.tenant_id for g in valid))
+        self._ended.clear()
         async with self._store.session():
             for run in plan_runs(valid, self.parts.settings.run_max_pings):
                 await self._run_of(run)
+        self._tell_learner()
 
     def _decode(self, msg: Msg, seq: int) -> PingGroup | EventGroup | None:
         try:
@@ -345,10 +353,20 @@ class PartitionRunner:
                         tenant_id, exc)
             return
         for result in results:
-            self._count(result)
+            self._count(tenant_id, result)
 
-    def _count(self, result: IngestResult) -> None:
+    def _count(self, tenant_id: str, result: IngestResult) -> None:
         self.parts.metrics.count_result(result)
+        if self.parts.learner is not None and (ended := ended_visits(result.events)):
+            self._ended.append((tenant_id, ended))
+
+    def _tell_learner(self) -> None:
+        """After a round's commit: the users whose visits it ended learn (see
+        :mod:`server.learner`; a round rolled back tells nothing, its replay does)."""
+        if self.parts.learner is not None:
+            for tenant_id, users in self._ended:
+                self.parts.learner.visits_ended(tenant_id, users)
+        self._ended.clear()
 
     async def _maybe_timers(self) -> None:
         interval = self.parts.settings.timer_interval_s
@@ -422,11 +440,13 @@ class PartitionRunner:
         if not store.any_due(at):
             return  # no transaction for a round with nothing due (the usual round)
         await store.prepare(self.parts.cores, store.checkpoint.tenants)
+        self._ended.clear()
         async with store.session():
             await fire_all_timers(store, self.parts.cores, lambda: at,
-                                  on_result=lambda _t, r: self._count(r),
+                                  on_result=self._count,
                                   on_error=self.parts.metrics.timer_errors.inc,
                                   failures=self._failures)
+        self._tell_learner()
 
     async def fire_timers(self) -> None:
         """Fire the partition's due timers now, between two rounds (tests, benchmarks:

@@ -53,7 +53,7 @@ SILENCE_S = 20
 DEADLINE_S = 90.0
 
 
-def _forum() -> tuple[dict[str, Any], LatLng]:
+def forum() -> tuple[dict[str, Any], LatLng]:
     features = json.loads(VENUES.read_text())["features"]
     [feature] = [f for f in features if f["properties"]["id"] == FORUM_OSM_ID]
     feature = {**feature, "id": "forum", "properties": {**feature["properties"], "id": "forum"}}
@@ -62,7 +62,7 @@ def _forum() -> tuple[dict[str, Any], LatLng]:
     return feature, centre
 
 
-def _offset(origin: LatLng, north_m: float, east_m: float) -> LatLng:
+def offset(origin: LatLng, north_m: float, east_m: float) -> LatLng:
     kx, ky = frame_scales(origin.lat)
     return LatLng(origin.lat + north_m / float(ky), origin.lng + east_m / float(kx))
 
@@ -75,15 +75,15 @@ def crowd(end: float, centre: LatLng) -> list[list[list[dict[str, Any]]]]:
     """Per lane, its batches (each user's pings in one lane, in ts order)."""
     specs = []
     for i in range(USERS):
-        start = _offset(centre, -150 - (i % 7) * 5, (i % 5) * 3)
+        start = offset(centre, -150 - (i % 7) * 5, (i % 5) * 3)
         route: tuple[Go | Wait, ...]
         if i % 3 == 0:
-            route = (Go(centre), Wait(330), Go(_offset(centre, 0, 150)), Wait(120))
+            route = (Go(centre), Wait(330), Go(offset(centre, 0, 150)), Wait(120))
         elif i % 3 == 1:  # silent inside after 310-400 s: only a timer ends the visit
             route = (Go(centre), Wait(310 + (i % 4) * 30))
         else:
-            start = _offset(centre, 2000 + i * 7, -1500)
-            route = (Go(_offset(start, 300, 0)),)
+            start = offset(centre, 2000 + i * 7, -1500)
+            route = (Go(offset(start, 300, 0)),)
         specs.append(TrajectorySpec(f"user{i:03d}", start, route, start_ts=float(i % 10),
                                     interval_s=5.0, noise_m=3.0, accuracy_m=(5.0, 20.0)))
     cols: PingColumns = generate_many(specs, seed=19)
@@ -217,7 +217,7 @@ async def check_outcome(url: str, lanes: list[list[list[dict[str, Any]]]]) -> No
 
 async def run_scenario(database_url: str, tmp_path: Path, what: str) -> None:
     started = time.monotonic()
-    feature, centre = _forum()
+    feature, centre = forum()
     lanes = crowd(time.time() - 5, centre)
     with LocalNats.start(3, root=tmp_path / "nats") as nats:
         async with fresh_database(database_url) as url:
