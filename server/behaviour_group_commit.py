@@ -32,9 +32,10 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from server.store.roles.behaviour import BehaviourRecord, BehaviourStore
+from server.tenant_queues import TenantQueues, settle
 from triggers.decisions.models import Campaign
 
 log = logging.getLogger("geopush.behaviour_group_commit")
@@ -52,21 +53,15 @@ class _Request:
     done: asyncio.Future[list[BehaviourRecord]]
 
 
-@dataclass(slots=True)
-class _Tenant:
-    waiting: deque[_Request] = field(default_factory=deque)
-    worker: asyncio.Task[None] | None = None
-
-
-class BehaviourGroupCommitter:
+class BehaviourGroupCommitter(TenantQueues[_Request]):
     """The per-process group commit of behaviour events (see the module docstring)."""
 
     def __init__(self, store: BehaviourStore, *, max_events: int = DEFAULT_MAX_EVENTS) -> None:
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
+        super().__init__("behaviour-group-commit")
         self._store = store
         self._max_events = max_events
-        self._tenants: dict[str, _Tenant] = {}
 
     async def ingest(self, tenant_id: str, records: Sequence[BehaviourRecord], *,
                      campaigns: Sequence[Campaign] = (),
@@ -75,23 +70,8 @@ class BehaviourGroupCommitter:
         other requests of the tenant are waiting: the records of this request that were
         new, in the order given; raises what storing them alone would."""
         request = _Request(records, campaigns, now, asyncio.get_running_loop().create_future())
-        tenant = self._tenants.setdefault(tenant_id, _Tenant())
-        tenant.waiting.append(request)
-        if tenant.worker is None or tenant.worker.done():
-            tenant.worker = asyncio.create_task(self._drain(tenant_id, tenant),
-                                                name=f"behaviour-group-commit:{tenant_id}")
+        self._submit(tenant_id, request)
         return await request.done
-
-    async def close(self) -> None:
-        """Wait for the groups in flight."""
-        workers = [t.worker for t in self._tenants.values() if t.worker is not None]
-        await asyncio.gather(*workers, return_exceptions=True)
-
-    async def _drain(self, tenant_id: str, tenant: _Tenant) -> None:
-        while tenant.waiting:
-            group = self._take(tenant.waiting)
-            if group:
-                await self._run(tenant_id, group)
 
     def _take(self, waiting: deque[_Request]) -> list[_Request]:
         group: list[_Request] = []
@@ -157,9 +137,4 @@ def _split(group: Sequence[_Request],
 
 
 def _answer(request: _Request, outcome: list[BehaviourRecord] | BaseException) -> None:
-    if request.done.done():
-        return
-    if isinstance(outcome, BaseException):
-        request.done.set_exception(outcome)
-    else:
-        request.done.set_result(outcome)
+    settle(request.done, outcome)

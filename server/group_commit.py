@@ -29,11 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from server.pipeline import IngestResult, ingest_parts
 from server.store.roles import IngestStore
 from server.tenant_core import TenantCores
+from server.tenant_queues import TenantQueues, settle
 from triggers.pings import PingBatch
 
 log = logging.getLogger("geopush.group_commit")
@@ -51,23 +52,17 @@ class _Request:
     done: asyncio.Future[IngestResult]
 
 
-@dataclass(slots=True)
-class _Tenant:
-    waiting: deque[_Request] = field(default_factory=deque)
-    worker: asyncio.Task[None] | None = None
-
-
-class GroupCommitter:
+class GroupCommitter(TenantQueues[_Request]):
     """The per-process group commit of ping batches (see the module docstring)."""
 
     def __init__(self, store: IngestStore, cores: TenantCores, *,
                  max_pings: int = DEFAULT_MAX_PINGS) -> None:
         if max_pings < 1:
             raise ValueError("max_pings must be at least 1")
+        super().__init__("group-commit")
         self._store = store
         self._cores = cores
         self._max_pings = max_pings
-        self._tenants: dict[str, _Tenant] = {}
 
     async def ingest(self, tenant_id: str, pings: PingBatch, *, now: float) -> IngestResult:
         """:func:`server.pipeline.ingest` of ``pings``, committed with whatever other
@@ -75,24 +70,8 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         users = frozenset(str(u) for u in set(pings.user_id.tolist()))
         request = _Request(pings, users, now, loop.create_future())
-        tenant = self._tenants.setdefault(tenant_id, _Tenant())
-        tenant.waiting.append(request)
-        if tenant.worker is None or tenant.worker.done():
-            tenant.worker = asyncio.create_task(self._drain(tenant_id, tenant),
-                                                name=f"group-commit:{tenant_id}")
+        self._submit(tenant_id, request)
         return await request.done
-
-    async def close(self) -> None:
-        """Wait for the groups in flight (new requests after this are refused by the app
-        shutting down first)."""
-        workers = [t.worker for t in self._tenants.values() if t.worker is not None]
-        await asyncio.gather(*workers, return_exceptions=True)
-
-    async def _drain(self, tenant_id: str, tenant: _Tenant) -> None:
-        while tenant.waiting:
-            group = self._take(tenant.waiting)
-            if group:
-                await self._run(tenant_id, group)
 
     def _take(self, waiting: deque[_Request]) -> list[_Request]:
         group: list[_Request] = []
@@ -144,9 +123,4 @@ class GroupCommitter:
 
 
 def _answer(request: _Request, outcome: IngestResult | BaseException) -> None:
-    if request.done.done():
-        return
-    if isinstance(outcome, BaseException):
-        request.done.set_exception(outcome)
-    else:
-        request.done.set_result(outcome)
+    settle(request.done, outcome)

@@ -51,7 +51,7 @@ from server.cluster.gateway import StreamIngest
 from server.cluster.local import LocalNats
 from server.cluster.stream import open_cluster
 from tests.cluster.harness import Deployment, fetch, fresh_database
-from tests.cluster.test_kills import LANES, _forum, _offset, crowd, post, setup_tenant
+from tests.cluster.test_kills import LANES, crowd, forum, offset, post, setup_tenant
 from triggers.pings import PingBatch
 
 Lanes = list[list[list[dict[str, Any]]]]
@@ -138,8 +138,8 @@ def renamed(lanes: Lanes, prefix: str) -> Lanes:
 
 async def probes(dep: Deployment, key: str, url: str, n: int) -> list[float]:
     """Seconds from each probe's 2xx to its decision in PostgreSQL."""
-    _, centre = _forum()
-    inside = _offset(centre, 0, 0)
+    _, centre = forum()
+    inside = offset(centre, 0, 0)
     latencies: list[float] = []
     async with aiohttp.ClientSession() as session:
         conn_url = url
@@ -173,7 +173,7 @@ async def one_size(n_workers: int, users: int, n_probes: int, tmp: Path) -> dict
     import tests.cluster.test_kills as kills  # noqa: PLC0415
 
     kills.USERS = users
-    feature, centre = _forum()
+    feature, centre = forum()
     lanes = crowd(time.time() - 5, centre)
     with LocalNats.start(3, root=tmp / f"nats{n_workers}") as nats:
         async with fresh_database(DATABASE_URL, "geopush_bench_cluster") as url:
@@ -217,7 +217,7 @@ async def catch_up(users: int, tmp: Path) -> dict[str, float]:
     import tests.cluster.test_kills as kills  # noqa: PLC0415
 
     kills.USERS = users
-    feature, centre = _forum()
+    feature, centre = forum()
     lanes = crowd(time.time() - 5, centre)
     with LocalNats.start(3, root=tmp / "nats-kill") as nats:
         async with fresh_database(DATABASE_URL, "geopush_bench_cluster") as url:

@@ -45,10 +45,12 @@ from server.cli.scenario_files import load_scenario
 from server.cli.serve import preload_scenario
 from server.cluster.local import LocalNats
 from server.cluster.partitions import subject
+from server.cluster.process import worker_cores
 from server.cluster.stream import (
     CHECKPOINTS,
     LEASES,
     STREAM,
+    Cluster,
     StreamSettings,
     connect,
     open_cluster,
@@ -57,7 +59,6 @@ from server.cluster.worker import Worker, WorkerParts, WorkerSettings
 from server.metrics import Metrics, PartitionMetrics
 from server.pipeline import fire_all_timers
 from server.store import MemoryStore, PostgresStore, Store
-from server.tenant_core import TenantCores
 from tests.server.api.conftest import FakeClock, add_key, make_settings
 from tests.server.conftest import TENANT, truncate_all
 from tests.server.serve import ROOT
@@ -202,22 +203,9 @@ async def run_partitioned(store: PostgresStore, scenario: Scenario, urls: list[s
     app = create_app(make_settings(), store=store, clock=clock,
                      gateway=GatewayOptions(tuple(urls), stream))
     cluster = await open_cluster(urls, stream, name="geopush-test-workers")
-    settings = make_settings()
-    workers = []
-    for i in range(n_workers):
-        metrics = Metrics()
-        parts = WorkerParts(
-            cluster, store,
-            TenantCores(rebuild_wait_s=0, render_limits=settings.render_limits(),
-                        render_clock=time.monotonic),
-            WorkerSettings(lease_s=3600, checkpoint_interval_s=3600, timer_interval_s=0),
-            metrics, PartitionMetrics(metrics.registry), clock=clock)
-        workers.append(Worker(parts, f"w{i}"))
+    workers = in_process_workers(cluster, store, clock, n_workers)
     try:
-        for worker in workers:
-            await worker.leases.heartbeat()
-        for worker in workers:
-            await worker.round()
+        await share_partitions(workers)
         owned = [sorted(w.runners) for w in workers]
         assert sorted(p for ps in owned for p in ps) == list(range(PARTITIONS)), owned
         await restored(workers)
@@ -235,6 +223,30 @@ async def run_partitioned(store: PostgresStore, scenario: Scenario, urls: list[s
             await worker.stop()
         await cluster.close()
     return await stored(store, users)
+
+
+def in_process_workers(cluster: Cluster, store: PostgresStore, clock: FakeClock,
+                       n: int) -> list[Worker]:
+    """``n`` workers in this process on the worker's own cores, with leases that never
+    lapse and no timer or checkpoint rounds of their own: the test drives them."""
+    settings = make_settings()
+    workers = []
+    for i in range(n):
+        metrics = Metrics()
+        parts = WorkerParts(
+            cluster, store, worker_cores(store, settings),
+            WorkerSettings(lease_s=3600, checkpoint_interval_s=3600, timer_interval_s=0),
+            metrics, PartitionMetrics(metrics.registry), clock=clock)
+        workers.append(Worker(parts, f"w{i}"))
+    return workers
+
+
+async def share_partitions(workers: list[Worker]) -> None:
+    """Every worker announced, then each takes its share of the partitions."""
+    for worker in workers:
+        await worker.leases.heartbeat()
+    for worker in workers:
+        await worker.round()
 
 
 async def restored(workers: list[Worker], timeout_s: float = 10.0) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,18 @@ from server.auth import Role
 from server.cluster.local import LocalNats
 from server.cluster.owner_rounds import owner_round
 from server.cluster.stream import StreamSettings, open_cluster
-from server.cluster.worker import Worker, WorkerParts, WorkerSettings
 from server.logs import FailureLog
-from server.metrics import Metrics, PartitionMetrics
 from server.pipeline import fire_all_timers
 from server.store import MemoryStore, PolicyRecord, PostgresStore, Store
-from server.tenant_core import TenantCores
-from tests.cluster.test_identity import PARTITIONS, caught_up, http, reset_stream, same
+from tests.cluster.test_identity import (
+    PARTITIONS,
+    caught_up,
+    http,
+    in_process_workers,
+    reset_stream,
+    same,
+    share_partitions,
+)
 from tests.decisions.builders import at, campaign, profile
 from tests.server.api.conftest import FakeClock, add_key, make_settings
 from tests.server.conftest import TENANT, truncate_all
@@ -140,23 +144,10 @@ async def run_partitioned(store: PostgresStore, urls: list[str], n_workers: int)
     app = create_app(make_settings(), store=store, clock=clock,
                      gateway=GatewayOptions(tuple(urls), stream))
     cluster = await open_cluster(urls, stream, name="geopush-test-workers")
-    settings = make_settings()
-    workers = []
-    for i in range(n_workers):
-        metrics = Metrics()
-        parts = WorkerParts(
-            cluster, store,
-            TenantCores(rebuild_wait_s=0, render_limits=settings.render_limits(),
-                        render_clock=time.monotonic),
-            WorkerSettings(lease_s=3600, checkpoint_interval_s=3600, timer_interval_s=0),
-            metrics, PartitionMetrics(metrics.registry), clock=clock)
-        workers.append(Worker(parts, f"w{i}"))
+    workers = in_process_workers(cluster, store, clock, n_workers)
     failures = FailureLog(logging.getLogger("geopush.test"), "owner rounds")
     try:
-        for worker in workers:
-            await worker.leases.heartbeat()
-        for worker in workers:
-            await worker.round()
+        await share_partitions(workers)
 
         async def fire() -> None:
             await caught_up(cluster.js, workers)

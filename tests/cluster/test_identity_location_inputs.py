@@ -33,10 +33,7 @@ from server.auth import Role
 from server.cli.scenario_files import load_scenario
 from server.cli.serve import preload_scenario
 from server.cluster.local import LocalNats
-from server.cluster.process import worker_cores
 from server.cluster.stream import StreamSettings, open_cluster
-from server.cluster.worker import Worker, WorkerParts, WorkerSettings
-from server.metrics import Metrics, PartitionMetrics
 from server.models import Fitted, TrainingData, fit_interests
 from server.pipeline import fire_all_timers
 from server.store import MemoryStore, PostgresStore, Store
@@ -47,9 +44,11 @@ from tests.cluster.test_identity import (
     caught_up,
     drive,
     http,
+    in_process_workers,
     poster,
     reset_stream,
     same,
+    share_partitions,
     stored,
 )
 from tests.decisions.builders import campaign
@@ -152,19 +151,9 @@ async def run_partitioned(store: PostgresStore, scenario: Scenario, model: Fitte
     app = create_app(settings, store=store, clock=clock,
                      gateway=GatewayOptions(tuple(urls), stream))
     cluster = await open_cluster(urls, stream, name="geopush-test-workers")
-    workers = []
-    for i in range(n_workers):
-        metrics = Metrics()
-        parts = WorkerParts(
-            cluster, store, worker_cores(store, settings),
-            WorkerSettings(lease_s=3600, checkpoint_interval_s=3600, timer_interval_s=0),
-            metrics, PartitionMetrics(metrics.registry), clock=clock)
-        workers.append(Worker(parts, f"w{i}"))
+    workers = in_process_workers(cluster, store, clock, n_workers)
     try:
-        for worker in workers:
-            await worker.leases.heartbeat()
-        for worker in workers:
-            await worker.round()
+        await share_partitions(workers)
 
         async def fire() -> None:
             await caught_up(cluster.js, workers)
