@@ -7,6 +7,7 @@ future its caller awaits; :func:`settle` answers it once."""
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -28,7 +29,7 @@ class _Tenant(Generic[R]):
     worker: asyncio.Task[None] | None = None
 
 
-class TenantQueues(Generic[R]):
+class TenantQueues(ABC, Generic[R]):
     """Per-tenant queues, each drained by one task at a time (see the module docstring)."""
 
     def __init__(self, task_name: str) -> None:
@@ -54,13 +55,13 @@ class TenantQueues(Generic[R]):
             if group:
                 await self._run(tenant_id, group)
 
+    @abstractmethod
     def _take(self, waiting: deque[R]) -> list[R]:
         """The next group, taken off ``waiting`` (requests left behind stay in order)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _run(self, tenant_id: str, group: list[R]) -> None:
         """Process ``group`` and settle every request's future."""
-        raise NotImplementedError
 
 
 def settle(done: asyncio.Future[Any], outcome: object) -> None:

@@ -18,7 +18,6 @@ later is stored once in PostgreSQL by ``event_id``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -26,20 +25,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from nats.errors import Error as NatsError
 from pydantic import TypeAdapter, ValidationError
 
-from server.cluster.partitions import MessageError, PingGroup, partition_of, subject
+from server.cluster.gateway import publish_groups
+from server.cluster.partitions import MessageError, PingGroup, partition_of
 from server.cluster.partitions import decode as decode_pings
-from server.cluster.stream import STREAM, Cluster
-from server.errors import ApiError
+from server.cluster.stream import Cluster
 from triggers.behaviour.events import BehaviourEvent
 
 KIND_HEADER = "Geopush-Kind"
 EVENTS_KIND = "events"
 EVENTS_VERSION = 1
-PUBLISH_TIMEOUT_S = 5.0
-"""As for pings: a replica election after a node dies takes a few seconds."""
 
 _EVENTS = TypeAdapter(list[BehaviourEvent])
 
@@ -124,17 +120,8 @@ class StreamEvents:
     async def publish(self, tenant_id: str, events: Sequence[BehaviourEvent], *,
                       now: float) -> None:
         """Raises :class:`ApiError` 503 (``stream_unavailable``) when JetStream does not
-        acknowledge in :data:`PUBLISH_TIMEOUT_S`: the client sends the batch again."""
+        acknowledge in time (see :func:`~server.cluster.gateway.publish_groups`)."""
         groups = split_events(tenant_id, events, self._cluster.partitions, now=now)
-        js = self._cluster.js
-        try:
-            await asyncio.gather(*(
-                js.publish(subject(g.tenant_id, g.partition), g.encode(), stream=STREAM,
-                           timeout=PUBLISH_TIMEOUT_S,
-                           headers={"Nats-Msg-Id": g.message_id(), KIND_HEADER: EVENTS_KIND})
-                for g in groups))
-        except (NatsError, TimeoutError) as exc:
-            raise ApiError(503, "stream_unavailable",
-                           f"the stream did not acknowledge the events: {exc or 'timeout'}; "
-                           "send them again", field=None) from exc
+        await publish_groups(self._cluster, groups, "the stream did not acknowledge the "
+                             "events", {KIND_HEADER: EVENTS_KIND})
         self.published += len(groups)

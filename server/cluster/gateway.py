@@ -19,6 +19,8 @@ been stored are recognised by their message ids and stored once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from nats.errors import Error as NatsError
 
@@ -46,19 +48,42 @@ class StreamIngest:
         """Publish the batch, one message per partition group; returns after every
         acknowledgement. Raises :class:`ApiError` 503 when JetStream does not ack."""
         groups = split(tenant_id, pings, self._cluster.partitions, now=now)
-        js = self._cluster.js
-        try:
-            await asyncio.gather(*(
-                js.publish(subject(g.tenant_id, g.partition), g.encode(), stream=STREAM,
-                           timeout=PUBLISH_TIMEOUT_S,
-                           headers={"Nats-Msg-Id": g.message_id()})
-                for g in groups))
-        except (NatsError, TimeoutError) as exc:
-            raise ApiError(503, "stream_unavailable",
-                           f"the ping stream did not acknowledge the batch: {exc or 'timeout'}; "
-                           "send it again", field=None) from exc
+        await publish_groups(self._cluster, groups, "the ping stream did not acknowledge "
+                             "the batch")
         self.published += len(groups)
         return IngestResult()
 
     async def close(self) -> None:
         await self._cluster.close()
+
+
+class Publishable(Protocol):
+    """A partition's message: a ping group or an event group."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    def encode(self) -> bytes: ...
+
+    def message_id(self) -> str: ...
+
+
+async def publish_groups(cluster: Cluster, groups: Sequence[Publishable], failed: str,
+                         headers: Mapping[str, str] | None = None) -> None:
+    """Publish each group to its partition's subject with its ``Nats-Msg-Id`` (and
+    ``headers``); returns once JetStream acknowledged every one. Raises
+    :class:`ApiError` 503 (``stream_unavailable``, the message starting with ``failed``)
+    when it does not within :data:`PUBLISH_TIMEOUT_S`: the client sends it again."""
+    js = cluster.js
+    try:
+        await asyncio.gather(*(
+            js.publish(subject(g.tenant_id, g.partition), g.encode(), stream=STREAM,
+                       timeout=PUBLISH_TIMEOUT_S,
+                       headers={"Nats-Msg-Id": g.message_id(), **(headers or {})})
+            for g in groups))
+    except (NatsError, TimeoutError) as exc:
+        raise ApiError(503, "stream_unavailable",
+                       f"{failed}: {exc or 'timeout'}; send it again", field=None) from exc
