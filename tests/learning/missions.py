@@ -68,6 +68,13 @@ class MissionWorld:
     seed: int = 11
 
 
+HELD_BACK_WORLD = MissionWorld(users=15_000, days=14, categories=3_000, zipf=1.0,
+                               sessions_per_day=0.9, new_mission_p=0.5, stay_open_p=0.5,
+                               tz_offset_h=-5, seed=23)
+"""A second missions world, longer and wider, judged on its last two days: defined
+before the models were changed for the first one, and run only to check the result."""
+
+
 _DAY_CURVE = np.array([0.6, 0.3, 0.15, 0.1, 0.1, 0.15, 0.4, 0.8, 1.1, 1.3, 1.4, 1.5,
                        1.6, 1.5, 1.4, 1.4, 1.5, 1.6, 1.8, 2.2, 2.6, 2.8, 2.4, 1.4])
 """Relative activity by local hour: a working-day shape with the evening peak of
