@@ -2,7 +2,10 @@
 
 - ``fit --events EVENTS.csv --out MODEL [--until T] [--period-days D]``: learns, for each
   user and category, the probability of engaging with the category in the next period,
-  and prints its held-out recall@5 against the two baselines.
+  and prints its held-out recall@5 against the two baselines. The period is a week when
+  the file holds three weeks and a day before ``until``, else the whole days that fit
+  three times (``triggers.learning.coding.window_period_d``), unless ``--period-days``
+  says.
 - ``predict --model MODEL --at T [--users USERS.txt] [--top K] --out PRED.csv``: writes
   ``user_id,category,score,rank`` (rank 1 = most likely); users the model has never seen
   get the popular categories. ``--explain`` adds a last column, ``features``: the score's
@@ -29,8 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     fit.add_argument("--until", default=None, metavar="T",
                      help="ignore events at or after T (ISO 8601 or epoch seconds)")
-    fit.add_argument("--period-days", type=float, default=7.0, metavar="D",
-                     help="length of the 'next period' predicted (default: 7)")
+    fit.add_argument("--period-days", type=float, default=None, metavar="D",
+                     help="length of the 'next period' predicted (default: 7, or the "
+                          "whole days that fit three times in a shorter file)")
     fit.set_defaults(func=run_fit)
     predict = sub.add_parser("predict", help="each user's likeliest categories")
     predict.add_argument("--model", required=True, metavar="MODEL")
@@ -51,13 +55,15 @@ def run_fit(args: argparse.Namespace) -> int:
     """``interests fit``: two passes over the file (check, then aggregate), then training."""
     from server.cli import learning_common as common  # noqa: PLC0415 - heavy imports run
     from triggers.learning import interests  # noqa: PLC0415
+    from triggers.learning.coding import window_period_d  # noqa: PLC0415
 
-    if args.period_days <= 0:
+    if args.period_days is not None and args.period_days <= 0:
         from server.cli.common import CliError  # noqa: PLC0415
 
         raise CliError("must be more than 0", field="--period-days")
     seen = common.first_pass(args.events, args.until)
-    params = interests.InterestParams(period_d=args.period_days)
+    period_d = args.period_days or window_period_d(seen.first_t, seen.until_t)
+    params = interests.InterestParams(period_d=period_d)
     acc = interests.InterestAccumulator(
         seen.until_t, interests.training_cutoffs(seen.first_t, seen.until_t, params),
         params.period_s, interests.sample_rate(len(seen.users), params))
@@ -67,7 +73,8 @@ def run_fit(args: argparse.Namespace) -> int:
     save(args.out, model, seen.users.ids)
     ev = model.evaluation
     print(f"interests: {acc.events} events, {len(seen.users)} users, "
-          f"{len(seen.categories)} categories, until {seen.until_t:.0f}")
+          f"{len(seen.categories)} categories, until {seen.until_t:.0f}, "
+          f"period {period_d:g} days")
     if "model" in ev:
         print(f"held-out recall@5: model {ev['model']:.4f}, "
               f"recency-frequency {ev['recency_frequency']:.4f}, "

@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from server.cli.common import CliError
 from server.cli.events_csv import EventChunk, parse_time_option, read_events, read_users
-from triggers.learning.coding import Vocabulary
+from triggers.learning.coding import ENGAGEMENT_KINDS, Vocabulary
 
 
 @dataclass
@@ -24,25 +24,30 @@ class FirstPass:
     until_t: float
     first_t: float
     events_before_until: int
+    engagement_before_until: int = 0
+    """Of those, the app opens, clicks and push opens (what the send-time model counts
+    when a file has them)."""
 
 
 def first_pass(path: str, until: str | None) -> FirstPass:
     """Check every row and number the ids; ``until`` defaults to just after the last event."""
     users, categories = Vocabulary(), Vocabulary()
     until_t = parse_time_option(until, "--until") if until else None
-    first_t, last_t, before = np.inf, -np.inf, 0
+    first_t, last_t, before, engaged = np.inf, -np.inf, 0, 0
     for chunk in read_events(path, users, categories, "checking"):
         if len(chunk.ts):
             last_t = max(last_t, float(chunk.ts.max()))
-            kept = chunk.ts if until_t is None else chunk.ts[chunk.ts < until_t]
+            keep = np.ones(len(chunk.ts), bool) if until_t is None else chunk.ts < until_t
+            kept = chunk.ts[keep]
             before += len(kept)
+            engaged += int(np.isin(chunk.kind[keep], ENGAGEMENT_KINDS).sum())
             if len(kept):
                 first_t = min(first_t, float(kept.min()))
     if before == 0:
         raise CliError("no events" + (" before --until" if until_t is not None else ""),
                        location=path)
     return FirstPass(users, categories, until_t if until_t is not None else last_t + 1.0,
-                     first_t, before)
+                     first_t, before, engaged)
 
 
 def second_pass(path: str, seen: FirstPass, add: Callable[[EventChunk], None]) -> None:

@@ -2,8 +2,9 @@
 
 - ``fit --events EVENTS.csv --out MODEL [--until T] [--timezone ZONE]``: counts each user's
   app_open, click and open events by local hour and weekday (``ZONE``: an IANA time zone,
-  default UTC), fits the segments and the shrinkage, and prints the held-out hit@3 against
-  the global peak hours.
+  default UTC; a file with none of those kinds counts every event), fits the segments
+  and the shrinkage, and prints the held-out hit@3 against the global peak hours (the
+  held-out period: a week, or the whole days that fit three times in a shorter file).
 - ``predict --model MODEL [--users USERS.txt] [--top K] --out PRED.csv``: writes
   ``user_id,hour,score,rank`` (local hour 0-23, score the probability of engaging in that
   hour); users without events get the population's profile.
@@ -51,11 +52,14 @@ def run_fit(args: argparse.Namespace) -> int:
     from server.cli import learning_common as common  # noqa: PLC0415 - heavy imports run
     from server.cli.events_csv import EventChunk  # noqa: PLC0415
     from triggers.learning import sendtime  # noqa: PLC0415
+    from triggers.learning.coding import ENGAGEMENT_KINDS, window_period_d  # noqa: PLC0415
 
     zone = _zone(args.timezone)
     seen = common.first_pass(args.events, args.until)
-    params = sendtime.SendTimeParams()
-    acc = sendtime.SendTimeAccumulator(seen.until_t, params)
+    params = sendtime.SendTimeParams(period_d=window_period_d(seen.first_t, seen.until_t))
+    every_kind = seen.engagement_before_until == 0
+    acc = sendtime.SendTimeAccumulator(seen.until_t, params,
+                                       None if every_kind else ENGAGEMENT_KINDS)
 
     def add(chunk: EventChunk) -> None:
         hour, weekday = local_hour_weekday(chunk.ts, zone)
@@ -65,9 +69,11 @@ def run_fit(args: argparse.Namespace) -> int:
     model = sendtime.fit(acc.trimmed(len(seen.users)), params)
     save(args.out, model, seen.users.ids, args.timezone, seen.until_t)
     ev = model.evaluation
-    print(f"sendtime: {len(seen.users)} users, {int(model.hour_counts.sum())} engagement "
-          f"events, time zone {args.timezone}, α {model.concentration:g}, "
-          f"smoothing {model.smoothing:g}")
+    counted = "events (no app_open, click or open: every kind counts)" if every_kind \
+        else "engagement events"
+    print(f"sendtime: {len(seen.users)} users, {int(model.hour_counts.sum())} {counted}, "
+          f"time zone {args.timezone}, α {model.concentration:g}, "
+          f"smoothing {model.smoothing:g}, held-out period {params.period_d:g} days")
     if "model" in ev:
         print(f"held-out hit@3: model {ev['model']:.4f}, global peak hours "
               f"{ev['global_peak']:.4f} ({ev['holdout_users']:.0f} users)")

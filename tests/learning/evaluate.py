@@ -52,11 +52,12 @@ class Scores:
 
 def evaluate(events_csv: Path, until_t: int, timezone: str, work: Path,
              period_d: float = 7.0) -> Scores:
-    """Runs the four commands and scores their predictions on the next period."""
+    """Runs the four commands as the contract gives them (no options beyond it: the fit
+    chooses its own period) and scores their predictions on the next ``period_d`` days."""
     im, ip = work / "interests.npz", work / "interests.csv"
     sm, sp = work / "sendtime.npz", work / "sendtime.csv"
     _ok(["interests", "fit", "--events", str(events_csv), "--out", str(im),
-         "--until", str(until_t), "--period-days", str(period_d)])
+         "--until", str(until_t)])
     _ok(["interests", "predict", "--model", str(im), "--at", str(until_t), "--top", "5",
          "--out", str(ip)])
     _ok(["sendtime", "fit", "--events", str(events_csv), "--out", str(sm),
@@ -109,6 +110,8 @@ def _sendtime_scores(after: pd.DataFrame, model_path: Path, pred_path: Path,
                      timezone: str) -> tuple[float, float, int]:
     model, _ = load_sendtime(str(model_path))
     engaged = after[np.isin(kind_codes(after.kind.tolist()), ENGAGEMENT_KINDS)]
+    if engaged.empty:  # a log without app opens: active hours are those with any event
+        engaged = after
     hours, _ = local_hour_weekday(engaged.ts.to_numpy(dtype=float), timezone)
     truth_by_user = pd.Series(np.asarray(hours), index=engaged.user_id.to_numpy()).groupby(
         level=0).agg(set)

@@ -91,7 +91,7 @@ def events(world: MissionWorld) -> pd.DataFrame:
     related = np.array([rng.choice(c, 3, replace=False, p=popularity) for _ in range(c)])
     rows: list[tuple[int, int, str, int, int]] = []
     for user in range(world.users):
-        _user_events(world, rng, user, popularity, related, rows)
+        _user_events(world, rng, user, popularity=popularity, related=related, rows=rows)
     frame = pd.DataFrame(rows, columns=["user", "ts", "kind", "item", "category"])
     return pd.DataFrame({
         "user_id": "u" + frame.user.astype(str),
@@ -102,29 +102,39 @@ def events(world: MissionWorld) -> pd.DataFrame:
     }).sort_values(["ts", "user_id"], kind="stable", ignore_index=True)
 
 
-def _user_events(world: MissionWorld, rng: np.random.Generator, user: int,
+@dataclass
+class _Shopper:
+    """One user's favourites and their missions as the days go by."""
+
+    favourites: np.ndarray
+    weights: np.ndarray
+    missions: list[int]
+    """Open missions' categories, oldest first."""
+    bought: list[tuple[int, int]]
+    """(day, category) of purchases."""
+
+
+def _user_events(world: MissionWorld, rng: np.random.Generator, user: int, *,
                  popularity: np.ndarray, related: np.ndarray,
                  rows: list[tuple[int, int, str, int, int]]) -> None:
     n_fav = int(rng.integers(2, 9))
     favourites = rng.choice(world.categories, n_fav, replace=False, p=popularity)
-    weights = rng.dirichlet(np.full(n_fav, 0.7))
+    shopper = _Shopper(favourites, rng.dirichlet(np.full(n_fav, 0.7)), [], [])
     sigma = world.activity_sigma
     rate = world.sessions_per_day * rng.lognormal(-sigma ** 2 / 2, sigma)
     peak = int(rng.integers(-3, 4))
     hours = np.roll(_DAY_CURVE, peak)
     hours = hours / hours.sum()
-    missions: list[int] = []  # open missions' categories, oldest first
-    bought: list[tuple[int, int]] = []  # (day, category) of purchases
     for day in range(world.days):
         if day:
-            missions = [m for m in missions if rng.random() < world.stay_open_p]
+            shopper.missions = [m for m in shopper.missions if rng.random() < world.stay_open_p]
         weekend = (day % 7) in (0, 1)  # day 0 is a Saturday
         n_sessions = rng.poisson(rate * (1.2 if weekend else 1.0))
         times = np.sort(rng.choice(24, n_sessions, p=hours) * 3600
                         + rng.integers(0, 3600, n_sessions))
         for local_s in times:
-            category = _session_category(world, rng, missions, bought, day, favourites,
-                                         weights, popularity, related)
+            category = _session_category(world, rng, shopper, day,
+                                         popularity=popularity, related=related)
             t = START_T + day * DAY_S + int(local_s) - world.tz_offset_h * 3600
             views = int(rng.geometric(1.0 / world.views_mean))
             carted = False
@@ -142,23 +152,22 @@ def _user_events(world: MissionWorld, rng: np.random.Generator, user: int,
             if carted and rng.random() < world.buy_p:
                 rows.append((user, t + int(rng.integers(30, 300)), "buy",
                              category * 1_000 + int(rng.integers(0, 200)), category))
-                bought.append((day, category))
-                if category in missions and rng.random() < world.close_on_buy_p:
-                    missions.remove(category)
+                shopper.bought.append((day, category))
+                if category in shopper.missions and rng.random() < world.close_on_buy_p:
+                    shopper.missions.remove(category)
 
 
-def _session_category(world: MissionWorld, rng: np.random.Generator, missions: list[int],
-                      bought: list[tuple[int, int]], day: int, favourites: np.ndarray,
-                      weights: np.ndarray, popularity: np.ndarray,
-                      related: np.ndarray) -> int:
+def _session_category(world: MissionWorld, rng: np.random.Generator, shopper: _Shopper,
+                      day: int, *, popularity: np.ndarray, related: np.ndarray) -> int:
     """The category of the next session, opening a mission when it starts one."""
+    missions = shopper.missions
     if missions and rng.random() >= world.new_mission_p:
         recency = 2.0 ** np.arange(len(missions))
         return missions[int(rng.choice(len(missions), p=recency / recency.sum()))]
-    recent = [c for d, c in bought if day - d <= 3]
+    recent = [c for d, c in shopper.bought if day - d <= 3]
     draw = rng.random()
     if draw < world.favourite_p:
-        category = int(rng.choice(favourites, p=weights))
+        category = int(rng.choice(shopper.favourites, p=shopper.weights))
     elif recent and draw < world.favourite_p + world.related_p:
         category = int(rng.choice(related[recent[int(rng.integers(0, len(recent)))]]))
     else:

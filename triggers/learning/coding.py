@@ -23,6 +23,15 @@ KIND_CODES: dict[str, int] = {
 }
 """The behaviour kinds of the events API, plus ``open`` (a push opened: feedback) and
 ``visit`` (a visit to a tagged venue)."""
+KIND_ALIASES: dict[str, str] = {
+    "pv": "view", "page_view": "view", "pageview": "view", "detail_view": "view",
+    "cart": "add_to_cart", "addtocart": "add_to_cart", "add-to-cart": "add_to_cart",
+    "add_to_basket": "add_to_cart",
+    "buy": "purchase", "order": "purchase", "transaction": "purchase",
+    "checkout": "purchase",
+}
+"""Names other exports give these kinds (public e-commerce logs write ``pv``, ``cart``,
+``buy``, ``addtocart``, ``transaction``); matched after lower-casing, as the kinds are."""
 CUSTOM_KIND = 7
 """Any other kind name: kept, as a custom kind."""
 VIEW, CLICK, ADD_TO_CART, PURCHASE, SEARCH, APP_OPEN, OPEN = range(7)
@@ -34,6 +43,8 @@ ENGAGEMENT_KINDS = (CLICK, APP_OPEN, OPEN)
 """Kinds that show the user had the app in hand: what the send-time profile counts."""
 
 DAY_S = 86_400.0
+DEFAULT_PERIOD_D = 7.0
+"""The "next period" of the models: a week, when the fit window is long enough."""
 NO_INDEX = -1
 """The index of an id that a vocabulary does not hold (or of an empty category)."""
 
@@ -41,10 +52,35 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
+def window_period_d(first_t: float, until_t: float, cutoffs: int = 3) -> float:
+    """The period a fit window allows: :data:`DEFAULT_PERIOD_D` when ``cutoffs`` periods
+    and a day of history fit between the first event and ``until``, else the most whole
+    days that do (at least one). A log of nine days is judged on days, not weeks: with a
+    week the window would hold no training period at all."""
+    span_d = (until_t - first_t) / DAY_S
+    period = DEFAULT_PERIOD_D
+    while period > 1.0 and cutoffs * period + 1.0 > span_d:
+        period -= 1.0
+    return period
+
+
+def kind_code(name: str) -> int:
+    """The code of one kind name: a kind of the events API or an alias of one, in any
+    case; any other name is :data:`CUSTOM_KIND`."""
+    code = KIND_CODES.get(name)
+    if code is None:
+        lower = name.lower()
+        code = KIND_CODES.get(KIND_ALIASES.get(lower, lower), CUSTOM_KIND)
+    return code
+
+
 def kind_codes(names: Sequence[str]) -> npt.NDArray[np.int8]:
-    """The code of each kind name; unknown names are :data:`CUSTOM_KIND`."""
-    return np.fromiter((KIND_CODES.get(n, CUSTOM_KIND) for n in names), dtype=np.int8,
-                       count=len(names))
+    """The code of each kind name (:func:`kind_code`); a file's few kind names are each
+    resolved once."""
+    known = dict(KIND_CODES)
+    for name in set(names) - known.keys():
+        known[name] = kind_code(name)
+    return np.fromiter((known[n] for n in names), dtype=np.int8, count=len(names))
 
 
 class Vocabulary:

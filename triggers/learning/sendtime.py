@@ -45,26 +45,57 @@ class SendTimeParams:
 
 class SendTimeAccumulator:
     """Per-user counts of engagement by local hour (before and inside the last period of
-    the fit window) and by local weekday; feed chunks with :meth:`add`."""
+    the fit window) and by local weekday; feed chunks with :meth:`add`.
 
-    def __init__(self, until_t: float, params: SendTimeParams) -> None:
+    ``kinds``: the kinds counted, the engagement kinds by default; ``None`` counts every
+    kind, for a log that has no app opens, clicks or push opens (a shop's export of
+    page views and purchases): then being active in the app is what there is to learn,
+    and each hour a user was active counts once, however many pages they viewed in it
+    (a visit of twelve page views is one visit, not twelve). An hour's events are
+    counted once when they come in one chunk or in consecutive chunks, as they do in a
+    file in time order or grouped by user."""
+
+    def __init__(self, until_t: float, params: SendTimeParams,
+                 kinds: tuple[int, ...] | None = ENGAGEMENT_KINDS) -> None:
         self.until_t = until_t
+        self.kinds = kinds
         self.holdout_t = until_t - params.period_d * DAY_S
         self.early = np.zeros((0, HOURS), np.float32)
         self.late = np.zeros((0, HOURS), np.float32)
         self.weekday = np.zeros((0, WEEKDAYS), np.float32)
+        self._last_hour = np.full(0, -1, np.int64)
+        """Per user, the last hour (epoch hours) counted, when hours count once."""
 
     def add(self, user: IntArray, local_hour: IntArray, local_weekday: IntArray,
             kind: npt.NDArray[np.int8], ts: FloatArray) -> None:
         """Count one chunk; events at or after ``until`` and other kinds are ignored."""
-        keep = (ts < self.until_t) & np.isin(kind, ENGAGEMENT_KINDS)
+        keep = ts < self.until_t
+        if self.kinds is not None:
+            keep &= np.isin(kind, self.kinds)
         user, hour, day, ts = user[keep], local_hour[keep], local_weekday[keep], ts[keep]
         if len(user):
             self._grow(int(user.max()) + 1)
+        if self.kinds is None and len(user):
+            user, hour, day, ts = self._first_of_each_hour(user, hour, day, ts)
         late = ts >= self.holdout_t
         np.add.at(self.early, (user[~late], hour[~late]), 1.0)
         np.add.at(self.late, (user[late], hour[late]), 1.0)
         np.add.at(self.weekday, (user, day), 1.0)
+
+    def _first_of_each_hour(self, user: IntArray, hour: IntArray, day: IntArray,
+                            ts: FloatArray) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+        """One event per user and clock hour: those not counted already."""
+        epoch_hour = (ts // 3600).astype(np.int64)
+        order = np.lexsort((epoch_hour, user))
+        u, h = user[order], epoch_hour[order]
+        first = np.ones(len(u), bool)
+        first[1:] = (u[1:] != u[:-1]) | (h[1:] != h[:-1])
+        first &= h != self._last_hour[u]
+        last = np.ones(len(u), bool)
+        last[:-1] = u[1:] != u[:-1]
+        self._last_hour[u[last]] = h[last]
+        pick = order[first]
+        return user[pick], hour[pick], day[pick], ts[pick]
 
     def _grow(self, users: int) -> None:
         if users <= len(self.early):
@@ -75,6 +106,9 @@ class SendTimeAccumulator:
             new = np.zeros((size, old.shape[1]), np.float32)
             new[:len(old)] = old
             setattr(self, name, new)
+        last = np.full(size, -1, np.int64)
+        last[:len(self._last_hour)] = self._last_hour
+        self._last_hour = last
 
     def trimmed(self, users: int) -> SendTimeAccumulator:
         """The same counts for exactly ``users`` users (the vocabulary's size)."""

@@ -40,11 +40,11 @@ from triggers.learning.coding import (
     CLICK,
     DAY_S,
     ENGAGEMENT_KINDS,
-    KIND_CODES,
     OPEN,
     FloatArray,
     IntArray,
     Vocabulary,
+    kind_code,
 )
 from triggers.learning.promotion import verdict
 from triggers.learning.scoring import SendTimeScorer
@@ -92,8 +92,8 @@ class SendTimeLearner:
         """Keep the engagement events among ``events`` (a training counts only those
         before its instant, so the scenario's whole list may be given at once)."""
         for event in events:
-            code = KIND_CODES.get(event.kind)
-            if code is not None and code in ENGAGEMENT_KINDS:
+            code = kind_code(event.kind)
+            if code in ENGAGEMENT_KINDS:
                 self._add(event.user_id, event.ts, code, response=False)
 
     def observe_feedback(self, user_id: str, at: float, *, opened: bool,
