@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from server.cli.common import CliError
 from server.cli.events_csv import EventChunk, parse_time_option, read_events, read_users
-from triggers.learning.coding import ENGAGEMENT_KINDS, Vocabulary
+from triggers.learning.coding import DAY_S, ENGAGEMENT_KINDS, Vocabulary
 
 
 @dataclass
@@ -23,10 +23,17 @@ class FirstPass:
     categories: Vocabulary
     until_t: float
     first_t: float
+    """Where the events before ``until`` start, stray ones left out: the start of the
+    first day by which :data:`STRAY_SHARE` of them had come (or the first event, if
+    later). Public logs carry a few events stamped years away from the rest; one of
+    them must not stretch the window that the period and the cutoffs are cut from."""
     events_before_until: int
     engagement_before_until: int = 0
     """Of those, the app opens, clicks and push opens (what the send-time model counts
     when a file has them)."""
+
+
+STRAY_SHARE = 0.001
 
 
 def first_pass(path: str, until: str | None) -> FirstPass:
@@ -34,6 +41,7 @@ def first_pass(path: str, until: str | None) -> FirstPass:
     users, categories = Vocabulary(), Vocabulary()
     until_t = parse_time_option(until, "--until") if until else None
     first_t, last_t, before, engaged = np.inf, -np.inf, 0, 0
+    per_day: dict[int, int] = {}
     for chunk in read_events(path, users, categories, "checking"):
         if len(chunk.ts):
             last_t = max(last_t, float(chunk.ts.max()))
@@ -43,11 +51,25 @@ def first_pass(path: str, until: str | None) -> FirstPass:
             engaged += int(np.isin(chunk.kind[keep], ENGAGEMENT_KINDS).sum())
             if len(kept):
                 first_t = min(first_t, float(kept.min()))
+                days, counts = np.unique(np.floor(kept / DAY_S).astype(np.int64),
+                                         return_counts=True)
+                for day, count in zip(days.tolist(), counts.tolist(), strict=True):
+                    per_day[day] = per_day.get(day, 0) + count
     if before == 0:
         raise CliError("no events" + (" before --until" if until_t is not None else ""),
                        location=path)
     return FirstPass(users, categories, until_t if until_t is not None else last_t + 1.0,
-                     first_t, before, engaged)
+                     max(first_t, _start_without_strays(per_day, before)), before, engaged)
+
+
+def _start_without_strays(per_day: dict[int, int], total: int) -> float:
+    """The start of the first day by which :data:`STRAY_SHARE` of ``total`` events came."""
+    seen = 0
+    for day in sorted(per_day):
+        seen += per_day[day]
+        if seen >= STRAY_SHARE * total:
+            return day * DAY_S
+    return -np.inf
 
 
 def second_pass(path: str, seen: FirstPass, add: Callable[[EventChunk], None]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.cli.learning_common import first_pass
 from tests.learning.conftest import DAY, HEADER, T0, Run
 from tests.learning.missions import START_T, MissionWorld, write_csv
 from triggers.learning.coding import (
@@ -101,3 +102,15 @@ def test_an_hour_split_across_chunks_counts_once() -> None:
     assert counted[20] == 1  # its four events in two chunks
     assert counted[21] == 1
     assert counted.sum() == 2
+
+
+def test_a_few_stray_timestamps_do_not_stretch_the_window(tmp_path: Path) -> None:
+    """Nine days of events and two stamped in 1970: the window is the nine days."""
+    rows = [f"u{i % 50},{T0 + (i % 9) * DAY + 3600 * (i % 24)},pv,i1,shoes,,\n"
+            for i in range(3_000)]
+    rows += ["u1,5,pv,i1,shoes,,\n", "u2,86400,buy,i1,shoes,,\n"]
+    events = tmp_path / "events.csv"
+    events.write_text(HEADER + "".join(rows))
+    seen = first_pass(str(events), str(T0 + 8 * DAY))
+    assert seen.first_t == T0
+    assert window_period_d(seen.first_t, seen.until_t) == 2.0
