@@ -1,7 +1,8 @@
 """Reading behaviour-event CSV files for the learning commands, in chunks, checked.
 
 Columns ``user_id,ts,kind,item_id,category`` and optionally ``price,event_id`` (others are
-ignored); ``ts`` is ISO 8601 (UTC when it has no offset) or epoch seconds; an empty
+ignored); ``ts`` is ISO 8601 (UTC when it has no offset or ends in `` UTC``) or epoch
+seconds (milliseconds when the number is that large, see :func:`parse_times`); an empty
 ``category`` is an event about no category (an app_open). A bad cell stops the command
 with ``FILE:LINE: column: message`` (exit status 2). The file is read by pyarrow in blocks,
 so a file of any size streams through in bounded memory, with a progress bar on stderr
@@ -117,15 +118,35 @@ def _checked(path: str, first_line: int, batch: pa.RecordBatch, users: Vocabular
                       kind_codes(frame["kind"].str.strip().tolist()), ts)
 
 
+EPOCH_MS_FROM = 1e11
+"""A number of epoch seconds this large is past the year 5000: such a ``ts`` is epoch
+milliseconds (as some exports write them), and is read as such."""
+
+
 def parse_times(text: pd.Series) -> npt.NDArray[np.float64]:
-    """Epoch seconds of each cell (``nan`` when it is neither a number nor ISO 8601)."""
+    """Epoch seconds of each cell (``nan`` when it is neither a number nor ISO 8601).
+    Numbers from :data:`EPOCH_MS_FROM` on are milliseconds; an ISO time may end in
+    `` UTC`` or `` GMT`` instead of an offset (``2019-10-01 00:00:00 UTC``, as exports
+    from warehouses write it)."""
     ts = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    ms = ts >= EPOCH_MS_FROM
+    ts[ms] /= 1000.0
     iso = ~np.isfinite(ts)
     if iso.any():
-        parsed = pd.to_datetime(text[iso], utc=True, format="ISO8601", errors="coerce")
-        seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-        ts[iso] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+        ts[iso] = _iso_seconds(text[iso])
+        named = np.flatnonzero(iso)[~np.isfinite(ts[iso])]
+        if len(named):  # only the cells that did not parse pay for the second try
+            cells = text.iloc[named].astype(str).str.replace(r"\s*(?:UTC|GMT)$", "+00:00",
+                                                              regex=True)
+            ts[named] = _iso_seconds(cells)
     return ts
+
+
+def _iso_seconds(cells: pd.Series) -> npt.NDArray[np.float64]:
+    parsed = pd.to_datetime(cells, utc=True, format="ISO8601", errors="coerce")
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+    out: npt.NDArray[np.float64] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
 
 
 def _indexes(values: pd.Series, vocab: Vocabulary) -> npt.NDArray[np.int64]:

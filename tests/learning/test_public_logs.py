@@ -114,3 +114,21 @@ def test_a_few_stray_timestamps_do_not_stretch_the_window(tmp_path: Path) -> Non
     seen = first_pass(str(events), str(T0 + 8 * DAY))
     assert seen.first_t == T0
     assert window_period_d(seen.first_t, seen.until_t) == 2.0
+
+
+@pytest.mark.parametrize("stamp", [
+    "1767225600",  # epoch seconds
+    "1767225600000",  # epoch milliseconds, as some exports write them
+    "2026-01-01T00:00:00Z",
+    "2026-01-01 08:00:00+08:00",
+    "2026-01-01 00:00:00 UTC",  # a warehouse export's way
+])
+def test_times_of_other_exports_read_as_the_same_instant(stamp: str, tmp_path: Path,
+                                                         geopush: Run) -> None:
+    rows = [f"ann,{stamp},pv,i1,shoes,,\n", f"bob,{T0 + DAY},buy,i2,toys,,\n"]
+    events = tmp_path / "events.csv"
+    events.write_text(HEADER + "".join(rows))
+    assert geopush("interests", "fit", "--events", events, "--out", tmp_path / "m.npz",
+                   "--until", f"{T0 + 2 * DAY}000") == 0
+    seen = first_pass(str(events), str(T0 + 2 * DAY))
+    assert seen.first_t == T0
