@@ -145,8 +145,7 @@ def parse_times(text: pd.Series) -> npt.NDArray[np.float64]:
 def _iso_seconds(cells: pd.Series) -> npt.NDArray[np.float64]:
     parsed = pd.to_datetime(cells, utc=True, format="ISO8601", errors="coerce")
     seconds = (parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
-    out: npt.NDArray[np.float64] = seconds.to_numpy(dtype=np.float64, na_value=np.nan)
-    return out
+    return np.asarray(seconds.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def _indexes(values: pd.Series, vocab: Vocabulary) -> npt.NDArray[np.int64]:
