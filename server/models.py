@@ -264,30 +264,17 @@ class TenantModels:
 class _UserPredictions:
     """One user's predictions at one time, each read when asked: an interest is one
     score read from the scorer's arrays, the chance of opening is computed once (a
-    float). The interests read are kept for the decision (the conditions, the ranking
-    and a met threshold's note often ask the same category): a dict of strings to
-    floats, which the cyclic collector does not track, made on the first question."""
+    float); neither allocates an object the cyclic collector counts."""
 
-    __slots__ = ("_at", "_chance", "_interests", "_models", "_user")
+    __slots__ = ("_at", "_chance", "_models", "_user")
 
     def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
         self._models, self._user, self._at = models, user_id, at
         self._chance: float | bool | None = False
-        self._interests: dict[str, float] | None = None
 
     def interest(self, category: str) -> float | None:
         scorer = self._models.interests
-        if scorer is None:
-            return None
-        read = self._interests
-        if read is None:
-            read = self._interests = {}
-        else:
-            score = read.get(category)
-            if score is not None:
-                return score
-        score = read[category] = scorer.score(self._user, category)
-        return score
+        return None if scorer is None else scorer.score(self._user, category)
 
     @property
     def open_chance(self) -> float | None:
