@@ -5,6 +5,8 @@ ranker's raw score, kept compactly by the scorer and said in words."""
 
 from __future__ import annotations
 
+import pickle
+
 import lightgbm as lgb
 import numpy as np
 
@@ -95,6 +97,17 @@ def test_a_pair_without_contributions_has_no_words() -> None:
                              np.array([[np.nan, 0, 0], [0, 0, 0]], dtype=np.float16))
     assert explained.describe(0) == f"{FEATURE_NAMES[FEATURES[2]]} none -0.00"
     assert explained.describe(1) is None
+
+
+def test_explanations_pickle_after_describing() -> None:
+    explained = Explanations(np.array([[1, 0, -1]], dtype=np.int8),
+                             np.array([[0.5, -0.25, 0]], dtype=np.float16),
+                             np.array([[3, 7, 0]], dtype=np.float16))
+    said = explained.describe(0)
+    loaded = pickle.loads(pickle.dumps(explained))
+    for name in ("features", "contributions", "values"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(explained, name))
+    assert loaded.describe(0) == said
 
 
 def test_the_scorer_says_why_in_words(data: Data,

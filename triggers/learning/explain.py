@@ -158,6 +158,11 @@ class Explanations:
                          f"{_contribution_text(contributions[i])}")
         return ", ".join(parts) or None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without :attr:`_flat`'s memoryviews (they do not pickle; the first
+        :meth:`describe` after loading makes them again)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_flat"}
+
     @cached_property
     def _flat(self) -> tuple[int, memoryview, memoryview, memoryview]:
         """Pairs per row, and the features, the contributions' and the values' ``float16``
