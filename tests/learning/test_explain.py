@@ -5,12 +5,19 @@ ranker's raw score, kept compactly by the scorer and said in words."""
 
 from __future__ import annotations
 
+import pickle
+
 import lightgbm as lgb
 import numpy as np
 
 from tests.learning.test_models import UNTIL, Data, data, interest_model  # noqa: F401
 from triggers.learning import interests
-from triggers.learning.explain import FEATURE_NAMES, PathAttribution, explain_pairs
+from triggers.learning.explain import (
+    FEATURE_NAMES,
+    Explanations,
+    PathAttribution,
+    explain_pairs,
+)
 from triggers.learning.features import FEATURES, context, pair_features
 from triggers.learning.pairs import pair_keys
 from triggers.learning.scoring import POPULAR_REASON, InterestScorer
@@ -68,6 +75,39 @@ def test_kept_contributions_are_the_largest_with_the_features_values(
 def test_every_feature_has_a_readable_name() -> None:
     assert set(FEATURE_NAMES) == set(FEATURES)
     assert all("_" not in name and "," not in name for name in FEATURE_NAMES.values())
+
+
+def test_every_float16_is_worded_as_formatting_the_number_words_it() -> None:
+    # describe reads a number's words from a memo keyed by its float16 bits: all 65,536
+    # patterns, nan ("none"), infinities, subnormals and -0.0 (its sign kept) included.
+    numbers = np.arange(65_536, dtype=np.uint16).view(np.float16)
+    contributions = np.roll(numbers, 1)
+    explained = Explanations(np.zeros((len(numbers), 1), dtype=np.int8),
+                             contributions.reshape(-1, 1), numbers.reshape(-1, 1))
+    label = FEATURE_NAMES[FEATURES[0]]
+    for pair, (value, contribution) in enumerate(zip(numbers.tolist(),
+                                                     contributions.tolist(), strict=True)):
+        shown = "none" if np.isnan(value) else f"{value:.3g}"
+        assert explained.describe(pair) == f"{label} {shown} {contribution:+.2f}"
+
+
+def test_a_pair_without_contributions_has_no_words() -> None:
+    explained = Explanations(np.array([[2, -1, -1], [-1, -1, -1]], dtype=np.int8),
+                             np.array([[-0.0, 0, 0], [0, 0, 0]], dtype=np.float16),
+                             np.array([[np.nan, 0, 0], [0, 0, 0]], dtype=np.float16))
+    assert explained.describe(0) == f"{FEATURE_NAMES[FEATURES[2]]} none -0.00"
+    assert explained.describe(1) is None
+
+
+def test_explanations_pickle_after_describing() -> None:
+    explained = Explanations(np.array([[1, 0, -1]], dtype=np.int8),
+                             np.array([[0.5, -0.25, 0]], dtype=np.float16),
+                             np.array([[3, 7, 0]], dtype=np.float16))
+    said = explained.describe(0)
+    loaded = pickle.loads(pickle.dumps(explained))
+    for name in ("features", "contributions", "values"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(explained, name))
+    assert loaded.describe(0) == said
 
 
 def test_the_scorer_says_why_in_words(data: Data,

@@ -159,6 +159,8 @@ def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
     else:
         lines = []
         add = lines.append
+        # A LearnedMisses' truth is a Python call: asked once, not per eligible campaign.
+        learned = learned_unmet if learned_unmet else None
         for rules in candidates:
             if behaviour_unmet and rules.id in behaviour_unmet:
                 add(Considered(rules.id, _SKIPPED, Reason.BEHAVIOUR_CONDITION_UNMET,
@@ -171,7 +173,7 @@ def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
             if isinstance(blocked, str):
                 # Learned conditions last: only a campaign the user is otherwise
                 # eligible for pays for a score lookup.
-                miss = learned_unmet.get(rules.id) if learned_unmet else None
+                miss = learned.get(rules.id) if learned is not None else None
                 if miss is not None:
                     add(Considered(rules.id, _SKIPPED, miss[0], detail=miss[1]))
                     continue
@@ -627,21 +629,21 @@ Eligible = list[tuple[int, CampaignRules, str]]
 
 def _by_expected_value(
     eligible: Eligible, ranking: Ranking
-) -> tuple[Eligible, dict[str, ExpectedValue]]:
+) -> tuple[Eligible, list[ExpectedValue]]:
     """``eligible`` with its top priority band in expected-value order, and the band's
-    values in that order (none when the order stays as it is)."""
+    values in that order: the first ``len(values)`` of the result are the band's (none
+    when the order stays as it is)."""
     top = eligible[0][1].campaign.priority
     size = 1
     while size < len(eligible) and eligible[size][1].campaign.priority == top:
         size += 1
     if size < 2:
-        return eligible, {}
+        return eligible, []
     values = ranking.band([rules.campaign for _p, rules, _c in eligible[:size]])
     if values is None:
-        return eligible, {}
+        return eligible, []
     band = {item[1].id: item for item in eligible[:size]}
-    return [band[v.campaign_id] for v in values] + eligible[size:], {
-        v.campaign_id: v for v in values}
+    return [band[v.campaign_id] for v in values] + eligible[size:], values
 
 
 def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
@@ -656,14 +658,16 @@ def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
     chosen: Chosen | None = None
     profile = facts.profile
     lower: tuple[Reason, str] | None = None
-    values: dict[str, ExpectedValue] = {}
+    values: list[ExpectedValue] = []
     if ranking is not None and len(eligible) > 1:
         eligible, values = _by_expected_value(eligible, ranking)
-    for position, rules, channel in eligible:
+    ranked = len(values)  # eligible[:ranked] is the band, values[i] eligible[i]'s value
+    won = 0
+    for place, (position, rules, channel) in enumerate(eligible):
         if lower is not None:
-            if values and rules.id in values:
+            if place < ranked:
                 lines[position] = Considered(rules.id, _SKIPPED, _LOWER_PRIORITY, None,
-                                             loser_detail(values[rules.id], values[lower[1]]))
+                                             loser_detail(values[place], values[won]))
                 continue
             lines[position] = rules.lines.get(lower) or rules.remember(
                 lower, _LOWER_PRIORITY, f"{lower[1]} won"
@@ -724,7 +728,7 @@ def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
         if rules.auto_channel:  # ranked for the push only, not for every eligible campaign
             send_on, why = best_channel(profile, rules.channels, facts.signals)
         if ranking is not None:
-            why = _ranking_detail(facts, ranking, rules, values, why)
+            why = _ranking_detail(facts, ranking, rules, values, place, why)
         chosen = Chosen(
             campaign_id=rules.id,
             variant_id=arm,
@@ -742,19 +746,20 @@ def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
                 (_SENT, arm), _SENT, outcome=Outcome.SENT, variant_id=arm
             )
         lower = (_LOWER_PRIORITY, rules.id)
+        won = place
     return chosen
 
 
-def _ranking_detail(facts: _Facts, ranking: Ranking, rules: CampaignRules,
-                    values: dict[str, ExpectedValue], why: str | None) -> str | None:
+def _ranking_detail(facts: _Facts, ranking: Ranking, rules: CampaignRules,  # noqa: PLR0917
+                    values: list[ExpectedValue], place: int, why: str | None) -> str | None:
     """The sent line's words on the expected value that ranked the campaign first (after
-    the channel's, if any); an interest threshold it met goes to the notes, with its
-    features."""
+    the channel's, if any; ``place``: its place in ``eligible``, which is its value's in
+    ``values`` when it is in the ranked band); an interest threshold it met goes to the
+    notes, with its features."""
     met = ranking.met_note(rules.campaign)
     if met is not None:
         facts.notes.append(met)
-    if rules.id not in values:
+    if place >= len(values):
         return why
-    why_interest = ranking.why_interest(values[rules.id].category)
-    said = winner_detail(list(values.values()), rules.id, why_interest)
+    said = winner_detail(values, place, ranking.why_interest(values[place].category))
     return said if why is None else f"{why}; {said}"

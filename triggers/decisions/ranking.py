@@ -23,6 +23,7 @@ the id order it already is). Ties keep the id order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from triggers.decisions.models import Campaign
@@ -41,46 +42,70 @@ class ExpectedValue(NamedTuple):
 
     def factors(self) -> str:
         """"interest in sports 0.62 × open chance 0.50"."""
-        what = "base rate" if self.category is None else f"interest in {self.category}"
-        said = f"{what} {self.interest:.2f}"
-        return said if self.open_chance is None else f"{said} × open chance {self.open_chance:.2f}"
+        chance = self.open_chance
+        if self.category is None:
+            if chance is None:
+                return f"base rate {self.interest:.2f}"
+            return f"base rate {self.interest:.2f} × open chance {chance:.2f}"
+        if chance is None:
+            return f"interest in {self.category} {self.interest:.2f}"
+        return f"interest in {self.category} {self.interest:.2f} × open chance {chance:.2f}"
+
+
+_new_value = tuple.__new__
+"""``ExpectedValue``'s fields in order, without the named tuple's ``__new__`` frame
+(half the cost of building one; a band builds one per campaign)."""
+_VALUE = itemgetter(1)
+"""An ``ExpectedValue``'s ``value``, the ranking's sort key."""
+_CATEGORIES = attrgetter("categories")
+"""A campaign's ``categories`` (``any(map(...))``: no generator frame per band)."""
 
 
 class Ranking:
     """A user's EVs for ``decide``'s arbitration. ``facts`` reads nothing until asked
     (the service's view), so a decision that ranks nothing looks nothing up."""
 
-    __slots__ = ("_facts", "_said")
+    __slots__ = ("_facts", "_said", "_said_of")
 
     def __init__(self, facts: UserFacts) -> None:
         self._facts = facts
-        self._said: dict[str, str | None] | None = None
-        """category → its features in words, once a line has asked (the sent line and a
-        met threshold's note may both name the same category); made on the first
-        question, so a decision that asks none allocates no dict for the collector."""
+        self._said_of: str | None = None
+        self._said: str | None = None
+        """The last category asked of :meth:`why_interest`, and its features in words:
+        the sent line and a met threshold's note may both name the same category. One
+        slot, not a dict: a decision asks one or two, and allocates nothing for it."""
 
     def band(self, campaigns: Sequence[Campaign]) -> list[ExpectedValue] | None:
         """The EVs of one priority band's campaigns (in id order), best first, ties in
         the given order; ``None`` when they leave the order as it is (see the module
         docstring)."""
-        if len(campaigns) < 2 or not any(c.categories for c in campaigns):
+        if len(campaigns) < 2 or not any(map(_CATEGORIES, campaigns)):
             return None
         facts = self._facts
         chance = facts.open_chance
         values = []
         base: float | None = None
         for campaign in campaigns:
-            if campaign.categories:
-                value = _expected_value(campaign, facts, chance)
-                if value is None:
-                    return None  # no interest model
+            categories = campaign.categories
+            if categories:
+                category: str | None = None
+                interest = 0.0
+                for named in categories:  # the largest score; ties to the first listed
+                    score = facts.interest(named)
+                    if score is None:
+                        return None  # no interest model
+                    if category is None or score > interest:
+                        category, interest = named, score
             else:
                 if base is None:
                     base = facts.interest_base_rate
-                value = ExpectedValue(campaign.id, base if chance is None else base * chance,
-                                      base, None, chance)
-            values.append(value)
-        return sorted(values, key=lambda v: -v.value)  # stable: ties keep the id order
+                category, interest = None, base
+            values.append(_new_value(ExpectedValue, (
+                campaign.id, interest if chance is None else interest * chance, interest,
+                category, chance)))
+        # Stable, reverse included: ties keep the id order.
+        values.sort(key=_VALUE, reverse=True)
+        return values
 
     def met_note(self, campaign: Campaign) -> str | None:
         """The interest thresholds ``campaign`` met, with the scores' features (a note
@@ -88,9 +113,10 @@ class Ranking:
         thresholds = campaign.audience.interests
         if not thresholds:
             return None
+        facts = self._facts
         parts = []
         for category in thresholds:
-            score = self._facts.interest(category) or 0.0
+            score = facts.interest(category) or 0.0
             said = f"interest in {category} {score:.2f} reached {thresholds[category].min:.2f}"
             why = self.why_interest(category)
             parts.append(said if why is None else f"{said}: {why}")
@@ -100,39 +126,20 @@ class Ranking:
         """The interest score's top contributing features in words, or ``None``."""
         if category is None:
             return None
-        if self._said is None:
-            self._said = {}
-        if category not in self._said:
-            self._said[category] = self._facts.why_interest(category)
-        return self._said[category]
+        if category != self._said_of:
+            self._said_of, self._said = category, self._facts.why_interest(category)
+        return self._said
 
 
-def _expected_value(campaign: Campaign, facts: UserFacts,
-                    chance: float | None) -> ExpectedValue | None:
-    """The EV of a campaign with categories; ``None`` without an interest model."""
-    category: str | None = None
-    interest = 0.0
-    for named in campaign.categories:  # the largest score; ties to the first listed
-        score = facts.interest(named)
-        if score is None:
-            return None
-        if category is None or score > interest:
-            category, interest = named, score
-    value = interest if chance is None else interest * chance
-    return ExpectedValue(campaign.id, value, interest, category, chance)
-
-
-def winner_detail(values: Sequence[ExpectedValue], winner: str,
-                  why: str | None) -> str:
+def winner_detail(values: Sequence[ExpectedValue], place: int, why: str | None) -> str:
     """The sent line's words: "ranked by expected value 0.31 (interest in sports 0.62 ×
     open chance 0.50) over c2 0.12; interest in sports: <features>" (``values``: the
-    band, best first; ``why``: the winner's features)."""
-    place = next(i for i, v in enumerate(values) if v.campaign_id == winner)
+    band, best first; ``place``: the winner's in it; ``why``: the winner's features)."""
     won = values[place]
     detail = f"ranked by expected value {won.value:.2f} ({won.factors()})"
-    below = values[place + 1:]  # those ranked above it were held out or failed
-    if below:
-        detail += " over " + ", ".join(f"{v.campaign_id} {v.value:.2f}" for v in below)
+    if place + 1 < len(values):  # those ranked above it were held out or failed
+        detail += " over " + ", ".join([f"{v.campaign_id} {v.value:.2f}"
+                                        for v in values[place + 1:]])
     return detail if why is None else f"{detail}; interest in {won.category}: {why}"
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -141,18 +142,50 @@ class Explanations:
         """The pair's contributions in words, largest first ("purchases of it 6 +0.91,
         ..."), or ``None`` for a pair without them. Values are the features' (``float16``:
         three significant digits), contributions in log-odds. On the decision path: one
-        conversion per array, one format per feature."""
-        features = self.features[pair].tolist()
-        contributions = self.contributions[pair].tolist()
-        values = self.values[pair].tolist()
+        conversion per array, and each number's words read from a memo of the
+        ``float16`` it is (at most 65,536 of each kind), not formatted again."""
+        width, features_at, contributions_at, values_at = self._flat
+        lo, hi = pair * width, (pair + 1) * width
+        features = features_at[lo:hi].tolist()
+        contributions = contributions_at[lo:hi].tolist()
+        values = values_at[lo:hi].tolist()
         parts = []
         for i in range(min(limit, len(features))):
-            feature, value = features[i], values[i]
+            feature = features[i]
             if feature < 0:
                 break
-            shown = "none" if math.isnan(value) else f"{value:.3g}"
-            parts.append(f"{_LABELS[feature]} {shown} {contributions[i]:+.2f}")
+            parts.append(f"{_LABELS[feature]} {_value_text(values[i])} "
+                         f"{_contribution_text(contributions[i])}")
         return ", ".join(parts) or None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without :attr:`_flat`'s memoryviews (they do not pickle; the first
+        :meth:`describe` after loading makes them again)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_flat"}
+
+    @cached_property
+    def _flat(self) -> tuple[int, memoryview, memoryview, memoryview]:
+        """Pairs per row, and the features, the contributions' and the values' ``float16``
+        bit patterns as flat memoryviews (a pair's slice of one is cheaper than a numpy
+        row; no copy of C-ordered arrays). Bits, not floats, key the memos:
+        ``-0.0 == 0.0`` and ``nan != nan``."""
+        return (self.features.shape[1], self.features.reshape(-1).data,
+                self.contributions.view(np.uint16).reshape(-1).data,
+                self.values.view(np.uint16).reshape(-1).data)
+
+
+@cache
+def _value_text(bits: int) -> str:
+    """A feature value's words, from its ``float16`` bits: three significant digits,
+    "none" for ``nan`` (a feature that does not apply)."""
+    value = float(np.array(bits, dtype=np.uint16).view(np.float16))
+    return "none" if math.isnan(value) else f"{value:.3g}"
+
+
+@cache
+def _contribution_text(bits: int) -> str:
+    """A contribution's words, from its ``float16`` bits: signed, two decimals."""
+    return f"{float(np.array(bits, dtype=np.uint16).view(np.float16)):+.2f}"
 
 
 def explain_pairs(booster_text: str, ctx: Context, users: IntArray, categories: IntArray,
