@@ -1,4 +1,5 @@
-"""Integer codes for events: kinds, and a vocabulary that turns ids into dense indexes.
+"""Integer codes for events: kinds, and a vocabulary that turns ids into dense indexes;
+and the time units both models share (the day, the period a fit window allows).
 
 The learning code works on numpy arrays; user ids and categories become dense ``int64``
 indexes (first seen, first numbered) so that per-user and per-pair state are plain arrays.

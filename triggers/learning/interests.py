@@ -34,7 +34,7 @@ from triggers.learning.baselines import (
     popularity_ranking,
     recency_frequency_ranking,
 )
-from triggers.learning.coding import DAY_S, FloatArray, IntArray
+from triggers.learning.coding import DAY_S, DEFAULT_PERIOD_D, FloatArray, IntArray
 from triggers.learning.features import (
     FEATURES,
     Context,
@@ -55,7 +55,7 @@ EVAL_K = 5
 class InterestParams:
     """Everything that shapes a fit; recorded in the model file."""
 
-    period_d: float = 7.0
+    period_d: float = DEFAULT_PERIOD_D
     """The "next period" that labels and predictions are about."""
     max_cutoffs: int = 3
     max_train_users: int = 10_000

@@ -19,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from triggers.learning.baselines import global_peak_hours
-from triggers.learning.coding import DAY_S, ENGAGEMENT_KINDS, FloatArray, IntArray
+from triggers.learning.coding import (
+    DAY_S,
+    DEFAULT_PERIOD_D,
+    ENGAGEMENT_KINDS,
+    FloatArray,
+    IntArray,
+)
 from triggers.learning.metrics import hit_at_k
 
 HOURS = 24
@@ -32,7 +38,7 @@ EVAL_K = 3
 class SendTimeParams:
     """Everything that shapes a fit; recorded in the model file."""
 
-    period_d: float = 7.0
+    period_d: float = DEFAULT_PERIOD_D
     segments: int = 6
     min_events_for_segments: int = 5
     max_segment_users: int = 50_000
