@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from server.cli.__main__ import main
+from server.cli.events_csv import parse_times
 from server.cli.interests import load as load_interests
 from server.cli.sendtime import load as load_sendtime
 from server.cli.sendtime import local_hour_weekday
@@ -63,12 +64,23 @@ def evaluate(events_csv: Path, until_t: int, timezone: str, work: Path,
     _ok(["sendtime", "fit", "--events", str(events_csv), "--out", str(sm),
          "--until", str(until_t), "--timezone", timezone])
     _ok(["sendtime", "predict", "--model", str(sm), "--top", "3", "--out", str(sp)])
-    events = pd.read_csv(events_csv, dtype={"category": str, "user_id": str},
-                         keep_default_na=False)
-    after = events[(events.ts >= until_t) & (events.ts < until_t + period_d * DAY_S)]
+    after = judged_events(events_csv, until_t, period_d)
     r_model, r_rf, r_pop, n_i = _interest_scores(after, im, ip)
     h_model, h_peak, n_s = _sendtime_scores(after, sm, sp, timezone)
     return Scores(n_i, r_model, r_rf, r_pop, n_s, h_model, h_peak)
+
+
+def judged_events(events_csv: Path, until_t: int, period_d: float) -> pd.DataFrame:
+    """The events of the judged period, ``ts`` as epoch seconds (the file is read a
+    chunk at a time, so a public log of any size can be judged)."""
+    parts = []
+    for chunk in pd.read_csv(events_csv, dtype=str, keep_default_na=False,
+                             usecols=["user_id", "ts", "kind", "category"],
+                             chunksize=1_000_000):
+        ts = parse_times(chunk.ts)
+        keep = (ts >= until_t) & (ts < until_t + period_d * DAY_S)
+        parts.append(chunk[keep].assign(ts=ts[keep]))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _ok(argv: list[str]) -> None:

@@ -1,0 +1,126 @@
+"""Public logs in their publishers' own formats become the learning commands' CSV
+contract, and the evaluation judges them on their last whole local days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.bench import eval_learning
+from tests.learning import public_logs
+from tests.learning.missions import MissionWorld, events
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def _contract(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_taobao_rows_keep_their_kind_names_and_epoch_seconds(tmp_path: Path) -> None:
+    raw = tmp_path / "UserBehavior.csv"
+    raw.write_text("1,2268318,2520377,pv,1511544070\n"
+                   "1,2333346,2520771,buy,1511561733\n"
+                   "100,4954999,411153,fav,1511680356\n")
+    out = tmp_path / "events.csv"
+    done = public_logs.convert("taobao", [str(raw)], out)
+    rows = _contract(out)
+    assert done.rows == 3
+    assert list(rows.columns) == public_logs.CONTRACT
+    assert rows.kind.tolist() == ["pv", "buy", "fav"]
+    assert rows.category.tolist() == ["2520377", "2520771", "411153"]
+    assert rows.ts.tolist() == ["1511544070", "1511561733", "1511680356"]
+
+
+def test_rees46_rows_take_the_category_code_and_fall_back_to_the_id(tmp_path: Path) -> None:
+    raw = tmp_path / "2019-Oct.csv"
+    raw.write_text(
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,"
+        "user_session\n"
+        "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,"
+        "541312140,72d76fde-8bb3-4e00-8c23-a032dfed738c\n"
+        "2019-10-01 00:00:01 UTC,purchase,1004237,2053013555631882655,"
+        "electronics.smartphone,apple,1081.98,535871217,"
+        "c6bd7419-2748-4c56-95b4-8cec9ff8b80d\n")
+    out = tmp_path / "events.csv"
+    public_logs.convert("rees46", [str(raw)], out)
+    rows = _contract(out)
+    assert rows.category.tolist() == ["2103807459595387724", "electronics.smartphone"]
+    assert rows.ts.tolist() == ["1569888000", "1569888001"]  # 2019-10-01T00:00:00Z
+    assert rows.price.tolist() == ["35.79", "1081.98"]
+    assert rows.kind.tolist() == ["view", "purchase"]
+
+
+def test_retailrocket_items_take_their_last_category(tmp_path: Path) -> None:
+    events_csv = tmp_path / "events.csv"
+    events_csv.write_text("timestamp,visitorid,event,itemid,transactionid\n"
+                          "1433221332117,257597,view,355908,\n"
+                          "1433224214164,992329,transaction,248676,4000\n")
+    part1 = tmp_path / "item_properties_part1.csv"
+    part1.write_text("timestamp,itemid,property,value\n"
+                     "1431226800000,355908,categoryid,1173\n"
+                     "1435460400000,355908,categoryid,1338\n"
+                     "1435460400000,355908,available,1\n")
+    part2 = tmp_path / "item_properties_part2.csv"
+    part2.write_text("timestamp,itemid,property,value\n"
+                     "1433041200000,355908,categoryid,999\n")
+    out = tmp_path / "contract.csv"
+    public_logs.convert("retailrocket", [str(events_csv), str(part1), str(part2)], out)
+    rows = _contract(out)
+    assert rows.category.tolist() == ["1338", ""]  # 248676 has no category property
+    assert rows.ts.tolist() == ["1433221332", "1433224214"]  # milliseconds → seconds
+    assert rows.kind.tolist() == ["view", "transaction"]
+
+
+def test_a_user_share_keeps_whole_histories(tmp_path: Path) -> None:
+    raw = tmp_path / "UserBehavior.csv"
+    raw.write_text("".join(f"{u},{i},{i % 7},pv,{1511544070 + i * 60}\n"
+                           for u in range(400) for i in range(5)))
+    out = tmp_path / "events.csv"
+    done = public_logs.convert("taobao", [str(raw)], out, user_share=0.25)
+    per_user = _contract(out).groupby("user_id").size()
+    assert set(per_user) == {5}
+    assert 60 <= len(per_user) <= 140  # about a quarter of 400
+    assert done.rows == 5 * len(per_user)
+
+
+def test_the_judged_day_is_the_last_whole_local_day_whatever_the_strays() -> None:
+    # Taobao's shape: nine local days in China time, and stray stamps in 1970 and 2037.
+    converted = public_logs.Converted()
+    start = int(dt.datetime(2017, 11, 25, tzinfo=SHANGHAI).timestamp())
+    for day in range(9):
+        for minute in range(0, 24 * 60, 10):
+            converted.count(pd.Series([start + day * 86_400 + minute * 60]).to_numpy())
+    converted.count(pd.Series([0, 2_100_000_000]).to_numpy())
+    until = public_logs.judged_until(converted, 1, "Asia/Shanghai")
+    assert dt.datetime.fromtimestamp(until, SHANGHAI) == dt.datetime(2017, 12, 3,
+                                                                       tzinfo=SHANGHAI)
+    two = public_logs.judged_until(converted, 2, "Asia/Shanghai")
+    assert until - two == 86_400
+
+
+def test_an_unknown_format_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown log format 'movielens'"):
+        public_logs.convert("movielens", ["ratings.csv"], Path("out.csv"))
+
+
+def test_evaluation_judges_a_log_in_taobao_format(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    world = events(MissionWorld(users=1_200, categories=150, seed=5))
+    raw = tmp_path / "UserBehavior.csv"
+    world.assign(user_id=world.user_id.str[1:], item_id=world.item_id.str[1:],
+                 category=world.category.str[1:])[
+        ["user_id", "item_id", "category", "kind", "ts"]].to_csv(raw, header=False,
+                                                                 index=False)
+    status = eval_learning.main(["--log", f"taobao:{raw}", "--dir", str(tmp_path / "eval")])
+    assert status == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if line.startswith("taobao:"))
+    lifts = [float(cell.rstrip("x")) for cell in row.split() if cell.endswith("x")]
+    assert len(lifts) == 2
+    assert all(lift > 0.5 for lift in lifts)  # judged: both models ranked something
+    judged = _contract(tmp_path / "eval" / "log" / "events.csv")
+    assert len(judged) == len(world)
