@@ -33,7 +33,6 @@ timestamps (:func:`judged_until`).
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +88,9 @@ def judged_until(converted: Converted, judged_d: int, zone: str) -> int:
 def _kept(users: pd.Series, user_share: float) -> np.ndarray:
     if user_share >= 1.0:
         return np.ones(len(users), dtype=bool)
-    cut = int(user_share * 10_000)
-    return np.fromiter((zlib.crc32(u.encode()) % 10_000 < cut for u in users),
-                       dtype=bool, count=len(users))
+    # pandas' hash has a fixed key: the same users are kept on every run and machine.
+    hashed = pd.util.hash_pandas_object(users, index=False).to_numpy()
+    return np.asarray(hashed % 10_000 < int(user_share * 10_000))
 
 
 def _write(frames: Iterator[pd.DataFrame], out: Path, user_share: float) -> Converted:
