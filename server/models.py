@@ -292,7 +292,8 @@ class _UserPredictions:
         if row is None:
             return scorer.cold.get(category, 0.0)
         # InterestScorer.row_score's bisect, inline: the decision path reads a few scores
-        # per decision (conditions, then ranking), and a call frame is a third of a read.
+        # per decision (conditions, then ranking), each without score's and row_score's
+        # two calls.
         index = scorer.category_ids.get(category)
         if index is None:
             return 0.0
