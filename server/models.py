@@ -36,6 +36,7 @@ import functools
 import logging
 import os
 import tempfile
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -261,20 +262,47 @@ class TenantModels:
         return _UserPredictions(self, user_id, now)
 
 
+_UNREAD = -1
+"""``_UserPredictions``' row before the user is looked up (a held row is 0 or more)."""
+
+
 class _UserPredictions:
     """One user's predictions at one time, each read when asked: an interest is one
     score read from the scorer's arrays, the chance of opening is computed once (a
-    float); neither allocates an object the cyclic collector counts."""
+    float); neither allocates an object the cyclic collector counts. The user's row in
+    the interest scorer is looked up at the first read and kept for the others (a
+    decision reads one to a few scores, explanations and a base rate)."""
 
-    __slots__ = ("_at", "_chance", "_models", "_user")
+    __slots__ = ("_at", "_chance", "_models", "_row", "_scorer", "_user")
 
     def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
         self._models, self._user, self._at = models, user_id, at
+        self._scorer = models.interests
+        self._row: int | None = _UNREAD
+        """The user's row in ``_scorer``, ``None`` for a user it does not hold."""
         self._chance: float | bool | None = False
 
     def interest(self, category: str) -> float | None:
-        scorer = self._models.interests
-        return None if scorer is None else scorer.score(self._user, category)
+        scorer = self._scorer
+        if scorer is None:
+            return None
+        row = self._row
+        if row == _UNREAD:
+            row = self._row = scorer.rows.get(self._user)
+        if row is None:
+            return scorer.cold.get(category, 0.0)
+        # InterestScorer.row_score's bisect, inline: the decision path reads a few scores
+        # per decision (conditions, then ranking), each without score's and row_score's
+        # two calls.
+        index = scorer.category_ids.get(category)
+        if index is None:
+            return 0.0
+        bounds, held = scorer.row_bounds, scorer.sorted_index
+        hi = bounds[row + 1]
+        at = bisect_left(held, index, bounds[row], hi)
+        if at == hi or held[at] != index:
+            return 0.0  # outside the user's top: below every kept score
+        return scorer.sorted_scores[at]
 
     @property
     def open_chance(self) -> float | None:
@@ -286,13 +314,23 @@ class _UserPredictions:
 
     @property
     def interest_base_rate(self) -> float:
-        scorer = self._models.interests
-        return 0.0 if scorer is None else scorer.base_rate(self._user)
+        scorer = self._scorer
+        if scorer is None:
+            return 0.0
+        row = self._row
+        if row == _UNREAD:
+            row = self._row = scorer.rows.get(self._user)
+        return scorer.row_base_rate(row)
 
     def why_interest(self, category: str) -> str | None:
         """The user's score of ``category``: its top contributing features in words."""
-        scorer = self._models.interests
-        return None if scorer is None else scorer.explain(self._user, category)
+        scorer = self._scorer
+        if scorer is None:
+            return None
+        row = self._row
+        if row == _UNREAD:
+            row = self._row = scorer.rows.get(self._user)
+        return scorer.row_explain(row, category)
 
 
 class ModelCache:

@@ -58,7 +58,7 @@ from triggers.decisions.predicted import (
     UserFacts,
     learned_campaigns,
 )
-from triggers.decisions.ranking import Ranking
+from triggers.decisions.ranking import MissesAndRanking, Ranker
 from triggers.decisions.records import Reason
 from triggers.errors import TriggerError
 from triggers.learning.signals import Signals
@@ -240,14 +240,15 @@ def learned_unmet_of(learned: Learned, user_id: str,
 
 
 def predictions_of(learned: Learned, user_id: str, now: float) -> tuple[
-        Mapping[str, tuple[Reason, str]] | None, Ranking | None]:
+        Mapping[str, tuple[Reason, str]] | None, Ranker | None]:
     """``decide``'s ``learned_unmet`` and ``ranking`` for one user of a location event,
     reading one view of the user's predictions (it looks each up only when asked)."""
     campaigns, view = learned
     if view is None:
         return learned_unmet_of(learned, user_id, now), None
     facts = view.facts(user_id, now)
-    return (LearnedMisses(campaigns, facts) if campaigns else None), Ranking(facts)
+    both = MissesAndRanking(campaigns, facts)
+    return (both if campaigns else None), both
 
 
 class TenantCores:

@@ -65,6 +65,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -100,7 +101,7 @@ from triggers.decisions.predicted import (  # noqa: E402
     LearnedMisses,
     learned_campaigns,
 )
-from triggers.decisions.ranking import Ranking  # noqa: E402
+from triggers.decisions.ranking import Ranker  # noqa: E402
 from triggers.learning.explain import TOP_FEATURES, Explanations  # noqa: E402
 from triggers.learning.features import FEATURES  # noqa: E402
 from triggers.learning.scoring import InterestScorer, SendTimeScorer  # noqa: E402
@@ -212,14 +213,20 @@ class Workload:
                    TenantPolicy(max_per_week=10), ranking, null)
 
     def learned(self, side: str, user_id: str,
-                now: float) -> tuple[Mapping[str, LearnedMiss] | None, Ranking | None]:
+                now: float) -> tuple[Mapping[str, LearnedMiss] | None, Ranker | None]:
         """What the service passes ``decide`` as ``learned_unmet`` and ``ranking``
         (nothing for the baseline)."""
         if side == "baseline" or self.null:
             return None, None
         if self.ranking is not None:
-            return predictions_of((self.needing, self.models), user_id, now)
+            return predictions_of(self.learned_pair, user_id, now)
         return LearnedMisses(self.needing, self.models.facts(user_id, now)), None
+
+    @cached_property
+    def learned_pair(self) -> tuple[dict[str, Campaign], TenantModels]:
+        """:func:`predictions_of`'s ``learned``, built once as the service's batch does
+        (not a tuple per call, which only the "on" side would pay)."""
+        return self.needing, self.models
 
     def deciders(self) -> dict[str, tuple[CampaignIndex, InMemoryLedger]]:
         """Each configuration's campaign index and a fresh ledger."""

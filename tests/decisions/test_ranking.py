@@ -10,7 +10,7 @@ from tests.decisions.builders import FORUM, at, campaign, event, profile, reason
 from triggers.decisions import CampaignIndex, InMemoryLedger, decide
 from triggers.decisions.models import TenantPolicy
 from triggers.decisions.predicted import LearnedFacts, LearnedMisses, learned_campaigns
-from triggers.decisions.ranking import Ranking
+from triggers.decisions.ranking import MissesAndRanking, Ranking
 
 SATURDAY_2PM = at("2026-11-28 14:00")
 SPORTS_FAN = LearnedFacts(interests={"sports": 0.62, "books": 0.30, "garden": 0.10},
@@ -159,3 +159,26 @@ def test_a_met_interest_threshold_is_noted_with_its_features() -> None:
     assert decision.chosen.campaign_id == "fair"
     assert "fair: interest in mother_baby 0.82 reached 0.60: purchases of it, last month " \
            "6 +0.90" in decision.notes
+
+
+def test_one_object_for_the_misses_and_the_ranking_decides_as_two_do() -> None:
+    # The service passes decide one MissesAndRanking as both learned_unmet and ranking.
+    campaigns = [
+        campaign("a-books", categories=["books"]),
+        campaign("b-fair", categories=["sports"],
+                 audience={"interests": {"sports": {"min": 0.6}}}),
+        campaign("c-garden", categories=["garden"],
+                 audience={"interests": {"garden": {"min": 0.5}}}),
+        campaign("d-tea", categories=["tea"]),
+    ]
+    facts = LearnedFacts(interests=SPORTS_FAN.interests, open_chance=0.5, reasons={
+        "sports": "sessions on it, last 2 weeks 3.78 +1.28"})
+    both = MissesAndRanking({c.id: c for c in learned_campaigns(campaigns)}, facts)
+    decision = decide(event(FORUM, SATURDAY_2PM), profile(), CampaignIndex(campaigns),
+                      venue(FORUM), TenantPolicy(), InMemoryLedger(), SATURDAY_2PM,
+                      learned_unmet=both, ranking=both)
+    assert decision == _decide(campaigns, facts)
+    assert decision.chosen is not None and decision.chosen.campaign_id == "b-fair"
+    assert reasons(decision)["c-garden"] == "interest_below_threshold"
+    assert "b-fair: interest in sports 0.62 reached 0.60: sessions on it, last 2 weeks " \
+           "3.78 +1.28" in decision.notes

@@ -78,7 +78,7 @@ def test_every_feature_has_a_readable_name() -> None:
 
 
 def test_every_float16_is_worded_as_formatting_the_number_words_it() -> None:
-    # describe reads a number's words from a memo keyed by its float16 bits: all 65,536
+    # describe reads a number's words from a memo indexed by its float16 bits: all 65,536
     # patterns, nan ("none"), infinities, subnormals and -0.0 (its sign kept) included.
     numbers = np.arange(65_536, dtype=np.uint16).view(np.float16)
     contributions = np.roll(numbers, 1)

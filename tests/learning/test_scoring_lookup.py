@@ -5,6 +5,7 @@ cyclic garbage collector tracks."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable
 
@@ -14,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.models import TenantModels
-from triggers.learning.scoring import InterestScorer, SendTimeScorer
+from triggers.learning.explain import Explanations
+from triggers.learning.scoring import POPULAR_REASON, InterestScorer, SendTimeScorer
 
 NOON_UTC = 1_765_108_800.0  # 2025-12-07 12:00 UTC
 CATEGORIES = ["mother_baby", "books", "electronics", "groceries", "sports", "beauty",
@@ -78,6 +80,22 @@ def test_one_category_read_equals_the_array_read(scorer: InterestScorer, user: i
         assert (category in fast) == (category in expected)
     assert dict(fast) == expected == scorer.scores(user_id)
     assert len(fast) == len(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(interest_scorers(), st.integers(0, 7), st.permutations([*CATEGORIES, "no_such_category"]))
+def test_the_users_view_reads_what_the_scorer_reads_in_any_order(
+        scorer: InterestScorer, user: int, asked: list[str]) -> None:
+    # The view looks the user's row up at its first read, whichever that is, and reads
+    # the scores from the row itself.
+    user_id = f"u{user}" if user < len(scorer.rows) else "stranger"
+    facts = TenantModels(scorer).facts(user_id, NOON_UTC)
+    if user % 2:
+        assert facts.interest_base_rate == scorer.base_rate(user_id)
+    for category in asked:
+        assert facts.interest(category) == scorer.score(user_id, category)
+        assert facts.why_interest(category) is None  # no ranker, no explanations
+    assert facts.interest_base_rate == scorer.base_rate(user_id)
 
 
 @settings(max_examples=150, deadline=None)
@@ -177,3 +195,23 @@ def test_without_models_the_decision_path_reads_nothing() -> None:
     facts = TenantModels().facts("anna", NOON_UTC)
     assert facts.interest("sports") is None
     assert facts.open_chance is None
+
+
+def test_the_users_view_explains_as_the_scorer_does() -> None:
+    interests, _ = scorers_of_two_users()
+    features = np.array([[0, 1, -1], [2, -1, -1], [1, 0, 2], [-1, -1, -1], [3, -1, -1]],
+                        dtype=np.int8)
+    contributions = np.array([[0.9, -0.3, 0], [0.4, 0, 0], [0.2, 0.1, -0.05], [0, 0, 0],
+                              [-0.7, 0, 0]], dtype=np.float16)
+    values = np.array([[4, np.nan, 0], [1.5, 0, 0], [2, 3, 7], [0, 0, 0], [0.25, 0, 0]],
+                      dtype=np.float16)
+    explanations = Explanations(features, contributions, values)
+    explained = dataclasses.replace(interests, explanations=explanations)
+    for user_id in ("anna", "ben", "stranger"):
+        facts = TenantModels(explained).facts(user_id, NOON_UTC)
+        for category in [*CATEGORIES, "no_such_category"]:
+            assert facts.why_interest(category) == explained.explain(user_id, category)
+    assert TenantModels(explained).facts("anna", NOON_UTC).why_interest("sports") == (
+        explanations.describe(0))
+    assert TenantModels(explained).facts("stranger", NOON_UTC).why_interest(
+        "groceries") == POPULAR_REASON

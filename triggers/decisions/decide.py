@@ -50,7 +50,7 @@ bit masks, numbers, sets, and the lines it can reuse) against the event's facts,
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -69,7 +69,7 @@ from triggers.decisions.index import CampaignIndex
 from triggers.decisions.learned import best_channel, learned_block, sampled_arm
 from triggers.decisions.ledger import WEEK_S, Ledger
 from triggers.decisions.models import ALL_CHANNELS, Profile, TenantPolicy, norm_locale
-from triggers.decisions.ranking import ExpectedValue, Ranking, loser_detail, winner_detail
+from triggers.decisions.ranking import ExpectedValue, Ranker, loser_detail, winner_detail
 from triggers.decisions.records import Chosen, Considered, Decision, Outcome, Reason
 from triggers.decisions.rich import rich_of
 from triggers.decisions.routes import route_tip
@@ -111,7 +111,7 @@ def decide(  # noqa: PLR0912, PLR0917 - the loop over candidates reads best flat
     behaviour_unmet: Mapping[str, str] | None = None,
     learned_unmet: Mapping[str, tuple[Reason, str]] | None = None,
     signals: Signals | None = None,
-    ranking: Ranking | None = None,
+    ranking: Ranker | None = None,
 ) -> Decision:
     """Decide what (if anything) to push for ``event``; see the module docstring.
 
@@ -627,23 +627,27 @@ def _schedule_miss(facts: _Facts, rules: CampaignRules) -> Considered | None:
 Eligible = list[tuple[int, CampaignRules, str]]
 
 
-def _by_expected_value(
-    eligible: Eligible, ranking: Ranking
-) -> tuple[Eligible, list[ExpectedValue]]:
-    """``eligible`` with its top priority band in expected-value order, and the band's
-    values in that order: the first ``len(values)`` of the result are the band's (none
-    when the order stays as it is)."""
+_UNRANKED: tuple[ExpectedValue, ...] = ()
+"""The values of a band left in its order (shared: nothing allocated for it)."""
+
+
+def _by_expected_value(eligible: Eligible, ranking: Ranker) -> Sequence[ExpectedValue]:
+    """Put ``eligible``'s top priority band in expected-value order (in place: it is
+    ``decide``'s own list), and return the band's values in that order: the first
+    ``len(values)`` of ``eligible`` are the band's (none when the order stays as it is)."""
     top = eligible[0][1].campaign.priority
     size = 1
     while size < len(eligible) and eligible[size][1].campaign.priority == top:
         size += 1
     if size < 2:
-        return eligible, []
-    values = ranking.band([rules.campaign for _p, rules, _c in eligible[:size]])
+        return _UNRANKED
+    band = eligible[:size]
+    values = ranking.band([item[1].campaign for item in band])
     if values is None:
-        return eligible, []
-    band = {item[1].id: item for item in eligible[:size]}
-    return [band[v.campaign_id] for v in values] + eligible[size:], values
+        return _UNRANKED
+    by_id = {item[1].id: item for item in band}
+    eligible[:size] = [by_id[v.campaign_id] for v in values]
+    return values
 
 
 def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
@@ -652,15 +656,15 @@ def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
     eligible: Eligible,
     kind: str,
     lines: list[Considered | None],
-    ranking: Ranking | None,
+    ranking: Ranker | None,
 ) -> Chosen | None:
     """Walk the eligible campaigns in arbitration order; fill in their lines; the push."""
     chosen: Chosen | None = None
     profile = facts.profile
     lower: tuple[Reason, str] | None = None
-    values: list[ExpectedValue] = []
+    values: Sequence[ExpectedValue] = []
     if ranking is not None and len(eligible) > 1:
-        eligible, values = _by_expected_value(eligible, ranking)
+        values = _by_expected_value(eligible, ranking)
     ranked = len(values)  # eligible[:ranked] is the band, values[i] eligible[i]'s value
     won = 0
     for place, (position, rules, channel) in enumerate(eligible):
@@ -750,8 +754,9 @@ def _arbitrate(  # noqa: PLR0912, PLR0917 - hot path, read flat; decide's parts
     return chosen
 
 
-def _ranking_detail(facts: _Facts, ranking: Ranking, rules: CampaignRules,  # noqa: PLR0917
-                    values: list[ExpectedValue], place: int, why: str | None) -> str | None:
+def _ranking_detail(facts: _Facts, ranking: Ranker, rules: CampaignRules,  # noqa: PLR0917
+                    values: Sequence[ExpectedValue], place: int,
+                    why: str | None) -> str | None:
     """The sent line's words on the expected value that ranked the campaign first (after
     the channel's, if any; ``place``: its place in ``eligible``, which is its value's in
     ``values`` when it is in the ranked band); an interest threshold it met goes to the

@@ -22,12 +22,12 @@ the id order it already is). Ties keep the id order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from triggers.decisions.models import Campaign
-from triggers.decisions.predicted import UserFacts
+from triggers.decisions.predicted import LearnedMisses, UserFacts
 
 
 class ExpectedValue(NamedTuple):
@@ -61,19 +61,19 @@ _CATEGORIES = attrgetter("categories")
 """A campaign's ``categories`` (``any(map(...))``: no generator frame per band)."""
 
 
-class Ranking:
-    """A user's EVs for ``decide``'s arbitration. ``facts`` reads nothing until asked
-    (the service's view), so a decision that ranks nothing looks nothing up."""
+class Ranker:
+    """What ``decide``'s arbitration asks of a user's predictions: their EVs and the
+    words behind them. Holds no state of its own (``__slots__`` empty, so a class can
+    take it beside another slotted base): :class:`Ranking` and :class:`MissesAndRanking`
+    hold the user's ``_facts`` and the last explanation said."""
 
-    __slots__ = ("_facts", "_said", "_said_of")
-
-    def __init__(self, facts: UserFacts) -> None:
-        self._facts = facts
-        self._said_of: str | None = None
-        self._said: str | None = None
-        """The last category asked of :meth:`why_interest`, and its features in words:
-        the sent line and a met threshold's note may both name the same category. One
-        slot, not a dict: a decision asks one or two, and allocates nothing for it."""
+    __slots__ = ()
+    _facts: UserFacts
+    _said_of: str | None
+    _said: str | None
+    """The last category asked of :meth:`why_interest`, and its features in words: the
+    sent line and a met threshold's note may both name the same category. One slot, not
+    a dict: a decision asks one or two, and allocates nothing for it."""
 
     def band(self, campaigns: Sequence[Campaign]) -> list[ExpectedValue] | None:
         """The EVs of one priority band's campaigns (in id order), best first, ties in
@@ -114,21 +114,50 @@ class Ranking:
         if not thresholds:
             return None
         facts = self._facts
-        parts = []
+        note = f"{campaign.id}: "
+        sep = ""  # one growing string, no list: most campaigns name one category
         for category in thresholds:
             score = facts.interest(category) or 0.0
             said = f"interest in {category} {score:.2f} reached {thresholds[category].min:.2f}"
             why = self.why_interest(category)
-            parts.append(said if why is None else f"{said}: {why}")
-        return f"{campaign.id}: " + "; ".join(parts)
+            note = f"{note}{sep}{said}" if why is None else f"{note}{sep}{said}: {why}"
+            sep = "; "
+        return note
 
     def why_interest(self, category: str | None) -> str | None:
         """The interest score's top contributing features in words, or ``None``."""
         if category is None:
             return None
         if category != self._said_of:
-            self._said_of, self._said = category, self._facts.why_interest(category)
+            # The slots are the subclasses' (mypy reads this class's empty ``__slots__``).
+            self._said_of, self._said = (  # type: ignore[misc]
+                category, self._facts.why_interest(category))
         return self._said
+
+
+class Ranking(Ranker):
+    """A user's EVs for ``decide``'s arbitration. ``facts`` reads nothing until asked
+    (the service's view), so a decision that ranks nothing looks nothing up."""
+
+    __slots__ = ("_facts", "_said", "_said_of")
+
+    def __init__(self, facts: UserFacts) -> None:
+        self._facts = facts
+        self._said_of = None
+        self._said = None
+
+
+class MissesAndRanking(LearnedMisses, Ranker):
+    """``decide``'s ``learned_unmet`` and ``ranking`` in one object over one view of the
+    user's predictions (:class:`LearnedMisses` for ``campaigns``, :class:`Ranking`): the
+    service passes both for every decision, so one allocation instead of two."""
+
+    __slots__ = ("_said", "_said_of")
+
+    def __init__(self, campaigns: Mapping[str, Campaign], facts: UserFacts) -> None:
+        self._by_id, self._facts = campaigns, facts  # LearnedMisses', without its frame
+        self._said_of = None
+        self._said = None
 
 
 def winner_detail(values: Sequence[ExpectedValue], place: int, why: str | None) -> str:
@@ -137,9 +166,11 @@ def winner_detail(values: Sequence[ExpectedValue], place: int, why: str | None) 
     band, best first; ``place``: the winner's in it; ``why``: the winner's features)."""
     won = values[place]
     detail = f"ranked by expected value {won.value:.2f} ({won.factors()})"
-    if place + 1 < len(values):  # those ranked above it were held out or failed
-        detail += " over " + ", ".join([f"{v.campaign_id} {v.value:.2f}"
-                                        for v in values[place + 1:]])
+    sep = " over "  # those ranked above it were held out or failed
+    for below in range(place + 1, len(values)):  # no slice, no list: one growing string
+        value = values[below]
+        detail = f"{detail}{sep}{value.campaign_id} {value.value:.2f}"
+        sep = ", "
     return detail if why is None else f"{detail}; interest in {won.category}: {why}"
 
 

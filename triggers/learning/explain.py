@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -141,22 +141,25 @@ class Explanations:
     def describe(self, pair: int, limit: int = TOP_FEATURES) -> str | None:
         """The pair's contributions in words, largest first ("purchases of it 6 +0.91,
         ..."), or ``None`` for a pair without them. Values are the features' (``float16``:
-        three significant digits), contributions in log-odds. On the decision path: one
-        conversion per array, and each number's words read from a memo of the
-        ``float16`` it is (at most 65,536 of each kind), not formatted again."""
+        three significant digits), contributions in log-odds. On the decision path: each
+        element read from flat views (no copy of the pair's slice), and each number's
+        words read from a memo indexed by the ``float16`` it is (65,536 entries of each
+        kind), not formatted again."""
         width, features_at, contributions_at, values_at = self._flat
-        lo, hi = pair * width, (pair + 1) * width
-        features = features_at[lo:hi].tolist()
-        contributions = contributions_at[lo:hi].tolist()
-        values = values_at[lo:hi].tolist()
-        parts = []
-        for i in range(min(limit, len(features))):
-            feature = features[i]
+        lo = pair * width
+        # Element reads and one growing string: no slice, list or memoryview a call
+        # (each would be an object the cyclic collector counts).
+        said = ""
+        for i in range(lo, lo + min(limit, width)):
+            feature = features_at[i]
             if feature < 0:
                 break
-            parts.append(f"{_LABELS[feature]} {_value_text(values[i])} "
-                         f"{_contribution_text(contributions[i])}")
-        return ", ".join(parts) or None
+            value, contribution = values_at[i], contributions_at[i]
+            part = (f"{_LABELS[feature]} "
+                    f"{_value_texts[value] or _value_text(value)} "
+                    f"{_contribution_texts[contribution] or _contribution_text(contribution)}")
+            said = f"{said}, {part}" if said else part
+        return said or None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without :attr:`_flat`'s memoryviews (they do not pickle; the first
@@ -174,18 +177,31 @@ class Explanations:
                 self.values.view(np.uint16).reshape(-1).data)
 
 
-@cache
+_HALF_PATTERNS = 1 << 16
+"""``float16`` bit patterns: the size of each number-words memo."""
+_value_texts: list[str | None] = [None] * _HALF_PATTERNS
+"""A feature value's words by its ``float16`` bits, filled as read (:func:`_value_text`).
+Lists, not dicts: one read of an index instead of a hash-table probe, which on the
+decision path (one explanation every few decisions, its memo entries cold in the
+cache) cost ~2 µs a call more (BENCHMARKS.md, issue 17's ranking section)."""
+_contribution_texts: list[str | None] = [None] * _HALF_PATTERNS
+"""A contribution's words by its ``float16`` bits (:func:`_contribution_text`)."""
+
+
 def _value_text(bits: int) -> str:
     """A feature value's words, from its ``float16`` bits: three significant digits,
-    "none" for ``nan`` (a feature that does not apply)."""
+    "none" for ``nan`` (a feature that does not apply); remembered."""
     value = float(np.array(bits, dtype=np.uint16).view(np.float16))
-    return "none" if math.isnan(value) else f"{value:.3g}"
+    text = _value_texts[bits] = "none" if math.isnan(value) else f"{value:.3g}"
+    return text
 
 
-@cache
 def _contribution_text(bits: int) -> str:
-    """A contribution's words, from its ``float16`` bits: signed, two decimals."""
-    return f"{float(np.array(bits, dtype=np.uint16).view(np.float16)):+.2f}"
+    """A contribution's words, from its ``float16`` bits: signed, two decimals;
+    remembered."""
+    text = _contribution_texts[bits] = (
+        f"{float(np.array(bits, dtype=np.uint16).view(np.float16)):+.2f}")
+    return text
 
 
 def explain_pairs(booster_text: str, ctx: Context, users: IntArray, categories: IntArray,

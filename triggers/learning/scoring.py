@@ -115,7 +115,10 @@ class InterestScorer:
     def base_rate(self, user_id: str) -> float:
         """The mean of the user's held scores (of the cold-start ranking for a user not
         held): what ranking gives an offer without categories."""
-        row = self.rows.get(user_id)
+        return self.row_base_rate(self.rows.get(user_id))
+
+    def row_base_rate(self, row: int | None) -> float:
+        """:meth:`base_rate` of the user in row ``row`` (``None``: a user not held)."""
         if row is None:
             return sum(self.cold.values()) / len(self.cold) if self.cold else 0.0
         return self.base_rates[row]
@@ -124,9 +127,13 @@ class InterestScorer:
         """Why the user's score of ``category`` is what it is, in words (its largest
         feature contributions), or ``None``: no ranker, or a category outside the
         user's top. A user without history was ranked by popularity, and it says so."""
+        return self.row_explain(self.rows.get(user_id), category)
+
+    def row_explain(self, row: int | None, category: str) -> str | None:
+        """:meth:`explain` for the user in row ``row`` (``None``: a user not held), for a
+        caller that has looked the row up once for several reads."""
         if self.explanations is None:
             return None
-        row = self.rows.get(user_id)
         if row is None:
             return POPULAR_REASON if category in self.cold else None
         index = self.category_ids.get(category)
