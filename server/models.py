@@ -315,22 +315,20 @@ class _UserPredictions:
     @property
     def interest_base_rate(self) -> float:
         scorer = self._scorer
-        if scorer is None:
-            return 0.0
-        row = self._row
-        if row == _UNREAD:
-            row = self._row = scorer.rows.get(self._user)
-        return scorer.row_base_rate(row)
+        return 0.0 if scorer is None else scorer.row_base_rate(self._row_in(scorer))
 
     def why_interest(self, category: str) -> str | None:
         """The user's score of ``category``: its top contributing features in words."""
         scorer = self._scorer
-        if scorer is None:
-            return None
+        return None if scorer is None else scorer.row_explain(self._row_in(scorer), category)
+
+    def _row_in(self, scorer: InterestScorer) -> int | None:
+        """The user's row in ``scorer`` (looked up once; :meth:`interest` does the same
+        inline, saving this call on the path that reads most)."""
         row = self._row
         if row == _UNREAD:
             row = self._row = scorer.rows.get(self._user)
-        return scorer.row_explain(row, category)
+        return row
 
 
 class ModelCache:
