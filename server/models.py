@@ -273,7 +273,7 @@ class _UserPredictions:
     the interest scorer is looked up at the first read and kept for the others (a
     decision reads one to a few scores, explanations and a base rate)."""
 
-    __slots__ = ("_at", "_chance", "_models", "_row", "_scorer", "_user")
+    __slots__ = ("_at", "_chance", "_models", "_row", "_said", "_said_of", "_scorer", "_user")
 
     def __init__(self, models: TenantModels, user_id: str, at: float) -> None:
         self._models, self._user, self._at = models, user_id, at
@@ -281,6 +281,10 @@ class _UserPredictions:
         self._row: int | None = _UNREAD
         """The user's row in ``_scorer``, ``None`` for a user it does not hold."""
         self._chance: float | bool | None = False
+        self._said_of: str | None = None
+        self._said: str | None = None
+        """The last category explained and its words: the sent line and a met
+        threshold's note may both ask for the same one (one slot, not a dict)."""
 
     def interest(self, category: str) -> float | None:
         scorer = self._scorer
@@ -320,7 +324,12 @@ class _UserPredictions:
     def why_interest(self, category: str) -> str | None:
         """The user's score of ``category``: its top contributing features in words."""
         scorer = self._scorer
-        return None if scorer is None else scorer.row_explain(self._row_in(scorer), category)
+        if scorer is None:
+            return None
+        if category != self._said_of:
+            self._said_of = category
+            self._said = scorer.row_explain(self._row_in(scorer), category)
+        return self._said
 
     def _row_in(self, scorer: InterestScorer) -> int | None:
         """The user's row in ``scorer`` (looked up once; :meth:`interest` does the same

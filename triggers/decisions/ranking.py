@@ -22,7 +22,7 @@ the id order it already is). Ties keep the id order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
@@ -65,15 +65,11 @@ class Ranker:
     """What ``decide``'s arbitration asks of a user's predictions: their EVs and the
     words behind them. Holds no state of its own (``__slots__`` empty, so a class can
     take it beside another slotted base): :class:`Ranking` and :class:`MissesAndRanking`
-    hold the user's ``_facts`` and the last explanation said."""
+    hold the user's ``_facts``. The sent line and a met threshold's note may both ask
+    the same category's features; the service's view remembers the last it said."""
 
     __slots__ = ()
     _facts: UserFacts
-    _said_of: str | None
-    _said: str | None
-    """The last category asked of :meth:`why_interest`, and its features in words: the
-    sent line and a met threshold's note may both name the same category. One slot, not
-    a dict: a decision asks one or two, and allocates nothing for it."""
 
     def band(self, campaigns: Sequence[Campaign]) -> list[ExpectedValue] | None:
         """The EVs of one priority band's campaigns (in id order), best first, ties in
@@ -126,25 +122,17 @@ class Ranker:
 
     def why_interest(self, category: str | None) -> str | None:
         """The interest score's top contributing features in words, or ``None``."""
-        if category is None:
-            return None
-        if category != self._said_of:
-            # The slots are the subclasses' (mypy reads this class's empty ``__slots__``).
-            self._said_of, self._said = (  # type: ignore[misc]
-                category, self._facts.why_interest(category))
-        return self._said
+        return None if category is None else self._facts.why_interest(category)
 
 
 class Ranking(Ranker):
     """A user's EVs for ``decide``'s arbitration. ``facts`` reads nothing until asked
     (the service's view), so a decision that ranks nothing looks nothing up."""
 
-    __slots__ = ("_facts", "_said", "_said_of")
+    __slots__ = ("_facts",)
 
     def __init__(self, facts: UserFacts) -> None:
         self._facts = facts
-        self._said_of = None
-        self._said = None
 
 
 class MissesAndRanking(LearnedMisses, Ranker):
@@ -152,12 +140,7 @@ class MissesAndRanking(LearnedMisses, Ranker):
     user's predictions (:class:`LearnedMisses` for ``campaigns``, :class:`Ranking`): the
     service passes both for every decision, so one allocation instead of two."""
 
-    __slots__ = ("_said", "_said_of")
-
-    def __init__(self, campaigns: Mapping[str, Campaign], facts: UserFacts) -> None:
-        self._by_id, self._facts = campaigns, facts  # LearnedMisses', without its frame
-        self._said_of = None
-        self._said = None
+    __slots__ = ()
 
 
 def winner_detail(values: Sequence[ExpectedValue], place: int, why: str | None) -> str:
