@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ def run_fit(args: argparse.Namespace) -> int:
     save(args.out, model, seen.users.ids)
     ev = model.evaluation
     print(f"interests: {acc.events} events, {len(seen.users)} users, "
-          f"{len(seen.categories)} categories, until {seen.until_t:.0f}, "
+          f"{len(seen.categories)} categories, until "
+          f"{dt.datetime.fromtimestamp(seen.until_t, dt.UTC):%Y-%m-%dT%H:%M:%SZ}, "
           f"period {period_d:g} days")
     if "model" in ev:
         print(f"held-out recall@5: model {ev['model']:.4f}, "

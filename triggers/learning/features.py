@@ -167,8 +167,12 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
     users, cats = keys // KEY_STRIDE, keys % KEY_STRIDE
     row = np.searchsorted(table.keys, keys)
     row = np.minimum(row, max(len(table.keys) - 1, 0))
-    found = (table.keys[row] == keys) if len(table.keys) else np.zeros(len(keys), bool)
-    v = np.where(found[:, None], table.values[row] if len(table.keys) else 0.0, np.nan)
+    if len(table.keys):
+        found = table.keys[row] == keys
+        v = np.where(found[:, None], table.values[row], np.nan)
+    else:  # no pair seen before ``at_t``: every pair's columns unknown
+        found = np.zeros(len(keys), bool)
+        v = np.full((len(keys), table.values.shape[1]), np.nan)
     out = np.empty((len(keys), len(FEATURES)), dtype=np.float32)
     f = {name: i for i, name in enumerate(FEATURES)}
     for i, half_life in enumerate(HALF_LIVES_D):
@@ -211,8 +215,10 @@ def _user_features(ctx: Context, users: IntArray, row: IntArray,
                    f: dict[str, int], gap_d: float) -> None:
     at = np.searchsorted(ctx.user_ids, users)
     at = np.minimum(at, max(len(ctx.user_ids) - 1, 0))
-    known = (ctx.user_ids[at] == users) if len(ctx.user_ids) else np.zeros(len(users), bool)
-    sums = np.where(known[:, None], ctx.user_sums[at] if len(ctx.user_ids) else 0.0, 0.0)
+    if len(ctx.user_ids):
+        sums = np.where((ctx.user_ids[at] == users)[:, None], ctx.user_sums[at], 0.0)
+    else:  # no user seen before the table's time
+        sums = np.zeros((len(users), ctx.user_sums.shape[1]))
     user_d14 = sums[:, 0] * np.exp2(-gap_d / 14)
     user_d60 = sums[:, 1] * np.exp2(-gap_d / 60)
     with np.errstate(invalid="ignore", divide="ignore"):
