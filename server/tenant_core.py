@@ -55,8 +55,9 @@ from triggers.decisions import (
 from triggers.decisions.predicted import (
     NO_FACTS,
     LearnedMisses,
+    LearnedTerms,
     UserFacts,
-    learned_campaigns,
+    learned_conditions,
 )
 from triggers.decisions.ranking import MissesAndRanking, Ranker
 from triggers.decisions.records import Reason
@@ -210,8 +211,9 @@ class LearnedSource(Protocol):
     async def view(self, tenant_id: str, now: float) -> LearnedView: ...
 
 
-Learned = tuple[Mapping[str, Campaign], "LearnedView | None"]
-"""The tenant's campaigns with conditions on learned predictions, and the promoted
+Learned = tuple[Mapping[str, LearnedTerms], "LearnedView | None"]
+"""The tenant's campaigns with conditions on learned predictions (id → those conditions,
+flat: :class:`~triggers.decisions.predicted.LearnedTerms`), and the promoted
 models' view (``None``: no campaign needs it — none has learned conditions or
 ``categories`` to be ranked by — or the service holds no models)."""
 NO_LEARNED: Learned = (MappingProxyType({}), None)
@@ -220,7 +222,7 @@ NO_LEARNED: Learned = (MappingProxyType({}), None)
 async def learned_for(cores: TenantCores, core: TenantCore, now: float) -> Learned:
     """What a round of decisions needs of the learned models: read before the round's
     transaction (the view may load a newly promoted model)."""
-    campaigns = {c.id: c for c in learned_campaigns(core.campaigns.campaigns)}
+    campaigns = learned_conditions(core.campaigns.campaigns)
     ranked = any(c.categories for c in core.campaigns.campaigns)
     if not (campaigns or ranked) or cores.learned is None:
         return campaigns, None

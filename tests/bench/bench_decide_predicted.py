@@ -99,7 +99,8 @@ from triggers.decisions import (  # noqa: E402
 from triggers.decisions.predicted import (  # noqa: E402
     LearnedMiss,
     LearnedMisses,
-    learned_campaigns,
+    LearnedTerms,
+    learned_conditions,
 )
 from triggers.decisions.ranking import Ranker  # noqa: E402
 from triggers.learning.explain import TOP_FEATURES, Explanations  # noqa: E402
@@ -188,7 +189,7 @@ class Workload:
     venues: dict[str, Venue]
     campaigns: list[Campaign]
     conditioned: list[Campaign]
-    needing: dict[str, Campaign]
+    needing: dict[str, LearnedTerms]
     models: TenantModels
     policy: TenantPolicy
     ranking: str | None = None
@@ -208,7 +209,7 @@ class Workload:
         profiles = {p.user_id: p for p in profile_list}
         conditioned = campaigns if null else with_conditions(campaigns, threshold)
         return cls(event_list, profiles, {v.id: v for v in venue_list}, campaigns,
-                   conditioned, {c.id: c for c in learned_campaigns(conditioned)},
+                   conditioned, learned_conditions(conditioned),
                    make_models(sorted(profiles), np.random.default_rng(seed)),
                    TenantPolicy(max_per_week=10), ranking, null)
 
@@ -223,7 +224,7 @@ class Workload:
         return LearnedMisses(self.needing, self.models.facts(user_id, now)), None
 
     @cached_property
-    def learned_pair(self) -> tuple[dict[str, Campaign], TenantModels]:
+    def learned_pair(self) -> tuple[dict[str, LearnedTerms], TenantModels]:
         """:func:`predictions_of`'s ``learned``, built once as the service's batch does
         (not a tuple per call, which only the "on" side would pay)."""
         return self.needing, self.models

@@ -9,7 +9,7 @@ from typing import Any
 from tests.decisions.builders import FORUM, at, campaign, event, profile, reasons, venue
 from triggers.decisions import CampaignIndex, InMemoryLedger, decide
 from triggers.decisions.models import TenantPolicy
-from triggers.decisions.predicted import LearnedFacts, LearnedMisses, learned_campaigns
+from triggers.decisions.predicted import LearnedFacts, LearnedMisses, learned_conditions
 from triggers.decisions.ranking import MissesAndRanking, Ranking
 
 SATURDAY_2PM = at("2026-11-28 14:00")
@@ -21,7 +21,7 @@ SPORTS_FAN = LearnedFacts(interests={"sports": 0.62, "books": 0.30, "garden": 0.
 def _decide(campaigns: list[Any], facts: LearnedFacts | None, user: str = "u1") -> Any:
     ranking = None if facts is None else Ranking(facts)
     unmet = None if facts is None else LearnedMisses(
-        {c.id: c for c in learned_campaigns(campaigns)}, facts)
+        learned_conditions(campaigns), facts)
     return decide(event(FORUM, SATURDAY_2PM, user_id=user), profile(user),
                   CampaignIndex(campaigns), venue(FORUM), TenantPolicy(), InMemoryLedger(),
                   SATURDAY_2PM, learned_unmet=unmet, ranking=ranking)
@@ -173,7 +173,7 @@ def test_one_object_for_the_misses_and_the_ranking_decides_as_two_do() -> None:
     ]
     facts = LearnedFacts(interests=SPORTS_FAN.interests, open_chance=0.5, reasons={
         "sports": "sessions on it, last 2 weeks 3.78 +1.28"})
-    both = MissesAndRanking({c.id: c for c in learned_campaigns(campaigns)}, facts)
+    both = MissesAndRanking(learned_conditions(campaigns), facts)
     decision = decide(event(FORUM, SATURDAY_2PM), profile(), CampaignIndex(campaigns),
                       venue(FORUM), TenantPolicy(), InMemoryLedger(), SATURDAY_2PM,
                       learned_unmet=both, ranking=both)

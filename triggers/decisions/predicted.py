@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from triggers.decisions.models import Campaign, InterestThreshold
+from triggers.decisions.models import Campaign
 from triggers.decisions.records import Reason
 
 LearnedMiss = tuple[Reason, str]
@@ -81,14 +81,36 @@ def learned_campaigns(campaigns: Iterable[Campaign]) -> tuple[Campaign, ...]:
                      and c.trigger.scheduled.best_time is not None))
 
 
-def interest_miss(thresholds: Mapping[str, InterestThreshold],
-                  facts: UserFacts) -> str | None:
-    """Why the user's predicted interests miss the thresholds, or ``None``."""
-    for category in thresholds:  # not .items(): one iterator instead of three objects
+class LearnedTerms(NamedTuple):
+    """A campaign's learned conditions, flat: (category, least interest) pairs in the
+    campaign's order, and the least chance of opening (``None``: not asked). What a check
+    reads on the decision path, built once per round of decisions
+    (:func:`learned_conditions`): the campaign's own objects (its audience, each
+    threshold's model) are several reads apart, each likely a cache miss there."""
+
+    interests: tuple[tuple[str, float], ...]
+    min_open_chance: float | None
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> LearnedTerms:
+        thresholds = campaign.audience.interests
+        return cls(tuple((category, thresholds[category].min) for category in thresholds),
+                   campaign.min_open_chance)
+
+
+def learned_conditions(campaigns: Iterable[Campaign]) -> dict[str, LearnedTerms]:
+    """Campaign id → its learned conditions, for :func:`learned_campaigns`' campaigns
+    (what :class:`LearnedMisses` checks)."""
+    return {c.id: LearnedTerms.of(c) for c in learned_campaigns(campaigns)}
+
+
+def interest_miss(thresholds: Iterable[tuple[str, float]], facts: UserFacts) -> str | None:
+    """Why the user's predicted interests miss the (category, least) ``thresholds``, or
+    ``None``."""
+    for category, least in thresholds:
         score = facts.interest(category)
         if score is None:
             return "no interest model promoted for the tenant yet"
-        least = thresholds[category].min
         if score < least:
             said = f"interest in {category} {score:.2f} below {least:.2f}"
             features = facts.why_interest(category)
@@ -96,20 +118,25 @@ def interest_miss(thresholds: Mapping[str, InterestThreshold],
     return None
 
 
-def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
-    """Why the user misses the campaign's learned conditions (interests first, then the
+def terms_miss(terms: LearnedTerms, facts: UserFacts) -> LearnedMiss | None:
+    """Why the user misses a campaign's learned conditions (interests first, then the
     chance of opening), or ``None``."""
-    if campaign.audience.interests:
-        why = interest_miss(campaign.audience.interests, facts)
+    interests, least = terms
+    if interests:
+        why = interest_miss(interests, facts)
         if why is not None:
             return Reason.INTEREST_BELOW_THRESHOLD, why
-    least = campaign.min_open_chance
     if least is None:
         return None
     chance = facts.open_chance
     if chance is not None and chance < least:
         return (Reason.UNLIKELY_TO_OPEN, f"chance of opening now {chance:.2f} below {least:.2f}")
     return None
+
+
+def campaign_miss(campaign: Campaign, facts: UserFacts) -> LearnedMiss | None:
+    """:func:`terms_miss` of one campaign (off the decision path: builds its terms)."""
+    return terms_miss(LearnedTerms.of(campaign), facts)
 
 
 def learned_unmet(campaigns: Iterable[Campaign], facts: UserFacts) -> dict[str, LearnedMiss]:
@@ -133,14 +160,15 @@ class LearnedMisses(Mapping[str, LearnedMiss]):
 
     __slots__ = ("_by_id", "_facts")
 
-    def __init__(self, by_id: Mapping[str, Campaign], facts: UserFacts) -> None:
+    def __init__(self, by_id: Mapping[str, LearnedTerms], facts: UserFacts) -> None:
         self._by_id = by_id
+        """Campaign id → its learned conditions (:func:`learned_conditions`)."""
         self._facts = facts
 
     def get(self, campaign_id: str, default: object = None) -> LearnedMiss | None:  # type: ignore[override]
         """The campaign's miss, or ``None`` (one lookup: ``decide``'s question)."""
-        campaign = self._by_id.get(campaign_id)
-        return None if campaign is None else campaign_miss(campaign, self._facts)
+        terms = self._by_id.get(campaign_id)
+        return None if terms is None else terms_miss(terms, self._facts)
 
     def __getitem__(self, campaign_id: str) -> LearnedMiss:
         miss = self.get(campaign_id)
