@@ -107,6 +107,9 @@ def _checked(path: str, first_line: int, batch: pa.RecordBatch, users: Vocabular
     bad_ts = ~np.isfinite(ts)
     if bad_ts.any():
         raise fail("ts", bad_ts, "not an ISO 8601 time or epoch seconds")
+    bad_ts = ~in_time_range(ts)
+    if bad_ts.any():
+        raise fail("ts", bad_ts, TIME_RANGE_SAID)
     if "price" in frame:
         given = (frame["price"].str.strip() != "").to_numpy()
         price = pd.to_numeric(frame["price"].where(given), errors="coerce").to_numpy()
@@ -121,6 +124,18 @@ def _checked(path: str, first_line: int, batch: pa.RecordBatch, users: Vocabular
 EPOCH_MS_FROM = 1e11
 """A number of epoch seconds this large is past the year 5000: such a ``ts`` is epoch
 milliseconds (as some exports write them), and is read as such."""
+
+
+FIRST_T, END_T = 0.0, 7_258_118_400.0
+"""The times an event may have: from 1970-01-01 to the end of the year 2199 (UTC). A
+time outside is a broken export (a negative count, a value in the wrong unit), and the
+calendar arithmetic (pandas' nanosecond times end in 2262) cannot place it."""
+TIME_RANGE_SAID = "outside 1970-01-01 - 2199-12-31"
+
+
+def in_time_range(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Which of ``ts`` (epoch seconds) lie in :data:`FIRST_T` - :data:`END_T`."""
+    return (ts >= FIRST_T) & (ts < END_T)
 
 
 def parse_times(text: pd.Series) -> npt.NDArray[np.float64]:
@@ -201,4 +216,6 @@ def parse_time_option(text: str, option: str) -> float:
     ts = parse_times(pd.Series([text]))[0]
     if not np.isfinite(ts):
         raise CliError(f"not an ISO 8601 time or epoch seconds: {text!r}", field=option)
+    if not in_time_range(np.array([ts])).all():
+        raise CliError(f"{TIME_RANGE_SAID}: {text!r}", field=option)
     return float(ts)

@@ -90,6 +90,9 @@ def test_iso_and_epoch_times_give_the_same_model(tmp_path: Path, geopush: Run) -
 
 @pytest.mark.parametrize(("row", "line", "column"), [
     ("alice,yesterday,view,d1,mother_baby,,", 3, "ts"),
+    ("alice,-5,view,d1,mother_baby,,", 3, "ts"),  # before 1970: a broken export
+    ("alice,1e30,view,d1,mother_baby,,", 3, "ts"),  # no calendar places it
+    ("alice,30000000000,view,d1,mother_baby,,", 3, "ts"),  # the year 2920
     (",1767225600,view,d1,mother_baby,,", 3, "user_id"),
     ("alice,1767225600,,d1,mother_baby,,", 3, "kind"),
     ("alice,1767225600,purchase,d1,mother_baby,-3,", 3, "price"),

@@ -85,3 +85,13 @@ def test_bad_time_names_line_and_column(tmp_path: Path, geopush: Run,
     events.write_text(HEADER + "carol,2026-13-45T10:00:00Z,app_open,,,,\n")
     assert geopush("sendtime", "fit", "--events", events, "--out", tmp_path / "m.npz") == 2
     assert "events.csv:2: ts: not an ISO 8601 time or epoch seconds" in capsys.readouterr().err
+
+
+def test_a_time_no_calendar_places_is_named_not_a_traceback(
+        tmp_path: Path, geopush: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text(HEADER + "carol,1767225600,app_open,,,,\ncarol,1e30,app_open,,,,\n")
+    assert geopush("sendtime", "fit", "--events", events, "--out", tmp_path / "m.npz") == 2
+    err = capsys.readouterr().err
+    assert "events.csv:3: ts: outside 1970-01-01 - 2199-12-31: '1e30'" in err
+    assert "Traceback" not in err
