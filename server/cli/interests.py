@@ -77,15 +77,16 @@ def run_fit(args: argparse.Namespace) -> int:
           f"{len(seen.categories)} categories, until "
           f"{dt.datetime.fromtimestamp(seen.until_t, dt.UTC):%Y-%m-%dT%H:%M:%SZ}, "
           f"period {period_d:g} days")
+    serves = ("ranker promoted" if model.booster else
+              f"the {model.serving.replace('_', '-')} baseline serves")
     if "model" in ev:
         print(f"held-out recall@5: model {ev['model']:.4f}, "
               f"recency-frequency {ev['recency_frequency']:.4f}, "
               f"popularity {ev['popularity']:.4f} ({ev['holdout_users']:.0f} users); "
-              f"{'ranker promoted' if model.booster else 'recency-frequency baseline serves'}")
+              f"{serves}")
     else:
         print("too little history to train a ranker and judge it on held-out time (two "
-              f"periods and a day, or {params.min_holdout_users} held-out users): the "
-              "recency-frequency baseline serves")
+              f"periods and a day, or {params.min_holdout_users} held-out users): {serves}")
     return 0
 
 

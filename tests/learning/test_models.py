@@ -3,6 +3,7 @@ they beat their baselines on held-out time, shrink thin profiles, score cheaply.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from triggers.learning.coding import ENGAGEMENT_KINDS, Vocabulary, kind_codes
 from triggers.learning.features import context
 from triggers.learning.metrics import hit_at_k, recall_at_k
 from triggers.learning.pairs import pair_keys
+from triggers.learning.promotion import verdict
 from triggers.learning.ranking import truth_sets
 from triggers.learning.scoring import InterestScorer, SendTimeScorer
 
@@ -52,16 +54,20 @@ def data() -> Data:
                 (((local // DAY_S) + 3) % 7).astype(np.int64))
 
 
-@pytest.fixture(scope="module")
-def interest_model(data: Data) -> interests.InterestModel:
-    params = interests.InterestParams()
+def _accumulated(data: Data, params: interests.InterestParams) -> interests.InterestAccumulator:
     acc = interests.InterestAccumulator(
         UNTIL, interests.training_cutoffs(float(data.ts.min()), UNTIL, params), params.period_s,
         interests.sample_rate(len(data.users), params))
     for lo in range(0, len(data.ts), 50_000):
         part = slice(lo, lo + 50_000)
         acc.add(data.user[part], data.category[part], data.kind[part], data.ts[part])
-    return interests.fit(acc, data.categories.ids, params)
+    return acc
+
+
+@pytest.fixture(scope="module")
+def interest_model(data: Data) -> interests.InterestModel:
+    params = interests.InterestParams()
+    return interests.fit(_accumulated(data, params), data.categories.ids, params)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +93,47 @@ def test_interest_ranker_beats_both_baselines_on_the_next_week(
     assert model >= 1.02 * rf
     assert model >= 1.3 * pop
 
+
+
+def test_without_a_ranker_the_baseline_that_did_better_on_held_out_time_serves(
+        data: Data, interest_model: interests.InterestModel) -> None:
+    ctx = context(interest_model.state, len(data.categories))
+    users = np.unique(data.user[data.ts < UNTIL])[:50]
+    judged = interest_model.evaluation
+    rf_better = dataclasses.replace(interest_model, booster=None, evaluation={
+        **judged, "model": 0.3, "recency_frequency": 0.6, "popularity": 0.4})
+    pop_better = dataclasses.replace(interest_model, booster=None, evaluation={
+        **judged, "model": 0.3, "recency_frequency": 0.4, "popularity": 0.6})
+    assert (interest_model.serving, rf_better.serving, pop_better.serving) == (
+        "ranker", "recency_frequency", "popularity")
+    by_rf = interests.rank(rf_better, users, UNTIL, 5, ctx)[0]
+    assert (by_rf == recency_frequency_ranking(ctx, users, 5,
+                                               interest_model.rf_half_life)[0]).all()
+    by_pop = interests.rank(pop_better, users, UNTIL, 5, ctx)[0]
+    popular = popularity_ranking(ctx, users[:1], 5, interest_model.pop_half_life)[0][0]
+    assert (by_pop == popular).all(), "every user, with history or not, gets the popular list"
+
+
+def test_a_ranker_between_the_baselines_is_not_promoted_and_the_better_one_serves(
+        data: Data, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Held-out figures where popularity did best and the ranker beat recency-frequency
+    # only: the fit applies the service's rule (both baselines), not recency-frequency's.
+    tune = interests._tune_baselines
+
+    def popularity_ahead(holdout: object) -> tuple[int, int, dict[str, float]]:
+        rf_hl, pop_hl, judged = tune(holdout)  # type: ignore[arg-type]
+        return rf_hl, pop_hl, {**judged, "popularity": judged["recency_frequency"] + 0.05}
+
+    monkeypatch.setattr(interests, "_tune_baselines", popularity_ahead)
+    monkeypatch.setattr(interests, "_holdout_recall",
+                        lambda holdout, trial: 0.01 + tune(holdout)[2]["recency_frequency"])
+    params = interests.InterestParams()
+    model = interests.fit(_accumulated(data, params), data.categories.ids, params)
+    assert model.booster is None
+    assert model.evaluation["promoted"] == 0.0
+    assert model.serving == "popularity"
+    assert verdict("interests", model.evaluation)[1].startswith(
+        "worse than the popularity baseline")
 
 def test_send_time_profile_beats_global_peak_hours_on_the_next_week(
         data: Data, sendtime_model: sendtime.SendTimeModel) -> None:

@@ -8,9 +8,10 @@ well-kept gradient-boosting library, fast on one core, with NaN-aware splits, an
 text model format, so the model file holds no pickled code). The most recent cutoff is held
 out first: the ranker trained on the older cutoffs is compared there with both baselines
 (recall@K), the baselines' half-lives are tuned there, and the ranker is promoted only if
-it does at least as well as the recency-frequency baseline on at least
-``min_holdout_users`` users; otherwise predictions come from that baseline. The promoted
-ranker is then retrained on every cutoff.
+it does at least as well as both baselines on at least ``min_holdout_users`` users (the
+service's rule, :func:`~triggers.learning.promotion.verdict`); otherwise predictions come
+from the baseline that did better there (recency-frequency when nothing was judged). The
+promoted ranker is then retrained on every cutoff.
 
 Users with no history before the prediction get the popularity baseline (its tuned
 half-life), scored by the category's share of recent engagement.
@@ -45,6 +46,7 @@ from triggers.learning.features import (
 )
 from triggers.learning.metrics import recall_at_k
 from triggers.learning.pairs import KEY_STRIDE, PairTable
+from triggers.learning.promotion import verdict
 from triggers.learning.ranking import top_per_user, truth_sets
 
 EVAL_K = 5
@@ -100,7 +102,7 @@ class InterestModel:
     categories: list[str]
     state: PairTable
     booster: str | None
-    """LightGBM's text model; ``None`` when the recency-frequency baseline serves."""
+    """LightGBM's text model; ``None`` when a baseline serves (:attr:`serving`)."""
     rf_half_life: int
     pop_half_life: int
     evaluation: dict[str, float] = field(default_factory=dict)
@@ -108,6 +110,18 @@ class InterestModel:
     @property
     def until_t(self) -> float:
         return self.state.ref_t
+
+    @property
+    def serving(self) -> str:
+        """What ranks the users with history: ``"ranker"``, or the baseline that did
+        better on held-out time, ``"popularity"`` or ``"recency_frequency"`` (also when
+        nothing was judged)."""
+        if self.booster:
+            return "ranker"
+        judged = self.evaluation
+        if judged.get("popularity", -np.inf) > judged.get("recency_frequency", np.inf):
+            return "popularity"
+        return "recency_frequency"
 
 
 Progress = Callable[[str], None]
@@ -133,8 +147,8 @@ def fit(acc: InterestAccumulator, categories: list[str], params: InterestParams,
             say("training on older cutoffs, validating on the latest")
             trial = _train(older, params)
             evaluation["model"] = _holdout_recall(holdout, trial)
-        promoted = (evaluation.get("model", -np.inf) >= evaluation["recency_frequency"]
-                    and len(holdout.users) >= params.min_holdout_users)
+        promoted = (len(holdout.users) >= params.min_holdout_users
+                    and verdict("interests", evaluation)[0])
         if promoted:
             say("training on every cutoff")
             booster_text = _train(examples, params).model_to_string()
@@ -204,15 +218,19 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
     """Each user's top ``k`` categories and scores as of ``at_t``, best first.
 
     ``users`` are indexes into the model's users (sorted, unique); an index beyond the
-    model's users is a user with no history, who gets the popular categories. Padded
-    with ``-1``/``nan`` when fewer than ``k`` categories exist.
+    model's users is a user with no history, who gets the popular categories (as every
+    user does when popularity serves, :attr:`InterestModel.serving`). Padded with
+    ``-1``/``nan`` when fewer than ``k`` categories exist.
     """
     ctx = ctx or context(model.state, len(model.categories))
     booster = lgb.Booster(model_str=model.booster) if model.booster else None
     cats = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), np.nan)
     popular = popular_categories(ctx, max(model.params.popular_candidates, k))
-    cold = ~np.isin(users, ctx.user_ids)
+    if model.serving == "popularity":
+        cold = np.ones(len(users), dtype=bool)
+    else:
+        cold = ~np.isin(users, ctx.user_ids)
     if cold.any():
         c, s = popularity_ranking(ctx, users[:1], k, model.pop_half_life)
         cats[cold], scores[cold] = c[0], s[0]
