@@ -85,11 +85,14 @@ def error_response(
 
 
 def field_path(loc: Sequence[int | str], prefix: Sequence[int | str] = ()) -> str | None:
-    """``("pings", 3, "lat")`` → ``pings[3].lat``; an empty path → ``None``."""
+    """``("pings", 3, "lat")`` → ``pings[3].lat``; an empty key → ``[""]``
+    (``audience.interests[""]``); an empty path → ``None``."""
     out = ""
     for part in (*prefix, *loc):
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "":
+            out += '[""]'
         else:
             out += f".{part}" if out else str(part)
     return out or None

@@ -62,7 +62,14 @@ def _kinds(body: Any) -> Sequence[ModelKind]:
     if not isinstance(kinds, list) or not kinds:
         raise ApiError(422, "validation_error", "kinds must be a non-empty array",
                        field="kinds")
-    return [_kind_of(k, f"kinds[{i}]") for i, k in enumerate(kinds)]
+    chosen = [_kind_of(k, f"kinds[{i}]") for i, k in enumerate(kinds)]
+    for i, kind in enumerate(chosen):
+        if kind in chosen[:i]:
+            # Each entry is a training run: a repeated kind would train it again (a body
+            # of 5,000 "interests" meant 5,000 runs and versions).
+            raise ApiError(422, "validation_error", f"kind {kind!r} is given twice",
+                           field=f"kinds[{i}]")
+    return chosen
 
 
 async def preview_sendtime(request: web.Request, principal: Principal) -> web.Response:

@@ -38,9 +38,15 @@ def get_json(target: str, key: str | None, path: str, *, params: dict[str, str] 
     if not key:
         raise CliError("--target needs --key (or GEOPUSH_API_KEY): a manager or admin key",
                        field="--key")
+    if not (key.isascii() and key.isprintable()):
+        # An HTTP header carries ASCII only; httpx would fail to encode it.
+        raise CliError("an API key is printable ASCII (as geopush makes them)",
+                       field="--key")
     try:
         response = httpx.get(f"{target.rstrip('/')}{path}", params=params,
                              headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+    except httpx.InvalidURL as exc:
+        raise CliError(f"not a URL: {target!r} ({exc})", field="--target") from exc
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach {target}: {exc}", field="--target") from exc
     if response.status_code != 200:
@@ -49,7 +55,14 @@ def get_json(target: str, key: str | None, path: str, *, params: dict[str, str] 
         except (ValueError, KeyError, TypeError):
             message = response.text[:200]
         raise CliError(f"{response.status_code}: {message}", field=field)
-    body: dict[str, Any] = response.json()
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise CliError(f"{target} answered {path} with something other than JSON: is it "
+                       "a geopush server?", field="--target") from exc
+    if not isinstance(body, dict):
+        raise CliError(f"{target} answered {path} with JSON that is not an object: is it "
+                       "a geopush server?", field="--target")
     return body
 
 

@@ -162,15 +162,32 @@ def save(path: str, model: InterestModel, users: list[str]) -> None:
 
 def load(path: str) -> tuple[InterestModel, list[str]]:
     """Read an interest model file: the model and its user ids (index order)."""
-    from server.cli.model_files import read_model  # noqa: PLC0415
+    import lightgbm as lgb  # noqa: PLC0415
+
+    from server.cli.model_files import (  # noqa: PLC0415
+        BYTES,
+        INTEGERS,
+        NUMBERS,
+        damaged,
+        read_model,
+    )
     from triggers.learning.interests import InterestModel, InterestParams  # noqa: PLC0415
-    from triggers.learning.pairs import PairTable  # noqa: PLC0415
+    from triggers.learning.pairs import COLUMNS, PairTable  # noqa: PLC0415
 
     loaded = read_model(path, "interests")
     h, a = loaded.header, loaded.arrays
-    booster = a["booster"].tobytes().decode()
-    state = PairTable(float(h["until_t"]), a["state_keys"], a["state_values"])
-    model = InterestModel(InterestParams(**h["params"]), loaded.strings("categories"), state,
-                          booster or None, int(h["rf_half_life"]), int(h["pop_half_life"]),
-                          h["evaluation"])
-    return model, loaded.strings("users")
+    with damaged(path, "interests"):
+        loaded.check({"state_keys": (INTEGERS, "pairs"),
+                      "state_values": (NUMBERS, "pairs", len(COLUMNS)),
+                      "booster": (BYTES, "")})
+        booster = a["booster"].tobytes().decode()
+        if booster:
+            try:  # parsed once more for predictions: a garbled one fails here, not there
+                lgb.Booster(model_str=booster)
+            except lgb.basic.LightGBMError as exc:
+                raise ValueError(f"its ranker does not load: {exc}") from exc
+        state = PairTable(float(h["until_t"]), a["state_keys"], a["state_values"])
+        model = InterestModel(InterestParams(**h["params"]), loaded.strings("categories"),
+                              state, booster or None, int(h["rf_half_life"]),
+                              int(h["pop_half_life"]), h["evaluation"])
+        return model, loaded.strings("users")

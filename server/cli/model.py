@@ -52,6 +52,9 @@ async def _from_database(url: str, schema: str, tenant_id: str,
         raise CliError(str(exc), field="--database-url") from exc
     try:
         return {"models": [model_doc(r) for r in await store.list_models(tenant_id, kind)]}
+    except StoreError as exc:
+        # Most often a schema without geopush's tables (--schema names another one).
+        raise CliError(str(exc), field="--schema") from exc
     finally:
         await store.close()
 

@@ -147,8 +147,9 @@ def save(path: str, model: SendTimeModel, users: list[str], zone: str, until_t: 
 
 def load(path: str) -> tuple[SendTimeModel, list[str]]:
     """Read a send-time model file: the model and its user ids (index order)."""
-    from server.cli.model_files import read_model  # noqa: PLC0415
+    from server.cli.model_files import FINITE, damaged, read_model  # noqa: PLC0415
     from triggers.learning.sendtime import (  # noqa: PLC0415
+        HOURS,
         Segments,
         SendTimeModel,
         SendTimeParams,
@@ -156,11 +157,19 @@ def load(path: str) -> tuple[SendTimeModel, list[str]]:
 
     loaded = read_model(path, "sendtime")
     h, a = loaded.header, loaded.arrays
-    params = dict(h["params"])
-    params["concentrations"] = tuple(params["concentrations"])
-    params["smoothing"] = tuple(params["smoothing"])
-    model = SendTimeModel(SendTimeParams(**params),
-                          Segments(a["segment_profiles"], a["segment_weights"]),
-                          float(h["concentration"]), float(h["smoothing"]), a["hour_counts"],
-                          a["weekday_counts"], h["evaluation"])
-    return model, loaded.strings("users")
+    with damaged(path, "sendtime"):
+        loaded.check({"segment_profiles": (FINITE, "segments", HOURS),
+                      "segment_weights": (FINITE, "segments"),
+                      "hour_counts": (FINITE, "users", HOURS),
+                      "weekday_counts": (FINITE, "users", 7)})
+        users = loaded.strings("users")
+        if len(users) != len(a["hour_counts"]):
+            raise ValueError(f"{len(users)} user ids for {len(a['hour_counts'])} users")
+        params = dict(h["params"])
+        params["concentrations"] = tuple(params["concentrations"])
+        params["smoothing"] = tuple(params["smoothing"])
+        model = SendTimeModel(SendTimeParams(**params),
+                              Segments(a["segment_profiles"], a["segment_weights"]),
+                              float(h["concentration"]), float(h["smoothing"]),
+                              a["hour_counts"], a["weekday_counts"], h["evaluation"])
+        return model, users

@@ -293,6 +293,8 @@ class PostgresStore:
             )
         except (asyncpg.PostgresError, OSError) as exc:
             raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
+        except asyncpg.ClientConfigurationError as exc:  # a URL asyncpg cannot read
+            raise StoreUnavailableError(f"cannot connect to PostgreSQL: {exc}") from exc
         assert pool is not None
         store = cls(pool, schema, url, clock=clock)
         if apply_migrations:

@@ -10,7 +10,9 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+# ASCII: without it \d also matches other scripts' digits ("٠٩:٠٠-٢١:٠٠"), which int()
+# reads, so such a window was stored and shown as given.
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", re.ASCII)
 MINUTES_PER_DAY = 24 * 60
 
 

@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from triggers.decisions.hours import parse_window
+from triggers.decisions.hours import in_window, parse_window
 from triggers.decisions.rich import (
     AltText,
     Button,
@@ -127,6 +127,9 @@ Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS)]
 Tag = Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS)]
 Short = Annotated[str, StringConstraints(max_length=MAX_SHORT_CHARS)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+Category = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS)]
+"""An item category as behaviour events name it (what the interest model scores): an
+empty one names nothing a model could score."""
 
 # After-validators: pydantic first checks the value is a string (so a number is a
 # field-named validation error), then these check what the string says.
@@ -343,6 +346,16 @@ class BestTime(_Frozen):
     fallback: LocalTime
     window: LocalWindow = "00:00-24:00"
 
+    @field_validator("window")
+    @classmethod
+    def _holds_a_whole_hour(cls, window: str) -> str:
+        # A user's best time is a whole hour of the window: "09:15-09:45" has none, and
+        # a user with send-time data would have no time to be sent at.
+        bounds = parse_window(window)
+        if not any(in_window(bounds, hour * 60) for hour in range(24)):
+            raise ValueError(f"window {window!r} holds no whole hour (HH:00) to send at")
+        return window
+
 
 class ScheduledTrigger(_Frozen):
     """Fire at local wall-clock ``times`` on ``days`` (two-letter names, empty = every day)
@@ -507,7 +520,7 @@ class Audience(_Frozen):
     locales: tuple[Short, ...] = Field(default=(), max_length=64)
     """``zh`` matches ``zh-CN``; ``zh-CN`` matches only ``zh-CN`` (``_`` and ``-`` alike)."""
     segments: tuple[Segment, ...] = Field(default=(), max_length=3)
-    interests: dict[Tag, InterestThreshold] = Field(default={}, max_length=MAX_TAGS)
+    interests: dict[Category, InterestThreshold] = Field(default={}, max_length=MAX_TAGS)
     """Category → the least predicted interest (the promoted interest model's probability
     that the user engages with the category in the next period), e.g.
     ``{"mother_baby": {"min": 0.6}}``; below it the reason is
@@ -655,14 +668,16 @@ class Campaign(_Frozen):
     variants: tuple[Variant, ...] = Field(min_length=1, max_length=MAX_VARIANTS)
     control_pct: float = Field(default=0.0, ge=0, le=100)
     """Share of users (by hash of campaign and user) held out as the control group."""
-    channels: tuple[Short, ...] = Field(default=("inbox",), max_length=len(CHANNELS))
-    """In order of preference; the first one the user can receive and did not refuse wins."""
+    channels: tuple[Short, ...] = Field(default=("inbox",), min_length=1,
+                                        max_length=len(CHANNELS))
+    """In order of preference; the first one the user can receive and did not refuse wins
+    (none: the campaign could never send)."""
     offer_ttl_s: float = Field(default=3600.0, gt=0, le=MAX_OFFER_TTL_S)
     """An undelivered push expires after this; one hour, since a location offer is about
     being near the venue now."""
     offer: dict[Tag, Text | int | float | bool | None] = Field(default={}, max_length=64)
     """Free offer data (code, discount) for templates as ``offer.<key>``."""
-    categories: tuple[Tag, ...] = Field(default=(), max_length=MAX_TAGS)
+    categories: tuple[Category, ...] = Field(default=(), max_length=MAX_TAGS)
     """The item categories (interest tags) the offer is about, as behaviour events name
     them: what the interest model scores the campaign by, and what feedback on its pushes
     teaches the model."""
@@ -688,11 +703,13 @@ class Campaign(_Frozen):
             raise ValueError(f"unknown channels {unknown}; use {list(CHANNELS)}")
         return channels
 
-    @model_validator(mode="after")
-    def _arms_are_consistent(self) -> Campaign:
+    @field_validator("variants")
+    @classmethod
+    def _arms_are_consistent(cls, variants: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        # A field validator, so that the error names ``variants``.
         weights: dict[str, float] = {}
         renditions: set[tuple[str, str | None, str | None]] = set()
-        for variant in self.variants:
+        for variant in variants:
             if weights.setdefault(variant.id, variant.weight) != variant.weight:
                 raise ValueError(f"variant {variant.id!r}: renditions disagree on weight")
             key = (variant.id, norm_locale(variant.locale), variant.style)
@@ -701,7 +718,7 @@ class Campaign(_Frozen):
             renditions.add(key)
         if sum(weights.values()) <= 0:
             raise ValueError("variant weights must not all be zero")
-        return self
+        return variants
 
     @property
     def arms(self) -> tuple[tuple[str, float], ...]:
