@@ -119,6 +119,7 @@ from triggers.behaviour.rules import TagRules
 from triggers.behaviour.triggers import PendingTrigger
 from triggers.decisions import Campaign, CampaignStatus, Decision, FeedbackKind, Profile
 from triggers.decisions.ledger import ENGAGED_KINDS, IGNORED_KINDS
+from triggers.decisions.models import STORED
 from triggers.decisions.rich import RichContent
 from triggers.pings import PingBatch
 from triggers.presence_state import PresenceState
@@ -640,7 +641,7 @@ class PostgresStore:
         return Catalog(
             tenant_id, int(tenant["catalog_version"]),
             venues,
-            tuple(Campaign.model_validate(r["body"]) for r in campaigns),
+            tuple(Campaign.model_validate(r["body"], context=STORED) for r in campaigns),
             policy_from_json(tenant["policy"]),
         )
 
@@ -736,7 +737,7 @@ class PostgresStore:
         body = await self._pool.fetchval(
             "SELECT body FROM campaigns WHERE tenant_id = $1 AND campaign_id = $2",
             tenant_id, campaign_id)
-        return None if body is None else Campaign.model_validate(body)
+        return None if body is None else Campaign.model_validate(body, context=STORED)
 
     @_translated
     async def list_campaigns(
@@ -749,7 +750,7 @@ class PostgresStore:
             " AND ($3::text IS NULL OR campaign_id COLLATE \"C\" > $3)"
             " ORDER BY campaign_id COLLATE \"C\" LIMIT $4",
             tenant_id, None if status is None else CampaignStatus(status).value, after, limit)
-        return [Campaign.model_validate(r["body"]) for r in rows]
+        return [Campaign.model_validate(r["body"], context=STORED) for r in rows]
 
     @_translated
     async def delete_campaign(self, tenant_id: str, campaign_id: str) -> bool:
@@ -772,7 +773,7 @@ class PostgresStore:
                 " FOR UPDATE", tenant_id, campaign_id)
             if body is None:
                 return None
-            campaign = Campaign.model_validate(body).model_copy(
+            campaign = Campaign.model_validate(body, context=STORED).model_copy(
                 update={"status": CampaignStatus(status)})
             await self._bump(conn, tenant_id)
             await conn.execute(

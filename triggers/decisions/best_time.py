@@ -61,6 +61,9 @@ def choose_time(best: BestTime, local_profile: Sequence[float] | None) -> TimeCh
         return TimeChoice(best.fallback, f"best_time: fallback {best.fallback} (not enough "
                                          "send-time data for this user)")
     hours = window_hours(best)
+    if not hours:  # stored before windows had to hold a whole hour ("09:15-09:45")
+        return TimeChoice(best.fallback, f"best_time: fallback {best.fallback} (no whole "
+                                         f"hour in {best.window})")
     hour = max(hours, key=lambda h: (local_profile[h], -h))
     return TimeChoice(f"{hour:02d}:00", f"best_time: {hour:02d}:00, the user's best hour "
                                         f"in {best.window} (send-time model)")

@@ -10,9 +10,9 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-# ASCII: without it \d also matches other scripts' digits ("٠٩:٠٠-٢١:٠٠"), which int()
-# reads, so such a window was stored and shown as given.
-_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$", re.ASCII)
+# \d also matches other scripts' digits ("٠٩:٠٠-٢١:٠٠" is 09:00-21:00, as int() reads
+# it): windows stored in them keep working.
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 MINUTES_PER_DAY = 24 * 60
 
 

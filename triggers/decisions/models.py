@@ -127,7 +127,26 @@ Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS)]
 Tag = Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS)]
 Short = Annotated[str, StringConstraints(max_length=MAX_SHORT_CHARS)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_CHARS)]
+STORED: dict[str, bool] = {"stored": True}
+"""The validation context of a campaign read back from a store
+(``Campaign.model_validate(body, context=STORED)``): the rules added after campaigns may
+have been stored (an empty category, no channel, a ``best_time`` window without a whole
+hour) are not applied to it, so a campaign written before them still loads, and the
+tenant's other campaigns with it; what the API is given meets every rule."""
+
+
+def _stored(info: ValidationInfo) -> bool:
+    context = info.context
+    return isinstance(context, dict) and bool(context.get("stored"))
+
+
+def _named(category: str, info: ValidationInfo) -> str:
+    if not category and not _stored(info):
+        raise ValueError("an empty category names nothing a model could score")
+    return category
+
+
+Category = Annotated[str, StringConstraints(max_length=MAX_TAG_CHARS), AfterValidator(_named)]
 """An item category as behaviour events name it (what the interest model scores): an
 empty one names nothing a model could score."""
 
@@ -348,11 +367,12 @@ class BestTime(_Frozen):
 
     @field_validator("window")
     @classmethod
-    def _holds_a_whole_hour(cls, window: str) -> str:
+    def _holds_a_whole_hour(cls, window: str, info: ValidationInfo) -> str:
         # A user's best time is a whole hour of the window: "09:15-09:45" has none, and
-        # a user with send-time data would have no time to be sent at.
+        # a user with send-time data would have no time to be sent at (one stored before
+        # this rule gets the fallback: ``best_time.choose_time``).
         bounds = parse_window(window)
-        if not any(in_window(bounds, hour * 60) for hour in range(24)):
+        if not _stored(info) and not any(in_window(bounds, hour * 60) for hour in range(24)):
             raise ValueError(f"window {window!r} holds no whole hour (HH:00) to send at")
         return window
 
@@ -668,8 +688,7 @@ class Campaign(_Frozen):
     variants: tuple[Variant, ...] = Field(min_length=1, max_length=MAX_VARIANTS)
     control_pct: float = Field(default=0.0, ge=0, le=100)
     """Share of users (by hash of campaign and user) held out as the control group."""
-    channels: tuple[Short, ...] = Field(default=("inbox",), min_length=1,
-                                        max_length=len(CHANNELS))
+    channels: tuple[Short, ...] = Field(default=("inbox",), max_length=len(CHANNELS))
     """In order of preference; the first one the user can receive and did not refuse wins
     (none: the campaign could never send)."""
     offer_ttl_s: float = Field(default=3600.0, gt=0, le=MAX_OFFER_TTL_S)
@@ -697,10 +716,13 @@ class Campaign(_Frozen):
 
     @field_validator("channels")
     @classmethod
-    def _known_channels(cls, channels: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_channels(cls, channels: tuple[str, ...],
+                        info: ValidationInfo) -> tuple[str, ...]:
         unknown = [c for c in channels if c not in CHANNELS]
         if unknown:
             raise ValueError(f"unknown channels {unknown}; use {list(CHANNELS)}")
+        if not channels and not _stored(info):
+            raise ValueError("no channel: the campaign could never send")
         return channels
 
     @field_validator("variants")

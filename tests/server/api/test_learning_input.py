@@ -61,8 +61,6 @@ BAD = [
     ({"trigger": best_time(window="09:00-09:00")}, "trigger.scheduled.best_time.window"),
     ({"trigger": best_time(window="09:15-09:45")}, "trigger.scheduled.best_time.window"),
     ({"trigger": best_time(window="23:30-24:00")}, "trigger.scheduled.best_time.window"),
-    ({"trigger": best_time(window="٠٩:٠٠-٢١:٠٠")},  # Arabic-Indic digits
-     "trigger.scheduled.best_time.window"),
     ({"trigger": {"scheduled": {"times": ["10:00"], "best_time": "10:00"}}},
      "trigger.scheduled.best_time"),
     ({"optimize": "thompson", "variants": []}, "variants"),
@@ -98,6 +96,7 @@ EDGES = [
     {"min_open_chance": 1},
     {"trigger": best_time("23:59", window="23:00-01:00"), "venues": {}},
     {"trigger": best_time("00:00", window="09:45-10:01"), "venues": {}},
+    {"trigger": best_time(window="٠٩:٠٠-٢١:٠٠"), "venues": {}},  # Arabic-Indic digits
     {"optimize": "thompson"},
     {"optimize": "thompson", "variants": two_arms(0.0), "control_pct": 100},
     {"channel_choice": "auto", "channels": ["sms"]},

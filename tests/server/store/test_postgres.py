@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
 from server.store import PostgresStore, Role, hash_key
 from server.store.migrate import migrate, pending, quote_ident, shipped_migrations
 from tests.server.conftest import ManualClock, drop_schema, open_clocked
 from tests.server.store.builders import FORUM, T0, campaign, presence, profile, venue
 from tests.server.store.test_contract import _everything_about
-from triggers.decisions import CampaignStatus
+from triggers.decisions import Campaign, CampaignStatus
+from triggers.decisions.best_time import choose_time
 from triggers.decisions.models import Contacts, Device
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.needs_postgres]
@@ -198,3 +200,36 @@ async def test_idle_rate_buckets_are_pruned_and_busy_ones_kept(pg_store: Postgre
     async with pg_store._pool.acquire() as conn:
         keys = await conn.fetch("SELECT key_id FROM rate_buckets ORDER BY key_id")
     assert [r["key_id"] for r in keys] == ["k-busy"]
+
+
+async def test_a_campaign_stored_before_a_rule_was_added_still_loads_with_the_others(
+        pg_store: PostgresStore) -> None:
+    # Rules added later (an empty category, no channel, a best_time window without a
+    # whole hour) are the API's: a row written before them still loads, and the
+    # tenant's other campaigns with it; the scheduler sends it at its fallback hour.
+    tenant = "acme"
+    await pg_store.ensure_tenant(tenant)
+    scheduled = {"scheduled": {"times": ["10:00"],
+                               "best_time": {"fallback": "10:00", "window": "09:00-18:00"}}}
+    older = Campaign.model_validate({**campaign("older").model_dump(mode="json"),
+                                     "trigger": scheduled, "categories": ["toys"]})
+    for made in (older, campaign("other")):
+        await pg_store.create_campaign(tenant, made)
+    body = older.model_dump(mode="json")
+    body["categories"], body["channels"] = ["toys", ""], []
+    body["trigger"]["scheduled"]["best_time"]["window"] = "09:15-09:45"
+    async with pg_store._pool.acquire() as conn:
+        await conn.execute("UPDATE campaigns SET body = $3 WHERE tenant_id = $1"
+                           " AND campaign_id = $2", tenant, "older", body)
+    with pytest.raises(ValidationError):
+        Campaign.model_validate(body)  # what the API would now refuse
+    loaded = {c.id: c for c in await pg_store.list_campaigns(tenant)}
+    assert set(loaded) == {"older", "other"}
+    stored = loaded["older"]
+    assert (stored.categories, stored.channels) == (("toys", ""), ())
+    assert await pg_store.get_campaign(tenant, "older") == stored
+    best = stored.trigger.scheduled.best_time if stored.trigger.scheduled else None
+    assert best is not None
+    assert choose_time(best, [1.0] * 24).local_time == "10:00"
+    paused = await pg_store.set_campaign_status(tenant, "older", CampaignStatus.PAUSED)
+    assert paused is not None and paused.status == CampaignStatus.PAUSED
