@@ -55,8 +55,10 @@ def read_events(path: str, users: Vocabulary, categories: Vocabulary,
         counted = _CountingFile(raw, bar)
         try:
             # One thread: no read-ahead of further blocks, so memory stays one block's.
+            # The header row is skipped and its names given as read by _header.
             reader = pa_csv.open_csv(counted, read_options=pa_csv.ReadOptions(
-                block_size=BLOCK_BYTES, use_threads=False), convert_options=convert)
+                block_size=BLOCK_BYTES, use_threads=False, skip_rows=1,
+                column_names=header), convert_options=convert)
             for batch in reader:
                 yield _checked(path, line, batch, users, categories)
                 line += batch.num_rows
@@ -65,17 +67,24 @@ def read_events(path: str, users: Vocabulary, categories: Vocabulary,
 
 
 def _header(path: str) -> list[str]:
+    """The column names, as the contract spells them: case and surrounding spaces do
+    not count (``User_ID`` is ``user_id``, as spreadsheets write headers)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f), [])
+            given = next(csv.reader(f), [])
     except OSError as exc:
         raise CliError(exc.strerror or "cannot read", location=path) from exc
     except UnicodeDecodeError as exc:
         raise CliError("not UTF-8 text", location=path) from exc
+    header = [name.strip().lower() for name in given]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise CliError(f"missing column (the header has {', '.join(header) or 'nothing'})",
+        raise CliError(f"missing column (the header has {', '.join(given) or 'nothing'})",
                        location=f"{path}:1", field=missing[0])
+    twice = [c for c in (*REQUIRED, *OPTIONAL) if header.count(c) > 1]
+    if twice:
+        raise CliError("named twice in the header (case does not count)",
+                       location=f"{path}:1", field=twice[0])
     return header
 
 

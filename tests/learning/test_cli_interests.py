@@ -165,3 +165,25 @@ def test_explain_adds_the_features_behind_each_score_after_the_contract_columns(
     assert all(part.rsplit(" ", 1)[1][0] in "+-" for said in known for part in said.split(", "))
     assert {r["features"] for r in rows if r["user_id"] == "stranger"} == {
         "popular with all users (no history of the user)"}
+
+
+def test_a_spreadsheets_header_is_read_whatever_its_case(tmp_path: Path, geopush: Run) -> None:
+    events = tmp_path / "events.csv"
+    # As a spreadsheet exports it: a byte-order mark, capitals, spaces, CRLF lines.
+    events.write_bytes(("\ufeff User_ID,TS,Kind,Item_ID,Category \r\n"
+                        "alice,1767225600,view,d1,mother_baby\r\n"
+                        "bob,1767225600,view,s1,sport\r\n").encode())
+    out, pred = tmp_path / "m.npz", tmp_path / "p.csv"
+    assert geopush("interests", "fit", "--events", events, "--out", out) == 0
+    assert geopush("interests", "predict", "--model", out, "--at", T0 + DAY, "--top", 1,
+                   "--out", pred) == 0
+    assert {(r["user_id"], r["category"]) for r in predictions(pred)} == {
+        ("alice", "mother_baby"), ("bob", "sport")}
+
+
+def test_a_column_named_twice_is_named(tmp_path: Path, geopush: Run,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text("user_id,TS,ts,kind,item_id,category\nbob,1,1767225600,view,s1,sport\n")
+    assert geopush("interests", "fit", "--events", events, "--out", tmp_path / "m.npz") == 2
+    assert "events.csv:1: ts: named twice in the header" in capsys.readouterr().err
