@@ -118,12 +118,18 @@ def test_row_of_the_wrong_width_is_named(tmp_path: Path, geopush: Run,
     assert "events.csv:3: 3 cells where the header has 7" in capsys.readouterr().err
 
 
-def test_missing_column_is_named_on_line_one(tmp_path: Path, geopush: Run,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("text", "said"), [
+    ("user_id,ts,kind,item_id\nbob,1767225600,view,s1\n", "category: missing column"),
+    ("user_id,TS,ts,kind,item_id,category\nbob,1,1767225600,view,s1,sport\n",
+     "ts: named twice in the header"),
+])
+def test_a_header_without_a_column_or_with_one_twice_is_named_on_line_one(
+        tmp_path: Path, geopush: Run, capsys: pytest.CaptureFixture[str], text: str,
+        said: str) -> None:
     events = tmp_path / "events.csv"
-    events.write_text("user_id,ts,kind,item_id\nbob,1767225600,view,s1\n")
+    events.write_text(text)
     assert geopush("interests", "fit", "--events", events, "--out", tmp_path / "m.npz") == 2
-    assert "events.csv:1: category: missing column" in capsys.readouterr().err
+    assert f"events.csv:1: {said}" in capsys.readouterr().err
 
 
 def test_a_sendtime_model_is_not_an_interest_model(tmp_path: Path, shop_csv: Path,
@@ -179,11 +185,3 @@ def test_a_spreadsheets_header_is_read_whatever_its_case(tmp_path: Path, geopush
                    "--out", pred) == 0
     assert {(r["user_id"], r["category"]) for r in predictions(pred)} == {
         ("alice", "mother_baby"), ("bob", "sport")}
-
-
-def test_a_column_named_twice_is_named(tmp_path: Path, geopush: Run,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
-    events = tmp_path / "events.csv"
-    events.write_text("user_id,TS,ts,kind,item_id,category\nbob,1,1767225600,view,s1,sport\n")
-    assert geopush("interests", "fit", "--events", events, "--out", tmp_path / "m.npz") == 2
-    assert "events.csv:1: ts: named twice in the header" in capsys.readouterr().err
