@@ -131,8 +131,11 @@ LEARNING_FIELDS = [
     ("trigger", "scheduled", "best_time", "window"),
 ]
 
+# What JSON can carry: no NaN or infinity (a body with them is invalid_json, a 400 for
+# the whole body: tests/server/api/test_json_codec.py).
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False)
+    st.none() | st.booleans() | st.integers(-10**20, 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12) | st.sampled_from(["", "auto", "thompson", "09:15-09:45", "NaN"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=4),
