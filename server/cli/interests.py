@@ -181,13 +181,12 @@ def load(path: str) -> tuple[InterestModel, list[str]]:
                       "state_values": (NUMBERS, "pairs", len(COLUMNS)),
                       "booster": (BYTES, "")})
         booster = a["booster"].tobytes().decode()
-        if booster:
-            try:  # parsed once more for predictions: a garbled one fails here, not there
-                lgb.Booster(model_str=booster)
-            except lgb.basic.LightGBMError as exc:
-                raise ValueError(f"its ranker does not load: {exc}") from exc
         state = PairTable(float(h["until_t"]), a["state_keys"], a["state_values"])
         model = InterestModel(InterestParams(**h["params"]), loaded.strings("categories"),
                               state, booster or None, int(h["rf_half_life"]),
                               int(h["pop_half_life"]), h["evaluation"])
+        try:  # parsed here, once, for every ranking: a garbled ranker fails here
+            model.ranker  # noqa: B018 - the parse is the check
+        except lgb.basic.LightGBMError as exc:
+            raise ValueError(f"its ranker does not load: {exc}") from exc
         return model, loaded.strings("users")

@@ -120,8 +120,8 @@ def test_a_ranker_between_the_baselines_is_not_promoted_and_the_better_one_serve
     # only: the fit applies the service's rule (both baselines), not recency-frequency's.
     tune = interests._tune_baselines
 
-    def popularity_ahead(holdout: object) -> tuple[int, int, dict[str, float]]:
-        rf_hl, pop_hl, judged = tune(holdout)  # type: ignore[arg-type]
+    def popularity_ahead(holdout: interests._Examples) -> tuple[int, int, dict[str, float]]:
+        rf_hl, pop_hl, judged = tune(holdout)
         return rf_hl, pop_hl, {**judged, "popularity": judged["recency_frequency"] + 0.05}
 
     monkeypatch.setattr(interests, "_tune_baselines", popularity_ahead)

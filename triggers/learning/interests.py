@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -110,6 +111,12 @@ class InterestModel:
     @property
     def until_t(self) -> float:
         return self.state.ref_t
+
+    @cached_property
+    def ranker(self) -> lgb.Booster | None:
+        """:attr:`booster` parsed (once per model: a file's model is read once and ranks
+        users several times), ``None`` without one."""
+        return lgb.Booster(model_str=self.booster) if self.booster else None
 
     @property
     def serving(self) -> str:
@@ -223,7 +230,7 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
     ``-1``/``nan`` when fewer than ``k`` categories exist.
     """
     ctx = ctx or context(model.state, len(model.categories))
-    booster = lgb.Booster(model_str=model.booster) if model.booster else None
+    booster = model.ranker
     cats = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), np.nan)
     popular = popular_categories(ctx, max(model.params.popular_candidates, k))
