@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import web
@@ -34,6 +34,9 @@ _ENV = jinja2.Environment(
 
 _ENV.filters["pretty_json"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2)
 """JSON for a person to edit: indented, Chinese left as it is (``tojson`` escapes it)."""
+_ENV.filters["segment"] = lambda value: quote(str(value), safe="")
+"""An id as one path segment: OpenStreetMap ids hold a ``/`` (``osm:way/289767497``), which
+Jinja's ``urlencode`` keeps, and a bare ``/`` in a path matches no route."""
 
 PageHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 

@@ -43,7 +43,10 @@ def recency_frequency_ranking(ctx: Context, users: IntArray, k: int,
     counts = table.values[in_batch, half_life_index]
     row = np.searchsorted(users, table.users[in_batch])
     user_total = np.bincount(row, weights=counts, minlength=len(users))
-    hist_scores = counts / np.maximum(user_total[row], 1e-12)
+    # Divide by the total itself, not by a floor: months after a user's last event the
+    # 1-day counts are near 2 ** -90, and a floor would shrink the shares below the
+    # fill-ins' (the rank would no longer follow the score).
+    hist_scores = counts / np.where(user_total > 0, user_total, 1.0)[row]
     popular = np.argsort(-ctx.pop_share[:, half_life_index], kind="stable")
     popular = popular[ctx.pop_share[popular, 3] > 0][:k]
     fill_keys = pair_keys(np.repeat(users, len(popular)), np.tile(popular, len(users)))
