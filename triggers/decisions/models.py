@@ -380,11 +380,13 @@ class BestTime(_Frozen):
 class ScheduledTrigger(_Frozen):
     """Fire at local wall-clock ``times`` on ``days`` (two-letter names, empty = every day)
     in each user's time zone, to the campaign's audience. One send per (campaign, user,
-    slot); a slot missed while the service was down is caught up within ``grace_s``."""
+    slot); a slot missed while the service was down is caught up within ``grace_s``.
+    With ``best_time`` the slots are its window's hours and ``times`` may be left out
+    (given, they are not used)."""
 
-    times: tuple[LocalTime, ...] = Field(min_length=1, max_length=24)
-    days: tuple[Short, ...] = Field(default=(), max_length=7)
     best_time: BestTime | None = None
+    times: tuple[LocalTime, ...] = Field(default=(), max_length=24, validate_default=True)
+    days: tuple[Short, ...] = Field(default=(), max_length=7)
     grace_s: float = Field(default=3600.0, ge=0, le=86_400)
 
     @field_validator("days")
@@ -398,7 +400,11 @@ class ScheduledTrigger(_Frozen):
 
     @field_validator("times")
     @classmethod
-    def _distinct_times(cls, times: tuple[str, ...]) -> tuple[str, ...]:
+    def _distinct_times(cls, times: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        # best_time is declared first, so it has been read when times is checked (it is
+        # missing from the data when it was itself wrong: that error is the one to see).
+        if not times and "best_time" in info.data and info.data["best_time"] is None:
+            raise ValueError("times needs at least one HH:MM time (or give best_time)")
         if len(set(times)) != len(times):
             raise ValueError(f"times {list(times)} repeat a time")
         return times

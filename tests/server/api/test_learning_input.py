@@ -63,6 +63,8 @@ BAD = [
     ({"trigger": best_time(window="23:30-24:00")}, "trigger.scheduled.best_time.window"),
     ({"trigger": {"scheduled": {"times": ["10:00"], "best_time": "10:00"}}},
      "trigger.scheduled.best_time"),
+    ({"trigger": {"scheduled": {}}}, "trigger.scheduled.times"),
+    ({"trigger": {"scheduled": {"times": [], "best_time": None}}}, "trigger.scheduled.times"),
     ({"optimize": "thompson", "variants": []}, "variants"),
     ({"optimize": "thompson", "variants": two_arms(0.0)[1:]}, "variants"),
     ({"optimize": "ucb"}, "optimize"),
@@ -97,6 +99,7 @@ EDGES = [
     {"trigger": best_time("23:59", window="23:00-01:00"), "venues": {}},
     {"trigger": best_time("00:00", window="09:45-10:01"), "venues": {}},
     {"trigger": best_time(window="٠٩:٠٠-٢١:٠٠"), "venues": {}},  # Arabic-Indic digits
+    {"trigger": {"scheduled": {"best_time": {"fallback": "10:30"}}}, "venues": {}},  # no times
     {"optimize": "thompson"},
     {"optimize": "thompson", "variants": two_arms(0.0), "control_pct": 100},
     {"channel_choice": "auto", "channels": ["sms"]},
