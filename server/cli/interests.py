@@ -8,7 +8,9 @@
   says.
 - ``predict --model MODEL --at T [--users USERS.txt] [--top K] --out PRED.csv``: writes
   ``user_id,category,score,rank`` (rank 1 = most likely); users the model has never seen
-  get the popular categories. ``--explain`` adds a last column, ``features``: the score's
+  get the popular categories. ``--at`` ages the ranker's features; when a baseline serves
+  (the fit says so) it changes nothing, as every count decays by the same factor and the
+  shares stay. ``--explain`` adds a last column, ``features``: the score's
   three largest feature contributions in words (``triggers.learning.explain``).
 """
 
@@ -29,7 +31,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     fit = sub.add_parser("fit", help="learn interests from an events CSV")
     fit.add_argument("--events", required=True, metavar="EVENTS.csv",
-                     help="user_id,ts,kind,item_id,category[,price,event_id]")
+                     help="user_id,ts,kind,item_id,category[,price,event_id]; other "
+                          "columns are not read")
     fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     fit.add_argument("--until", default=None, metavar="T",
                      help="ignore events at or after T (ISO 8601 or epoch seconds)")
@@ -40,7 +43,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     predict = sub.add_parser("predict", help="each user's likeliest categories")
     predict.add_argument("--model", required=True, metavar="MODEL")
     predict.add_argument("--at", required=True, metavar="T",
-                         help="start of the period predicted (ISO 8601 or epoch seconds)")
+                         help="start of the period predicted (ISO 8601 or epoch seconds; "
+                              "no effect when a baseline serves)")
     predict.add_argument("--users", default=None, metavar="USERS.txt",
                          help="one user id a line (default: every user of the model)")
     predict.add_argument("--top", type=int, default=10, metavar="K",

@@ -53,7 +53,8 @@ def _create(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
     if url is None:
-        raise CliError("a PostgreSQL URL is required", field="--database-url")
+        raise CliError("a PostgreSQL URL is required (--database-url or DATABASE_URL)",
+                       field="--database-url")
     key = generate_key()
     try:
         record = asyncio.run(_create_key(url, args.tenant, args.role, key, args.name))

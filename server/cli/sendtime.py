@@ -27,7 +27,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     fit = sub.add_parser("fit", help="learn hour profiles from an events CSV")
     fit.add_argument("--events", required=True, metavar="EVENTS.csv",
-                     help="user_id,ts,kind,item_id,category[,price,event_id]")
+                     help="user_id,ts,kind,item_id,category[,price,event_id]; other "
+                          "columns are not read")
     fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     fit.add_argument("--until", default=None, metavar="T",
                      help="ignore events at or after T (ISO 8601 or epoch seconds)")
