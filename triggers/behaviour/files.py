@@ -42,6 +42,8 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
     except StopIteration:
         raise EventFileError(1, None, "empty file: expected a header "
                              + ",".join(REQUIRED_COLUMNS)) from None
+    except csv.Error as exc:
+        raise EventFileError(1, None, f"not a CSV row: {exc}") from exc
     unknown = [h for h in header if h not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
         raise EventFileError(1, unknown[0], "unknown column (expected "
@@ -49,7 +51,13 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise EventFileError(1, missing[0], "missing column")
-    for record in reader:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell over the csv module's 128 KiB, a stray NUL
+            raise EventFileError(reader.line_num, None, f"not a CSV row: {exc}") from exc
         line = reader.line_num
         if not record or record == [""]:
             continue
@@ -109,7 +117,7 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_int=_int)
         except json.JSONDecodeError as exc:
             raise EventFileError(number, None, f"not JSON: {exc.msg} (column {exc.colno})") \
                 from exc
@@ -119,6 +127,17 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
             error = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in error["loc"]) or None
             raise EventFileError(number, field, str(error["msg"])) from exc
+
+
+def _int(text: str) -> int | float:
+    """A JSON integer. One beyond a float's range (over 308 digits) is read as the
+    infinity it overflows to, so that validation names its field as it names 1e400
+    (Python's int refuses text over 4,300 digits)."""
+    return int(text) if len(text) <= _FLOAT_DIGITS else float(text)
+
+
+_FLOAT_DIGITS = 308
+"""No integer of this many digits (a sign counted) exceeds the largest float."""
 
 
 def read_events(lines: Iterable[str], *, jsonl: bool) -> Iterator[tuple[int, BehaviourEvent]]:
