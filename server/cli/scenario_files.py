@@ -7,7 +7,10 @@ Paths inside a scenario are relative to the scenario file.
 
 from __future__ import annotations
 
+import csv
+import itertools
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,7 @@ class _Document:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.lines: dict[str, int] = {}
+        node = None
         try:
             loader = yaml.SafeLoader(text)
             try:
@@ -60,13 +64,25 @@ class _Document:
                 self.data: Any = None if node is None else loader.construct_document(node)
             finally:
                 loader.dispose()
+        except ValueError as exc:
+            # A scalar that looks like a timestamp or an integer but is none
+            # (2026-02-30, 5,000 digits): PyYAML raises without a mark.
+            bad = None if node is None else _unconstructible(node)
+            line = None if bad is None else bad.start_mark.line + 1
+            shown = "" if bad is None else f"{_short(bad.value)}: "
+            raise ScenarioFileError(file, f"not valid YAML: {shown}{exc}", line=line) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = None if mark is None else mark.line + 1
             what = " ".join(p for p in (exc.context, exc.problem) if p)
             raise ScenarioFileError(file, f"not valid YAML: {what}", line=line) from None
+        except yaml.reader.ReaderError as exc:  # a control character, a NUL
+            line = text[:exc.position].count("\n") + 1
+            raise ScenarioFileError(file, f"not valid YAML: {exc.reason} "
+                                          f"({exc.character!r})", line=line) from None
         except yaml.YAMLError as exc:
-            raise ScenarioFileError(file, f"not valid YAML: {exc}") from None
+            raise ScenarioFileError(file, f"not valid YAML: {' '.join(str(exc).split())}") \
+                from None
         if node is not None:
             self._walk(node, "")
         where = first_non_finite(self.data)
@@ -119,6 +135,29 @@ class _Document:
         return self.error(path, message)
 
 
+def _unconstructible(root: yaml.Node) -> yaml.ScalarNode | None:
+    """The first scalar under ``root`` (in document order) that PyYAML cannot construct."""
+    loader = yaml.SafeLoader("")
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except ValueError:
+                return node
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return None
+
+
+def _short(value: str) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 def _yaml_path(loc: tuple[Any, ...], data: Any, prefix: str) -> str:
     """pydantic's loc as ``a.b[0].c``, skipping the union/validator tags that name no
     key of the data (``function-plain[parse_leg()]``, ``float``)."""
@@ -160,7 +199,6 @@ def load_scenario(path: str | Path) -> Scenario:
         raise doc.error("venues", "missing: a venue file (relative to the scenario) or an "
                                   "inline FeatureCollection")
     venues, attribution = _venues(doc, data["venues"], base)
-    pings = _pings(doc, data.get("pings"), base)
     if "events" in data:
         events, generators = _events(doc, data["events"], base)
         rest = {**rest, "events": events,
@@ -169,6 +207,7 @@ def load_scenario(path: str | Path) -> Scenario:
         spec = ScenarioSpec.model_validate(rest)
     except ValidationError as exc:
         raise doc.validation_error(exc, rest) from None
+    pings = _pings(doc, data.get("pings"), base, spec.start.timestamp())
     recorded = None if pings is None else recorded_columns(*pings, arrival=spec.pings_arrival)
     try:
         return build(spec, venues, recorded, attribution)
@@ -220,13 +259,23 @@ def _venue_load(doc: _Document, item: Any, base: Path, where: str) -> VenueLoad:
             return parse_feature_collection(dict(item), source=f"{doc.file} {where}")
     except VenueError as exc:
         raise doc.error(where, str(exc)) from None
+    except OSError as exc:  # a name too long for the file system
+        raise doc.error(where, f"venue file {_short(item)}: {exc.strerror or exc}") from None
     raise doc.error(where, "expected a venue file path or an inline FeatureCollection")
 
 
+MAX_PING_DAYS = 366
+"""How far from the scenario's start a recorded ping (its ``ts`` or ``received_at``) may
+be. The replay steps through every slice of ``batch_s`` between the start and the last
+ping, so one time from a broken export (0, milliseconds read as seconds) would run for
+hours: it is named instead."""
+
+
 def _pings(
-    doc: _Document, value: Any, base: Path
+    doc: _Document, value: Any, base: Path, start_ts: float
 ) -> tuple[PingBatch, NDArray[np.float64]] | None:
-    """The pings of the CSV(s), in file order, and each one's ``received_at`` (NaN: none)."""
+    """The pings of the CSV(s), in file order, and each one's ``received_at`` (NaN: none);
+    a time more than :data:`MAX_PING_DAYS` from ``start_ts`` names its file and line."""
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
@@ -238,10 +287,13 @@ def _pings(
             raise doc.error(where, "expected the path of a pings CSV")
         target = base / item
         try:
-            with target.open(newline="", encoding="utf-8") as source:
+            with target.open(newline="", encoding="utf-8-sig") as source:
+                first_row = 0
                 for batch, _, arrived in ping_chunks(source, str(target), 100_000):
+                    _check_times(target, first_row, batch.ts, arrived, start_ts)
                     batches.append(batch)
                     received.append(arrived)
+                    first_row += len(batch)
         except FileNotFoundError:
             raise doc.error(where, f"pings file {item!r} not found (looked at {target})") \
                 from None
@@ -255,6 +307,37 @@ def _pings(
         return None
     return PingBatch.concat(batches), np.concatenate(received)
 
+
+
+def _check_times(target: Path, first_row: int, ts: NDArray[np.float64],
+                 received: NDArray[np.float64], start_ts: float) -> None:
+    """Raise naming the first ping (of rows ``first_row`` on) with a time more than
+    :data:`MAX_PING_DAYS` from the start."""
+    limit = MAX_PING_DAYS * 86_400.0
+    for field, times in (("ts", ts), ("received_at", received)):
+        far = np.abs(times - start_ts) > limit  # False for NaN (no received_at)
+        if far.any():
+            row = first_row + int(np.argmax(far))
+            raise CliError(f"{_when(float(times[row - first_row]))} is more than "
+                           f"{MAX_PING_DAYS} days from the scenario's start "
+                           f"({_when(start_ts)})",
+                           location=f"{target}:{_ping_line(target, row)}", field=field)
+
+
+def _when(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):  # beyond the years datetime holds
+        return f"{ts:g} s"
+
+
+def _ping_line(target: Path, row: int) -> int | None:
+    """The line of data row ``row`` (0-based) of a pings CSV, skipping blank rows as the
+    parser does."""
+    with target.open(newline="", encoding="utf-8-sig") as source:
+        reader = csv.reader(source)
+        lines = (reader.line_num for cells in reader if any(c.strip() for c in cells))
+        return next(itertools.islice(lines, row + 1, None), None)
 
 
 def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent],
@@ -289,7 +372,7 @@ def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent
 def _event_file(doc: _Document, name: str, base: Path, where: str) -> list[BehaviourEvent]:
     target = base / name
     try:
-        with target.open(newline="", encoding="utf-8") as lines:
+        with target.open(newline="", encoding="utf-8-sig") as lines:
             return [event for _, event in read_events(lines, jsonl=name.endswith(".jsonl"))]
     except FileNotFoundError:
         raise doc.error(where, f"events file {name!r} not found (looked at {target})") \
