@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,8 @@ REQUIRED = ("user_id", "ts", "lat", "lng")
 OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id",
             "received_at")
 OUT_HEADER = ("user_id", "venue_id", "kind", "at", "visit_id", "dwell_s", "confidence", "reason")
+MAX_USER_ID_CHARS = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
 
@@ -252,6 +255,12 @@ def _parse_row(record: list[str], pos: dict[str, int], cols: dict[str, list[Any]
     user = record[pos["user_id"]].strip()
     if not user:
         raise CliError("must not be empty", location=where, field="user_id")
+    # The API's rule for a ping's user_id. numpy's strings would drop a trailing NUL
+    # (merging "anna\0" into anna), and one long id widens every id of the batch.
+    if len(user) > MAX_USER_ID_CHARS or _CONTROL.search(user):
+        raise CliError(f"must be 1-{MAX_USER_ID_CHARS} characters without control "
+                       f"characters, not {user[:40]!r}{'...' if len(user) > 40 else ''}",
+                       location=where, field="user_id")
     cols["user_id"].append(user)
     cols["ts"].append(_parse_ts(record[pos["ts"]], where))
     received = record[pos["received_at"]].strip() if "received_at" in pos else ""

@@ -64,6 +64,9 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
         if len(record) != len(header):
             raise EventFileError(line, None,
                                  f"{len(record)} fields, the header has {len(header)}")
+        nul = next((h for h, cell in zip(header, record, strict=True) if "\x00" in cell), None)
+        if nul is not None:
+            raise EventFileError(line, nul, NUL_SAID)
         yield line, _from_row(dict(zip(header, record, strict=True)), line)
 
 
@@ -122,11 +125,38 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
             raise EventFileError(number, None, f"not JSON: {exc.msg} (column {exc.colno})") \
                 from exc
         try:
-            yield number, BehaviourEvent.model_validate(data)
+            event = BehaviourEvent.model_validate(data)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in error["loc"]) or None
             raise EventFileError(number, field, str(error["msg"])) from exc
+        if "\\u0000" in text:  # only then look for which text holds it
+            where = _nul_path(data, "")
+            if where is not None:
+                raise EventFileError(number, where or None, NUL_SAID)
+        yield number, event
+
+
+NUL_SAID = "a text holds a NUL character, which cannot be stored"
+"""What the service answers for an event with a NUL in a text (no database text holds
+one): refused in the file, so that a bad line stops the import before anything is sent."""
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path (``item.name``, ``item.tags[1]``) of the first text, key or value, that
+    holds a NUL, else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    children = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
+        if isinstance(key, str) and "\x00" in key:
+            return where
+        found = _nul_path(child, where)
+        if found is not None:
+            return found
+    return None
 
 
 def _int(text: str) -> int | float:
