@@ -500,6 +500,14 @@ def test_visits_refuses_a_time_in_epoch_milliseconds(workdir: Path) -> None:
     assert f"{pings}:3: ts: '1764320430000' is outside 1970-01-01 - 2199-12-31" in err
 
 
+def test_visits_refuses_a_user_id_with_a_control_character(workdir: Path) -> None:
+    # As a numpy string "anna\0" would lose its NUL and become anna, silently.
+    data = _replaced(PINGS, 4, 0, "anna\x00").encode()
+    status, _, err, pings = _visits(workdir, data)
+    assert status == 2
+    assert f"{pings}:4: user_id: must be 1-256 characters without control characters" in err
+
+
 def test_events_import_names_the_line_of_a_cell_too_long_for_a_csv_row(
     workdir: Path, events_service: tuple[str, str]
 ) -> None:
@@ -525,6 +533,26 @@ def test_events_import_reads_a_file_that_starts_with_a_byte_order_mark(
     status, out, err, path = _import(workdir, events_service, "events.csv", data)
     assert status == 0, err
     assert f"{path}: 3 events: " in out
+
+
+def test_events_import_refuses_a_nul_in_a_csv_cell_before_sending_anything(
+    workdir: Path, events_service: tuple[str, str]
+) -> None:
+    # The service refuses it (no database text holds a NUL): the check must too, else
+    # the lines above it are sent and the import stops half done.
+    data = _replaced(EVENTS_CSV, 3, 4, "ba\x00by").encode()
+    status, out, err, path = _import(workdir, events_service, "events.csv", data)
+    assert (status, out) == (2, "")
+    assert f"{path}:3: category: a text holds a NUL character" in err
+
+
+def test_events_import_refuses_a_nul_in_a_jsonl_text_naming_its_field(
+    workdir: Path, events_service: tuple[str, str]
+) -> None:
+    data = EVENTS_JSONL.replace('"category": "baby"', '"category": "ba\\u0000by"', 1).encode()
+    status, out, err, path = _import(workdir, events_service, "events.jsonl", data)
+    assert (status, out) == (2, "")
+    assert f"{path}:1: item.category: a text holds a NUL character" in err
 
 
 def test_venues_validate_names_a_coordinate_too_large_for_a_float(workdir: Path) -> None:
