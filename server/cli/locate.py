@@ -278,6 +278,9 @@ def _header(path: str) -> tuple[list[str], list[str]]:
     if missing:
         raise CliError(f"missing column (header has {', '.join(columns)})",
                        location=f"{path}:1", field=missing[0])
+    twice = [c for c in (*_REQUIRED, "id", "accuracy_m") if columns.count(c) > 1]
+    if twice:  # which of the two would be read is no answer
+        raise CliError("named twice in the header", location=f"{path}:1", field=twice[0])
     return first, columns
 
 

@@ -192,6 +192,9 @@ def _chunks(
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise CliError(f"missing column(s) {', '.join(missing)}", location=f"{name}:1")
+    twice = [c for c in REQUIRED + OPTIONAL if header.count(c) > 1]
+    if twice:  # which of the two would be read is no answer
+        raise CliError("named twice in the header", location=f"{name}:1", field=twice[0])
     pos = {c: header.index(c) for c in header}
     cols: dict[str, list[Any]] = {c: [] for c in ("user_id", "ts", "lat", "lng", "accuracy_m",
                                                    "speed_mps", "heading_deg", "mock",

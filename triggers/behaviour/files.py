@@ -51,6 +51,9 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise EventFileError(1, missing[0], "missing column")
+    twice = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if header.count(c) > 1]
+    if twice:  # which of the two would be read is no answer
+        raise EventFileError(1, twice[0], "named twice in the header")
     while True:
         try:
             record = next(reader)
