@@ -19,7 +19,7 @@ import io
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,8 @@ def _csv_breaks(valid: str) -> st.SearchStrategy[Broken]:
                     r.insert(k, r[j])
                 else:
                     r[j], r[k] = r[k], r[j]
-            return Broken(_join(out), how)
+            # A column named twice: which of the two is read is no answer.
+            return Broken(_join(out), how, 1 if how == "duplicate_column" else None)
         i = draw(st.integers(1, len(rows) - 1))
         out[i] = _row_break(draw, how, out[i])
         return Broken(_join(out), how, i + 1)
@@ -244,6 +245,10 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
+MUST_FAIL = {"empty", "duplicate_column"}
+"""Breaks that leave no right answer: the command must say so."""
+
+
 def assert_clear_failure(status: int, err: str, file: Path, broken: Broken) -> None:
     """Exit status 2 and one last ``geopush: error:`` line naming the file (and the
     broken row's line when one row was broken and the row is still a row)."""
@@ -287,6 +292,7 @@ def test_locate_reads_a_broken_points_file_or_names_what_is_wrong(
     status, out, err, points = _locate(workdir, broken.data)
     if status == 0:
         assert out.startswith("point_id,venue_id\n")
+        assert broken.how not in MUST_FAIL, out
         if broken.how in HARMLESS:
             assert out == _locate(workdir, POINTS.encode())[1]
     else:
@@ -312,6 +318,7 @@ def test_visits_reads_a_broken_pings_file_or_names_what_is_wrong(
     status, out, err, pings = _visits(workdir, broken.data)
     if status == 0:
         assert out.startswith("user_id,venue_id,kind,at,")
+        assert broken.how not in MUST_FAIL, out
         if broken.how in HARMLESS:
             assert out == _visits(workdir, PINGS.encode())[1]
     else:
@@ -372,7 +379,9 @@ def _check_import(status: int, out: str, err: str, path: Path, broken: Broken) -
 def test_events_import_reads_a_broken_csv_or_names_what_is_wrong(
     workdir: Path, events_service: tuple[str, str], broken: Broken
 ) -> None:
-    _check_import(*_import(workdir, events_service, "events.csv", broken.data), broken)
+    status, out, err, path = _import(workdir, events_service, "events.csv", broken.data)
+    assert status != 0 or broken.how not in MUST_FAIL, out
+    _check_import(status, out, err, path, broken)
 
 
 @PROPERTY
@@ -436,6 +445,7 @@ def test_simulate_reads_a_broken_pings_file_or_names_what_is_wrong(
     status, out, err, path = _simulate(workdir, SCENARIO.encode(), broken.data)
     if status == 0:
         assert json.loads(out)["summary"]
+        assert broken.how not in MUST_FAIL
         return
     assert_clear_failure(status, err, path, Broken(broken.data, broken.how))
     if broken.line is not None and broken.how != "lone_quote":
@@ -471,6 +481,30 @@ def test_locate_refuses_a_row_with_a_cell_missing_rather_than_shift_its_values(
     status, _, err, points = _locate(workdir, data)
     assert status == 2
     assert f"{points}:3: 3 fields, the header has 4" in err
+
+
+@pytest.mark.parametrize(("run", "valid", "column"), [
+    (_locate, POINTS, "lat"), (_visits, PINGS, "ts")])
+def test_a_column_named_twice_is_named_not_read_one_of_two_ways(
+    workdir: Path, run: Callable[[Path, bytes], tuple[int, str, str, Path]], valid: str,
+    column: str,
+) -> None:
+    lines = valid.splitlines()
+    at = lines[0].split(",").index(column)
+    data = "\n".join(f"{line},{line.split(',')[at]}" for line in lines) + "\n"
+    status, _, err, path = run(workdir, data.encode())
+    assert status == 2
+    assert f"{path}:1: {column}: named twice in the header" in err
+
+
+def test_events_import_names_a_column_named_twice(
+    workdir: Path, events_service: tuple[str, str]
+) -> None:
+    header, *rows = EVENTS_CSV.splitlines()
+    data = "\n".join([f"{header},category", *(f"{row},toys" for row in rows)]) + "\n"
+    status, _, err, path = _import(workdir, events_service, "events.csv", data.encode())
+    assert status == 2
+    assert f"{path}:1: category: named twice in the header" in err
 
 
 def test_locate_counts_blank_lines_in_the_line_it_names(workdir: Path) -> None:
