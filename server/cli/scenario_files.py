@@ -19,7 +19,7 @@ import yaml
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from server.cli.common import CliError
+from server.cli.common import CliError, not_utf8
 from server.cli.visits import _chunks as ping_chunks  # the one pings-CSV parser
 from server.errors import field_path
 from triggers.behaviour.events import BehaviourEvent
@@ -378,7 +378,7 @@ def _event_file(doc: _Document, name: str, base: Path, where: str) -> list[Behav
         raise doc.error(where, f"events file {name!r} not found (looked at {target})") \
             from None
     except UnicodeDecodeError as exc:
-        raise doc.error(where, f"{name}: not UTF-8 text (byte {exc.start})") from None
+        raise doc.error(where, str(not_utf8(str(target), exc))) from None
     except OSError as exc:
         raise doc.error(where, f"{name}: {exc.strerror or exc}") from None
     except EventFileError as exc:

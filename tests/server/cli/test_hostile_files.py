@@ -622,6 +622,15 @@ def test_simulate_names_a_venue_file_name_too_long_for_the_file_system(
     assert f"{path}:3: venues: venue file 'ffff" in err and "File name too long" in err
 
 
+def test_simulate_names_the_line_of_an_events_file_that_is_not_utf8(workdir: Path) -> None:
+    events = workdir / "events.csv"
+    events.write_bytes(EVENTS_CSV.encode().replace(b"lin,", b"l\xefn,"))
+    scenario = SCENARIO.replace("pings: pings.csv", "pings: pings.csv\nevents: events.csv")
+    status, _, err, path = _simulate(workdir, scenario.encode(), PINGS.encode())
+    assert status == 2
+    assert f"{path}:5: events: {events}:4: not UTF-8 text (byte 2 of the line)" in err
+
+
 def test_simulate_names_a_ping_decades_from_the_start_rather_than_replay_the_gap(
     workdir: Path,
 ) -> None:
