@@ -199,14 +199,16 @@ def load_scenario(path: str | Path) -> Scenario:
         raise doc.error("venues", "missing: a venue file (relative to the scenario) or an "
                                   "inline FeatureCollection")
     venues, attribution = _venues(doc, data["venues"], base)
+    events: list[tuple[BehaviourEvent, _Origin]] = []
     if "events" in data:
         events, generators = _events(doc, data["events"], base)
-        rest = {**rest, "events": events,
+        rest = {**rest, "events": [e for e, _ in events],
                 "event_generators": [*rest.get("event_generators", ()), *generators]}
     try:
         spec = ScenarioSpec.model_validate(rest)
     except ValidationError as exc:
         raise doc.validation_error(exc, rest) from None
+    _check_event_times(events, spec.start.timestamp())
     pings = _pings(doc, data.get("pings"), base, spec.start.timestamp())
     recorded = None if pings is None else recorded_columns(*pings, arrival=spec.pings_arrival)
     try:
@@ -264,18 +266,18 @@ def _venue_load(doc: _Document, item: Any, base: Path, where: str) -> VenueLoad:
     raise doc.error(where, "expected a venue file path or an inline FeatureCollection")
 
 
-MAX_PING_DAYS = 366
+MAX_SPAN_DAYS = 366
 """How far from the scenario's start a recorded ping (its ``ts`` or ``received_at``) may
-be. The replay steps through every slice of ``batch_s`` between the start and the last
-ping, so one time from a broken export (0, milliseconds read as seconds) would run for
-hours: it is named instead."""
+be, and how far after it an event of the scenario. The replay steps through every slice
+of ``batch_s`` between the start and the last ping or event, so one time from a broken
+export (0, milliseconds read as seconds, 2199) would run for hours: it is named instead."""
 
 
 def _pings(
     doc: _Document, value: Any, base: Path, start_ts: float
 ) -> tuple[PingBatch, NDArray[np.float64]] | None:
     """The pings of the CSV(s), in file order, and each one's ``received_at`` (NaN: none);
-    a time more than :data:`MAX_PING_DAYS` from ``start_ts`` names its file and line."""
+    a time more than :data:`MAX_SPAN_DAYS` from ``start_ts`` names its file and line."""
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
@@ -312,14 +314,14 @@ def _pings(
 def _check_times(target: Path, first_row: int, ts: NDArray[np.float64],
                  received: NDArray[np.float64], start_ts: float) -> None:
     """Raise naming the first ping (of rows ``first_row`` on) with a time more than
-    :data:`MAX_PING_DAYS` from the start."""
-    limit = MAX_PING_DAYS * 86_400.0
+    :data:`MAX_SPAN_DAYS` from the start."""
+    limit = MAX_SPAN_DAYS * 86_400.0
     for field, times in (("ts", ts), ("received_at", received)):
         far = np.abs(times - start_ts) > limit  # False for NaN (no received_at)
         if far.any():
             row = first_row + int(np.argmax(far))
             raise CliError(f"{_when(float(times[row - first_row]))} is more than "
-                           f"{MAX_PING_DAYS} days from the scenario's start "
+                           f"{MAX_SPAN_DAYS} days from the scenario's start "
                            f"({_when(start_ts)})",
                            location=f"{target}:{_ping_line(target, row)}", field=field)
 
@@ -340,18 +342,24 @@ def _ping_line(target: Path, row: int) -> int | None:
         return next(itertools.islice(lines, row + 1, None), None)
 
 
-def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent],
-                                                             list[UserEvents]]:
+_Origin = tuple[str, int | None, str]
+"""Where an event was written: file, line and (YAML) path of its ``ts``."""
+
+
+def _events(doc: _Document, value: Any, base: Path) -> tuple[
+        list[tuple[BehaviourEvent, _Origin]], list[UserEvents]]:
     """``events``: event files (CSV, or JSONL by its ``.jsonl`` name, as ``geopush
     events import`` reads them), inline event objects and per-user generators
     (``{user_id | user_ids, generate}``), one or a list; each checked where it is."""
     items = value if isinstance(value, list) else [value]
-    events: list[BehaviourEvent] = []
+    events: list[tuple[BehaviourEvent, _Origin]] = []
     generators: list[UserEvents] = []
     for i, item in enumerate(items):
         where = f"events[{i}]" if isinstance(value, list) else "events"
         if isinstance(item, str):
-            events.extend(_event_file(doc, item, base, where))
+            target = str(base / item)
+            events.extend((event, (target, line, "ts"))
+                          for line, event in _event_file(doc, item, base, where))
             continue
         if not isinstance(item, Mapping):
             raise doc.error(where, "expected an event file, an event object or "
@@ -365,15 +373,27 @@ def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent
         if isinstance(made, UserEvents):
             generators.append(made)
         else:
-            events.append(made)
+            events.append((made, (doc.file, doc.line(f"{where}.ts"), f"{where}.ts")))
     return events, generators
 
 
-def _event_file(doc: _Document, name: str, base: Path, where: str) -> list[BehaviourEvent]:
+def _check_event_times(events: list[tuple[BehaviourEvent, _Origin]], start_ts: float) -> None:
+    """Raise naming the first event more than :data:`MAX_SPAN_DAYS` after the start
+    (one before it is history, replayed at the start)."""
+    limit = start_ts + MAX_SPAN_DAYS * 86_400.0
+    for event, (file, line, path) in events:
+        if event.ts > limit:
+            raise ScenarioFileError(file, f"{_when(event.ts)} is more than {MAX_SPAN_DAYS} "
+                                          f"days after the scenario's start "
+                                          f"({_when(start_ts)})", path=path, line=line)
+
+
+def _event_file(doc: _Document, name: str, base: Path,
+                where: str) -> list[tuple[int, BehaviourEvent]]:
     target = base / name
     try:
         with target.open(newline="", encoding="utf-8-sig") as lines:
-            return [event for _, event in read_events(lines, jsonl=name.endswith(".jsonl"))]
+            return list(read_events(lines, jsonl=name.endswith(".jsonl")))
     except FileNotFoundError:
         raise doc.error(where, f"events file {name!r} not found (looked at {target})") \
             from None
