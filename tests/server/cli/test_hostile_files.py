@@ -631,6 +631,18 @@ def test_simulate_names_the_line_of_an_events_file_that_is_not_utf8(workdir: Pat
     assert f"{path}:5: events: {events}:4: not UTF-8 text (byte 2 of the line)" in err
 
 
+def test_simulate_names_an_event_decades_after_the_start_rather_than_replay_the_gap(
+    workdir: Path,
+) -> None:
+    events = workdir / "events.csv"
+    events.write_text(_replaced(EVENTS_CSV, 4, 1, "2199-12-31T00:00:00Z"), encoding="utf-8")
+    scenario = SCENARIO.replace("pings: pings.csv", "pings: pings.csv\nevents: events.csv")
+    status, _, err, _ = _simulate(workdir, scenario.encode(), PINGS.encode())
+    assert status == 2
+    assert (f"{events}:4: ts: 2199-12-31T00:00:00Z is more than 366 days after the "
+            "scenario's start (2025-11-28T08:55:00Z)") in err
+
+
 def test_simulate_names_a_ping_decades_from_the_start_rather_than_replay_the_gap(
     workdir: Path,
 ) -> None:
