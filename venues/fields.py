@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -33,7 +32,7 @@ from venues.limits import (
 )
 from venues.model import DEFAULT_DWELL_S, VenueKind
 from venues.problems import Code, Findings
-from venues.values import NonFinite, first_non_finite, is_number, show, type_name
+from venues.values import first_non_finite, is_non_finite, is_number, show, type_name
 
 MAX_DWELL_S = 86_400
 """Longest dwell threshold: a day. A longer one can never fire within one visit, since
@@ -199,9 +198,7 @@ def _dwell_s(value: object, findings: Findings) -> int:
         return DEFAULT_DWELL_S
     field_name = "properties.dwell_s"
     number = value if is_number(value) else None
-    if isinstance(value, NonFinite) or (
-        isinstance(number, float) and not math.isfinite(number)
-    ):
+    if is_non_finite(value):
         findings.error(field_name, Code.NON_FINITE_NUMBER, f"dwell_s {show(value)} is not finite")
         return DEFAULT_DWELL_S
     # 300.0 is accepted: many tools write every JSON number as a float.

@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 from geo.latlng import LatLng
 from venues.limits import METRES_PER_DEGREE, SIMPLIFY_INPUT_FACTOR, VenueLimits
 from venues.problems import Code, Findings
-from venues.values import NonFinite, is_number, show, type_name
+from venues.values import is_non_finite, is_number, show, type_name
 
 MIN_RADIUS_M = 10.0
 """Smallest circle: below GPS accuracy (typically 5-30 m) a circle cannot be told apart."""
@@ -209,13 +209,14 @@ def _check_circle(coords: object, radius_m: object, findings: Findings) -> Check
     position = _position(coords, "geometry.coordinates", findings)
     field = "properties.radius_m"
     radius: float | None = None
-    number = float(radius_m) if isinstance(radius_m, int | float) and is_number(radius_m) else None
+    number = float(radius_m) if isinstance(radius_m, int | float) and is_number(radius_m) \
+        and not is_non_finite(radius_m) else None
     if radius_m is None:
         findings.error(
             field, Code.MISSING_RADIUS,
             "a Point venue is a circle and needs radius_m (metres, 10 .. 10000)",
         )
-    elif isinstance(radius_m, NonFinite) or (number is not None and not math.isfinite(number)):
+    elif is_non_finite(radius_m):
         findings.error(field, Code.NON_FINITE_NUMBER,
                        f"radius {show(radius_m)} is not a finite number")
     elif number is None:
@@ -247,7 +248,7 @@ def _position(value: object, field: str, findings: Findings) -> tuple[float, flo
         return None
     lng, lat = value[0], value[1]
     for axis, number in (("longitude", lng), ("latitude", lat)):
-        if isinstance(number, NonFinite) or (is_number(number) and not math.isfinite(number)):
+        if is_non_finite(number):
             findings.error(field, Code.NON_FINITE_NUMBER,
                            f"{axis} {show(number)} is not a finite number")
             return None

@@ -33,7 +33,7 @@ from venues.validate import (
     parse_feature_collection,
     validate_features,
 )
-from venues.values import NonFinite
+from venues.values import NonFinite, json_int
 
 GDAL_SUFFIXES = (".gpkg", ".zip", ".shp", ".kml", ".kmz")
 """File name endings read through GDAL; anything else is tried as GeoJSON."""
@@ -122,7 +122,7 @@ def _parse_json(source: str, data: bytes) -> object:
             line=line,
         ) from exc
     try:
-        return json.loads(text, parse_constant=NonFinite)
+        return json.loads(text, parse_constant=NonFinite, parse_int=json_int)
     except json.JSONDecodeError as exc:
         truncated = not text[exc.pos:].strip()
         code = Code.TRUNCATED_JSON if truncated else Code.INVALID_JSON
@@ -208,7 +208,7 @@ def _eased(feature: dict[str, Any], driver: str) -> dict[str, Any]:
         if isinstance(value, str) and value.lstrip().startswith(opener):
             # Text that is not JSON stays text: validation then names the field.
             with contextlib.suppress(json.JSONDecodeError):
-                props[key] = json.loads(value, parse_constant=NonFinite)
+                props[key] = json.loads(value, parse_constant=NonFinite, parse_int=json_int)
     for key in ("dwell_s", "radius_m"):
         value = props.get(key)
         if isinstance(value, str) and value.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 
@@ -18,9 +19,27 @@ class NonFinite:
     literal: str
 
 
+def json_int(text: str) -> int | float:
+    """A JSON integer, for ``json.loads(parse_int=...)``. One beyond a float's range
+    (over 308 digits) is read as the infinity it overflows to, so that validation names
+    its field as it names ``1e400``; Python's ``int`` would refuse one over 4,300
+    digits, and ``float()`` of a longer one raises ``OverflowError``."""
+    return int(text) if len(text) <= _FLOAT_DIGITS else float(text)
+
+
+_FLOAT_DIGITS = 308
+"""No integer of this many digits (a sign counted) exceeds ``sys.float_info.max``."""
+
+
 def is_non_finite(value: object) -> bool:
-    """True for NaN, an infinity, or a :class:`NonFinite` marker."""
+    """True for NaN, an infinity, a :class:`NonFinite` marker, or an integer beyond a
+    float's range (YAML reads ``1`` and 400 zeros as one; as a float it is infinite)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) > _FLOAT_MAX
     return isinstance(value, NonFinite) or (isinstance(value, float) and not math.isfinite(value))
+
+
+_FLOAT_MAX = int(sys.float_info.max)
 
 
 def first_non_finite(value: object) -> tuple[int | str, ...] | None:

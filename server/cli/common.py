@@ -28,6 +28,31 @@ class CliError(Exception):
         self.exit_status = exit_status
 
 
+FIRST_T, END_T = 0.0, 7_258_118_400.0
+"""The times an event or a ping in a file may have: from 1970-01-01 to the end of the
+year 2199 (UTC). A time outside is a broken export (a negative count, a value in the
+wrong unit), and the calendar arithmetic (pandas' nanosecond times end in 2262) cannot
+place it."""
+TIME_RANGE_SAID = "outside 1970-01-01 - 2199-12-31"
+
+
+def not_utf8(path: str, exc: UnicodeDecodeError) -> CliError:
+    """The error for a text file that is not UTF-8, naming its first such line: a text
+    reader decodes a block at a time and cannot say which line it was on, but a
+    multi-byte character never spans a newline, so the lines decode one by one."""
+    try:
+        with open(path, "rb") as raw:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return CliError(f"not UTF-8 text (byte {bad.start + 1} of the line)",
+                                    location=f"{path}:{number}")
+    except OSError:
+        pass
+    return CliError(f"not UTF-8 text ({exc.reason})", location=path)
+
+
 def get_json(target: str, key: str | None, path: str, *, params: dict[str, str] | None = None,
              timeout: float = 30, field: str = "--target") -> dict[str, Any]:
     """``GET target + path`` with a manager or admin ``key``, for the commands that read a

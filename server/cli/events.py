@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from server.cli.common import CliError
+from server.cli.common import CliError, not_utf8
 
 BATCH = 1000
 PROGRESS_EVERY = 50_000
@@ -83,12 +83,12 @@ def _events(path: Path, jsonl: bool) -> Iterator[tuple[int, Any]]:
     from triggers.behaviour.files import EventFileError, read_events  # noqa: PLC0415
 
     try:
-        with path.open(encoding="utf-8", newline="") as lines:
+        with path.open(encoding="utf-8-sig", newline="") as lines:
             yield from read_events(lines, jsonl=jsonl)
     except EventFileError as exc:
         raise CliError(exc.message, location=f"{path}:{exc.line}", field=exc.field) from exc
     except UnicodeDecodeError as exc:
-        raise CliError(f"not UTF-8 text ({exc.reason})", location=str(path)) from exc
+        raise not_utf8(str(path), exc) from exc
     except OSError as exc:
         raise CliError(exc.strerror or str(exc), location=str(path)) from exc
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 from pyarrow import csv as pa_csv
 
-from server.cli.common import CliError
+from server.cli.common import END_T, FIRST_T, TIME_RANGE_SAID, CliError
 from triggers.learning.coding import Vocabulary, kind_codes
 
 REQUIRED = ("user_id", "ts", "kind", "item_id", "category")
@@ -133,13 +133,6 @@ def _checked(path: str, first_line: int, batch: pa.RecordBatch, users: Vocabular
 EPOCH_MS_FROM = 1e11
 """A number of epoch seconds this large is past the year 5000: such a ``ts`` is epoch
 milliseconds (as some exports write them), and is read as such."""
-
-
-FIRST_T, END_T = 0.0, 7_258_118_400.0
-"""The times an event may have: from 1970-01-01 to the end of the year 2199 (UTC). A
-time outside is a broken export (a negative count, a value in the wrong unit), and the
-calendar arithmetic (pandas' nanosecond times end in 2262) cannot place it."""
-TIME_RANGE_SAID = "outside 1970-01-01 - 2199-12-31"
 
 
 def in_time_range(ts: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:

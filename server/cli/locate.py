@@ -13,7 +13,7 @@ to the 0-based data-row number) and ``accuracy_m`` (checked, not used: containme
 is about the point). Bad input stops the run at the first bad row with
 ``geopush: error: FILE:LINE: field: message`` (exit status 2) rather than skipping
 it — a join that silently drops rows looks complete and is not. LINE counts the
-header as line 1 and assumes no quoted newlines. ``--out`` is written to a
+header as line 1 (blank lines count too). ``--out`` is written to a
 temporary file and renamed at the end, so a failed run leaves no partial output.
 
 Speed (``tests/bench/bench_locate.py``): pyarrow's CSV reader parses the numbers;
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 import tempfile
@@ -277,6 +278,9 @@ def _header(path: str) -> tuple[list[str], list[str]]:
     if missing:
         raise CliError(f"missing column (header has {', '.join(columns)})",
                        location=f"{path}:1", field=missing[0])
+    twice = [c for c in (*_REQUIRED, "id", "accuracy_m") if columns.count(c) > 1]
+    if twice:  # which of the two would be read is no answer
+        raise CliError("named twice in the header", location=f"{path}:1", field=twice[0])
     return first, columns
 
 
@@ -285,6 +289,7 @@ def _text_chunks(path: str, first_row: int, chunk_size: int) -> Iterator[_Chunk]
     :class:`CliError` at the first bad value, naming its line."""
     import pandas as pd  # noqa: PLC0415 - only when the fast reader gave up
 
+    _check_widths(path)
     try:
         reader = pd.read_csv(path, dtype=str, na_filter=False, skipinitialspace=True,
                              skiprows=range(1, first_row + 1), chunksize=chunk_size)
@@ -308,6 +313,36 @@ def _text_chunks(path: str, first_row: int, chunk_size: int) -> Iterator[_Chunk]
             first_row += len(frame)
 
 
+def _check_widths(path: str) -> None:
+    """Raise naming the first row whose number of cells is not the header's: pandas
+    would fill a short row with blanks (its values in the wrong columns) and name a
+    long one by its line in the chunk, not in the file."""
+    width = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            try:
+                for row in reader:
+                    if row and not width:
+                        width = len(row)
+                    elif row and len(row) != width:
+                        raise CliError(f"{len(row)} fields, the header has {width}",
+                                       location=f"{path}:{reader.line_num}")
+            except csv.Error as exc:
+                raise CliError(str(exc), location=f"{path}:{reader.line_num}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read: {exc}", location=path) from exc
+
+
+def _line(path: str, row: int) -> int:
+    """The file line of data row ``row`` (0-based), counted as pandas reads the file:
+    blank lines skipped, a quoted newline inside a row (the line where it ends)."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        rows = (reader.line_num for cells in reader if cells)
+        return next(itertools.islice(rows, row + 1, None))
+
+
 def _coordinate(
     frame: pd.DataFrame, name: str, path: str, first_row: int
 ) -> NDArray[np.float64]:
@@ -324,7 +359,7 @@ def _coordinate(
             "missing value" if text.strip() == ""
             else f"{text!r} is not a number in [{lo:g}, {hi:g}]"
         )
-        raise CliError(why, location=f"{path}:{first_row + i + 2}", field=name)
+        raise CliError(why, location=f"{path}:{_line(path, first_row + i)}", field=name)
     return values
 
 
@@ -341,7 +376,7 @@ def _accuracy(frame: pd.DataFrame, path: str, first_row: int) -> None:
         i = int(np.argmax(bad))
         raise CliError(
             f"{frame['accuracy_m'].iloc[i]!r} is not a distance in metres (>= 0)",
-            location=f"{path}:{first_row + i + 2}", field="accuracy_m",
+            location=f"{path}:{_line(path, first_row + i)}", field="accuracy_m",
         )
 
 

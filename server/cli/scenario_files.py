@@ -7,7 +7,10 @@ Paths inside a scenario are relative to the scenario file.
 
 from __future__ import annotations
 
+import csv
+import itertools
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import yaml
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from server.cli.common import CliError
+from server.cli.common import CliError, not_utf8
 from server.cli.visits import _chunks as ping_chunks  # the one pings-CSV parser
 from server.errors import field_path
 from triggers.behaviour.events import BehaviourEvent
@@ -53,6 +56,7 @@ class _Document:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.lines: dict[str, int] = {}
+        node = None
         try:
             loader = yaml.SafeLoader(text)
             try:
@@ -60,13 +64,25 @@ class _Document:
                 self.data: Any = None if node is None else loader.construct_document(node)
             finally:
                 loader.dispose()
+        except ValueError as exc:
+            # A scalar that looks like a timestamp or an integer but is none
+            # (2026-02-30, 5,000 digits): PyYAML raises without a mark.
+            bad = None if node is None else _unconstructible(node)
+            line = None if bad is None else bad.start_mark.line + 1
+            shown = "" if bad is None else f"{_short(bad.value)}: "
+            raise ScenarioFileError(file, f"not valid YAML: {shown}{exc}", line=line) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = None if mark is None else mark.line + 1
             what = " ".join(p for p in (exc.context, exc.problem) if p)
             raise ScenarioFileError(file, f"not valid YAML: {what}", line=line) from None
+        except yaml.reader.ReaderError as exc:  # a control character, a NUL
+            line = text[:exc.position].count("\n") + 1
+            raise ScenarioFileError(file, f"not valid YAML: {exc.reason} "
+                                          f"({exc.character!r})", line=line) from None
         except yaml.YAMLError as exc:
-            raise ScenarioFileError(file, f"not valid YAML: {exc}") from None
+            raise ScenarioFileError(file, f"not valid YAML: {' '.join(str(exc).split())}") \
+                from None
         if node is not None:
             self._walk(node, "")
         where = first_non_finite(self.data)
@@ -119,6 +135,29 @@ class _Document:
         return self.error(path, message)
 
 
+def _unconstructible(root: yaml.Node) -> yaml.ScalarNode | None:
+    """The first scalar under ``root`` (in document order) that PyYAML cannot construct."""
+    loader = yaml.SafeLoader("")
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except ValueError:
+                return node
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    return None
+
+
+def _short(value: str) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 def _yaml_path(loc: tuple[Any, ...], data: Any, prefix: str) -> str:
     """pydantic's loc as ``a.b[0].c``, skipping the union/validator tags that name no
     key of the data (``function-plain[parse_leg()]``, ``float``)."""
@@ -160,15 +199,17 @@ def load_scenario(path: str | Path) -> Scenario:
         raise doc.error("venues", "missing: a venue file (relative to the scenario) or an "
                                   "inline FeatureCollection")
     venues, attribution = _venues(doc, data["venues"], base)
-    pings = _pings(doc, data.get("pings"), base)
+    events: list[tuple[BehaviourEvent, _Origin]] = []
     if "events" in data:
         events, generators = _events(doc, data["events"], base)
-        rest = {**rest, "events": events,
+        rest = {**rest, "events": [e for e, _ in events],
                 "event_generators": [*rest.get("event_generators", ()), *generators]}
     try:
         spec = ScenarioSpec.model_validate(rest)
     except ValidationError as exc:
         raise doc.validation_error(exc, rest) from None
+    _check_event_times(events, spec.start.timestamp())
+    pings = _pings(doc, data.get("pings"), base, spec.start.timestamp())
     recorded = None if pings is None else recorded_columns(*pings, arrival=spec.pings_arrival)
     try:
         return build(spec, venues, recorded, attribution)
@@ -220,13 +261,23 @@ def _venue_load(doc: _Document, item: Any, base: Path, where: str) -> VenueLoad:
             return parse_feature_collection(dict(item), source=f"{doc.file} {where}")
     except VenueError as exc:
         raise doc.error(where, str(exc)) from None
+    except OSError as exc:  # a name too long for the file system
+        raise doc.error(where, f"venue file {_short(item)}: {exc.strerror or exc}") from None
     raise doc.error(where, "expected a venue file path or an inline FeatureCollection")
 
 
+MAX_SPAN_DAYS = 366
+"""How far from the scenario's start a recorded ping (its ``ts`` or ``received_at``) may
+be, and how far after it an event of the scenario. The replay steps through every slice
+of ``batch_s`` between the start and the last ping or event, so one time from a broken
+export (0, milliseconds read as seconds, 2199) would run for hours: it is named instead."""
+
+
 def _pings(
-    doc: _Document, value: Any, base: Path
+    doc: _Document, value: Any, base: Path, start_ts: float
 ) -> tuple[PingBatch, NDArray[np.float64]] | None:
-    """The pings of the CSV(s), in file order, and each one's ``received_at`` (NaN: none)."""
+    """The pings of the CSV(s), in file order, and each one's ``received_at`` (NaN: none);
+    a time more than :data:`MAX_SPAN_DAYS` from ``start_ts`` names its file and line."""
     if value is None:
         return None
     items = value if isinstance(value, list) else [value]
@@ -238,10 +289,13 @@ def _pings(
             raise doc.error(where, "expected the path of a pings CSV")
         target = base / item
         try:
-            with target.open(newline="", encoding="utf-8") as source:
+            with target.open(newline="", encoding="utf-8-sig") as source:
+                first_row = 0
                 for batch, _, arrived in ping_chunks(source, str(target), 100_000):
+                    _check_times(target, first_row, batch.ts, arrived, start_ts)
                     batches.append(batch)
                     received.append(arrived)
+                    first_row += len(batch)
         except FileNotFoundError:
             raise doc.error(where, f"pings file {item!r} not found (looked at {target})") \
                 from None
@@ -257,18 +311,55 @@ def _pings(
 
 
 
-def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent],
-                                                             list[UserEvents]]:
+def _check_times(target: Path, first_row: int, ts: NDArray[np.float64],
+                 received: NDArray[np.float64], start_ts: float) -> None:
+    """Raise naming the first ping (of rows ``first_row`` on) with a time more than
+    :data:`MAX_SPAN_DAYS` from the start."""
+    limit = MAX_SPAN_DAYS * 86_400.0
+    for field, times in (("ts", ts), ("received_at", received)):
+        far = np.abs(times - start_ts) > limit  # False for NaN (no received_at)
+        if far.any():
+            row = first_row + int(np.argmax(far))
+            raise CliError(f"{_when(float(times[row - first_row]))} is more than "
+                           f"{MAX_SPAN_DAYS} days from the scenario's start "
+                           f"({_when(start_ts)})",
+                           location=f"{target}:{_ping_line(target, row)}", field=field)
+
+
+def _when(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):  # beyond the years datetime holds
+        return f"{ts:g} s"
+
+
+def _ping_line(target: Path, row: int) -> int | None:
+    """The line of data row ``row`` (0-based) of a pings CSV, skipping blank rows as the
+    parser does."""
+    with target.open(newline="", encoding="utf-8-sig") as source:
+        reader = csv.reader(source)
+        lines = (reader.line_num for cells in reader if any(c.strip() for c in cells))
+        return next(itertools.islice(lines, row + 1, None), None)
+
+
+_Origin = tuple[str, int | None, str]
+"""Where an event was written: file, line and (YAML) path of its ``ts``."""
+
+
+def _events(doc: _Document, value: Any, base: Path) -> tuple[
+        list[tuple[BehaviourEvent, _Origin]], list[UserEvents]]:
     """``events``: event files (CSV, or JSONL by its ``.jsonl`` name, as ``geopush
     events import`` reads them), inline event objects and per-user generators
     (``{user_id | user_ids, generate}``), one or a list; each checked where it is."""
     items = value if isinstance(value, list) else [value]
-    events: list[BehaviourEvent] = []
+    events: list[tuple[BehaviourEvent, _Origin]] = []
     generators: list[UserEvents] = []
     for i, item in enumerate(items):
         where = f"events[{i}]" if isinstance(value, list) else "events"
         if isinstance(item, str):
-            events.extend(_event_file(doc, item, base, where))
+            target = str(base / item)
+            events.extend((event, (target, line, "ts"))
+                          for line, event in _event_file(doc, item, base, where))
             continue
         if not isinstance(item, Mapping):
             raise doc.error(where, "expected an event file, an event object or "
@@ -282,20 +373,32 @@ def _events(doc: _Document, value: Any, base: Path) -> tuple[list[BehaviourEvent
         if isinstance(made, UserEvents):
             generators.append(made)
         else:
-            events.append(made)
+            events.append((made, (doc.file, doc.line(f"{where}.ts"), f"{where}.ts")))
     return events, generators
 
 
-def _event_file(doc: _Document, name: str, base: Path, where: str) -> list[BehaviourEvent]:
+def _check_event_times(events: list[tuple[BehaviourEvent, _Origin]], start_ts: float) -> None:
+    """Raise naming the first event more than :data:`MAX_SPAN_DAYS` after the start
+    (one before it is history, replayed at the start)."""
+    limit = start_ts + MAX_SPAN_DAYS * 86_400.0
+    for event, (file, line, path) in events:
+        if event.ts > limit:
+            raise ScenarioFileError(file, f"{_when(event.ts)} is more than {MAX_SPAN_DAYS} "
+                                          f"days after the scenario's start "
+                                          f"({_when(start_ts)})", path=path, line=line)
+
+
+def _event_file(doc: _Document, name: str, base: Path,
+                where: str) -> list[tuple[int, BehaviourEvent]]:
     target = base / name
     try:
-        with target.open(newline="", encoding="utf-8") as lines:
-            return [event for _, event in read_events(lines, jsonl=name.endswith(".jsonl"))]
+        with target.open(newline="", encoding="utf-8-sig") as lines:
+            return list(read_events(lines, jsonl=name.endswith(".jsonl")))
     except FileNotFoundError:
         raise doc.error(where, f"events file {name!r} not found (looked at {target})") \
             from None
     except UnicodeDecodeError as exc:
-        raise doc.error(where, f"{name}: not UTF-8 text (byte {exc.start})") from None
+        raise doc.error(where, str(not_utf8(str(target), exc))) from None
     except OSError as exc:
         raise doc.error(where, f"{name}: {exc.strerror or exc}") from None
     except EventFileError as exc:

@@ -13,12 +13,13 @@ import csv
 import datetime as dt
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from server.cli.common import CliError
+from server.cli.common import END_T, FIRST_T, TIME_RANGE_SAID, CliError, not_utf8
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +33,8 @@ REQUIRED = ("user_id", "ts", "lat", "lng")
 OPTIONAL = ("accuracy_m", "speed_mps", "heading_deg", "altitude_m", "mock", "device_id",
             "received_at")
 OUT_HEADER = ("user_id", "venue_id", "kind", "at", "visit_id", "dwell_s", "confidence", "reason")
+MAX_USER_ID_CHARS = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n", ""}
 
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     pings_path = Path(args.pings)
     with contextlib.ExitStack() as stack:
         try:
-            source = stack.enter_context(pings_path.open(newline="", encoding="utf-8"))
+            source = stack.enter_context(pings_path.open(newline="", encoding="utf-8-sig"))
         except OSError as exc:
             raise CliError(exc.strerror or str(exc), location=args.pings) from exc
         out: TextIO = sys.stdout
@@ -177,15 +180,11 @@ def _chunks(
     each ping's ``received_at`` — NaN where the file gives none)."""
     import numpy as np  # noqa: PLC0415 - see run
 
-    reader = csv.reader(source)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CliError("empty file: expected a header user_id,ts,lat,lng",
-                       location=name) from None
-    except csv.Error as exc:
-        raise CliError(str(exc), location=f"{name}:1") from exc
-    header = [h.strip() for h in header]
+    records = _records(csv.reader(source), name)
+    first = next(records, None)
+    if first is None:
+        raise CliError("empty file: expected a header user_id,ts,lat,lng", location=name)
+    header = [h.strip() for h in first[1]]
     for col in header:
         if col not in REQUIRED and col not in OPTIONAL:
             raise CliError(f"unknown column (expected {', '.join(REQUIRED + OPTIONAL)})",
@@ -193,21 +192,18 @@ def _chunks(
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise CliError(f"missing column(s) {', '.join(missing)}", location=f"{name}:1")
+    twice = [c for c in REQUIRED + OPTIONAL if header.count(c) > 1]
+    if twice:  # which of the two would be read is no answer
+        raise CliError("named twice in the header", location=f"{name}:1", field=twice[0])
     pos = {c: header.index(c) for c in header}
     cols: dict[str, list[Any]] = {c: [] for c in ("user_id", "ts", "lat", "lng", "accuracy_m",
                                                    "speed_mps", "heading_deg", "mock",
                                                    "received_at")}
     last_offset = 0
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise CliError(str(exc), location=f"{name}:{reader.line_num}") from exc
+    for line, record in records:
         if not record or all(not f.strip() for f in record):
             continue
-        where = f"{name}:{reader.line_num}"
+        where = f"{name}:{line}"
         if len(record) != len(header):
             raise CliError(f"{len(record)} fields, the header has {len(header)}", location=where)
         _parse_row(record, pos, cols, where)
@@ -219,6 +215,21 @@ def _chunks(
     if cols["ts"]:
         offset = _tell(source, last_offset)
         yield _batch(cols), offset - last_offset, np.array(cols["received_at"])
+
+
+def _records(reader: Any, name: str) -> Iterator[tuple[int, list[str]]]:
+    """``(line, row)`` of ``reader`` (the line where the row ends); a row the csv module
+    cannot split, or text that is not UTF-8, raises :class:`CliError` naming its line."""
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CliError(str(exc), location=f"{name}:{reader.line_num}") from exc
+        except UnicodeDecodeError as exc:
+            raise not_utf8(name, exc) from exc
+        yield reader.line_num, record
 
 
 def _tell(source: TextIO, fallback: int) -> int:
@@ -247,6 +258,12 @@ def _parse_row(record: list[str], pos: dict[str, int], cols: dict[str, list[Any]
     user = record[pos["user_id"]].strip()
     if not user:
         raise CliError("must not be empty", location=where, field="user_id")
+    # The API's rule for a ping's user_id. numpy's strings would drop a trailing NUL
+    # (merging "anna\0" into anna), and one long id widens every id of the batch.
+    if len(user) > MAX_USER_ID_CHARS or _CONTROL.search(user):
+        raise CliError(f"must be 1-{MAX_USER_ID_CHARS} characters without control "
+                       f"characters, not {user[:40]!r}{'...' if len(user) > 40 else ''}",
+                       location=where, field="user_id")
     cols["user_id"].append(user)
     cols["ts"].append(_parse_ts(record[pos["ts"]], where))
     received = record[pos["received_at"]].strip() if "received_at" in pos else ""
@@ -300,7 +317,7 @@ def _parse_ts(text: str, where: str, field: str = "ts") -> float:
     else:
         if not math.isfinite(value):
             raise CliError(f"{text!r} is not a finite time", location=where, field=field)
-        return value
+        return _in_range(value, text, where, field)
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -309,4 +326,12 @@ def _parse_ts(text: str, where: str, field: str = "ts") -> float:
     if when.tzinfo is None:
         raise CliError(f"{text!r} has no UTC offset (add Z or +hh:mm)",
                        location=where, field=field)
-    return when.timestamp()
+    return _in_range(when.timestamp(), text, where, field)
+
+
+def _in_range(value: float, text: str, where: str, field: str) -> float:
+    # Epoch milliseconds read as seconds land in the year 50,000; the engine would take
+    # them for a time and the output could not write it.
+    if not FIRST_T <= value < END_T:
+        raise CliError(f"{text!r} is {TIME_RANGE_SAID}", location=where, field=field)
+    return value

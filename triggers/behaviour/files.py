@@ -42,6 +42,8 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
     except StopIteration:
         raise EventFileError(1, None, "empty file: expected a header "
                              + ",".join(REQUIRED_COLUMNS)) from None
+    except csv.Error as exc:
+        raise EventFileError(1, None, f"not a CSV row: {exc}") from exc
     unknown = [h for h in header if h not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
         raise EventFileError(1, unknown[0], "unknown column (expected "
@@ -49,13 +51,25 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise EventFileError(1, missing[0], "missing column")
-    for record in reader:
+    twice = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if header.count(c) > 1]
+    if twice:  # which of the two would be read is no answer
+        raise EventFileError(1, twice[0], "named twice in the header")
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a cell over the csv module's 128 KiB, a stray NUL
+            raise EventFileError(reader.line_num, None, f"not a CSV row: {exc}") from exc
         line = reader.line_num
         if not record or record == [""]:
             continue
         if len(record) != len(header):
             raise EventFileError(line, None,
                                  f"{len(record)} fields, the header has {len(header)}")
+        nul = next((h for h, cell in zip(header, record, strict=True) if "\x00" in cell), None)
+        if nul is not None:
+            raise EventFileError(line, nul, NUL_SAID)
         yield line, _from_row(dict(zip(header, record, strict=True)), line)
 
 
@@ -109,16 +123,54 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_int=_int)
         except json.JSONDecodeError as exc:
             raise EventFileError(number, None, f"not JSON: {exc.msg} (column {exc.colno})") \
                 from exc
         try:
-            yield number, BehaviourEvent.model_validate(data)
+            event = BehaviourEvent.model_validate(data)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in error["loc"]) or None
             raise EventFileError(number, field, str(error["msg"])) from exc
+        if "\\u0000" in text:  # only then look for which text holds it
+            where = _nul_path(data, "")
+            if where is not None:
+                raise EventFileError(number, where or None, NUL_SAID)
+        yield number, event
+
+
+NUL_SAID = "a text holds a NUL character, which cannot be stored"
+"""What the service answers for an event with a NUL in a text (no database text holds
+one): refused in the file, so that a bad line stops the import before anything is sent."""
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The path (``item.name``, ``item.tags[1]``) of the first text, key or value, that
+    holds a NUL, else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    children = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
+        if isinstance(key, str) and "\x00" in key:
+            return where
+        found = _nul_path(child, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _int(text: str) -> int | float:
+    """A JSON integer. One beyond a float's range (over 308 digits) is read as the
+    infinity it overflows to, so that validation names its field as it names 1e400
+    (Python's int refuses text over 4,300 digits)."""
+    return int(text) if len(text) <= _FLOAT_DIGITS else float(text)
+
+
+_FLOAT_DIGITS = 308
+"""No integer of this many digits (a sign counted) exceeds the largest float."""
 
 
 def read_events(lines: Iterable[str], *, jsonl: bool) -> Iterator[tuple[int, BehaviourEvent]]:
