@@ -51,8 +51,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--format", choices=("csv", "jsonl"), default=None,
                      help="default: by the file's extension (.jsonl / .ndjson: JSONL)")
     imp.add_argument("--target", metavar="URL", help="a running geopush service")
-    imp.add_argument("--key", help="its API key (sdk or admin); GEOPUSH_KEY when set",
-                     default=os.environ.get("GEOPUSH_KEY"))
+    imp.add_argument("--key", help="its API key (sdk or admin; default: $GEOPUSH_API_KEY, "
+                                   "as the other commands, or the older $GEOPUSH_KEY)",
+                     default=os.environ.get("GEOPUSH_API_KEY") or os.environ.get("GEOPUSH_KEY"))
     imp.add_argument("--database-url", metavar="URL", help="a PostgreSQL store instead")
     imp.add_argument("--tenant", default="default",
                      help="with --database-url: the tenant (default: default)")

@@ -89,3 +89,4 @@ async def test_target_or_database_is_required(tmp_path: Path,
     path = write_csv(tmp_path / "events.csv", 1)
     assert await asyncio.to_thread(main, ["events", "import", str(path)]) == 2
     assert "--target" in capsys.readouterr().err
+

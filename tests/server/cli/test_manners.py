@@ -183,3 +183,18 @@ def test_serve_says_in_one_line_that_it_cannot_reach_the_database() -> None:
         f"geopush: error: cannot reach the database at "
         f"postgresql://geopush:***@127.0.0.1:{port}/geopush: "), lines[0]
     assert "s3cret" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(("environment", "key"), [
+    ({"GEOPUSH_API_KEY": "gp_new"}, "gp_new"),
+    ({"GEOPUSH_KEY": "gp_old"}, "gp_old"),
+    ({"GEOPUSH_API_KEY": "gp_new", "GEOPUSH_KEY": "gp_old"}, "gp_new"),
+])
+def test_events_import_takes_its_key_from_the_same_variable_as_the_other_commands(
+        monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], key: str) -> None:
+    for name in ("GEOPUSH_API_KEY", "GEOPUSH_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = build_parser("events").parse_args(["events", "import", "events.csv"])
+    assert args.key == key
