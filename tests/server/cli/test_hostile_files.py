@@ -23,15 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.app import create_app
-from server.auth import DEFAULT_TENANT, Role, generate_key, hash_key, new_key_id
 from server.cli.__main__ import main
-from server.settings import Settings
 from server.store import MemoryStore
+from tests.behaviour.test_events_import import serve
 
 FORUM_ID = "osm:way/289767497"
 FORUM = {
@@ -336,18 +333,7 @@ def events_service() -> Iterator[tuple[str, str]]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
-    async def start() -> tuple[TestServer, str]:
-        store = MemoryStore()
-        server = TestServer(create_app(Settings(timer_interval_s=3600.0, outbox_workers=0),
-                                       store=store, clock=lambda: NOON + 3600))
-        await server.start_server()
-        key = generate_key()
-        await store.ensure_tenant(DEFAULT_TENANT)
-        await store.create_key(DEFAULT_TENANT, key_id=new_key_id(), key_hash=hash_key(key),
-                               role=Role.SDK, name="hostile")
-        return server, key
-
-    server, key = asyncio.run_coroutine_threadsafe(start(), loop).result()
+    server, key = asyncio.run_coroutine_threadsafe(serve(MemoryStore()), loop).result()
     try:
         yield str(server.make_url("/")), key
     finally:
