@@ -22,6 +22,15 @@ def test_a_csv_row_becomes_an_event_with_its_item() -> None:
             event.item.tags) == ("diapers-xl", "diapers", 89.9, "Diapers XL", ("baby", "bulk"))
 
 
+def test_a_csv_header_is_read_whatever_its_case_as_the_learning_commands_read_it() -> None:
+    rows = [" User_ID ,TS,Kind,ITEM_ID,Category\n", "u1,1772452800,view,sku-1,baby\n"]
+    ((_, event),) = list(read_csv(rows))
+    assert event.user_id == "u1" and event.item is not None
+    assert event.item.category == "baby"
+    with pytest.raises(EventFileError, match="named twice"):
+        list(read_csv(["user_id,ts,kind,item_id,category,TS\n", "u1,1,view,a,b,2\n"]))
+
+
 def test_a_csv_row_without_an_item_is_an_event_without_one() -> None:
     rows = ["user_id,ts,kind,item_id,category\n", "u1,1772452800,app_open,,\n"]
     ((_, event),) = list(read_csv(rows))

@@ -38,7 +38,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
     """``(line number, event)`` for every data row of a CSV (header first)."""
     reader = csv.reader(lines)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip().lower() for h in next(reader)]  # as the learning commands
     except StopIteration:
         raise EventFileError(1, None, "empty file: expected a header "
                              + ",".join(REQUIRED_COLUMNS)) from None
