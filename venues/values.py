@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass
 
@@ -65,6 +66,32 @@ def first_non_finite(value: object) -> tuple[int | str, ...] | None:
             continue
         stack.extend(reversed(children))
     return None
+
+
+def first_unstorable_text(value: object) -> tuple[int | str, ...] | None:
+    """The path to the first text, key or value, of a JSON-like ``value`` that no
+    database text can hold (a NUL character, or a lone UTF-16 surrogate: JSON may escape
+    one alone, and it has no UTF-8 form), in document order; ``None`` when there is none.
+    A key is named by its own path."""
+    stack: list[tuple[tuple[int | str, ...], object]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or _LONE_SURROGATE(item):
+                return path
+        elif isinstance(item, dict):
+            children: list[tuple[tuple[int | str, ...], object]] = []
+            for key, child in item.items():
+                children += [((*path, key), key), ((*path, key), child)]
+            stack.extend(reversed(children))
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed([((*path, i), child) for i, child in enumerate(item)]))
+    return None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]").search
+"""A Python str holds a surrogate only when JSON escaped one alone (pairs decode to one
+character)."""
 
 
 def is_number(value: object) -> bool:

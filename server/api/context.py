@@ -40,7 +40,7 @@ from server.venue_budget import VenueWriteBudget
 from server.venue_builds import VenueWorkers
 from triggers.behaviour.events import BehaviourEvent
 from triggers.pings import PingBatch
-from venues.values import first_non_finite
+from venues.values import first_non_finite, first_unstorable_text
 
 log = logging.getLogger("geopush.api")
 
@@ -212,12 +212,12 @@ def loads(body: bytes, *, check_values: bool = True) -> Any:
         else:
             # orjson reads only finite numbers: no walk for them here.
             if check_values and b"\\u0000" in body:
-                _refuse_unstorable_text(value, ())
+                _refuse_unstorable_text(value)
             return value
     value = parse_json(body)
     if check_values:
         refuse_non_finite(value)
-        _refuse_unstorable_text(value, ())
+        _refuse_unstorable_text(value)
     return value
 
 
@@ -232,27 +232,15 @@ def refuse_non_finite(value: Any, prefix: tuple[int | str, ...] = ()) -> None:
                        "64-bit float); numbers must be finite", field=field)
 
 
-def _refuse_unstorable_text(value: Any, path: tuple[int | str, ...]) -> None:
+def _refuse_unstorable_text(value: Any) -> None:
     """422 ``invalid_text`` naming the first string (value or key) that no database text
     column can hold: one with a NUL character, or a lone UTF-16 surrogate (``\\ud800``
     escaped alone) that has no UTF-8 form. Valid JSON, so the parser let it through."""
-    if isinstance(value, str):
-        if "\x00" in value or _LONE_SURROGATE(value):
-            raise ApiError(422, "invalid_text",
-                           "text must not contain NUL characters or lone surrogates",
-                           field=field_path(path))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_unstorable_text(key, (*path, key))
-            _refuse_unstorable_text(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _refuse_unstorable_text(item, (*path, i))
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]").search
-"""A Python str holds a surrogate only when JSON escaped one alone (pairs decode to one
-character)."""
+    where = first_unstorable_text(value)
+    if where is not None:
+        raise ApiError(422, "invalid_text",
+                       "text must not contain NUL characters or lone surrogates",
+                       field=field_path(where))
 
 
 async def read_form(request: web.Request) -> Any:

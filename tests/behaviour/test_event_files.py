@@ -69,3 +69,13 @@ def test_a_bad_jsonl_line_names_its_line_and_field() -> None:
     assert (info.value.line, info.value.field) == (2, "item.id")
     with pytest.raises(EventFileError, match="line 1: not JSON"):
         list(read_jsonl(["{oops\n"]))
+
+
+
+def test_a_jsonl_text_no_database_can_hold_names_its_field() -> None:
+    line = ('{"user_id": "u1", "ts": 1772452800, "kind": "view", '
+            '"item": {"id": "sku-1", "name": "Bottle \\u0000"}}\n')
+    with pytest.raises(EventFileError) as caught:
+        list(read_jsonl([line]))
+    assert (caught.value.line, caught.value.field) == (1, "item.name")
+    assert "NUL character" in caught.value.message

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from triggers.behaviour.events import BehaviourEvent
+from venues.values import first_unstorable_text, json_int
 
 REQUIRED_COLUMNS = ("user_id", "ts", "kind", "item_id", "category")
 OPTIONAL_COLUMNS = ("price", "event_id", "item_name", "tags")
@@ -123,7 +124,7 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text, parse_int=_int)
+            data = json.loads(text, parse_int=json_int)
         except json.JSONDecodeError as exc:
             raise EventFileError(number, None, f"not JSON: {exc.msg} (column {exc.colno})") \
                 from exc
@@ -133,44 +134,22 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, BehaviourEvent]]:
             error = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in error["loc"]) or None
             raise EventFileError(number, field, str(error["msg"])) from exc
-        if "\\u0000" in text:  # only then look for which text holds it
-            where = _nul_path(data, "")
-            if where is not None:
-                raise EventFileError(number, where or None, NUL_SAID)
+        # JSON writes a NUL or a lone surrogate only as a \u escape: no walk without one.
+        where = first_unstorable_text(data) if "\\u" in text else None
+        if where is not None:
+            raise EventFileError(number, _dotted(where) or None, NUL_SAID)
         yield number, event
 
 
-NUL_SAID = "a text holds a NUL character, which cannot be stored"
-"""What the service answers for an event with a NUL in a text (no database text holds
-one): refused in the file, so that a bad line stops the import before anything is sent."""
+NUL_SAID = "a text holds a NUL character or a lone surrogate, which cannot be stored"
+"""What the service answers for an event with such a text (no database text holds one):
+refused in the file, so that a bad line stops the import before anything is sent."""
 
 
-def _nul_path(value: Any, path: str) -> str | None:
-    """The path (``item.name``, ``item.tags[1]``) of the first text, key or value, that
-    holds a NUL, else None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    children = value.items() if isinstance(value, dict) else \
-        enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
-        if isinstance(key, str) and "\x00" in key:
-            return where
-        found = _nul_path(child, where)
-        if found is not None:
-            return found
-    return None
-
-
-def _int(text: str) -> int | float:
-    """A JSON integer. One beyond a float's range (over 308 digits) is read as the
-    infinity it overflows to, so that validation names its field as it names 1e400
-    (Python's int refuses text over 4,300 digits)."""
-    return int(text) if len(text) <= _FLOAT_DIGITS else float(text)
-
-
-_FLOAT_DIGITS = 308
-"""No integer of this many digits (a sign counted) exceeds the largest float."""
+def _dotted(path: tuple[int | str, ...]) -> str:
+    """A JSON path as the file's messages write it: ``item.name``, ``item.tags[1]``."""
+    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path) \
+        .lstrip(".")
 
 
 def read_events(lines: Iterable[str], *, jsonl: bool) -> Iterator[tuple[int, BehaviourEvent]]:
