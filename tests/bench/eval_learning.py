@@ -36,7 +36,7 @@ import pandas as pd
 
 from server.cli.events_csv import parse_times
 from tests.bench._common import SINGLE_THREAD_ENV, format_table
-from tests.learning import missions, public_logs
+from tests.learning import lifestages, missions, public_logs
 from tests.learning.evaluate import Scores, evaluate
 from tests.learning.synthetic import DAY_S, SECOND_WORLD, START_T, World, write_csv
 
@@ -56,6 +56,11 @@ def _weekly(world: World, zone: str) -> Judged:
                   START_T + (world.days - 7) * DAY_S, 7.0)
 
 
+def _stages(world: lifestages.LifeStageWorld, zone: str) -> Judged:
+    return Judged(lambda path: lifestages.write_csv(world, path), zone,
+                  lifestages.START_T + (world.days - 7) * DAY_S, 7.0)
+
+
 _MISSIONS = missions.MissionWorld()
 WORLDS = {
     "first (seed 1, 60 categories, UTC+8)": _weekly(World(users=6_000), "Asia/Shanghai"),
@@ -66,6 +71,10 @@ WORLDS = {
     "fourth (missions held back, 14 days, 3,000 categories, next two days)": Judged(
         lambda path: missions.write_csv(missions.HELD_BACK_WORLD, path), "America/New_York",
         missions.START_T + (missions.HELD_BACK_WORLD.days - 2) * missions.DAY_S, 2.0),
+    "fifth (life stages, 16 weeks, 12 tracks, UTC+8)": _stages(lifestages.LifeStageWorld(),
+                                                              "Asia/Shanghai"),
+    "sixth (life stages held back, 12 weeks, 30 tracks, UTC-5)": _stages(
+        lifestages.HELD_BACK_LIFE_STAGES, "America/New_York"),
 }
 
 
@@ -119,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("out/eval_learning"))
     parser.add_argument("--only", default=None, metavar="WORLD",
-                        help="the world whose name starts so (first, second, third, fourth)")
+                        help="the world whose name starts so (first, ..., sixth)")
     parser.add_argument("--log", default=None, metavar="FORMAT:PATH[,PATH...]",
                         help=f"a public log instead ({', '.join(public_logs.FORMATS)})")
     parser.add_argument("--judge-days", type=int, default=1)

@@ -67,7 +67,7 @@ events a user, another time zone."""
 _SEGMENT_PEAKS = ((8.0, 1.5), (12.5, 1.2), (20.5, 2.0), (23.5, 1.5))
 
 
-def _segment_profiles() -> np.ndarray:
+def segment_profiles() -> np.ndarray:
     hours = np.arange(24)
     base = []
     for peak, width in _SEGMENT_PEAKS:
@@ -88,7 +88,7 @@ def events(world: World) -> Iterator[pd.DataFrame]:
                              axis=0))
     catalogue = _Catalogue(theme_of, appeal, trend,
                            rng.random(world.categories) < world.consumable_share,
-                           rng.uniform(7, 30, world.categories), _segment_profiles())
+                           rng.uniform(7, 30, world.categories), segment_profiles())
     for lo in range(0, world.users, world.user_block):
         n = min(world.user_block, world.users - lo)
         yield _block(world, np.random.default_rng([world.seed, lo]), lo, n, catalogue)
