@@ -101,13 +101,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from server.cli import learning_common as common  # noqa: PLC0415
     from server.cli.events_csv import parse_time_option  # noqa: PLC0415
     from triggers.learning import interests  # noqa: PLC0415
-    from triggers.learning.features import context  # noqa: PLC0415
 
     top = common.check_top(args.top)
     at_t = parse_time_option(args.at, "--at")
     model, model_users = load(args.model)
     user_ids, index = common.prediction_users(args.users, model_users)
-    ctx = context(model.state, len(model.categories))
+    ctx = model.context()
     known = np.unique(index[index < len(model_users)])
     cats = np.full((len(index), top), -1, dtype=np.int64)
     scores = np.full((len(index), top), np.nan)
@@ -175,6 +174,7 @@ def load(path: str) -> tuple[InterestModel, list[str]]:
         damaged,
         read_model,
     )
+    from triggers.learning.features import FEATURES  # noqa: PLC0415
     from triggers.learning.interests import InterestModel, InterestParams  # noqa: PLC0415
     from triggers.learning.pairs import COLUMNS, PairTable  # noqa: PLC0415
 
@@ -190,7 +190,11 @@ def load(path: str) -> tuple[InterestModel, list[str]]:
                               state, booster or None, int(h["rf_half_life"]),
                               int(h["pop_half_life"]), h["evaluation"])
         try:  # parsed here, once, for every ranking: a garbled ranker fails here
-            model.ranker  # noqa: B018 - the parse is the check
+            ranker = model.ranker
         except lgb.basic.LightGBMError as exc:
             raise ValueError(f"its ranker does not load: {exc}") from exc
+        names = ranker.feature_name() if ranker is not None else []
+        if names != list(FEATURES[:len(names)]):
+            raise ValueError("its ranker reads features this geopush does not compute "
+                             "(fit it again)")
         return model, loaded.strings("users")

@@ -40,7 +40,7 @@ from tests.learning.synthetic import START_T, World, events  # noqa: E402
 from triggers.learning import interests  # noqa: E402
 from triggers.learning.coding import Vocabulary, kind_codes  # noqa: E402
 from triggers.learning.explain import PathAttribution, explain_pairs  # noqa: E402
-from triggers.learning.features import context, pair_features  # noqa: E402
+from triggers.learning.features import pair_features  # noqa: E402
 from triggers.learning.pairs import pair_keys  # noqa: E402
 from triggers.learning.scoring import InterestScorer  # noqa: E402
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                                    explained.explanations.contributions,
                                    explained.explanations.values))
     booster = lgb.Booster(model_str=model.booster)
-    ctx = context(model.state, len(model.categories))
+    ctx = model.context()
     rows = np.repeat(np.arange(len(ids)), np.diff(explained.offsets))
     explain_s = cpu(lambda: explain_pairs(model.booster or "", ctx, rows,
                                           explained.category_index.astype(np.int64), UNTIL))

@@ -1,10 +1,11 @@
 """Held-out evaluation of the interest and send-time models on generated behaviour.
 
 ``python -m tests.bench.eval_learning [--dir DIR] [--only WORLD]`` writes the events of
-the two worlds of tests/learning/synthetic.py and of the missions world of
-tests/learning/missions.py (their assumptions are written there), runs the command-line
-contract on each (fit until a week before the end, or a day for the nine-day missions
-log; predict at that time) and prints recall@5 of the judged period's categories (model,
+the two worlds of tests/learning/synthetic.py, the two missions worlds of
+tests/learning/missions.py and the two life-stage worlds of tests/learning/lifestages.py
+(their assumptions are written there), runs the command-line contract on each (fit until
+a week before the end, or a day or two for the short missions logs; predict at that
+time) and prints recall@5 of the judged period's categories (model,
 recency-frequency and popularity baselines) and hit@3 of its active hours (model, global
 peak hours), with the model's ratio to the better baseline. Not collected by pytest.
 
@@ -18,7 +19,9 @@ the format's zone. For example, Taobao's nine days judged on the last:
 ``python -m tests.bench.eval_learning --log taobao:UserBehavior.csv --user-share 0.1``;
 MovieLens 1M judged on the week after each of 32 cutoffs a month apart:
 ``--log movielens:ratings.dat,movies.dat --judge-days 7 --until 2000-07-01..2003-02-01
---step-days 30``.
+--step-days 30``; the Complete Journey's groceries judged on the week after each of 7
+cutoffs four weeks apart: ``--log completejourney:transactions.parquet,products.parquet
+--judge-days 7 --until 2017-06-05..2017-12-04 --step-days 28``.
 """
 
 from __future__ import annotations

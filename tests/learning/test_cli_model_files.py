@@ -169,3 +169,39 @@ def test_a_whole_model_still_predicts(tmp_path: Path, models: dict[str, Path],
     out = tmp_path / "out.csv"
     assert predict(geopush, kind, models[kind], out) == 0
     assert len(out.read_text().splitlines()) > 1
+
+
+def _ranker(names: list[str]) -> Damage:
+    """Replaces the model's ranker with one fitted on random rows of ``names``."""
+    import lightgbm as lgb  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    data = lgb.Dataset(rng.random((60, len(names))), label=np.r_[np.zeros(30), np.ones(30)],
+                       feature_name=names, params={"verbose": -1})
+    text = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4,
+                      "min_data_in_leaf": 5}, data, num_boost_round=3).model_to_string()
+    return _array("booster", np.frombuffer(text.encode(), dtype=np.uint8))
+
+
+def test_a_ranker_fitted_before_the_last_features_were_added_still_predicts(
+        tmp_path: Path, models: dict[str, Path], geopush: Run) -> None:
+    from triggers.learning.features import FEATURES  # noqa: PLC0415
+
+    older = _rewritten(models["interests"], tmp_path / "older.npz",
+                       _ranker(list(FEATURES[:-2])))
+    out = tmp_path / "out.csv"
+    assert predict(geopush, "interests", older, out) == 0
+    assert len(out.read_text().splitlines()) > 1
+
+
+def test_a_ranker_of_features_this_geopush_does_not_compute_is_named(
+        tmp_path: Path, models: dict[str, Path], geopush: Run,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from triggers.learning.features import FEATURES  # noqa: PLC0415
+
+    other = _rewritten(models["interests"], tmp_path / "other.npz",
+                       _ranker([*FEATURES[:5], "weather", *FEATURES[6:]]))
+    assert predict(geopush, "interests", other, tmp_path / "out.csv") == 2
+    err = capsys.readouterr().err
+    assert one_line_naming(err, other, "a damaged geopush interests model: its ranker reads "
+                           "features this geopush does not compute (fit it again)"), err

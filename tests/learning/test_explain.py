@@ -18,7 +18,7 @@ from triggers.learning.explain import (
     PathAttribution,
     explain_pairs,
 )
-from triggers.learning.features import FEATURES, context, pair_features
+from triggers.learning.features import FEATURES, pair_features
 from triggers.learning.pairs import pair_keys
 from triggers.learning.scoring import POPULAR_REASON, InterestScorer
 
@@ -33,7 +33,7 @@ def test_contributions_and_bias_add_up_to_the_rankers_raw_score(
         interest_model: interests.InterestModel) -> None:
     booster = lgb.Booster(model_str=interest_model.booster)
     users, cats, scores = _top_pairs(interest_model, 200, 5)
-    ctx = context(interest_model.state, len(interest_model.categories))
+    ctx = interest_model.context()
     x = pair_features(ctx, pair_keys(users, cats), UNTIL)
     attribution = PathAttribution.of(booster)
     contributions = attribution.contributions(booster, x)
@@ -47,7 +47,7 @@ def test_the_largest_path_contribution_is_mostly_among_treeshaps_top_three(
         interest_model: interests.InterestModel) -> None:
     booster = lgb.Booster(model_str=interest_model.booster)
     users, cats, _ = _top_pairs(interest_model, 100, 5)
-    ctx = context(interest_model.state, len(interest_model.categories))
+    ctx = interest_model.context()
     x = pair_features(ctx, pair_keys(users, cats), UNTIL)
     path = PathAttribution.of(booster).contributions(booster, x)
     shap = np.asarray(booster.predict(x, pred_contrib=True))[:, :-1]
@@ -59,7 +59,7 @@ def test_the_largest_path_contribution_is_mostly_among_treeshaps_top_three(
 def test_kept_contributions_are_the_largest_with_the_features_values(
         interest_model: interests.InterestModel) -> None:
     users, cats, _ = _top_pairs(interest_model, 20, 3)
-    ctx = context(interest_model.state, len(interest_model.categories))
+    ctx = interest_model.context()
     kept = explain_pairs(interest_model.booster or "", ctx, users, cats, UNTIL)
     booster = lgb.Booster(model_str=interest_model.booster)
     x = pair_features(ctx, pair_keys(users, cats), UNTIL)

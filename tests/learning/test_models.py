@@ -18,7 +18,6 @@ from triggers.learning.baselines import (
     recency_frequency_ranking,
 )
 from triggers.learning.coding import ENGAGEMENT_KINDS, Vocabulary, kind_codes
-from triggers.learning.features import context
 from triggers.learning.metrics import hit_at_k, recall_at_k
 from triggers.learning.pairs import pair_keys
 from triggers.learning.promotion import verdict
@@ -83,7 +82,7 @@ def test_interest_ranker_beats_both_baselines_on_the_next_week(
     labels = np.unique(pair_keys(data.user[after], data.category[after]))
     users = np.unique(data.user[after])
     truth = truth_sets(users, labels)
-    ctx = context(interest_model.state, len(data.categories))
+    ctx = interest_model.context()
     model = recall_at_k(interests.rank(interest_model, users, UNTIL, 5, ctx)[0], truth)
     rf = recall_at_k(recency_frequency_ranking(ctx, users, 5, interest_model.rf_half_life)[0],
                      truth)
@@ -97,7 +96,7 @@ def test_interest_ranker_beats_both_baselines_on_the_next_week(
 
 def test_without_a_ranker_the_baseline_that_did_better_on_held_out_time_serves(
         data: Data, interest_model: interests.InterestModel) -> None:
-    ctx = context(interest_model.state, len(data.categories))
+    ctx = interest_model.context()
     users = np.unique(data.user[data.ts < UNTIL])[:50]
     judged = interest_model.evaluation
     rf_better = dataclasses.replace(interest_model, booster=None, evaluation={

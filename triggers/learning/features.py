@@ -5,8 +5,10 @@ user may start on a category they never touched). Each candidate gets the user's
 counts of it at four half-lives, purchases and carts, recency, the purchase cycle and how
 overdue it is, the user's share of it and its rank among the user's categories, the user's
 overall activity, the category's popularity and trend (as shares, so they do not depend on
-how long ago the state was taken), and how often it co-occurs with the user's other
-categories across all users.
+how long ago the state was taken), how often it co-occurs with the user's other
+categories across all users, and where users went next: of the users active on the
+user's categories of the last period in the period before, the share active on the
+candidate in the last one (needs that move on: maternity wear, then newborn goods).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy.typing as npt
 from scipy import sparse
 from scipy.sparse.linalg import svds
 
-from triggers.learning.coding import DAY_S, FloatArray, IntArray
+from triggers.learning.coding import DAY_S, DEFAULT_PERIOD_D, FloatArray, IntArray
 from triggers.learning.pairs import (
     COL,
+    DAY_BITS,
     HALF_LIVES_D,
     KEY_STRIDE,
     PairTable,
@@ -35,7 +38,7 @@ FEATURES = (
     "days_since_last", "days_since_purchase", "purchase_cycle_d", "purchase_overdue",
     "share_d14", "share_d60", "rank_in_user", "user_d14", "user_d60", "user_categories",
     "pop_d4", "pop_d14", "pop_d60", "trend_d1_d14", "trend_d4_d60", "pop_users",
-    "cooccurrence", "affinity", "in_history",
+    "cooccurrence", "affinity", "in_history", "transition", "transition_new",
 )
 """Columns of the feature matrix, in order (the model file records them)."""
 
@@ -64,15 +67,21 @@ class Context:
     embedding: FloatArray
     """Category factors (rows as in ``cooc``) of a truncated SVD of the users' log
     decayed counts: themes that categories share."""
+    transition: FloatArray
+    """``(2, m, m)``, rows and columns as in ``cooc``: among the users active on i in the
+    period before last, the share active on j in the last period, and the share active
+    on j in the last period and not in the one before (needs that move on)."""
+    period_days: int
 
     @property
     def n_categories(self) -> int:
         return len(self.pop_users)
 
 
-def context(table: PairTable, n_categories: int) -> Context:
+def context(table: PairTable, n_categories: int,
+            period_d: float = DEFAULT_PERIOD_D) -> Context:
     """Per-user and per-category summaries of a table (computed once, then shared by
-    every batch of candidates)."""
+    every batch of candidates); ``period_d`` is the period predictions are about."""
     users, cats = table.users, table.categories
     d14, d60 = table.column("d14"), table.column("d60")
     starts = segment_starts(users)
@@ -92,8 +101,45 @@ def context(table: PairTable, n_categories: int) -> Context:
     pop_share = pop / np.maximum(pop.sum(axis=0, keepdims=True), 1e-12)
     pop_users = np.bincount(cats, minlength=n_categories) / max(len(starts), 1)
     cooc_of, cooc, embedding = _cooccurrence(table, pop[:, 3], n_categories)
+    days = transition_days(period_d)
     return Context(table, rank, user_ids, sums, pop_share, pop_users.astype(float),
-                   cooc_of, cooc, embedding)
+                   cooc_of, cooc, embedding, _transitions(table, cooc_of, len(cooc), days),
+                   days)
+
+
+def transition_days(period_d: float) -> int:
+    """The whole days of a period as the transitions count them: two periods must fit in
+    the table's day bits."""
+    return int(min(max(round(period_d), 1), DAY_BITS // 2))
+
+
+def _period_masks(bits: FloatArray, days: int) -> tuple[npt.NDArray[np.bool_],
+                                                       npt.NDArray[np.bool_]]:
+    """Per pair: active in the last ``days`` days, and in the ``days`` before those."""
+    b = np.nan_to_num(bits).astype(np.int64)
+    window = (1 << days) - 1
+    return (b & window) != 0, ((b >> days) & window) != 0
+
+
+def _transitions(table: PairTable, cooc_of: IntArray, m: int, days: int) -> FloatArray:
+    out = np.zeros((2, m, m))
+    col = cooc_of[table.categories]
+    keep = col >= 0
+    if not keep.any():
+        return out
+    recent, before = _period_masks(table.column("day_bits")[keep], days)
+    _, row = np.unique(table.users[keep], return_inverse=True)
+    n = int(row.max()) + 1
+
+    def matrix(mask: npt.NDArray[np.bool_]) -> sparse.csr_matrix:
+        return sparse.csr_matrix((np.ones(int(mask.sum())), (row[mask], col[keep][mask])),
+                                 shape=(n, m))
+
+    older = matrix(before)
+    having = np.maximum(np.asarray(older.sum(axis=0)).ravel(), 1.0)
+    out[0] = np.asarray((older.T @ matrix(recent)).todense()) / having[:, None]
+    out[1] = np.asarray((older.T @ matrix(recent & ~before)).todense()) / having[:, None]
+    return out
 
 
 def _cooccurrence(table: PairTable, popularity: FloatArray,
@@ -150,13 +196,15 @@ def popular_categories(ctx: Context, n: int) -> IntArray:
 
 def candidate_keys(ctx: Context, users: IntArray, popular: IntArray,
                    by_affinity: int = 10) -> IntArray:
-    """Sorted keys of the candidate pairs of ``users``: their history, ``popular`` and
-    their ``by_affinity`` categories closest in theme."""
+    """Sorted keys of the candidate pairs of ``users``: their history, ``popular``, their
+    ``by_affinity`` categories closest in theme and as many that users in their last
+    categories most often took up next."""
     table_users = ctx.table.users
     in_batch = np.isin(table_users, users)
     history = ctx.table.keys[in_batch]
     pop = pair_keys(np.repeat(users, len(popular)), np.tile(popular, len(users)))
-    return np.unique(np.concatenate([history, pop, affinity_categories(ctx, users, by_affinity)]))
+    return np.unique(np.concatenate([history, pop, affinity_categories(ctx, users, by_affinity),
+                                     transition_categories(ctx, users, by_affinity)]))
 
 
 def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.float32]:
@@ -207,7 +255,55 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
     out[:, f["pop_users"]] = ctx.pop_users[cats]
     out[:, f["cooccurrence"]], out[:, f["affinity"]] = _collaborative_scores(ctx, users, cats)
     out[:, f["in_history"]] = found
+    out[:, f["transition"]], out[:, f["transition_new"]] = _transition_scores(ctx, users, cats)
     return out
+
+
+def _recent_rows(ctx: Context, batch_users: IntArray) -> sparse.csr_matrix:
+    """The users' categories of the last period (co-occurrence categories), each row
+    summing to one."""
+    table = ctx.table
+    in_batch = np.isin(table.users, batch_users)
+    t_col = ctx.cooc_of[table.categories[in_batch]]
+    recent, _ = _period_masks(table.column("day_bits")[in_batch], ctx.period_days)
+    keep = (t_col >= 0) & recent
+    t_row = np.searchsorted(batch_users, table.users[in_batch])[keep]
+    totals = np.bincount(t_row, minlength=len(batch_users))
+    return sparse.csr_matrix((1.0 / totals[t_row], (t_row, t_col[keep])),
+                             shape=(len(batch_users), len(ctx.cooc)))
+
+
+def _transition_matrices(ctx: Context, batch_users: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Per user and co-occurrence category: the transition shares, averaged over the
+    user's categories of the last period (see :attr:`Context.transition`)."""
+    rows = _recent_rows(ctx, batch_users)
+    return np.asarray(rows @ ctx.transition[0]), np.asarray(rows @ ctx.transition[1])
+
+
+def _transition_scores(ctx: Context, users: IntArray, cats: IntArray) -> FloatArray:
+    """Per pair: the mean over the user's categories of the last period of the share of
+    users who went on to the candidate in the period after (and of those new to it)."""
+    out = np.zeros((2, len(users)))
+    col = ctx.cooc_of[cats]
+    has = col >= 0
+    if not len(users) or not has.any():
+        return out
+    batch_users, user_row = np.unique(users, return_inverse=True)
+    for i, matrix in enumerate(_transition_matrices(ctx, batch_users)):
+        out[i, has] = matrix[user_row[has], col[has]]
+    return out
+
+
+def transition_categories(ctx: Context, users: IntArray, n: int) -> IntArray:
+    """Keys of each user's ``n`` categories that users in the same categories most often
+    moved on to in the next period."""
+    if n == 0 or not len(ctx.cooc) or not len(users):
+        return np.empty(0, np.int64)
+    moved = _transition_matrices(ctx, users)[1]
+    n = min(n, moved.shape[1])
+    best = np.argpartition(-moved, n - 1, axis=1)[:, :n]
+    top = np.flatnonzero(ctx.cooc_of >= 0)[np.argsort(ctx.cooc_of[ctx.cooc_of >= 0])]
+    return pair_keys(np.repeat(users, n), top[best].ravel())
 
 
 def _user_features(ctx: Context, users: IntArray, row: IntArray,

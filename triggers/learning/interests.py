@@ -118,6 +118,10 @@ class InterestModel:
         users several times), ``None`` without one."""
         return lgb.Booster(model_str=self.booster) if self.booster else None
 
+    def context(self) -> Context:
+        """The summaries its features need, of its state and for its period."""
+        return context(self.state, len(self.categories), self.params.period_d)
+
     @property
     def serving(self) -> str:
         """What ranks the users with history: ``"ranker"``, or the baseline that did
@@ -174,7 +178,7 @@ class _Examples:
 
 
 def _examples(state: CutoffState, n_cat: int, params: InterestParams) -> _Examples:
-    ctx = context(state.table, n_cat)
+    ctx = context(state.table, n_cat, params.period_d)
     labels = state.labels()
     users = np.unique(labels // KEY_STRIDE)
     keys = candidate_keys(ctx, users, popular_categories(ctx, params.popular_candidates))
@@ -196,6 +200,13 @@ def _train(examples: list[_Examples], params: InterestParams) -> lgb.Booster:
         "verbose": -1,
     }
     return lgb.train(config, data, num_boost_round=params.rounds)
+
+
+def ranker_columns(booster: lgb.Booster, x: Any) -> Any:
+    """The columns of a feature matrix that ``booster`` reads: every one of
+    :data:`FEATURES`, or the first ones for a ranker fitted before the last were added
+    (model files check that its feature names are such a prefix)."""
+    return x[:, :booster.num_feature()]
 
 
 def _holdout_recall(holdout: _Examples, booster: lgb.Booster) -> float:
@@ -229,7 +240,7 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
     user does when popularity serves, :attr:`InterestModel.serving`). Padded with
     ``-1``/``nan`` when fewer than ``k`` categories exist.
     """
-    ctx = ctx or context(model.state, len(model.categories))
+    ctx = ctx or model.context()
     booster = model.ranker
     cats = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), np.nan)
@@ -251,7 +262,8 @@ def rank(model: InterestModel, users: IntArray, at_t: float, k: int,
         else:
             keys = candidate_keys(ctx, batch, popular)
             x = pair_features(ctx, keys, at_t)
-            c, s = top_per_user(batch, keys, np.asarray(booster.predict(x), np.float64), k)
+            scores_of = np.asarray(booster.predict(ranker_columns(booster, x)), np.float64)
+            c, s = top_per_user(batch, keys, scores_of, k)
         warm_cats[lo:lo + len(batch)], warm_scores[lo:lo + len(batch)] = c, s
     cats[~cold], scores[~cold] = warm_cats, warm_scores
     return cats, scores

@@ -41,7 +41,6 @@ import numpy.typing as npt
 
 from triggers.learning import interests
 from triggers.learning.explain import Explanations, explain_pairs
-from triggers.learning.features import context
 from triggers.learning.sendtime import HOURS, SendTimeModel
 
 POPULAR_REASON = "popular with all users (no history of the user)"
@@ -95,7 +94,7 @@ class InterestScorer:
     def build(cls, model: interests.InterestModel, user_ids: list[str], at_t: float,
               top: int = 20) -> InterestScorer:
         """Rank every user of the model (index order of ``user_ids``) as of ``at_t``."""
-        ctx = context(model.state, len(model.categories))
+        ctx = model.context()
         index = np.arange(len(user_ids), dtype=np.int64)
         cats, scores = interests.rank(model, index, at_t, top, ctx)
         cold_cats, cold_scores = interests.rank(model, np.array([len(user_ids)]), at_t, top,
