@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tests.learning.synthetic import segment_profiles
+from tests.learning.synthetic import segment_profiles, write_blocks
 
 DAY_S = 86_400
 START_T = 1_767_225_600  # 2026-01-01T00:00:00Z, a Thursday
@@ -234,8 +234,4 @@ def _session_events(world: LifeStageWorld, rng: np.random.Generator, lo: int,
 
 def write_csv(world: LifeStageWorld, path: str) -> int:
     """Writes the world's events to ``path`` (CSV contract); returns the number of rows."""
-    rows = 0
-    for i, block in enumerate(events(world)):
-        block.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
-        rows += len(block)
-    return rows
+    return write_blocks(events(world), path)

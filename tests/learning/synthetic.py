@@ -25,7 +25,7 @@ in seed and shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -224,8 +224,13 @@ def _session_events(world: World, rng: np.random.Generator, lo: int,
 
 def write_csv(world: World, path: str) -> int:
     """Writes the world's events to ``path`` (CSV contract); returns the number of rows."""
+    return write_blocks(events(world), path)
+
+
+def write_blocks(blocks: Iterable[pd.DataFrame], path: str) -> int:
+    """Writes blocks of events to ``path`` as one CSV; returns the number of rows."""
     rows = 0
-    for i, block in enumerate(events(world)):
+    for i, block in enumerate(blocks):
         block.to_csv(path, mode="w" if i == 0 else "a", header=i == 0, index=False)
         rows += len(block)
     return rows
