@@ -44,7 +44,9 @@ class Server:
             headers={"Authorization": f"Bearer {self.keys[role]}",
                      "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as resp:
+            # 30 s: the first venue write starts the venue worker processes, which import
+            # the geometry stack (ten seconds and more on a loaded 2-core machine).
+            with urllib.request.urlopen(request, timeout=30) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"{method} {path}: {exc.code} {exc.read()!r}") from exc
