@@ -262,14 +262,11 @@ def pair_features(ctx: Context, keys: IntArray, at_t: float) -> npt.NDArray[np.f
 def _recent_rows(ctx: Context, batch_users: IntArray) -> sparse.csr_matrix:
     """The users' categories of the last period (co-occurrence categories), each row
     summing to one."""
-    table = ctx.table
-    in_batch = np.isin(table.users, batch_users)
-    t_col = ctx.cooc_of[table.categories[in_batch]]
-    recent, _ = _period_masks(table.column("day_bits")[in_batch], ctx.period_days)
-    keep = (t_col >= 0) & recent
-    t_row = np.searchsorted(batch_users, table.users[in_batch])[keep]
+    rows, t_row, t_col = _batch_pairs(ctx, batch_users)
+    recent, _ = _period_masks(ctx.table.column("day_bits")[rows], ctx.period_days)
+    t_row, t_col = t_row[recent], t_col[recent]
     totals = np.bincount(t_row, minlength=len(batch_users))
-    return sparse.csr_matrix((1.0 / totals[t_row], (t_row, t_col[keep])),
+    return sparse.csr_matrix((1.0 / totals[t_row], (t_row, t_col)),
                              shape=(len(batch_users), len(ctx.cooc)))
 
 
@@ -345,20 +342,26 @@ def _collaborative_scores(ctx: Context, users: IntArray,
     return cooc, affinity
 
 
+def _batch_pairs(ctx: Context, batch_users: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """The table rows of the batch's pairs on co-occurrence categories, with each one's
+    row in the batch (``batch_users`` sorted) and column in ``cooc``."""
+    table = ctx.table
+    rows = np.flatnonzero(np.isin(table.users, batch_users))
+    col = ctx.cooc_of[table.categories[rows]]
+    rows, col = rows[col >= 0], col[col >= 0]
+    return rows, np.searchsorted(batch_users, table.users[rows]), col
+
+
 def _batch_rows(ctx: Context, batch_users: IntArray) -> tuple[sparse.csr_matrix,
                                                               sparse.csr_matrix]:
     """The users' d60 shares and unit log-count rows over the co-occurrence categories."""
-    table = ctx.table
-    in_batch = np.isin(table.users, batch_users)
-    t_col = ctx.cooc_of[table.categories[in_batch]]
-    t_row = np.searchsorted(batch_users, table.users[in_batch])
-    d60 = table.column("d60")[in_batch]
-    keep = t_col >= 0
+    rows, t_row, t_col = _batch_pairs(ctx, batch_users)
+    d60 = ctx.table.column("d60")[rows]
     n, m = len(batch_users), len(ctx.cooc)
-    totals = np.bincount(t_row[keep], weights=d60[keep], minlength=n)
-    shares = sparse.csr_matrix((d60[keep] / np.maximum(totals[t_row[keep]], 1e-12),
-                                (t_row[keep], t_col[keep])), shape=(n, m))
-    return shares, _user_rows(np.log1p(d60[keep]), t_row[keep], t_col[keep], n, m)
+    totals = np.bincount(t_row, weights=d60, minlength=n)
+    shares = sparse.csr_matrix((d60 / np.maximum(totals[t_row], 1e-12), (t_row, t_col)),
+                               shape=(n, m))
+    return shares, _user_rows(np.log1p(d60), t_row, t_col, n, m)
 
 
 def affinity_categories(ctx: Context, users: IntArray, n: int) -> IntArray:

@@ -281,19 +281,26 @@ def _locate(workdir: Path, data: bytes) -> tuple[int, str, str, Path]:
     return status, out, err, points
 
 
+def _reads_or_names(run: Callable[[bytes], tuple[int, str, str, Path]], clean: str,
+                    broken: Broken, header: str) -> None:
+    """A command given a broken file either reads it (its output starts with ``header``;
+    a harmless break reads as the clean file does) or names what is wrong."""
+    status, out, err, path = run(broken.data)
+    if status == 0:
+        assert out.startswith(header)
+        assert broken.how not in MUST_FAIL, out
+        if broken.how in HARMLESS:
+            assert out == run(clean.encode())[1]
+    else:
+        assert_clear_failure(status, err, path, broken)
+
+
 @PROPERTY
 @given(broken=_csv_breaks(POINTS))
 def test_locate_reads_a_broken_points_file_or_names_what_is_wrong(
     workdir: Path, broken: Broken
 ) -> None:
-    status, out, err, points = _locate(workdir, broken.data)
-    if status == 0:
-        assert out.startswith("point_id,venue_id\n")
-        assert broken.how not in MUST_FAIL, out
-        if broken.how in HARMLESS:
-            assert out == _locate(workdir, POINTS.encode())[1]
-    else:
-        assert_clear_failure(status, err, points, broken)
+    _reads_or_names(lambda data: _locate(workdir, data), POINTS, broken, "point_id,venue_id\n")
 
 
 # --- geopush visits ---------------------------------------------------------------
@@ -312,14 +319,8 @@ def _visits(workdir: Path, data: bytes) -> tuple[int, str, str, Path]:
 def test_visits_reads_a_broken_pings_file_or_names_what_is_wrong(
     workdir: Path, broken: Broken
 ) -> None:
-    status, out, err, pings = _visits(workdir, broken.data)
-    if status == 0:
-        assert out.startswith("user_id,venue_id,kind,at,")
-        assert broken.how not in MUST_FAIL, out
-        if broken.how in HARMLESS:
-            assert out == _visits(workdir, PINGS.encode())[1]
-    else:
-        assert_clear_failure(status, err, pings, broken)
+    _reads_or_names(lambda data: _visits(workdir, data), PINGS, broken,
+                    "user_id,venue_id,kind,at,")
 
 
 # --- geopush events import --------------------------------------------------------
