@@ -64,10 +64,11 @@ from server.console import add_console
 from server.errors import error_middleware
 from server.group_commit import GroupCommitter
 from server.learner import ProfileLearner, ended_visits
-from server.logs import FailureLog, request_id_middleware
+from server.logs import request_id_middleware
 from server.metrics import Metrics
 from server.models import ModelCache, training_loop
 from server.openapi import build_openapi
+from server.outages import FailureLog
 from server.outbox.dispatcher import inbox_message
 from server.outbox.metrics import OutboxMetrics
 from server.outbox.service import Outbox

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from server.logs import FailureLog
+from server.outages import FailureLog
 from server.store.base import DecisionRecord, DeliveryRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore
 from server.tenant_core import TenantCore, TenantCores, learned_for, learned_unmet_of

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from server.logs import FailureLog
+from server.outages import FailureLog
 from server.store.errors import NotFoundError, StoreError
 from server.store.roles import CatalogSource, ProfileStore
 from server.tenant_core import CoreBuildError, TenantCores

@@ -65,7 +65,7 @@ from server.behaviour_service import (
     behaviour_facts,
     fire_all_behaviour_triggers,
 )
-from server.logs import FailureLog
+from server.outages import FailureLog
 from server.scheduler import RoundResult, ScheduleStore, schedule_round
 from server.store.base import DecisionRecord, DeliveryRecord, EventRecord, KeyedEntry, NewDelivery
 from server.store.roles import BatchTx, BehaviourStore, IngestStore

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.auth import Principal, RateLimiter, Role, rate_limited
-from server.logs import FailureLog
+from server.outages import FailureLog
 from server.settings import RateLimit
 
 log = logging.getLogger("geopush.rate_limits")

@@ -39,6 +39,7 @@ import shapely
 
 from geo.fence import Fence
 from geo.index import GeofenceIndex
+from server.outages import FailureLog, is_unavailable
 from server.store.base import Catalog
 from server.store.roles import CatalogSource
 from server.venue_builds import VenueWorkersError
@@ -273,6 +274,9 @@ class TenantCores:
     ) -> None:
         self._cores: dict[str, TenantCore] = {}
         self._builds: dict[str, asyncio.Task[TenantCore]] = {}
+        self._outages = FailureLog(log, "core rebuild")
+        """A rebuild that cannot read the catalogue (the database is down) is one line
+        when the first fails and one when a rebuild of that tenant works again."""
         self._failed: dict[str, int] = {}
         """Tenant → the catalogue version that did not compile: not retried until it moves."""
         self._wait_s = rebuild_wait_s
@@ -378,6 +382,16 @@ class TenantCores:
         return build
 
     async def _rebuild(self, store: CatalogSource, tenant_id: str) -> TenantCore:
+        try:
+            built = await self._rebuilt(store, tenant_id)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._outages.failed(f"tenant {tenant_id}", exc)
+            raise
+        self._outages.succeeded(f"tenant {tenant_id}")
+        return built
+
+    async def _rebuilt(self, store: CatalogSource, tenant_id: str) -> TenantCore:
         catalog = await store.load_catalog(tenant_id)
         core = self._cores.get(tenant_id)
         if core is not None and core.catalog_version >= catalog.version:
@@ -418,9 +432,11 @@ class TenantCores:
 def _retrieve(build: asyncio.Task[TenantCore]) -> None:
     """Consume a rebuild's outcome, so a rebuild nobody waited for to the end (its
     callers went on with the older core) does not log "exception never retrieved";
-    a failure is logged here instead."""
+    a failure is logged here instead, with its traceback: a bug. (An unreachable
+    database was logged as an outage by the rebuild; a catalogue that does not compile
+    is the caller's error.)"""
     if build.cancelled():
         return
     exc = build.exception()
-    if exc is not None and not isinstance(exc, CoreBuildError):
+    if exc is not None and not isinstance(exc, CoreBuildError) and not is_unavailable(exc):
         log.error("core rebuild failed: %s", exc, exc_info=exc)

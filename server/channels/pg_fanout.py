@@ -53,7 +53,7 @@ import asyncpg
 
 from server.channels.inapp import StreamHub
 from server.channels.pg_presence import StreamPresence
-from server.logs import FailureLog
+from server.outages import FailureLog
 
 log = logging.getLogger("geopush.stream")
 

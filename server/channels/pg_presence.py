@@ -35,7 +35,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from server.channels.inapp import StreamHub, UserKey
-from server.logs import FailureLog
+from server.outages import FailureLog
 
 log = logging.getLogger("geopush.stream")
 _WRITE = "writing who is online here (other nodes may not see it)"

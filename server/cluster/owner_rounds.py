@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from server.cluster.behaviour import fire_owned_triggers
 from server.cluster.schedule import schedule_owned
 from server.cluster.worker import Worker
-from server.logs import FailureLog
+from server.outages import FailureLog
 
 log = logging.getLogger("geopush.worker")
 

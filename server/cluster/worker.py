@@ -75,8 +75,8 @@ from server.cluster.stream import (
     last_sequence,
 )
 from server.learner import ProfileLearner, ended_visits
-from server.logs import FailureLog
 from server.metrics import Metrics, PartitionMetrics
+from server.outages import FailureLog
 from server.pipeline import IngestResult, PipelineError, fire_all_timers, ingest_parts
 from server.store import PostgresStore
 from server.store.errors import NotFoundError

@@ -67,7 +67,7 @@ from server.channels.base import (
     WebhookTarget,
 )
 from server.channels.select import select_channel
-from server.logs import FailureLog
+from server.outages import FailureLog
 from server.outbox import DispatchStore
 from server.outbox.backoff import Backoff
 from server.outbox.channels import ChannelRegistry, TenantChannels

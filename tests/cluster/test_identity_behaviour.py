@@ -29,7 +29,7 @@ from server.auth import Role
 from server.cluster.local import LocalNats
 from server.cluster.owner_rounds import owner_round
 from server.cluster.stream import StreamSettings, open_cluster
-from server.logs import FailureLog
+from server.outages import FailureLog
 from server.pipeline import fire_all_timers
 from server.store import MemoryStore, PolicyRecord, PostgresStore, Store
 from tests.cluster.test_identity import (

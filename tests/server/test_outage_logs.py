@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from server.api.context import METRICS, OUTBOX
-from server.logs import FailureLog, configure_logging, is_unavailable
+from server.logs import configure_logging
+from server.outages import FailureLog, is_unavailable
 from server.settings import LogFormat
 from server.store import PostgresStore
 from server.store.errors import StoreUnavailableError

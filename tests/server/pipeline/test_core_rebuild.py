@@ -24,13 +24,13 @@ TENANT = "acme"
 
 class _GatedCatalog:
     """The store, whose catalogue reads wait for ``gate`` (a rebuild in slow motion)
-    or fail while ``failing`` is set: the edge of the world, behind the real port."""
+    or raise ``failing`` while it is set: the edge of the world, behind the real port."""
 
     def __init__(self, inner: Store) -> None:
         self._inner = inner
         self.gate = asyncio.Event()
         self.gate.set()
-        self.failing = False
+        self.failing: Exception | None = None
         self.reads = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -39,8 +39,8 @@ class _GatedCatalog:
     async def load_catalog(self, tenant_id: str) -> Catalog:
         self.reads += 1
         await self.gate.wait()
-        if self.failing:
-            raise StoreUnavailableError("catalogue shard unreachable")
+        if self.failing is not None:
+            raise self.failing
         return await self._inner.load_catalog(tenant_id)
 
 
@@ -103,14 +103,35 @@ async def test_a_background_rebuild_that_fails_is_logged_and_the_old_core_kept(
 ) -> None:
     cores = TenantCores(rebuild_wait_s=0.0)
     old = await cores.get(gated, TENANT)
-    gated.failing = True
+    gated.failing = RuntimeError("a bug in reading the catalogue")
     await gated.put_campaign(TENANT, campaign("another"))
     with caplog.at_level(logging.ERROR, logger="geopush.core"):
         assert await cores.get(gated, TENANT) is old
-        await eventually(lambda: any("rebuild failed" in r.getMessage()
+        await eventually(lambda: any("rebuild failed" in r.getMessage() and r.exc_info
                                      for r in caplog.records))
-    gated.failing = False
+    gated.failing = None
     assert (await cores.refresh(gated, TENANT)).catalog_version > old.catalog_version
+
+
+async def test_rebuilds_without_the_database_log_a_line_when_it_starts_and_one_when_it_ends(
+    gated: _GatedCatalog, caplog: pytest.LogCaptureFixture,
+) -> None:
+    cores = TenantCores(rebuild_wait_s=0.0)
+    old = await cores.get(gated, TENANT)
+    gated.failing = StoreUnavailableError("catalogue shard unreachable")
+    await gated.put_campaign(TENANT, campaign("another"))
+    with caplog.at_level(logging.INFO, logger="geopush.core"):
+        for _ in range(3):  # each rebuild fails as soon as its read does
+            reads = gated.reads
+            assert await cores.get(gated, TENANT) is old
+            await eventually(lambda: gated.reads > reads)  # noqa: B023
+        gated.failing = None
+        assert (await cores.refresh(gated, TENANT)).catalog_version > old.catalog_version
+    ours = [r for r in caplog.records if r.name == "geopush.core"]
+    assert [(getattr(r, "outage", None), getattr(r, "step", None)) for r in ours] == [
+        ("started", f"tenant {TENANT}"), ("ended", f"tenant {TENANT}")]
+    assert not [r for r in ours if r.exc_info]
+    assert getattr(ours[1], "failures", 0) >= 3
 
 
 async def test_shutdown_cancels_a_rebuild_in_flight(gated: _GatedCatalog) -> None:
