@@ -300,7 +300,7 @@ def _number(record: list[str], pos: dict[str, int], field: str, where: str, *,
             raise CliError("must not be empty", location=where, field=field)
         return math.nan
     try:
-        value = float(text)
+        value = _decimal(text)
     except ValueError:
         raise CliError(f"{text!r} is not a number", location=where, field=field) from None
     if not math.isfinite(value):
@@ -308,10 +308,18 @@ def _number(record: list[str], pos: dict[str, int], field: str, where: str, *,
     return value
 
 
+def _decimal(text: str) -> float:
+    """``float`` of a number written as ``locate`` (pyarrow) reads one: ASCII digits
+    only (``float`` takes any script's digits) and no ``_`` between them."""
+    if not text.isascii() or "_" in text:
+        raise ValueError(text)
+    return float(text)
+
+
 def _parse_ts(text: str, where: str, field: str = "ts") -> float:
     text = text.strip()
     try:
-        value = float(text)
+        value = _decimal(text)
     except ValueError:
         pass
     else:

@@ -521,6 +521,21 @@ def test_visits_refuses_a_time_in_epoch_milliseconds(workdir: Path) -> None:
     assert f"{pings}:3: ts: '1764320430000' is outside 1970-01-01 - 2199-12-31" in err
 
 
+@pytest.mark.parametrize(("column", "written"), [
+    (2, "٦٠.١٦٧٦٠"),  # Arabic-Indic digits: Python's float reads them, pyarrow does not
+    (3, "24.948_00"),  # Python's digit grouping
+    (1, "١٧٦٤٣٢٠٤٣٠"),
+])
+def test_visits_reads_numbers_as_locate_does_ascii_digits_only(
+    workdir: Path, column: int, written: str,
+) -> None:
+    data = _replaced(PINGS, 2, column, written).encode()
+    status, _, err, pings = _visits(workdir, data)
+    assert status == 2
+    field = ("ts", "lat", "lng")[column - 1]
+    assert f"{pings}:2: {field}: {written!r} is" in err
+
+
 def test_visits_refuses_a_user_id_with_a_control_character(workdir: Path) -> None:
     # As a numpy string "anna\0" would lose its NUL and become anna, silently.
     data = _replaced(PINGS, 4, 0, "anna\x00").encode()
