@@ -1,6 +1,9 @@
-"""The route grammar, edge points, and window-by-window generation."""
+"""The route grammar, edge points, window-by-window generation, and the loop's skipping
+of quiet slices."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,10 +11,14 @@ from shapely import Point
 
 from geo.distance import haversine_m
 from geo.latlng import LatLng
+from server.cli.scenario_files import load_scenario
 from tests.decisions.builders import FORUM, venue
+from triggers.simulation import simulate
 from triggers.simulation.routes import edge_point, parse_leg
 from triggers.simulation.stream import WINDOW_S, PingStream, lay_out
 from triggers.trajectory import Go, TrajectorySpec, Wait, generate
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios"
 
 
 @pytest.mark.parametrize(("item", "kind", "selector", "metres", "speed"), [
@@ -71,3 +78,25 @@ def test_windowed_generation_puts_the_device_where_the_whole_route_does() -> Non
     np.testing.assert_array_equal(ts, whole.ts)
     gap = haversine_m(lat, lng, whole.lat, whole.lng)
     assert float(np.max(gap)) < 0.01
+
+
+def test_a_scenario_that_ends_a_century_after_its_last_ping_skips_the_quiet_slices(
+    tmp_path: Path,
+) -> None:
+    """The loop steps over slices in which nothing is delivered or due: what happens is
+    the same as with no end given, and the quiet years are not walked slice by slice."""
+    fixture = SCENARIOS / "quiet_hours_night.yaml"
+    text = fixture.read_text(encoding="utf-8").replace(
+        "venues: ../venues/", f"venues: {SCENARIOS.parent / 'venues'}/")
+    century = tmp_path / "century.yaml"
+    century.write_text(text.replace("start: 2026-12-04T23:20:00+02:00",
+                                    "start: 2026-12-04T23:20:00+02:00\n"
+                                    "end: 2126-12-04T23:20:00+02:00"), encoding="utf-8")
+    steps: list[float] = []
+    long = simulate(load_scenario(century), progress=lambda done, _total: steps.append(done))
+    short = simulate(load_scenario(fixture))
+    assert [(d.user_id, d.campaign_id, d.at) for d in long.deliveries] == [
+        (d.user_id, d.campaign_id, d.at) for d in short.deliveries] != []
+    assert long.decisions == short.decisions
+    assert steps[-1] == pytest.approx(100 * 365.25 * 86_400, rel=1e-3)
+    assert len(steps) < 10_000  # a century of 30-second slices is 105 million

@@ -203,6 +203,21 @@ class PingStream:
         rec = float(pending.delivery_ts[-1]) if pending is not None and len(pending) else -math.inf
         return max([rec, *ends], default=-math.inf)
 
+    def next_at(self) -> float:
+        """No ping not handed out yet is delivered before this time (inf: none is left).
+        A lower bound: the start of the next window when devices may still ping."""
+        pending = self._pending
+        if pending is not None and self._cursor < len(pending):
+            return float(pending.delivery_ts[self._cursor])
+        window = self._origin + self._next_window * WINDOW_S
+        if window > self._end + _EPS:
+            return math.inf
+        if self._active:
+            return window
+        if self._waiting < len(self._devices):
+            return max(window, self._devices[self._waiting].start_ts)
+        return math.inf
+
     def take_until(self, until: float) -> PingColumns | None:
         """The pings delivered before ``until`` not handed out yet, in delivery order."""
         while self._origin + self._next_window * WINDOW_S < min(until, self._end + _EPS):
