@@ -41,16 +41,13 @@ from server.api.schemas import RejectedPing
 from server.auth import Principal
 from server.errors import ApiError, field_path, from_validation_error, validation_details
 from server.store.roles.behaviour import BehaviourRecord
-from triggers.behaviour.events import MAX_EVENTS_PER_BATCH, BehaviourEvent
+from triggers.behaviour.events import MAX_EVENTS_PER_BATCH, MAX_FUTURE_S, BehaviourEvent
 from triggers.behaviour.features import UserFeatures, active_hours, split_key
 from triggers.behaviour.profile import with_behaviour
 from triggers.behaviour.rules import DEFAULT_TAG_RULES, TagRules
 from triggers.behaviour.triggers import BEHAVIOUR
 from triggers.decisions import Profile
 
-MAX_FUTURE_S = 300.0
-"""An event dated further ahead of the server clock than this is rejected (``future_ts``):
-a phone's clock may be a little fast, not hours."""
 FUTURE_TS = "future_ts"
 INVALID_TEXT = "invalid_text"
 

@@ -2,7 +2,8 @@
 running service (``--target URL --key K``, ``POST /v1/events`` with an SDK or admin
 key) or straight into a PostgreSQL store (``--database-url URL [--tenant T]``).
 
-The file is checked whole first: a bad line stops the import before anything is sent,
+The file is checked whole first: a bad line (an event dated more than five minutes
+ahead of this machine's clock included) stops the import before anything is sent,
 naming the file, the line and the column (``events.csv:7: price: ...``). Then it is
 sent in batches of 1,000 (gzip over HTTP); a progress line goes to stderr every
 :data:`PROGRESS_EVERY` events. Importing a file again is harmless: events are
@@ -33,8 +34,9 @@ event object a line; .jsonl or .ndjson, or --format jsonl) into a running servic
 (--target URL --key K: POST /v1/events with an sdk or admin key) or straight into a
 PostgreSQL store (--database-url URL [--tenant T]).
 
-The file is checked whole first: a bad line stops the import before anything is sent,
-naming the file, the line and the column. Events go in batches of 1,000; a progress line
+The file is checked whole first: a bad line (an event dated more than 5 minutes ahead of
+this machine's clock included) stops the import before anything is sent, naming the
+file, the line and the column. Events go in batches of 1,000; a progress line
 goes to stderr every 50,000 events. Importing a file again is harmless: events are
 idempotent (event_id, else a hash of the event) and counted as already there."""
 
@@ -95,8 +97,20 @@ def _events(path: Path, jsonl: bool) -> Iterator[tuple[int, Any]]:
 
 
 def _check(path: Path, jsonl: bool) -> int:
-    """Read the whole file once; the number of events (a bad line raises)."""
-    return sum(1 for _ in _events(path, jsonl))
+    """Read the whole file once; the number of events (a bad line raises). An event the
+    service would refuse for its time is a bad line too (on the store as well): one
+    dated more than ``MAX_FUTURE_S`` ahead of this machine's clock."""
+    from triggers.behaviour.events import MAX_FUTURE_S  # noqa: PLC0415
+
+    now = time.time()
+    total = 0
+    for line, event in _events(path, jsonl):
+        if event.ts > now + MAX_FUTURE_S:
+            raise CliError(f"{event.ts - now:.0f} s ahead of this "
+                           f"machine's clock (more than {MAX_FUTURE_S:g} s: future_ts)",
+                           location=f"{path}:{line}", field="ts")
+        total += 1
+    return total
 
 
 def _batches(path: Path, jsonl: bool) -> Iterator[list[tuple[int, Any]]]:

@@ -5,6 +5,7 @@ the import before anything is sent."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,29 @@ async def test_a_bad_line_stops_the_import_before_anything_is_sent(
         await server.close()
     assert status == 2
     assert f"{path}:16: price: " in capsys.readouterr().err
+    assert await store.list_behaviour(DEFAULT_TENANT, "mum-0") == []
+
+
+async def test_an_event_dated_hours_ahead_stops_the_import_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The service refuses it (future_ts); checked here, the lines above it are not sent
+    # and the import does not stop half done (nor slip into a database unchecked).
+    store = MemoryStore()
+    server, key = await serve(store)
+    path = write_csv(tmp_path / "events.csv", 20)
+    lines = path.read_text().splitlines()
+    lines[12] = lines[12].replace(f"{NOON + 11}", f"{time.time() + 7200:.0f}")
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        status = await asyncio.to_thread(main, ["events", "import", str(path), "--target",
+                                                str(server.make_url("/")), "--key", key])
+    finally:
+        await server.close()
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"{path}:13: ts: 7" in err  # 7200 s, or 7199 on a slow machine
+    assert "s ahead of this machine's clock (more than 300 s: future_ts)" in err
     assert await store.list_behaviour(DEFAULT_TENANT, "mum-0") == []
 
 

@@ -35,6 +35,9 @@ MAX_PROPS = 32
 """Free properties of one event."""
 MAX_TS = 32_503_680_000.0
 """3000-01-01: an event time is between 1970 and this (day numbers stay small)."""
+MAX_FUTURE_S = 300.0
+"""An event dated further ahead of the clock that takes it in than this is refused
+(``future_ts``): a phone's clock may be a little fast, not hours."""
 
 Url = Annotated[str, StringConstraints(max_length=2048)]
 
