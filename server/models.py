@@ -166,9 +166,7 @@ def fit_interests(data: TrainingData, now: float) -> Fitted:
     if not (data.category >= 0).any():
         return Fitted(b"", {"note": "no event with an item category"})
     params = interests.InterestParams()
-    acc = interests.InterestAccumulator(
-        now, interests.training_cutoffs(data.first_t, now, params), params.period_s,
-        interests.sample_rate(len(data.users), params))
+    acc = interests.accumulator(data.first_t, now, len(data.users), params)
     acc.add(data.user, data.category, data.kind, data.ts)
     model = interests.fit(acc, data.categories.ids, params)
     return Fitted(_file_bytes(lambda p: interests_file.save(p, model, data.users.ids)),

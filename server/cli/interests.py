@@ -69,9 +69,7 @@ def run_fit(args: argparse.Namespace) -> int:
     seen = common.first_pass(args.events, args.until)
     period_d = args.period_days or window_period_d(seen.first_t, seen.until_t)
     params = interests.InterestParams(period_d=period_d)
-    acc = interests.InterestAccumulator(
-        seen.until_t, interests.training_cutoffs(seen.first_t, seen.until_t, params),
-        params.period_s, interests.sample_rate(len(seen.users), params))
+    acc = interests.accumulator(seen.first_t, seen.until_t, len(seen.users), params)
     common.second_pass(args.events, seen,
                        lambda c: acc.add(c.user, c.category, c.kind, c.ts))
     model = interests.fit(acc, seen.categories.ids, params, progress=common.say)

@@ -54,9 +54,7 @@ def fitted(users: int) -> tuple[interests.InterestModel, list[str]]:
     category = cats.index(frame.category.tolist())
     ts = frame.ts.to_numpy(dtype=float)
     params = interests.InterestParams()
-    acc = interests.InterestAccumulator(
-        UNTIL, interests.training_cutoffs(float(ts.min()), UNTIL, params), params.period_s,
-        interests.sample_rate(len(ids), params))
+    acc = interests.accumulator(float(ts.min()), UNTIL, len(ids), params)
     acc.add(user, category, kind_codes(frame.kind.tolist()), ts)
     return interests.fit(acc, cats.ids, params), ids.ids
 

@@ -54,9 +54,7 @@ def data() -> Data:
 
 
 def _accumulated(data: Data, params: interests.InterestParams) -> interests.InterestAccumulator:
-    acc = interests.InterestAccumulator(
-        UNTIL, interests.training_cutoffs(float(data.ts.min()), UNTIL, params), params.period_s,
-        interests.sample_rate(len(data.users), params))
+    acc = interests.accumulator(float(data.ts.min()), UNTIL, len(data.users), params)
     for lo in range(0, len(data.ts), 50_000):
         part = slice(lo, lo + 50_000)
         acc.add(data.user[part], data.category[part], data.kind[part], data.ts[part])
