@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,35 +67,25 @@ async def test_a_csv_file_is_imported_once_and_learned_from(
     assert tag.tag == "mother_baby" and tag.reason.startswith("36 purchases of baby")
 
 
-async def test_a_bad_line_stops_the_import_before_anything_is_sent(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    store = MemoryStore()
-    server, key = await serve(store)
-    path = write_csv(tmp_path / "events.csv", 20)
-    lines = path.read_text().splitlines()
-    lines[15] = lines[15].replace("19.5", "cheap")
-    path.write_text("\n".join(lines) + "\n")
-    try:
-        status = await asyncio.to_thread(main, ["events", "import", str(path), "--target",
-                                                str(server.make_url("/")), "--key", key])
-    finally:
-        await server.close()
-    assert status == 2
-    assert f"{path}:16: price: " in capsys.readouterr().err
-    assert await store.list_behaviour(DEFAULT_TENANT, "mum-0") == []
-
-
-async def test_an_event_dated_hours_ahead_stops_the_import_before_anything_is_sent(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # The service refuses it (future_ts); checked here, the lines above it are not sent
+@pytest.mark.parametrize("case", [
+    (15, "19.5", lambda: "cheap", [":16: price: "]),
+    # The service refuses it (future_ts); checked first, the lines above it are not sent
     # and the import does not stop half done (nor slip into a database unchecked).
+    (12, f"{NOON + 11:.0f}", lambda: f"{time.time() + 7200:.0f}", [
+        ":13: ts: 7",  # 7200 s, or 7199 on a slow machine
+        " s ahead of this machine's clock (more than 300 s: future_ts)"]),
+], ids=["bad price", "hours ahead"])
+async def test_a_bad_line_stops_the_import_before_anything_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    case: tuple[int, str, Callable[[], str], list[str]],
+) -> None:
+    row, old, new, said = case  # the row, what of it changes into what, what is said
     store = MemoryStore()
     server, key = await serve(store)
     path = write_csv(tmp_path / "events.csv", 20)
     lines = path.read_text().splitlines()
-    lines[12] = lines[12].replace(f"{NOON + 11}", f"{time.time() + 7200:.0f}")
+    assert old in lines[row]
+    lines[row] = lines[row].replace(old, new())
     path.write_text("\n".join(lines) + "\n")
     try:
         status = await asyncio.to_thread(main, ["events", "import", str(path), "--target",
@@ -103,8 +94,8 @@ async def test_an_event_dated_hours_ahead_stops_the_import_before_anything_is_se
         await server.close()
     assert status == 2
     err = capsys.readouterr().err
-    assert f"{path}:13: ts: 7" in err  # 7200 s, or 7199 on a slow machine
-    assert "s ahead of this machine's clock (more than 300 s: future_ts)" in err
+    assert all(f"{path}{words}" in err if words.startswith(":") else words in err
+               for words in said), err
     assert await store.list_behaviour(DEFAULT_TENANT, "mum-0") == []
 
 

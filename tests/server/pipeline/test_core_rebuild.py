@@ -12,7 +12,7 @@ import pytest
 from server.pipeline import ingest
 from server.store import Store, StoreUnavailableError
 from server.store.base import Catalog
-from server.tenant_core import TenantCores
+from server.tenant_core import TenantCore, TenantCores
 from tests.decisions.builders import KLUUVI, campaign
 from tests.server.pipeline.builders import FORUM, batch, setup_tenant, walk_into_forum
 from tests.server.waiting import eventually
@@ -98,13 +98,20 @@ async def test_refresh_after_a_change_made_during_a_build_waits_for_the_later_bu
     assert {"first", "second"} <= {c.id for c in core.campaigns.campaigns}
 
 
+async def _changed_then_failing(gated: _GatedCatalog,
+                                error: Exception) -> tuple[TenantCores, TenantCore]:
+    """Cores holding the tenant's core, whose catalogue then changes and fails to load."""
+    cores = TenantCores(rebuild_wait_s=0.0)
+    old = await cores.get(gated, TENANT)
+    gated.failing = error
+    await gated.put_campaign(TENANT, campaign("another"))
+    return cores, old
+
+
 async def test_a_background_rebuild_that_fails_is_logged_and_the_old_core_kept(
     gated: _GatedCatalog, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cores = TenantCores(rebuild_wait_s=0.0)
-    old = await cores.get(gated, TENANT)
-    gated.failing = RuntimeError("a bug in reading the catalogue")
-    await gated.put_campaign(TENANT, campaign("another"))
+    cores, old = await _changed_then_failing(gated, RuntimeError("a bug in the reading"))
     with caplog.at_level(logging.ERROR, logger="geopush.core"):
         assert await cores.get(gated, TENANT) is old
         await eventually(lambda: any("rebuild failed" in r.getMessage() and r.exc_info
@@ -116,10 +123,8 @@ async def test_a_background_rebuild_that_fails_is_logged_and_the_old_core_kept(
 async def test_rebuilds_without_the_database_log_a_line_when_it_starts_and_one_when_it_ends(
     gated: _GatedCatalog, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cores = TenantCores(rebuild_wait_s=0.0)
-    old = await cores.get(gated, TENANT)
-    gated.failing = StoreUnavailableError("catalogue shard unreachable")
-    await gated.put_campaign(TENANT, campaign("another"))
+    cores, old = await _changed_then_failing(
+        gated, StoreUnavailableError("catalogue shard unreachable"))
     with caplog.at_level(logging.INFO, logger="geopush.core"):
         for _ in range(3):  # each rebuild fails as soon as its read does
             reads = gated.reads
