@@ -2,8 +2,8 @@
 running service (``--target URL --key K``, ``POST /v1/events`` with an SDK or admin
 key) or straight into a PostgreSQL store (``--database-url URL [--tenant T]``).
 
-The file is checked whole first: a bad line (an event dated more than five minutes
-ahead of this machine's clock included) stops the import before anything is sent,
+The file is checked whole first: a bad line (an event dated more than 300 s ahead of
+this machine's clock included) stops the import before anything is sent,
 naming the file, the line and the column (``events.csv:7: price: ...``). Then it is
 sent in batches of 1,000 (gzip over HTTP); a progress line goes to stderr every
 :data:`PROGRESS_EVERY` events. Importing a file again is harmless: events are
@@ -34,7 +34,7 @@ event object a line; .jsonl or .ndjson, or --format jsonl) into a running servic
 (--target URL --key K: POST /v1/events with an sdk or admin key) or straight into a
 PostgreSQL store (--database-url URL [--tenant T]).
 
-The file is checked whole first: a bad line (an event dated more than 5 minutes ahead of
+The file is checked whole first: a bad line (an event dated more than 300 s ahead of
 this machine's clock included) stops the import before anything is sent, naming the
 file, the line and the column. Events go in batches of 1,000; a progress line
 goes to stderr every 50,000 events. Importing a file again is harmless: events are

@@ -399,8 +399,7 @@ def simulate(
     total = max(end - begin, 1e-9)
     while clock < end:
         slice_end = min(_past_quiet_slices(clock, spec.batch_s, min(
-            stream.next_at(), state.timers[0][0] if state.timers else math.inf,
-            sources.next_at(), end)) + spec.batch_s, end)
+            stream.next_at(), _next_due(state, sources), end)) + spec.batch_s, end)
         cols = stream.take_until(slice_end)
         if cols is not None:
             fire(float(cols.delivery_ts[0]))
@@ -529,6 +528,11 @@ def _past_quiet_slices(clock: float, batch_s: float, next_at: float) -> float:
     return clock + quiet * batch_s if quiet > 0 else clock
 
 
+def _next_due(state: PresenceState, sources: _Sources) -> float:
+    """The instant of the next presence timer, slot or behaviour event (inf: none)."""
+    return min(state.timers[0][0] if state.timers else math.inf, sources.next_at())
+
+
 def _fire_until(
     until: float, state: PresenceState, presence: PresencePolicy, handle: _Decider,
     sources: _Sources,
@@ -536,8 +540,7 @@ def _fire_until(
     """Timers, scheduled slots and behaviour events and triggers due up to ``until``,
     each at its own instant, in time order (a slot first when several are due at once,
     then behaviour, then presence timers)."""
-    while (due := min(state.timers[0][0] if state.timers else math.inf,
-                      sources.next_at())) <= until:
+    while (due := _next_due(state, sources)) <= until:
         if sources.next_at() <= due:
             sources.run(due)
         else:
