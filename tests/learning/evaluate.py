@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from server.cli.__main__ import main
@@ -26,6 +27,7 @@ from triggers.learning.baselines import (
     recency_frequency_ranking,
 )
 from triggers.learning.coding import ENGAGEMENT_KINDS, kind_codes
+from triggers.learning.interests import InterestModel
 from triggers.learning.metrics import hit_at_k, recall_at_k
 
 DAY_S = 86_400
@@ -99,22 +101,49 @@ def _predicted(path: Path, column: str) -> dict[str, list[str]]:
 def _interest_scores(after: pd.DataFrame, model_path: Path,
                      pred_path: Path) -> tuple[float, float, float, int]:
     model, users = load_interests(str(model_path))
+    judged = JudgedInterests.of(after, model, users)
     cat_index = {c: i for i, c in enumerate(model.categories)}
-    truth_by_user = after[after.category != ""].groupby("user_id").category.agg(set)
-    user_index = {u: i for i, u in enumerate(users)}
-    judged = [u for u in truth_by_user.index if u in user_index]
-    truth = [{cat_index.get(c, -2 - k) for k, c in enumerate(truth_by_user[u])} for u in judged]
     predicted = _predicted(pred_path, "category")
     ranked = np.array([[cat_index[c] for c in predicted[u][:5]] + [-1] * (5 - len(predicted[u]))
-                       for u in judged], dtype=np.int64).reshape(len(judged), 5)
-    ctx = model.context()
-    index = np.array([user_index[u] for u in judged], dtype=np.int64)
-    order = np.argsort(index)
-    rf = np.empty_like(ranked)
-    rf[order] = recency_frequency_ranking(ctx, index[order], 5, model.rf_half_life)[0]
-    pop = popularity_ranking(ctx, index, 5, model.pop_half_life)[0]
-    return (recall_at_k(ranked, truth), recall_at_k(rf, truth), recall_at_k(pop, truth),
-            len(judged))
+                       for u in judged.user_ids], dtype=np.int64).reshape(len(judged.user_ids), 5)
+    rf, pop = judged.baseline_recalls(model)
+    return recall_at_k(ranked, judged.truth), rf, pop, len(judged.user_ids)
+
+
+@dataclass(frozen=True)
+class JudgedInterests:
+    """The users judged on a period's categories: those the model numbers (every user of
+    the fitted file) with a category in the period, their index in the model's users
+    and the categories they engaged with (one the model never saw can only be missed)."""
+
+    user_ids: list[str]
+    index: npt.NDArray[np.int64]
+    truth: list[set[int]]
+
+    @classmethod
+    def of(cls, after: pd.DataFrame, model: InterestModel,
+           users: list[str]) -> JudgedInterests:
+        cat_index = {c: i for i, c in enumerate(model.categories)}
+        truth_by_user = after[after.category != ""].groupby("user_id").category.agg(set)
+        user_index = {u: i for i, u in enumerate(users)}
+        judged = [u for u in truth_by_user.index if u in user_index]
+        truth = [{cat_index.get(c, -2 - k) for k, c in enumerate(truth_by_user[u])}
+                 for u in judged]
+        return cls(judged, np.array([user_index[u] for u in judged], dtype=np.int64), truth)
+
+    def recall(self, ranked: npt.NDArray[np.int64]) -> float:
+        """Recall@5 of ``ranked`` (a row per judged user, in :attr:`user_ids` order)."""
+        return recall_at_k(ranked, self.truth)
+
+    def baseline_recalls(self, model: InterestModel) -> tuple[float, float]:
+        """Recall@5 of recency-frequency and of popularity, at the half-lives the fit
+        tuned."""
+        ctx = model.context()
+        order = np.argsort(self.index)
+        rf = np.empty((len(self.index), 5), dtype=np.int64)
+        rf[order] = recency_frequency_ranking(ctx, self.index[order], 5, model.rf_half_life)[0]
+        pop = popularity_ranking(ctx, self.index, 5, model.pop_half_life)[0]
+        return self.recall(rf), self.recall(pop)
 
 
 def _sendtime_scores(after: pd.DataFrame, model_path: Path, pred_path: Path,
