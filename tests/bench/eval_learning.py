@@ -105,6 +105,24 @@ def log_cutoffs(args: argparse.Namespace) -> dict[str, Judged]:
             for t in cutoffs}
 
 
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """The options that choose what is judged: a generated world, or a public log and its
+    cutoffs (:func:`log_cutoffs`)."""
+    parser.add_argument("--only", default=None, metavar="WORLD",
+                        help="the world whose name starts so (first, ..., sixth)")
+    parser.add_argument("--log", default=None, metavar="FORMAT:PATH[,PATH...]",
+                        help=f"a public log instead ({', '.join(public_logs.FORMATS)})")
+    parser.add_argument("--judge-days", type=int, default=1)
+    parser.add_argument("--until", default=None, metavar="T[..LAST]",
+                        help="with --log: fit until T (ISO 8601 or epoch seconds) and judge "
+                             "the days after it; with ..LAST, every --step-days up to LAST, "
+                             "pooled (default: the log's last --judge-days)")
+    parser.add_argument("--step-days", type=int, default=None,
+                        help="days between cutoffs of --until T..LAST (default: --judge-days)")
+    parser.add_argument("--timezone", default=None)
+    parser.add_argument("--user-share", type=float, default=1.0)
+
+
 def pooled(scores: list[Scores]) -> Scores:
     """Several judged periods as one: each metric averaged over all the users judged."""
     n_i = sum(s.interest_users for s in scores)
@@ -130,19 +148,7 @@ def _row(name: str, events: int | str, s: Scores) -> list[object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=Path("out/eval_learning"))
-    parser.add_argument("--only", default=None, metavar="WORLD",
-                        help="the world whose name starts so (first, ..., sixth)")
-    parser.add_argument("--log", default=None, metavar="FORMAT:PATH[,PATH...]",
-                        help=f"a public log instead ({', '.join(public_logs.FORMATS)})")
-    parser.add_argument("--judge-days", type=int, default=1)
-    parser.add_argument("--until", default=None, metavar="T[..LAST]",
-                        help="with --log: fit until T (ISO 8601 or epoch seconds) and judge "
-                             "the days after it; with ..LAST, every --step-days up to LAST, "
-                             "pooled (default: the log's last --judge-days)")
-    parser.add_argument("--step-days", type=int, default=None,
-                        help="days between cutoffs of --until T..LAST (default: --judge-days)")
-    parser.add_argument("--timezone", default=None)
-    parser.add_argument("--user-share", type=float, default=1.0)
+    add_selection(parser)
     args = parser.parse_args(argv)
     os.environ.update(SINGLE_THREAD_ENV)
     worlds = WORLDS if args.log is None else log_cutoffs(args)

@@ -36,8 +36,7 @@ import numpy as np
 from server.cli import learning_common as common
 from server.cli.events_csv import EventChunk
 from tests.bench._common import SINGLE_THREAD_ENV, format_table
-from tests.bench.eval_learning import WORLDS, Judged, log_cutoffs
-from tests.learning import public_logs
+from tests.bench.eval_learning import WORLDS, Judged, add_selection, log_cutoffs
 from tests.learning.evaluate import JudgedInterests, judged_events
 from triggers.learning import interests
 from triggers.learning.coding import window_period_d
@@ -150,15 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", type=Variant.parse, required=True,
                         metavar="NAME[:FIELD=VALUE,...]")
     parser.add_argument("--dir", type=Path, default=Path("out/interest_variants"))
-    parser.add_argument("--only", default=None, metavar="WORLD",
-                        help="the generated world whose name starts so (first, ..., sixth)")
-    parser.add_argument("--log", default=None, metavar="FORMAT:PATH[,PATH...]",
-                        help=f"a public log ({', '.join(public_logs.FORMATS)})")
-    parser.add_argument("--judge-days", type=int, default=1)
-    parser.add_argument("--until", default=None, metavar="T[..LAST]")
-    parser.add_argument("--step-days", type=int, default=None)
-    parser.add_argument("--timezone", default=None)
-    parser.add_argument("--user-share", type=float, default=1.0)
+    add_selection(parser)
     args = parser.parse_args(argv)
     if (args.log is None) == (args.only is None):
         parser.error("one of --log and --only")

@@ -39,6 +39,7 @@ before the end and judges the last day, as a next-day prediction on such a log w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -182,3 +183,12 @@ def write_csv(world: MissionWorld, path: str) -> int:
     frame = events(world)
     frame.to_csv(path, index=False)
     return len(frame)
+
+
+def write_taobao(frame: pd.DataFrame, path: Path) -> None:
+    """Writes events (as :func:`events` gives them) as Taobao publishes its
+    ``UserBehavior.csv``: no header, ids without their prefixes, the columns in its order."""
+    frame.assign(user_id=frame.user_id.str[1:], item_id=frame.item_id.str[1:],
+                 category=frame.category.str[1:])[
+        ["user_id", "item_id", "category", "kind", "ts"]].to_csv(path, header=False,
+                                                                 index=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import eval_learning, interest_variants
-from tests.learning.missions import MissionWorld, events
+from tests.learning.missions import MissionWorld, events, write_taobao
 from triggers.learning.interests import InterestParams
 
 
@@ -21,10 +21,7 @@ def test_the_shipped_variant_scores_what_the_evaluation_harness_scores(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     world = events(MissionWorld(users=1_200, categories=150, seed=5))
     raw = tmp_path / "UserBehavior.csv"
-    world.assign(user_id=world.user_id.str[1:], item_id=world.item_id.str[1:],
-                 category=world.category.str[1:])[
-        ["user_id", "item_id", "category", "kind", "ts"]].to_csv(raw, header=False,
-                                                                 index=False)
+    write_taobao(world, raw)
     log = f"taobao:{raw}"
     assert eval_learning.main(["--log", log, "--dir", str(tmp_path / "eval")]) == 0
     evaluated = _cells(capsys.readouterr().out, "taobao until ")

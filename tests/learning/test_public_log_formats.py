@@ -13,7 +13,7 @@ import pytest
 from tests.bench import eval_learning
 from tests.learning import public_logs
 from tests.learning.evaluate import Scores
-from tests.learning.missions import MissionWorld, events
+from tests.learning.missions import MissionWorld, events, write_taobao
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -184,10 +184,7 @@ def test_evaluation_judges_a_log_in_taobao_format(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     world = events(MissionWorld(users=1_200, categories=150, seed=5))
     raw = tmp_path / "UserBehavior.csv"
-    world.assign(user_id=world.user_id.str[1:], item_id=world.item_id.str[1:],
-                 category=world.category.str[1:])[
-        ["user_id", "item_id", "category", "kind", "ts"]].to_csv(raw, header=False,
-                                                                 index=False)
+    write_taobao(world, raw)
     status = eval_learning.main(["--log", f"taobao:{raw}", "--dir", str(tmp_path / "eval")])
     assert status == 0
     table = capsys.readouterr().out
