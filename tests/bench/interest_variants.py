@@ -78,6 +78,9 @@ class Variant:
 
 @dataclass(frozen=True)
 class Judgement:
+    """One cutoff's (or a pool's) figures: the baselines at the half-lives the first
+    variant's fit tuned, each variant's recall@5 and its fit's CPU seconds."""
+
     users: int
     recency_frequency: float
     popularity: float
@@ -97,6 +100,7 @@ def judge(events: Path, judged: Judged, variants: list[Variant]) -> Judgement:
         if key not in gathered:
             gathered[key] = interests.accumulator(seen.first_t, seen.until_t,
                                                   len(seen.users), p)
+
     def add(chunk: EventChunk) -> None:
         for acc in gathered.values():
             acc.add(chunk.user, chunk.category, chunk.kind, chunk.ts)
