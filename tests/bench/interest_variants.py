@@ -30,6 +30,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,14 +50,15 @@ ACCUMULATOR_FIELDS = ("period_d", "min_cutoffs", "max_cutoffs", "max_train_users
 @dataclass(frozen=True)
 class Variant:
     name: str
-    changes: dict[str, float | int]
+    changes: dict[str, Any]
+    """Field of ``InterestParams`` → its value (an int or a float, as the field is)."""
 
     @classmethod
     def parse(cls, text: str) -> Variant:
         """``NAME`` or ``NAME:FIELD=VALUE,...`` with fields of ``InterestParams``."""
         name, _, given = text.partition(":")
         fields = {f.name: f.type for f in dataclasses.fields(interests.InterestParams)}
-        changes: dict[str, float | int] = {}
+        changes: dict[str, Any] = {}
         for item in filter(None, given.split(",")):
             key, eq, value = item.partition("=")
             if key not in fields or not eq:
@@ -72,8 +74,8 @@ class Variant:
         return cls(name, changes)
 
     def params(self, period_d: float) -> interests.InterestParams:
-        params = interests.InterestParams(period_d=period_d)
-        return dataclasses.replace(params, **self.changes)  # type: ignore[arg-type]
+        return dataclasses.replace(interests.InterestParams(period_d=period_d),
+                                   **self.changes)
 
 
 @dataclass(frozen=True)
